@@ -1,0 +1,12 @@
+"""fastnet: Numba-compiled kernels for training small neural networks on CPUs.
+
+A drop-in for the ``common/`` package of *Deep Learning from Scratch*; see README.md.
+"""
+import os
+
+# Threading model (see fastnet/threads.py): BLAS owns the cores during GEMMs, Numba's
+# OpenMP pool during element-wise passes.  An idle pool must sleep, not spin, or the
+# two pools fight over the cores; GNU OpenMP reads this once, when it first starts.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+__version__ = "0.1.0"
