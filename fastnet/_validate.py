@@ -1,0 +1,75 @@
+"""Input checks shared by the wrappers: each runs once per call, before a kernel.
+
+Kernels trust their inputs (shapes, dtypes, contiguity, label range); everything that
+could make one read or write out of bounds is rejected here with a message that names
+what was expected.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_dtype(dtype):
+    """``dtype`` as a NumPy dtype, which must be float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from err
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def float_array(x, name, dtype=None, min_ndim=1):
+    """``x`` as a C-contiguous float32/float64 array with at least one row.
+
+    With ``dtype`` given, a float32/float64 ``x`` of the other precision is converted;
+    integer, boolean, float16 or object input is a TypeError either way (scale image
+    bytes to [0, 1] floats first).
+    """
+    arr = np.asarray(x)
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {arr.dtype}")
+    if arr.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}")
+    if arr.ndim and arr.shape[0] == 0 or arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); a batch needs at least one sample")
+    return np.ascontiguousarray(arr, dtype=dtype or arr.dtype)
+
+
+def same_shape(arr, shape, name):
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    return arr
+
+
+def labels(t, n, n_classes):
+    """Class indices (N,) int64 from labels (N,) or one-hot targets (N, C)."""
+    t = np.asarray(t)
+    if t.ndim == 2 and t.shape == (n, n_classes):
+        if not np.all((t == 0) | (t == 1)) or not np.all(t.sum(axis=1) == 1):
+            raise ValueError("one-hot targets t must hold a single 1 per row and 0 elsewhere")
+        return np.ascontiguousarray(t.argmax(axis=1), dtype=np.int64)
+    if t.ndim != 1 or t.shape[0] != n:
+        raise ValueError(f"t must be class indices of shape ({n},) or one-hot of shape "
+                         f"({n}, {n_classes}), got shape {t.shape}")
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"class indices t must be integers, got dtype {t.dtype}")
+    if t.size and (t.min() < 0 or t.max() >= n_classes):
+        raise ValueError(f"class indices t must lie in [0, {n_classes}), "
+                         f"got values from {t.min()} to {t.max()}")
+    return np.ascontiguousarray(t, dtype=np.int64)
+
+
+def real_scalar(value, name, low=None, high=None, low_open=False, high_open=True):
+    """A finite float within [low, high) (bounds optional; openness configurable)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    value = float(value)
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return value

@@ -1,0 +1,407 @@
+"""MNIST and Fashion-MNIST as NumPy arrays, found on disk or downloaded once.
+
+``load_mnist`` is the book's ``dataset/mnist.py`` loader with three repairs: the files
+come from several current mirrors (the original site no longer serves them), every
+download is checked against the published MD5 and written atomically, and the parsed
+arrays are cached as an ``.npz`` loaded with ``allow_pickle=False`` instead of a pickle.
+
+The four standard IDX files of a dataset must all sit in one folder.  Folders are
+searched in this order (the first one holding all four wins):
+
+1. ``data_dir``, when given;
+2. ``$FASTNET_DATA/<name>/``, then ``$FASTNET_DATA/`` itself;
+3. ``user_cache_dir()/datasets/<name>/`` (where downloads go by default);
+4. ``/usr/share/datasets/<name>/`` (Debian's ``dataset-fashion-mnist`` installs there).
+
+``<name>`` is ``mnist`` or ``fashion-mnist``.  A file may be gzipped (``*.gz``, the
+standard names) or already unpacked (the same name without ``.gz``).
+
+Checksums are checked on download only: files found on disk are trusted as long as
+they parse, because repackagers (Debian included) re-gzip them, which changes the
+``.gz`` bytes but not the images.
+"""
+import contextlib
+import gzip
+import hashlib
+import http.client
+import math
+import os
+import re
+import secrets
+import sys
+import urllib.request
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import user_cache_dir
+
+__all__ = ["load_mnist", "load_fashion_mnist", "load_idx", "DatasetNotFoundError"]
+
+# Which array each standard file holds, in the book's key names.
+FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "t_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "t_test": "t10k-labels-idx1-ubyte.gz",
+}
+
+SYSTEM_DATA_DIR = Path("/usr/share/datasets")
+DOWNLOAD_TIMEOUT_S = 30
+_CHUNK = 1 << 16
+
+
+@dataclass
+class Dataset:
+    """Where a dataset comes from.  Tests and users may replace ``mirrors``/``md5``."""
+
+    name: str  # folder name under $FASTNET_DATA, the cache and /usr/share/datasets
+    title: str
+    mirrors: list  # base URLs, tried in order; a file's URL is base + file name
+    md5: dict  # file name -> published MD5 of the .gz
+    mirrors_env: str  # environment variable that replaces ``mirrors`` (space/comma list)
+    debian_package: str | None = None
+
+
+DATASETS = {
+    "mnist": Dataset(
+        name="mnist",
+        title="MNIST",
+        mirrors=[
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow's
+        ],
+        md5={  # as published in torchvision/datasets/mnist.py
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+        mirrors_env="FASTNET_MNIST_MIRRORS",
+    ),
+    "fashion-mnist": Dataset(
+        name="fashion-mnist",
+        title="Fashion-MNIST",
+        mirrors=[
+            # Zalando's bucket serves its website endpoint over plain HTTP only; the
+            # MD5 check is what makes any mirror trustworthy.
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        ],
+        md5={  # as published in the README of zalandoresearch/fashion-mnist
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        mirrors_env="FASTNET_FASHION_MNIST_MIRRORS",
+        debian_package="dataset-fashion-mnist",
+    ),
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset is on no searched folder and could not be downloaded."""
+
+
+def load_mnist(normalize=True, flatten=True, one_hot_label=False, data_dir=None,
+               download=True):
+    """MNIST digits as ``(x_train, t_train), (x_test, t_test)``, like the book's loader.
+
+    Images are float32 in [0, 1] when ``normalize`` (uint8 0..255 otherwise), shaped
+    ``(N, 784)`` when ``flatten`` or ``(N, 1, 28, 28)``.  Labels are int64 class indices
+    ``(N,)``, or float32 one-hot ``(N, 10)`` when ``one_hot_label`` (the book's one-hot
+    is float too).  ``download=False`` never touches the network.  Raises
+    ``DatasetNotFoundError`` naming every folder searched and every mirror tried.
+    """
+    return _load("mnist", normalize, flatten, one_hot_label, data_dir, download)
+
+
+def load_fashion_mnist(normalize=True, flatten=True, one_hot_label=False, data_dir=None,
+                       download=True):
+    """Fashion-MNIST (Zalando's 10 clothing classes), same layout as ``load_mnist``."""
+    return _load("fashion-mnist", normalize, flatten, one_hot_label, data_dir, download)
+
+
+def load_idx(path):
+    """The uint8 array stored in one IDX file (gzipped or not), shaped as its header says.
+
+    Only unsigned-byte IDX (type code 0x08, the MNIST family) is supported.  Raises
+    ``ValueError`` naming the file when the gzip stream is truncated or corrupt, the
+    magic number is wrong, or the payload length disagrees with the header.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as err:
+            raise ValueError(f"{path}: truncated or corrupt gzip stream ({err})") from None
+    if len(data) < 4 or data[0:2] != b"\0\0" or data[2] != 0x08 or data[3] == 0:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file "
+                         f"(magic {data[:4].hex() or 'missing'}, expected 000008nn)")
+    ndim = data[3]
+    header_len = 4 + 4 * ndim
+    if len(data) < header_len:
+        raise ValueError(f"{path}: truncated IDX header ({len(data)} bytes)")
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    expected = math.prod(shape)
+    if len(data) - header_len != expected:
+        raise ValueError(f"{path}: header promises {'x'.join(map(str, shape))} = {expected} "
+                         f"bytes of data, file has {len(data) - header_len}; "
+                         "truncated or corrupt")
+    return np.frombuffer(data, np.uint8, offset=header_len).reshape(shape).copy()
+
+
+def fetch(name, folder, mirrors=None, checksums=None):
+    """Download whichever of dataset ``name``'s four files ``folder`` lacks; return folder.
+
+    ``mirrors`` defaults to ``$<mirrors_env>`` if set, else the table's list;
+    ``checksums`` (file name -> MD5) defaults to the table's.  Each file is tried on
+    each mirror in turn; a file is only ever moved into place complete and verified.
+    Raises ``DatasetNotFoundError`` listing every URL tried and why it failed.
+    """
+    spec = DATASETS[name]
+    if mirrors is None:
+        env = os.environ.get(spec.mirrors_env, "").strip()
+        mirrors = re.split(r"[\s,]+", env) if env else spec.mirrors
+    checksums = spec.md5 if checksums is None else checksums
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DatasetNotFoundError(f"cannot download into {folder}: {err}") from err
+    failures = []
+    for filename in _missing(folder):
+        for base in mirrors:
+            url = base.rstrip("/") + "/" + filename
+            try:
+                _download(url, folder / filename, checksums.get(filename))
+                break
+            except (OSError, ValueError, http.client.HTTPException) as err:
+                failures.append(f"  {url}: {err}")
+        else:
+            tried = "\n".join(failures) or "  (no mirrors configured)"
+            raise DatasetNotFoundError(
+                f"could not download {filename} into {folder}; tried:\n{tried}")
+    return folder
+
+
+def _load(name, normalize, flatten, one_hot_label, data_dir, download):
+    """Locate (or fetch) the four files, parse or load them from cache, then convert."""
+    spec = DATASETS[name]
+    folder = _locate(spec, data_dir, download)
+    raw = _parsed_arrays(spec, {key: _find(folder, fn) for key, fn in FILES.items()})
+    images = {k: _images(raw[k], normalize, flatten) for k in ("x_train", "x_test")}
+    labels = {k: _labels(raw[k], one_hot_label) for k in ("t_train", "t_test")}
+    return (images["x_train"], labels["t_train"]), (images["x_test"], labels["t_test"])
+
+
+def _search_folders(spec, data_dir):
+    """``(folder, where it came from)`` pairs in search order (see the module doc)."""
+    folders = []
+    if data_dir is not None:
+        folders.append((Path(data_dir).expanduser(), "data_dir"))
+    env = os.environ.get("FASTNET_DATA")
+    if env:
+        root = Path(env).expanduser()
+        folders += [(root / spec.name, "$FASTNET_DATA/" + spec.name), (root, "$FASTNET_DATA")]
+    folders.append((user_cache_dir() / "datasets" / spec.name, "user cache"))
+    folders.append((SYSTEM_DATA_DIR / spec.name, "system datasets"))
+    return folders
+
+
+def _locate(spec, data_dir, download):
+    """The first folder holding all four files, downloading them if none does."""
+    looked = []
+    for folder, origin in _search_folders(spec, data_dir):
+        missing = _missing(folder)
+        if not missing:
+            return folder
+        state = "missing " + ", ".join(missing) if folder.is_dir() else "no such folder"
+        looked.append(f"  {folder} ({origin}): {state}")
+    if not download:
+        tried = "download=False, so no download was tried."
+    else:
+        try:
+            return fetch(spec.name, _download_folder(spec, data_dir))
+        except DatasetNotFoundError as err:
+            tried = str(err)
+    raise DatasetNotFoundError(
+        f"{spec.title} not found.  Looked in (all four files must be in one folder):\n"
+        + "\n".join(looked) + "\n" + tried + "\n" + _how_to_provide(spec)) from None
+
+
+def _how_to_provide(spec):
+    """The ways a user can make the files available, for the not-found message."""
+    how = (f"To provide the files ({', '.join(FILES.values())}), put them in one folder "
+           f"and pass data_dir=<folder>, or set FASTNET_DATA=<folder> (files directly in "
+           f"it or in <folder>/{spec.name}/), or set {spec.mirrors_env} to a space-"
+           "separated list of mirror URLs")
+    if spec.debian_package:
+        how += f", or run `apt-get install {spec.debian_package}` (Debian/Ubuntu)"
+    return how + "."
+
+
+def _download_folder(spec, data_dir):
+    """``data_dir`` if given and writable (created if need be), else the user cache."""
+    if data_dir is not None:
+        folder = Path(data_dir).expanduser()
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+        if os.access(folder, os.W_OK):
+            return folder
+    return user_cache_dir() / "datasets" / spec.name
+
+
+def _find(folder, filename):
+    """The file in ``folder``, gzipped or unpacked, or None."""
+    for candidate in (folder / filename, folder / filename.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _missing(folder):
+    """The standard file names that ``folder`` lacks (in either form)."""
+    return [fn for fn in FILES.values() if _find(folder, fn) is None]
+
+
+def _download(url, dest, md5):
+    """Stream ``url`` to ``dest``, verifying the length and the MD5 before it lands."""
+    request = urllib.request.Request(url, headers={"User-Agent": f"fastnet/{__version__}"})
+    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response, \
+            _atomic_file(dest) as out:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        digest, received = _copy_with_progress(response, out, dest.name, total)
+        if total is not None and received != total:
+            raise OSError(f"truncated: received {received} of {total} bytes")
+        if md5 is not None and digest != md5:
+            raise ValueError(f"checksum mismatch: md5 {digest}, expected {md5}")
+
+
+@contextlib.contextmanager
+def _atomic_file(dest):
+    """A binary file beside ``dest`` that replaces it on success and vanishes on error.
+
+    Readers never see a partial ``dest``, and a failed or interrupted write (a bad
+    download, Ctrl-C) leaves nothing behind.
+    """
+    # Not mkstemp: its 0600 mode would make a shared cache unreadable to others.
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _copy_with_progress(response, out, label, total):
+    """Copy the response body to ``out``; return ``(md5 hex, bytes received)``.
+
+    Draws a one-line bar on stderr, redrawn every percent (every MB when the size is
+    unknown) on a terminal and every 25 of those in a log, so CI logs stay short.
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    received, last_tick, drawn_at = 0, -1, -1
+    step = 1 if sys.stderr.isatty() else 25
+    while chunk := response.read(_CHUNK):
+        out.write(chunk)
+        digest.update(chunk)
+        received += len(chunk)
+        tick = (received * 100 // total if total else received >> 20) // step
+        if tick != last_tick:
+            last_tick, drawn_at = tick, received
+            _draw_progress(label, received, total)
+    if drawn_at != received:
+        _draw_progress(label, received, total)
+    sys.stderr.write("\n")
+    return digest.hexdigest(), received
+
+
+def _draw_progress(label, received, total):
+    """Redraw the progress line in place (carriage return, no newline)."""
+    if total:
+        percent = received * 100 // total
+        sys.stderr.write(f"\rfastnet: {label} [{'#' * (percent // 5):<20}] {percent:3d}% "
+                         f"{received / 1e6:.1f} / {total / 1e6:.1f} MB")
+    else:
+        sys.stderr.write(f"\rfastnet: {label} {received / 1e6:.1f} MB")
+    sys.stderr.flush()
+
+
+def _parsed_arrays(spec, paths):
+    """The four raw uint8 arrays, from the ``.npz`` cache when it matches the sources.
+
+    The cache lives in the user cache dir and records each source's path, size and
+    mtime; any change (or a different folder) makes it stale and it is rebuilt.
+    """
+    cache = user_cache_dir() / "datasets" / spec.name / f"{spec.name}-parsed.npz"
+    stamp = ";".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                     for p in paths.values())
+    try:
+        with np.load(cache, allow_pickle=False) as cached:
+            if str(cached["stamp"]) == stamp:
+                return {key: cached[key] for key in FILES}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
+        pass  # no cache yet, or an unreadable one: parse and rewrite it
+    arrays = {}
+    for split in ("train", "test"):
+        images, labels = paths["x_" + split], paths["t_" + split]
+        arrays["x_" + split], arrays["t_" + split] = _read_split(images, labels)
+    _write_cache(cache, stamp, arrays)
+    return arrays
+
+
+def _write_cache(cache, stamp, arrays):
+    """Save the npz atomically; a read-only cache dir just means no cache."""
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with _atomic_file(cache) as out:
+            np.savez(out, stamp=np.array(stamp), **arrays)
+
+
+def _read_split(images_path, labels_path):
+    """Parse and cross-check one split: 28x28 images, as many labels, labels 0..9."""
+    images, labels = _read_idx(images_path, 3, "image"), _read_idx(labels_path, 1, "label")
+    if images.shape[1:] != (28, 28):
+        raise ValueError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, "
+                         "expected 28x28")
+    if len(images) != len(labels):
+        raise ValueError(f"{images_path} holds {len(images)} images but {labels_path} "
+                         f"holds {len(labels)} labels")
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"{labels_path}: label {labels.max()} out of range 0..9")
+    return images, labels
+
+
+def _read_idx(path, ndim, kind):
+    """``load_idx`` that also checks the magic number names the expected kind of file."""
+    array = load_idx(path)
+    if array.ndim != ndim:
+        raise ValueError(f"{path}: magic 0x{0x800 | array.ndim:08x}, expected "
+                         f"0x{0x800 | ndim:08x} (an IDX {kind} file)")
+    return array
+
+
+def _images(raw, normalize, flatten):
+    """uint8 ``(N, 28, 28)`` to the book's layout: float32/255 if normalize, flat or NCHW."""
+    x = raw.reshape(len(raw), -1) if flatten else raw.reshape(len(raw), 1, 28, 28)
+    if normalize:
+        x = x.astype(np.float32)
+        x /= 255.0
+    return x
+
+
+def _labels(raw, one_hot_label):
+    """uint8 labels to int64 indices, or float32 one-hot rows ``(N, 10)``."""
+    t = raw.astype(np.int64)
+    return np.eye(10, dtype=np.float32)[t] if one_hot_label else t

@@ -1,0 +1,66 @@
+"""Element-wise activations: scalar helpers fused into other kernels, and the passes
+behind the stand-alone ``Relu``, ``Sigmoid`` and ``Tanh`` layers.
+
+Gradients are written in terms of the activation's *output* ``y`` (what a forward pass
+keeps): ReLU ``y > 0``, sigmoid ``y (1 - y)``, tanh ``1 - y^2``.
+"""
+import math
+
+from numba import prange
+
+from ._jit import inline, serial_and_parallel
+
+IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
+CODES = {"identity": IDENTITY, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
+
+
+@inline
+def activate(s, act):
+    if act == RELU:
+        return s if s > 0 else s * 0
+    if act == SIGMOID:
+        return 1 / (1 + math.exp(-s))
+    if act == TANH:
+        return math.tanh(s)
+    return s
+
+
+@inline
+def activation_grad(y, act):
+    if act == RELU:
+        return 1 if y > 0 else 0
+    if act == SIGMOID:
+        return y * (1 - y)
+    if act == TANH:
+        return 1 - y * y
+    return 1
+
+
+@serial_and_parallel
+def relu_forward(x, out, mask):
+    """``mask = x <= 0``; ``out = x`` with the masked entries zeroed (flat arrays)."""
+    for i in prange(x.size):
+        mask[i] = x[i] <= 0
+        out[i] = 0 if mask[i] else x[i]
+
+
+@serial_and_parallel
+def zero_where(dout, mask, value, dx):
+    """``dx = dout`` with the entries where ``mask == value`` zeroed (the backward of
+    ReLU, whose mask marks zeros, and of dropout, whose mask marks kept entries)."""
+    for i in prange(dout.size):
+        dx[i] = 0 if mask[i] == value else dout[i]
+
+
+@serial_and_parallel
+def activation_forward(x, act, out):
+    """``out = act(x)`` element-wise (flat arrays)."""
+    for i in prange(x.size):
+        out[i] = activate(x[i], act)
+
+
+@serial_and_parallel
+def activation_backward(dout, y, act, dx):
+    """``dx = dout * act'(y)`` with ``y`` the forward output (flat arrays)."""
+    for i in prange(dout.size):
+        dx[i] = dout[i] * activation_grad(y[i], act)

@@ -1,0 +1,94 @@
+"""Batch normalisation over the rows of an (N, D) array (the wrapper flattens
+(N, C, H, W) input to (N, C*H*W), as the book does).
+
+    mu, var = mean and biased variance of each column
+    std = sqrt(var + eps);  xn = (x - mu) / std;  out = gamma xn + beta
+    running = momentum running + (1 - momentum) batch_stat
+    backward: dbeta = sum(dout), dgamma = sum(dout xn),
+              dx = gamma / std (dout - (dbeta + xn dgamma) / N)
+
+Column sums are accumulated in float64 per fixed chunk of ``config.REDUCE_CHUNK`` rows
+and the chunks added in order: the same bits on any number of threads.  The variance is
+one pass of shifted sums (shift = the first row, so ``E[t^2] - E[t]^2`` cancels little).
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from ..config import REDUCE_CHUNK
+from ._jit import inline, serial_and_parallel
+
+
+@inline
+def chunk_sums(a, b, shift, c, partial):
+    """Rows of chunk ``c``: ``partial[c] = (sum(a - shift), sum((a - shift) (b - shift)))``."""
+    for i in range(c * REDUCE_CHUNK, min(a.shape[0], (c + 1) * REDUCE_CHUNK)):
+        for j in range(a.shape[1]):
+            t = a[i, j] - shift[j]
+            partial[c, 0, j] += t
+            partial[c, 1, j] += t * (b[i, j] - shift[j])
+
+
+@inline
+def in_chunk_order(partial):
+    total = partial[0].copy()
+    for c in range(1, partial.shape[0]):
+        total += partial[c]
+    return total
+
+
+@inline
+def normalize_row(x, i, mean, std, gamma, beta, xn, out):
+    """``xn[i] = (x[i] - mean) / std``, ``out[i] = gamma xn[i] + beta`` (xn may be out)."""
+    for j in range(x.shape[1]):
+        xn[i, j] = (x[i, j] - mean[j]) / std[j]
+        out[i, j] = gamma[j] * xn[i, j] + beta[j]
+
+
+@serial_and_parallel
+def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running_var,
+                            xn, std, out):
+    """Training forward: batch statistics, running update, ``xn``, ``std`` and ``out``."""
+    n, d = x.shape
+    n_chunks = (n + REDUCE_CHUNK - 1) // REDUCE_CHUNK
+    shift = x[0].copy()
+    partial = np.zeros((n_chunks, 2, d))
+    for c in prange(n_chunks):
+        chunk_sums(x, x, shift, c, partial)
+    sums = in_chunk_order(partial)
+    mean = np.empty(d)
+    for j in range(d):
+        shifted_mean = sums[0, j] / n
+        var = max(sums[1, j] / n - shifted_mean * shifted_mean, 0.0)
+        mean[j] = shift[j] + shifted_mean
+        std[j] = math.sqrt(var + eps)
+        running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mean[j]
+        running_var[j] = momentum * running_var[j] + (1 - momentum) * var
+    for i in prange(n):
+        normalize_row(x, i, mean, std, gamma, beta, xn, out)
+
+
+@serial_and_parallel
+def batchnorm_forward_infer(x, gamma, beta, running_mean, running_var, eps, out):
+    """Inference forward with the running statistics."""
+    std = np.sqrt(running_var + eps)
+    for i in prange(x.shape[0]):
+        normalize_row(x, i, running_mean, std, gamma, beta, out, out)
+
+
+@serial_and_parallel
+def batchnorm_backward(dout, xn, std, gamma, dgamma, dbeta, dx):
+    """``dgamma``, ``dbeta`` and ``dx`` of the training forward."""
+    n, d = dout.shape
+    n_chunks = (n + REDUCE_CHUNK - 1) // REDUCE_CHUNK
+    partial = np.zeros((n_chunks, 2, d))
+    no_shift = np.zeros(d, dout.dtype)
+    for c in prange(n_chunks):
+        chunk_sums(dout, xn, no_shift, c, partial)
+    sums = in_chunk_order(partial)
+    dbeta[:] = sums[0]
+    dgamma[:] = sums[1]
+    for i in prange(n):
+        for j in range(d):
+            dx[i, j] = gamma[j] / std[j] * (dout[i, j] - (sums[0, j] + xn[i, j] * sums[1, j]) / n)

@@ -1,0 +1,123 @@
+"""A whole multi-layer-perceptron training step (forward and backward) in one call.
+
+The net is ``[Affine -> (BatchNorm) -> act -> (Dropout)] * (L-1) -> Affine ->
+SoftmaxWithLoss``, the book's ``MultiLayerNetExtend``.  Parameters, gradients and
+running statistics live in flat arenas; ``layout[l]`` holds the offsets of layer l's
+``W, b, gamma, beta`` (into ``params``/``grads``) and ``running_mean, running_var``
+(into ``running``).  Hidden activations, normalised values, stds and dropout masks live
+in workspaces sized for the batch, laid out layer after layer.  Nothing is allocated
+here but the small per-chunk partial sums of batch norm.
+
+Dropout keeps ``h = y * mask`` in place of ``y``: wherever the mask keeps an element,
+``h == y`` and the activation's gradient reads the same value; where it drops one,
+the incoming gradient is zero anyway.
+
+Serial by design: BLAS (``np.dot``) owns the cores during the GEMMs, and every other
+pass over these (batch x width) arrays is cheaper than waking a second thread pool.
+"""
+import numpy as np
+
+from .activations import IDENTITY, activation_forward, activation_grad
+from .affine import affine_forward
+from .batchnorm import batchnorm_backward, batchnorm_forward_train
+from .dropout import dropout_forward
+from .softmax import softmax_cross_entropy_grad
+from ._jit import inline, jit
+
+W, B, GAMMA, BETA, RUNNING_MEAN, RUNNING_VAR = range(6)
+
+
+@inline
+def view(arena, offset, rows, cols):
+    return arena[offset:offset + rows * cols].reshape((rows, cols))
+
+
+@inline
+def gradient_pass(dh, h, act, mask, dropout, db):
+    """In place: ``dh *= mask * act'(h)`` (``mask`` flat, read only with ``dropout``);
+    ``db = sum_rows(dh)`` (rows in order)."""
+    n, d = dh.shape
+    db[:] = 0
+    for i in range(n):
+        for j in range(d):
+            g = dh[i, j] * activation_grad(h[i, j], act)
+            if dropout and not mask[i * d + j]:
+                g = g * 0
+            dh[i, j] = g
+            db[j] += g
+
+
+@inline
+def column_sum(a, out):
+    out[:] = 0
+    for i in range(a.shape[0]):
+        out += a[i]
+
+
+@jit
+def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
+                   bn, bn_momentum, bn_eps, dropout, dropout_ratio, keys,
+                   acts, xns, stds, masks, scratch, logits):
+    """Forward and backward of one mini-batch; returns the mean cross-entropy.
+
+    ``grads`` receives every gradient (without weight decay, which the optimizer
+    folds in); ``running`` is updated when ``bn``; ``keys[l]`` is the dropout stream
+    key of hidden layer l.  ``scratch`` (2, N * widest hidden layer) holds the
+    back-propagated gradients, ping-pong; ``logits`` ends holding d(loss)/d(logits).
+    """
+    n = x.shape[0]
+    n_layers = dims.size - 1
+    h = x
+    offset = 0
+    std_offset = 0
+    for l in range(n_layers - 1):
+        d_in, d = dims[l], dims[l + 1]
+        w = view(params, layout[l, W], d_in, d)
+        b = params[layout[l, B]:layout[l, B] + d]
+        out = view(acts, offset, n, d)
+        affine_forward(h, w, b, IDENTITY if bn else act, out)
+        flat = acts[offset:offset + n * d]
+        if bn:
+            batchnorm_forward_train(
+                out, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
+                params[layout[l, BETA]:layout[l, BETA] + d], bn_eps, bn_momentum,
+                running[layout[l, RUNNING_MEAN]:layout[l, RUNNING_MEAN] + d],
+                running[layout[l, RUNNING_VAR]:layout[l, RUNNING_VAR] + d],
+                view(xns, offset, n, d), stds[std_offset:std_offset + d], out)
+            activation_forward(flat, act, flat)
+        if dropout:
+            dropout_forward(flat, keys[l], dropout_ratio, masks[offset:offset + n * d], flat)
+        h = out
+        offset += n * d
+        std_offset += d
+
+    last = n_layers - 1
+    w = view(params, layout[last, W], dims[last], dims[last + 1])
+    affine_forward(h, w, params[layout[last, B]:layout[last, B] + dims[last + 1]], 0, logits)
+    loss = softmax_cross_entropy_grad(logits, labels, 1.0 / n, logits)
+
+    dz = logits
+    for l in range(n_layers - 1, -1, -1):
+        d_in, d = dims[l], dims[l + 1]
+        if l < n_layers - 1:
+            offset -= n * d
+            std_offset -= d
+            h_out = view(acts, offset, n, d)
+            gb = grads[layout[l, B]:layout[l, B] + d]
+            gradient_pass(dz, h_out, act, masks[offset:offset + n * d], dropout, gb)
+            if bn:
+                batchnorm_backward(
+                    dz, view(xns, offset, n, d), stds[std_offset:std_offset + d],
+                    params[layout[l, GAMMA]:layout[l, GAMMA] + d],
+                    grads[layout[l, GAMMA]:layout[l, GAMMA] + d],
+                    grads[layout[l, BETA]:layout[l, BETA] + d], dz)
+                column_sum(dz, gb)
+        else:
+            column_sum(dz, grads[layout[l, B]:layout[l, B] + d])
+        h_in = x if l == 0 else view(acts, offset - n * d_in, n, d_in)
+        np.dot(h_in.T, dz, view(grads, layout[l, W], d_in, d))
+        if l > 0:
+            dh = view(scratch[l % 2], 0, n, d_in)
+            np.dot(dz, view(params, layout[l, W], d_in, d).T, dh)
+            dz = dh
+    return loss

@@ -1,0 +1,67 @@
+"""Fused optimizer updates: one pass over flat (1-D) arrays that reads the parameter,
+its gradient and the optimizer state once and writes them once.
+
+Every kernel takes ``wd``, an L2 weight decay folded into the gradient,
+``g = grad + wd * p``; pass 0 for none.  Scalars arrive in the arrays' dtype, so float32
+updates run in float32 like the NumPy reference.  The formulas are the book's:
+
+    SGD       p -= lr g
+    Momentum  v = mu v - lr g;  p += v
+    Nesterov  p += mu^2 v;  p -= (1 + mu) lr g;  v = mu v - lr g
+    AdaGrad   h += g^2;  p -= lr g / (sqrt(h) + eps)
+    RMSprop   h = rho h + (1 - rho) g^2;  p -= lr g / (sqrt(h) + eps)
+    Adam      m += (1 - b1)(g - m);  v += (1 - b2)(g^2 - v);  p -= lr_t m / (sqrt(v) + eps)
+              with lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), computed by the caller
+"""
+import math
+
+from numba import prange
+
+from ._jit import serial_and_parallel
+
+
+@serial_and_parallel
+def sgd(p, g, lr, wd):
+    for i in prange(p.size):
+        p[i] -= lr * (g[i] + wd * p[i])
+
+
+@serial_and_parallel
+def momentum(p, g, v, lr, mu, wd):
+    for i in prange(p.size):
+        v[i] = mu * v[i] - lr * (g[i] + wd * p[i])
+        p[i] += v[i]
+
+
+@serial_and_parallel
+def nesterov(p, g, v, lr, mu, wd):
+    for i in prange(p.size):
+        gi = g[i] + wd * p[i]
+        p[i] += mu * mu * v[i]
+        p[i] -= (1 + mu) * lr * gi
+        v[i] = mu * v[i] - lr * gi
+
+
+@serial_and_parallel
+def adagrad(p, g, h, lr, eps, wd):
+    for i in prange(p.size):
+        gi = g[i] + wd * p[i]
+        h[i] += gi * gi
+        p[i] -= lr * gi / (math.sqrt(h[i]) + eps)
+
+
+@serial_and_parallel
+def rmsprop(p, g, h, lr, rho, eps, wd):
+    for i in prange(p.size):
+        gi = g[i] + wd * p[i]
+        h[i] = rho * h[i] + (1 - rho) * gi * gi
+        p[i] -= lr * gi / (math.sqrt(h[i]) + eps)
+
+
+@serial_and_parallel
+def adam(p, g, m, v, lr_t, beta1, beta2, eps, wd):
+    for i in prange(p.size):
+        gi = g[i] + wd * p[i]
+        m[i] += (1 - beta1) * (gi - m[i])
+        v[i] += (1 - beta2) * (gi * gi - v[i])
+        p[i] -= lr_t * m[i] / (math.sqrt(v[i]) + eps)

@@ -1,0 +1,160 @@
+"""The book's nets on compiled kernels, with a fused training step.
+
+``MultiLayerNet`` and ``MultiLayerNetExtend`` are their ``fastnet.reference.nets``
+namesakes built from ``fastnet.layers``: the book-style ``gradient()`` then
+``optimizer.update()`` works as in the book.  On top, ``train_step(x, t, optimizer)``
+runs forward, backward and update of the whole net in two kernel calls:
+
+* every parameter lives in one flat arena (weights first, then biases, gammas and
+  betas); ``params[key]`` and the layers hold views into it, so the book's dict still
+  works and an optimizer sees one contiguous block;
+* gradients, running statistics and per-batch workspaces are arenas too, allocated
+  once per batch size, so a step allocates nothing but a few small arrays;
+* the optimizer's fused ``update_flat`` folds weight decay into its single pass.
+"""
+import math
+
+import numpy as np
+
+from . import _validate, layers
+from .kernels import activations, network
+from .reference import nets as reference
+from .reference.random import stream_key
+
+_LAYOUT_COLUMNS = 6  # W, b, gamma, beta, running_mean, running_var offsets
+
+
+class _FusedNet:
+    """The arena layout and ``train_step`` shared by both nets."""
+
+    layers_module = layers
+
+    def _build_arenas(self):
+        n_layers = self.hidden_layer_num + 1
+        use_bn = getattr(self, "use_batchnorm", False)
+        weights = [f"W{i}" for i in range(1, n_layers + 1)]
+        others = [f"b{i}" for i in range(1, n_layers + 1)]
+        if use_bn:
+            others += [f"{k}{i}" for k in ("gamma", "beta") for i in range(1, n_layers)]
+        self._n_decayed = sum(self.params[k].size for k in weights)
+        self._views = {}
+        offset = 0
+        for key in weights + others:
+            self._views[key] = (offset, self.params[key].shape)
+            offset += self.params[key].size
+        self._arena = np.empty(offset, self.dtype)
+        self._grad_arena = np.zeros(offset, self.dtype)
+        self.grads = {key: self._view(self._grad_arena, key) for key in self._views}
+        for key in self._views:
+            self._view(self._arena, key)[...] = self.params[key]
+        self._bind_params()
+
+        widths = self.hidden_size_list
+        self._running = np.zeros(2 * sum(widths) if use_bn else 0, self.dtype)
+        self._layout = np.zeros((n_layers, _LAYOUT_COLUMNS), np.int64)
+        for i in range(1, n_layers + 1):
+            row = [self._views[f"W{i}"][0], self._views[f"b{i}"][0]]
+            if use_bn and i < n_layers:
+                start = sum(widths[:i - 1])
+                row += [self._views[f"gamma{i}"][0], self._views[f"beta{i}"][0],
+                        start, sum(widths) + start]
+                bn = self.layers[f"BatchNorm{i}"]
+                bn.running_mean = self._running[start:start + widths[i - 1]]
+                bn.running_var = self._running[sum(widths) + start:][:widths[i - 1]]
+            self._layout[i - 1, :len(row)] = row
+        self._dims = np.array([self.input_size] + widths + [self.output_size], np.int64)
+        self._workspaces = {}
+
+    def _view(self, arena, key):
+        offset, shape = self._views[key]
+        return arena[offset:offset + math.prod(shape)].reshape(shape)
+
+    def _bind_params(self):
+        """Point ``params`` and every layer at the arena views."""
+        for key in self._views:
+            self.params[key] = self._view(self._arena, key)
+        for i in range(1, self.hidden_layer_num + 2):
+            affine = self.layers[f"Affine{i}"]
+            affine.W, affine.b = self.params[f"W{i}"], self.params[f"b{i}"]
+            bn = self.layers.get(f"BatchNorm{i}")
+            if bn is not None:
+                bn.gamma, bn.beta = self.params[f"gamma{i}"], self.params[f"beta{i}"]
+
+    def _sync_params(self):
+        """Copy back into the arena any parameter the user re-bound in ``params``."""
+        for key in self._views:
+            given = self.params[key]
+            view = self._view(self._arena, key)
+            if given is not view and not (isinstance(given, np.ndarray)
+                                           and given.base is self._arena
+                                           and given.__array_interface__ == view.__array_interface__):
+                view[...] = _validate.same_shape(np.asarray(given), view.shape, f"params[{key!r}]")
+                self._bind_params()
+
+    def _workspace(self, n):
+        if n not in self._workspaces:
+            hidden = sum(self.hidden_size_list)
+            self._workspaces = {n: dict(
+                acts=np.empty(n * hidden, self.dtype),
+                xns=np.empty(n * hidden if getattr(self, "use_batchnorm", False) else 0, self.dtype),
+                stds=np.empty(hidden, self.dtype),
+                masks=np.empty(n * hidden if getattr(self, "use_dropout", False) else 0, bool),
+                scratch=np.empty((2, n * max(self.hidden_size_list, default=0)), self.dtype),
+                logits=np.empty((n, self.output_size), self.dtype))}
+        return self._workspaces[n]
+
+    def train_step(self, x, t, optimizer):
+        """Forward, backward and ``optimizer`` update on one mini-batch, fused.
+
+        Returns the mini-batch loss (with weight decay) computed in the forward pass,
+        that is before the update (the book's Trainer recomputes it after).  Dropout
+        and batch norm run in training mode, exactly as ``gradient()`` would.
+        ``optimizer`` is a ``fastnet.optimizers`` instance (fused over the arena) or
+        any object with the book's ``update(params, grads)``.
+        """
+        x = _validate.float_array(x, "x", self.dtype)
+        x = x.reshape(x.shape[0], -1)
+        if x.shape[1] != self.input_size:
+            raise ValueError(f"x has {x.shape[1]} features per sample, the net expects "
+                             f"{self.input_size}")
+        labels = _validate.labels(t, x.shape[0], self.output_size)
+        self._sync_params()
+        dropouts = [layer for key, layer in self.layers.items() if key.startswith("Dropout")]
+        keys = np.array([stream_key(d.seed, d.step) for d in dropouts], np.uint64)
+        for d in dropouts:
+            d.step += 1
+        ws = self._workspace(x.shape[0])
+        bn = getattr(self, "use_batchnorm", False)
+        loss = network.mlp_train_step(
+            x, labels, self._dims, self._layout, activations.CODES[self.activation],
+            self._arena, self._grad_arena, self._running, bn, 0.9, layers.BN_EPS,
+            bool(dropouts), float(getattr(self, "dropout_ratio", 0.0)), keys,
+            ws["acts"], ws["xns"], ws["stds"], ws["masks"], ws["scratch"], ws["logits"])
+        decay = self.weight_decay_lambda
+        if decay:
+            weights = self._arena[:self._n_decayed]
+            loss += 0.5 * decay * float(np.dot(weights, weights))
+        if hasattr(optimizer, "update_flat"):
+            optimizer.update_flat(self._arena, self._grad_arena, self._views, decay,
+                                  self._n_decayed)
+        else:
+            if decay:
+                self._grad_arena[:self._n_decayed] += decay * self._arena[:self._n_decayed]
+            optimizer.update(self.params, self.grads)
+        return loss
+
+
+class MultiLayerNet(_FusedNet, reference.MultiLayerNet):
+    __doc__ = reference.MultiLayerNet.__doc__
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._build_arenas()
+
+
+class MultiLayerNetExtend(_FusedNet, reference.MultiLayerNetExtend):
+    __doc__ = reference.MultiLayerNetExtend.__doc__
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._build_arenas()

@@ -1,0 +1,150 @@
+"""The book's optimizers in plain NumPy: the oracle for ``fastnet.optimizers``.
+
+``update(params, grads)`` takes two dicts of arrays with the same keys and updates
+``params`` in place, so layers holding those arrays see the new values.  State
+(``v``, ``h``, ``m``, ``iter``) is created lazily, one zero array per key the first
+time the key is seen, shaped and typed like the parameter.  In the formulas below
+``p`` is a parameter, ``g`` its gradient and ``eps = 1e-7``.
+"""
+import math
+
+import numpy as np
+
+
+# Hyperparameters are kept as Python floats: a NumPy float64 scalar would promote
+# float32 parameters and state to float64.
+def _check_lr(lr):
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"Invalid learning rate: {lr!r} (must be a finite number > 0)")
+    return float(lr)
+
+
+def _check_fraction(name, value):
+    if not 0 <= value < 1:
+        raise ValueError(f"Invalid {name}: {value!r} (must be in [0, 1))")
+    return float(value)
+
+
+def _add_zeros_for_new_keys(state, params):
+    """Give ``state`` a zero array like each parameter it has not seen yet."""
+    for key, param in params.items():
+        if key not in state:
+            state[key] = np.zeros_like(param)
+
+
+class SGD:
+    """Stochastic gradient descent: ``p -= lr * g``."""
+
+    def __init__(self, lr=0.01):
+        self.lr = _check_lr(lr)
+
+    def update(self, params, grads):
+        for key in params:
+            params[key] -= self.lr * grads[key]
+
+
+class Momentum:
+    """Momentum SGD: ``v = momentum * v - lr * g; p += v``."""
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr = _check_lr(lr)
+        self.momentum = _check_fraction("momentum", momentum)
+        self.v = {}
+
+    def update(self, params, grads):
+        _add_zeros_for_new_keys(self.v, params)
+        for key in params:
+            self.v[key] = self.momentum * self.v[key] - self.lr * grads[key]
+            params[key] += self.v[key]
+
+
+class Nesterov(Momentum):
+    """Nesterov's accelerated gradient (Bengio et al. 2012, arXiv:1212.0901).
+
+    ``p += momentum**2 * v; p -= (1 + momentum) * lr * g; v = momentum * v - lr * g``,
+    in that order: ``p`` moves with the velocity of the *previous* step.  (The book's
+    code updates ``v`` first and so applies ``momentum**2`` to the new velocity.)
+    """
+
+    def update(self, params, grads):
+        _add_zeros_for_new_keys(self.v, params)
+        for key in params:
+            params[key] += self.momentum * self.momentum * self.v[key]
+            params[key] -= (1 + self.momentum) * self.lr * grads[key]
+            self.v[key] = self.momentum * self.v[key] - self.lr * grads[key]
+
+
+class AdaGrad:
+    """AdaGrad: ``h += g * g; p -= lr * g / (sqrt(h) + eps)``."""
+
+    def __init__(self, lr=0.01):
+        self.lr = _check_lr(lr)
+        self.h = {}
+
+    def update(self, params, grads):
+        _add_zeros_for_new_keys(self.h, params)
+        for key in params:
+            self.h[key] += grads[key] * grads[key]
+            params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + 1e-7)
+
+
+class RMSprop:
+    """RMSprop: ``h = decay_rate * h + (1 - decay_rate) * g * g; p -= lr * g / (sqrt(h) + eps)``."""
+
+    def __init__(self, lr=0.01, decay_rate=0.99):
+        self.lr = _check_lr(lr)
+        self.decay_rate = _check_fraction("decay_rate", decay_rate)
+        self.h = {}
+
+    def update(self, params, grads):
+        _add_zeros_for_new_keys(self.h, params)
+        for key in params:
+            self.h[key] *= self.decay_rate
+            self.h[key] += (1 - self.decay_rate) * grads[key] * grads[key]
+            params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + 1e-7)
+
+
+class Adam:
+    """Adam (Kingma and Ba, arXiv:1412.6980v8), bias correction folded into the step.
+
+    ``iter += 1; lr_t = lr * sqrt(1 - beta2**iter) / (1 - beta1**iter);
+    m += (1 - beta1) * (g - m); v += (1 - beta2) * (g * g - v);
+    p -= lr_t * m / (sqrt(v) + eps)``.  Folding the correction into ``lr_t`` puts
+    ``eps`` on the uncorrected ``sqrt(v)``, a slightly different convention from the paper.
+    """
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
+        self.lr = _check_lr(lr)
+        self.beta1 = _check_fraction("beta1", beta1)
+        self.beta2 = _check_fraction("beta2", beta2)
+        self.iter = 0
+        self.m = {}
+        self.v = {}
+
+    def update(self, params, grads):
+        _add_zeros_for_new_keys(self.m, params)
+        _add_zeros_for_new_keys(self.v, params)
+        self.iter += 1
+        lr_t = self.lr * math.sqrt(1 - self.beta2 ** self.iter) / (1 - self.beta1 ** self.iter)
+        for key in params:
+            self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
+            self.v[key] += (1 - self.beta2) * (grads[key] ** 2 - self.v[key])
+            params[key] -= lr_t * self.m[key] / (np.sqrt(self.v[key]) + 1e-7)
+
+
+OPTIMIZERS = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
+
+
+def make_optimizer(name, **kwargs):
+    """The optimizer called ``name`` (case-insensitive, a key of ``OPTIMIZERS``)."""
+    optimizer_class = OPTIMIZERS.get(str(name).lower())
+    if optimizer_class is None:
+        raise ValueError(f"Unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    return optimizer_class(**kwargs)

@@ -1,0 +1,405 @@
+"""Tests for fastnet.datasets on tiny IDX files made here and a loopback HTTP server.
+
+Nothing here reaches the internet: every test runs with the mirror tables emptied, the
+mirror environment variables unset, the user cache and the system datasets folder
+redirected into ``tmp_path``, and proxies bypassed for the loopback server.
+"""
+import gzip
+import hashlib
+import http.server
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fastnet import datasets
+from fastnet.datasets import DatasetNotFoundError, fetch, load_fashion_mnist, load_idx, load_mnist
+
+NAMES = list(datasets.FILES.values())
+TRAIN_NAMES = [n for n in NAMES if n.startswith("train")]
+
+
+# --- tiny IDX files ---------------------------------------------------------------
+
+def idx_bytes(array):
+    """The uncompressed IDX encoding of a uint8 array."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + np.ascontiguousarray(array, np.uint8).tobytes()
+
+
+def write_idx(path, array, gz=True):
+    data = idx_bytes(array)
+    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+
+
+def tiny_split(n, seed):
+    """n random 28x28 images (with a 0 and a 255 pixel) and labels cycling 0..9."""
+    images = np.random.default_rng(seed).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    images[0, 0, 0], images[0, 0, 1] = 0, 255
+    return images, ((np.arange(n) + seed) % 10).astype(np.uint8)
+
+
+def make_dataset(folder, n_train=12, n_test=6, seed=0, gz=True, only=None):
+    """Write the four standard files (or those named in ``only``); return the arrays."""
+    folder.mkdir(parents=True, exist_ok=True)
+    x_train, t_train = tiny_split(n_train, seed)
+    x_test, t_test = tiny_split(n_test, seed + 1)
+    arrays = {"x_train": x_train, "t_train": t_train, "x_test": x_test, "t_test": t_test}
+    for key, name in datasets.FILES.items():
+        if only is None or name in only:
+            write_idx(folder / (name if gz else name.removesuffix(".gz")), arrays[key], gz)
+    return arrays
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """No real cache, no system datasets, no default mirrors, no proxies."""
+    monkeypatch.setenv("FASTNET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("no_proxy", "*")
+    for var in ("FASTNET_DATA", "FASTNET_MNIST_MIRRORS", "FASTNET_FASHION_MNIST_MIRRORS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(datasets, "SYSTEM_DATA_DIR", tmp_path / "system")
+    for spec in datasets.DATASETS.values():
+        monkeypatch.setattr(spec, "mirrors", [])
+
+
+def cache_folder(name="mnist"):
+    return Path(os.environ["FASTNET_CACHE_DIR"]) / "datasets" / name
+
+
+# --- load_idx ------------------------------------------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(array=hnp.arrays(np.uint8, hnp.array_shapes(min_dims=1, max_dims=3, min_side=0,
+                                                    max_side=5)),
+       gz=st.booleans())
+def test_load_idx_round_trips_any_ubyte_array(array, gz):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "a.idx"
+        write_idx(path, array, gz)
+        loaded = load_idx(path)
+    assert loaded.dtype == np.uint8 and loaded.shape == array.shape
+    np.testing.assert_array_equal(loaded, array)
+    assert loaded.flags.writeable
+
+
+GOOD = idx_bytes(np.zeros((2, 28, 28), np.uint8))
+CORRUPT_IDX = [
+    ("wrong type code", b"\0\0\x09\x03" + GOOD[4:], False, "not an unsigned-byte IDX file"),
+    ("not IDX at all", b"PK\x03\x04" + GOOD[4:], False, "magic 504b0304"),
+    ("empty file", b"", False, "magic missing"),
+    ("zero dims", b"\0\0\x08\x00", False, "not an unsigned-byte IDX file"),
+    ("truncated header", GOOD[:9], False, "truncated IDX header"),
+    ("truncated payload", GOOD[:-1], False, "2x28x28 = 1568 bytes of data, file has 1567"),
+    ("trailing bytes", GOOD + b"\0", False, "file has 1569; truncated or corrupt"),
+    ("truncated gzip", gzip.compress(GOOD)[:-12], True, "truncated or corrupt gzip"),
+    ("gzip bad crc", gzip.compress(GOOD)[:-8] + b"\0" * 8, True, "truncated or corrupt gzip"),
+]
+
+
+@pytest.mark.parametrize("data, is_gz, message",
+                         [case[1:] for case in CORRUPT_IDX], ids=[c[0] for c in CORRUPT_IDX])
+def test_load_idx_rejects_corrupt_files_naming_them(tmp_path, data, is_gz, message):
+    path = tmp_path / ("bad.gz" if is_gz else "bad")
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=message) as err:
+        load_idx(path)
+    assert str(path) in str(err.value)
+
+
+# --- dataset-level validation -------------------------------------------------------
+
+def break_labels_magic(folder):
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros((6, 28, 28), np.uint8))
+
+
+def break_image_size(folder):
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", np.zeros((6, 27, 28), np.uint8))
+
+
+def break_counts(folder):
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.zeros(11, np.uint8))
+
+
+def break_label_range(folder):
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.array([0, 1, 2, 10, 3, 4], np.uint8))
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (break_labels_magic, r"t10k-labels-idx1-ubyte.gz: magic 0x00000803, expected 0x00000801"),
+    (break_image_size, r"t10k-images-idx3-ubyte.gz: images are 27x28, expected 28x28"),
+    (break_counts, r"holds 12 images but .*train-labels-idx1-ubyte.gz holds 11 labels"),
+    (break_label_range, r"t10k-labels-idx1-ubyte.gz: label 10 out of range 0..9"),
+])
+def test_inconsistent_dataset_raises_value_error(tmp_path, corrupt, message):
+    make_dataset(tmp_path / "data")
+    corrupt(tmp_path / "data")
+    with pytest.raises(ValueError, match=message):
+        load_mnist(data_dir=tmp_path / "data", download=False)
+
+
+# --- conversions ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("flatten", [True, False])
+@pytest.mark.parametrize("one_hot_label", [True, False])
+def test_layouts_and_dtypes(tmp_path, normalize, flatten, one_hot_label):
+    raw = make_dataset(tmp_path / "data")
+    (x_train, t_train), (x_test, t_test) = load_mnist(
+        normalize, flatten, one_hot_label, data_dir=tmp_path / "data", download=False)
+    for x, t, key in ((x_train, t_train, "train"), (x_test, t_test, "test")):
+        n = len(raw["t_" + key])
+        assert x.shape == ((n, 784) if flatten else (n, 1, 28, 28))
+        assert x.dtype == (np.float32 if normalize else np.uint8)
+        expected = raw["x_" + key].astype(np.float32) / 255 if normalize else raw["x_" + key]
+        np.testing.assert_array_equal(x.reshape(n, 28, 28), expected)
+        if one_hot_label:
+            assert t.shape == (n, 10) and t.dtype == np.float32
+            np.testing.assert_array_equal(t.argmax(axis=1), raw["t_" + key])
+            np.testing.assert_array_equal(t.sum(axis=1), 1)
+        else:
+            assert t.dtype == np.int64
+            np.testing.assert_array_equal(t, raw["t_" + key])
+    if normalize:
+        assert x_train.min() == 0 and x_train.max() == 1
+
+
+def test_unpacked_files_are_accepted(tmp_path):
+    raw = make_dataset(tmp_path / "data", gz=False)
+    (x_train, _), _ = load_mnist(normalize=False, data_dir=tmp_path / "data", download=False)
+    np.testing.assert_array_equal(x_train.reshape(-1, 28, 28), raw["x_train"])
+
+
+# --- where files are looked for ------------------------------------------------------
+
+def test_search_order(tmp_path, monkeypatch):
+    """data_dir, $FASTNET_DATA/<name>, $FASTNET_DATA, user cache, system folder."""
+    env_root = tmp_path / "env"
+    folders = [tmp_path / "explicit", env_root / "mnist", env_root, cache_folder(),
+               tmp_path / "system" / "mnist"]
+    for n_train, folder in enumerate(folders, start=10):
+        make_dataset(folder, n_train=n_train)
+    monkeypatch.setenv("FASTNET_DATA", str(env_root))
+
+    def n_train(**kwargs):
+        return len(load_mnist(download=False, **kwargs)[0][1])
+
+    assert n_train(data_dir=folders[0]) == 10
+    assert n_train() == 11
+    os.remove(folders[1] / NAMES[0])  # an incomplete folder is skipped
+    assert n_train() == 12
+    monkeypatch.delenv("FASTNET_DATA")
+    assert n_train() == 13
+    os.remove(folders[3] / NAMES[0])
+    assert n_train() == 14
+
+
+def test_files_split_over_folders_are_not_combined(tmp_path, monkeypatch):
+    make_dataset(tmp_path / "explicit", only=TRAIN_NAMES)
+    make_dataset(tmp_path / "env", only=set(NAMES) - set(TRAIN_NAMES))
+    monkeypatch.setenv("FASTNET_DATA", str(tmp_path / "env"))
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_mnist(data_dir=tmp_path / "explicit", download=False)
+    message = str(err.value)
+    assert f"{tmp_path / 'explicit'} (data_dir): missing t10k-images-idx3-ubyte.gz" in message
+    assert f"{tmp_path / 'env'} ($FASTNET_DATA): missing train-images-idx3-ubyte.gz" in message
+    assert f"{tmp_path / 'env' / 'mnist'} ($FASTNET_DATA/mnist): no such folder" in message
+    assert "download=False, so no download was tried" in message
+    assert "pass data_dir=" in message and "FASTNET_DATA" in message
+    assert isinstance(err.value, OSError)
+
+
+def test_fashion_mnist_has_its_own_folders_and_hint(tmp_path, monkeypatch):
+    make_dataset(tmp_path / "env" / "mnist")
+    monkeypatch.setenv("FASTNET_DATA", str(tmp_path / "env"))
+    with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        load_fashion_mnist(download=False)
+    make_dataset(tmp_path / "system" / "fashion-mnist", n_train=13)
+    assert len(load_fashion_mnist(download=False)[0][1]) == 13
+
+
+# --- parsed cache --------------------------------------------------------------------
+
+def test_npz_cache_round_trip_and_invalidation(tmp_path, monkeypatch):
+    folder = tmp_path / "data"
+    make_dataset(folder, seed=0)
+    first = load_mnist(normalize=False, data_dir=folder, download=False)
+    cache = cache_folder() / "mnist-parsed.npz"
+    with np.load(cache, allow_pickle=False) as cached:  # no object arrays inside
+        assert set(cached.files) == {"stamp", *datasets.FILES}
+        np.testing.assert_array_equal(cached["t_train"], first[0][1])
+
+    def no_parsing(path):
+        raise AssertionError(f"parsed {path} although the cache is fresh")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(datasets, "load_idx", no_parsing)
+        second = load_mnist(normalize=False, data_dir=folder, download=False)
+    np.testing.assert_array_equal(second[0][0], first[0][0])
+
+    new = make_dataset(folder, seed=5)  # same sizes, new content and mtime
+    for name in NAMES:
+        os.utime(folder / name, ns=(1, 10**18))
+    (x_train, _), _ = load_mnist(normalize=False, data_dir=folder, download=False)
+    np.testing.assert_array_equal(x_train.reshape(-1, 28, 28), new["x_train"])
+
+
+def test_unreadable_cache_is_rebuilt(tmp_path):
+    make_dataset(tmp_path / "data")
+    cache = cache_folder() / "mnist-parsed.npz"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"not a zip file")
+    load_mnist(data_dir=tmp_path / "data", download=False)
+    with np.load(cache, allow_pickle=False) as cached:
+        assert "stamp" in cached.files
+
+
+# --- downloads from a loopback server ------------------------------------------------
+
+TINY = {}  # file name -> gz bytes of a tiny valid dataset
+
+
+def tiny_files():
+    if not TINY:
+        with tempfile.TemporaryDirectory() as folder:
+            make_dataset(Path(folder))
+            TINY.update({name: (Path(folder) / name).read_bytes() for name in NAMES})
+    return TINY
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """/good/<f> serves f; /corrupt/<f> one flipped byte; /truncated/<f> half the
+    promised bytes; anything else 404."""
+
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        mode, _, name = self.path.strip("/").partition("/")
+        body = tiny_files().get(name)
+        if body is None or mode not in ("good", "corrupt", "truncated"):
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if mode == "corrupt":
+            body = body[:-20] + bytes([body[-20] ^ 0xFF]) + body[-19:]
+        self.wfile.write(body[: len(body) // 2] if mode == "truncated" else body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """Base URL of a loopback server; the tiny files' MD5s become the published ones."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
+                              daemon=True)
+    thread.start()
+    md5 = {name: hashlib.md5(body).hexdigest() for name, body in tiny_files().items()}
+    monkeypatch.setattr(datasets.DATASETS["mnist"], "md5", md5)
+    yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("bad_mirror", ["corrupt", "truncated", "missing"])
+def test_fetch_falls_back_to_next_mirror(tmp_path, server, bad_mirror, capsys):
+    httpd, url = server
+    folder = fetch("mnist", tmp_path / "dl", mirrors=[f"{url}/{bad_mirror}", f"{url}/good/"])
+    assert sorted(os.listdir(folder)) == sorted(NAMES)  # no temp files left
+    for name, body in tiny_files().items():
+        assert (folder / name).read_bytes() == body
+    assert len(httpd.requests) == 8
+    assert "100%" in capsys.readouterr().err
+
+
+def test_fetch_all_mirrors_failing_reports_each_and_leaves_nothing(tmp_path, server):
+    _, url = server
+    mirrors = [f"{url}/missing", f"{url}/corrupt", f"{url}/truncated", "http://127.0.0.1:1"]
+    with pytest.raises(DatasetNotFoundError) as err:
+        fetch("mnist", tmp_path / "dl", mirrors=mirrors)
+    message = str(err.value)
+    first = NAMES[0]
+    assert f"{url}/missing/{first}: HTTP Error 404" in message
+    assert f"{url}/corrupt/{first}: checksum mismatch: md5 " in message
+    assert f"{url}/truncated/{first}: truncated: received " in message
+    assert f"http://127.0.0.1:1/{first}: " in message
+    assert os.listdir(tmp_path / "dl") == []
+
+
+def test_load_downloads_missing_training_files_into_data_dir(tmp_path, server, monkeypatch):
+    """Like CI's folder: only the test set present; the training files are fetched."""
+    httpd, url = server
+    make_dataset(tmp_path / "data", only=set(NAMES) - set(TRAIN_NAMES))
+    monkeypatch.setenv("FASTNET_MNIST_MIRRORS", f"{url}/missing, {url}/good")
+    (x_train, _), _ = load_mnist(data_dir=tmp_path / "data")
+    assert x_train.shape == (12, 784)
+    assert sorted(httpd.requests) == sorted(f"/{m}/{n}" for m in ("missing", "good")
+                                            for n in TRAIN_NAMES)
+
+
+def test_load_downloads_into_user_cache_and_finds_it_there(tmp_path, server, monkeypatch):
+    _, url = server
+    monkeypatch.setenv("FASTNET_MNIST_MIRRORS", f"{url}/good/")
+    load_mnist()
+    assert set(NAMES) <= set(os.listdir(cache_folder()))
+    load_mnist(download=False)
+
+
+def test_download_false_never_touches_the_network(server, monkeypatch):
+    httpd, url = server
+    monkeypatch.setenv("FASTNET_MNIST_MIRRORS", f"{url}/good/")
+    with pytest.raises(DatasetNotFoundError):
+        load_mnist(download=False)
+    assert httpd.requests == []
+
+
+def test_load_with_every_mirror_failing_says_everything(tmp_path, server, monkeypatch):
+    _, url = server
+    monkeypatch.setattr(datasets.DATASETS["mnist"], "mirrors", [f"{url}/corrupt"])
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_mnist(data_dir=tmp_path / "data")
+    message = str(err.value)
+    assert f"{tmp_path / 'data'} (data_dir): no such folder" in message
+    assert f"{cache_folder()} (user cache): no such folder" in message
+    assert f"could not download {NAMES[0]} into {tmp_path / 'data'}" in message
+    assert f"{url}/corrupt/{NAMES[0]}: checksum mismatch" in message
+    assert "FASTNET_MNIST_MIRRORS" in message
+    assert os.listdir(tmp_path / "data") == []
+
+
+def test_uncreatable_download_folder_is_a_clear_not_found(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"  # a file where the cache folder should go
+    blocker.write_bytes(b"")
+    monkeypatch.setenv("FASTNET_CACHE_DIR", str(blocker))
+    with pytest.raises(DatasetNotFoundError, match=f"cannot download into {blocker}"):
+        load_mnist()
+
+
+def test_no_mirrors_configured(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="no mirrors configured"):
+        load_mnist(data_dir=tmp_path / "data")
+
+
+# --- the real digits, where CI provides them -----------------------------------------
+
+@pytest.mark.skipif(not os.environ.get("FASTNET_MNIST_DIR"),
+                    reason="FASTNET_MNIST_DIR is not set (CI sets it to the real MNIST "
+                           "test files)")
+def test_real_mnist_test_set():
+    folder = Path(os.environ["FASTNET_MNIST_DIR"])
+    images = load_idx(folder / "t10k-images-idx3-ubyte.gz")
+    labels = load_idx(folder / "t10k-labels-idx1-ubyte.gz")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (10000,) and labels.max() <= 9
+    assert set(np.unique(labels)) == set(range(10))
+    assert images.max() == 255 and 0.1 < images.mean() / 255 < 0.15  # MNIST mean 0.13
