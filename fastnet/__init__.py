@@ -10,3 +10,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+from .threads import get_num_threads, set_num_threads, threading_info  # noqa: E402
+
+__all__ = ["get_num_threads", "set_num_threads", "threading_info", "__version__"]

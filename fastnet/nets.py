@@ -71,8 +71,8 @@ class _FusedNet:
 
     def _bind_params(self):
         """Point ``params`` and every layer at the arena views."""
-        for key in self._views:
-            self.params[key] = self._view(self._arena, key)
+        self._bound = {key: self._view(self._arena, key) for key in self._views}
+        self.params.update(self._bound)
         for i in range(1, self.hidden_layer_num + 2):
             affine = self.layers[f"Affine{i}"]
             affine.W, affine.b = self.params[f"W{i}"], self.params[f"b{i}"]
@@ -82,12 +82,9 @@ class _FusedNet:
 
     def _sync_params(self):
         """Copy back into the arena any parameter the user re-bound in ``params``."""
-        for key in self._views:
+        for key, view in self._bound.items():
             given = self.params[key]
-            view = self._view(self._arena, key)
-            if given is not view and not (isinstance(given, np.ndarray)
-                                           and given.base is self._arena
-                                           and given.__array_interface__ == view.__array_interface__):
+            if given is not view:
                 view[...] = _validate.same_shape(np.asarray(given), view.shape, f"params[{key!r}]")
                 self._bind_params()
 

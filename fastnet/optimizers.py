@@ -114,7 +114,8 @@ class Nesterov(_FusedUpdate, reference.Nesterov):
     state_names = ("v",)
 
     def _hyperparameters(self):
-        return (self.lr, self.momentum)
+        mu = self.momentum
+        return (self.lr, mu, mu * mu, (1 + mu) * self.lr)
 
 
 class AdaGrad(_FusedUpdate, reference.AdaGrad):
@@ -132,7 +133,7 @@ class RMSprop(_FusedUpdate, reference.RMSprop):
     state_names = ("h",)
 
     def _hyperparameters(self):
-        return (self.lr, self.decay_rate, EPS)
+        return (self.lr, self.decay_rate, 1 - self.decay_rate, EPS)
 
 
 class Adam(_FusedUpdate, reference.Adam):
@@ -145,7 +146,7 @@ class Adam(_FusedUpdate, reference.Adam):
         self._lr_t = self.lr * math.sqrt(1 - self.beta2 ** self.iter) / (1 - self.beta1 ** self.iter)
 
     def _hyperparameters(self):
-        return (self._lr_t, self.beta1, self.beta2, EPS)
+        return (self._lr_t, 1 - self.beta1, 1 - self.beta2, EPS)
 
 
 OPTIMIZERS = {name: globals()[cls.__name__] for name, cls in reference.OPTIMIZERS.items()}

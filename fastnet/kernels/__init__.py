@@ -3,3 +3,7 @@
 No validation happens here (the wrappers in ``fastnet.layers``, ``fastnet.optimizers``
 and ``fastnet.nets`` check every input once); a kernel trusts its shapes.
 """
+
+from ._warmup import ensure_built
+
+ensure_built()

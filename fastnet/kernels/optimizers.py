@@ -2,8 +2,10 @@
 its gradient and the optimizer state once and writes them once.
 
 Every kernel takes ``wd``, an L2 weight decay folded into the gradient,
-``g = grad + wd * p``; pass 0 for none.  Scalars arrive in the arrays' dtype, so float32
-updates run in float32 like the NumPy reference.  The formulas are the book's:
+``g = grad + wd * p``; pass 0 for none.  Scalars arrive in the arrays' dtype, and the
+coefficients that combine hyperparameters (``1 - b1``, ``(1 + mu) lr``...) are formed by
+the caller, as the NumPy reference forms them in Python, so float32 updates run in
+float32 and round like the reference.  The formulas are the book's:
 
     SGD       p -= lr g
     Momentum  v = mu v - lr g;  p += v
@@ -34,11 +36,11 @@ def momentum(p, g, v, lr, mu, wd):
 
 
 @serial_and_parallel
-def nesterov(p, g, v, lr, mu, wd):
+def nesterov(p, g, v, lr, mu, mu_squared, lr_times_one_plus_mu, wd):
     for i in prange(p.size):
         gi = g[i] + wd * p[i]
-        p[i] += mu * mu * v[i]
-        p[i] -= (1 + mu) * lr * gi
+        p[i] += mu_squared * v[i]
+        p[i] -= lr_times_one_plus_mu * gi
         v[i] = mu * v[i] - lr * gi
 
 
@@ -51,17 +53,17 @@ def adagrad(p, g, h, lr, eps, wd):
 
 
 @serial_and_parallel
-def rmsprop(p, g, h, lr, rho, eps, wd):
+def rmsprop(p, g, h, lr, rho, one_minus_rho, eps, wd):
     for i in prange(p.size):
         gi = g[i] + wd * p[i]
-        h[i] = rho * h[i] + (1 - rho) * gi * gi
+        h[i] = rho * h[i] + one_minus_rho * gi * gi
         p[i] -= lr * gi / (math.sqrt(h[i]) + eps)
 
 
 @serial_and_parallel
-def adam(p, g, m, v, lr_t, beta1, beta2, eps, wd):
+def adam(p, g, m, v, lr_t, one_minus_beta1, one_minus_beta2, eps, wd):
     for i in prange(p.size):
         gi = g[i] + wd * p[i]
-        m[i] += (1 - beta1) * (gi - m[i])
-        v[i] += (1 - beta2) * (gi * gi - v[i])
+        m[i] += one_minus_beta1 * (gi - m[i])
+        v[i] += one_minus_beta2 * (gi * gi - v[i])
         p[i] -= lr_t * m[i] / (math.sqrt(v[i]) + eps)
