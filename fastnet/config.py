@@ -2,14 +2,16 @@
 
 Kernels never hard-code ``fastmath=`` or ``parallel=``; they take ``JIT`` or
 ``PARALLEL_JIT`` from here.  The fastmath *set* leaves out ``nnan`` and ``ninf`` so a
-kernel can still see a NaN or an Inf (``reassoc`` lets LLVM vectorise reductions;
-the order it picks is fixed at compile time, not by the thread count).
+kernel can still see a NaN or an Inf, and ``contract`` so that no multiply-add is fused
+into an FMA in one build of a kernel and not in another: the serial and parallel builds
+then round alike.  (``reassoc`` lets LLVM vectorise reductions; the order it picks is
+fixed at compile time, not by the thread count.)
 """
 import os
 import sys
 from pathlib import Path
 
-FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+FASTMATH = frozenset({"nsz", "arcp", "afn", "reassoc"})
 
 JIT = {"cache": True, "nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
 PARALLEL_JIT = dict(JIT, parallel=True)

@@ -15,6 +15,7 @@ from .reference import layers as reference
 from .reference.random import draw_seed, resolve_rng, stream_key
 
 BN_EPS = 10e-7  # the book's 1e-6
+_NO_MASK = np.empty(0, dtype=bool)
 
 
 def _flat_kernel(kernel, *arrays):
@@ -120,7 +121,7 @@ class Affine:
         self.dW = np.empty_like(W)
         self.db = np.empty_like(b)
         dx = np.empty_like(self.x)
-        affine.affine_backward(dout, self.x, W, dout, activations.IDENTITY, dout,
+        affine.affine_backward(dout, self.x, W, dout, activations.IDENTITY, _NO_MASK, dout,
                                self.dW, self.db, dx)
         return dx.reshape(self.original_x_shape)
 

@@ -28,10 +28,12 @@ class _FusedNet:
     """The arena layout and ``train_step`` shared by both nets."""
 
     layers_module = layers
+    use_batchnorm = use_dropout = False  # MultiLayerNetExtend's instances say otherwise
+    dropout_ratio = 0.0
 
     def _build_arenas(self):
         n_layers = self.hidden_layer_num + 1
-        use_bn = getattr(self, "use_batchnorm", False)
+        use_bn = self.use_batchnorm
         weights = [f"W{i}" for i in range(1, n_layers + 1)]
         others = [f"b{i}" for i in range(1, n_layers + 1)]
         if use_bn:
@@ -93,9 +95,9 @@ class _FusedNet:
             hidden = sum(self.hidden_size_list)
             self._workspaces = {n: dict(
                 acts=np.empty(n * hidden, self.dtype),
-                xns=np.empty(n * hidden if getattr(self, "use_batchnorm", False) else 0, self.dtype),
+                xns=np.empty(n * hidden if self.use_batchnorm else 0, self.dtype),
                 stds=np.empty(hidden, self.dtype),
-                masks=np.empty(n * hidden if getattr(self, "use_dropout", False) else 0, bool),
+                masks=np.empty(n * hidden if self.use_dropout else 0, bool),
                 scratch=np.empty((2, n * max(self.hidden_size_list, default=0)), self.dtype),
                 logits=np.empty((n, self.output_size), self.dtype))}
         return self._workspaces[n]
@@ -121,11 +123,11 @@ class _FusedNet:
         for d in dropouts:
             d.step += 1
         ws = self._workspace(x.shape[0])
-        bn = getattr(self, "use_batchnorm", False)
+        bn = self.use_batchnorm
         loss = network.mlp_train_step(
             x, labels, self._dims, self._layout, activations.CODES[self.activation],
             self._arena, self._grad_arena, self._running, bn, 0.9, layers.BN_EPS,
-            bool(dropouts), float(getattr(self, "dropout_ratio", 0.0)), keys,
+            bool(dropouts), float(self.dropout_ratio), keys,
             ws["acts"], ws["xns"], ws["stds"], ws["masks"], ws["scratch"], ws["logits"])
         decay = self.weight_decay_lambda
         if decay:

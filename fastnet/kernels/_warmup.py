@@ -9,6 +9,8 @@ by running it on tiny arrays, and leaves a stamp beside numba's cache files.  La
 processes see the stamp and load compiled code lazily, without locking.
 """
 import contextlib
+import glob
+import hashlib
 import os
 import sys
 import time
@@ -16,18 +18,21 @@ import time
 import numba
 import numpy as np
 
-from .. import __version__
+from .. import __version__, config
 from . import activations, affine, batchnorm, dropout, network, optimizers, softmax
-
-_DONE = False
-
 
 def _cache_dir():
     return network.mlp_train_step._cache._cache_path
 
 
 def _stamp_path():
-    tag = f"fastnet-{__version__}-numba-{numba.__version__}-py{sys.version_info[0]}{sys.version_info[1]}"
+    """The stamp's name changes with the kernels' sources, as numba's cache does."""
+    sources = hashlib.sha1()
+    for module in (config, activations, affine, batchnorm, dropout, network, optimizers, softmax):
+        with open(module.__file__, "rb") as handle:
+            sources.update(handle.read())
+    tag = (f"fastnet-{__version__}-{sources.hexdigest()[:12]}-numba-{numba.__version__}"
+           f"-py{sys.version_info[0]}{sys.version_info[1]}")
     return os.path.join(_cache_dir(), tag + ".built")
 
 
@@ -81,7 +86,7 @@ def compile_all(dtype):
 
     w, b, y, dz = a[:, :3].copy(), np.zeros(3, dtype), np.empty((3, 3), dtype), np.empty((3, 3), dtype)
     affine.affine_forward(a.T.copy(), w, b, activations.RELU, np.empty((4, 3), dtype))
-    affine.affine_backward(y, a, a.T.copy(), y, activations.RELU, dz, np.empty((4, 3), dtype),
+    affine.affine_backward(y, a, a.T.copy(), y, activations.RELU, mask[:9], dz, np.empty((4, 3), dtype),
                            b.copy(), np.empty((3, 4), dtype))
     labels = np.zeros(3, np.int64)
     softmax.softmax(a, np.empty_like(a))
@@ -129,18 +134,18 @@ def _network_step(dtype, bn, drop):
 
 def ensure_built():
     """Compile and cache every kernel once per machine, under an inter-process lock."""
-    global _DONE
-    if _DONE or os.environ.get("NUMBA_DISABLE_JIT") == "1":
+    if os.environ.get("NUMBA_DISABLE_JIT") == "1":
         return
     stamp = _stamp_path()
     if not os.path.exists(stamp):
         os.makedirs(os.path.dirname(stamp), exist_ok=True)
-        with _exclusive_lock(stamp + ".lock"):
+        with _exclusive_lock(os.path.join(os.path.dirname(stamp), "fastnet-jit.lock")):
             if not os.path.exists(stamp):
                 started = time.perf_counter()
                 print("fastnet: compiling kernels for this machine (once)...", file=sys.stderr)
                 for dtype in (np.float32, np.float64):
                     compile_all(dtype)
+                for stale in glob.glob(os.path.join(os.path.dirname(stamp), "fastnet-*.built")):
+                    os.remove(stale)
                 with open(stamp, "w") as handle:
                     handle.write(f"built in {time.perf_counter() - started:.1f} s\n")
-    _DONE = True

@@ -23,22 +23,25 @@ def bias_activation(z, b, act):
 
 
 @inline
-def activation_grad_colsum(dout, y, act, dz, db):
-    """``dz = dout * act'(y)`` and ``db = dz.sum(axis=0)`` in one pass over the rows.
+def activation_grad_colsum(dout, y, act, keep, dz, db):
+    """``dz = dout * act'(y) * keep`` and ``db = dz.sum(axis=0)`` in one pass over the rows.
 
-    With the identity ``dz`` is not written (the caller passes ``dout`` as ``dz``).
-    Rows are added in order, so the sum does not depend on how work is split.
+    ``keep`` is a flat dropout mask, or empty for none.  ``dz`` may be ``dout`` (in
+    place); with the identity and no mask it is not written at all.  Rows are added in
+    order, so the sum does not depend on how work is split.
     """
     n, d = dout.shape
     db[:] = 0
     for i in range(n):
         for j in range(d):
-            if act == IDENTITY:
-                db[j] += dout[i, j]
-            else:
-                g = dout[i, j] * activation_grad(y[i, j], act)
+            g = dout[i, j]
+            if act != IDENTITY:
+                g = g * activation_grad(y[i, j], act)
+            if keep.size and not keep[i * d + j]:
+                g = g * 0
+            if act != IDENTITY or keep.size:
                 dz[i, j] = g
-                db[j] += g
+            db[j] += g
 
 
 @jit
@@ -49,13 +52,14 @@ def affine_forward(x, W, b, act, out):
 
 
 @jit
-def affine_backward(dout, x, W, y, act, dz, dW, db, dx):
-    """Gradients of ``y = act(x @ W + b)``.
+def affine_backward(dout, x, W, y, act, keep, dz, dW, db, dx):
+    """Gradients of ``y = act(x @ W + b) * keep``.
 
-    ``dz`` receives ``dout * act'(y)`` (pass ``dout`` itself when act is identity),
-    ``dW = x.T @ dz``, ``db = sum_rows(dz)`` and, if ``dx`` has rows, ``dx = dz @ W.T``.
+    ``dz`` receives ``dout * act'(y) * keep`` (pass ``dout`` itself when act is the
+    identity and ``keep`` empty), ``dW = x.T @ dz``, ``db = sum_rows(dz)`` and, if
+    ``dx`` has rows, ``dx = dz @ W.T``.
     """
-    activation_grad_colsum(dout, y, act, dz, db)
+    activation_grad_colsum(dout, y, act, keep, dz, db)
     np.dot(x.T, dz, dW)
     if dx.shape[0]:
         np.dot(dz, W.T, dx)

@@ -17,8 +17,8 @@ pass over these (batch x width) arrays is cheaper than waking a second thread po
 """
 import numpy as np
 
-from .activations import IDENTITY, activation_forward, activation_grad
-from .affine import affine_forward
+from .activations import IDENTITY, activation_forward
+from .affine import activation_grad_colsum, affine_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_train
 from .dropout import dropout_forward
 from .softmax import softmax_cross_entropy_grad
@@ -30,28 +30,6 @@ W, B, GAMMA, BETA, RUNNING_MEAN, RUNNING_VAR = range(6)
 @inline
 def view(arena, offset, rows, cols):
     return arena[offset:offset + rows * cols].reshape((rows, cols))
-
-
-@inline
-def gradient_pass(dh, h, act, mask, dropout, db):
-    """In place: ``dh *= mask * act'(h)`` (``mask`` flat, read only with ``dropout``);
-    ``db = sum_rows(dh)`` (rows in order)."""
-    n, d = dh.shape
-    db[:] = 0
-    for i in range(n):
-        for j in range(d):
-            g = dh[i, j] * activation_grad(h[i, j], act)
-            if dropout and not mask[i * d + j]:
-                g = g * 0
-            dh[i, j] = g
-            db[j] += g
-
-
-@inline
-def column_sum(a, out):
-    out[:] = 0
-    for i in range(a.shape[0]):
-        out += a[i]
 
 
 @jit
@@ -96,6 +74,7 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
     affine_forward(h, w, params[layout[last, B]:layout[last, B] + dims[last + 1]], 0, logits)
     loss = softmax_cross_entropy_grad(logits, labels, 1.0 / n, logits)
 
+    no_mask = masks[:0]
     dz = logits
     for l in range(n_layers - 1, -1, -1):
         d_in, d = dims[l], dims[l + 1]
@@ -104,16 +83,17 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
             std_offset -= d
             h_out = view(acts, offset, n, d)
             gb = grads[layout[l, B]:layout[l, B] + d]
-            gradient_pass(dz, h_out, act, masks[offset:offset + n * d], dropout, gb)
+            activation_grad_colsum(dz, h_out, act, masks[offset:offset + n * d], dz, gb)
             if bn:
                 batchnorm_backward(
                     dz, view(xns, offset, n, d), stds[std_offset:std_offset + d],
                     params[layout[l, GAMMA]:layout[l, GAMMA] + d],
                     grads[layout[l, GAMMA]:layout[l, GAMMA] + d],
                     grads[layout[l, BETA]:layout[l, BETA] + d], dz)
-                column_sum(dz, gb)
+                activation_grad_colsum(dz, dz, IDENTITY, no_mask, dz, gb)
         else:
-            column_sum(dz, grads[layout[l, B]:layout[l, B] + d])
+            activation_grad_colsum(dz, dz, IDENTITY, no_mask, dz,
+                                   grads[layout[l, B]:layout[l, B] + d])
         h_in = x if l == 0 else view(acts, offset - n * d_in, n, d_in)
         np.dot(h_in.T, dz, view(grads, layout[l, W], d_in, d))
         if l > 0:
