@@ -36,7 +36,8 @@ def float_array(x, name, dtype=None, min_ndim=1):
         raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}")
     if arr.ndim and arr.shape[0] == 0 or arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); a batch needs at least one sample")
-    return np.ascontiguousarray(arr, dtype=dtype or arr.dtype)
+    # Not ``np.ascontiguousarray``: it turns a 0-d array into shape (1,).
+    return np.asarray(arr, dtype=dtype or arr.dtype, order="C")
 
 
 def same_shape(arr, shape, name):

@@ -4,7 +4,8 @@
 Each ``forward``/``backward`` validates its input once (float32 or float64, shapes,
 labels) and calls one kernel.  Layers follow the dtype of what they are given; an
 ``Affine`` or ``BatchNormalization`` computes in the dtype of its parameters.  Outputs
-are new arrays: nothing the caller holds is modified.
+are new arrays and inputs are never modified; the one state updated in place is
+``BatchNormalization``'s running statistics, so that a net's arena sees them.
 """
 import numpy as np
 
@@ -115,6 +116,8 @@ class Affine:
         return out
 
     def backward(self, dout):
+        if self.x is None:
+            raise RuntimeError("backward called before forward")
         W, b = self._params()
         dout = _validate.same_shape(_validate.float_array(dout, "dout", W.dtype),
                                     (self.x.shape[0], W.shape[1]), "dout")

@@ -29,7 +29,6 @@ class _FusedNet:
 
     layers_module = layers
     use_batchnorm = use_dropout = False  # MultiLayerNetExtend's instances say otherwise
-    dropout_ratio = 0.0
 
     def _build_arenas(self):
         n_layers = self.hidden_layer_num + 1
@@ -65,6 +64,9 @@ class _FusedNet:
                 bn.running_var = self._running[sum(widths) + start:][:widths[i - 1]]
             self._layout[i - 1, :len(row)] = row
         self._dims = np.array([self.input_size] + widths + [self.output_size], np.int64)
+        self._dropouts = [layer for key, layer in self.layers.items() if key.startswith("Dropout")]
+        self._batchnorms = [layer for key, layer in self.layers.items()
+                            if key.startswith("BatchNorm")]
         self._workspaces = {}
 
     def _view(self, arena, key):
@@ -118,16 +120,15 @@ class _FusedNet:
                              f"{self.input_size}")
         labels = _validate.labels(t, x.shape[0], self.output_size)
         self._sync_params()
-        dropouts = [layer for key, layer in self.layers.items() if key.startswith("Dropout")]
-        keys = np.array([stream_key(d.seed, d.step) for d in dropouts], np.uint64)
-        for d in dropouts:
+        keys = np.array([stream_key(d.seed, d.step) for d in self._dropouts], np.uint64)
+        for d in self._dropouts:
             d.step += 1
         ws = self._workspace(x.shape[0])
-        bn = self.use_batchnorm
         loss = network.mlp_train_step(
             x, labels, self._dims, self._layout, activations.CODES[self.activation],
-            self._arena, self._grad_arena, self._running, bn, 0.9, layers.BN_EPS,
-            bool(dropouts), float(self.dropout_ratio), keys,
+            self._arena, self._grad_arena, self._running,
+            np.array([bn.momentum for bn in self._batchnorms], np.float64), layers.BN_EPS,
+            np.array([d.dropout_ratio for d in self._dropouts], np.float64), keys,
             ws["acts"], ws["xns"], ws["stds"], ws["masks"], ws["scratch"], ws["logits"])
         decay = self.weight_decay_lambda
         if decay:

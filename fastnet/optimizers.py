@@ -33,21 +33,29 @@ class _FusedUpdate:
         """Per-step bookkeeping (Adam's step count)."""
 
     def update(self, params, grads):
-        """Update every array of ``params`` in place from ``grads`` (same keys)."""
+        """Update every array of ``params`` in place from ``grads`` (same keys).
+
+        Every gradient is checked before anything is updated, so a bad one leaves the
+        parameters and the state (Adam's step count included) as they were.
+        """
+        checked = {key: self._checked_grad(key, param, grads) for key, param in params.items()}
         self._begin_step()
         for key, param in params.items():
-            if key not in grads:
-                raise KeyError(f"grads has no entry for parameter {key!r}")
-            if not isinstance(param, np.ndarray) or param.dtype not in _validate.FLOAT_DTYPES:
-                raise TypeError(f"params[{key!r}] must be a float32 or float64 array")
-            grad = _validate.same_shape(
-                _validate.float_array(grads[key], f"grads[{key!r}]", param.dtype, 0),
-                param.shape, f"grads[{key!r}]")
             flat = param.reshape(-1) if param.flags.c_contiguous else param.flatten()
             states = [self._state(name, key, param).reshape(-1) for name in self.state_names]
-            self._run(flat, grad.reshape(-1), states, 0.0)
+            self._run(flat, checked[key].reshape(-1), states, 0.0)
             if not param.flags.c_contiguous:
                 param[...] = flat.reshape(param.shape)
+
+    @staticmethod
+    def _checked_grad(key, param, grads):
+        if key not in grads:
+            raise KeyError(f"grads has no entry for parameter {key!r}")
+        if not isinstance(param, np.ndarray) or param.dtype not in _validate.FLOAT_DTYPES:
+            raise TypeError(f"params[{key!r}] must be a float32 or float64 array")
+        return _validate.same_shape(
+            _validate.float_array(grads[key], f"grads[{key!r}]", param.dtype, 0),
+            param.shape, f"grads[{key!r}]")
 
     def update_flat(self, params, grads, views, weight_decay=0.0, n_decayed=0):
         """One step over a flat parameter arena and its gradient arena.
@@ -153,8 +161,6 @@ OPTIMIZERS = {name: globals()[cls.__name__] for name, cls in reference.OPTIMIZER
 
 
 def make_optimizer(name, **kwargs):
-    """An optimizer by case-insensitive name (sgd, momentum, nesterov, adagrad, rmsprop, adam)."""
-    key = str(name).lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
-    return OPTIMIZERS[key](**kwargs)
+    """The optimizer called ``name`` (case-insensitive): sgd, momentum, nesterov, adagrad,
+    rmsprop or adam."""
+    return reference.optimizer_class(name, OPTIMIZERS)(**kwargs)

@@ -34,4 +34,4 @@ def dropout_forward(x, key, ratio, mask, out):
     """``mask = u > ratio`` and ``out = x * mask`` (flat arrays)."""
     for i in prange(x.size):
         mask[i] = uniform(key, i) > ratio
-        out[i] = x[i] if mask[i] else 0
+        out[i] = x[i] if mask[i] else x[i] * 0  # x * mask: NaN and inf give NaN, as in NumPy

@@ -34,17 +34,21 @@ def view(arena, offset, rows, cols):
 
 @jit
 def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
-                   bn, bn_momentum, bn_eps, dropout, dropout_ratio, keys,
+                   bn_momenta, bn_eps, dropout_ratios, keys,
                    acts, xns, stds, masks, scratch, logits):
     """Forward and backward of one mini-batch; returns the mean cross-entropy.
 
     ``grads`` receives every gradient (without weight decay, which the optimizer
-    folds in); ``running`` is updated when ``bn``; ``keys[l]`` is the dropout stream
-    key of hidden layer l.  ``scratch`` (2, N * widest hidden layer) holds the
+    folds in).  With batch norm, ``bn_momenta[l]`` is hidden layer l's momentum and
+    ``running`` is updated; without, ``bn_momenta`` is empty.  With dropout,
+    ``dropout_ratios[l]`` and ``keys[l]`` are hidden layer l's ratio and stream key;
+    without, both are empty.  ``scratch`` (2, N * widest hidden layer) holds the
     back-propagated gradients, ping-pong; ``logits`` ends holding d(loss)/d(logits).
     """
     n = x.shape[0]
     n_layers = dims.size - 1
+    bn = bn_momenta.size > 0
+    dropout = keys.size > 0
     h = x
     offset = 0
     std_offset = 0
@@ -58,13 +62,13 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
         if bn:
             batchnorm_forward_train(
                 out, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
-                params[layout[l, BETA]:layout[l, BETA] + d], bn_eps, bn_momentum,
+                params[layout[l, BETA]:layout[l, BETA] + d], bn_eps, bn_momenta[l],
                 running[layout[l, RUNNING_MEAN]:layout[l, RUNNING_MEAN] + d],
                 running[layout[l, RUNNING_VAR]:layout[l, RUNNING_VAR] + d],
                 view(xns, offset, n, d), stds[std_offset:std_offset + d], out)
             activation_forward(flat, act, flat)
         if dropout:
-            dropout_forward(flat, keys[l], dropout_ratio, masks[offset:offset + n * d], flat)
+            dropout_forward(flat, keys[l], dropout_ratios[l], masks[offset:offset + n * d], flat)
         h = out
         offset += n * d
         std_offset += d

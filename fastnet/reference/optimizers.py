@@ -142,9 +142,15 @@ OPTIMIZERS = {
 }
 
 
+def optimizer_class(name, registry=None):
+    """The class called ``name`` (case-insensitive) in ``registry`` (default ``OPTIMIZERS``)."""
+    registry = OPTIMIZERS if registry is None else registry
+    found = registry.get(str(name).lower())
+    if found is None:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(registry)}")
+    return found
+
+
 def make_optimizer(name, **kwargs):
     """The optimizer called ``name`` (case-insensitive, a key of ``OPTIMIZERS``)."""
-    optimizer_class = OPTIMIZERS.get(str(name).lower())
-    if optimizer_class is None:
-        raise ValueError(f"Unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    return optimizer_class(**kwargs)
+    return optimizer_class(name)(**kwargs)

@@ -1,0 +1,434 @@
+"""The one table of cases behind the layer, optimizer and net tests.
+
+Every layer case names a class that exists in both ``fastnet.layers`` and
+``fastnet.reference.layers``, how to build it, which forward passes to run
+(``train_flg`` per pass) and which attributes to compare after each pass.  Running a
+case produces a *trace*: a dict ``"name@pass" -> array`` (``forward@0``, ``dx@0``,
+``dW@0``, ``running_mean@2``, ...).  The same case is run three ways, compared trace
+to trace:
+
+* the reference class (the oracle),
+* the fastnet class,
+* the compiled kernels called directly (``case.kernels``), serial or parallel build.
+
+Optimizer cases work the same way over dicts of parameters and per-key state.
+Tolerances: float64 tight, float32 loose (``TOLERANCES``), ``atol`` scaled by the
+magnitude of the expected array so one table fits values of any size.
+"""
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from fastnet import layers as fast_layers
+from fastnet.kernels import activations, affine, batchnorm, dropout, softmax
+from fastnet.kernels import optimizers as optimizer_kernels
+from fastnet.reference.random import stream_key
+
+# --------------------------------------------------------------------- tolerances
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float
+
+
+TOLERANCES = {
+    np.dtype(np.float32): Tolerance(rtol=1e-4, atol=1e-5),
+    np.dtype(np.float64): Tolerance(rtol=1e-10, atol=1e-12),
+}
+DTYPES = [pytest.param(np.dtype(np.float32), id="float32"),
+          pytest.param(np.dtype(np.float64), id="float64")]
+
+
+def assert_close(actual, desired, dtype, name="", check_dtype=True):
+    """``actual`` equals ``desired`` within the tolerance of ``dtype``.
+
+    ``atol`` is scaled by ``max(1, max|desired|)``; boolean and integer arrays must be
+    equal.  Unless told otherwise, ``actual`` must also have ``desired``'s dtype.
+    """
+    actual, desired = np.asarray(actual), np.asarray(desired)
+    assert actual.shape == desired.shape, f"{name}: shape {actual.shape} != {desired.shape}"
+    if check_dtype:
+        assert actual.dtype == desired.dtype, f"{name}: dtype {actual.dtype} != {desired.dtype}"
+    if desired.dtype.kind in "biu":
+        np.testing.assert_array_equal(actual, desired, err_msg=name)
+        return
+    tol = TOLERANCES[np.dtype(dtype)]
+    finite = desired[np.isfinite(desired)]
+    scale = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
+    np.testing.assert_allclose(actual, desired, rtol=tol.rtol, atol=tol.atol * scale,
+                               err_msg=name)
+
+
+def assert_traces_close(actual, desired, dtype, check_dtype=True):
+    """Every entry of the trace ``actual`` is close to the same entry of ``desired``."""
+    missing = set(actual) - set(desired)
+    assert not missing, f"entries not in the reference trace: {sorted(missing)}"
+    assert actual, "empty trace"
+    for name in sorted(actual):
+        assert_close(actual[name], desired[name], dtype, name, check_dtype)
+
+
+def assert_bitwise_equal(actual, desired, name=""):
+    """The same shape, dtype and bytes (so -0.0 != 0.0 and NaN payloads count)."""
+    actual, desired = np.asarray(actual), np.asarray(desired)
+    assert actual.shape == desired.shape and actual.dtype == desired.dtype, name
+    if actual.tobytes() != desired.tobytes():
+        differ = np.flatnonzero(actual.reshape(-1).view(np.uint8 if actual.dtype == bool else
+                                                        f"u{actual.dtype.itemsize}")
+                                != desired.reshape(-1).view(np.uint8 if desired.dtype == bool else
+                                                            f"u{desired.dtype.itemsize}"))
+        raise AssertionError(f"{name}: {differ.size} elements differ bitwise, first at flat "
+                             f"index {differ[:5]}: {actual.reshape(-1)[differ[:5]]} vs "
+                             f"{desired.reshape(-1)[differ[:5]]}")
+
+
+# --------------------------------------------------------------------- layers
+
+
+@dataclass(frozen=True)
+class LayerInputs:
+    """Everything one run of a layer case consumes; both sides get the same values."""
+
+    xs: list          # one input per forward pass
+    douts: list       # one upstream gradient per forward pass (scalars for the loss)
+    targets: list     # SoftmaxWithLoss's t per pass, else Nones
+    kwargs: dict      # constructor arguments (arrays are copied for each side)
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    id: str
+    layer: str                      # class name in fastnet.layers and reference.layers
+    shape: tuple = ("N", "D")       # input shape: "N" the batch, "D" the width
+    passes: tuple = (None,)         # train_flg of each forward pass (None: not passed)
+    attrs: tuple = ()               # attributes compared after every pass
+    init: Callable = None           # (rng, dtype, features) -> constructor kwargs
+    out_width: int = None           # output (N, out_width); None: shaped like the input
+    target: str = None              # "labels" or "onehot" (SoftmaxWithLoss)
+    kernels: Callable = None        # (build, inputs, case) -> trace, calling kernels directly
+    parallel: bool = True           # the kernels have a parallel build
+    exact: bool = False             # no rounding anywhere: fastnet equals the reference bitwise
+    grad_rtol: float = 1e-6         # backward vs central differences, float64
+
+    def input_shape(self, n, d):
+        return tuple(n if s == "N" else d if s == "D" else s for s in self.shape)
+
+    def make(self, module, kwargs):
+        """The layer from ``module``, built from private copies of the arrays."""
+        return getattr(module, self.layer)(
+            **{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kwargs.items()})
+
+
+def make_inputs(case, dtype, n=8, d=7, seed=0):
+    """Inputs for ``case`` at batch ``n`` and width ``d``, drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    shape = case.input_shape(n, d)
+    features = math.prod(shape[1:])
+    kwargs = case.init(rng, dtype, features) if case.init else {}
+    out_shape = (n, case.out_width) if case.out_width else shape
+    xs, douts, targets = [], [], []
+    for _ in case.passes:
+        # Offset and scaled so batch statistics and running statistics are not trivial.
+        xs.append((rng.standard_normal(shape) * 1.5 + 0.3).astype(dtype))
+        if case.target:
+            labels = rng.integers(0, shape[1], size=n)
+            targets.append(labels if case.target == "labels"
+                           else np.eye(shape[1], dtype=dtype)[labels])
+            douts.append(float(rng.uniform(0.5, 2.0)))
+        else:
+            targets.append(None)
+            douts.append(rng.standard_normal(out_shape).astype(dtype))
+    return LayerInputs(xs, douts, targets, kwargs)
+
+
+def forward(layer, case, x, t, flag):
+    args = (x,) if t is None else (x, t)
+    return layer.forward(*args) if flag is None else layer.forward(*args, train_flg=flag)
+
+
+def layer_trace(case, module, inputs):
+    """Run the passes of ``case`` on ``module``'s class; backward after every pass that
+    is not an inference pass.  Returns the trace (copies, so later passes cannot change
+    earlier entries)."""
+    layer = case.make(module, inputs.kwargs)
+    trace = {}
+    for k, flag in enumerate(case.passes):
+        trace[f"forward@{k}"] = np.array(forward(layer, case, inputs.xs[k], inputs.targets[k], flag))
+        if flag is not False:
+            trace[f"dx@{k}"] = np.array(layer.backward(inputs.douts[k]))
+        for attr in case.attrs:
+            trace[f"{attr}@{k}"] = np.array(getattr(layer, attr))
+    return trace
+
+
+def kernel_trace(case, build, inputs):
+    """The trace of ``case`` on its kernels called directly (``build`` picks the serial
+    kernel or its parallel build), limited to what the class trace records."""
+    trace = case.kernels(build, inputs, case)
+    return {k: v for k, v in trace.items() if k.split("@")[0] in ("forward", "dx") + case.attrs}
+
+
+# Kernel legs: the passes of a case on the compiled kernels, called directly.
+# ``build`` picks the serial kernel (``lambda k: k``) or its parallel build.
+
+def _relu_kernels(build, inputs, case):
+    trace = {}
+    for k, (x, dout) in enumerate(zip(inputs.xs, inputs.douts)):
+        out, mask, dx = np.empty_like(x), np.empty(x.shape, bool), np.empty_like(dout)
+        build(activations.relu_forward)(x.reshape(-1), out.reshape(-1), mask.reshape(-1))
+        build(activations.zero_where)(dout.reshape(-1), mask.reshape(-1), True, dx.reshape(-1))
+        trace.update({f"forward@{k}": out, f"dx@{k}": dx, f"mask@{k}": mask})
+    return trace
+
+
+def _activation_kernels(code, build, inputs, case):
+    trace = {}
+    for k, (x, dout) in enumerate(zip(inputs.xs, inputs.douts)):
+        out, dx = np.empty_like(x), np.empty_like(dout)
+        build(activations.activation_forward)(x.reshape(-1), code, out.reshape(-1))
+        build(activations.activation_backward)(dout.reshape(-1), out.reshape(-1), code,
+                                               dx.reshape(-1))
+        trace.update({f"forward@{k}": out, f"dx@{k}": dx, f"out@{k}": out})
+    return trace
+
+
+def _affine_kernels(build, inputs, case):
+    W, b = inputs.kwargs["W"], inputs.kwargs["b"]
+    trace = {}
+    for k, (x, dout) in enumerate(zip(inputs.xs, inputs.douts)):
+        x2 = x.reshape(x.shape[0], -1)
+        out = np.empty((x2.shape[0], W.shape[1]), W.dtype)
+        affine.affine_forward(x2, W, b, activations.IDENTITY, out)
+        dW, db, dx = np.empty_like(W), np.empty_like(b), np.empty_like(x2)
+        affine.affine_backward(dout, x2, W, dout, activations.IDENTITY, np.empty(0, bool), dout,
+                               dW, db, dx)
+        trace.update({f"forward@{k}": out, f"dx@{k}": dx.reshape(x.shape), f"dW@{k}": dW,
+                      f"db@{k}": db})
+    return trace
+
+
+def _softmax_kernels(build, inputs, case):
+    trace = {}
+    for k, (x, t, dout) in enumerate(zip(inputs.xs, inputs.targets, inputs.douts)):
+        labels = np.ascontiguousarray(t if t.ndim == 1 else t.argmax(axis=1), np.int64)
+        y, dx = np.empty_like(x), np.empty_like(x)
+        loss = softmax.softmax_cross_entropy(x, labels, y)
+        softmax.cross_entropy_grad(y, labels, dout / x.shape[0], dx)
+        trace.update({f"forward@{k}": np.array(loss), f"loss@{k}": np.array(loss), f"y@{k}": y,
+                      f"dx@{k}": dx})
+    return trace
+
+
+def _dropout_kernels(build, inputs, case):
+    seed, ratio, step = inputs.kwargs["seed"], inputs.kwargs["dropout_ratio"], 0
+    trace = {}
+    for k, (x, dout, flag) in enumerate(zip(inputs.xs, inputs.douts, case.passes)):
+        if flag is False:
+            continue
+        out, mask, dx = np.empty_like(x), np.empty(x.shape, bool), np.empty_like(dout)
+        build(dropout.dropout_forward)(x.reshape(-1), stream_key(seed, step), ratio,
+                                       mask.reshape(-1), out.reshape(-1))
+        step += 1
+        build(activations.zero_where)(dout.reshape(-1), mask.reshape(-1), False, dx.reshape(-1))
+        trace.update({f"forward@{k}": out, f"dx@{k}": dx, f"mask@{k}": mask,
+                      f"step@{k}": np.array(step)})
+    return trace
+
+
+def _batchnorm_kernels(build, inputs, case):
+    gamma, beta = inputs.kwargs["gamma"], inputs.kwargs["beta"]
+    momentum = inputs.kwargs.get("momentum", 0.9)
+    dtype = gamma.dtype
+    running_mean = inputs.kwargs.get("running_mean", np.zeros(gamma.size, dtype)).copy()
+    running_var = inputs.kwargs.get("running_var", np.zeros(gamma.size, dtype)).copy()
+    trace = {}
+    for k, (x, dout, flag) in enumerate(zip(inputs.xs, inputs.douts, case.passes)):
+        x2 = x.reshape(x.shape[0], -1)
+        out = np.empty_like(x2)
+        if flag is False:
+            build(batchnorm.batchnorm_forward_infer)(x2, gamma, beta, running_mean, running_var,
+                                                     fast_layers.BN_EPS, out)
+            trace[f"forward@{k}"] = out.reshape(x.shape)
+        else:
+            xn, std = np.empty_like(x2), np.empty(x2.shape[1], dtype)
+            build(batchnorm.batchnorm_forward_train)(
+                x2, gamma, beta, fast_layers.BN_EPS, momentum, running_mean, running_var,
+                xn, std, out)
+            dgamma, dbeta, dx = np.empty_like(gamma), np.empty_like(gamma), np.empty_like(x2)
+            build(batchnorm.batchnorm_backward)(dout.reshape(x2.shape), xn, std, gamma,
+                                                dgamma, dbeta, dx)
+            trace.update({f"forward@{k}": out.reshape(x.shape), f"dx@{k}": dx.reshape(x.shape),
+                          f"xn@{k}": xn.copy(), f"std@{k}": std.copy(),
+                          f"dgamma@{k}": dgamma, f"dbeta@{k}": dbeta})
+        trace.update({f"running_mean@{k}": running_mean.copy(),
+                      f"running_var@{k}": running_var.copy()})
+    return trace
+
+
+def _affine_init(rng, dtype, features, out_width=6):
+    return {"W": (rng.standard_normal((features, out_width)) / np.sqrt(features)).astype(dtype),
+            "b": rng.standard_normal(out_width).astype(dtype)}
+
+
+def _batchnorm_init(rng, dtype, features, momentum=0.9, running=False):
+    kwargs = {"gamma": (1 + 0.2 * rng.standard_normal(features)).astype(dtype),
+              "beta": (0.2 * rng.standard_normal(features)).astype(dtype),
+              "momentum": momentum}
+    if running:
+        kwargs["running_mean"] = (0.3 * rng.standard_normal(features)).astype(dtype)
+        kwargs["running_var"] = rng.uniform(0.5, 2.0, features).astype(dtype)
+    return kwargs
+
+
+def _dropout_init(rng, dtype, features, ratio=0.5):
+    return {"dropout_ratio": ratio, "seed": 20240611}
+
+
+BN_ATTRS = ("running_mean", "running_var", "xn", "std", "dgamma", "dbeta")
+
+LAYER_CASES = [
+    LayerCase("relu", "Relu", attrs=("mask",), kernels=_relu_kernels, exact=True),
+    LayerCase("sigmoid", "Sigmoid", attrs=("out",),
+              kernels=functools.partial(_activation_kernels, activations.SIGMOID)),
+    LayerCase("tanh", "Tanh", attrs=("out",),
+              kernels=functools.partial(_activation_kernels, activations.TANH)),
+    LayerCase("affine", "Affine", init=_affine_init, out_width=6, attrs=("dW", "db"),
+              kernels=_affine_kernels, parallel=False),
+    LayerCase("affine-4d", "Affine", shape=("N", 2, 3, "D"), init=_affine_init, out_width=6,
+              attrs=("dW", "db"), kernels=_affine_kernels, parallel=False),
+    # The loss is -log(y + 1e-7), the backward differentiates -log(y): they differ by
+    # about 1e-7 / y relative, hence the looser gradient check.
+    LayerCase("softmax-labels", "SoftmaxWithLoss", passes=(None, None), target="labels",
+              attrs=("y", "loss"), kernels=_softmax_kernels, parallel=False, grad_rtol=1e-4),
+    LayerCase("softmax-onehot", "SoftmaxWithLoss", target="onehot", attrs=("y", "loss"),
+              kernels=_softmax_kernels, parallel=False, grad_rtol=1e-4),
+    LayerCase("dropout", "Dropout", passes=(True, False, True, True), init=_dropout_init,
+              attrs=("mask", "step"), kernels=_dropout_kernels, exact=True),
+    LayerCase("dropout-0.2", "Dropout", passes=(True, True),
+              init=functools.partial(_dropout_init, ratio=0.2), attrs=("mask", "step"),
+              kernels=_dropout_kernels, exact=True),
+    LayerCase("batchnorm-train", "BatchNormalization", passes=(True, True, True),
+              init=_batchnorm_init, attrs=BN_ATTRS, kernels=_batchnorm_kernels),
+    LayerCase("batchnorm-infer", "BatchNormalization", passes=(True, True, True, False),
+              init=functools.partial(_batchnorm_init, momentum=0.7), attrs=BN_ATTRS,
+              kernels=_batchnorm_kernels),
+    LayerCase("batchnorm-4d", "BatchNormalization", shape=("N", 2, 3, "D"),
+              passes=(True, True, False), init=_batchnorm_init, attrs=BN_ATTRS,
+              kernels=_batchnorm_kernels),
+    LayerCase("batchnorm-given-stats", "BatchNormalization", passes=(False, True, False),
+              init=functools.partial(_batchnorm_init, running=True),
+              attrs=("running_mean", "running_var"), kernels=_batchnorm_kernels),
+]
+LAYERS = [pytest.param(case, id=case.id) for case in LAYER_CASES]
+
+# Constructor arguments that are parameters, and the attribute holding their gradient.
+PARAM_GRADS = {"W": "dW", "b": "db", "gamma": "dgamma", "beta": "dbeta"}
+
+
+# --------------------------------------------------------------------- optimizers
+
+
+@dataclass(frozen=True)
+class OptimizerCase:
+    id: str
+    name: str                       # class name in fastnet.optimizers and the reference
+    kwargs: dict = field(default_factory=dict)
+    state: tuple = ()               # per-key state dicts
+    scalars: Callable = None        # (kwargs, step) -> the kernel's scalars before wd
+
+    def make(self, module):
+        return getattr(module, self.name)(**self.kwargs)
+
+    @property
+    def kernel(self):
+        return getattr(optimizer_kernels, self.name.lower())
+
+
+EPS = 1e-7
+
+
+# The kernels take the combined coefficients (``1 - beta1``, ``(1 + mu) lr``...) formed in
+# Python, as the reference forms them.
+
+def _nesterov_scalars(kw, step):
+    mu = kw["momentum"]
+    return (kw["lr"], mu, mu * mu, (1 + mu) * kw["lr"])
+
+
+def _adam_scalars(kw, step):
+    lr_t = kw["lr"] * math.sqrt(1 - kw["beta2"] ** step) / (1 - kw["beta1"] ** step)
+    return (lr_t, 1 - kw["beta1"], 1 - kw["beta2"], EPS)
+
+
+OPTIMIZER_CASES = [
+    OptimizerCase("sgd", "SGD", {"lr": 0.1}, (), lambda kw, s: (kw["lr"],)),
+    OptimizerCase("momentum", "Momentum", {"lr": 0.05, "momentum": 0.8}, ("v",),
+                  lambda kw, s: (kw["lr"], kw["momentum"])),
+    OptimizerCase("nesterov", "Nesterov", {"lr": 0.05, "momentum": 0.9}, ("v",),
+                  _nesterov_scalars),
+    OptimizerCase("adagrad", "AdaGrad", {"lr": 0.1}, ("h",), lambda kw, s: (kw["lr"], EPS)),
+    OptimizerCase("rmsprop", "RMSprop", {"lr": 0.01, "decay_rate": 0.9}, ("h",),
+                  lambda kw, s: (kw["lr"], kw["decay_rate"], 1 - kw["decay_rate"], EPS)),
+    OptimizerCase("adam", "Adam", {"lr": 0.01, "beta1": 0.8, "beta2": 0.99}, ("m", "v"),
+                  _adam_scalars),
+    OptimizerCase("adam-book", "Adam", {"lr": 0.001, "beta1": 0.9, "beta2": 0.999},
+                  ("m", "v"), _adam_scalars),
+]
+OPTIMIZERS = [pytest.param(case, id=case.id) for case in OPTIMIZER_CASES]
+
+# Several keys of different shapes, weights first (update_flat decays a prefix).
+PARAM_SHAPES = {"W1": (7, 5), "W2": (5, 3, 2), "b1": (5,), "b2": (1,), "scale": ()}
+DECAYED_KEYS = ("W1", "W2")
+
+
+def make_params(dtype, seed=0, shapes=PARAM_SHAPES):
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal(shape).astype(dtype) for k, shape in shapes.items()}
+
+
+def gradient_of(params, step, seed=1):
+    """A gradient that depends on the parameters (so differences feed back) and on a
+    noise stream fixed by ``(seed, step)``: ``0.3 p + noise``."""
+    rng = np.random.default_rng([seed, step])
+    return {k: (0.3 * p + rng.standard_normal(np.shape(p))).astype(p.dtype)
+            for k, p in params.items()}
+
+
+def optimizer_state(optimizer, case):
+    """The optimizer's state as a flat dict of copies: ``"v/W1"``, ``"iter"``, ..."""
+    state = {f"{name}/{key}": np.array(value)
+             for name in case.state for key, value in getattr(optimizer, name).items()}
+    if hasattr(optimizer, "iter"):
+        state["iter"] = np.array(optimizer.iter)
+    return state
+
+
+# --------------------------------------------------------------------- nets
+
+
+@dataclass(frozen=True)
+class NetCase:
+    id: str
+    kwargs: dict
+
+    @property
+    def extend(self):
+        return any(k in self.kwargs for k in ("use_batchnorm", "use_dropout"))
+
+
+NET_CASES = [
+    NetCase("plain", {}),
+    NetCase("sigmoid-wd", {"activation": "sigmoid", "weight_decay_lambda": 0.1}),
+    NetCase("bn", {"use_batchnorm": True}),
+    NetCase("dropout", {"use_dropout": True, "dropout_ration": 0.3}),
+    NetCase("bn-dropout-wd", {"use_batchnorm": True, "use_dropout": True,
+                              "weight_decay_lambda": 0.05}),
+]
+NETS = [pytest.param(case, id=case.id) for case in NET_CASES]

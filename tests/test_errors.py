@@ -1,0 +1,268 @@
+"""The bad-input table: each case names the call, the exception and a fragment of its
+message.  Then non-finite inputs, which are not errors: NaN and Inf flow through like
+in the reference and give a NaN loss, never an exception or a crash."""
+import re
+
+import numpy as np
+import pytest
+from cases import LAYERS, assert_traces_close, layer_trace, make_inputs
+
+from fastnet import layers as L
+from fastnet import nets as N
+from fastnet import optimizers as O
+from fastnet.reference import layers as reference_layers
+from fastnet.trainer import Trainer
+
+X = np.arange(6, dtype=np.float64).reshape(2, 3) / 10 - 0.2
+T = np.array([0, 2])
+
+
+def affine(w_shape=(3, 4), b_shape=(4,), dtype=np.float64):
+    return L.Affine(np.ones(w_shape, dtype), np.zeros(b_shape, dtype))
+
+
+def forwarded(layer, *args):
+    layer.forward(*args)
+    return layer
+
+
+def batchnorm(width=3, **kwargs):
+    return L.BatchNormalization(np.ones(width), np.zeros(width), **kwargs)
+
+
+def net(**kwargs):
+    return N.MultiLayerNetExtend(3, [4], 3, seed=0, **kwargs)
+
+
+def train_step(x, t):
+    return net(use_batchnorm=True).train_step(x, t, O.SGD())
+
+
+BAD_INPUTS = [
+    # --- shapes
+    ("affine-x-features", lambda: affine().forward(np.ones((2, 5))), ValueError,
+     "x has 5 features per sample (shape (2, 5)) but W expects 3 (W shape (3, 4))"),
+    ("affine-4d-x-features", lambda: affine().forward(np.ones((2, 1, 2, 2))), ValueError,
+     "x has 4 features per sample"),
+    ("affine-W-1d", lambda: affine(w_shape=(3,)).forward(X), TypeError,
+     "W must be a 2-D float32 or float64 array, got 1-D float64"),
+    ("affine-b-shape", lambda: affine(b_shape=(3,)).forward(X), ValueError,
+     "b must have shape (4,), got (3,)"),
+    ("affine-dout-shape", lambda: forwarded(affine(), X).backward(np.ones((2, 3))), ValueError,
+     "dout must have shape (2, 4), got (2, 3)"),
+    ("relu-dout-shape", lambda: forwarded(L.Relu(), X).backward(np.ones((3, 2))), ValueError,
+     "dout must have shape (2, 3), got (3, 2)"),
+    ("sigmoid-dout-shape", lambda: forwarded(L.Sigmoid(), X).backward(np.ones(6)), ValueError,
+     "dout must have shape (2, 3)"),
+    ("batchnorm-width", lambda: batchnorm(width=4).forward(X), ValueError,
+     "gamma must have shape (3,), got (4,)"),
+    ("batchnorm-dout-shape", lambda: forwarded(batchnorm(), X).backward(np.ones((2, 4))),
+     ValueError, "dout (flattened) must have shape (2, 3), got (2, 4)"),
+    ("softmax-1d-x", lambda: L.SoftmaxWithLoss().forward(np.ones(3), np.array([0])), ValueError,
+     "x must have at least 2 dimension(s), got shape (3,)"),
+    ("softmax-3d-x", lambda: L.SoftmaxWithLoss().forward(np.ones((2, 3, 1)), T), ValueError,
+     "x must be 2-D logits (N, classes), got shape (2, 3, 1)"),
+    ("labels-length", lambda: L.SoftmaxWithLoss().forward(X, np.array([0, 1, 2])), ValueError,
+     "t must be class indices of shape (2,) or one-hot of shape (2, 3), got shape (3,)"),
+    ("one-hot-width", lambda: L.SoftmaxWithLoss().forward(X, np.eye(4)[T]), ValueError,
+     "got shape (2, 4)"),
+    # --- labels
+    ("labels-too-large", lambda: L.SoftmaxWithLoss().forward(X, np.array([0, 3])), ValueError,
+     "class indices t must lie in [0, 3), got values from 0 to 3"),
+    ("labels-negative", lambda: L.SoftmaxWithLoss().forward(X, np.array([-1, 0])), ValueError,
+     "class indices t must lie in [0, 3), got values from -1 to 0"),
+    ("labels-float", lambda: L.SoftmaxWithLoss().forward(X, np.array([0.0, 2.0])), TypeError,
+     "class indices t must be integers, got dtype float64"),
+    ("labels-bool", lambda: L.SoftmaxWithLoss().forward(X, np.array([True, False])), TypeError,
+     "class indices t must be integers, got dtype bool"),
+    ("one-hot-two-ones", lambda: L.SoftmaxWithLoss().forward(X, np.array([[1, 1, 0], [0, 0, 1]])),
+     ValueError, "one-hot targets t must hold a single 1 per row and 0 elsewhere"),
+    ("one-hot-soft", lambda: L.SoftmaxWithLoss().forward(X, np.full((2, 3), 1 / 3)), ValueError,
+     "one-hot targets t must hold a single 1 per row"),
+    ("one-hot-empty-row", lambda: L.SoftmaxWithLoss().forward(X, np.array([[0, 0, 0], [0, 1, 0]])),
+     ValueError, "one-hot targets t must hold a single 1 per row"),
+    # --- dtypes
+    ("relu-int", lambda: L.Relu().forward(np.arange(6).reshape(2, 3)), TypeError,
+     "x must be a float32 or float64 array, got dtype int64"),
+    ("sigmoid-float16", lambda: L.Sigmoid().forward(X.astype(np.float16)), TypeError,
+     "x must be a float32 or float64 array, got dtype float16"),
+    ("tanh-bool", lambda: L.Tanh().forward(X > 0), TypeError, "got dtype bool"),
+    ("affine-uint8-x", lambda: affine().forward(np.ones((2, 3), np.uint8)), TypeError,
+     "x must be a float32 or float64 array, got dtype uint8"),
+    ("affine-int-W", lambda: L.Affine(np.ones((3, 4), int), np.zeros(4)).forward(X), TypeError,
+     "W must be a 2-D float32 or float64 array, got 2-D int64"),
+    ("dropout-float16", lambda: L.Dropout(seed=1).forward(X.astype(np.float16)), TypeError,
+     "got dtype float16"),
+    ("batchnorm-int", lambda: batchnorm().forward(np.ones((2, 3), np.int32)), TypeError,
+     "x must be a float32 or float64 array, got dtype int32"),
+    ("softmax-strings", lambda: L.SoftmaxWithLoss().forward(np.array([["a", "b"]]), np.array([0])),
+     TypeError, "x must be a float32 or float64 array, got dtype <U1"),
+    ("relu-dout-int", lambda: forwarded(L.Relu(), X).backward(np.ones((2, 3), int)), TypeError,
+     "dout must be a float32 or float64 array, got dtype int64"),
+    # --- empty batches
+    ("relu-empty", lambda: L.Relu().forward(np.ones((0, 3))), ValueError,
+     "x is empty (shape (0, 3)); a batch needs at least one sample"),
+    ("affine-empty", lambda: affine().forward(np.ones((0, 3))), ValueError, "x is empty"),
+    ("softmax-empty", lambda: L.SoftmaxWithLoss().forward(np.ones((0, 3)), np.zeros(0, int)),
+     ValueError, "x is empty"),
+    ("batchnorm-empty", lambda: batchnorm().forward(np.ones((0, 3))), ValueError, "x is empty"),
+    ("dropout-empty", lambda: L.Dropout(seed=1).forward(np.ones((0, 3))), ValueError, "x is empty"),
+    ("sigmoid-zero-width", lambda: L.Sigmoid().forward(np.ones((2, 0))), ValueError,
+     "x is empty (shape (2, 0))"),
+    # --- backward before forward
+    ("relu-backward-first", lambda: L.Relu().backward(X), RuntimeError,
+     "backward called before forward"),
+    ("sigmoid-backward-first", lambda: L.Sigmoid().backward(X), RuntimeError,
+     "backward called before forward"),
+    ("tanh-backward-first", lambda: L.Tanh().backward(X), RuntimeError,
+     "backward called before forward"),
+    ("affine-backward-first", lambda: affine().backward(np.ones((2, 4))), RuntimeError,
+     "backward called before forward"),
+    ("softmax-backward-first", lambda: L.SoftmaxWithLoss().backward(), RuntimeError,
+     "backward called before forward"),
+    ("dropout-backward-first", lambda: L.Dropout(seed=1).backward(X), RuntimeError,
+     "backward called before forward"),
+    ("batchnorm-backward-first", lambda: batchnorm().backward(X), RuntimeError,
+     "backward called before a training forward"),
+    ("batchnorm-backward-after-inference",
+     lambda: forwarded(batchnorm(), X, False).backward(X), RuntimeError,
+     "backward called before a training forward"),
+    # --- layer hyperparameters
+    ("dropout-ratio-1", lambda: L.Dropout(1.0), ValueError, "dropout_ratio must be in [0, 1), got 1.0"),
+    ("dropout-negative-seed", lambda: L.Dropout(0.5, seed=-3), ValueError,
+     "seed must be a non-negative integer, got -3"),
+    ("batchnorm-momentum", lambda: batchnorm(momentum=1.5), ValueError,
+     "momentum must be <= 1, got 1.5"),
+    ("batchnorm-momentum-nan", lambda: batchnorm(momentum=float("nan")), ValueError,
+     "momentum must be a finite real number, got nan"),
+    # --- optimizers
+    ("unknown-optimizer", lambda: O.make_optimizer("adamw"), ValueError,
+     "unknown optimizer 'adamw'; choose one of"),
+    ("trainer-unknown-optimizer",
+     lambda: Trainer(net(), X, T, X, T, optimizer="LBFGS", verbose=False), ValueError,
+     "unknown optimizer 'LBFGS'"),
+    ("optimizer-int-param", lambda: O.SGD().update({"W": np.ones(3, int)}, {"W": np.ones(3)}),
+     TypeError, "params['W'] must be a float32 or float64 array"),
+    ("optimizer-list-param", lambda: O.Adam().update({"W": [1.0, 2.0]}, {"W": np.ones(2)}),
+     TypeError, "params['W'] must be a float32 or float64 array"),
+    # --- nets
+    ("net-activation", lambda: N.MultiLayerNet(3, [4], 3, activation="softplus"), ValueError,
+     "activation must be one of ('relu', 'sigmoid', 'tanh'), got 'softplus'"),
+    ("net-weight-init-name", lambda: N.MultiLayerNet(3, [4], 3, weight_init_std="glorot"),
+     ValueError, "weight_init_std must be a positive number or one of"),
+    ("net-weight-init-negative", lambda: N.MultiLayerNet(3, [4], 3, weight_init_std=-0.01),
+     ValueError, "got -0.01"),
+    ("net-weight-init-zero", lambda: N.MultiLayerNet(3, [4], 3, weight_init_std=0),
+     ValueError, "weight_init_std must be a positive number"),
+    ("net-weight-init-nan", lambda: N.MultiLayerNetExtend(3, [4], 3, weight_init_std=float("nan")),
+     ValueError, "weight_init_std must be a positive number"),
+    ("net-dtype-int", lambda: N.MultiLayerNet(3, [4], 3, dtype=np.int32), TypeError,
+     "dtype must be float32 or float64, got int32"),
+    ("net-dtype-float16", lambda: N.MultiLayerNetExtend(3, [4], 3, dtype="float16"), TypeError,
+     "dtype must be float32 or float64, got float16"),
+    ("net-dtype-name", lambda: N.MultiLayerNet(3, [4], 3, dtype="banana"), TypeError,
+     "banana"),
+    ("net-hidden-size", lambda: N.MultiLayerNet(3, [4, 0], 3), ValueError,
+     "hidden size must be a positive integer, got 0"),
+    ("net-input-size", lambda: N.MultiLayerNet(2.5, [4], 3), ValueError,
+     "input_size must be a positive integer, got 2.5"),
+    ("net-weight-decay", lambda: N.MultiLayerNet(3, [4], 3, weight_decay_lambda=-1), ValueError,
+     "weight_decay_lambda must be a finite number >= 0, got -1"),
+    ("net-dropout-ratio-conflict",
+     lambda: N.MultiLayerNetExtend(3, [4], 3, dropout_ration=0.3, dropout_ratio=0.4), ValueError,
+     "disagree"),
+    ("train-step-features", lambda: train_step(np.ones((2, 5)), T), ValueError,
+     "x has 5 features per sample, the net expects 3"),
+    ("train-step-labels", lambda: train_step(X, np.array([0, 7])), ValueError,
+     "class indices t must lie in [0, 3)"),
+    ("train-step-float-labels", lambda: train_step(X, T.astype(float)), TypeError,
+     "class indices t must be integers"),
+    ("train-step-int-x", lambda: train_step(np.ones((2, 3), int), T), TypeError,
+     "x must be a float32 or float64 array, got dtype int64"),
+    ("train-step-empty", lambda: train_step(np.ones((0, 3)), T[:0]), ValueError, "x is empty"),
+    ("net-loss-one-hot", lambda: net().loss(X, np.array([[1, 0, 1], [0, 1, 0]])), ValueError,
+     "one-hot targets t must hold a single 1"),
+    ("trainer-batch-size", lambda: Trainer(net(), X, T, X, T, mini_batch_size=0, verbose=False),
+     ValueError, "mini_batch_size must be >= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("call, error, message",
+                         [pytest.param(*case[1:], id=case[0]) for case in BAD_INPUTS])
+def test_bad_input_raises(call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        call()
+
+
+def test_case_ids_are_unique():
+    ids = [case[0] for case in BAD_INPUTS]
+    assert len(ids) == len(set(ids))
+
+
+# ------------------------------------------------------------------ NaN and Inf
+
+def poison(inputs):
+    """The inputs with a NaN, a +inf and a -inf in the first sample of every pass."""
+    xs = []
+    for x in inputs.xs:
+        x = x.copy()
+        flat = x.reshape(x.shape[0], -1)
+        for j, value in enumerate([np.nan, np.inf, -np.inf][:flat.shape[1]]):
+            flat[0, j] = value
+        xs.append(x)
+    return type(inputs)(xs, inputs.douts, inputs.targets, inputs.kwargs)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the reference's invalid values
+@pytest.mark.parametrize("case", LAYERS)
+def test_non_finite_inputs_propagate_like_the_reference(case):
+    inputs = poison(make_inputs(case, np.float64, n=5, d=4, seed=6))
+    desired = layer_trace(case, reference_layers, inputs)
+    actual = layer_trace(case, L, inputs)
+    assert not np.isfinite(desired["forward@0"]).all()
+    assert actual.keys() == desired.keys()
+    for name in desired:
+        # Non-finite where, and only where, the reference is; which non-finite value
+        # may differ (a batch mean over +inf: the reference says inf, fastnet's shifted
+        # sums may say NaN).
+        finite = np.isfinite(desired[name])
+        np.testing.assert_array_equal(np.isfinite(actual[name]), finite, err_msg=name)
+        assert_traces_close({name: np.where(finite, actual[name], 0)},
+                            {name: np.where(finite, desired[name], 0)}, np.float64)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_or_inf_logits_give_a_nan_loss(value, dtype):
+    layer = L.SoftmaxWithLoss()
+    x = np.array([[value, 1.0, 2.0], [0.5, 0.0, 1.0]], dtype)
+    loss = layer.forward(x, T)
+    assert np.isnan(loss)
+    dx = layer.backward()
+    assert np.isnan(dx[0]).all() and np.isfinite(dx[1]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_minus_inf_logit_is_probability_zero(dtype):
+    """-inf is a legitimate logit: probability 0, and the loss is -log(0 + 1e-7)."""
+    x = np.array([[-np.inf, 1.0, 2.0], [0.5, 0.0, 1.0]], dtype)
+    fast, ref = L.SoftmaxWithLoss(), reference_layers.SoftmaxWithLoss()
+    assert fast.forward(x, T) == pytest.approx(ref.forward(x, T), rel=1e-6)
+    assert fast.y[0, 0] == 0
+    np.testing.assert_allclose(fast.backward(), ref.backward(), rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("kwargs", [{}, {"use_batchnorm": True, "use_dropout": True}],
+                         ids=["plain", "bn-dropout"])
+def test_non_finite_batches_give_a_nan_loss_and_never_crash(kwargs, value):
+    x = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    x[2, 1] = value
+    t = np.array([0, 1, 2, 0, 1, 2])
+    book = net(**kwargs)
+    assert np.isnan(book.loss(x, t))
+    assert all(g.shape == book.params[k].shape for k, g in book.gradient(x, t).items())
+    fused = net(**kwargs)
+    assert np.isnan(fused.train_step(x, t, O.Adam()))
+    assert np.isnan(fused.predict(x)).any()

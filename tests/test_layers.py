@@ -1,0 +1,247 @@
+"""fastnet.layers and the layer kernels against the NumPy reference, driven by
+``cases.LAYER_CASES`` (see cases.py for what a case and a trace are)."""
+import math
+
+import numpy as np
+import pytest
+from cases import (
+    DTYPES,
+    LAYER_CASES,
+    LAYERS,
+    PARAM_GRADS,
+    assert_bitwise_equal,
+    assert_traces_close,
+    forward,
+    kernel_trace,
+    layer_trace,
+    make_inputs,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+from fastnet import config
+from fastnet import layers as fast_layers
+from fastnet.kernels._jit import pick
+from fastnet.reference import layers as reference_layers
+from fastnet.reference.functions import numerical_gradient
+from fastnet.reference.random import counter_uniform
+
+
+def SERIAL(kernel):
+    return kernel
+
+
+def PARALLEL(kernel):
+    return kernel.parallel_version
+PARALLEL_LAYERS = [pytest.param(c, id=c.id) for c in LAYER_CASES if c.parallel]
+
+
+def check_against_reference(case, inputs, dtype):
+    desired = layer_trace(case, reference_layers, inputs)
+    actual = layer_trace(case, fast_layers, inputs)
+    assert set(actual) == set(desired)
+    if case.exact:
+        for name in desired:
+            assert_array_equal(actual[name], desired[name], err_msg=name)
+            assert actual[name].dtype == desired[name].dtype, name
+    else:
+        assert_traces_close(actual, desired, dtype)
+
+
+# ------------------------------------------------------------------ class vs reference
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LAYERS)
+def test_layer_matches_reference(case, dtype):
+    check_against_reference(case, make_inputs(case, dtype), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LAYERS)
+def test_batch_of_one(case, dtype):
+    check_against_reference(case, make_inputs(case, dtype, n=1, d=5, seed=3), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LAYERS)
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(n=st.integers(1, 64), d=st.integers(1, 40), seed=st.integers(0, 2**32 - 1))
+def test_any_shape(case, dtype, n, d, seed):
+    check_against_reference(case, make_inputs(case, dtype, n=n, d=d, seed=seed), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", PARALLEL_LAYERS)
+def test_parallel_sized_input_matches_reference(case, dtype):
+    """Inputs of at least ``PARALLEL_MIN_SIZE`` elements take the parallel builds."""
+    features = math.prod(case.input_shape(1, 64)[1:])
+    n = -(-config.PARALLEL_MIN_SIZE // features)
+    assert n * features >= config.PARALLEL_MIN_SIZE
+    check_against_reference(case, make_inputs(case, dtype, n=n, d=64, seed=5), dtype)
+
+
+def test_pick_chooses_the_build_by_size():
+    from fastnet.kernels import activations
+    kernel = activations.relu_forward
+    assert pick(kernel, config.PARALLEL_MIN_SIZE) is kernel.parallel_version
+    assert pick(kernel, config.PARALLEL_MIN_SIZE - 1) is kernel
+
+
+# ------------------------------------------------------------------ kernels
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LAYERS)
+def test_kernels_match_reference(case, dtype):
+    inputs = make_inputs(case, dtype)
+    desired = layer_trace(case, reference_layers, inputs)
+    assert_traces_close(kernel_trace(case, SERIAL, inputs), desired, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", PARALLEL_LAYERS)
+def test_serial_and_parallel_builds_agree_bitwise(case, dtype):
+    # 300 rows: more than one batch-norm reduction chunk (config.REDUCE_CHUNK = 256).
+    inputs = make_inputs(case, dtype, n=config.REDUCE_CHUNK + 44, d=37, seed=11)
+    serial = case.kernels(SERIAL, inputs, case)
+    parallel = case.kernels(PARALLEL, inputs, case)
+    assert set(serial) == set(parallel)
+    for name in serial:
+        assert_bitwise_equal(parallel[name], serial[name], name)
+
+
+# ------------------------------------------------------------------ memory layout
+
+def fortran(a):
+    return np.asfortranarray(a)
+
+
+def transposed(a):
+    """The same values through a transposed view of a C array (reversed strides)."""
+    return np.ascontiguousarray(a.T).T
+
+
+def strided(a):
+    """The same values, every other element of a twice-as-wide array."""
+    if a.ndim == 0:
+        return a
+    wide = np.full(a.shape[:-1] + (2 * a.shape[-1],), 7, a.dtype)
+    wide[..., ::2] = a
+    return wide[..., ::2]
+
+
+def reversed_view(a):
+    """The same values with negative strides."""
+    return np.flip(np.flip(a).copy())
+
+
+LAYOUTS = [fortran, transposed, strided, reversed_view]
+
+
+def relayout(inputs, layout):
+    def convert(v):
+        return layout(v) if isinstance(v, np.ndarray) and v.ndim else v
+
+    return type(inputs)([convert(x) for x in inputs.xs], [convert(d) for d in inputs.douts],
+                        [convert(t) for t in inputs.targets],
+                        {k: convert(v) for k, v in inputs.kwargs.items()})
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LAYERS)
+def test_non_contiguous_inputs_give_the_right_answer(case, dtype, layout):
+    inputs = make_inputs(case, dtype, n=6, d=4, seed=7)
+    other = relayout(inputs, layout)
+    assert not other.xs[0].flags.c_contiguous
+    desired = layer_trace(case, reference_layers, inputs)
+    assert_traces_close(layer_trace(case, fast_layers, other), desired, dtype)
+
+
+# ------------------------------------------------------------------ no aliasing
+
+def arrays_in(inputs):
+    found = list(inputs.xs) + list(inputs.douts) + list(inputs.targets)
+    # The running statistics are the layer's own state, updated in place by design
+    # (the nets bind them to views of their running-statistics arena).
+    found += [v for k, v in inputs.kwargs.items() if k not in ("running_mean", "running_var")]
+    return [a for a in found if isinstance(a, np.ndarray)]
+
+
+@pytest.mark.parametrize("case", LAYERS)
+def test_outputs_never_alias_or_modify_caller_arrays(case):
+    inputs = make_inputs(case, np.float64, seed=2)
+    held = arrays_in(inputs)
+    before = [a.copy() for a in held]
+    layer = getattr(fast_layers, case.layer)(**inputs.kwargs)  # the caller's own arrays
+    outputs = []
+    for k, flag in enumerate(case.passes):
+        outputs.append(forward(layer, case, inputs.xs[k], inputs.targets[k], flag))
+        if flag is not False:
+            outputs.append(layer.backward(inputs.douts[k]))
+    for a, b in zip(held, before):
+        assert_array_equal(a, b)
+    for out in outputs:
+        if isinstance(out, np.ndarray):
+            assert not any(np.shares_memory(out, a) for a in held)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_backward_leaves_dout_alone(dtype):
+    layer = fast_layers.Relu()
+    x = np.array([[-1.0, 2.0, 0.0], [3.0, -4.0, 5.0]], dtype)
+    dout = np.array([[10.0, 20.0, 30.0], [40.0, 50.0, 60.0]], dtype)
+    kept = dout.copy()
+    layer.forward(x)
+    dx = layer.backward(dout)
+    assert_array_equal(dout, kept)
+    assert_array_equal(dx, [[0, 20, 0], [40, 0, 60]])
+    assert dx.dtype == dtype and not np.shares_memory(dx, dout)
+
+
+def test_affine_sees_in_place_updates_of_its_parameters():
+    rng = np.random.default_rng(0)
+    W, b = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    x = rng.standard_normal((2, 4))
+    layer = fast_layers.Affine(W, b)
+    assert layer.W is W and layer.b is b
+    layer.forward(x)
+    W *= 2.0
+    b += 1.0
+    assert_allclose(layer.forward(x), x @ W + b, rtol=1e-12)
+
+
+def test_dropout_mask_is_the_counter_stream_at_any_step():
+    fast, ref = fast_layers.Dropout(0.35, seed=99), reference_layers.Dropout(0.35, seed=99)
+    fast.step = ref.step = 17
+    x = np.ones((13, 11), np.float32)
+    assert_array_equal(fast.forward(x), ref.forward(x))
+    assert_array_equal(fast.mask, counter_uniform(99, 17, x.size).reshape(x.shape) > 0.35)
+    assert fast.step == ref.step == 18
+    assert 0.5 < fast.mask.mean() < 0.8
+
+
+# ------------------------------------------------------------------ numerical gradients
+
+@pytest.mark.parametrize("case", LAYERS)
+def test_backward_matches_numerical_gradient(case):
+    inputs = make_inputs(case, np.float64, n=4, d=3, seed=4)
+    layer = case.make(fast_layers, inputs.kwargs)
+    x, t, dout = inputs.xs[0], inputs.targets[0], inputs.douts[0]
+    flag = None if case.passes[0] is None else True
+
+    def objective(_):
+        if isinstance(layer, fast_layers.Dropout):
+            layer.step = 0  # the same mask at every evaluation
+        return float(np.sum(forward(layer, case, x, t, flag) * dout))
+
+    numeric = {"x": numerical_gradient(objective, x)}
+    for name in PARAM_GRADS:
+        if name in inputs.kwargs:
+            numeric[name] = numerical_gradient(objective, getattr(layer, name))
+    objective(None)
+    analytic = {"x": layer.backward(dout)}
+    analytic.update({name: getattr(layer, PARAM_GRADS[name]) for name in numeric if name != "x"})
+    for name, expected in numeric.items():
+        assert_allclose(analytic[name], expected, rtol=case.grad_rtol, atol=1e-8, err_msg=name)
+    assert np.abs(numeric["x"]).max() > 0

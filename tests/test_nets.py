@@ -1,0 +1,314 @@
+"""fastnet.nets and fastnet.trainer: backprop vs numerical gradients, fastnet vs the
+reference nets, the fused ``train_step`` vs the book's ``gradient()`` + ``update()``,
+shared parameter views, dtypes, the Trainer and seeds.  Driven by ``cases.NET_CASES``
+and ``cases.OPTIMIZER_CASES``."""
+import numpy as np
+import pytest
+from cases import DTYPES, NET_CASES, NETS, OPTIMIZERS, assert_close, optimizer_state
+from numpy.testing import assert_allclose, assert_array_equal
+
+from fastnet import nets as fast_nets
+from fastnet import optimizers as fast_optimizers
+from fastnet import trainer as fast_trainer
+from fastnet.reference import nets as reference_nets
+from fastnet.reference import optimizers as reference_optimizers
+from fastnet.reference import trainer as reference_trainer
+
+SIZES = (6, [5, 4], 3)  # input, hidden, output
+
+
+def make_net(module, case, dtype=np.float64, seed=0, sizes=SIZES):
+    cls = module.MultiLayerNetExtend if case.extend else module.MultiLayerNet
+    return cls(*sizes, dtype=dtype, seed=seed, **case.kwargs)
+
+
+def batch(step, n=8, dtype=np.float64, sizes=SIZES):
+    rng = np.random.default_rng([7, step])
+    x = (rng.standard_normal((n, sizes[0])) + 0.2).astype(dtype)
+    return x, rng.integers(0, sizes[2], size=n)
+
+
+def dropouts(net):
+    return [layer for key, layer in net.layers.items() if key.startswith("Dropout")]
+
+
+def batchnorms(net):
+    return [layer for key, layer in net.layers.items() if key.startswith("BatchNorm")]
+
+
+def freeze_dropout(net, step=0):
+    """Make every loss evaluation use dropout mask number ``step`` (numerical gradients
+    evaluate the loss many times; each evaluation would otherwise draw a new mask)."""
+    layers, loss = dropouts(net), net._loss
+
+    def fixed_mask_loss(*args, **kwargs):
+        for layer in layers:
+            layer.step = step
+        return loss(*args, **kwargs)
+
+    net._loss = fixed_mask_loss
+
+
+def running_stats(net):
+    return {f"{name}{i}": np.array(getattr(bn, name))
+            for i, bn in enumerate(batchnorms(net), 1) for name in ("running_mean", "running_var")}
+
+
+# ------------------------------------------------------------------ gradients
+
+@pytest.mark.parametrize("case", NETS)
+def test_gradient_matches_numerical_gradient(case):
+    net = make_net(fast_nets, case, seed=3)
+    freeze_dropout(net)
+    x, t = batch(0)
+    numeric = net.numerical_gradient(x, t)
+    analytic = net.gradient(x, t)
+    assert analytic.keys() == numeric.keys() == net.params.keys()
+    for key in numeric:
+        assert analytic[key].shape == net.params[key].shape
+        # Central differences of a loss with log(y + 1e-7) inside, through ReLU kinks:
+        # good to about 1e-6 absolute; a wrong gradient is off by far more.
+        assert_allclose(analytic[key], numeric[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    if case.kwargs.get("use_dropout"):
+        assert all(0 < layer.mask.mean() < 1 for layer in dropouts(net))
+    if case.kwargs.get("use_batchnorm"):
+        assert {"gamma1", "beta1", "gamma2", "beta2"} <= analytic.keys()
+
+
+# ------------------------------------------------------------------ fastnet vs reference
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", NETS)
+def test_same_seed_same_net_as_the_reference(case, dtype):
+    fast, ref = make_net(fast_nets, case, dtype, seed=11), make_net(reference_nets, case, dtype, seed=11)
+    assert fast.params.keys() == ref.params.keys()
+    for key in ref.params:
+        assert fast.params[key].dtype == dtype
+        assert_array_equal(fast.params[key], ref.params[key], err_msg=key)
+    assert [d.seed for d in dropouts(fast)] == [d.seed for d in dropouts(ref)]
+    x, t = batch(1, dtype=dtype)
+    assert_close(fast.predict(x), ref.predict(x), dtype, "predict")
+    assert_close(fast.loss(x, t), ref.loss(x, t), dtype, "loss", check_dtype=False)
+    assert fast.accuracy(x, t) == ref.accuracy(x, t)
+    fast_grads, ref_grads = fast.gradient(x, t), ref.gradient(x, t)  # training mode
+    for key in ref_grads:
+        assert_close(fast_grads[key], ref_grads[key], dtype, key)
+    if case.extend:
+        assert_close(fast.predict(x, train_flg=True), ref.predict(x, train_flg=True), dtype)
+        for name, value in running_stats(ref).items():
+            assert_close(running_stats(fast)[name], value, dtype, name)
+
+
+# ------------------------------------------------------------------ train_step vs book path
+
+def book_step(net, x, t, optimizer):
+    """The book's step: backprop, then ``update``; returns the loss of that forward pass."""
+    weights = [net.params[f"W{i}"] for i in range(1, net.hidden_layer_num + 2)]
+    decay = 0.5 * net.weight_decay_lambda * sum(float(np.sum(w.astype(np.float64) ** 2))
+                                                for w in weights)
+    grads = net.gradient(x, t)
+    loss = net.last_layer.loss + decay
+    optimizer.update(net.params, grads)
+    net.last_grads = grads
+    return loss
+
+
+def inert_biases(net, optimizer_case):
+    """Biases of the affine layers that feed a batch norm, under an adaptive optimizer.
+
+    Batch norm subtracts the batch mean, so these biases have a true gradient of exactly
+    0; what backprop computes for them is rounding noise (1e-17 in float64, 1e-9 in
+    float32), different in the fused and the book path.  AdaGrad, RMSprop and Adam
+    divide by the root of that noise's own square and turn it into steps of the order
+    of ``lr``: those parameters cannot be compared, only checked to be inert.
+    """
+    adaptive = any(name in optimizer_case.state for name in ("h", "m"))
+    if not (adaptive and getattr(net, "use_batchnorm", False)):
+        return set()
+    # The running means of those layers carry the biases along.
+    return {f"{name}{i}" for i in range(1, net.hidden_layer_num + 1)
+            for name in ("b", "running_mean")}
+
+
+def assert_same_nets(fused, book, dtype, skip=()):
+    for key in book.params:
+        assert fused.params[key].dtype == dtype
+        if key not in skip:
+            assert_close(fused.params[key], book.params[key], dtype, key)
+    for name, value in running_stats(book).items():
+        if name not in skip:
+            assert_close(running_stats(fused)[name], value, dtype, name)
+    assert [d.step for d in dropouts(fused)] == [d.step for d in dropouts(book)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("net_case", NETS)
+@pytest.mark.parametrize("opt_case", OPTIMIZERS)
+def test_train_step_matches_gradient_then_update(opt_case, net_case, dtype):
+    fused, book = make_net(fast_nets, net_case, dtype), make_net(fast_nets, net_case, dtype)
+    fused_opt, book_opt = opt_case.make(fast_optimizers), opt_case.make(fast_optimizers)
+    start = {k: v.copy() for k, v in fused.params.items()}
+    inert = inert_biases(book, opt_case)
+    for step in range(5):
+        x, t = batch(step, dtype=dtype)
+        fused_loss = fused.train_step(x, t, fused_opt)
+        book_loss = book_step(book, x, t, book_opt)
+        assert np.isfinite(fused_loss)
+        assert_close(fused_loss, book_loss, dtype, f"loss of step {step}", check_dtype=False)
+        for key in inert & book.params.keys():
+            noise = 1e-5 if dtype == np.float32 else 1e-13
+            assert np.abs(book.last_grads[key]).max() < noise
+            assert np.abs(fused.grads[key]).max() < noise
+    assert_same_nets(fused, book, dtype, skip=inert)
+    fused_state, book_state = optimizer_state(fused_opt, opt_case), optimizer_state(book_opt, opt_case)
+    assert fused_state.keys() == book_state.keys()
+    for name in book_state:
+        if name.split("/")[-1] not in inert:
+            assert_close(fused_state[name], book_state[name], dtype, name)
+    moved = [k for k in start if not np.array_equal(fused.params[k], start[k])]
+    assert {f"W{i}" for i in (1, 2, 3)} <= set(moved)
+
+
+@pytest.mark.parametrize("net_case", NETS)
+def test_train_step_with_a_book_optimizer(net_case):
+    """An optimizer without ``update_flat`` (here the reference's) gets the dicts."""
+    fused, book = make_net(fast_nets, net_case), make_net(fast_nets, net_case)
+    fused_opt, book_opt = reference_optimizers.Adam(lr=0.01), reference_optimizers.Adam(lr=0.01)
+    for step in range(5):
+        x, t = batch(step)
+        fused.train_step(x, t, fused_opt)
+        book_step(book, x, t, book_opt)
+    assert_same_nets(fused, book, np.dtype(np.float64))
+
+
+@pytest.mark.parametrize("case", NETS)
+def test_float32_stays_float32_through_train_step(case):
+    net = make_net(fast_nets, case, np.float32)
+    optimizer = fast_optimizers.Adam()
+    x, t = batch(0)  # float64 input: converted, not promoting the net
+    loss = net.train_step(x, t, optimizer)
+    assert isinstance(loss, float) and np.isfinite(loss)
+    assert all(p.dtype == np.float32 for p in net.params.values())
+    assert all(s.dtype == np.float32 for s in optimizer.m.values())
+    assert all(s.dtype == np.float32 for s in running_stats(net).values())
+    assert net.predict(x).dtype == np.float32
+    assert all(g.dtype == np.float32 for g in net.gradient(x.astype(np.float32), t).values())
+
+
+# ------------------------------------------------------------------ shared parameters
+
+@pytest.mark.parametrize("case", NETS)
+def test_in_place_edits_of_params_are_seen_by_the_layers(case):
+    fast, ref = make_net(fast_nets, case, seed=2), make_net(reference_nets, case, seed=2)
+    x, t = batch(2)
+    book_step(fast, x, t, fast_optimizers.SGD(0.1))  # real running statistics
+    book_step(ref, x, t, reference_optimizers.SGD(0.1))
+    before = fast.predict(x)
+    for net in (fast, ref):
+        net.params["W1"][0] += 1.0
+        net.params["b2"] -= 0.5
+    assert not np.allclose(fast.predict(x), before)
+    assert_close(fast.predict(x), ref.predict(x), np.float64, "predict")
+    # ... and by the fused step
+    fast_opt, ref_opt = fast_optimizers.SGD(0.1), reference_optimizers.SGD(0.1)
+    fast.train_step(x, t, fast_opt)
+    book_step(ref, x, t, ref_opt)
+    for key in ref.params:
+        assert_close(fast.params[key], ref.params[key], np.float64, key)
+
+
+@pytest.mark.parametrize("case", NETS)
+def test_rebound_params_are_picked_up_by_the_next_train_step(case):
+    rebound, edited = make_net(fast_nets, case, seed=5), make_net(fast_nets, case, seed=5)
+    new_w1 = np.random.default_rng(9).standard_normal(rebound.params["W1"].shape)
+    rebound.params["W1"] = new_w1.copy()
+    edited.params["W1"][...] = new_w1
+    rebound_opt, edited_opt = fast_optimizers.Momentum(0.1), fast_optimizers.Momentum(0.1)
+    for step in range(3):
+        x, t = batch(step)
+        assert rebound.train_step(x, t, rebound_opt) == edited.train_step(x, t, edited_opt)
+    for key in edited.params:
+        assert_array_equal(rebound.params[key], edited.params[key], err_msg=key)
+    x, _ = batch(9)
+    assert_array_equal(rebound.predict(x), edited.predict(x))
+    # W1 moved away from the re-bound values: the step trained them, not the old ones.
+    assert not np.array_equal(rebound.params["W1"], new_w1)
+
+
+def test_rebound_param_of_the_wrong_shape_is_refused():
+    net = make_net(fast_nets, NET_CASES[0])
+    net.params["W1"] = np.zeros((2, 2))
+    with pytest.raises(ValueError, match=r"params\['W1'\] must have shape \(6, 5\)"):
+        net.train_step(*batch(0), fast_optimizers.SGD())
+
+
+# ------------------------------------------------------------------ trainer and seeds
+
+def toy_data(n=400, d=6, classes=3, seed=0, dtype=np.float64):
+    """A learnable problem: labels are the argmax of a fixed linear map of x."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(dtype)
+    return x, np.argmax(x @ rng.standard_normal((d, classes)), axis=1)
+
+
+def train(module, trainer_module, case, dtype=np.float64, net_seed=0, trainer_seed=1, epochs=4):
+    x, t = toy_data(dtype=dtype)
+    net = make_net(module, case, dtype, seed=net_seed, sizes=(6, [16, 16], 3))
+    trainer = trainer_module.Trainer(net, x[:300], t[:300], x[300:], t[300:], epochs=epochs,
+                                     mini_batch_size=50, optimizer="Adam",
+                                     optimizer_param={"lr": 0.03}, verbose=False,
+                                     seed=trainer_seed)
+    trainer.train()
+    return net, trainer
+
+
+@pytest.mark.parametrize("case", NETS)
+def test_trainer_records_epoch_accuracies_like_the_reference(case):
+    net, trainer = train(fast_nets, fast_trainer, case)
+    x_test, t_test = toy_data()[0][300:], toy_data()[1][300:]
+    assert isinstance(trainer.optimizer, fast_optimizers.Adam)
+    assert len(trainer.train_loss_list) == trainer.max_iter == 24
+    assert len(trainer.train_acc_list) == len(trainer.test_acc_list) == 4  # iterations 0, 6, 12, 18
+    assert all(np.isfinite(trainer.train_loss_list))
+    for acc in trainer.test_acc_list:
+        assert 0 <= acc <= 1 and round(acc * 100) == pytest.approx(acc * 100)
+    assert net.accuracy(x_test, t_test) > trainer.test_acc_list[0] + 0.15  # it learns
+    _, ref_trainer = train(reference_nets, reference_trainer, case)
+    assert_allclose(trainer.test_acc_list, ref_trainer.test_acc_list, atol=0.0101)
+    assert_allclose(trainer.train_acc_list, ref_trainer.train_acc_list, atol=0.0101)
+
+
+def test_trainer_trains_a_network_without_train_step():
+    """A book-style network (here the reference's) goes through gradient() + update()."""
+    case = NET_CASES[2]
+    _, fast = train(reference_nets, fast_trainer, case)
+    _, ref = train(reference_nets, reference_trainer, case)
+    assert_allclose(fast.test_acc_list, ref.test_acc_list, atol=0.0101)
+
+
+@pytest.mark.parametrize("case", NETS)
+def test_seed_reproducibility(case):
+    a, b, c = (make_net(fast_nets, case, np.float32, seed=s) for s in (4, 4, 5))
+    for key in a.params:
+        assert_array_equal(a.params[key], b.params[key])
+    assert not np.array_equal(a.params["W1"], c.params["W1"])
+    assert [d.seed for d in dropouts(a)] == [d.seed for d in dropouts(b)]
+    net_a, trainer_a = train(fast_nets, fast_trainer, case, np.float32, net_seed=4, trainer_seed=2)
+    net_b, trainer_b = train(fast_nets, fast_trainer, case, np.float32, net_seed=4, trainer_seed=2)
+    for key in net_a.params:
+        assert_array_equal(net_a.params[key], net_b.params[key], err_msg=key)
+    assert trainer_a.train_loss_list == trainer_b.train_loss_list
+    assert trainer_a.test_acc_list == trainer_b.test_acc_list
+    net_c, _ = train(fast_nets, fast_trainer, case, np.float32, net_seed=4, trainer_seed=3)
+    assert not np.array_equal(net_a.params["W1"], net_c.params["W1"])
+
+
+def test_global_seed_makes_seedless_nets_reproducible():
+    """A book script calls np.random.seed(...) and passes no seed."""
+    nets = []
+    for _ in range(2):
+        np.random.seed(1234)
+        nets.append(fast_nets.MultiLayerNetExtend(6, [5], 3, use_dropout=True))
+    for key in nets[0].params:
+        assert_array_equal(nets[0].params[key], nets[1].params[key])
+    assert dropouts(nets[0])[0].seed == dropouts(nets[1])[0].seed

@@ -1,0 +1,295 @@
+"""fastnet.optimizers and the optimizer kernels against the NumPy reference, driven by
+``cases.OPTIMIZER_CASES``: trajectories of params *and* state, the flat-arena path,
+validation of hyperparameters and gradients."""
+import math
+
+import numpy as np
+import pytest
+from cases import (
+    DECAYED_KEYS,
+    DTYPES,
+    OPTIMIZER_CASES,
+    OPTIMIZERS,
+    assert_bitwise_equal,
+    assert_close,
+    assert_traces_close,
+    gradient_of,
+    make_params,
+    optimizer_state,
+)
+
+from fastnet import optimizers as fast_optimizers
+from fastnet.reference import optimizers as reference_optimizers
+
+STEPS = 100
+STATEFUL = [pytest.param(c, id=c.id) for c in OPTIMIZER_CASES if c.state]
+
+
+def run(optimizer, params, steps, start=0):
+    """``steps`` updates of ``params`` with ``gradient_of`` (which reads the params)."""
+    for step in range(start, start + steps):
+        optimizer.update(params, gradient_of(params, step))
+    return params
+
+
+def assert_same_run(fast, fast_params, ref, ref_params, case, dtype):
+    assert fast_params.keys() == ref_params.keys()
+    for key in ref_params:
+        assert_close(fast_params[key], ref_params[key], dtype, key)
+    fast_state, ref_state = optimizer_state(fast, case), optimizer_state(ref, case)
+    assert fast_state.keys() == ref_state.keys()
+    if ref_state:  # SGD has none
+        assert_traces_close(fast_state, ref_state, dtype)
+
+
+# ------------------------------------------------------------------ trajectories
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_trajectory_matches_reference(case, dtype):
+    fast, ref = case.make(fast_optimizers), case.make(reference_optimizers)
+    fast_params, ref_params = make_params(dtype), make_params(dtype)
+    start = {k: v.copy() for k, v in fast_params.items()}
+    run(fast, fast_params, STEPS)
+    run(ref, ref_params, STEPS)
+    assert_same_run(fast, fast_params, ref, ref_params, case, dtype)
+    assert all(not np.array_equal(fast_params[k], start[k]) for k in start)
+    if hasattr(ref, "iter"):
+        assert fast.iter == ref.iter == STEPS
+
+
+def kernel_run(case, build, p, steps, weight_decay=0.0):
+    """``steps`` updates of the flat array ``p`` by calling the kernel directly."""
+    states = [np.zeros_like(p) for _ in case.state]
+    scalar = p.dtype.type
+    for step in range(steps):
+        g = gradient_of({"p": p}, step)["p"]
+        build(case.kernel)(p, g, *states, *map(scalar, case.scalars(case.kwargs, step + 1)),
+                           scalar(weight_decay))
+    return p, states
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_kernel_matches_reference(case, dtype):
+    p = make_params(dtype, shapes={"p": (50,)})["p"]
+    ref, ref_params = case.make(reference_optimizers), {"p": p.copy()}
+    run(ref, ref_params, STEPS)
+    p, states = kernel_run(case, lambda k: k, p, STEPS)
+    assert_close(p, ref_params["p"], dtype, "p")
+    for name, state in zip(case.state, states):
+        assert_close(state, getattr(ref, name)["p"], dtype, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_serial_and_parallel_builds_agree_bitwise(case, dtype):
+    p = make_params(dtype, shapes={"p": (3001,)})["p"]
+    serial_p, serial_states = kernel_run(case, lambda k: k, p.copy(), 20, weight_decay=0.01)
+    parallel_p, parallel_states = kernel_run(case, lambda k: k.parallel_version, p.copy(), 20,
+                                             weight_decay=0.01)
+    assert_bitwise_equal(parallel_p, serial_p, "p")
+    for name, a, b in zip(case.state, parallel_states, serial_states):
+        assert_bitwise_equal(a, b, name)
+
+
+# ------------------------------------------------------------------ flat arenas
+
+def arena_of(params):
+    """One flat copy of ``params`` and the ``{key: (offset, shape)}`` views into it."""
+    views, offset = {}, 0
+    for key, p in params.items():
+        views[key] = (offset, p.shape)
+        offset += p.size
+    return np.concatenate([p.reshape(-1) for p in params.values()]), views
+
+
+def unpack(arena, views):
+    return {k: arena[o:o + math.prod(s)].reshape(s) for k, (o, s) in views.items()}
+
+
+def flat_step(optimizer, arena, views, step, weight_decay=0.0, n_decayed=0):
+    grads = gradient_of(unpack(arena, views), step)
+    grad_arena = np.concatenate([g.reshape(-1) for g in grads.values()])
+    optimizer.update_flat(arena, grad_arena, views, weight_decay, n_decayed)
+
+
+def decayed_step(optimizer, params, step, weight_decay):
+    """The book's path: weight decay added to the gradients of the weights."""
+    grads = gradient_of(params, step)
+    for key in DECAYED_KEYS:
+        grads[key] = grads[key] + params[key].dtype.type(weight_decay) * params[key]
+    optimizer.update(params, grads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_update_flat_with_weight_decay_equals_per_key_update(case, dtype):
+    weight_decay = 0.05
+    arena, views = arena_of(make_params(dtype))
+    n_decayed = sum(math.prod(views[k][1]) for k in DECAYED_KEYS)
+    assert list(views)[:len(DECAYED_KEYS)] == list(DECAYED_KEYS)  # the decayed prefix
+    fast, ref = case.make(fast_optimizers), case.make(reference_optimizers)
+    ref_params = make_params(dtype)
+    for step in range(30):
+        flat_step(fast, arena, views, step, weight_decay, n_decayed)
+        decayed_step(ref, ref_params, step, weight_decay)
+    assert_same_run(fast, unpack(arena, views), ref, ref_params, case, dtype)
+
+
+@pytest.mark.parametrize("case", STATEFUL)
+def test_state_dicts_hold_live_views_after_update_flat(case):
+    dtype = np.dtype(np.float32)
+    arena, views = arena_of(make_params(dtype))
+    fast, ref = case.make(fast_optimizers), case.make(reference_optimizers)
+    ref_params = make_params(dtype)
+    flat_step(fast, arena, views, 0)
+    run(ref, ref_params, 1)
+    held = {name: dict(getattr(fast, name)) for name in case.state}
+    after_one = {name: {k: v.copy() for k, v in d.items()} for name, d in held.items()}
+    for name in case.state:
+        assert held[name].keys() == views.keys()
+        for key, (_, shape) in views.items():
+            assert held[name][key].shape == shape and held[name][key].dtype == dtype
+    flat_step(fast, arena, views, 1)
+    run(ref, ref_params, 1, start=1)
+    for name in case.state:
+        for key in views:
+            entry = getattr(fast, name)[key]
+            assert entry is held[name][key]  # the same view, updated by the second step
+            assert not np.array_equal(entry, after_one[name][key])
+            assert_close(entry, getattr(ref, name)[key], dtype, f"{name}/{key}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_update_flat_carries_state_from_per_key_updates(case, dtype):
+    fast, ref = case.make(fast_optimizers), case.make(reference_optimizers)
+    params, ref_params = make_params(dtype), make_params(dtype)
+    run(fast, params, 3)
+    arena, views = arena_of(params)
+    for step in range(3, 6):
+        flat_step(fast, arena, views, step)
+    run(ref, ref_params, 6)
+    assert_same_run(fast, unpack(arena, views), ref, ref_params, case, dtype)
+
+
+# ------------------------------------------------------------------ in place
+
+def non_contiguous_params(dtype):
+    rng = np.random.default_rng(8)
+    wide = rng.standard_normal((4, 12)).astype(dtype)
+    return wide, {
+        "fortran": np.asfortranarray(rng.standard_normal((5, 3)).astype(dtype)),
+        "strided": wide[:, ::2],
+        "transposed": np.ascontiguousarray(rng.standard_normal((3, 6)).astype(dtype)).T,
+        "reversed": rng.standard_normal(7).astype(dtype)[::-1],
+    }
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_non_contiguous_params_are_updated_in_place(case, dtype):
+    wide, params = non_contiguous_params(dtype)
+    gaps = wide[:, 1::2].copy()
+    objects = dict(params)
+    assert not any(p.flags.c_contiguous for p in params.values())
+    ref_params = {k: np.ascontiguousarray(v).copy() for k, v in params.items()}
+    fast, ref = case.make(fast_optimizers), case.make(reference_optimizers)
+    run(fast, params, 5)
+    run(ref, ref_params, 5)
+    for key in params:
+        assert params[key] is objects[key]
+    assert_same_run(fast, params, ref, ref_params, case, dtype)
+    np.testing.assert_array_equal(wide[:, 1::2], gaps)  # the elements between untouched
+    np.testing.assert_array_equal(wide[:, ::2], params["strided"])
+
+
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_gradients_of_the_other_precision_are_converted(case):
+    fast, ref = case.make(fast_optimizers), case.make(reference_optimizers)
+    params, ref_params = make_params(np.float64), make_params(np.float64)
+    for step in range(5):
+        grads = gradient_of(params, step)
+        fast.update(params, {k: g.astype(np.float32) for k, g in grads.items()})
+        ref.update(ref_params, {k: g.astype(np.float32).astype(np.float64)
+                                for k, g in gradient_of(ref_params, step).items()})
+    assert_same_run(fast, params, ref, ref_params, case, np.float64)
+    assert all(p.dtype == np.float64 for p in params.values())
+
+
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_make_optimizer_by_case_insensitive_name(case):
+    for name in (case.name, case.name.upper(), case.name.lower()):
+        optimizer = fast_optimizers.make_optimizer(name, **case.kwargs)
+        assert type(optimizer) is getattr(fast_optimizers, case.name)
+        assert isinstance(optimizer, getattr(reference_optimizers, case.name))
+        for key, value in case.kwargs.items():
+            assert getattr(optimizer, key) == value
+
+
+# ------------------------------------------------------------------ validation
+
+BAD_HYPERPARAMETERS = [
+    ("SGD", {"lr": 0}, ValueError, r"Invalid learning rate: 0"),
+    ("SGD", {"lr": -0.1}, ValueError, r"Invalid learning rate: -0.1"),
+    ("Momentum", {"lr": float("nan")}, ValueError, r"Invalid learning rate: nan"),
+    ("Adam", {"lr": float("inf")}, ValueError, r"Invalid learning rate: inf"),
+    ("AdaGrad", {"lr": -1e-3}, ValueError, r"Invalid learning rate"),
+    ("Momentum", {"momentum": 1.0}, ValueError, r"Invalid momentum: 1.0 \(must be in \[0, 1\)\)"),
+    ("Nesterov", {"momentum": -0.5}, ValueError, r"Invalid momentum: -0.5"),
+    ("RMSprop", {"decay_rate": 1.0}, ValueError, r"Invalid decay_rate: 1.0"),
+    ("RMSprop", {"decay_rate": float("nan")}, ValueError, r"Invalid decay_rate: nan"),
+    ("Adam", {"beta1": 1.0}, ValueError, r"Invalid beta1: 1.0"),
+    ("Adam", {"beta2": -0.1}, ValueError, r"Invalid beta2: -0.1"),
+    ("SGD", {"lr": "0.1"}, TypeError, r"real number"),
+    ("Adam", {"lr": None}, TypeError, r"real number"),
+    ("SGD", {"learning_rate": 0.1}, TypeError, r"unexpected keyword argument 'learning_rate'"),
+]
+
+
+@pytest.mark.parametrize("module", [fast_optimizers, reference_optimizers],
+                         ids=["fastnet", "reference"])
+@pytest.mark.parametrize("name, kwargs, error, match", BAD_HYPERPARAMETERS,
+                         ids=[f"{n}-{k!r}" for n, k, _, _ in BAD_HYPERPARAMETERS])
+def test_invalid_hyperparameters(module, name, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        getattr(module, name)(**kwargs)
+
+
+def _replace(key, value):
+    return lambda grads: grads.__setitem__(key, value)
+
+
+BAD_GRADS = [
+    ("wrong-shape", _replace("b1", np.zeros((5, 1))), ValueError,
+     r"grads\['b1'\] must have shape \(5,\), got \(5, 1\)"),
+    ("transposed", _replace("W2", np.zeros((2, 3, 5))), ValueError,
+     r"grads\['W2'\] must have shape \(5, 3, 2\)"),
+    ("int", _replace("b2", np.zeros(1, np.int64)), TypeError,
+     r"grads\['b2'\] must be a float32 or float64 array, got dtype int64"),
+    ("float16", _replace("b1", np.zeros(5, np.float16)), TypeError, r"got dtype float16"),
+    ("bool", _replace("scale", np.array(True)), TypeError, r"got dtype bool"),
+    ("missing", lambda grads: grads.pop("b2"), KeyError, r"b2"),
+]
+
+
+@pytest.mark.parametrize("bad", [pytest.param(b[1:], id=b[0]) for b in BAD_GRADS])
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_bad_gradients_raise_and_change_nothing(case, bad):
+    corrupt, error, match = bad
+    fast = case.make(fast_optimizers)
+    params = make_params(np.float64)
+    run(fast, params, 2)
+    params_before = {k: v.copy() for k, v in params.items()}
+    state_before = optimizer_state(fast, case)
+    grads = gradient_of(params, 2)
+    corrupt(grads)
+    with pytest.raises(error, match=match):
+        fast.update(params, grads)
+    for key in params:
+        np.testing.assert_array_equal(params[key], params_before[key], err_msg=key)
+    state_after = optimizer_state(fast, case)
+    assert state_after.keys() == state_before.keys()
+    for key in state_before:
+        np.testing.assert_array_equal(state_after[key], state_before[key], err_msg=key)
