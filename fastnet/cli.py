@@ -1,0 +1,414 @@
+"""The ``fastnet`` command: train a net, run the chapter-6 experiments, benchmark.
+
+    fastnet train --hidden 100,100 --optimizer adam --epochs 5 --save net.npz
+    fastnet train --load net.npz --epochs 0          # evaluate a saved net
+    fastnet experiment all --dataset fashion-mnist --out results
+    fastnet bench ...                                # see fastnet bench --help
+
+Saved nets are plain ``.npz`` archives (no pickle): the parameters under
+``params/<key>``, batch-norm running statistics under ``running/<mean|var><i>``, and
+the architecture as plain arrays (``input_size``, ``hidden_size_list``,
+``output_size``, ``activation``, ``use_batchnorm``, ``dropout_ratio``), tagged with
+``format``.  ``--load`` rebuilds the net from them.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, datasets
+from .experiments import EXPERIMENTS
+from .experiments.shared import (
+    BACKENDS,
+    LOADERS,
+    Context,
+    get_backend,
+    load_dataset,
+    run_experiment,
+)
+
+FORMAT = "fastnet-mlp/1"
+ACTIVATIONS = ("relu", "sigmoid", "tanh")
+INIT_NAMES = ("relu", "he", "sigmoid", "xavier")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+DEFAULT_HIDDEN = [100, 100, 100, 100]
+# Flags that fix the architecture: with --load they default to the file's values.
+ARCHITECTURE = {"hidden": "hidden_size_list", "activation": "activation",
+                "batchnorm": "use_batchnorm", "dropout": "dropout_ratio"}
+
+
+class CommandError(Exception):
+    """A failure to report in one line, without a traceback (exit status 1)."""
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # bench parses its own arguments
+        from .bench import main as bench_main
+        return bench_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (CommandError, datasets.DatasetNotFoundError) as err:
+        print(f"fastnet {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="fastnet", description="Fast training of the nets of 'Deep Learning from "
+        "Scratch', chapter 6.")
+    parser.add_argument("--version", action="version", version=f"fastnet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train_parser(commands)
+    _add_experiment_parser(commands)
+    commands.add_parser("bench", add_help=False, help="benchmarks of the kernels against "
+                        "the NumPy reference (fastnet bench --help)")
+    return parser
+
+
+def _add_data_arguments(parser):
+    parser.add_argument("--backend", choices=list(BACKENDS), default="fastnet",
+                        help="fastnet's kernels or the plain NumPy reference (default fastnet)")
+    parser.add_argument("--dataset", choices=list(LOADERS), default="mnist",
+                        help="default mnist")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="folder holding the four IDX files (default: searched, "
+                        "see fastnet.datasets)")
+    parser.add_argument("--seed", type=_count(0), default=0, help="default 0")
+
+
+def _add_train_parser(commands):
+    p = commands.add_parser("train", help="train one fully connected net",
+                            description="Train one fully connected net and report the "
+                            "train/test accuracy per epoch.")
+    p.set_defaults(run=train)
+    net = p.add_argument_group("network (with --load: taken from the file)")
+    net.add_argument("--hidden", type=_sizes, action="append", metavar="N[,N...]",
+                     help="hidden layer sizes, comma-separated or repeated "
+                     f"(default {','.join(map(str, DEFAULT_HIDDEN))})")
+    net.add_argument("--activation", choices=ACTIVATIONS, help="default relu")
+    net.add_argument("--init", type=_init, default="relu", metavar="relu|he|sigmoid|xavier|STD",
+                     help="weight init: He, Xavier or a std (default relu = He; "
+                     "ignored with --load)")
+    net.add_argument("--batchnorm", action="store_true", default=None,
+                     help="batch normalization after each hidden Affine")
+    net.add_argument("--dropout", type=_dropout_ratio, metavar="RATIO",
+                     help="dropout after each hidden activation")
+    net.add_argument("--dtype", choices=("float32", "float64"), help="default float32, or "
+                     "the file's with --load")
+    fit = p.add_argument_group("training")
+    fit.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="default sgd")
+    fit.add_argument("--lr", type=_positive, help="learning rate (default: the optimizer's)")
+    fit.add_argument("--momentum", type=_fraction,
+                     help="momentum of momentum/nesterov (default 0.9)")
+    fit.add_argument("--weight-decay", type=_nonnegative, default=0.0, metavar="LAMBDA",
+                     help="L2 weight decay (default 0)")
+    fit.add_argument("--epochs", type=_count(0), default=20, help="default 20; 0 only "
+                     "evaluates")
+    fit.add_argument("--batch-size", type=_count(1), default=100, help="default 100")
+    data = p.add_argument_group("data")
+    _add_data_arguments(data)
+    data.add_argument("--train-size", type=_count(1), metavar="N",
+                      help="train on the first N training images only")
+    data.add_argument("--test-size", type=_count(1), metavar="N",
+                      help="test on the first N test images only")
+    files = p.add_argument_group("files")
+    files.add_argument("--save", type=Path, metavar="PATH.npz",
+                       help="save the trained net (never overwrites without --force)")
+    files.add_argument("--load", type=Path, metavar="PATH.npz",
+                       help="start from a net saved with --save")
+    files.add_argument("--force", action="store_true", help="let --save overwrite")
+
+
+def _add_experiment_parser(commands):
+    p = commands.add_parser("experiment", help="run the book's chapter-6 experiments",
+                            description="Run an experiment of chapter 6; each prints its "
+                            "numbers and writes a PNG figure and its curves (CSV/JSON).")
+    p.set_defaults(run=experiment)
+    p.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME",
+                   help=f"one of {', '.join(EXPERIMENTS)}, or all")
+    p.add_argument("--out", type=Path, default=Path("fastnet-out"), metavar="DIR",
+                   help="where figures and curves go (default ./fastnet-out)")
+    p.add_argument("--quick", action="store_true",
+                   help="scaled-down settings (fewer iterations, epochs and trials)")
+    _add_data_arguments(p)
+
+
+# --- argument types: each raises ArgumentTypeError, so argparse exits with status 2
+
+def _number(text, kind=float):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def _real(check, requirement):
+    """An argument type: a float for which ``check`` holds."""
+    def parse(text):
+        value = _number(text)
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return value
+    return parse
+
+
+_positive = _real(lambda v: v > 0, "> 0")
+_nonnegative = _real(lambda v: v >= 0, ">= 0")
+_fraction = _real(lambda v: 0 <= v < 1, "in [0, 1)")
+_dropout_ratio = _real(lambda v: 0 < v < 1, "in (0, 1)")
+
+
+def _count(low):
+    def count(text):
+        value = _number(text, int)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text}")
+        return value
+    return count
+
+
+def _sizes(text):
+    return [_count(1)(size) for size in text.split(",")]
+
+
+def _init(text):
+    return text.lower() if text.lower() in INIT_NAMES else _positive(text)
+
+
+# --- fastnet train
+
+def train(args):
+    if args.save and args.save.exists() and not args.force:
+        raise CommandError(f"{args.save} exists; pass --force to overwrite it")
+    if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
+        raise CommandError(f"--momentum applies to momentum and nesterov, not {args.optimizer}")
+    (x_train, t_train), (x_test, t_test), description = load_dataset(args.dataset,
+                                                                    args.data_dir)
+    x_train, t_train = _first(x_train, t_train, args.train_size, "--train-size", "training")
+    x_test, t_test = _first(x_test, t_test, args.test_size, "--test-size", "test")
+    backend = get_backend(args.backend)
+    network = (load_network(args.load, backend, args) if args.load
+               else new_network(backend, args))
+    if network.input_size != x_train.shape[1] or network.output_size != 10:
+        raise CommandError(f"the net maps {network.input_size} inputs to "
+                           f"{network.output_size} classes; {args.dataset} has "
+                           f"{x_train.shape[1]} pixels and 10 classes")
+    optimizer_param = {k: v for k, v in (("lr", args.lr), ("momentum", args.momentum))
+                       if v is not None}
+    trainer = backend.trainer.Trainer(
+        network, x_train, t_train, x_test, t_test, epochs=args.epochs,
+        mini_batch_size=args.batch_size, optimizer=args.optimizer,
+        optimizer_param=optimizer_param, verbose=False, seed=args.seed)
+    print(f"data: {description}; using {len(x_train):,} train / {len(x_test):,} test\n"
+          f"net: {_describe(network)}; {args.optimizer} {optimizer_param or '(defaults)'}, "
+          f"{args.epochs} epochs of batch {args.batch_size}; backend {backend.name}",
+          flush=True)
+
+    start = time.perf_counter()
+    _fit(trainer)
+    print(f"final: train acc {network.accuracy(x_train, t_train):.4f}, test acc "
+          f"{network.accuracy(x_test, t_test):.4f} ({time.perf_counter() - start:.1f} s)")
+    if args.save:
+        save_network(network, args.save, args.force)
+        print(f"saved to {args.save}")
+    return 0
+
+
+def _describe(network):
+    """Like ``784-100-100-10 relu, batch norm, dropout 0.2, float32``."""
+    sizes = [network.input_size, *network.hidden_size_list, network.output_size]
+    return ("-".join(map(str, sizes)) + f" {network.activation}"
+            + (", batch norm" if network.use_batchnorm else "")
+            + (f", dropout {network.dropout_ratio}" if network.use_dropout else "")
+            + f", {network.dtype}")
+
+
+def _first(x, t, n, flag, kind):
+    if n is None:
+        return x, t
+    if n > len(x):
+        raise CommandError(f"{flag} {n} exceeds the {len(x):,} {kind} images")
+    return x[:n], t[:n]
+
+
+def _fit(trainer):
+    """Run ``trainer`` step by step: accuracies on stdout, a progress bar on stderr."""
+    bar = ProgressBar(trainer.max_iter)
+    for i in range(trainer.max_iter):
+        recorded = len(trainer.train_acc_list)
+        trainer.train_step()
+        if len(trainer.train_acc_list) > recorded:
+            bar.clear()
+            print(f"epoch {trainer.current_epoch:>3}: train acc "
+                  f"{trainer.train_acc_list[-1]:.4f}, test acc {trainer.test_acc_list[-1]:.4f}"
+                  f", loss {trainer.train_loss_list[-1]:.4f}", flush=True)
+        bar.update(i + 1)
+    bar.clear()
+
+
+class ProgressBar:
+    """``[#####.....]  52%  1040/2000`` on stderr, redrawn when the percentage changes;
+    drawn only on a terminal, so that logs stay clean."""
+
+    def __init__(self, total, width=30, stream=None):
+        self.total, self.width, self.stream = total, width, stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.shown = None
+
+    def update(self, done):
+        percent = 100 * done // max(self.total, 1)
+        if self.enabled and percent != self.shown:
+            self.shown = percent
+            filled = self.width * done // max(self.total, 1)
+            self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] "
+                              f"{percent:3d}%  {done}/{self.total}")
+            self.stream.flush()
+
+    def clear(self):
+        if self.shown is not None:
+            self.stream.write("\r" + " " * (self.width + 30) + "\r")
+            self.stream.flush()
+            self.shown = None
+
+
+def new_network(backend, args):
+    return backend.nets.MultiLayerNetExtend(
+        784, _flatten(args.hidden) or DEFAULT_HIDDEN, 10, activation=args.activation or "relu",
+        weight_init_std=args.init, weight_decay_lambda=args.weight_decay,
+        use_dropout=args.dropout is not None, dropout_ratio=args.dropout or 0.5,
+        use_batchnorm=bool(args.batchnorm), dtype=args.dtype or np.float32, seed=args.seed)
+
+
+def _flatten(lists):
+    return [size for sizes in lists or () for size in sizes]
+
+
+# --- saved nets
+
+def save_network(network, path, force):
+    """Write ``network`` to ``path`` atomically (a temporary file, then a rename)."""
+    arrays = {f"params/{key}": value for key, value in network.params.items()}
+    for i in range(1, len(network.hidden_size_list) + 1):
+        batchnorm = network.layers.get(f"BatchNorm{i}")
+        if batchnorm is not None and batchnorm.running_mean is not None:
+            arrays[f"running/mean{i}"] = batchnorm.running_mean
+            arrays[f"running/var{i}"] = batchnorm.running_var
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            np.savez(out, format=np.str_(FORMAT), input_size=network.input_size,
+                     hidden_size_list=np.array(network.hidden_size_list, np.int64),
+                     output_size=network.output_size, activation=np.str_(network.activation),
+                     use_batchnorm=network.use_batchnorm,
+                     dropout_ratio=network.dropout_ratio if network.use_dropout else 0.0,
+                     **arrays)
+        if path.exists() and not force:
+            raise CommandError(f"{path} appeared while training; pass --force to overwrite it")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_network(path, backend, args):
+    """The net saved at ``path``; architecture flags in ``args`` must agree with it."""
+    files = _read_saved(path)
+    architecture = {"hidden_size_list": [int(n) for n in files["hidden_size_list"]],
+                    "activation": str(files["activation"]),
+                    "use_batchnorm": bool(files["use_batchnorm"]),
+                    "dropout_ratio": float(files["dropout_ratio"]) or None}
+    given = {"hidden": _flatten(args.hidden) or None, "activation": args.activation,
+             "batchnorm": args.batchnorm, "dropout": args.dropout}
+    for flag, key in ARCHITECTURE.items():
+        if given[flag] is not None and given[flag] != architecture[key]:
+            raise CommandError(f"--{flag} {_show(given[flag])} does not match the net in "
+                               f"{path} ({key} {_show(architecture[key])}); leave it out "
+                               "to use the file's")
+    params = {key.removeprefix("params/"): value for key, value in files.items()
+              if key.startswith("params/")}
+    saved_dtype = params["W1"].dtype if "W1" in params else np.float32
+    try:
+        network = backend.nets.MultiLayerNetExtend(
+            int(files["input_size"]), architecture["hidden_size_list"],
+            int(files["output_size"]), activation=architecture["activation"],
+            weight_decay_lambda=args.weight_decay,
+            use_dropout=architecture["dropout_ratio"] is not None,
+            dropout_ratio=architecture["dropout_ratio"] or 0.5,
+            use_batchnorm=architecture["use_batchnorm"],
+            dtype=args.dtype or saved_dtype, seed=args.seed)
+    except (TypeError, ValueError) as err:
+        raise CommandError(f"{path} describes no valid net: {err}") from None
+    _load_params(network, params, files, path)
+    return network
+
+
+def _read_saved(path):
+    """Every array of the ``.npz`` at ``path``, which must hold a saved net."""
+    required = ("format", "input_size", "hidden_size_list", "output_size", "activation",
+                "use_batchnorm", "dropout_ratio")
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            files = dict(saved)
+    except (OSError, ValueError, EOFError) as err:
+        raise CommandError(f"cannot read {path}: {err}") from None
+    if str(files.get("format")) != FORMAT:
+        raise CommandError(f"{path} is not a net saved by fastnet train "
+                           f"(format {str(files.get('format'))!r}, expected {FORMAT!r})")
+    missing = [key for key in required if key not in files]
+    if missing:
+        raise CommandError(f"{path} lacks {', '.join(missing)}")
+    return files
+
+
+def _show(value):
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _load_params(network, params, files, path):
+    """Copy the saved arrays into ``network``'s own (which its layers hold)."""
+    if set(params) != set(network.params):
+        raise CommandError(f"{path} holds parameters {sorted(params)}, the net expects "
+                           f"{sorted(network.params)}")
+    for key, value in params.items():
+        if value.shape != network.params[key].shape:
+            raise CommandError(f"{path}: {key} has shape {value.shape}, the net expects "
+                               f"{network.params[key].shape}")
+        network.params[key][...] = value
+    for i in range(1, len(network.hidden_size_list) + 1):
+        batchnorm = network.layers.get(f"BatchNorm{i}")
+        if batchnorm is None or f"running/mean{i}" not in files:
+            continue
+        for stat in ("mean", "var"):
+            value = files[f"running/{stat}{i}"].astype(network.dtype)
+            current = getattr(batchnorm, f"running_{stat}")
+            if current is None:
+                setattr(batchnorm, f"running_{stat}", value)
+            else:
+                current[...] = value  # fastnet's nets keep these in one arena
+
+
+# --- fastnet experiment
+
+def experiment(args):
+    ctx = Context(get_backend(args.backend), args.out, dataset=args.dataset,
+                  data_dir=args.data_dir, seed=args.seed, quick=args.quick)
+    names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    results = [run_experiment(EXPERIMENTS[name], ctx) for name in names]
+    if len(results) > 1:
+        print(f"{'experiment':<16} {'wall s':>8}  summary ({ctx.backend.name} backend"
+              + (", QUICK mode" if args.quick else "") + ")")
+        for result in results:
+            print(f"{result.name:<16} {result.seconds:8.1f}  {result.summary}")
+        print(f"{'total':<16} {sum(r.seconds for r in results):8.1f}")
+        ctx.write_csv("summary.csv", ["experiment", "backend", "quick", "wall_s", "summary"],
+                      [(r.name, ctx.backend.name, args.quick, r.seconds, r.summary)
+                       for r in results])
+    print("wrote " + ", ".join(str(path) for path in ctx.written))
+    return 0

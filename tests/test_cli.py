@@ -1,0 +1,155 @@
+"""``fastnet train`` (save, load, refusals), argument errors and the ``bench`` hand-off.
+
+Uses the data fixtures of test_experiments.py: a small fake MNIST, or the real test
+digits where ``$FASTNET_MNIST_DIR`` is set.
+"""
+import io
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import test_experiments
+
+from fastnet import cli
+from fastnet.cli import main
+
+# The data fixtures (``offline`` is autouse) and the fake-MNIST writer.
+mnist_dir, offline = test_experiments.mnist_dir, test_experiments.offline
+write_fake_mnist = test_experiments.write_fake_mnist
+
+SMALL = ["--hidden", "20,20", "--epochs", "2", "--train-size", "300", "--test-size", "100"]
+
+
+def train(capsys, data_dir, *options):
+    """Run ``fastnet train``; return its exit status, stdout and stderr."""
+    status = main(["train", "--data-dir", str(data_dir), *SMALL, *options])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def final_accuracies(stdout):
+    match = re.search(r"final: train acc ([\d.]+), test acc ([\d.]+)", stdout)
+    return float(match[1]), float(match[2])
+
+
+@pytest.mark.parametrize("options", [[], ["--batchnorm", "--dropout", "0.2", "--dtype",
+                                          "float64", "--optimizer", "adam"]])
+def test_save_then_load_round_trips(options, mnist_dir, tmp_path, capsys):
+    path = tmp_path / "net.npz"
+    status, stdout, _ = train(capsys, mnist_dir, "--save", str(path), *options)
+    assert status == 0 and f"saved to {path}" in stdout
+    assert stdout.count("epoch ") == 2
+    trained = final_accuracies(stdout)
+    with np.load(path, allow_pickle=False) as saved:  # no pickle needed to read it
+        assert list(saved["hidden_size_list"]) == [20, 20] and "params/W3" in saved
+        assert ("running/mean1" in saved) == ("--batchnorm" in options)
+
+    for backend in ("fastnet", "reference"):
+        status, stdout, _ = train(capsys, mnist_dir, "--load", str(path), "--epochs", "0",
+                                  "--backend", backend)
+        assert status == 0
+        np.testing.assert_allclose(final_accuracies(stdout), trained, atol=0.011)
+    status, stdout, _ = train(capsys, mnist_dir, "--load", str(path), "--epochs", "1")
+    assert status == 0 and "epoch   1" in stdout
+
+
+def test_save_never_overwrites_without_force(mnist_dir, tmp_path, capsys):
+    path = tmp_path / "nets" / "net.npz"
+    path.parent.mkdir()
+    path.write_bytes(b"precious")
+    status, _, stderr = train(capsys, mnist_dir, "--save", str(path))
+    assert status == 1 and "exists; pass --force" in stderr
+    assert path.read_bytes() == b"precious"
+    status, _, _ = train(capsys, mnist_dir, "--save", str(path), "--force")
+    assert status == 0 and path.read_bytes()[:2] == b"PK"  # an npz is a zip
+    assert [p.name for p in path.parent.iterdir()] == ["net.npz"]  # no temporary left
+
+
+def test_load_refuses_an_incompatible_net(mnist_dir, tmp_path, capsys):
+    path = tmp_path / "net.npz"
+    assert train(capsys, mnist_dir, "--save", str(path))[0] == 0
+    status, _, stderr = train(capsys, mnist_dir, "--load", str(path), "--hidden", "30")
+    assert status == 1 and "--hidden 20,20,30 does not match the net" in stderr  # appended
+    status, _, stderr = train(capsys, mnist_dir, "--load", str(path), "--batchnorm")
+    assert status == 1 and "--batchnorm True does not match" in stderr
+
+    other = tmp_path / "other.npz"
+    np.savez(other, W1=np.zeros((784, 20)))
+    status, _, stderr = train(capsys, mnist_dir, "--load", str(other))
+    assert status == 1 and "is not a net saved by fastnet train" in stderr
+    status, _, stderr = train(capsys, mnist_dir, "--load", str(tmp_path / "missing.npz"))
+    assert status == 1 and "cannot read" in stderr
+
+    with np.load(path) as saved:
+        arrays = dict(saved)
+    arrays["params/W2"] = arrays["params/W2"][:, :5]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    status, _, stderr = train(capsys, mnist_dir, "--load", str(tmp_path / "bad.npz"))
+    assert status == 1 and "params/W2" not in stderr and "W2 has shape (20, 5)" in stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--lr", "-1"], "argument --lr: must be > 0"),
+    (["train", "--lr", "fast"], "argument --lr: not a float"),
+    (["train", "--dropout", "1.5"], "argument --dropout: must be in (0, 1)"),
+    (["train", "--activation", "softsign"], "argument --activation: invalid choice"),
+    (["train", "--hidden", "10,x"], "argument --hidden: not a int"),
+    (["train", "--hidden", "10,0"], "argument --hidden: must be an integer >= 1"),
+    (["train", "--init", "glorot"], "argument --init: not a float"),
+    (["train", "--epochs", "-1"], "argument --epochs: must be an integer >= 0"),
+    (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
+    (["experiment", "nope"], "argument NAME: invalid choice"),
+    (["experiment"], "the following arguments are required: NAME"),
+    ([], "the following arguments are required: COMMAND"),
+])
+def test_bad_flags_exit_with_status_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_errors_after_parsing_exit_with_status_1(mnist_dir, tmp_path, capsys):
+    status, _, stderr = train(capsys, mnist_dir, "--optimizer", "adam", "--momentum", "0.5")
+    assert status == 1 and "--momentum applies to momentum and nesterov" in stderr
+    status, _, stderr = train(capsys, mnist_dir, "--train-size", "10000000")
+    assert status == 1 and "--train-size 10000000 exceeds" in stderr
+    status, _, stderr = train(capsys, tmp_path / "nothing-here")
+    assert status == 1 and "fastnet train: error: MNIST not found" in stderr
+
+
+def test_mnist_fallback_is_announced(tmp_path, capsys):
+    folder = write_fake_mnist(tmp_path / "only-test", n_test=400, splits=("t10k",))
+    status = main(["train", "--data-dir", str(folder), "--hidden", "10", "--epochs", "1"])
+    captured = capsys.readouterr()
+    assert status == 0 and "MNIST FALLBACK" in captured.err
+    assert "using 320 train / 80 test" in captured.out
+
+
+def test_bench_gets_the_remaining_arguments(monkeypatch):
+    bench = pytest.importorskip("fastnet.bench")
+    calls = []
+    monkeypatch.setattr(bench, "main", lambda argv: calls.append(argv) or 7)
+    assert main(["bench", "--quick", "mlp-sgd"]) == 7
+    assert calls == [["--quick", "mlp-sgd"]]
+
+
+def test_progress_bar_draws_only_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, drawn in ((Terminal(), True), (io.StringIO(), False)):
+        bar = cli.ProgressBar(200, width=10, stream=stream)
+        for done in range(1, 201):
+            bar.update(done)
+        assert ("[#####.....]  50%  100/200" in stream.getvalue()) == drawn
+        assert stream.getvalue().count("\r") == (101 if drawn else 0)  # 0% to 100%
+
+
+def test_python_dash_m_fastnet():
+    result = subprocess.run([sys.executable, "-m", "fastnet", "--help"], capture_output=True,
+                            text=True, check=True)
+    assert all(command in result.stdout for command in ("train", "experiment", "bench"))
