@@ -1,0 +1,69 @@
+"""A training step of the headline nets (``fastnet bench``'s workloads), and memory.
+
+``implementation``:
+
+* ``reference``: the NumPy oracle, ``grads = net.gradient(x, t)`` then ``update``;
+* ``fastnet-layers``: the same book loop on fastnet's layer classes (one kernel per layer);
+* ``fastnet``: the fused ``net.train_step(x, t, optimizer)``;
+* ``torch``: the same model in ``torch.nn`` with ``torch.optim`` (fused where supported).
+"""
+import gc
+
+from . import NETS, batch, rss_mb, train_step
+
+
+class TrainStep:
+    params = (list(NETS), ["reference", "fastnet-layers", "fastnet", "torch"])
+    param_names = ("net", "implementation")
+
+    def setup(self, net, implementation):
+        x, t = batch(NETS[net][2])
+        self.step = train_step(implementation, net, x, t)
+        self.step()
+
+    def time_train_step(self, net, implementation):
+        self.step()
+
+
+class WideNetMemory:
+    """Peak memory of building the 784-1024-1024-10 net with Adam and training it for
+    a few steps at batch 256 (on top of the imports and, for fastnet, its kernels)."""
+
+    params = ("reference", "fastnet")
+    param_names = ("implementation",)
+
+    def setup(self, implementation):
+        self.x, self.t = batch(NETS["wide-adam"][2])
+        if implementation == "fastnet":  # load the kernels now, not inside the measurement
+            x, t = batch(8)
+            train_step("fastnet", "mlp-adam", x, t)()
+
+    def peakmem_train_step(self, implementation):
+        step = train_step(implementation, "wide-adam", self.x, self.t)
+        for _ in range(3):
+            step()
+
+
+class MemoryLeak:
+    """RSS growth (MB) over 10,000 fused train steps of the mlp net: flat means no leak."""
+
+    params = ("fastnet",)
+    param_names = ("implementation",)
+    unit = "MB"
+    timeout = 600
+
+    def setup(self, implementation):
+        x, t = batch(NETS["mlp-sgd"][2])
+        self.step = train_step(implementation, "mlp-sgd", x, t)
+        for _ in range(200):
+            self.step()
+        if rss_mb() is None:
+            raise NotImplementedError("no way to read the RSS on this platform")
+
+    def track_rss_growth_10k_steps(self, implementation):
+        gc.collect()
+        before = rss_mb()
+        for _ in range(10_000):
+            self.step()
+        gc.collect()
+        return rss_mb() - before

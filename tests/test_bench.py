@@ -1,0 +1,82 @@
+"""``fastnet bench``: a short run emits the documented JSON, with and without torch."""
+import json
+import sys
+
+import pytest
+
+from fastnet import bench
+
+SHORT = ["--quick", "--json", "--seconds", "0.1", "--gap", "0"]
+STEP_IMPLEMENTATIONS = {"fastnet", "reference", "gemm-floor", "gemm-floor-njit"}
+TARGET_KEYS = {"metric", "label", "op", "threshold", "value", "status"}
+
+
+def run_json(capsys, *args):
+    assert bench.main([*SHORT, *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def check_result(result, implementations, ratios):
+    assert {"description", "unit", "implementations", "notes", "skipped", "ratios",
+            "targets"} <= set(result)
+    assert set(result["implementations"]) == implementations
+    for summary in result["implementations"].values():
+        assert summary["samples"] >= bench.QUICK["min_rounds"]
+        assert summary["steps_per_sample"] >= 1
+        assert 0 < summary["min"] <= summary["median"]
+        assert summary["p25"] <= summary["median"] <= summary["p75"]
+    assert ratios <= set(result["ratios"])
+    for target in result["targets"]:
+        assert set(target) == TARGET_KEYS
+        assert target["status"] in ("PASS", "MISS", "SKIP")
+
+
+def test_mlp_sgd_json(capsys):
+    pytest.importorskip("torch")
+    report = run_json(capsys, "--workload", "mlp-sgd")
+    meta = report["meta"]
+    assert meta["threads"] >= 1 and meta["numba_threading_layer"]
+    assert any(lib["user_api"] == "blas" for lib in meta["threadpools"])
+    assert list(report["workloads"]) == ["mlp-sgd"]
+    result = report["workloads"]["mlp-sgd"]
+    check_result(result, STEP_IMPLEMENTATIONS | {"torch"},
+                 {"speedup_vs_torch", "speedup_vs_reference", "fastnet_over_floor"})
+    assert [t["metric"] for t in result["targets"]] == [
+        "speedup_vs_torch", "speedup_vs_reference", "fastnet_over_floor"]
+    assert all(t["status"] != "SKIP" for t in result["targets"])
+
+
+def test_without_torch(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    report = run_json(capsys, "--workload", "mlp-sgd,adam-update")
+    assert report["meta"]["torch"] is None
+    mlp = report["workloads"]["mlp-sgd"]
+    check_result(mlp, STEP_IMPLEMENTATIONS, {"speedup_vs_reference"})
+    assert "torch" in mlp["skipped"]
+    assert mlp["ratios"]["speedup_vs_torch"] is None
+    assert {t["metric"]: t["status"] for t in mlp["targets"]}["speedup_vs_torch"] == "SKIP"
+    adam = report["workloads"]["adam-update"]
+    check_result(adam, {"fastnet", "reference", "copy-floor", "copy-floor-1t"},
+                 {"fastnet_over_copy_floor"})
+    assert adam["ratios"]["fastnet_over_torch"] is None
+
+
+def test_table_output(capsys):
+    assert bench.main(["--quick", "--no-torch", "--workload", "leak", "--leak-steps", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "threads:" in out and "BLAS" not in out.splitlines()[0]
+    assert "leak" in out and "RSS growth" in out
+
+
+def test_unknown_workload_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--workload", "nope"])
+    assert exc.value.code == 2
+    assert "unknown workload nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("op, value, expected", [(">=", 2.5, "PASS"), (">=", 1.9, "MISS"),
+                                                 ("<=", 1.1, "PASS"), ("<=", 1.3, "MISS"),
+                                                 (">=", None, "SKIP")])
+def test_target_status(op, value, expected):
+    assert bench.Target("m", op, 2.0 if op == ">=" else 1.2, "label").status(value) == expected
