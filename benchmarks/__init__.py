@@ -26,17 +26,9 @@ import fastnet.nets
 import fastnet.optimizers
 import fastnet.reference  # noqa: F401
 
-INPUT_SIZE, OUTPUT_SIZE = 784, 10
-
-# The headline nets of ``fastnet bench``: class, hidden sizes, batch, optimizer, lr, extras.
-NETS = {
-    "mlp-sgd": ("MultiLayerNet", [100] * 4, 128, "SGD", 0.01, {}),
-    "mlp-adam": ("MultiLayerNet", [100] * 4, 128, "Adam", 0.001, {}),
-    "bn-sgd": ("MultiLayerNetExtend", [100] * 5, 100, "SGD", 0.01, {"use_batchnorm": True}),
-    "dropout-sgd": ("MultiLayerNetExtend", [100] * 6, 100, "SGD", 0.01,
-                    {"use_dropout": True, "dropout_ratio": 0.2}),
-    "wide-adam": ("MultiLayerNet", [1024, 1024], 256, "Adam", 0.001, {}),
-}
+# The headline nets and the torch builders are ``fastnet bench``'s.
+from fastnet.bench import (INPUT_SIZE, NETS, OUTPUT_SIZE, book_step,  # noqa: E402,F401
+                           fastnet_step, torch_model, torch_optimizer, torch_step)
 
 
 def batch(n, d=INPUT_SIZE, dtype=np.float32, seed=0):
@@ -89,75 +81,17 @@ def require_torch():
     return torch
 
 
-def torch_optimizer(torch, name, params, **hyper):
-    """``torch.optim.<name>(params, **hyper)``, fused where this build supports it."""
-    cls = getattr(torch.optim, name)
-    params = list(params)
-    for flavour in ({"fused": True}, {"foreach": True}, {}):
-        try:
-            optimizer = cls(params, **hyper, **flavour)
-        except (RuntimeError, TypeError, ValueError):
-            continue
-        if flavour.get("fused"):  # some builds accept the flag and fail at the first step
-            saved_grads = [p.grad for p in params]
-            try:
-                for p in params:
-                    p.grad = torch.zeros_like(p)
-                cls(params, **hyper, **flavour).step()
-            except (RuntimeError, TypeError, ValueError):
-                continue
-            finally:
-                for p, g in zip(params, saved_grads):
-                    p.grad = g
-        return optimizer
-    raise NotImplementedError(f"torch.optim.{name} rejects {hyper}")
-
-
-def torch_model(torch, hidden, use_batchnorm=False, use_dropout=False, dropout_ratio=0.5):
-    """The book's MultiLayerNet(Extend) in torch.nn (float32, ReLU)."""
-    nn = torch.nn
-    modules, fan_in = [], INPUT_SIZE
-    for width in hidden:
-        modules.append(nn.Linear(fan_in, width))
-        if use_batchnorm:
-            modules.append(nn.BatchNorm1d(width, eps=1e-6, momentum=0.1))
-        modules.append(nn.ReLU())
-        if use_dropout:
-            modules.append(nn.Dropout(dropout_ratio))
-        fan_in = width
-    modules.append(nn.Linear(fan_in, OUTPUT_SIZE))
-    return nn.Sequential(*modules).train()
-
-
 def train_step(implementation, net_name, x, t):
-    """A zero-argument training step of the headline net ``net_name``."""
-    cls_name, hidden, _, opt_name, lr, extra = NETS[net_name]
+    """A zero-argument training step of the headline net ``net_name``: ``fastnet`` (the
+    fused ``train_step``), ``fastnet-layers`` (the book's loop on fastnet's layers),
+    ``reference`` or ``torch``."""
+    spec = NETS[net_name]
     if implementation == "torch":
-        torch = require_torch()
-        torch.manual_seed(0)
-        model = torch_model(torch, hidden, **extra)
-        optimizer = torch_optimizer(torch, opt_name, model.parameters(), lr=lr)
-        xt, tt = torch.from_numpy(x), torch.from_numpy(t).long()
-        loss_fn = torch.nn.functional.cross_entropy
-
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(xt), tt).backward()
-            optimizer.step()
-        return step
-
-    if implementation == "reference":
-        from fastnet.reference import nets, optimizers
-    else:
-        from fastnet import nets, optimizers
-    net = getattr(nets, cls_name)(INPUT_SIZE, hidden, OUTPUT_SIZE, seed=0, **extra)
-    optimizer = getattr(optimizers, opt_name)(lr=lr)
+        return torch_step(require_torch(), spec, x, t)[0]
     if implementation == "fastnet":
-        return lambda: net.train_step(x, t, optimizer)
-
-    def step():  # the book's loop: reference, or fastnet's layers one by one
-        optimizer.update(net.params, net.gradient(x, t))
-    return step
+        return fastnet_step(spec, x, t)
+    return book_step(spec, x, t, "fastnet" if implementation == "fastnet-layers"
+                     else "fastnet.reference")
 
 
 def rss_mb():

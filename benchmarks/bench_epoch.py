@@ -52,7 +52,7 @@ class TrainerEpoch:
         torch.manual_seed(0)
         x_train, t_train, x_test, t_test = (torch.from_numpy(a) for a in data)
         model = torch_model(torch, HIDDEN)
-        optimizer = torch_optimizer(torch, name, model.parameters(), **hyper)
+        optimizer, _ = torch_optimizer(torch, name, model.parameters(), **hyper)
         loss_fn = torch.nn.functional.cross_entropy
         generator = torch.Generator().manual_seed(0)
 

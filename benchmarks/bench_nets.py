@@ -17,7 +17,7 @@ class TrainStep:
     param_names = ("net", "implementation")
 
     def setup(self, net, implementation):
-        x, t = batch(NETS[net][2])
+        x, t = batch(NETS[net].batch)
         self.step = train_step(implementation, net, x, t)
         self.step()
 
@@ -33,7 +33,7 @@ class WideNetMemory:
     param_names = ("implementation",)
 
     def setup(self, implementation):
-        self.x, self.t = batch(NETS["wide-adam"][2])
+        self.x, self.t = batch(NETS["wide-adam"].batch)
         if implementation == "fastnet":  # load the kernels now, not inside the measurement
             x, t = batch(8)
             train_step("fastnet", "mlp-adam", x, t)()
@@ -53,7 +53,7 @@ class MemoryLeak:
     timeout = 600
 
     def setup(self, implementation):
-        x, t = batch(NETS["mlp-sgd"][2])
+        x, t = batch(NETS["mlp-sgd"].batch)
         self.step = train_step(implementation, "mlp-sgd", x, t)
         for _ in range(200):
             self.step()

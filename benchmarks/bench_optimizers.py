@@ -43,7 +43,7 @@ class OptimizerUpdate:
             for tensor, grad in zip(tensors, grads.values()):
                 tensor.grad = torch.from_numpy(grad)
             name, hyper = TORCH[optimizer]
-            self.run = torch_optimizer(torch, name, tensors, **hyper).step
+            self.run = torch_optimizer(torch, name, tensors, **hyper)[0].step
         elif implementation == "reference":
             from fastnet.reference import optimizers
             opt = optimizers.OPTIMIZERS[optimizer](**HYPER[optimizer])

@@ -265,7 +265,8 @@ def _batch(batch, seed=0):
     return x, t
 
 
-def _fastnet_step(spec, x, t):
+def fastnet_step(spec, x, t):
+    """fastnet's fused step of ``spec``: ``net.train_step(x, t, optimizer)``."""
     from fastnet import nets, optimizers
 
     net = getattr(nets, spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=0,
@@ -274,9 +275,11 @@ def _fastnet_step(spec, x, t):
     return lambda: net.train_step(x, t, optimizer)
 
 
-def _reference_step(spec, x, t):
-    from fastnet.reference import nets, optimizers
-
+def book_step(spec, x, t, package="fastnet.reference"):
+    """The book's step, ``optimizer.update(net.params, net.gradient(x, t))``, on the
+    nets and optimizers of ``package`` (the NumPy reference, or fastnet's layers)."""
+    nets = importlib.import_module(f"{package}.nets")
+    optimizers = importlib.import_module(f"{package}.optimizers")
     net = getattr(nets, spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=0,
                                   **spec.extend)
     optimizer = getattr(optimizers, spec.optimizer)(lr=spec.lr)
@@ -286,49 +289,53 @@ def _reference_step(spec, x, t):
     return step
 
 
-def torch_model(torch, spec):
-    """``spec``'s net in torch.nn: [Linear, (BatchNorm1d), ReLU, (Dropout)] per hidden layer."""
+def torch_model(torch, hidden, use_batchnorm=False, use_dropout=False, dropout_ratio=0.5):
+    """The book's MultiLayerNet(Extend) in torch.nn: [Linear, (BatchNorm1d), ReLU,
+    (Dropout)] per hidden layer, then Linear (float32)."""
     nn = torch.nn
     modules, fan_in = [], INPUT_SIZE
-    for width in spec.hidden:
+    for width in hidden:
         modules.append(nn.Linear(fan_in, width))
-        if spec.extend.get("use_batchnorm"):
+        if use_batchnorm:
             modules.append(nn.BatchNorm1d(width, eps=1e-6, momentum=0.1))  # the book's 0.9
         modules.append(nn.ReLU())
-        if spec.extend.get("use_dropout"):
-            modules.append(nn.Dropout(spec.extend.get("dropout_ratio", 0.5)))
+        if use_dropout:
+            modules.append(nn.Dropout(dropout_ratio))
         fan_in = width
     modules.append(nn.Linear(fan_in, OUTPUT_SIZE))
     return nn.Sequential(*modules).train()
 
 
-def torch_optimizer(torch, name, params, lr):
-    """``torch.optim.<name>`` fused when this build supports it (else foreach); and which."""
+def torch_optimizer(torch, name, params, **hyper):
+    """``torch.optim.<name>(params, **hyper)`` fused when this build supports it (else
+    foreach), and which of the two it is."""
     cls = getattr(torch.optim, name)
     params = list(params)
     for flavour in ("fused", "foreach"):
         try:
-            optimizer = cls(params, lr=lr, **{flavour: True})
+            optimizer = cls(params, **hyper, **{flavour: True})
             if flavour == "fused":  # some builds accept the flag and fail at the first step
-                saved = [p.detach().clone() for p in params]
+                saved = [(p.detach().clone(), p.grad) for p in params]
                 for p in params:
                     p.grad = torch.zeros_like(p)
                 optimizer.step()
                 with torch.no_grad():
-                    for p, s in zip(params, saved):
-                        p.copy_(s)
-                        p.grad = None
-                optimizer = cls(params, lr=lr, fused=True)
+                    for p, (value, grad) in zip(params, saved):
+                        p.copy_(value)
+                        p.grad = grad
+                optimizer = cls(params, **hyper, fused=True)
             return optimizer, flavour
         except (RuntimeError, TypeError, ValueError):
             continue
-    return cls(params, lr=lr), "for-loop"
+    return cls(params, **hyper), "for-loop"
 
 
-def _torch_step(torch, spec, x, t):
+def torch_step(torch, spec, x, t):
+    """A torch training step of ``spec`` and a note on the optimizer's flavour."""
     torch.manual_seed(0)
-    model = torch_model(torch, spec)
-    optimizer, flavour = torch_optimizer(torch, spec.optimizer, model.parameters(), spec.lr)
+    model = torch_model(torch, spec.hidden, **spec.extend)
+    optimizer, flavour = torch_optimizer(torch, spec.optimizer, model.parameters(),
+                                         lr=spec.lr)
     xt, tt = torch.from_numpy(x), torch.from_numpy(t).long()
     cross_entropy = torch.nn.functional.cross_entropy
 
@@ -425,8 +432,8 @@ def _gemm_floor_njit_step(spec, x):
 def _train_workload(name, worker, settings, progress):
     spec = NETS[name]
     x, t = _batch(spec.batch)
-    samplers = {"fastnet": _local(_fastnet_step(spec, x, t)),
-                "reference": _local(_reference_step(spec, x, t))}
+    samplers = {"fastnet": _local(fastnet_step(spec, x, t)),
+                "reference": _local(book_step(spec, x, t))}
     notes, skipped = {}, {}
     worker.add_to(name, samplers, notes, skipped)
     samplers["gemm-floor"] = _local(_gemm_floor_step(spec, x))
@@ -504,7 +511,7 @@ def _torch_adam_step(torch):
     views, _, params, grads = _adam_data()
     grad_dict = _split(grads, views)
     tensors = [torch.from_numpy(p) for p in _split(params, views).values()]
-    optimizer, flavour = torch_optimizer(torch, "Adam", tensors, 0.001)
+    optimizer, flavour = torch_optimizer(torch, "Adam", tensors, lr=0.001)
     for tensor, key in zip(tensors, views):
         tensor.grad = torch.from_numpy(grad_dict[key])
     return optimizer.step, f"{flavour} Adam, grads preset"
@@ -656,7 +663,7 @@ def _torch_worker_main(policy):
                     step, note = _torch_adam_step(torch)
                 else:
                     spec = NETS[name]
-                    step, note = _torch_step(torch, spec, *_batch(spec.batch))
+                    step, note = torch_step(torch, spec, *_batch(spec.batch))
                 reply = {"note": note}
             else:
                 reply = {"seconds": _local(step)(message["k"])}
@@ -782,7 +789,7 @@ def _rss_mb():
 def _leak_workload(settings, progress):
     spec = NETS["mlp-sgd"]
     x, t = _batch(spec.batch)
-    step = _fastnet_step(spec, x, t)
+    step = fastnet_step(spec, x, t)
     for _ in range(min(200, settings["leak_steps"])):
         step()
     gc.collect()
