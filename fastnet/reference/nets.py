@@ -149,7 +149,9 @@ class MultiLayerNet:
         grads = {}
         for idx in range(1, self.hidden_layer_num + 2):
             affine = self.layers[f"Affine{idx}"]
-            grads[f"W{idx}"] = affine.dW + self.weight_decay_lambda * self.params[f"W{idx}"]
+            grads[f"W{idx}"] = affine.dW
+            if self.weight_decay_lambda:  # lambda * W, without a pass over W when 0
+                grads[f"W{idx}"] = affine.dW + self.weight_decay_lambda * self.params[f"W{idx}"]
             grads[f"b{idx}"] = affine.db
         return grads
 
