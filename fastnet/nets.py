@@ -10,7 +10,10 @@ runs forward, backward and update of the whole net in two kernel calls:
   works and an optimizer sees one contiguous block;
 * gradients, running statistics and per-batch workspaces are arenas too, allocated
   once per batch size, so a step allocates nothing but a few small arrays;
-* the optimizer's fused ``update_flat`` folds weight decay into its single pass.
+* the optimizer's fused ``update_flat`` folds weight decay into its single pass;
+* an array the user re-binds (``net.params['W1'] = loaded``, or a batch-norm layer's
+  ``running_mean``) is copied into the arenas before the next forward pass or step,
+  where the book's layers would keep using the old one.
 """
 import math
 
@@ -48,10 +51,10 @@ class _FusedNet:
         self.grads = {key: self._view(self._grad_arena, key) for key in self._views}
         for key in self._views:
             self._view(self._arena, key)[...] = self.params[key]
-        self._bind_params()
 
         widths = self.hidden_size_list
         self._running = np.zeros(2 * sum(widths) if use_bn else 0, self.dtype)
+        self._running_views = {}  # BatchNorm layer -> its (running_mean, running_var)
         self._layout = np.zeros((n_layers, _LAYOUT_COLUMNS), np.int64)
         for i in range(1, n_layers + 1):
             row = [self._views[f"W{i}"][0], self._views[f"b{i}"][0]]
@@ -59,10 +62,11 @@ class _FusedNet:
                 start = sum(widths[:i - 1])
                 row += [self._views[f"gamma{i}"][0], self._views[f"beta{i}"][0],
                         start, sum(widths) + start]
-                bn = self.layers[f"BatchNorm{i}"]
-                bn.running_mean = self._running[start:start + widths[i - 1]]
-                bn.running_var = self._running[sum(widths) + start:][:widths[i - 1]]
+                self._running_views[self.layers[f"BatchNorm{i}"]] = (
+                    self._running[start:start + widths[i - 1]],
+                    self._running[sum(widths) + start:][:widths[i - 1]])
             self._layout[i - 1, :len(row)] = row
+        self._bind_params()
         self._dims = np.array([self.input_size] + widths + [self.output_size], np.int64)
         self._dropouts = [layer for key, layer in self.layers.items() if key.startswith("Dropout")]
         self._batchnorms = [layer for key, layer in self.layers.items()
@@ -74,7 +78,7 @@ class _FusedNet:
         return arena[offset:offset + math.prod(shape)].reshape(shape)
 
     def _bind_params(self):
-        """Point ``params`` and every layer at the arena views."""
+        """Point ``params``, every layer and the running statistics at the arenas."""
         self._bound = {key: self._view(self._arena, key) for key in self._views}
         self.params.update(self._bound)
         for i in range(1, self.hidden_layer_num + 2):
@@ -83,14 +87,25 @@ class _FusedNet:
             bn = self.layers.get(f"BatchNorm{i}")
             if bn is not None:
                 bn.gamma, bn.beta = self.params[f"gamma{i}"], self.params[f"beta{i}"]
+                bn.running_mean, bn.running_var = self._running_views[bn]
 
     def _sync_params(self):
-        """Copy back into the arena any parameter the user re-bound in ``params``."""
-        for key, view in self._bound.items():
-            given = self.params[key]
-            if given is not view:
-                view[...] = _validate.same_shape(np.asarray(given), view.shape, f"params[{key!r}]")
-                self._bind_params()
+        """Copy into the arenas whatever the user re-bound (an entry of ``params``, a
+        batch-norm layer's running statistics), then bind everything to them again."""
+        rebound = [(self.params[key], view, f"params[{key!r}]")
+                   for key, view in self._bound.items() if self.params[key] is not view]
+        for bn, views in self._running_views.items():
+            rebound += [(getattr(bn, name), view, name) for name, view
+                        in zip(("running_mean", "running_var"), views)
+                        if getattr(bn, name) is not view]
+        for given, view, name in rebound:
+            view[...] = _validate.same_shape(np.asarray(given), view.shape, name)
+        if rebound:
+            self._bind_params()
+
+    def _forward(self, x, train_flg):
+        self._sync_params()  # unlike the book's layers, see params re-bound since
+        return super()._forward(x, train_flg)
 
     def _workspace(self, n):
         if n not in self._workspaces:

@@ -235,6 +235,28 @@ def test_rebound_params_are_picked_up_by_the_next_train_step(case):
     assert not np.array_equal(rebound.params["W1"], new_w1)
 
 
+def test_every_rebound_param_and_running_statistic_is_picked_up():
+    """Loading a saved net by re-binding all of ``params`` and the running statistics."""
+    case = next(c for c in NET_CASES if c.kwargs.get("use_batchnorm"))
+    source, loaded = make_net(fast_nets, case, seed=3), make_net(fast_nets, case, seed=4)
+    x, t = batch(0)
+    source.train_step(x, t, fast_optimizers.SGD(0.1))  # non-trivial running statistics
+    batchnorms = [key for key in source.layers if key.startswith("BatchNorm")]
+    for key in source.params:
+        loaded.params[key] = source.params[key].copy()
+    for key in batchnorms:
+        for stat in ("running_mean", "running_var"):
+            setattr(loaded.layers[key], stat, getattr(source.layers[key], stat).copy())
+    assert_array_equal(loaded.predict(x), source.predict(x))
+    source_opt, loaded_opt = fast_optimizers.SGD(0.1), fast_optimizers.SGD(0.1)
+    assert loaded.train_step(x, t, loaded_opt) == source.train_step(x, t, source_opt)
+    for key in source.params:
+        assert_array_equal(loaded.params[key], source.params[key], err_msg=key)
+    for key in batchnorms:  # the step's running update reached the layers' arrays
+        assert_array_equal(loaded.layers[key].running_var, source.layers[key].running_var)
+    assert_array_equal(loaded.predict(x), source.predict(x))
+
+
 def test_rebound_param_of_the_wrong_shape_is_refused():
     net = make_net(fast_nets, NET_CASES[0])
     net.params["W1"] = np.zeros((2, 2))
