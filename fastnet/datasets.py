@@ -40,7 +40,8 @@ import numpy as np
 from . import __version__
 from .config import user_cache_dir
 
-__all__ = ["load_mnist", "load_fashion_mnist", "load_idx", "DatasetNotFoundError"]
+__all__ = ["load_mnist", "load_fashion_mnist", "load_test_set", "load_idx",
+           "DatasetNotFoundError"]
 
 # Which array each standard file holds, in the book's key names.
 FILES = {
@@ -125,6 +126,26 @@ def load_fashion_mnist(normalize=True, flatten=True, one_hot_label=False, data_d
                        download=True):
     """Fashion-MNIST (Zalando's 10 clothing classes), same layout as ``load_mnist``."""
     return _load("fashion-mnist", normalize, flatten, one_hot_label, data_dir, download)
+
+
+def load_test_set(name="mnist", normalize=True, flatten=True, one_hot_label=False,
+                  data_dir=None):
+    """Only the test split ``(x_test, t_test)`` of ``name`` ("mnist" or "fashion-mnist"),
+    from the first folder in the search order that holds its two files.
+
+    Never downloads: it is for machines where only the test images are at hand.
+    """
+    spec = DATASETS[name]
+    names = FILES["x_test"], FILES["t_test"]
+    folders = _search_folders(spec, data_dir)
+    for folder, _ in folders:
+        images, labels = (_find(folder, filename) for filename in names)
+        if images and labels:
+            x, t = _read_split(images, labels)
+            return _images(x, normalize, flatten), _labels(t, one_hot_label)
+    raise DatasetNotFoundError(
+        f"{spec.title} test files ({', '.join(names)}) not found in any of: "
+        + ", ".join(f"{folder} ({origin})" for folder, origin in folders))
 
 
 def load_idx(path):

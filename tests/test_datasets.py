@@ -403,3 +403,14 @@ def test_real_mnist_test_set():
     assert labels.shape == (10000,) and labels.max() <= 9
     assert set(np.unique(labels)) == set(range(10))
     assert images.max() == 255 and 0.1 < images.mean() / 255 < 0.15  # MNIST mean 0.13
+
+
+def test_load_test_set_reads_only_the_test_files(tmp_path):
+    arrays = make_dataset(tmp_path / "digits", only=(datasets.FILES["x_test"],
+                                                     datasets.FILES["t_test"]))
+    x, t = datasets.load_test_set("mnist", data_dir=tmp_path / "digits")
+    assert x.shape == (6, 784) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, arrays["x_test"].reshape(6, -1) / np.float32(255))
+    np.testing.assert_array_equal(t, arrays["t_test"])
+    with pytest.raises(datasets.DatasetNotFoundError, match="test files"):
+        datasets.load_test_set("mnist", data_dir=tmp_path / "nothing")

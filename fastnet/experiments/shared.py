@@ -68,16 +68,11 @@ def load_dataset(name, data_dir=None):
 
 
 def _mnist_test_digits(data_dir):
-    """The MNIST test images and labels from the first folder ``load_mnist`` searches
-    that holds both test files, or None."""
-    names = datasets.FILES["x_test"], datasets.FILES["t_test"]
-    for folder, _ in datasets._search_folders(datasets.DATASETS["mnist"], data_dir):
-        images, labels = (datasets._find(folder, name) for name in names)
-        if images and labels:
-            x = datasets.load_idx(images)
-            x = x.reshape(len(x), -1).astype(np.float32) / np.float32(255)
-            return x, datasets.load_idx(labels).astype(np.int64)
-    return None
+    """The MNIST test images (normalized, flat) and labels, or None where not at hand."""
+    try:
+        return datasets.load_test_set("mnist", data_dir=data_dir)
+    except datasets.DatasetNotFoundError:
+        return None
 
 
 def _fallback_split(x, t):
