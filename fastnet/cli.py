@@ -21,6 +21,8 @@ import numpy as np
 
 from . import __version__, datasets
 from .experiments import EXPERIMENTS
+from .reference import nets as reference_nets
+from .reference import optimizers as reference_optimizers
 from .experiments.shared import (
     BACKENDS,
     LOADERS,
@@ -31,9 +33,9 @@ from .experiments.shared import (
 )
 
 FORMAT = "fastnet-mlp/1"
-ACTIVATIONS = ("relu", "sigmoid", "tanh")
-INIT_NAMES = ("relu", "he", "sigmoid", "xavier")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+ACTIVATIONS = tuple(reference_nets.ACTIVATION_LAYERS)
+INIT_NAMES = reference_nets.HE_NAMES + reference_nets.XAVIER_NAMES
+OPTIMIZERS = tuple(reference_optimizers.OPTIMIZERS)
 DEFAULT_HIDDEN = [100, 100, 100, 100]
 # Flags that fix the architecture: with --load they default to the file's values.
 ARCHITECTURE = {"hidden": "hidden_size_list", "activation": "activation",

@@ -13,7 +13,7 @@ from . import _validate
 from .kernels import activations, affine, batchnorm, dropout, softmax
 from .kernels._jit import pick
 from .reference import layers as reference
-from .reference.random import draw_seed, resolve_rng, stream_key
+from .reference.random import stream_key
 
 BN_EPS = 10e-7  # the book's 1e-6
 _NO_MASK = np.empty(0, dtype=bool)
@@ -33,7 +33,20 @@ def _like(dout, ref, name="dout"):
                                 ref.shape, name)
 
 
-class Relu:
+class _MaskedBackward:
+    """``dx = dout`` zeroed where ``self.mask == zeroed_where`` (ReLU's mask marks the
+    zeroed entries, dropout's the kept ones)."""
+
+    zeroed_where = True
+
+    def backward(self, dout):
+        dout = _like(dout, self.mask)
+        dx = np.empty_like(dout)
+        _flat_kernel(activations.zero_where, dout, self.mask, self.zeroed_where, dx)
+        return dx
+
+
+class Relu(_MaskedBackward):
     __doc__ = reference.Relu.__doc__
 
     def __init__(self):
@@ -45,12 +58,6 @@ class Relu:
         self.mask = np.empty(x.shape, dtype=bool)
         _flat_kernel(activations.relu_forward, x, out, self.mask)
         return out
-
-    def backward(self, dout):
-        dout = _like(dout, self.mask)
-        dx = np.empty_like(dout)
-        _flat_kernel(activations.zero_where, dout, self.mask, True, dx)
-        return dx
 
 
 class _Elementwise:
@@ -155,8 +162,9 @@ class SoftmaxWithLoss:
         return dx
 
 
-class Dropout(reference.Dropout):
+class Dropout(_MaskedBackward, reference.Dropout):
     __doc__ = reference.Dropout.__doc__
+    zeroed_where = False
 
     def forward(self, x, train_flg=True):
         x = _validate.float_array(x, "x")
@@ -168,12 +176,6 @@ class Dropout(reference.Dropout):
                      self.dropout_ratio, self.mask, out)
         self.step += 1
         return out
-
-    def backward(self, dout):
-        dout = _like(dout, self.mask)
-        dx = np.empty_like(dout)
-        _flat_kernel(activations.zero_where, dout, self.mask, False, dx)
-        return dx
 
 
 class BatchNormalization:

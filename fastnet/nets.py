@@ -24,9 +24,6 @@ from .kernels import activations, network
 from .reference import nets as reference
 from .reference.random import stream_key
 
-_LAYOUT_COLUMNS = 6  # W, b, gamma, beta, running_mean, running_var offsets
-
-
 class _FusedNet:
     """The arena layout and ``train_step`` shared by both nets."""
 
@@ -55,7 +52,7 @@ class _FusedNet:
         widths = self.hidden_size_list
         self._running = np.zeros(2 * sum(widths) if use_bn else 0, self.dtype)
         self._running_views = {}  # BatchNorm layer -> its (running_mean, running_var)
-        self._layout = np.zeros((n_layers, _LAYOUT_COLUMNS), np.int64)
+        self._layout = np.zeros((n_layers, network.LAYOUT_COLUMNS), np.int64)
         for i in range(1, n_layers + 1):
             row = [self._views[f"W{i}"][0], self._views[f"b{i}"][0]]
             if use_bn and i < n_layers:

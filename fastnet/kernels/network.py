@@ -24,7 +24,9 @@ from .dropout import dropout_forward
 from .softmax import softmax_cross_entropy_grad
 from ._jit import inline, jit
 
+# The columns of ``layout``: offsets of each layer's arrays in the arenas.
 W, B, GAMMA, BETA, RUNNING_MEAN, RUNNING_VAR = range(6)
+LAYOUT_COLUMNS = 6
 
 
 @inline
