@@ -57,3 +57,20 @@ def test_read_only_install_compiles_once_into_user_cache(tmp_path):
     warm = subprocess.run([sys.executable, "-c", STEP], env=env, cwd=home, capture_output=True,
                           text=True, timeout=600)
     assert warm.returncode == 0 and "compiling kernels" not in warm.stderr
+
+
+def test_a_new_build_compiles_every_kernel_afresh(tmp_path, monkeypatch):
+    """Numba checks a cached kernel against its own module only: a kernel whose module
+    did not change but whose callee in another module did must not be loaded as cached.
+    So a build (new kernel sources, new stamp) first drops every cached kernel."""
+    from fastnet.kernels import _warmup
+
+    monkeypatch.setattr(_warmup, "_cache_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(_warmup, "compile_all", lambda dtype: None)
+    monkeypatch.delenv("NUMBA_DISABLE_JIT", raising=False)
+    for name in ("network.mlp_train_step-40.py311.nbi", "network.mlp_train_step-40.py311.1.nbc",
+                 "fastnet-0.0.1-0123456789ab-numba-0.1-py311.built"):
+        (tmp_path / name).write_text("")
+    _warmup.ensure_built()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["fastnet-jit.lock", Path(_warmup._stamp_path()).name])

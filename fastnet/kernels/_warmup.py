@@ -82,7 +82,7 @@ def compile_all(dtype):
     for k in _both(activations.activation_backward):
         k(flat, flat, activations.RELU, out)
     for k in _both(dropout.dropout_forward):
-        k(flat, np.uint64(1), 0.5, mask, out)
+        k(flat, activations.RELU, np.uint64(1), 0.5, mask, out)
 
     w, b, y, dz = a[:, :3].copy(), np.zeros(3, dtype), np.empty((3, 3), dtype), np.empty((3, 3), dtype)
     affine.affine_forward(a.T.copy(), w, b, activations.RELU, np.empty((4, 3), dtype))
@@ -133,6 +133,19 @@ def _network_step(dtype, bn, drop):
         np.empty((n, 2), dtype))
 
 
+def _clear_numba_cache():
+    """Delete numba's cache files of the kernels before a build.
+
+    Numba checks a cached function against its own source file only: a kernel whose
+    module is unchanged but which calls a changed kernel of another module would be
+    loaded as it was, with the old callee compiled into it.  The stamp changes with
+    any kernel source, so a new stamp means every kernel is compiled afresh.
+    """
+    for pattern in ("*.nbi", "*.nbc"):
+        for path in glob.glob(os.path.join(_cache_dir(), pattern)):
+            os.remove(path)
+
+
 def ensure_built():
     """Compile and cache every kernel once per machine, under an inter-process lock."""
     if os.environ.get("NUMBA_DISABLE_JIT") == "1":
@@ -144,6 +157,7 @@ def ensure_built():
             if not os.path.exists(stamp):
                 started = time.perf_counter()
                 print("fastnet: compiling kernels for this machine (once)...", file=sys.stderr)
+                _clear_numba_cache()
                 for dtype in (np.float32, np.float64):
                     compile_all(dtype)
                 for stale in glob.glob(os.path.join(os.path.dirname(stamp), "fastnet-*.built")):
