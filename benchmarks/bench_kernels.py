@@ -171,11 +171,12 @@ class Dropout:
         n, d = parse_shape(shape)
         x = standard_normal((n, d), dtype)
         if implementation == "fastnet":
-            from fastnet.kernels import dropout
+            from fastnet.kernels import activations, dropout
             from fastnet.reference.random import stream_key
             kernel = _pick(dropout.dropout_forward, x.size)
-            args = bind(dropout.dropout_forward, x=x.reshape(-1), key=stream_key(7, 0),
-                        ratio=0.2, mask=np.empty(x.size, bool), out=np.empty(x.size, dtype))
+            args = bind(dropout.dropout_forward, x=x.reshape(-1), act=activations.IDENTITY,
+                        key=stream_key(7, 0), ratio=0.2, mask=np.empty(x.size, bool),
+                        out=np.empty(x.size, dtype))
             self.run = lambda: kernel(*args)
         else:
             from fastnet.reference import layers

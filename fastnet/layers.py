@@ -172,8 +172,8 @@ class Dropout(_MaskedBackward, reference.Dropout):
             return x * x.dtype.type(1 - self.dropout_ratio)
         out = np.empty_like(x)
         self.mask = np.empty(x.shape, dtype=bool)
-        _flat_kernel(dropout.dropout_forward, x, stream_key(self.seed, self.step),
-                     self.dropout_ratio, self.mask, out)
+        _flat_kernel(dropout.dropout_forward, x, activations.IDENTITY,
+                     stream_key(self.seed, self.step), self.dropout_ratio, self.mask, out)
         self.step += 1
         return out
 

@@ -66,6 +66,8 @@ class _FusedUpdate:
         """
         self._begin_step()
         states = [self._state_arena(name, params, views) for name in self.state_names]
+        if not weight_decay:
+            n_decayed = 0  # the whole arena in one kernel call
         self._run(params[:n_decayed], grads[:n_decayed], [s[:n_decayed] for s in states],
                   weight_decay)
         self._run(params[n_decayed:], grads[n_decayed:], [s[n_decayed:] for s in states], 0.0)

@@ -233,7 +233,8 @@ def _dropout_kernels(build, inputs, case):
         if flag is False:
             continue
         out, mask, dx = np.empty_like(x), np.empty(x.shape, bool), np.empty_like(dout)
-        build(dropout.dropout_forward)(x.reshape(-1), stream_key(seed, step), ratio,
+        build(dropout.dropout_forward)(x.reshape(-1), activations.IDENTITY,
+                                       stream_key(seed, step), ratio,
                                        mask.reshape(-1), out.reshape(-1))
         step += 1
         build(activations.zero_where)(dout.reshape(-1), mask.reshape(-1), False, dx.reshape(-1))
@@ -428,6 +429,10 @@ NET_CASES = [
     NetCase("sigmoid-wd", {"activation": "sigmoid", "weight_decay_lambda": 0.1}),
     NetCase("bn", {"use_batchnorm": True}),
     NetCase("dropout", {"use_dropout": True, "dropout_ration": 0.3}),
+    # tanh's gradient at a dropped (zeroed) output is 1, not 0: the mask must be read
+    NetCase("tanh-dropout", {"activation": "tanh", "use_dropout": True}),
+    NetCase("sigmoid-bn-dropout", {"activation": "sigmoid", "use_batchnorm": True,
+                                   "use_dropout": True, "dropout_ration": 0.3}),
     NetCase("bn-dropout-wd", {"use_batchnorm": True, "use_dropout": True,
                               "weight_decay_lambda": 0.05}),
 ]

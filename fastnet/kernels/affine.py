@@ -9,39 +9,64 @@ Every kernel here is serial: the parallelism is BLAS's (see ``fastnet.threads``)
 """
 import numpy as np
 
-from .activations import IDENTITY, activate, activation_grad
+from .activations import IDENTITY, RELU, activate, activation_grad
 from ._jit import inline, jit
 
 
 @inline
 def bias_activation(z, b, act):
-    """In place over the rows of ``z``: ``z = act(z + b)``."""
+    """In place over the rows of ``z``: ``z = act(z + b)``.
+
+    The activation is branched on once, outside the loops: a loop that tests ``act``
+    per element is left unvectorised by LLVM inside a large kernel.
+    """
     n, d = z.shape
-    for i in range(n):
-        for j in range(d):
-            z[i, j] = activate(z[i, j] + b[j], act)
+    if act == RELU:
+        for i in range(n):
+            for j in range(d):
+                s = z[i, j] + b[j]
+                z[i, j] = s if s > 0 else s * 0
+    else:
+        for i in range(n):
+            for j in range(d):
+                z[i, j] = activate(z[i, j] + b[j], act)
 
 
 @inline
 def activation_grad_colsum(dout, y, act, keep, dz, db):
     """``dz = dout * act'(y) * keep`` and ``db = dz.sum(axis=0)`` in one pass over the rows.
 
-    ``keep`` is a flat dropout mask, or empty for none.  ``dz`` may be ``dout`` (in
-    place); with the identity and no mask it is not written at all.  Rows are added in
-    order, so the sum does not depend on how work is split.
+    ``keep`` is a flat dropout mask, or empty for none.  With the identity and no mask
+    ``dz`` is not written at all (pass ``dout``); otherwise ``dz`` must not overlap
+    ``dout`` or ``y``, so that the loop vectorises.  Rows are added in order, so the sum
+    does not depend on how work is split.  The common cases get loops of their own, as
+    in ``bias_activation``.
     """
     n, d = dout.shape
     db[:] = 0
-    for i in range(n):
-        for j in range(d):
-            g = dout[i, j]
-            if act != IDENTITY:
-                g = g * activation_grad(y[i, j], act)
-            if keep.size and not keep[i * d + j]:
-                g = g * 0
-            if act != IDENTITY or keep.size:
+    if keep.size:
+        for i in range(n):
+            for j in range(d):
+                g = dout[i, j] * activation_grad(y[i, j], act)
+                g = g if keep[i * d + j] else g * 0
                 dz[i, j] = g
-            db[j] += g
+                db[j] += g
+    elif act == IDENTITY:
+        for i in range(n):
+            for j in range(d):
+                db[j] += dout[i, j]
+    elif act == RELU:
+        for i in range(n):
+            for j in range(d):
+                g = dout[i, j] if y[i, j] > 0 else dout[i, j] * 0
+                dz[i, j] = g
+                db[j] += g
+    else:
+        for i in range(n):
+            for j in range(d):
+                g = dout[i, j] * activation_grad(y[i, j], act)
+                dz[i, j] = g
+                db[j] += g
 
 
 @jit

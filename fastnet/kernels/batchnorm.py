@@ -49,7 +49,8 @@ def normalize_row(x, i, mean, std, gamma, beta, xn, out):
 @serial_and_parallel
 def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running_var,
                             xn, std, out):
-    """Training forward: batch statistics, running update, ``xn``, ``std`` and ``out``."""
+    """Training forward: batch statistics, running update, ``xn``, ``std`` and ``out``
+    (``xn`` and ``out`` apart from ``x``: an in-place pass does not vectorise)."""
     n, d = x.shape
     n_chunks = (n + REDUCE_CHUNK - 1) // REDUCE_CHUNK
     shift = x[0].copy()
@@ -82,7 +83,8 @@ def batchnorm_forward_infer(x, gamma, beta, running_mean, running_var, eps, out)
 
 @serial_and_parallel
 def batchnorm_backward(dout, xn, std, gamma, dgamma, dbeta, dx):
-    """``dgamma``, ``dbeta`` and ``dx`` of the training forward."""
+    """``dgamma``, ``dbeta`` and ``dx`` of the training forward (``dx`` apart from ``dout``
+    and ``xn``: an in-place pass does not vectorise)."""
     n, d = dout.shape
     n_chunks = (n + REDUCE_CHUNK - 1) // REDUCE_CHUNK
     partial = np.zeros((n_chunks, 2, d))
@@ -92,6 +94,7 @@ def batchnorm_backward(dout, xn, std, gamma, dgamma, dbeta, dx):
     sums = in_chunk_order(partial)
     dbeta[:] = sums[0]
     dgamma[:] = sums[1]
+    scale = gamma / std
     for i in prange(n):
         for j in range(d):
-            dx[i, j] = gamma[j] / std[j] * (dout[i, j] - (sums[0, j] + xn[i, j] * sums[1, j]) / n)
+            dx[i, j] = scale[j] * (dout[i, j] - (sums[0, j] + xn[i, j] * sums[1, j]) / n)

@@ -8,6 +8,7 @@ element's draw depends only on (key, i), so the mask is identical on any thread 
 import numpy as np
 from numba import prange
 
+from .activations import IDENTITY, RELU, activate
 from ._jit import inline, serial_and_parallel
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -29,9 +30,29 @@ def uniform(key, i):
     return np.float64(bits) * 2.0**-24
 
 
+@inline
+def store_kept(y, key, ratio, i, mask, out):
+    """``mask[i] = u_i > ratio`` and ``out[i] = y * mask[i]``."""
+    keep = uniform(key, i) > ratio
+    mask[i] = keep
+    out[i] = y if keep else y * 0  # y * mask: NaN and inf give NaN, as in NumPy
+
+
 @serial_and_parallel
-def dropout_forward(x, key, ratio, mask, out):
-    """``mask = u > ratio`` and ``out = x * mask`` (flat arrays)."""
-    for i in prange(x.size):
-        mask[i] = uniform(key, i) > ratio
-        out[i] = x[i] if mask[i] else x[i] * 0  # x * mask: NaN and inf give NaN, as in NumPy
+def dropout_forward(x, act, key, ratio, mask, out):
+    """``mask = u > ratio`` and ``out = act(x) * mask`` (flat arrays; ``out`` apart from
+    ``x``, as an in-place pass does not vectorise).
+
+    The activation (``IDENTITY`` for the Dropout layer alone) is fused in so that a
+    net's activation and dropout take one pass.  The identity and ReLU get loops of
+    their own: LLVM leaves a loop that tests ``act`` per element unvectorised.
+    """
+    if act == IDENTITY:
+        for i in prange(x.size):
+            store_kept(x[i], key, ratio, i, mask, out)
+    elif act == RELU:
+        for i in prange(x.size):
+            store_kept(x[i] if x[i] > 0 else x[i] * 0, key, ratio, i, mask, out)
+    else:
+        for i in prange(x.size):
+            store_kept(activate(x[i], act), key, ratio, i, mask, out)

@@ -9,15 +9,16 @@ in workspaces sized for the batch, laid out layer after layer.  Nothing is alloc
 here but the small per-chunk partial sums of batch norm.
 
 Dropout keeps ``h = y * mask`` in place of ``y``: wherever the mask keeps an element,
-``h == y`` and the activation's gradient reads the same value; where it drops one,
-the incoming gradient is zero anyway.
+``h == y`` and the activation's gradient reads the same value.  Where it drops one,
+``h == 0`` and the gradient must be zero: ReLU's and the sigmoid's gradients at 0 are
+zero already, so only tanh (gradient 1 at 0) reads the mask in the backward pass.
 
 Serial by design: BLAS (``np.dot``) owns the cores during the GEMMs, and every other
 pass over these (batch x width) arrays is cheaper than waking a second thread pool.
 """
 import numpy as np
 
-from .activations import IDENTITY, activation_forward
+from .activations import IDENTITY, TANH, activation_forward
 from .affine import activation_grad_colsum, affine_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_train
 from .dropout import dropout_forward
@@ -44,8 +45,11 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
     folds in).  With batch norm, ``bn_momenta[l]`` is hidden layer l's momentum and
     ``running`` is updated; without, ``bn_momenta`` is empty.  With dropout,
     ``dropout_ratios[l]`` and ``keys[l]`` are hidden layer l's ratio and stream key;
-    without, both are empty.  ``scratch`` (2, N * widest hidden layer) holds the
-    back-propagated gradients, ping-pong; ``logits`` ends holding d(loss)/d(logits).
+    without, both are empty.  ``scratch`` (2, N * widest hidden layer) holds what a
+    hidden layer computes before its activation in the forward pass, and the
+    back-propagated gradients in the backward pass, so that no pass reads and writes one
+    buffer through two names (such a pass does not vectorise); ``logits`` ends holding
+    d(loss)/d(logits).
     """
     n = x.shape[0]
     n_layers = dims.size - 1
@@ -59,18 +63,26 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
         w = view(params, layout[l, W], d_in, d)
         b = params[layout[l, B]:layout[l, B] + d]
         out = view(acts, offset, n, d)
-        affine_forward(h, w, b, IDENTITY if bn else act, out)
-        flat = acts[offset:offset + n * d]
-        if bn:
-            batchnorm_forward_train(
-                out, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
-                params[layout[l, BETA]:layout[l, BETA] + d], bn_eps, bn_momenta[l],
-                running[layout[l, RUNNING_MEAN]:layout[l, RUNNING_MEAN] + d],
-                running[layout[l, RUNNING_VAR]:layout[l, RUNNING_VAR] + d],
-                view(xns, offset, n, d), stds[std_offset:std_offset + d], out)
-            activation_forward(flat, act, flat)
-        if dropout:
-            dropout_forward(flat, keys[l], dropout_ratios[l], masks[offset:offset + n * d], flat)
+        if bn or dropout:  # z = h W + b, then (normalised) y = act(z) (* mask) into out
+            z = view(scratch[0], 0, n, d)
+            affine_forward(h, w, b, IDENTITY, z)
+            if bn:
+                y = view(scratch[1], 0, n, d)
+                batchnorm_forward_train(
+                    z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
+                    params[layout[l, BETA]:layout[l, BETA] + d], bn_eps, bn_momenta[l],
+                    running[layout[l, RUNNING_MEAN]:layout[l, RUNNING_MEAN] + d],
+                    running[layout[l, RUNNING_VAR]:layout[l, RUNNING_VAR] + d],
+                    view(xns, offset, n, d), stds[std_offset:std_offset + d], y)
+                z = y
+            flat_z, flat_out = z.reshape(n * d), acts[offset:offset + n * d]
+            if dropout:
+                dropout_forward(flat_z, act, keys[l], dropout_ratios[l],
+                                masks[offset:offset + n * d], flat_out)
+            else:
+                activation_forward(flat_z, act, flat_out)
+        else:
+            affine_forward(h, w, b, act, out)
         h = out
         offset += n * d
         std_offset += d
@@ -82,28 +94,30 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
 
     no_mask = masks[:0]
     dz = logits
+    dh_row = 0  # the scratch row that receives d(loss)/d(output of the layer below)
     for l in range(n_layers - 1, -1, -1):
         d_in, d = dims[l], dims[l + 1]
+        gb = grads[layout[l, B]:layout[l, B] + d]
         if l < n_layers - 1:
             offset -= n * d
             std_offset -= d
-            h_out = view(acts, offset, n, d)
-            gb = grads[layout[l, B]:layout[l, B] + d]
-            activation_grad_colsum(dz, h_out, act, masks[offset:offset + n * d], dz, gb)
-            if bn:
+            dh = view(scratch[dh_row], 0, n, d)
+            dz = view(scratch[1 - dh_row], 0, n, d)
+            keep = masks[offset:offset + n * d] if act == TANH else no_mask
+            activation_grad_colsum(dh, view(acts, offset, n, d), act, keep, dz, gb)
+            if bn:  # through the normalisation, back into the row dh is done with
                 batchnorm_backward(
                     dz, view(xns, offset, n, d), stds[std_offset:std_offset + d],
                     params[layout[l, GAMMA]:layout[l, GAMMA] + d],
                     grads[layout[l, GAMMA]:layout[l, GAMMA] + d],
-                    grads[layout[l, BETA]:layout[l, BETA] + d], dz)
+                    grads[layout[l, BETA]:layout[l, BETA] + d], dh)
+                dz = dh
                 activation_grad_colsum(dz, dz, IDENTITY, no_mask, dz, gb)
+                dh_row = 1 - dh_row
         else:
-            activation_grad_colsum(dz, dz, IDENTITY, no_mask, dz,
-                                   grads[layout[l, B]:layout[l, B] + d])
+            activation_grad_colsum(dz, dz, IDENTITY, no_mask, dz, gb)
         h_in = x if l == 0 else view(acts, offset - n * d_in, n, d_in)
         np.dot(h_in.T, dz, view(grads, layout[l, W], d_in, d))
         if l > 0:
-            dh = view(scratch[l % 2], 0, n, d_in)
-            np.dot(dz, view(params, layout[l, W], d_in, d).T, dh)
-            dz = dh
+            np.dot(dz, view(params, layout[l, W], d_in, d).T, view(scratch[dh_row], 0, n, d_in))
     return loss
