@@ -132,9 +132,10 @@ class BatchNorm:
         dout = standard_normal((n, d), dtype, 1e-2)
         gamma, beta = np.ones(d, dtype), np.zeros(d, dtype)
         if implementation == "fastnet":
-            from fastnet.kernels import batchnorm
+            from fastnet.kernels import activations, batchnorm
             from fastnet.layers import BN_EPS
             named = {"x": x, "dout": dout, "gamma": gamma, "beta": beta, "eps": BN_EPS,
+                     "act": activations.IDENTITY,
                      "momentum": 0.9, "running_mean": np.zeros(d, dtype),
                      "running_var": np.zeros(d, dtype), "xn": np.empty_like(x),
                      "std": np.empty(d, dtype), "out": np.empty_like(x),

@@ -261,7 +261,7 @@ def _batchnorm_kernels(build, inputs, case):
             xn, std = np.empty_like(x2), np.empty(x2.shape[1], dtype)
             build(batchnorm.batchnorm_forward_train)(
                 x2, gamma, beta, fast_layers.BN_EPS, momentum, running_mean, running_var,
-                xn, std, out)
+                activations.IDENTITY, xn, std, out)
             dgamma, dbeta, dx = np.empty_like(gamma), np.empty_like(gamma), np.empty_like(x2)
             build(batchnorm.batchnorm_backward)(dout.reshape(x2.shape), xn, std, gamma,
                                                 dgamma, dbeta, dx)
@@ -431,6 +431,7 @@ NET_CASES = [
     NetCase("dropout", {"use_dropout": True, "dropout_ration": 0.3}),
     # tanh's gradient at a dropped (zeroed) output is 1, not 0: the mask must be read
     NetCase("tanh-dropout", {"activation": "tanh", "use_dropout": True}),
+    NetCase("tanh-bn", {"activation": "tanh", "use_batchnorm": True}),
     NetCase("sigmoid-bn-dropout", {"activation": "sigmoid", "use_batchnorm": True,
                                    "use_dropout": True, "dropout_ration": 0.3}),
     NetCase("bn-dropout-wd", {"use_batchnorm": True, "use_dropout": True,

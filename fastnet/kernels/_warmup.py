@@ -96,8 +96,8 @@ def compile_all(dtype):
 
     ones, zeros = np.ones(4, dtype), np.zeros(4, dtype)
     for k in _both(batchnorm.batchnorm_forward_train):
-        k(a, ones, zeros, 1e-6, 0.9, zeros.copy(), zeros.copy(), np.empty_like(a), ones.copy(),
-          np.empty_like(a))
+        k(a, ones, zeros, 1e-6, 0.9, zeros.copy(), zeros.copy(), activations.RELU,
+          np.empty_like(a), ones.copy(), np.empty_like(a))
     for k in _both(batchnorm.batchnorm_forward_infer):
         k(a, ones, zeros, zeros, ones, 1e-6, np.empty_like(a))
     for k in _both(batchnorm.batchnorm_backward):

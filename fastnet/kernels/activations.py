@@ -36,6 +36,22 @@ def activation_grad(y, act):
     return 1
 
 
+@inline
+def activate_row(z, i, act):
+    """``z[i] = act(z[i])`` in place, for one row of a 2-D array.
+
+    The activation is branched on once, outside the loop: a loop that tests ``act``
+    per element is left unvectorised by LLVM inside a large kernel.
+    """
+    if act == RELU:
+        for j in range(z.shape[1]):
+            s = z[i, j]
+            z[i, j] = s if s > 0 else s * 0
+    elif act != IDENTITY:
+        for j in range(z.shape[1]):
+            z[i, j] = activate(z[i, j], act)
+
+
 @serial_and_parallel
 def relu_forward(x, out, mask):
     """``mask = x <= 0``; ``out = x`` with the masked entries zeroed (flat arrays)."""

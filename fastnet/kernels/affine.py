@@ -9,27 +9,18 @@ Every kernel here is serial: the parallelism is BLAS's (see ``fastnet.threads``)
 """
 import numpy as np
 
-from .activations import IDENTITY, RELU, activate, activation_grad
+from .activations import IDENTITY, RELU, activate_row, activation_grad
 from ._jit import inline, jit
 
 
 @inline
 def bias_activation(z, b, act):
-    """In place over the rows of ``z``: ``z = act(z + b)``.
-
-    The activation is branched on once, outside the loops: a loop that tests ``act``
-    per element is left unvectorised by LLVM inside a large kernel.
-    """
+    """In place over the rows of ``z``: ``z = act(z + b)``, a row at a time."""
     n, d = z.shape
-    if act == RELU:
-        for i in range(n):
-            for j in range(d):
-                s = z[i, j] + b[j]
-                z[i, j] = s if s > 0 else s * 0
-    else:
-        for i in range(n):
-            for j in range(d):
-                z[i, j] = activate(z[i, j] + b[j], act)
+    for i in range(n):
+        for j in range(d):
+            z[i, j] += b[j]
+        activate_row(z, i, act)
 
 
 @inline
@@ -39,8 +30,8 @@ def activation_grad_colsum(dout, y, act, keep, dz, db):
     ``keep`` is a flat dropout mask, or empty for none.  With the identity and no mask
     ``dz`` is not written at all (pass ``dout``); otherwise ``dz`` must not overlap
     ``dout`` or ``y``, so that the loop vectorises.  Rows are added in order, so the sum
-    does not depend on how work is split.  The common cases get loops of their own, as
-    in ``bias_activation``.
+    does not depend on how work is split.  The common cases get loops of their own (see
+    ``activations.activate_row``).
     """
     n, d = dout.shape
     db[:] = 0

@@ -17,6 +17,7 @@ import numpy as np
 from numba import prange
 
 from ..config import REDUCE_CHUNK
+from .activations import activate_row
 from ._jit import inline, serial_and_parallel
 
 
@@ -47,10 +48,12 @@ def normalize_row(x, i, mean, std, gamma, beta, xn, out):
 
 
 @serial_and_parallel
-def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running_var,
+def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running_var, act,
                             xn, std, out):
-    """Training forward: batch statistics, running update, ``xn``, ``std`` and ``out``
-    (``xn`` and ``out`` apart from ``x``: an in-place pass does not vectorise)."""
+    """Training forward: batch statistics, running update, ``xn``, ``std`` and
+    ``out = act(gamma xn + beta)`` (``IDENTITY`` for the layer alone: a net's
+    activation is fused in).  ``xn`` and ``out`` apart from ``x``: an in-place pass
+    does not vectorise."""
     n, d = x.shape
     n_chunks = (n + REDUCE_CHUNK - 1) // REDUCE_CHUNK
     shift = x[0].copy()
@@ -68,6 +71,7 @@ def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running
         running_var[j] = momentum * running_var[j] + (1 - momentum) * var
     for i in prange(n):
         normalize_row(x, i, mean, std, gamma, beta, xn, out)
+        activate_row(out, i, act)
 
 
 @serial_and_parallel

@@ -18,7 +18,7 @@ pass over these (batch x width) arrays is cheaper than waking a second thread po
 """
 import numpy as np
 
-from .activations import IDENTITY, TANH, activation_forward
+from .activations import IDENTITY, TANH
 from .affine import activation_grad_colsum, affine_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_train
 from .dropout import dropout_forward
@@ -63,26 +63,23 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
         w = view(params, layout[l, W], d_in, d)
         b = params[layout[l, B]:layout[l, B] + d]
         out = view(acts, offset, n, d)
-        if bn or dropout:  # z = h W + b, then (normalised) y = act(z) (* mask) into out
-            z = view(scratch[0], 0, n, d)
-            affine_forward(h, w, b, IDENTITY, z)
-            if bn:
-                y = view(scratch[1], 0, n, d)
-                batchnorm_forward_train(
-                    z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
-                    params[layout[l, BETA]:layout[l, BETA] + d], bn_eps, bn_momenta[l],
-                    running[layout[l, RUNNING_MEAN]:layout[l, RUNNING_MEAN] + d],
-                    running[layout[l, RUNNING_VAR]:layout[l, RUNNING_VAR] + d],
-                    view(xns, offset, n, d), stds[std_offset:std_offset + d], y)
-                z = y
-            flat_z, flat_out = z.reshape(n * d), acts[offset:offset + n * d]
-            if dropout:
-                dropout_forward(flat_z, act, keys[l], dropout_ratios[l],
-                                masks[offset:offset + n * d], flat_out)
-            else:
-                activation_forward(flat_z, act, flat_out)
-        else:
-            affine_forward(h, w, b, act, out)
+        # out = act(z) (* mask) with z = h W + b, normalised with batch norm; the
+        # activation goes into the last pass before dropout, dropout into its own
+        z = view(scratch[0], 0, n, d) if bn or dropout else out
+        affine_forward(h, w, b, IDENTITY if bn or dropout else act, z)
+        if bn:
+            y = view(scratch[1], 0, n, d) if dropout else out
+            batchnorm_forward_train(
+                z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
+                params[layout[l, BETA]:layout[l, BETA] + d], bn_eps, bn_momenta[l],
+                running[layout[l, RUNNING_MEAN]:layout[l, RUNNING_MEAN] + d],
+                running[layout[l, RUNNING_VAR]:layout[l, RUNNING_VAR] + d],
+                IDENTITY if dropout else act, view(xns, offset, n, d),
+                stds[std_offset:std_offset + d], y)
+            z = y
+        if dropout:
+            dropout_forward(z.reshape(n * d), act, keys[l], dropout_ratios[l],
+                            masks[offset:offset + n * d], acts[offset:offset + n * d])
         h = out
         offset += n * d
         std_offset += d
