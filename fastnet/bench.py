@@ -15,8 +15,9 @@ Implementations of a training step:
 * ``gemm-floor``: only the GEMMs of the step (one per layer forward, two per layer
   backward but one for the first layer), as NumPy ``np.matmul(out=)`` into
   preallocated arrays: what a step costs with nothing but BLAS;
-* ``gemm-floor-njit``: the same GEMMs from one compiled function, through the BLAS
-  that fastnet's compiled ``np.dot`` calls (SciPy's), without Python in between.
+* ``gemm-floor-njit``: the same GEMMs from one compiled function, through fastnet's
+  compiled ``blas.gemm`` (NumPy's BLAS where it exposes CBLAS, else Numba's ``np.dot``
+  and SciPy's BLAS), without Python in between.
 
 torch runs in a worker process of its own, driven sample by sample from the same
 round-robin loop (it sleeps while the others run, and they sleep while it runs).  In
@@ -134,7 +135,7 @@ WORKLOADS = [*NETS, "adam-update", "startup", "leak"]
 def _set_threads(n):
     """The same thread count for Numba and every BLAS and OpenMP runtime loaded."""
     import numba
-    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS of compiled np.dot: load it to limit it)
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS of Numba's np.dot: load it to limit it)
     import threadpoolctl
 
     if _has_module("fastnet.threads"):
@@ -385,6 +386,7 @@ def _gemm_chain_kernel():
         import numba
 
         from . import config
+        from .kernels.blas import gemm
 
         @numba.njit(**config.JIT)
         def gemm_chain(x, dims, weights, wgrads, acts, scratch, dlogits):
@@ -395,7 +397,7 @@ def _gemm_chain_kernel():
             for layer in range(n_layers):
                 d_in, d = dims[layer], dims[layer + 1]
                 out = acts[a_off:a_off + n * d].reshape((n, d))
-                np.dot(h, weights[w_off:w_off + d_in * d].reshape((d_in, d)), out)
+                gemm(h, weights[w_off:w_off + d_in * d].reshape((d_in, d)), out)
                 h = out
                 w_off += d_in * d
                 a_off += n * d
@@ -405,10 +407,10 @@ def _gemm_chain_kernel():
                 d_in, d = dims[layer], dims[layer + 1]
                 w_off -= d_in * d
                 h_in = x if layer == 0 else acts[a_off - n * d_in:a_off].reshape((n, d_in))
-                np.dot(h_in.T, dz, wgrads[w_off:w_off + d_in * d].reshape((d_in, d)))
+                gemm(h_in.T, dz, wgrads[w_off:w_off + d_in * d].reshape((d_in, d)))
                 if layer > 0:
                     dh = scratch[layer % 2, :n * d_in].reshape((n, d_in))
-                    np.dot(dz, weights[w_off:w_off + d_in * d].reshape((d_in, d)).T, dh)
+                    gemm(dz, weights[w_off:w_off + d_in * d].reshape((d_in, d)).T, dh)
                     dz = dh
                     a_off -= n * d_in
 
@@ -416,8 +418,13 @@ def _gemm_chain_kernel():
     return _KERNELS["gemm_chain"]
 
 
+def _gemm_backend():
+    from .kernels import blas
+    return blas.BACKEND
+
+
 def _gemm_floor_njit_step(spec, x):
-    """The same GEMMs from one compiled function, through the BLAS of compiled np.dot."""
+    """The same GEMMs from one compiled function, through fastnet's ``blas.gemm``."""
     dims, weights, dlogits = _floor_arrays(spec, x)
     n = x.shape[0]
     flat_w = np.concatenate([w.ravel() for w in weights])
@@ -439,7 +446,7 @@ def _train_workload(name, worker, settings, progress):
     samplers["gemm-floor"] = _local(_gemm_floor_step(spec, x))
     samplers["gemm-floor-njit"] = _local(_gemm_floor_njit_step(spec, x))
     notes["gemm-floor"] = "NumPy's BLAS"
-    notes["gemm-floor-njit"] = "compiled np.dot (SciPy's BLAS), no target"
+    notes["gemm-floor-njit"] = f"compiled fastnet blas.gemm ({_gemm_backend()}), no target"
     ms = _measure(samplers, settings, progress)
     med = {k: v["median"] for k, v in ms.items()}
     ratios = {

@@ -1,8 +1,9 @@
 """Who owns the cores, and when.
 
-fastnet runs two thread pools: BLAS's (OpenBLAS, for the GEMMs, reached through
-SciPy from compiled code and through NumPy from Python) and Numba's (for the parallel
-builds of the element-wise kernels).  They take turns and never overlap:
+fastnet runs two thread pools: BLAS's (for the GEMMs: NumPy's OpenBLAS, which
+compiled code calls too, see ``fastnet.kernels.blas``; SciPy's where NumPy's has no
+CBLAS to call) and Numba's (for the parallel builds of the element-wise kernels).
+They take turns and never overlap:
 
 * GEMMs own the cores.  Every other pass of a training step over (batch x width)
   arrays is serial compiled code between two BLAS calls: waking a second pool costs
@@ -31,7 +32,7 @@ def set_num_threads(n):
     if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"n must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
                          f"(NUMBA_NUM_THREADS), got {n}")
-    import scipy.linalg  # noqa: F401  (load SciPy's BLAS, the one compiled code calls)
+    import scipy.linalg  # noqa: F401  (load SciPy's BLAS, which np.dot in compiled code calls)
     numba.set_num_threads(n)
     threadpoolctl.threadpool_limits(limits=n, user_api="blas")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
-import scipy.linalg  # noqa: F401  (load SciPy's BLAS, which compiled code calls, before limiting it)
+import scipy.linalg  # noqa: F401  (load every BLAS compiled code may call, before limiting it)
 import threadpoolctl
 
 from fastnet import nets as fast_nets

@@ -19,16 +19,18 @@ import numba
 import numpy as np
 
 from .. import __version__, config
-from . import activations, affine, batchnorm, dropout, network, optimizers, softmax
+from . import activations, affine, batchnorm, blas, dropout, network, optimizers, softmax
 
 def _cache_dir():
     return network.mlp_train_step._cache._cache_path
 
 
 def _stamp_path():
-    """The stamp's name changes with the kernels' sources, as numba's cache does."""
-    sources = hashlib.sha1()
-    for module in (config, activations, affine, batchnorm, dropout, network, optimizers, softmax):
+    """The stamp's name changes with the kernels' sources, as numba's cache does, and
+    with the BLAS the GEMMs are compiled against (``blas.BACKEND``)."""
+    sources = hashlib.sha1(blas.BACKEND.encode())
+    for module in (config, activations, affine, batchnorm, blas, dropout, network, optimizers,
+                   softmax):
         with open(module.__file__, "rb") as handle:
             sources.update(handle.read())
     tag = (f"fastnet-{__version__}-{sources.hexdigest()[:12]}-numba-{numba.__version__}"

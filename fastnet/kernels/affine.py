@@ -1,4 +1,4 @@
-"""Affine layers: GEMMs through BLAS (``np.dot`` with ``out=``) and the cheap work
+"""Affine layers: GEMMs through BLAS (``blas.gemm``) and the cheap work
 fused into one pass over the GEMM output.
 
 forward:  out = act(x @ W + b)                (bias and activation in the epilogue)
@@ -7,9 +7,8 @@ backward: dz  = dout * act'(y),  db = sum_rows(dz)   (one pass), then
 
 Every kernel here is serial: the parallelism is BLAS's (see ``fastnet.threads``).
 """
-import numpy as np
-
 from .activations import IDENTITY, RELU, activate_row, activation_grad
+from .blas import gemm
 from ._jit import inline, jit
 
 
@@ -63,7 +62,7 @@ def activation_grad_colsum(dout, y, act, keep, dz, db):
 @jit
 def affine_forward(x, W, b, act, out):
     """``out = act(x @ W + b)``; x (N, K), W (K, D), b (D,), out (N, D)."""
-    np.dot(x, W, out)
+    gemm(x, W, out)
     bias_activation(out, b, act)
 
 
@@ -76,7 +75,7 @@ def affine_backward(dout, x, W, y, act, keep, dz, dW, db, dx):
     ``dx`` has rows, ``dx = dz @ W.T``.
     """
     activation_grad_colsum(dout, y, act, keep, dz, db)
-    np.dot(x.T, dz, dW)
+    gemm(x.T, dz, dW)
     if dx.shape[0]:
-        np.dot(dz, W.T, dx)
+        gemm(dz, W.T, dx)
 

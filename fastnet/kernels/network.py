@@ -13,13 +13,12 @@ Dropout keeps ``h = y * mask`` in place of ``y``: wherever the mask keeps an ele
 ``h == 0`` and the gradient must be zero: ReLU's and the sigmoid's gradients at 0 are
 zero already, so only tanh (gradient 1 at 0) reads the mask in the backward pass.
 
-Serial by design: BLAS (``np.dot``) owns the cores during the GEMMs, and every other
+Serial by design: BLAS (``blas.gemm``) owns the cores during the GEMMs, and every other
 pass over these (batch x width) arrays is cheaper than waking a second thread pool.
 """
-import numpy as np
-
 from .activations import IDENTITY, TANH
 from .affine import activation_grad_colsum, affine_forward
+from .blas import gemm
 from .batchnorm import batchnorm_backward, batchnorm_forward_train
 from .dropout import dropout_forward
 from .softmax import softmax_cross_entropy_grad
@@ -114,7 +113,7 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
         else:
             activation_grad_colsum(dz, dz, IDENTITY, no_mask, dz, gb)
         h_in = x if l == 0 else view(acts, offset - n * d_in, n, d_in)
-        np.dot(h_in.T, dz, view(grads, layout[l, W], d_in, d))
+        gemm(h_in.T, dz, view(grads, layout[l, W], d_in, d))
         if l > 0:
-            np.dot(dz, view(params, layout[l, W], d_in, d).T, view(scratch[dh_row], 0, n, d_in))
+            gemm(dz, view(params, layout[l, W], d_in, d).T, view(scratch[dh_row], 0, n, d_in))
     return loss
