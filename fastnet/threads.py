@@ -43,8 +43,11 @@ def get_num_threads():
 
 
 def threading_info():
-    """What runs where: Numba's threading layer and threads, and each BLAS library."""
+    """What runs where: Numba's threading layer and threads, the BLAS the compiled GEMMs
+    call (``gemm``, see ``fastnet.kernels.blas``), and each BLAS library."""
     import scipy.linalg  # noqa: F401
+
+    from .kernels import blas
     try:
         layer = numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet
@@ -53,6 +56,7 @@ def threading_info():
         "numba_threading_layer": layer,
         "numba_threads": numba.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "gemm": blas.BACKEND,
         "blas": [{"library": info["filepath"], "version": info.get("version"),
                   "threads": info["num_threads"]}
                  for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"],

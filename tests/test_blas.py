@@ -3,6 +3,7 @@ import numba
 import numpy as np
 import pytest
 
+import fastnet
 from fastnet.kernels import blas
 
 from cases import DTYPES, assert_close
@@ -69,3 +70,9 @@ def test_backend_is_numpys_blas_where_it_exports_cblas(monkeypatch):
     assert blas.BACKEND == ("numpy-cblas" if found else "numba-np.dot")
     monkeypatch.setattr(blas, "_SYMBOLS", {"s": ("no_such_sgemm",), "d": ("no_such_dgemm",)})
     assert blas._numpy_cblas() is None
+
+
+def test_threading_info_names_the_gemm_backend():
+    info = fastnet.threading_info()
+    assert info["gemm"] == blas.BACKEND
+    assert info["blas"] and all(library["threads"] >= 1 for library in info["blas"])
