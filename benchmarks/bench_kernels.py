@@ -33,6 +33,52 @@ def bind(kernel, **named):
     return tuple(named[name] for name in wanted)
 
 
+_GEMM = {}
+
+
+def _compiled_gemm():
+    """``fastnet.kernels.blas.gemm`` (an inline helper) behind a compiled function."""
+    if "gemm" not in _GEMM:
+        import numba
+
+        from fastnet import config
+        from fastnet.kernels.blas import gemm
+
+        @numba.njit(**config.JIT)
+        def compiled_gemm(a, b, out):
+            gemm(a, b, out)
+
+        _GEMM["gemm"] = compiled_gemm
+    return _GEMM["gemm"]
+
+
+class Gemm:
+    """The three GEMMs of a layer's step, ``x @ W``, ``x.T @ dz`` and ``dz @ W.T``, through
+    the kernels' ``blas.gemm`` (NumPy's BLAS where it has CBLAS) and NumPy's matmul."""
+
+    params = (IMPLEMENTATIONS, ["128x784x100", "100x100x100", "256x1024x1024"],
+              ["forward", "weight-grad", "input-grad"], DTYPES)
+    param_names = ("implementation", "n_k_d", "gemm", "dtype")
+
+    def setup(self, implementation, n_k_d, gemm, dtype):
+        n, k, d = parse_shape(n_k_d)
+        x, _ = batch(n, k, dtype)
+        W = standard_normal((k, d), dtype, np.sqrt(2 / k))
+        dz = standard_normal((n, d), dtype)
+        a, b, out = {"forward": (x, W, np.empty((n, d), dtype)),
+                     "weight-grad": (x.T, dz, np.empty((k, d), dtype)),
+                     "input-grad": (dz, W.T, np.empty((n, k), dtype))}[gemm]
+        if implementation == "fastnet":
+            kernel = _compiled_gemm()
+            self.run = lambda: kernel(a, b, out)
+        else:
+            self.run = lambda: np.matmul(a, b, out=out)
+        self.run()
+
+    def time_gemm(self, implementation, n_k_d, gemm, dtype):
+        self.run()
+
+
 class AffineForward:
     """``relu(x @ W + b)``: GEMM with bias and activation in its epilogue."""
 
