@@ -44,7 +44,8 @@ def _compiled_gemm():
         from fastnet import config
         from fastnet.kernels.blas import gemm
 
-        @numba.njit(**config.JIT)
+        # Not cached: Numba would not see a change to blas.gemm, inlined from another module.
+        @numba.njit(**dict(config.JIT, cache=False))
         def compiled_gemm(a, b, out):
             gemm(a, b, out)
 

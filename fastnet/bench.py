@@ -388,7 +388,8 @@ def _gemm_chain_kernel():
         from . import config
         from .kernels.blas import gemm
 
-        @numba.njit(**config.JIT)
+        # Not cached: Numba would not see a change to blas.gemm, inlined from another module.
+        @numba.njit(**dict(config.JIT, cache=False))
         def gemm_chain(x, dims, weights, wgrads, acts, scratch, dlogits):
             n = x.shape[0]
             n_layers = dims.size - 1

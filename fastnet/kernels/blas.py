@@ -2,16 +2,16 @@
 
 Numba's ``np.dot`` calls SciPy's BLAS (``scipy.linalg.cython_blas``).  NumPy's wheels
 bring an OpenBLAS of their own, often newer than SciPy's (here 0.3.31 against 0.3.30).
-Calling it from compiled code measured 5-7% faster on the GEMMs of this project's
+Calling it from compiled code measured 4-7% faster on the GEMMs of this project's
 benchmark nets (paired runs, 2 cores).  It also leaves one BLAS thread pool working in
 a process that mixes fastnet and NumPy; two pools were measured to double GEMM times.
 
 At import, the 64-bit-integer CBLAS ``sgemm``/``dgemm`` are looked up in NumPy's BLAS
 (``scipy_cblas_sgemm64_`` in NumPy 2 wheels, ``cblas_sgemm64_`` in NumPy 1.2x's).  LLVM
 gets them under fixed names, so cached kernels link to them by name in every process.
-Where NumPy's BLAS has no such symbols (Accelerate, MKL, a 32-bit-integer build, or
-Windows, which does not search a library's dependencies), ``gemm`` is Numba's
-``np.dot``.  ``BACKEND`` says which; the JIT stamp includes it.
+Where they cannot be found through NumPy's extension module (Accelerate, MKL, a
+32-bit-integer build; on Windows a module's dependencies are not searched), ``gemm``
+is Numba's ``np.dot``.  ``BACKEND`` says which; the JIT stamp includes it.
 """
 import ctypes
 

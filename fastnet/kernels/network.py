@@ -6,7 +6,7 @@ running statistics live in flat arenas; ``layout[l]`` holds the offsets of layer
 ``W, b, gamma, beta`` (into ``params``/``grads``) and ``running_mean, running_var``
 (into ``running``).  Hidden activations, normalised values, stds and dropout masks live
 in workspaces sized for the batch, laid out layer after layer.  Nothing is allocated
-here but the small per-chunk partial sums of batch norm.
+here but batch norm's small per-column and per-chunk arrays.
 
 Dropout keeps ``h = y * mask`` in place of ``y``: wherever the mask keeps an element,
 ``h == y`` and the activation's gradient reads the same value.  Where it drops one,
@@ -18,8 +18,8 @@ pass over these (batch x width) arrays is cheaper than waking a second thread po
 """
 from .activations import IDENTITY, TANH
 from .affine import activation_grad_colsum, affine_forward
-from .blas import gemm
 from .batchnorm import batchnorm_backward, batchnorm_forward_train
+from .blas import gemm
 from .dropout import dropout_forward
 from .softmax import softmax_cross_entropy_grad
 from ._jit import inline, jit
