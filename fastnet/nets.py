@@ -10,7 +10,8 @@ runs forward, backward and update of the whole net in two kernel calls:
   works and an optimizer sees one contiguous block;
 * gradients, running statistics and per-batch workspaces are arenas too, allocated
   once per batch size, so a step allocates nothing but a few small arrays;
-* the optimizer's fused ``update_flat`` folds weight decay into its single pass;
+* the optimizer's fused ``update_flat`` folds weight decay into its single pass, and
+  plain SGD takes no pass at all: the weight-gradient GEMM applies it (``beta = 1``);
 * an array the user re-binds (``net.params['W1'] = loaded``, or a batch-norm layer's
   ``running_mean``) is copied into the arenas before the next forward pass or step,
   where the book's layers would keep using the old one.
@@ -19,7 +20,7 @@ import math
 
 import numpy as np
 
-from . import _validate, layers
+from . import _validate, layers, optimizers
 from .kernels import activations, network
 from .reference import nets as reference
 from .reference.random import stream_key
@@ -123,7 +124,10 @@ class _FusedNet:
         that is before the update (the book's Trainer recomputes it after).  Dropout
         and batch norm run in training mode, exactly as ``gradient()`` would.
         ``optimizer`` is a ``fastnet.optimizers`` instance (fused over the arena) or
-        any object with the book's ``update(params, grads)``.
+        any object with the book's ``update(params, grads)``.  ``fastnet.optimizers.SGD``
+        itself steps inside the backward pass: each weight matrix is updated by the
+        GEMM that would have computed its gradient, so the weight entries of ``grads``
+        are not written by such a step (biases, gammas and betas are).
         """
         x = _validate.float_array(x, "x", self.dtype)
         x = x.reshape(x.shape[0], -1)
@@ -136,16 +140,21 @@ class _FusedNet:
         for d in self._dropouts:
             d.step += 1
         ws = self._workspace(x.shape[0])
+        decay = self.weight_decay_lambda
+        weights = self._arena[:self._n_decayed]
+        penalty = 0.5 * decay * float(np.dot(weights, weights)) if decay else 0.0
+        # The book's SGD, and nothing else, steps inside the kernel (see network.py).
+        in_kernel = type(optimizer) is optimizers.SGD
+        sgd = np.array([optimizer.lr, decay] if in_kernel else [], self.dtype)
         loss = network.mlp_train_step(
             x, labels, self._dims, self._layout, activations.CODES[self.activation],
             self._arena, self._grad_arena, self._running,
             np.array([bn.momentum for bn in self._batchnorms], np.float64), layers.BN_EPS,
-            np.array([d.dropout_ratio for d in self._dropouts], np.float64), keys,
+            np.array([d.dropout_ratio for d in self._dropouts], np.float64), keys, sgd,
             ws["acts"], ws["xns"], ws["stds"], ws["masks"], ws["scratch"], ws["logits"])
-        decay = self.weight_decay_lambda
-        if decay:
-            weights = self._arena[:self._n_decayed]
-            loss += 0.5 * decay * float(np.dot(weights, weights))
+        loss += penalty
+        if in_kernel:
+            return loss
         if hasattr(optimizer, "update_flat"):
             optimizer.update_flat(self._arena, self._grad_arena, self._views, decay,
                                   self._n_decayed)

@@ -14,6 +14,11 @@ def gemm(a, b, out):
     blas.gemm(a, b, out)
 
 
+@numba.njit
+def gemm_update(a, b, alpha, beta, out):
+    blas.gemm_update(a, b, alpha, beta, out)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(7)
@@ -56,6 +61,24 @@ def test_gemm_takes_other_strides_through_np_dot(rng):
     out = np.empty((6, 5))
     gemm(a, b, out)
     np.testing.assert_allclose(out, a @ b, rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")  # the strided case
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("strided", [False, True], ids=["cblas", "np.dot"])
+def test_gemm_update_scales_and_accumulates(strided, dtype, rng):
+    """``out = alpha a @ b + beta out``, the SGD step of the fused net (beta = 1 - lr wd)."""
+    wide = rng.standard_normal((6, 10)).astype(dtype)
+    a = wide[:, ::2] if strided else np.ascontiguousarray(wide[:, :5])
+    b = rng.standard_normal((5, 4)).astype(dtype)
+    start = rng.standard_normal((6, 4)).astype(dtype)
+    expected = -0.1 * (a.astype(np.float64) @ b) + 0.99 * start
+    out = start.copy()
+    gemm_update(a, b, dtype.type(-0.1), dtype.type(0.99), out)
+    assert_close(out, expected.astype(dtype), dtype, "alpha a @ b + beta out")
+    out = np.full((6, 4), np.nan, dtype)  # beta = 0: out is not read
+    gemm_update(a, b, dtype.type(2.0), dtype.type(0.0), out)
+    assert_close(out, (2.0 * (a.astype(np.float64) @ b)).astype(dtype), dtype, "2 a @ b")
 
 
 def test_gemm_rejects_mismatched_shapes():

@@ -169,6 +169,22 @@ def test_train_step_matches_gradient_then_update(opt_case, net_case, dtype):
     assert {f"W{i}" for i in (1, 2, 3)} <= set(moved)
 
 
+def test_sgd_steps_inside_the_backward_pass():
+    """fastnet's SGD updates each weight matrix in the GEMM that would have computed its
+    gradient, so the step leaves the weight gradients unwritten; a subclass, which may
+    change ``update``, goes through ``update_flat`` and gets every gradient."""
+    class MySGD(fast_optimizers.SGD):
+        pass
+
+    for optimizer, weights_written in ((fast_optimizers.SGD(0.1), False), (MySGD(0.1), True)):
+        net = make_net(fast_nets, NET_CASES[0])
+        for grad in net.grads.values():
+            grad[...] = np.nan
+        net.train_step(*batch(0), optimizer)
+        for key, grad in net.grads.items():
+            assert np.isnan(grad).all() != (weights_written or key.startswith("b")), key
+
+
 @pytest.mark.parametrize("net_case", NETS)
 def test_train_step_with_a_book_optimizer(net_case):
     """An optimizer without ``update_flat`` (here the reference's) gets the dicts."""

@@ -129,7 +129,8 @@ def _network_step(dtype, bn, drop):
         np.ones((n, 4), dtype), np.zeros(n, np.int64), dims, layout, activations.RELU,
         params, np.zeros(47, dtype), np.zeros(12 if bn else 0, dtype),
         np.full(2 if bn else 0, 0.9), 1e-6, np.full(2 if drop else 0, 0.5),
-        np.ones(2 if drop else 0, np.uint64), np.empty(n * hidden, dtype),
+        np.ones(2 if drop else 0, np.uint64), np.array([0.1, 0.01] if bn else [], dtype),
+        np.empty(n * hidden, dtype),
         np.empty(n * hidden if bn else 0, dtype), np.empty(hidden, dtype),
         np.empty(n * hidden if drop else 0, bool), np.empty((2, n * 3), dtype),
         np.empty((n, 2), dtype))

@@ -1,4 +1,5 @@
-"""The kernels' GEMM: ``gemm(a, b, out)`` is ``out = a @ b`` through NumPy's own BLAS.
+"""The kernels' GEMM: ``gemm(a, b, out)`` is ``out = a @ b`` through NumPy's own BLAS,
+``gemm_update(a, b, alpha, beta, out)`` is ``out = alpha a @ b + beta out``.
 
 Numba's ``np.dot`` calls SciPy's BLAS (``scipy.linalg.cython_blas``).  NumPy's wheels
 bring an OpenBLAS of their own, often newer than SciPy's (here 0.3.31 against 0.3.30).
@@ -72,9 +73,10 @@ if _ADDRESSES:
         return 0, 0
 
     @inline
-    def gemm(a, b, out):
-        """``out = a @ b``: 2-D arrays of one float dtype; ``a`` and ``b`` C-contiguous or
-        transposes of C-contiguous arrays, ``out`` C-contiguous (otherwise ``np.dot``)."""
+    def gemm_update(a, b, alpha, beta, out):
+        """``out = alpha a @ b + beta out`` (``out`` is not read when ``beta == 0``): 2-D
+        arrays of one float dtype; ``a`` and ``b`` C-contiguous or transposes of
+        C-contiguous arrays, ``out`` C-contiguous (otherwise through ``np.dot``)."""
         m, k = a.shape
         n = b.shape[1]
         if b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
@@ -83,15 +85,33 @@ if _ADDRESSES:
         trans_b, ldb = _operand(b)
         trans_out, ldc = _operand(out)
         if trans_a == 0 or trans_b == 0 or trans_out != NO_TRANS:
-            np.dot(a, b, out)
+            dot_update(a, b, alpha, beta, out)
         elif out.itemsize == 4:
-            _sgemm(ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a.ctypes, lda, b.ctypes, ldb,
-                   0.0, out.ctypes, ldc)
+            _sgemm(ROW_MAJOR, trans_a, trans_b, m, n, k, alpha, a.ctypes, lda, b.ctypes, ldb,
+                   beta, out.ctypes, ldc)
         else:
-            _dgemm(ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a.ctypes, lda, b.ctypes, ldb,
-                   0.0, out.ctypes, ldc)
+            _dgemm(ROW_MAJOR, trans_a, trans_b, m, n, k, alpha, a.ctypes, lda, b.ctypes, ldb,
+                   beta, out.ctypes, ldc)
 else:
     @inline
-    def gemm(a, b, out):
-        """``out = a @ b`` with Numba's ``np.dot`` (SciPy's BLAS)."""
+    def gemm_update(a, b, alpha, beta, out):
+        """``out = alpha a @ b + beta out`` through Numba's ``np.dot`` (SciPy's BLAS)."""
+        dot_update(a, b, alpha, beta, out)
+
+
+@inline
+def dot_update(a, b, alpha, beta, out):
+    """``gemm_update`` through Numba's ``np.dot``: into ``out`` directly for the plain
+    product, else through a temporary."""
+    if alpha == 1 and beta == 0:
         np.dot(a, b, out)
+    elif beta == 0:
+        out[:, :] = alpha * np.dot(a, b)
+    else:
+        out[:, :] = alpha * np.dot(a, b) + beta * out
+
+
+@inline
+def gemm(a, b, out):
+    """``out = a @ b``."""
+    gemm_update(a, b, 1.0, 0.0, out)

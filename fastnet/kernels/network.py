@@ -19,7 +19,7 @@ pass over these (batch x width) arrays is cheaper than waking a second thread po
 from .activations import IDENTITY, TANH
 from .affine import activation_grad_colsum, affine_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_train
-from .blas import gemm
+from .blas import gemm, gemm_update
 from .dropout import dropout_forward
 from .softmax import softmax_cross_entropy_grad
 from ._jit import inline, jit
@@ -34,20 +34,30 @@ def view(arena, offset, rows, cols):
     return arena[offset:offset + rows * cols].reshape((rows, cols))
 
 
+@inline
+def sgd_step(p, g, lr):
+    for j in range(p.size):
+        p[j] -= lr * g[j]
+
+
 @jit
 def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
-                   bn_momenta, bn_eps, dropout_ratios, keys,
+                   bn_momenta, bn_eps, dropout_ratios, keys, sgd,
                    acts, xns, stds, masks, scratch, logits):
     """Forward and backward of one mini-batch; returns the mean cross-entropy.
 
-    ``grads`` receives every gradient (without weight decay, which the optimizer
-    folds in).  With batch norm, ``bn_momenta[l]`` is hidden layer l's momentum and
-    ``running`` is updated; without, ``bn_momenta`` is empty.  With dropout,
-    ``dropout_ratios[l]`` and ``keys[l]`` are hidden layer l's ratio and stream key;
-    without, both are empty.  ``scratch`` (2, N * widest hidden layer) holds what a
-    hidden layer computes before its activation in the forward pass, and the
-    back-propagated gradients in the backward pass, so that no pass reads and writes one
-    buffer through two names (such a pass does not vectorise); ``logits`` ends holding
+    ``grads`` receives every gradient (without weight decay, which the optimizer folds
+    in). With batch norm, ``bn_momenta[l]`` is hidden layer l's momentum and ``running``
+    is updated; without, ``bn_momenta`` is empty. With dropout, ``dropout_ratios[l]``
+    and ``keys[l]`` are hidden layer l's ratio and stream key; without, both are empty.
+    ``sgd`` is empty, or ``(lr, weight_decay)`` to apply the book's SGD in the backward
+    pass: each weight matrix then takes its step inside the GEMM that would have made
+    its gradient, ``W = (1 - lr wd) W - lr h^T dz`` (BLAS's ``beta = 1``), and that
+    gradient is never written to ``grads``; biases, gammas and betas get their gradients
+    and then ``p -= lr g``. ``scratch`` (2, N * widest hidden layer) holds what a hidden
+    layer computes before its activation in the forward pass, and the back-propagated
+    gradients in the backward pass, so that no pass reads and writes one buffer through
+    two names (such a pass does not vectorise); ``logits`` ends holding
     d(loss)/d(logits).
     """
     n = x.shape[0]
@@ -113,7 +123,17 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
         else:
             activation_grad_colsum(dz, dz, IDENTITY, no_mask, dz, gb)
         h_in = x if l == 0 else view(acts, offset - n * d_in, n, d_in)
-        gemm(h_in.T, dz, view(grads, layout[l, W], d_in, d))
+        w = view(params, layout[l, W], d_in, d)
         if l > 0:
-            gemm(dz, view(params, layout[l, W], d_in, d).T, view(scratch[dh_row], 0, n, d_in))
+            gemm(dz, w.T, view(scratch[dh_row], 0, n, d_in))
+        if sgd.size:  # after dx, which needs the old W
+            lr = sgd[0]
+            gemm_update(h_in.T, dz, -lr, 1 - lr * sgd[1], w)
+            sgd_step(params[layout[l, B]:layout[l, B] + d], gb, lr)
+            if bn and l < n_layers - 1:
+                for column in (GAMMA, BETA):
+                    sgd_step(params[layout[l, column]:layout[l, column] + d],
+                             grads[layout[l, column]:layout[l, column] + d], lr)
+        else:
+            gemm(h_in.T, dz, view(grads, layout[l, W], d_in, d))
     return loss
