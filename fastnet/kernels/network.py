@@ -16,6 +16,7 @@ zero already, so only tanh (gradient 1 at 0) reads the mask in the backward pass
 Serial by design: BLAS (``blas.gemm``) owns the cores during the GEMMs, and every other
 pass over these (batch x width) arrays is cheaper than waking a second thread pool.
 """
+from . import optimizers
 from .activations import IDENTITY, TANH
 from .affine import activation_grad_colsum, affine_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_train
@@ -32,12 +33,6 @@ LAYOUT_COLUMNS = 6
 @inline
 def view(arena, offset, rows, cols):
     return arena[offset:offset + rows * cols].reshape((rows, cols))
-
-
-@inline
-def sgd_step(p, g, lr):
-    for j in range(p.size):
-        p[j] -= lr * g[j]
 
 
 @jit
@@ -127,13 +122,13 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
         if l > 0:
             gemm(dz, w.T, view(scratch[dh_row], 0, n, d_in))
         if sgd.size:  # after dx, which needs the old W
-            lr = sgd[0]
+            lr, no_decay = sgd[0], sgd[0] * 0
             gemm_update(h_in.T, dz, -lr, 1 - lr * sgd[1], w)
-            sgd_step(params[layout[l, B]:layout[l, B] + d], gb, lr)
+            optimizers.sgd(params[layout[l, B]:layout[l, B] + d], gb, lr, no_decay)
             if bn and l < n_layers - 1:
                 for column in (GAMMA, BETA):
-                    sgd_step(params[layout[l, column]:layout[l, column] + d],
-                             grads[layout[l, column]:layout[l, column] + d], lr)
+                    optimizers.sgd(params[layout[l, column]:layout[l, column] + d],
+                                   grads[layout[l, column]:layout[l, column] + d], lr, no_decay)
         else:
             gemm(h_in.T, dz, view(grads, layout[l, W], d_in, d))
     return loss
