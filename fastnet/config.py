@@ -8,8 +8,9 @@ then round alike.  (``reassoc`` lets LLVM vectorise reductions; the order it pic
 fixed at compile time, not by the thread count.)
 """
 import os
-import sys
 from pathlib import Path
+
+import platformdirs
 
 FASTMATH = frozenset({"nsz", "arcp", "afn", "reassoc"})
 
@@ -27,19 +28,11 @@ PARALLEL_MIN_SIZE = 1 << 17
 
 
 def user_cache_dir():
-    """fastnet's per-user cache folder, by platform convention.
-
-    ``$FASTNET_CACHE_DIR`` wins; otherwise ``%LOCALAPPDATA%\\fastnet`` on Windows,
-    ``~/Library/Caches/fastnet`` on macOS and ``$XDG_CACHE_HOME/fastnet`` (default
-    ``~/.cache/fastnet``) elsewhere.
-    """
+    """fastnet's per-user cache folder: ``$FASTNET_CACHE_DIR`` if set, else the platform's
+    convention through ``platformdirs`` (``$XDG_CACHE_HOME/fastnet``, default
+    ``~/.cache/fastnet``, on Linux; ``~/Library/Caches/fastnet`` on macOS;
+    ``%LOCALAPPDATA%\\fastnet\\Cache`` on Windows)."""
     explicit = os.environ.get("FASTNET_CACHE_DIR")
     if explicit:
         return Path(explicit).expanduser()
-    if sys.platform.startswith("win"):
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "fastnet"
+    return Path(platformdirs.user_cache_dir("fastnet", appauthor=False))
