@@ -18,7 +18,7 @@ from numba import prange
 
 from ..config import REDUCE_CHUNK
 from .activations import activate_row
-from ._jit import inline, serial_and_parallel
+from .jit import inline, serial_and_parallel
 
 
 @inline
@@ -96,8 +96,9 @@ def batchnorm_backward(dout, xn, std, gamma, dgamma, dbeta, dx):
     for c in prange(n_chunks):
         chunk_sums(dout, xn, no_shift, c, partial)
     sums = in_chunk_order(partial)
-    dbeta[:] = sums[0]
-    dgamma[:] = sums[1]
+    for j in range(d):  # a loop, not ``dbeta[:] = ...``: see blas.dot_update
+        dbeta[j] = sums[0, j]
+        dgamma[j] = sums[1, j]
     scale = gamma / std
     for i in prange(n):
         for j in range(d):
