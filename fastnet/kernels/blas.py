@@ -20,7 +20,8 @@ import llvmlite.binding
 import numpy as np
 from numba import types
 
-from ._jit import inline
+from .. import _upstream
+from .jit import inline
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 _SYMBOLS = {"s": ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
@@ -30,8 +31,8 @@ _SYMBOLS = {"s": ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
 def _numpy_cblas():
     """Addresses of NumPy's ILP64 ``cblas_?gemm`` by prefix, or None."""
     try:
-        library = ctypes.CDLL(np._core._multiarray_umath.__file__)
-    except (AttributeError, OSError):
+        library = ctypes.CDLL(_upstream.numpy_core_extension_path())
+    except (_upstream.UpstreamChanged, OSError):
         return None
     found = {}
     for prefix, names in _SYMBOLS.items():
@@ -102,13 +103,18 @@ else:
 @inline
 def dot_update(a, b, alpha, beta, out):
     """``gemm_update`` through Numba's ``np.dot``: into ``out`` directly for the plain
-    product, else through a temporary."""
+    product, else through a temporary.  (Loops, not ``out[:, :] = ...``: Numba compiles a
+    slice assignment's shape-mismatch message, seconds of compile time per kernel.)"""
     if alpha == 1 and beta == 0:
         np.dot(a, b, out)
-    elif beta == 0:
-        out[:, :] = alpha * np.dot(a, b)
-    else:
-        out[:, :] = alpha * np.dot(a, b) + beta * out
+        return
+    product = np.dot(a, b)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            value = alpha * product[i, j]
+            if beta != 0:
+                value += beta * out[i, j]
+            out[i, j] = value
 
 
 @inline

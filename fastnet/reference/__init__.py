@@ -1,7 +1,7 @@
 """The NumPy reference implementation of fastnet: the correctness oracle.
 
-Plain, obviously correct NumPy that follows the book's ``common/`` code and
-docs/api-contract.md.  The compiled kernels are tested against it and every
+Plain, obviously correct NumPy that follows the book's ``common/`` code, with the
+book's class names, arguments and attributes.  The compiled kernels are tested against it and every
 benchmark reports its speed-up over it.  It is shipped (not hidden in the tests) so
 that users can compare too: ``from fastnet import reference`` then
 ``reference.nets.MultiLayerNet(...)`` is the same net on NumPy alone.

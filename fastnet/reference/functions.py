@@ -62,7 +62,7 @@ def sum_squared_error(y, t):
 mean_squared_error = sum_squared_error  # the book's first name for it (it is not a mean)
 
 
-def _class_indices(y, t):
+def class_indices(y, t):
     """``t`` as class indices: one-hot rows (same size as ``y``) become their argmax."""
     return t.argmax(axis=-1) if t.size == y.size else t
 
@@ -75,7 +75,7 @@ def cross_entropy_error(y, t):
     if y.ndim == 1:
         y = y.reshape(1, y.size)
         t = np.reshape(t, (1, -1))
-    labels = _class_indices(y, t).reshape(-1)
+    labels = class_indices(y, t).reshape(-1)
     batch_size = y.shape[0]
     return -np.sum(np.log(y[np.arange(batch_size), labels] + 1e-7)) / batch_size
 

@@ -5,7 +5,7 @@ instance.  Layers follow the dtype of their input: float32 stays float32.
 """
 import numpy as np
 
-from .functions import _class_indices, cross_entropy_error, sigmoid, softmax
+from .functions import class_indices, cross_entropy_error, sigmoid, softmax
 from .random import counter_uniform, draw_seed, resolve_rng
 
 
@@ -104,7 +104,7 @@ class SoftmaxWithLoss:
     def backward(self, dout=1):
         batch_size = self.y.shape[0]
         dx = self.y.copy()
-        dx[np.arange(batch_size), _class_indices(self.y, self.t)] -= 1
+        dx[np.arange(batch_size), class_indices(self.y, self.t)] -= 1
         return dx * np.asarray(dout / batch_size, dtype=dx.dtype)
 
 
