@@ -4,6 +4,7 @@
     fastnet train --load net.npz --epochs 0          # evaluate a saved net
     fastnet experiment all --dataset fashion-mnist --out results
     fastnet bench ...                                # see fastnet bench --help
+    fastnet cache build                              # compile every kernel ahead of time
 
 Saved nets are plain ``.npz`` archives (no pickle): the parameters under
 ``params/<key>``, batch-norm running statistics under ``running/<mean|var><i>``, and
@@ -67,6 +68,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(commands)
     _add_experiment_parser(commands)
+    _add_cache_parser(commands)
     commands.add_parser("bench", add_help=False, help="benchmarks of the kernels against "
                         "the NumPy reference (fastnet bench --help)")
     return parser
@@ -138,6 +140,18 @@ def _add_experiment_parser(commands):
     p.add_argument("--quick", action="store_true",
                    help="scaled-down settings (fewer iterations, epochs and trials)")
     _add_data_arguments(p)
+
+
+def _add_cache_parser(commands):
+    p = commands.add_parser(
+        "cache", help="the JIT cache: build it ahead of time, show it, clear it",
+        description="Kernels compile on first use and are cached on disk. 'build' "
+        "compiles every kernel in both dtypes ahead of time (a Docker image, a "
+        "cluster's workers); 'info' shows where the cache is; 'clear' empties it.")
+    p.set_defaults(run=cache_command)
+    p.add_argument("action", choices=["build", "info", "clear"])
+    p.add_argument("--dtype", choices=["float32", "float64"], action="append",
+                   help="with build: only this dtype (repeatable; default both)")
 
 
 # --- argument types: each raises ArgumentTypeError, so argparse exits with status 2
@@ -221,6 +235,24 @@ def train(args):
     if args.save:
         save_network(network, args.save, args.force)
         print(f"saved to {args.save}")
+    return 0
+
+
+def cache_command(args):
+    from . import cache
+    if args.action == "build":
+        seconds = cache.build(args.dtype or cache.DTYPES)
+        print(f"compiled or loaded every kernel in {seconds:.1f} s")
+    elif args.action == "clear":
+        cache.clear()
+    state = cache.info()
+    if state["folder"] is None:
+        print("no cache: kernels compile in every process (set NUMBA_CACHE_DIR to a "
+              "writable folder)")
+    else:
+        print(f"cache: {state['folder']}\n{state['files']} files, "
+              f"{state['bytes'] / 2**20:.1f} MiB, "
+              f"{'current' if state['current'] else 'empty or of another version'}")
     return 0
 
 

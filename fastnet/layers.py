@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _validate
 from .kernels import activations, affine, batchnorm, dropout, softmax
-from .kernels._jit import pick
+from .kernels.jit import pick
 from .reference import layers as reference
 from .reference.random import stream_key
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _validate
 from .kernels import optimizers as kernels
-from .kernels._jit import pick
+from .kernels.jit import pick
 from .reference import optimizers as reference
 
 EPS = 1e-7

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from fastnet import nets, optimizers
 from fastnet.kernels import activations, batchnorm, dropout, optimizers as update_kernels
-from fastnet.kernels._jit import pick
+from fastnet.kernels.jit import pick
 
 path, threads, shape = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 batch, inputs, hidden, classes = shape["batch"], shape["inputs"], shape["hidden"], shape["classes"]

@@ -22,7 +22,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from fastnet import config
 from fastnet import layers as fast_layers
-from fastnet.kernels._jit import pick
+from fastnet.kernels.jit import pick
 from fastnet.reference import layers as reference_layers
 from fastnet.reference.functions import numerical_gradient
 from fastnet.reference.random import counter_uniform

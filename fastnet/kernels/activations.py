@@ -8,7 +8,7 @@ import math
 
 from numba import prange
 
-from ._jit import inline, serial_and_parallel
+from .jit import inline, serial_and_parallel
 
 IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
 CODES = {"identity": IDENTITY, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}

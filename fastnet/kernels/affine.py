@@ -9,7 +9,7 @@ Every kernel here is serial: the parallelism is BLAS's (see ``fastnet.threads``)
 """
 from .activations import IDENTITY, RELU, activate_row, activation_grad
 from .blas import gemm
-from ._jit import inline, jit
+from .jit import inline, jit
 
 
 @inline

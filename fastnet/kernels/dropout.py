@@ -9,7 +9,7 @@ import numpy as np
 from numba import prange
 
 from .activations import IDENTITY, RELU, activate
-from ._jit import inline, serial_and_parallel
+from .jit import inline, serial_and_parallel
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 M1 = np.uint64(0xBF58476D1CE4E5B9)

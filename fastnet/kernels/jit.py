@@ -1,14 +1,51 @@
-"""How kernels are compiled: the two decorators every kernel module uses."""
+"""How kernels are compiled and cached: the decorators every kernel module uses.
+
+Kernels compile lazily, as Numba does: a process compiles only the kernels, and the
+signatures of them, that it calls, and caches each on disk (next to the sources, or in
+the user's cache folder when the install is read-only; ``NUMBA_CACHE_DIR`` overrides
+both).  Two guarantees on top of Numba's cache:
+
+* **One process at a time.**  Every compilation, and every load of a cached kernel,
+  runs under an inter-process file lock in the cache folder (``filelock``), so
+  processes started together on a cold cache (a sweep, a test run) never write the
+  same cache files at once: one compiles, the others wait and then load its result.
+* **Never a stale kernel.**  Numba checks a cached kernel against its own source file
+  only, so a kernel whose module did not change would be loaded with the old copy of a
+  changed callee from another module.  The cache folder therefore carries a stamp keyed
+  by the sources of every kernel module, the BLAS they call, and the fastnet, Numba and
+  Python versions.  Whoever compiles first under a new stamp deletes every cached
+  kernel and writes the stamp; a process of another version that finds the stamp
+  changed does the same, so the cache only ever holds kernels of one version.
+
+The first compilation in a process prints one line to stderr.  Where no cache folder is
+writable at all, kernels compile in every process (with one warning saying how to
+enable caching).  ``fastnet cache build`` compiles everything ahead of time.
+"""
+import contextlib
+import functools
+import glob
+import hashlib
+import os
+import sys
 import types
+import warnings
 
+import filelock
 import numba
+from numba.core import event
+from numba.core.compiler_lock import global_compiler_lock
+from numba.core.dispatcher import Dispatcher
 
-from .. import config
+from .. import __version__, _upstream, config
+
+STAMP_SUFFIX = ".built"
+LOCK_NAME = "fastnet-jit.lock"
+KERNELS = []  # every cached dispatcher, serial and parallel builds
 
 
 def jit(fn):
     """Compile ``fn`` serially with the project's options (cached, fastmath set)."""
-    return numba.njit(**config.JIT)(fn)
+    return _cached(fn, config.JIT)
 
 
 def inline(fn):
@@ -20,19 +57,143 @@ def serial_and_parallel(fn):
     """Compile ``fn`` twice: as written (``prange`` runs as ``range``) and parallel.
 
     Small arrays take the serial version, because waking the thread pool costs more
-    than the work; ``fastnet.kernels.pick`` chooses by size.  Both versions execute the
-    same arithmetic in the same order per element, so they agree bitwise.  The parallel
+    than the work; ``pick`` chooses by size.  Both versions execute the same
+    arithmetic in the same order per element, so they agree bitwise.  The parallel
     copy gets its own qualified name so Numba's on-disk cache keeps the two apart.
     """
     twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel",
                               fn.__defaults__, fn.__closure__)
     twin.__qualname__ = fn.__qualname__ + "_parallel"
     twin.__doc__ = fn.__doc__
-    serial = numba.njit(**config.JIT)(fn)
-    serial.parallel_version = numba.njit(**config.PARALLEL_JIT)(twin)
+    serial = _cached(fn, config.JIT)
+    serial.parallel_version = _cached(twin, config.PARALLEL_JIT)
     return serial
 
 
 def pick(kernel, size):
     """The serial or the parallel build of ``kernel`` for a pass over ``size`` elements."""
     return kernel.parallel_version if size >= config.PARALLEL_MIN_SIZE else kernel
+
+
+def _cached(fn, options):
+    """``numba.njit(**options)(fn)`` whose compilations run under the cache's lock."""
+    try:
+        dispatcher = numba.njit(**options)(fn)
+    except RuntimeError as err:  # Numba: "cannot cache function ...: no locator available"
+        if "no locator available" not in str(err):
+            raise
+        _warn_uncached(err)
+        dispatcher = numba.njit(**dict(options, cache=False))(fn)
+    if not isinstance(dispatcher, Dispatcher):  # NUMBA_DISABLE_JIT=1: the plain function
+        return dispatcher
+    compile_unlocked = dispatcher.compile
+
+    def compile(sig):
+        # Numba's compiler lock first, as Numba's own nested compilations take it:
+        # one order of the two locks, so two threads cannot deadlock on them.
+        with global_compiler_lock, _locked_cache(dispatcher):
+            return compile_unlocked(sig)
+
+    dispatcher.compile = compile
+    KERNELS.append(dispatcher)
+    return dispatcher
+
+
+@functools.cache
+def _warn_uncached(err):
+    warnings.warn(
+        f"fastnet: no writable folder for Numba's cache ({err}); kernels are compiled in "
+        "every process.  Set NUMBA_CACHE_DIR to a writable folder to cache them.",
+        RuntimeWarning, stacklevel=4)
+
+
+def cache_dir():
+    """The folder of fastnet's cached kernels, or None where nothing is cached."""
+    from . import softmax  # noqa: F401  (any kernel module: they share one folder)
+
+    return _upstream.numba_cache_dir(KERNELS[0]) if KERNELS else None
+
+
+@functools.cache
+def _file_lock(folder):
+    os.makedirs(folder, exist_ok=True)
+    # Reentrant within a thread (a kernel's compilation compiles its callees); one lock
+    # file descriptor per thread, so other threads of this process wait like processes.
+    return filelock.FileLock(os.path.join(folder, LOCK_NAME), thread_local=True)
+
+
+def locked():
+    """The cache folder's inter-process lock (reentrant), for work on the folder itself;
+    a context that does nothing where nothing is cached."""
+    folder = cache_dir()
+    return _file_lock(folder) if folder else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _locked_cache(dispatcher):
+    """The cache folder's lock, with the folder made current on entry (see the module's
+    docstring): a folder without this version's stamp is emptied and stamped."""
+    folder = _upstream.numba_cache_dir(dispatcher)
+    if folder is None:
+        yield
+        return
+    with _file_lock(folder):
+        stamp = stamp_path(folder)
+        if not os.path.exists(stamp):
+            clear_cache(folder)
+            with open(stamp, "w") as handle:
+                handle.write(f"{sys.executable}\n")
+        yield
+
+
+@functools.cache
+def _sources_digest():
+    """SHA-1 of every kernel module's source, the config module and the GEMM backend."""
+    from . import blas  # here, not at the top: blas itself is compiled with this module
+
+    digest = hashlib.sha1(blas.BACKEND.encode())
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in [config.__file__, *sorted(glob.glob(os.path.join(here, "*.py")))]:
+        with open(path, "rb") as handle:
+            digest.update(handle.read())
+    return digest.hexdigest()[:12]
+
+
+def stamp_path(folder):
+    """The stamp of this fastnet's kernels in cache folder ``folder``."""
+    tag = (f"fastnet-{__version__}-{_sources_digest()}-numba-{numba.__version__}"
+           f"-py{sys.version_info[0]}{sys.version_info[1]}")
+    return os.path.join(folder, tag + STAMP_SUFFIX)
+
+
+def clear_cache(folder=None):
+    """Delete every cached kernel and stamp in ``folder`` (default: ``cache_dir()``).
+
+    Call it under the cache's lock, or where no other process uses the cache."""
+    folder = folder or cache_dir()
+    if folder is None:
+        return
+    for pattern in ("*.nbi", "*.nbc", "fastnet-*" + STAMP_SUFFIX):
+        for path in glob.glob(os.path.join(folder, pattern)):
+            os.remove(path)
+
+
+class _AnnounceFirstCompile(event.Listener):
+    """Prints one line to stderr when this process first compiles a fastnet kernel
+    (a load from the cache is not a compilation)."""
+
+    announced = False
+
+    def on_start(self, ev):
+        if not self.announced and ev.data["dispatcher"] in KERNELS:
+            type(self).announced = True
+            where = cache_dir()
+            note = f"cached in {where}" if where else "not cached"
+            print(f"fastnet: compiling kernels on first use ({note})...", file=sys.stderr,
+                  flush=True)
+
+    def on_end(self, ev):
+        pass
+
+
+event.register("numba:compile", _AnnounceFirstCompile())

@@ -22,8 +22,8 @@ from .affine import activation_grad_colsum, affine_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_train
 from .blas import gemm, gemm_update
 from .dropout import dropout_forward
+from .jit import inline, jit
 from .softmax import softmax_cross_entropy_grad
-from ._jit import inline, jit
 
 # The columns of ``layout``: offsets of each layer's arrays in the arenas.
 W, B, GAMMA, BETA, RUNNING_MEAN, RUNNING_VAR = range(6)

@@ -19,7 +19,7 @@ import math
 
 from numba import prange
 
-from ._jit import serial_and_parallel
+from .jit import serial_and_parallel
 
 
 @serial_and_parallel

@@ -8,7 +8,7 @@ Per-row work is independent; the loss is summed over rows in order, in float64.
 """
 import math
 
-from ._jit import inline, jit
+from .jit import inline, jit
 
 LOG_EPS = 1e-7
 

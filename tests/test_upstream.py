@@ -1,0 +1,55 @@
+"""NumPy's and Numba's private attributes that fastnet reads (``fastnet/_upstream.py``),
+and the Numba hooks the JIT cache relies on: an upgrade that moves one fails here,
+by name, rather than making fastnet slower or its cache unsafe in silence."""
+import os
+
+import numba
+import numpy as np
+from numba.core import event
+from numba.core.dispatcher import Dispatcher
+
+from fastnet import _upstream
+from fastnet.kernels import blas, jit, softmax
+
+
+def test_numpy_core_extension_exports_numpy_blas():
+    path = _upstream.numpy_core_extension_path()
+    assert os.path.isfile(path)
+    if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
+        assert blas.BACKEND == "numpy-cblas", "NumPy 2 wheels export scipy_cblas_?gemm64_"
+
+
+def test_numba_cache_dir_of_a_cached_and_an_uncached_kernel():
+    assert os.path.isdir(_upstream.numba_cache_dir(softmax.softmax))
+    assert _upstream.numba_cache_dir(numba.njit(lambda x: x)) is None
+
+
+def test_numba_compiles_through_the_dispatchers_compile_method():
+    """The cache's lock wraps ``Dispatcher.compile``: Numba must call it (as an
+    attribute of the instance) both for a call from Python and for a callee, and
+    announce a real compilation (not a cache load) with the ``numba:compile`` event."""
+    seen, events = [], []
+
+    class Record(event.Listener):
+        def on_start(self, ev):
+            events.append(ev.data["dispatcher"])
+
+        def on_end(self, ev):
+            pass
+
+    def spy(dispatcher):
+        compile_ = dispatcher.compile
+
+        def compile(sig):
+            seen.append(dispatcher)
+            return compile_(sig)
+        dispatcher.compile = compile
+        return dispatcher
+
+    callee = spy(numba.njit(lambda x: x + 1))
+    caller = spy(numba.njit(lambda x: callee(x) * 2))
+    with event.install_listener("numba:compile", Record()):
+        assert caller(1.0) == 4.0
+    assert seen[:2] == [caller, callee]
+    assert events == [caller, callee]
+    assert isinstance(softmax.softmax, Dispatcher) and softmax.softmax in jit.KERNELS
