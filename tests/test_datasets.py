@@ -330,7 +330,9 @@ def test_fetch_all_mirrors_failing_reports_each_and_leaves_nothing(tmp_path, ser
     message = str(err.value)
     first = NAMES[0]
     assert f"{url}/missing/{first}: HTTP Error 404" in message
-    assert f"{url}/corrupt/{first}: checksum mismatch: md5 " in message
+    expected = datasets.DATASETS["mnist"].md5[first]
+    assert (f"{url}/corrupt/{first}: MD5 hash of downloaded file ({first}) does not match "
+            f"the known hash: expected md5:{expected}") in message
     assert f"{url}/truncated/{first}: truncated: received " in message
     assert f"http://127.0.0.1:1/{first}: " in message
     assert os.listdir(tmp_path / "dl") == []
@@ -372,7 +374,8 @@ def test_load_with_every_mirror_failing_says_everything(tmp_path, server, monkey
     assert f"{tmp_path / 'data'} (data_dir): no such folder" in message
     assert f"{cache_folder()} (user cache): no such folder" in message
     assert f"could not download {NAMES[0]} into {tmp_path / 'data'}" in message
-    assert f"{url}/corrupt/{NAMES[0]}: checksum mismatch" in message
+    assert f"{url}/corrupt/{NAMES[0]}: MD5 hash of downloaded file ({NAMES[0]}) does not " \
+        "match the known hash" in message
     assert "FASTNET_MNIST_MIRRORS" in message
     assert os.listdir(tmp_path / "data") == []
 
