@@ -310,7 +310,7 @@ def _download(url, folder, filename, md5):
 
 def _downloader(filename):
     """A pooch downloader: HTTP(S) with a timeout and fastnet's User-Agent, drawing a
-    progress bar that lives exactly as long as the transfer (closed on failure too).
+    progress bar that lives exactly as long as the transfer (wiped when it fails).
 
     The bar is drawn in logs as well, but only every 10 s there, so CI logs stay short.
     """
@@ -323,7 +323,11 @@ def _downloader(filename):
             transfer = pooch.HTTPDownloader(progressbar=bar, chunk_size=_CHUNK,
                                             timeout=DOWNLOAD_TIMEOUT_S,
                                             headers={"User-Agent": f"fastnet/{__version__}"})
-            transfer(url, output_file, caller)
+            try:
+                transfer(url, output_file, caller)
+            except BaseException:
+                bar.leave = False  # wipe it: the failure is reported with the URL
+                raise
     return download
 
 

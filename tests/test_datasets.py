@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import fastnet
 from fastnet import datasets
 from fastnet.datasets import DatasetNotFoundError, fetch, load_fashion_mnist, load_idx, load_mnist
 
@@ -279,6 +280,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.server.requests.append(self.path)
+        self.server.user_agents.add(self.headers["User-Agent"])
         mode, _, name = self.path.strip("/").partition("/")
         body = tiny_files().get(name)
         if body is None or mode not in ("good", "corrupt", "truncated"):
@@ -299,7 +301,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def server(monkeypatch):
     """Base URL of a loopback server; the tiny files' MD5s become the published ones."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.requests = []
+    httpd.requests, httpd.user_agents = [], set()
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
                               daemon=True)
     thread.start()
@@ -319,6 +321,7 @@ def test_fetch_falls_back_to_next_mirror(tmp_path, server, bad_mirror, capsys):
     for name, body in tiny_files().items():
         assert (folder / name).read_bytes() == body
     assert len(httpd.requests) == 8
+    assert httpd.user_agents == {f"fastnet/{fastnet.__version__}"}
     assert "100%" in capsys.readouterr().err
 
 
