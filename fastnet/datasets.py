@@ -302,10 +302,12 @@ def _download(url, folder, filename, md5):
     path = pooch.retrieve(url, known_hash=f"md5:{md5}" if md5 else None, fname=filename,
                           path=folder, downloader=_downloader(filename))
     # pooch's temporary file is created 0600; give the file the mode any new file gets,
-    # so that a shared cache stays readable to others.
+    # so that a shared cache stays readable to others.  Not fatal: the file may be
+    # another user's, where their download landed between our look and pooch's.
     umask = os.umask(0o022)
     os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~umask)
 
 
 def _downloader(filename):

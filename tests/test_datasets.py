@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -323,6 +324,17 @@ def test_fetch_falls_back_to_next_mirror(tmp_path, server, bad_mirror, capsys):
     assert len(httpd.requests) == 8
     assert httpd.user_agents == {f"fastnet/{fastnet.__version__}"}
     assert "100%" in capsys.readouterr().err
+
+
+def test_downloaded_files_get_the_umask_mode(tmp_path, server):
+    """Not the 0600 of a temporary file: a shared cache stays readable to others."""
+    _, url = server
+    umask = os.umask(0o027)
+    try:
+        folder = fetch("mnist", tmp_path / "dl", mirrors=[f"{url}/good"])
+    finally:
+        os.umask(umask)
+    assert {stat.S_IMODE((folder / name).stat().st_mode) for name in NAMES} == {0o640}
 
 
 def test_fetch_all_mirrors_failing_reports_each_and_leaves_nothing(tmp_path, server):
