@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from . import __version__, datasets
 from .experiments import EXPERIMENTS
@@ -274,43 +275,20 @@ def _first(x, t, n, flag, kind):
 
 
 def _fit(trainer):
-    """Run ``trainer`` step by step: accuracies on stdout, a progress bar on stderr."""
-    bar = ProgressBar(trainer.max_iter)
-    for i in range(trainer.max_iter):
-        recorded = len(trainer.train_acc_list)
-        trainer.train_step()
-        if len(trainer.train_acc_list) > recorded:
-            bar.clear()
-            print(f"epoch {trainer.current_epoch:>3}: train acc "
-                  f"{trainer.train_acc_list[-1]:.4f}, test acc {trainer.test_acc_list[-1]:.4f}"
-                  f", loss {trainer.train_loss_list[-1]:.4f}", flush=True)
-        bar.update(i + 1)
-    bar.clear()
-
-
-class ProgressBar:
-    """``[#####.....]  52%  1040/2000`` on stderr, redrawn when the percentage changes;
-    drawn only on a terminal, so that logs stay clean."""
-
-    def __init__(self, total, width=30, stream=None):
-        self.total, self.width, self.stream = total, width, stream or sys.stderr
-        self.enabled = self.stream.isatty()
-        self.shown = None
-
-    def update(self, done):
-        percent = 100 * done // max(self.total, 1)
-        if self.enabled and percent != self.shown:
-            self.shown = percent
-            filled = self.width * done // max(self.total, 1)
-            self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] "
-                              f"{percent:3d}%  {done}/{self.total}")
-            self.stream.flush()
-
-    def clear(self):
-        if self.shown is not None:
-            self.stream.write("\r" + " " * (self.width + 30) + "\r")
-            self.stream.flush()
-            self.shown = None
+    """Run ``trainer`` step by step: accuracies on stdout, a tqdm bar on stderr that is
+    drawn only when stderr is a terminal, so that logs stay clean."""
+    with tqdm(total=trainer.max_iter, unit="step", leave=False, disable=None,
+              file=sys.stderr) as bar:
+        for _ in range(trainer.max_iter):
+            recorded = len(trainer.train_acc_list)
+            trainer.train_step()
+            if len(trainer.train_acc_list) > recorded:
+                bar.write(f"epoch {trainer.current_epoch:>3}: train acc "
+                          f"{trainer.train_acc_list[-1]:.4f}, test acc "
+                          f"{trainer.test_acc_list[-1]:.4f}, loss "
+                          f"{trainer.train_loss_list[-1]:.4f}", file=sys.stdout)
+                sys.stdout.flush()
+            bar.update()
 
 
 def new_network(backend, args):

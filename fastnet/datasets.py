@@ -2,8 +2,9 @@
 
 ``load_mnist`` is the book's ``dataset/mnist.py`` loader with three repairs: the files
 come from several current mirrors (the original site no longer serves them), every
-download is checked against the published MD5 and written atomically, and the parsed
-arrays are cached as an ``.npz`` loaded with ``allow_pickle=False`` instead of a pickle.
+download is checked against the published MD5 and written atomically (by pooch, with a
+tqdm bar on stderr), and the parsed arrays are cached as an ``.npz`` loaded with
+``allow_pickle=False`` instead of a pickle.
 
 The four standard IDX files of a dataset must all sit in one folder.  Folders are
 searched in this order (the first one holding all four wins):
@@ -22,20 +23,20 @@ they parse, because repackagers (Debian included) re-gzip them, which changes th
 """
 import contextlib
 import gzip
-import hashlib
 import http.client
 import math
 import os
 import re
 import secrets
 import sys
-import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pooch
+from tqdm import tqdm
 
 from . import __version__
 from .config import user_cache_dir
@@ -201,10 +202,10 @@ def fetch(name, folder, mirrors=None, checksums=None):
         for base in mirrors:
             url = base.rstrip("/") + "/" + filename
             try:
-                _download(url, folder / filename, checksums.get(filename))
+                _download(url, folder, filename, checksums.get(filename))
                 break
-            except (OSError, ValueError, http.client.HTTPException) as err:
-                failures.append(f"  {url}: {err}")
+            except (OSError, ValueError) as err:  # requests' errors are OSErrors
+                failures.append(f"  {url}: {_reason(err)}")
         else:
             tried = "\n".join(failures) or "  (no mirrors configured)"
             raise DatasetNotFoundError(
@@ -292,71 +293,72 @@ def _missing(folder):
     return [fn for fn in FILES.values() if _find(folder, fn) is None]
 
 
-def _download(url, dest, md5):
-    """Stream ``url`` to ``dest``, verifying the length and the MD5 before it lands."""
-    request = urllib.request.Request(url, headers={"User-Agent": f"fastnet/{__version__}"})
-    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response, \
-            _atomic_file(dest) as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        digest, received = _copy_with_progress(response, out, dest.name, total)
-        if total is not None and received != total:
-            raise OSError(f"truncated: received {received} of {total} bytes")
-        if md5 is not None and digest != md5:
-            raise ValueError(f"checksum mismatch: md5 {digest}, expected {md5}")
+def _download(url, folder, filename, md5):
+    """Fetch ``url`` as ``folder/filename`` through pooch, with a tqdm bar on stderr.
 
-
-@contextlib.contextmanager
-def _atomic_file(dest):
-    """A binary file beside ``dest`` that replaces it on success and vanishes on error.
-
-    Readers never see a partial ``dest``, and a failed or interrupted write (a bad
-    download, Ctrl-C) leaves nothing behind.
+    pooch streams into a temporary file beside the destination, checks the MD5 and only
+    then moves it into place; on any failure the temporary file is removed.
     """
-    # Not mkstemp: its 0600 mode would make a shared cache unreadable to others.
-    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    path = pooch.retrieve(url, known_hash=f"md5:{md5}" if md5 else None, fname=filename,
+                          path=folder, downloader=_downloader(filename))
+    # pooch's temporary file is created 0600; give the file the mode any new file gets,
+    # so that a shared cache stays readable to others.  Not fatal: the file may be
+    # another user's, where their download landed between our look and pooch's.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~umask)
 
 
-def _copy_with_progress(response, out, label, total):
-    """Copy the response body to ``out``; return ``(md5 hex, bytes received)``.
+def _downloader(filename):
+    """A pooch downloader: HTTP(S) with a timeout and fastnet's User-Agent, drawing a
+    progress bar that lives exactly as long as the transfer (wiped when it fails).
 
-    Draws a one-line bar on stderr, redrawn every percent (every MB when the size is
-    unknown) on a terminal and every 25 of those in a log, so CI logs stay short.
+    The bar is drawn in logs as well, but only every 10 s there, so CI logs stay short.
     """
-    digest = hashlib.md5(usedforsecurity=False)
-    received, last_tick, drawn_at = 0, -1, -1
-    step = 1 if sys.stderr.isatty() else 25
-    while chunk := response.read(_CHUNK):
-        out.write(chunk)
-        digest.update(chunk)
-        received += len(chunk)
-        tick = (received * 100 // total if total else received >> 20) // step
-        if tick != last_tick:
-            last_tick, drawn_at = tick, received
-            _draw_progress(label, received, total)
-    if drawn_at != received:
-        _draw_progress(label, received, total)
-    sys.stderr.write("\n")
-    return digest.hexdigest(), received
+    def download(url, output_file, caller):
+        interval = 0.1 if sys.stderr.isatty() else 10
+        # pooch sets the total from the Content-Length, but only updates a bar that is
+        # truthy, and a tqdm without a positive total is not: hence the placeholder 1.
+        with tqdm(desc=filename, total=1, unit="B", unit_scale=True, file=sys.stderr,
+                  mininterval=interval) as bar:
+            transfer = pooch.HTTPDownloader(progressbar=bar, chunk_size=_CHUNK,
+                                            timeout=DOWNLOAD_TIMEOUT_S,
+                                            headers={"User-Agent": f"fastnet/{__version__}"})
+            try:
+                transfer(url, output_file, caller)
+            except BaseException:
+                bar.leave = False  # wipe it: the failure is reported with the URL
+                raise
+    return download
 
 
-def _draw_progress(label, received, total):
-    """Redraw the progress line in place (carriage return, no newline)."""
-    if total:
-        percent = received * 100 // total
-        sys.stderr.write(f"\rfastnet: {label} [{'#' * (percent // 5):<20}] {percent:3d}% "
-                         f"{received / 1e6:.1f} / {total / 1e6:.1f} MB")
-    else:
-        sys.stderr.write(f"\rfastnet: {label} {received / 1e6:.1f} MB")
-    sys.stderr.flush()
+def _reason(err):
+    """Why one URL failed, in one line for the list of URLs tried.
+
+    requests words an HTTP error and a cut-short body as ``404 Client Error: Not Found for
+    url: <the URL again>`` and a nested tuple; these two get plain words instead.
+    """
+    response = getattr(err, "response", None)
+    if response is not None and not response.ok:
+        return f"HTTP Error {response.status_code}: {response.reason}"
+    incomplete = _nested(err, http.client.IncompleteRead)
+    if incomplete is not None and incomplete.expected is not None:
+        # urllib3 counts the bytes read (an int), http.client keeps them (bytes).
+        received = incomplete.partial if isinstance(incomplete.partial, int) \
+            else len(incomplete.partial)
+        return f"truncated: received {received} of {received + incomplete.expected} bytes"
+    return str(err)
+
+
+def _nested(err, kind):
+    """The first exception of type ``kind`` in ``err`` or its arguments, or None."""
+    if isinstance(err, kind):
+        return err
+    for arg in getattr(err, "args", ()):
+        if isinstance(arg, BaseException) and (found := _nested(arg, kind)) is not None:
+            return found
+    return None
 
 
 def _parsed_arrays(spec, paths):
@@ -388,6 +390,26 @@ def _write_cache(cache, stamp, arrays):
         cache.parent.mkdir(parents=True, exist_ok=True)
         with _atomic_file(cache) as out:
             np.savez(out, stamp=np.array(stamp), **arrays)
+
+
+@contextlib.contextmanager
+def _atomic_file(dest):
+    """A binary file beside ``dest`` that replaces it on success and vanishes on error.
+
+    Readers never see a partial ``dest``, and a failed or interrupted write (a full
+    disk, Ctrl-C) leaves nothing behind.
+    """
+    # Not mkstemp: its 0600 mode would make a shared cache unreadable to others.
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _read_split(images_path, labels_path):

@@ -136,17 +136,27 @@ def test_bench_gets_the_remaining_arguments(monkeypatch):
     assert calls == [["--quick", "mlp-sgd"]]
 
 
-def test_progress_bar_draws_only_on_a_terminal():
+def test_progress_bar_draws_only_on_a_terminal(tmp_path, capsys, monkeypatch):
+    """tqdm's bar goes to stderr only when that is a terminal, and is wiped at the end;
+    the epoch lines go to stdout either way."""
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
-    for stream, drawn in ((Terminal(), True), (io.StringIO(), False)):
-        bar = cli.ProgressBar(200, width=10, stream=stream)
-        for done in range(1, 201):
-            bar.update(done)
-        assert ("[#####.....]  50%  100/200" in stream.getvalue()) == drawn
-        assert stream.getvalue().count("\r") == (101 if drawn else 0)  # 0% to 100%
+    mnist_dir = write_fake_mnist(tmp_path / "mnist")  # all four files: no download bars
+    terminal = Terminal()
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "stderr", terminal)
+        status, stdout, _ = train(capsys, mnist_dir)
+    assert status == 0 and stdout.count("epoch ") == 2
+    drawn = terminal.getvalue()
+    assert re.search(r"\d+%\|.*\| [0-6]/6 \[.*step/s\]", drawn)  # 2 epochs of 3 batches
+    assert "epoch" not in drawn
+    assert re.fullmatch(r".*\r *\r", drawn, re.DOTALL)  # the bar's line is cleared
+
+    status, stdout, stderr = train(capsys, mnist_dir)
+    assert status == 0 and stdout.count("epoch ") == 2
+    assert stderr == ""
 
 
 def test_python_dash_m_fastnet():

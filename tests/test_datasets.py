@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -18,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import fastnet
 from fastnet import datasets
 from fastnet.datasets import DatasetNotFoundError, fetch, load_fashion_mnist, load_idx, load_mnist
 
@@ -279,6 +281,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.server.requests.append(self.path)
+        self.server.user_agents.add(self.headers["User-Agent"])
         mode, _, name = self.path.strip("/").partition("/")
         body = tiny_files().get(name)
         if body is None or mode not in ("good", "corrupt", "truncated"):
@@ -299,7 +302,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def server(monkeypatch):
     """Base URL of a loopback server; the tiny files' MD5s become the published ones."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.requests = []
+    httpd.requests, httpd.user_agents = [], set()
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
                               daemon=True)
     thread.start()
@@ -319,7 +322,19 @@ def test_fetch_falls_back_to_next_mirror(tmp_path, server, bad_mirror, capsys):
     for name, body in tiny_files().items():
         assert (folder / name).read_bytes() == body
     assert len(httpd.requests) == 8
+    assert httpd.user_agents == {f"fastnet/{fastnet.__version__}"}
     assert "100%" in capsys.readouterr().err
+
+
+def test_downloaded_files_get_the_umask_mode(tmp_path, server):
+    """Not the 0600 of a temporary file: a shared cache stays readable to others."""
+    _, url = server
+    umask = os.umask(0o027)
+    try:
+        folder = fetch("mnist", tmp_path / "dl", mirrors=[f"{url}/good"])
+    finally:
+        os.umask(umask)
+    assert {stat.S_IMODE((folder / name).stat().st_mode) for name in NAMES} == {0o640}
 
 
 def test_fetch_all_mirrors_failing_reports_each_and_leaves_nothing(tmp_path, server):
@@ -330,7 +345,9 @@ def test_fetch_all_mirrors_failing_reports_each_and_leaves_nothing(tmp_path, ser
     message = str(err.value)
     first = NAMES[0]
     assert f"{url}/missing/{first}: HTTP Error 404" in message
-    assert f"{url}/corrupt/{first}: checksum mismatch: md5 " in message
+    expected = datasets.DATASETS["mnist"].md5[first]
+    assert (f"{url}/corrupt/{first}: MD5 hash of downloaded file ({first}) does not match "
+            f"the known hash: expected md5:{expected}") in message
     assert f"{url}/truncated/{first}: truncated: received " in message
     assert f"http://127.0.0.1:1/{first}: " in message
     assert os.listdir(tmp_path / "dl") == []
@@ -372,7 +389,8 @@ def test_load_with_every_mirror_failing_says_everything(tmp_path, server, monkey
     assert f"{tmp_path / 'data'} (data_dir): no such folder" in message
     assert f"{cache_folder()} (user cache): no such folder" in message
     assert f"could not download {NAMES[0]} into {tmp_path / 'data'}" in message
-    assert f"{url}/corrupt/{NAMES[0]}: checksum mismatch" in message
+    assert f"{url}/corrupt/{NAMES[0]}: MD5 hash of downloaded file ({NAMES[0]}) does not " \
+        "match the known hash" in message
     assert "FASTNET_MNIST_MIRRORS" in message
     assert os.listdir(tmp_path / "data") == []
 
