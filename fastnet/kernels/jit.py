@@ -82,7 +82,7 @@ def _cached(fn, options):
     except RuntimeError as err:  # Numba: "cannot cache function ...: no locator available"
         if "no locator available" not in str(err):
             raise
-        _warn_uncached(err)
+        _warn_uncached()
         dispatcher = numba.njit(**dict(options, cache=False))(fn)
     if not isinstance(dispatcher, Dispatcher):  # NUMBA_DISABLE_JIT=1: the plain function
         return dispatcher
@@ -99,11 +99,12 @@ def _cached(fn, options):
     return dispatcher
 
 
-@functools.cache
-def _warn_uncached(err):
+@functools.cache  # once per process
+def _warn_uncached():
     warnings.warn(
-        f"fastnet: no writable folder for Numba's cache ({err}); kernels are compiled in "
-        "every process.  Set NUMBA_CACHE_DIR to a writable folder to cache them.",
+        "fastnet: Numba finds no writable folder to cache fastnet's kernels in (neither "
+        "the package's folder nor the user's cache folder); kernels are compiled in every "
+        "process.  Set NUMBA_CACHE_DIR to a writable folder to cache them.",
         RuntimeWarning, stacklevel=4)
 
 
