@@ -122,7 +122,8 @@ def main(argv=None):
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--working-tree", action="store_true",
                       help="measure the checkout in this interpreter instead "
-                           "(asv run --python=same), recorded under HEAD's hash")
+                           "(asv run --python=same), recorded under HEAD's hash; graphed "
+                           "when HEAD is on the config's branches")
     mode.add_argument("--publish-only", action="store_true", help="measure nothing")
     parser.add_argument("--bench", action="append", default=[], metavar="REGEX",
                         help="only the benchmarks matching REGEX (repeatable)")
