@@ -32,7 +32,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def dashboard(tmp_path):
-    """The html folder of a published result of one quick benchmark of the checkout."""
+    """The html folder of a published result of one small benchmark of the checkout."""
     if shutil.which("npm") is None:
         pytest.skip("needs npm to fetch the dashboard's scripts (apt-get install npm)")
     conf = asv_util.load_json(ROOT / "asv.conf.json", js_comments=True)
