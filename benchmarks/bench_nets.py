@@ -9,7 +9,7 @@
 """
 import gc
 
-from . import NETS, batch, rss_mb, train_step
+from .common import NETS, batch, rss_mb, train_step
 
 
 class TrainStep:
@@ -58,7 +58,7 @@ class MemoryLeak:
         for _ in range(200):
             self.step()
         if rss_mb() is None:
-            raise NotImplementedError("no way to read the RSS on this platform")
+            raise NotImplementedError("psutil is not installed (the bench extra)")
 
     def track_rss_growth_10k_steps(self, implementation):
         gc.collect()
