@@ -18,11 +18,11 @@ By role:
 * ``report``: the targets (read from ``targets.csv``) and the text table;
 * ``cli``: the command line.
 """
-from .cli import build_parser, main
+from .cli import main
 from .harness import FULL, QUICK
 from .report import TARGETS, Target, format_report
 from .runner import WORKLOADS, run
 from .workloads import NETS, NetSpec
 
 __all__ = ["FULL", "NETS", "QUICK", "TARGETS", "WORKLOADS", "NetSpec", "Target",
-           "build_parser", "format_report", "main", "run"]
+           "format_report", "main", "run"]

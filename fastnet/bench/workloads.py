@@ -13,8 +13,9 @@ Every builder returns a zero-argument function, one call of which is one timed s
   preallocated arrays: what a step costs with nothing but BLAS;
 * ``gemm_floor_njit_step``: the same GEMMs from one compiled function, through
   fastnet's compiled ``blas.gemm``, without Python in between;
-* ``adam_update_steps`` and ``copy_kernels``: Adam's update alone over the wide net's
-  parameters, and a copy that moves the same bytes.
+* ``adam_data``, ``torch_adam_step`` and ``copy_kernels``: Adam's update alone over the
+  wide net's parameters, and a copy that moves the same bytes;
+* ``STARTUP_FASTNET`` and ``STARTUP_TORCH``: a new process's import, build and first step.
 
 The asv suite (``benchmarks/``) keeps its own definitions of these nets, so that it
 runs against commits of fastnet older than this module.
