@@ -1,5 +1,5 @@
 """The suite's own workloads and helpers: data, the headline nets, their train steps in
-each implementation, torch, memory readings.  Nothing in this module is a benchmark.
+each implementation, torch.  Nothing in this module is a benchmark.
 
 The suite runs against older commits of fastnet too (asv's history), so it uses only
 fastnet's public classes (``fastnet.nets``, ``fastnet.optimizers``, ``fastnet.layers``,
@@ -178,15 +178,3 @@ def train_step(implementation, net_name, x, t):
     def book_step():
         optimizer.update(net.params, net.gradient(x, t))
     return book_step
-
-
-# --------------------------------------------------------------------------- memory
-
-def rss_mb():
-    """Resident set size of this process in MB, or None without psutil (the ``bench``
-    extra)."""
-    try:
-        import psutil
-    except ImportError:
-        return None
-    return psutil.Process().memory_info().rss / 2**20
