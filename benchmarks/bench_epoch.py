@@ -7,7 +7,7 @@ at the start of the epoch and on the whole test set at the end, as ``Trainer`` d
 """
 import numpy as np
 
-from . import INPUT_SIZE, OUTPUT_SIZE, require_torch, torch_model, torch_optimizer
+from .common import INPUT_SIZE, OUTPUT_SIZE, require_torch, torch_model, torch_optimizer
 
 N_TRAIN, N_TEST, BATCH, HIDDEN, EVAL_SAMPLES = 60_000, 10_000, 100, [100] * 4, 1_000
 OPTIMIZER_PARAMS = {"sgd": ("SGD", {"lr": 0.01}), "adam": ("Adam", {"lr": 0.001})}
@@ -52,7 +52,7 @@ class TrainerEpoch:
         torch.manual_seed(0)
         x_train, t_train, x_test, t_test = (torch.from_numpy(a) for a in data)
         model = torch_model(torch, HIDDEN)
-        optimizer, _ = torch_optimizer(torch, name, model.parameters(), **hyper)
+        optimizer = torch_optimizer(torch, name, model.parameters(), **hyper)
         loss_fn = torch.nn.functional.cross_entropy
         generator = torch.Generator().manual_seed(0)
 

@@ -6,21 +6,25 @@ validating); ``reference`` runs the oracle's layers (``fastnet.reference.layers`
 the book's NumPy expressions.  Shapes are (batch x features).
 
 Kernel arguments are bound by name (``bind``), so reordering a kernel's parameters
-does not break the suite and a new parameter fails loudly, naming itself.
+does not break the suite and a new parameter fails loudly, naming itself.  Kernels
+are looked up with ``fastnet_api``: a commit of fastnet without one skips the benchmark.
 """
 import inspect
 
 import numpy as np
 
-from . import batch, parse_shape, standard_normal
+from .common import batch, fastnet_api, parse_shape, standard_normal
 
 IMPLEMENTATIONS = ["reference", "fastnet"]
 DTYPES = ["float32", "float64"]
 
 
 def _pick(kernel, size):
-    from fastnet.kernels._jit import pick
-    return pick(kernel, size)
+    """The serial or the parallel build of ``kernel`` for ``size`` elements, as the layers
+    choose them."""
+    if size >= fastnet_api("fastnet.config", "PARALLEL_MIN_SIZE"):
+        return kernel.parallel_version
+    return kernel
 
 
 def bind(kernel, **named):
@@ -41,11 +45,11 @@ def _compiled_gemm():
     if "gemm" not in _GEMM:
         import numba
 
-        from fastnet import config
-        from fastnet.kernels.blas import gemm
+        jit_options = fastnet_api("fastnet.config", "JIT")
+        gemm = fastnet_api("fastnet.kernels.blas", "gemm")
 
         # Not cached: Numba would not see a change to blas.gemm, inlined from another module.
-        @numba.njit(**dict(config.JIT, cache=False))
+        @numba.njit(**dict(jit_options, cache=False))
         def compiled_gemm(a, b, out):
             gemm(a, b, out)
 
@@ -92,10 +96,11 @@ class AffineForward:
         W = standard_normal((k, d), dtype, np.sqrt(2 / k))
         b = standard_normal(d, dtype, 0.1)
         if implementation == "fastnet":
-            from fastnet.kernels import activations, affine
-            args = bind(affine.affine_forward, x=x, W=W, b=b, act=activations.RELU,
+            kernel = fastnet_api("fastnet.kernels.affine", "affine_forward")
+            args = bind(kernel, x=x, W=W, b=b, act=fastnet_api("fastnet.kernels.activations",
+                                                               "RELU"),
                         out=np.empty((n, d), dtype))
-            self.run = lambda: affine.affine_forward(*args)
+            self.run = lambda: kernel(*args)
         else:
             from fastnet.reference import layers
             dense, relu = layers.Affine(W, b), layers.Relu()
@@ -119,13 +124,14 @@ class AffineBackward:
         b = np.zeros(d, dtype)
         dout = standard_normal((n, d), dtype, 1e-2)
         if implementation == "fastnet":
-            from fastnet.kernels import activations, affine
+            kernel = fastnet_api("fastnet.kernels.affine", "affine_backward")
             y = np.maximum(x @ W, 0)
-            args = bind(affine.affine_backward, dout=dout, x=x, W=W, y=y,
-                        act=activations.RELU, keep=np.empty(0, bool),  # no dropout mask
+            args = bind(kernel, dout=dout, x=x, W=W, y=y,
+                        act=fastnet_api("fastnet.kernels.activations", "RELU"),
+                        keep=np.empty(0, bool),  # no dropout mask
                         dz=np.empty((n, d), dtype), dW=np.empty((k, d), dtype),
                         db=np.empty(d, dtype), dx=np.empty((n, k), dtype))
-            self.run = lambda: affine.affine_backward(*args)
+            self.run = lambda: kernel(*args)
         else:
             from fastnet.reference import layers
             dense, relu = layers.Affine(W, b), layers.Relu()
@@ -148,10 +154,9 @@ class SoftmaxCrossEntropy:
         x = standard_normal((n, c), dtype, 3.0)
         labels = np.random.default_rng(0).integers(0, c, n)
         if implementation == "fastnet":
-            from fastnet.kernels import softmax
-            args = bind(softmax.softmax_cross_entropy_grad, x=x, labels=labels,
-                        scale=1.0 / n, dx=np.empty_like(x))
-            self.run = lambda: softmax.softmax_cross_entropy_grad(*args)
+            kernel = fastnet_api("fastnet.kernels.softmax", "softmax_cross_entropy_grad")
+            args = bind(kernel, x=x, labels=labels, scale=1.0 / n, dx=np.empty_like(x))
+            self.run = lambda: kernel(*args)
         else:
             from fastnet.reference import layers
             loss = layers.SoftmaxWithLoss()
@@ -179,19 +184,20 @@ class BatchNorm:
         dout = standard_normal((n, d), dtype, 1e-2)
         gamma, beta = np.ones(d, dtype), np.zeros(d, dtype)
         if implementation == "fastnet":
-            from fastnet.kernels import activations, batchnorm
-            from fastnet.layers import BN_EPS
-            named = {"x": x, "dout": dout, "gamma": gamma, "beta": beta, "eps": BN_EPS,
-                     "act": activations.IDENTITY,
+            forward_kernel = fastnet_api("fastnet.kernels.batchnorm", "batchnorm_forward_train")
+            backward_kernel = fastnet_api("fastnet.kernels.batchnorm", "batchnorm_backward")
+            named = {"x": x, "dout": dout, "gamma": gamma, "beta": beta,
+                     "eps": fastnet_api("fastnet.layers", "BN_EPS"),
+                     "act": fastnet_api("fastnet.kernels.activations", "IDENTITY"),
                      "momentum": 0.9, "running_mean": np.zeros(d, dtype),
                      "running_var": np.zeros(d, dtype), "xn": np.empty_like(x),
                      "std": np.empty(d, dtype), "out": np.empty_like(x),
                      "dgamma": np.empty(d, dtype), "dbeta": np.empty(d, dtype),
                      "dx": np.empty_like(x)}
-            forward = _pick(batchnorm.batchnorm_forward_train, x.size)
-            backward = _pick(batchnorm.batchnorm_backward, x.size)
-            forward_args = bind(batchnorm.batchnorm_forward_train, **named)
-            backward_args = bind(batchnorm.batchnorm_backward, **named)
+            forward = _pick(forward_kernel, x.size)
+            backward = _pick(backward_kernel, x.size)
+            forward_args = bind(forward_kernel, **named)
+            backward_args = bind(backward_kernel, **named)
             self.forward = lambda: forward(*forward_args)
             self.backward = lambda: backward(*backward_args)
         else:
@@ -219,10 +225,11 @@ class Dropout:
         n, d = parse_shape(shape)
         x = standard_normal((n, d), dtype)
         if implementation == "fastnet":
-            from fastnet.kernels import activations, dropout
-            from fastnet.reference.random import stream_key
-            kernel = _pick(dropout.dropout_forward, x.size)
-            args = bind(dropout.dropout_forward, x=x.reshape(-1), act=activations.IDENTITY,
+            dropout_forward = fastnet_api("fastnet.kernels.dropout", "dropout_forward")
+            stream_key = fastnet_api("fastnet.reference.random", "stream_key")
+            kernel = _pick(dropout_forward, x.size)
+            args = bind(dropout_forward, x=x.reshape(-1),
+                        act=fastnet_api("fastnet.kernels.activations", "IDENTITY"),
                         key=stream_key(7, 0), ratio=0.2, mask=np.empty(x.size, bool),
                         out=np.empty(x.size, dtype))
             self.run = lambda: kernel(*args)

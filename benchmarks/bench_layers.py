@@ -2,7 +2,7 @@
 kernel call) against ``fastnet.reference.layers`` (NumPy), float32."""
 import numpy as np
 
-from . import batch, parse_shape, standard_normal
+from .common import batch, parse_shape, standard_normal
 
 IMPLEMENTATIONS = ["reference", "fastnet"]
 SHAPES = ["100x100", "256x1024"]

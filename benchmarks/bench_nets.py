@@ -9,7 +9,7 @@
 """
 import gc
 
-from . import NETS, batch, rss_mb, train_step
+from .common import NETS, batch, train_step
 
 
 class TrainStep:
@@ -53,17 +53,20 @@ class MemoryLeak:
     timeout = 600
 
     def setup(self, implementation):
+        try:
+            import psutil
+        except ImportError as exc:
+            raise NotImplementedError("psutil is not installed (the bench extra)") from exc
+        self.process = psutil.Process()
         x, t = batch(NETS["mlp-sgd"].batch)
         self.step = train_step(implementation, "mlp-sgd", x, t)
         for _ in range(200):
             self.step()
-        if rss_mb() is None:
-            raise NotImplementedError("no way to read the RSS on this platform")
 
     def track_rss_growth_10k_steps(self, implementation):
         gc.collect()
-        before = rss_mb()
+        before = self.process.memory_info().rss
         for _ in range(10_000):
             self.step()
         gc.collect()
-        return rss_mb() - before
+        return (self.process.memory_info().rss - before) / 2**20

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from . import net_params, require_torch, torch_optimizer
+from .common import fastnet_api, net_params, require_torch, torch_optimizer
 
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
 PARAM_SETS = {"mlp": [100] * 4, "wide": [1024, 1024]}
@@ -43,16 +43,14 @@ class OptimizerUpdate:
             for tensor, grad in zip(tensors, grads.values()):
                 tensor.grad = torch.from_numpy(grad)
             name, hyper = TORCH[optimizer]
-            self.run = torch_optimizer(torch, name, tensors, **hyper)[0].step
-        elif implementation == "reference":
-            from fastnet.reference import optimizers
-            opt = optimizers.OPTIMIZERS[optimizer](**HYPER[optimizer])
-            self.run = lambda: opt.update(params, grads)
+            self.run = torch_optimizer(torch, name, tensors, **hyper).step
         else:
-            from fastnet import optimizers
-            opt = optimizers.OPTIMIZERS[optimizer](**HYPER[optimizer])
-            if implementation == "fastnet":
+            package = "fastnet.reference" if implementation == "reference" else "fastnet"
+            opt = fastnet_api(f"{package}.optimizers", "OPTIMIZERS")[optimizer](**HYPER[optimizer])
+            if implementation != "fastnet-flat":
                 self.run = lambda: opt.update(params, grads)
+            elif not hasattr(opt, "update_flat"):
+                raise NotImplementedError("this fastnet has no update_flat")
             else:
                 keys = sorted(params, key=lambda k: (not k.startswith("W"), k))
                 views, offset = {}, 0

@@ -80,3 +80,19 @@ def test_unknown_workload_is_an_error(capsys):
                                                  (">=", None, "SKIP")])
 def test_target_status(op, value, expected):
     assert bench.Target("m", op, 2.0 if op == ">=" else 1.2, "label").status(value) == expected
+
+
+def test_targets_table():
+    """targets.csv names only workloads the bench runs, in the order the report shows."""
+    assert set(bench.TARGETS) <= set(bench.WORKLOADS)
+    assert [t.metric for t in bench.TARGETS["mlp-sgd"]] == [
+        "speedup_vs_torch", "speedup_vs_reference", "fastnet_over_floor"]
+    assert all(t.op in (">=", "<=") for targets in bench.TARGETS.values() for t in targets)
+
+
+def test_leak_without_psutil(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil now raises ImportError
+    report = run_json(capsys, "--no-torch", "--workload", "leak", "--leak-steps", "50")
+    leak = report["workloads"]["leak"]
+    assert leak["ratios"]["rss_growth_mb"] is None and "psutil" in leak["description"]
+    assert [t["status"] for t in leak["targets"]] == ["SKIP"]

@@ -1,0 +1,28 @@
+"""The headline benchmarks side by side in one run: ``fastnet bench``.
+
+Each workload builds every implementation on the same inputs (fastnet, the NumPy
+reference, PyTorch in a worker process of its own, and the floors: what the step's
+GEMMs, or Adam's memory traffic, cost alone), then times them in rounds, round-robin,
+so that noise on a shared machine hits all of them alike; the table shows the median
+time per step, the ratios and the targets with PASS or MISS.  Every thread pool gets
+``--threads`` threads (all cores by default): Numba's, each BLAS (threadpoolctl) and
+torch's.  Run ``python -m fastnet.bench --help``; ``--json`` prints the results for
+machines.
+
+By role:
+
+* ``workloads``: the headline nets (``NETS``) and a step builder per implementation;
+* ``harness``: threads, round-robin timing, memory readings, child processes;
+* ``torch_worker``: torch's process and the line protocol that drives it;
+* ``runner``: one run, workload by workload, ratios against the targets;
+* ``report``: the targets (read from ``targets.csv``) and the text table;
+* ``cli``: the command line.
+"""
+from .cli import main
+from .harness import FULL, QUICK
+from .report import TARGETS, Target, format_report
+from .runner import WORKLOADS, run
+from .workloads import NETS, NetSpec
+
+__all__ = ["FULL", "NETS", "QUICK", "TARGETS", "WORKLOADS", "NetSpec", "Target",
+           "format_report", "main", "run"]

@@ -1,0 +1,86 @@
+"""The command line of ``fastnet bench`` (also ``python -m fastnet.bench``)."""
+import argparse
+import sys
+
+from .harness import FULL, QUICK, default_threads
+from .report import format_report, write_json
+from .runner import WORKLOADS, run
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="fastnet bench",
+        description="Time fastnet against the NumPy reference, PyTorch and the GEMM/copy "
+                    "floors, side by side in one run, and check the ratios against their targets.")
+    parser.add_argument("--workload", action="append", metavar="NAME",
+                        help=f"run only this workload (repeatable, or comma-separated): "
+                             f"{', '.join(WORKLOADS)}")
+    parser.add_argument("--quick", action="store_true",
+                        help="a ~40 s version: shorter timing, no cold start, a short leak run")
+    parser.add_argument("--json", action="store_true",
+                        help="print the results as JSON on stdout (progress goes to stderr)")
+    parser.add_argument("--save", metavar="PATH",
+                        help="also write the JSON results to PATH")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for Numba, BLAS and torch (default: every usable core)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="measurement time per workload (default 20, 1 with --quick)")
+    parser.add_argument("--gap", type=float, default=None,
+                        help="pause in seconds before each timed sample, for idle thread "
+                             "pools to go to sleep (default 0.15, 0.12 with --quick)")
+    parser.add_argument("--leak-steps", type=int, default=None,
+                        help="train steps of the leak check (default 10000, 2000 with --quick)")
+    parser.add_argument("--no-torch", action="store_true", help="leave torch out")
+    parser.add_argument("--torch-omp-wait-policy", choices=("default", "inherit"),
+                        default="default",
+                        help="'default': torch's process runs without fastnet's "
+                             "OMP_WAIT_POLICY=PASSIVE, as a torch user's does; 'inherit': "
+                             "with it")
+    parser.add_argument("--fail-on-miss", action="store_true",
+                        help="exit with status 1 if any target is missed")
+    return parser
+
+
+def _selected(parser, requested):
+    if not requested:
+        return list(WORKLOADS)
+    names = [n.strip() for item in requested for n in item.split(",") if n.strip()]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workload {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+    return [n for n in WORKLOADS if n in names]
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    workloads = _selected(parser, args.workload)
+    n_threads = args.threads if args.threads is not None else default_threads()
+    import numba
+    if not 1 <= n_threads <= numba.config.NUMBA_NUM_THREADS:
+        parser.error(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
+                     f"(NUMBA_NUM_THREADS), got {n_threads}")
+    settings = {**(QUICK if args.quick else FULL), "quick": args.quick}
+    if args.seconds is not None:
+        settings["seconds"] = args.seconds
+    if args.gap is not None:
+        settings["gap_s"] = args.gap
+    if args.leak_steps is not None:
+        settings["leak_steps"] = args.leak_steps
+
+    def progress(text):
+        print(text, file=sys.stderr, flush=True)
+
+    report = run(workloads, n_threads, settings, use_torch=not args.no_torch,
+                 torch_policy=args.torch_omp_wait_policy, progress=progress)
+    if args.save:
+        with open(args.save, "w") as handle:
+            write_json(report, handle)
+    if args.json:
+        write_json(report, sys.stdout)
+        print()
+    else:
+        print(format_report(report))
+    missed = any(t["status"] == "MISS" for r in report["workloads"].values()
+                 for t in r["targets"])
+    return 1 if args.fail_on_miss and missed else 0

@@ -1,0 +1,334 @@
+"""What ``fastnet bench`` measures: the headline nets and a step builder per implementation.
+
+Every builder returns a zero-argument function, one call of which is one timed step:
+
+* ``fastnet_step``: ``net.train_step(x, t, optimizer)`` with a ``fastnet.optimizers``
+  optimizer;
+* ``book_step``: the book's ``optimizer.update(net.params, net.gradient(x, t))`` on the
+  NumPy oracle (``fastnet.reference``) or on fastnet's layer classes;
+* ``torch_step``: the same model in ``torch.nn`` (float32; ``torch.optim`` with
+  ``fused=True`` where the build supports it);
+* ``gemm_floor_step``: only the GEMMs of the step (one per layer forward, two per layer
+  backward but one for the first layer), as NumPy ``np.matmul(out=)`` into
+  preallocated arrays: what a step costs with nothing but BLAS;
+* ``gemm_floor_njit_step``: the same GEMMs from one compiled function, through
+  fastnet's compiled ``blas.gemm``, without Python in between;
+* ``adam_data``, ``torch_adam_step`` and ``copy_kernels``: Adam's update alone over the
+  wide net's parameters, and a copy that moves the same bytes;
+* ``STARTUP_FASTNET`` and ``STARTUP_TORCH``: a new process's import, build and first step.
+
+The asv suite (``benchmarks/``) keeps its own definitions of these nets, so that it
+runs against commits of fastnet older than this module.
+"""
+import importlib
+import itertools
+import math
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+INPUT_SIZE, OUTPUT_SIZE = 784, 10
+WIDE_HIDDEN = (1024, 1024)
+
+
+@dataclass
+class NetSpec:
+    """A headline training workload."""
+
+    net: str                    # MultiLayerNet or MultiLayerNetExtend
+    hidden: tuple
+    batch: int
+    optimizer: str              # SGD or Adam
+    lr: float
+    extend: dict = field(default_factory=dict)  # use_batchnorm / use_dropout, dropout_ratio
+
+    def describe(self):
+        sizes = [INPUT_SIZE, *self.hidden, OUTPUT_SIZE]
+        text = "-".join(map(str, sizes))
+        if len(set(self.hidden)) == 1 and len(self.hidden) > 2:
+            text = f"{INPUT_SIZE}-{self.hidden[0]}x{len(self.hidden)}-{OUTPUT_SIZE}"
+        extra = "".join(f" {k}={v}" for k, v in self.extend.items())
+        return f"{self.net} {text}{extra}, batch {self.batch}, {self.optimizer}(lr={self.lr})"
+
+
+NETS = {
+    "mlp-sgd": NetSpec("MultiLayerNet", (100,) * 4, 128, "SGD", 0.01),
+    "mlp-adam": NetSpec("MultiLayerNet", (100,) * 4, 128, "Adam", 0.001),
+    "bn-sgd": NetSpec("MultiLayerNetExtend", (100,) * 5, 100, "SGD", 0.01,
+                      {"use_batchnorm": True}),
+    "dropout-sgd": NetSpec("MultiLayerNetExtend", (100,) * 6, 100, "SGD", 0.01,
+                           {"use_dropout": True, "dropout_ratio": 0.2}),
+    "wide-adam": NetSpec("MultiLayerNet", WIDE_HIDDEN, 256, "Adam", 0.001),
+}
+
+
+def make_batch(batch, seed=0):
+    """MNIST-shaped float32 inputs in [0, 1) and labels."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, INPUT_SIZE), dtype=np.float32)
+    t = rng.integers(0, OUTPUT_SIZE, batch)
+    return x, t
+
+
+# --------------------------------------------------------------------------- training steps
+
+def fastnet_step(spec, x, t):
+    """fastnet's fused step of ``spec``: ``net.train_step(x, t, optimizer)``."""
+    from fastnet import nets, optimizers
+
+    net = getattr(nets, spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=0,
+                                  **spec.extend)
+    optimizer = getattr(optimizers, spec.optimizer)(lr=spec.lr)
+    return lambda: net.train_step(x, t, optimizer)
+
+
+def book_step(spec, x, t, package="fastnet.reference"):
+    """The book's step, ``optimizer.update(net.params, net.gradient(x, t))``, on the
+    nets and optimizers of ``package`` (the NumPy reference, or fastnet's layers)."""
+    nets = importlib.import_module(f"{package}.nets")
+    optimizers = importlib.import_module(f"{package}.optimizers")
+    net = getattr(nets, spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=0,
+                                  **spec.extend)
+    optimizer = getattr(optimizers, spec.optimizer)(lr=spec.lr)
+
+    def step():
+        optimizer.update(net.params, net.gradient(x, t))
+    return step
+
+
+def torch_model(torch, hidden, use_batchnorm=False, use_dropout=False, dropout_ratio=0.5):
+    """The book's MultiLayerNet(Extend) in torch.nn: [Linear, (BatchNorm1d), ReLU,
+    (Dropout)] per hidden layer, then Linear (float32)."""
+    nn = torch.nn
+    modules, fan_in = [], INPUT_SIZE
+    for width in hidden:
+        modules.append(nn.Linear(fan_in, width))
+        if use_batchnorm:
+            modules.append(nn.BatchNorm1d(width, eps=1e-6, momentum=0.1))  # the book's 0.9
+        modules.append(nn.ReLU())
+        if use_dropout:
+            modules.append(nn.Dropout(dropout_ratio))
+        fan_in = width
+    modules.append(nn.Linear(fan_in, OUTPUT_SIZE))
+    return nn.Sequential(*modules).train()
+
+
+def torch_optimizer(torch, name, params, **hyper):
+    """``torch.optim.<name>(params, **hyper)`` fused when this build supports it (else
+    foreach), and which of the two it is; gradients set before the call are kept."""
+    cls = getattr(torch.optim, name)
+    params = list(params)
+    for flavour in ("fused", "foreach"):
+        try:
+            optimizer = cls(params, **hyper, **{flavour: True})
+            if flavour == "fused":  # some builds accept the flag and fail at the first step
+                saved = [(p.detach().clone(), p.grad) for p in params]
+                for p in params:
+                    p.grad = torch.zeros_like(p)
+                optimizer.step()
+                with torch.no_grad():
+                    for p, (value, grad) in zip(params, saved):
+                        p.copy_(value)
+                        p.grad = grad
+                optimizer = cls(params, **hyper, fused=True)
+            return optimizer, flavour
+        except (RuntimeError, TypeError, ValueError):
+            continue
+    return cls(params, **hyper), "for-loop"
+
+
+def torch_step(torch, spec, x, t):
+    """A torch training step of ``spec`` and a note on the optimizer's flavour."""
+    torch.manual_seed(0)
+    model = torch_model(torch, spec.hidden, **spec.extend)
+    optimizer, flavour = torch_optimizer(torch, spec.optimizer, model.parameters(),
+                                         lr=spec.lr)
+    xt, tt = torch.from_numpy(x), torch.from_numpy(t).long()
+    cross_entropy = torch.nn.functional.cross_entropy
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        cross_entropy(model(xt), tt).backward()
+        optimizer.step()
+    return step, f"{flavour} {spec.optimizer}"
+
+
+# --------------------------------------------------------------------------- GEMM floors
+
+def _floor_arrays(spec, x, seed=1):
+    rng = np.random.default_rng(seed)
+    dims = [INPUT_SIZE, *spec.hidden, OUTPUT_SIZE]
+    n = x.shape[0]
+    weights = [(rng.standard_normal((a, b)) / math.sqrt(a)).astype(np.float32)
+               for a, b in itertools.pairwise(dims)]
+    dlogits = (rng.standard_normal((n, OUTPUT_SIZE)) / n).astype(np.float32)
+    return dims, weights, dlogits
+
+
+def gemm_floor_step(spec, x):
+    """The step's GEMMs alone: NumPy matmuls into preallocated outputs."""
+    dims, weights, dlogits = _floor_arrays(spec, x)
+    n = x.shape[0]
+    acts = [x] + [np.empty((n, d), np.float32) for d in dims[1:]]
+    wgrads = [np.empty_like(w) for w in weights]
+    dacts = [None] + [np.empty((n, d), np.float32) for d in dims[1:-1]]
+    matmul = np.matmul
+
+    def step():
+        for layer, w in enumerate(weights):
+            matmul(acts[layer], w, out=acts[layer + 1])
+        dz = dlogits
+        for layer in range(len(weights) - 1, -1, -1):
+            matmul(acts[layer].T, dz, out=wgrads[layer])
+            if layer:
+                matmul(dz, weights[layer].T, out=dacts[layer])
+                dz = dacts[layer]
+    return step
+
+
+@cache
+def _gemm_chain_kernel():
+    import numba
+
+    from fastnet import config
+    from fastnet.kernels.blas import gemm
+
+    # Not cached: Numba would not see a change to blas.gemm, inlined from another module.
+    @numba.njit(**dict(config.JIT, cache=False))
+    def gemm_chain(x, dims, weights, wgrads, acts, scratch, dlogits):
+        n = x.shape[0]
+        n_layers = dims.size - 1
+        h = x
+        w_off, a_off = 0, 0
+        for layer in range(n_layers):
+            d_in, d = dims[layer], dims[layer + 1]
+            out = acts[a_off:a_off + n * d].reshape((n, d))
+            gemm(h, weights[w_off:w_off + d_in * d].reshape((d_in, d)), out)
+            h = out
+            w_off += d_in * d
+            a_off += n * d
+        dz = dlogits
+        a_off -= n * dims[n_layers]
+        for layer in range(n_layers - 1, -1, -1):
+            d_in, d = dims[layer], dims[layer + 1]
+            w_off -= d_in * d
+            h_in = x if layer == 0 else acts[a_off - n * d_in:a_off].reshape((n, d_in))
+            gemm(h_in.T, dz, wgrads[w_off:w_off + d_in * d].reshape((d_in, d)))
+            if layer > 0:
+                dh = scratch[layer % 2, :n * d_in].reshape((n, d_in))
+                gemm(dz, weights[w_off:w_off + d_in * d].reshape((d_in, d)).T, dh)
+                dz = dh
+                a_off -= n * d_in
+
+    return gemm_chain
+
+
+def gemm_floor_njit_step(spec, x):
+    """The same GEMMs from one compiled function, through fastnet's ``blas.gemm``
+    (NumPy's BLAS where it exposes CBLAS, else Numba's ``np.dot`` and SciPy's BLAS)."""
+    dims, weights, dlogits = _floor_arrays(spec, x)
+    n = x.shape[0]
+    flat_w = np.concatenate([w.ravel() for w in weights])
+    wgrads = np.empty_like(flat_w)
+    acts = np.empty(n * sum(dims[1:]), np.float32)
+    scratch = np.empty((2, n * max(dims[1:-1])), np.float32)
+    dims = np.array(dims, np.int64)
+    kernel = _gemm_chain_kernel()
+    return lambda: kernel(x, dims, flat_w, wgrads, acts, scratch, dlogits)
+
+
+# --------------------------------------------------------------------------- Adam alone
+
+@cache
+def copy_kernels():
+    """A copy of Adam's traffic: read p, g, m, v; write p, m, v (serial and parallel)."""
+    import numba
+
+    from fastnet import config
+
+    def rotate(p, g, m, v):
+        for i in numba.prange(p.size):
+            old = p[i]
+            p[i] = m[i]
+            m[i] = v[i]
+            v[i] = old + g[i]
+
+    return numba.njit(**config.JIT)(rotate), numba.njit(**config.PARALLEL_JIT)(rotate)
+
+
+def adam_data():
+    """The wide net's parameters as one arena (weights first), its ``views`` (key ->
+    offset, shape), the number of weight values (decayed) and gradients."""
+    from fastnet.reference import nets as reference_nets
+
+    net = reference_nets.MultiLayerNet(INPUT_SIZE, list(WIDE_HIDDEN), OUTPUT_SIZE, seed=0)
+    keys = sorted(net.params, key=lambda k: (not k.startswith("W"), k))
+    views, offset = {}, 0
+    for key in keys:
+        views[key] = (offset, net.params[key].shape)
+        offset += net.params[key].size
+    n_decayed = sum(net.params[k].size for k in keys if k.startswith("W"))
+    params = np.concatenate([net.params[k].ravel() for k in keys])
+    rng = np.random.default_rng(2)
+    grads = (rng.standard_normal(params.size) * 1e-2).astype(np.float32)
+    return views, n_decayed, params, grads
+
+
+def split_arena(arena, views):
+    """Copies of the per-key arrays of an arena."""
+    return {k: arena[o:o + math.prod(s)].reshape(s).copy() for k, (o, s) in views.items()}
+
+
+def torch_adam_step(torch):
+    """``torch.optim.Adam``'s step over the wide net's parameters, gradients preset."""
+    views, _, params, grads = adam_data()
+    grad_dict = split_arena(grads, views)
+    tensors = [torch.from_numpy(p) for p in split_arena(params, views).values()]
+    optimizer, flavour = torch_optimizer(torch, "Adam", tensors, lr=0.001)
+    for tensor, key in zip(tensors, views):
+        tensor.grad = torch.from_numpy(grad_dict[key])
+    return optimizer.step, f"{flavour} Adam, grads preset"
+
+
+# --------------------------------------------------------------------------- start-up
+
+# Each is run as ``python -c``; the last line printed holds the phases' seconds.
+STARTUP_FASTNET = """
+import time
+start = time.perf_counter()
+import numpy as np
+from fastnet.nets import MultiLayerNet
+from fastnet.optimizers import SGD
+imported = time.perf_counter()
+net = MultiLayerNet(784, [100] * 4, 10, seed=0)
+optimizer = SGD(lr=0.01)
+rng = np.random.default_rng(0)
+x, t = rng.random((128, 784), dtype=np.float32), rng.integers(0, 10, 128)
+built = time.perf_counter()
+net.train_step(x, t, optimizer)
+done = time.perf_counter()
+print({"import": imported - start, "build": built - imported, "first_step": done - built})
+"""
+
+STARTUP_TORCH = """
+import time
+start = time.perf_counter()
+import torch
+imported = time.perf_counter()
+torch.set_num_threads({threads})
+torch.manual_seed(0)
+layers, fan_in = [], 784
+for width in [100] * 4:
+    layers += [torch.nn.Linear(fan_in, width), torch.nn.ReLU()]
+    fan_in = width
+model = torch.nn.Sequential(*layers, torch.nn.Linear(fan_in, 10))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+x, t = torch.rand(128, 784), torch.randint(0, 10, (128,))
+built = time.perf_counter()
+optimizer.zero_grad()
+torch.nn.functional.cross_entropy(model(x), t).backward()
+optimizer.step()
+done = time.perf_counter()
+print({{"import": imported - start, "build": built - imported, "first_step": done - built}})
+"""
