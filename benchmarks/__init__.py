@@ -4,9 +4,10 @@ One module per area, each benchmark parametrized over ``implementation`` so that
 speed-up shows in one table.  The suite's workloads and helpers live in ``common.py``;
 nothing there or here is a benchmark.
 
-The suite runs in an existing interpreter (``asv run --python=same``), which installs
-nothing: the fastnet measured is the importable one (an install, or a checkout on
-``PYTHONPATH``), else the checkout that holds this folder.
+The fastnet measured is the one asv installed in its environment for the commit it
+measures; with ``asv run --python=same`` (nothing installed) it is the importable one
+(an install, or a tree on ``ASV_PYTHONPATH``: asv does not pass ``PYTHONPATH`` on),
+else the checkout that holds this folder.
 """
 import contextlib
 import importlib

@@ -1,10 +1,10 @@
 """Start-up cost: a fresh process imports fastnet, builds the mlp net and takes one
 training step.
 
-``cold``: Numba's cache is an empty folder (``NUMBA_CACHE_DIR``), so the first import
-compiles every kernel, float32 and float64, serial and parallel (``fastnet.kernels.
-_warmup``): the one-off cost on a new machine.  ``warm``: the cache is built, so the
-kernels are loaded from disk: what every later process pays.  Each sample is a new
+``cold``: Numba's cache is an empty folder (``NUMBA_CACHE_DIR``), so the step compiles
+the kernels it uses, on first use (``fastnet/kernels/jit.py``): the one-off cost on a
+new machine.  ``warm``: they are cached, so they are loaded from disk: what every later
+process pays.  Each sample is a new
 interpreter (asv's ``timeraw``); the time excludes the interpreter's own start.
 """
 import os

@@ -245,8 +245,9 @@ def copy_kernels():
     """A copy of Adam's traffic: read p, g, m, v; write p, m, v (serial and parallel)."""
     import numba
 
-    from fastnet import config
+    from fastnet.kernels.jit import serial_and_parallel
 
+    @serial_and_parallel
     def rotate(p, g, m, v):
         for i in numba.prange(p.size):
             old = p[i]
@@ -254,7 +255,7 @@ def copy_kernels():
             m[i] = v[i]
             v[i] = old + g[i]
 
-    return numba.njit(**config.JIT)(rotate), numba.njit(**config.PARALLEL_JIT)(rotate)
+    return rotate, rotate.parallel_version
 
 
 def adam_data():

@@ -110,9 +110,9 @@ def _warn_uncached():
 
 def cache_dir():
     """The folder of fastnet's cached kernels, or None where nothing is cached."""
-    from . import softmax  # noqa: F401  (any kernel module: they share one folder)
+    from . import softmax  # any kernel of this folder: they share one cache folder
 
-    return _upstream.numba_cache_dir(KERNELS[0]) if KERNELS else None
+    return _upstream.numba_cache_dir(softmax.softmax)
 
 
 @functools.cache
