@@ -6,14 +6,10 @@
     fastnet bench ...                                # see fastnet bench --help
     fastnet cache build                              # compile every kernel ahead of time
 
-Saved nets are plain ``.npz`` archives (no pickle): the parameters under
-``params/<key>``, batch-norm running statistics under ``running/<mean|var><i>``, and
-the architecture as plain arrays (``input_size``, ``hidden_size_list``,
-``output_size``, ``activation``, ``use_batchnorm``, ``dropout_ratio``), tagged with
-``format``.  ``--load`` rebuilds the net from them.
+``--save`` and ``--load`` read and write nets with ``fastnet.io.save_net`` and
+``load_net``; the file format (an ``.npz`` archive, no pickle) is documented there.
 """
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,8 +19,6 @@ from tqdm import tqdm
 
 from . import __version__, datasets
 from .experiments import EXPERIMENTS
-from .reference import nets as reference_nets
-from .reference import optimizers as reference_optimizers
 from .experiments.shared import (
     BACKENDS,
     LOADERS,
@@ -33,8 +27,10 @@ from .experiments.shared import (
     load_dataset,
     run_experiment,
 )
+from .io import load_net, save_net
+from .reference import nets as reference_nets
+from .reference import optimizers as reference_optimizers
 
-FORMAT = "fastnet-mlp/1"
 ACTIVATIONS = tuple(reference_nets.ACTIVATION_LAYERS)
 INIT_NAMES = reference_nets.HE_NAMES + reference_nets.XAVIER_NAMES
 OPTIMIZERS = tuple(reference_optimizers.OPTIMIZERS)
@@ -303,39 +299,30 @@ def _flatten(lists):
     return [size for sizes in lists or () for size in sizes]
 
 
-# --- saved nets
+# --- saved nets (the format: fastnet.io)
 
 def save_network(network, path, force):
-    """Write ``network`` to ``path`` atomically (a temporary file, then a rename)."""
-    arrays = {f"params/{key}": value for key, value in network.params.items()}
-    for i in range(1, len(network.hidden_size_list) + 1):
-        batchnorm = network.layers.get(f"BatchNorm{i}")
-        if batchnorm is not None and batchnorm.running_mean is not None:
-            arrays[f"running/mean{i}"] = batchnorm.running_mean
-            arrays[f"running/var{i}"] = batchnorm.running_var
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """``fastnet.io.save_net``, its refusal to overwrite reported in one line."""
     try:
-        with open(tmp, "wb") as out:
-            np.savez(out, format=np.str_(FORMAT), input_size=network.input_size,
-                     hidden_size_list=np.array(network.hidden_size_list, np.int64),
-                     output_size=network.output_size, activation=np.str_(network.activation),
-                     use_batchnorm=network.use_batchnorm,
-                     dropout_ratio=network.dropout_ratio if network.use_dropout else 0.0,
-                     **arrays)
-        if path.exists() and not force:
-            raise CommandError(f"{path} appeared while training; pass --force to overwrite it")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        save_net(network, path, overwrite=force)
+    except FileExistsError:
+        raise CommandError(f"{path} appeared while training; pass --force to overwrite "
+                           "it") from None
 
 
 def load_network(path, backend, args):
     """The net saved at ``path``; architecture flags in ``args`` must agree with it."""
-    files = _read_saved(path)
-    architecture = {"hidden_size_list": [int(n) for n in files["hidden_size_list"]],
-                    "activation": str(files["activation"]),
-                    "use_batchnorm": bool(files["use_batchnorm"]),
-                    "dropout_ratio": float(files["dropout_ratio"]) or None}
+    try:
+        network = load_net(path, dtype=args.dtype, net_class=backend.nets.MultiLayerNetExtend,
+                           weight_decay_lambda=args.weight_decay, seed=args.seed)
+    except OSError as err:
+        raise CommandError(f"cannot read {path}: {err.strerror or err}") from None
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    architecture = {"hidden_size_list": network.hidden_size_list,
+                    "activation": network.activation,
+                    "use_batchnorm": network.use_batchnorm,
+                    "dropout_ratio": network.dropout_ratio if network.use_dropout else None}
     given = {"hidden": _flatten(args.hidden) or None, "activation": args.activation,
              "batchnorm": args.batchnorm, "dropout": args.dropout}
     for flag, key in ARCHITECTURE.items():
@@ -343,67 +330,11 @@ def load_network(path, backend, args):
             raise CommandError(f"--{flag} {_show(given[flag])} does not match the net in "
                                f"{path} ({key} {_show(architecture[key])}); leave it out "
                                "to use the file's")
-    params = {key.removeprefix("params/"): value for key, value in files.items()
-              if key.startswith("params/")}
-    saved_dtype = params["W1"].dtype if "W1" in params else np.float32
-    try:
-        network = backend.nets.MultiLayerNetExtend(
-            int(files["input_size"]), architecture["hidden_size_list"],
-            int(files["output_size"]), activation=architecture["activation"],
-            weight_decay_lambda=args.weight_decay,
-            use_dropout=architecture["dropout_ratio"] is not None,
-            dropout_ratio=architecture["dropout_ratio"] or 0.5,
-            use_batchnorm=architecture["use_batchnorm"],
-            dtype=args.dtype or saved_dtype, seed=args.seed)
-    except (TypeError, ValueError) as err:
-        raise CommandError(f"{path} describes no valid net: {err}") from None
-    _load_params(network, params, files, path)
     return network
-
-
-def _read_saved(path):
-    """Every array of the ``.npz`` at ``path``, which must hold a saved net."""
-    required = ("format", "input_size", "hidden_size_list", "output_size", "activation",
-                "use_batchnorm", "dropout_ratio")
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            files = dict(saved)
-    except (OSError, ValueError, EOFError) as err:
-        raise CommandError(f"cannot read {path}: {err}") from None
-    if str(files.get("format")) != FORMAT:
-        raise CommandError(f"{path} is not a net saved by fastnet train "
-                           f"(format {str(files.get('format'))!r}, expected {FORMAT!r})")
-    missing = [key for key in required if key not in files]
-    if missing:
-        raise CommandError(f"{path} lacks {', '.join(missing)}")
-    return files
 
 
 def _show(value):
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
-def _load_params(network, params, files, path):
-    """Copy the saved arrays into ``network``'s own (which its layers hold)."""
-    if set(params) != set(network.params):
-        raise CommandError(f"{path} holds parameters {sorted(params)}, the net expects "
-                           f"{sorted(network.params)}")
-    for key, value in params.items():
-        if value.shape != network.params[key].shape:
-            raise CommandError(f"{path}: {key} has shape {value.shape}, the net expects "
-                               f"{network.params[key].shape}")
-        network.params[key][...] = value
-    for i in range(1, len(network.hidden_size_list) + 1):
-        batchnorm = network.layers.get(f"BatchNorm{i}")
-        if batchnorm is None or f"running/mean{i}" not in files:
-            continue
-        for stat in ("mean", "var"):
-            value = files[f"running/{stat}{i}"].astype(network.dtype)
-            current = getattr(batchnorm, f"running_{stat}")
-            if current is None:
-                setattr(batchnorm, f"running_{stat}", value)
-            else:
-                current[...] = value  # fastnet's nets keep these in one arena
 
 
 # --- fastnet experiment

@@ -78,7 +78,7 @@ def test_load_refuses_an_incompatible_net(mnist_dir, tmp_path, capsys):
     other = tmp_path / "other.npz"
     np.savez(other, W1=np.zeros((784, 20)))
     status, _, stderr = train(capsys, mnist_dir, "--load", str(other))
-    assert status == 1 and "is not a net saved by fastnet train" in stderr
+    assert status == 1 and "is not a fastnet net: expected format 'fastnet-mlp/1'" in stderr
     status, _, stderr = train(capsys, mnist_dir, "--load", str(tmp_path / "missing.npz"))
     assert status == 1 and "cannot read" in stderr
 
