@@ -6,8 +6,15 @@ running one fused pass per parameter instead of several NumPy expressions.
 ``update_flat`` does the same over a whole parameter arena in one pass; the nets'
 fast ``train_step`` uses it, and the per-key state dicts then hold views into the
 optimizer's state arenas, so they stay inspectable.
+
+``update`` takes everything the book's optimizers take.  Entries the kernel cannot
+update in place (a Python float, as in the book's ``optimizer_compare_naive.py``, a
+float16 array, a broadcasting gradient) get each class's ``_book_rule``: the book's
+NumPy expressions for one key, so NumPy's promotion and errors are the book's.
 """
+import copy
 import math
+import numbers
 
 import numpy as np
 
@@ -33,29 +40,90 @@ class _FusedUpdate:
         """Per-step bookkeeping (Adam's step count)."""
 
     def update(self, params, grads):
-        """Update every array of ``params`` in place from ``grads`` (same keys).
+        """Update every entry of ``params`` from ``grads`` (same keys), as the book does.
 
-        Every gradient is checked before anything is updated, so a bad one leaves the
-        parameters and the state (Adam's step count included) as they were.
+        A float32/float64 array parameter whose gradient has its shape and a real dtype
+        (float32/float64, converted to the parameter's; int or bool, promoted) is updated
+        in place by the fused kernel.  Every other entry the book's code takes -- a
+        Python or NumPy scalar (``params = {'x': -7.0}`` of the book's
+        ``optimizer_compare_naive.py``), a float16 array, a gradient that broadcasts,
+        such as a scalar -- gets the book's NumPy expressions (``_book_rule``): an array
+        is updated in place, a scalar is re-bound in ``params`` as the book's
+        ``params[key] -= ...`` re-binds it, and the state holds what the book's would.
+        What the book's code rejects raises the same exception (an int array parameter:
+        NumPy's casting ``TypeError``; a list as gradient: ``TypeError``).
+
+        All keys are checked and the book's updates computed before anything is written,
+        so a failing call leaves the parameters and the state (Adam's step count
+        included) as they were.
         """
-        checked = {key: self._checked_grad(key, param, grads) for key, param in params.items()}
-        self._begin_step()
+        fused, book = {}, []
         for key, param in params.items():
+            grad = self._fused_grad(key, param, grads)
+            if grad is None:
+                book.append(key)
+            else:
+                fused[key] = grad
+        self._begin_step()
+        try:
+            staged = [self._book_step(key, params[key], grads[key]) for key in book]
+        except BaseException:
+            self._cancel_step()
+            raise
+        for key, grad in fused.items():
+            param = params[key]
             flat = param.reshape(-1) if param.flags.c_contiguous else param.flatten()
             states = [self._state(name, key, param).reshape(-1) for name in self.state_names]
-            self._run(flat, checked[key].reshape(-1), states, 0.0)
+            self._run(flat, grad.reshape(-1), states, 0.0)
             if not param.flags.c_contiguous:
                 param[...] = flat.reshape(param.shape)
+        for key, new_param, new_state in staged:
+            _store(params, key, new_param)
+            for name, value in new_state.items():
+                _store(getattr(self, name), key, value)
 
     @staticmethod
-    def _checked_grad(key, param, grads):
+    def _fused_grad(key, param, grads):
+        """``grads[key]`` as the kernel takes it, or None where the book's arithmetic
+        decides (see ``update``); a gradient of a shape that cannot broadcast to the
+        parameter's is the ValueError the book's in-place update would raise."""
         if key not in grads:
             raise KeyError(f"grads has no entry for parameter {key!r}")
-        if not isinstance(param, np.ndarray) or param.dtype not in _validate.FLOAT_DTYPES:
-            raise TypeError(f"params[{key!r}] must be a float32 or float64 array")
-        return _validate.same_shape(
-            _validate.float_array(grads[key], f"grads[{key!r}]", param.dtype, 0),
-            param.shape, f"grads[{key!r}]")
+        grad = grads[key]
+        if not (isinstance(param, np.ndarray) and param.dtype in _validate.FLOAT_DTYPES
+                and isinstance(grad, np.ndarray | np.generic | numbers.Real)):
+            return None
+        grad = np.asarray(grad)
+        if grad.dtype not in _validate.FLOAT_DTYPES and grad.dtype.kind not in "biu":
+            return None  # float16, complex, object: the book's promotion rules
+        if grad.shape != param.shape:
+            if _broadcasts_to(grad.shape, param.shape):
+                return None
+            raise ValueError(f"grads[{key!r}] must have shape {param.shape}, got {grad.shape}")
+        return np.asarray(grad, dtype=param.dtype, order="C")
+
+    def _book_step(self, key, param, grad):
+        """``(key, new param, new state by name)``: the book's update of one key, computed
+        on copies so that nothing changes until every key has succeeded."""
+        state = {}
+        for name in self.state_names:
+            value = getattr(self, name).get(key)
+            state[name] = np.zeros_like(param) if value is None else copy.copy(value)
+        try:
+            return key, self._book_rule(copy.copy(param), grad, state), state
+        except Exception as err:  # the book's exception, told where it arose
+            err.add_note(f"raised by {type(self).__name__}.update for params[{key!r}] "
+                         "(the book's NumPy update, which raises it too)")
+            raise
+
+    def _book_rule(self, p, g, state):
+        """The book's NumPy update of one parameter ``p`` (returned: updated in place if
+        an array, else a new value), its gradient ``g`` and ``state`` (name -> value,
+        updated); Python-float hyperparameters, so NumPy's promotion is the book's."""
+        raise NotImplementedError
+
+    def _cancel_step(self):
+        """Undo ``_begin_step`` after a failed update."""
 
     def update_flat(self, params, grads, views, weight_decay=0.0, n_decayed=0):
         """One step over a flat parameter arena and its gradient arena.
@@ -80,10 +148,15 @@ class _FusedUpdate:
                                       scalar(weight_decay))
 
     def _state(self, name, key, param):
+        """The kernel's state array for ``key``: C-contiguous, shaped and typed like
+        ``param`` (state the book's rule left as a scalar is converted)."""
         per_key = getattr(self, name)
-        if key not in per_key:
-            per_key[key] = np.zeros(param.shape, param.dtype)
-        return per_key[key]
+        state = per_key.get(key)
+        if not (type(state) is np.ndarray and state.shape == param.shape
+                and state.dtype == param.dtype and state.flags.c_contiguous):
+            state = per_key[key] = (np.zeros(param.shape, param.dtype) if state is None else
+                                    np.array(np.broadcast_to(state, param.shape), param.dtype))
+        return state
 
     def _state_arena(self, name, params, views):
         """The flat state arena ``name`` for ``params``, made on first use; the per-key
@@ -101,12 +174,34 @@ class _FusedUpdate:
         return arena
 
 
+def _broadcasts_to(shape, target):
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
+
+
+def _store(values, key, value):
+    """``values[key] = value``, written into the array already there when ``value`` is
+    an array of its shape and dtype (an in-place update keeps the caller's array)."""
+    old = values.get(key)
+    if (isinstance(old, np.ndarray) and isinstance(value, np.ndarray)
+            and old.shape == value.shape and old.dtype == value.dtype):
+        old[...] = value
+    else:
+        values[key] = value
+
+
 class SGD(_FusedUpdate, reference.SGD):
     __doc__ = reference.SGD.__doc__
     kernel = staticmethod(kernels.sgd)
 
     def _hyperparameters(self):
         return (self.lr,)
+
+    def _book_rule(self, p, g, state):
+        p -= self.lr * g
+        return p
 
 
 class Momentum(_FusedUpdate, reference.Momentum):
@@ -116,6 +211,11 @@ class Momentum(_FusedUpdate, reference.Momentum):
 
     def _hyperparameters(self):
         return (self.lr, self.momentum)
+
+    def _book_rule(self, p, g, state):
+        state["v"] = self.momentum * state["v"] - self.lr * g
+        p += state["v"]
+        return p
 
 
 class Nesterov(_FusedUpdate, reference.Nesterov):
@@ -127,6 +227,12 @@ class Nesterov(_FusedUpdate, reference.Nesterov):
         mu = self.momentum
         return (self.lr, mu, mu * mu, (1 + mu) * self.lr)
 
+    def _book_rule(self, p, g, state):
+        p += self.momentum * self.momentum * state["v"]
+        p -= (1 + self.momentum) * self.lr * g
+        state["v"] = self.momentum * state["v"] - self.lr * g
+        return p
+
 
 class AdaGrad(_FusedUpdate, reference.AdaGrad):
     __doc__ = reference.AdaGrad.__doc__
@@ -136,6 +242,11 @@ class AdaGrad(_FusedUpdate, reference.AdaGrad):
     def _hyperparameters(self):
         return (self.lr, EPS)
 
+    def _book_rule(self, p, g, state):
+        state["h"] += g * g
+        p -= self.lr * g / (np.sqrt(state["h"]) + EPS)
+        return p
+
 
 class RMSprop(_FusedUpdate, reference.RMSprop):
     __doc__ = reference.RMSprop.__doc__
@@ -144,6 +255,12 @@ class RMSprop(_FusedUpdate, reference.RMSprop):
 
     def _hyperparameters(self):
         return (self.lr, self.decay_rate, 1 - self.decay_rate, EPS)
+
+    def _book_rule(self, p, g, state):
+        state["h"] *= self.decay_rate
+        state["h"] += (1 - self.decay_rate) * g * g
+        p -= self.lr * g / (np.sqrt(state["h"]) + EPS)
+        return p
 
 
 class Adam(_FusedUpdate, reference.Adam):
@@ -157,6 +274,15 @@ class Adam(_FusedUpdate, reference.Adam):
 
     def _hyperparameters(self):
         return (self._lr_t, 1 - self.beta1, 1 - self.beta2, EPS)
+
+    def _book_rule(self, p, g, state):
+        state["m"] += (1 - self.beta1) * (g - state["m"])
+        state["v"] += (1 - self.beta2) * (g ** 2 - state["v"])
+        p -= self._lr_t * state["m"] / (np.sqrt(state["v"]) + EPS)
+        return p
+
+    def _cancel_step(self):
+        self.iter -= 1
 
 
 OPTIMIZERS = {name: globals()[cls.__name__] for name, cls in reference.OPTIMIZERS.items()}
