@@ -315,6 +315,13 @@ LAYER_CASES = [
     LayerCase("dropout-0.2", "Dropout", passes=(True, True),
               init=functools.partial(_dropout_init, ratio=0.2), attrs=("mask", "step"),
               kernels=_dropout_kernels, exact=True),
+    # The edge rates: keep everything, drop everything.
+    LayerCase("dropout-0", "Dropout", passes=(True, False, True),
+              init=functools.partial(_dropout_init, ratio=0.0), attrs=("mask", "step"),
+              kernels=_dropout_kernels, exact=True),
+    LayerCase("dropout-1", "Dropout", passes=(True, False, True),
+              init=functools.partial(_dropout_init, ratio=1.0), attrs=("mask", "step"),
+              kernels=_dropout_kernels, exact=True),
     LayerCase("batchnorm-train", "BatchNormalization", passes=(True, True, True),
               init=_batchnorm_init, attrs=BN_ATTRS, kernels=_batchnorm_kernels),
     LayerCase("batchnorm-infer", "BatchNormalization", passes=(True, True, True, False),

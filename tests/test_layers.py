@@ -22,10 +22,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from fastnet import config
 from fastnet import layers as fast_layers
+from fastnet.kernels import activations, dropout
 from fastnet.kernels.jit import pick
 from fastnet.reference import layers as reference_layers
 from fastnet.reference.functions import numerical_gradient
-from fastnet.reference.random import counter_uniform
+from fastnet.reference.random import counter_uniform, stream_key
 
 
 def SERIAL(kernel):
@@ -216,9 +217,100 @@ def test_dropout_mask_is_the_counter_stream_at_any_step():
     fast.step = ref.step = 17
     x = np.ones((13, 11), np.float32)
     assert_array_equal(fast.forward(x), ref.forward(x))
-    assert_array_equal(fast.mask, counter_uniform(99, 17, x.size).reshape(x.shape) > 0.35)
+    assert_array_equal(fast.mask, counter_uniform(99, 17, x.size).reshape(x.shape) >= 0.35)
     assert fast.step == ref.step == 18
     assert 0.5 < fast.mask.mean() < 0.8
+
+
+# ------------------------------------------------------------------ dropout's edge rates
+
+BUILDS = [pytest.param(SERIAL, id="serial"), pytest.param(PARALLEL, id="parallel")]
+# Stream (3, 0) has a draw below 2**-24 at 2600227, and 4 such draws in its first 2**25:
+# the 24-bit uniforms this generator had before made them exactly 0, and ratio 0
+# dropped them.
+TINY_DRAW_SEED, TINY_DRAW_AT = 3, 2600227
+
+
+def kernel_dropout(build, x, ratio, seed=TINY_DRAW_SEED, step=0):
+    """``(mask, out)`` of the dropout kernel's ``build`` over the flat array ``x``."""
+    out, mask = np.empty_like(x), np.empty(x.shape, bool)
+    build(dropout.dropout_forward)(x, activations.IDENTITY, stream_key(seed, step), ratio,
+                                   mask, out)
+    return mask, out
+
+
+def test_the_edge_rate_stream_has_a_draw_the_old_generator_made_zero():
+    u = counter_uniform(TINY_DRAW_SEED, 0, TINY_DRAW_AT + 1)
+    assert 0 < u[TINY_DRAW_AT] < 2.0**-24
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_ratio_0_drops_nothing(build, dtype):
+    x = np.random.default_rng(1).standard_normal(1 << 22).astype(dtype)
+    mask, out = kernel_dropout(build, x, 0.0)
+    assert mask.all()
+    assert_array_equal(out, x)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_ratio_1_drops_everything(build, dtype):
+    x = np.random.default_rng(2).standard_normal(1 << 22).astype(dtype)
+    mask, out = kernel_dropout(build, x, 1.0)
+    assert not mask.any()
+    assert not out.any()
+
+
+@pytest.mark.parametrize("module", [fast_layers, reference_layers])
+def test_dropout_layer_at_the_edge_rates(module):
+    x = np.random.default_rng(3).standard_normal((64, 33))
+    keep_all, drop_all = module.Dropout(0, seed=1), module.Dropout(1, seed=1)
+    assert keep_all.dropout_ratio == 0.0 and type(keep_all.dropout_ratio) is float
+    assert_array_equal(keep_all.forward(x), x)
+    assert_array_equal(keep_all.forward(x, train_flg=False), x)
+    assert_array_equal(keep_all.backward(x), x)
+    assert not drop_all.forward(x).any() and not drop_all.mask.any()
+    assert not drop_all.forward(x, train_flg=False).any()
+    assert not drop_all.backward(x).any()
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_dropout_rate_is_honoured(build):
+    n, ratio = 1 << 22, 0.3
+    mask, _ = kernel_dropout(build, np.ones(n, np.float32), ratio, seed=8)
+    # kept ~ Binomial(n, 1 - ratio): 6 standard deviations, about 5600 of 2.9 million
+    assert abs(int(mask.sum()) - n * (1 - ratio)) < 6 * math.sqrt(n * ratio * (1 - ratio))
+
+
+def test_dropout_tiny_rate_is_honoured():
+    # 2**25 draws at ratio 1e-9: 0.034 drops expected, 2 or more with probability 6e-4
+    # (the 24-bit generator dropped 4 of this stream's, at any ratio up to 2**-24).
+    mask, _ = kernel_dropout(PARALLEL, np.ones(1 << 25, np.float32), 1e-9)
+    assert np.count_nonzero(~mask) <= 1
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_kernel_and_reference_agree_bitwise_at_any_ratio(build, dtype):
+    """The kernel keeps ``u >= ratio``, as exact as in float64 for either dtype: also
+    where the ratio equals a draw, lies one float64 step to either side of it (which a
+    comparison in float32 would round onto the draw), or is below 2**-53."""
+    n, seed, step = 5000, 17, 4
+    u = counter_uniform(seed, step, n)
+    x = np.random.default_rng(4).standard_normal(n).astype(dtype)
+    draw = u[1234]
+    for ratio in (0.0, 5e-324, 2.0**-54, 2.0**-53, 1e-9, 0.3, 0.5, draw,
+                  np.nextafter(draw, 0), np.nextafter(draw, 1), 1 - 2.0**-53, 1.0):
+        mask, out = kernel_dropout(build, x, float(ratio), seed, step)
+        assert_array_equal(mask, u >= ratio, err_msg=repr(ratio))
+        assert_array_equal(out, x * mask, err_msg=repr(ratio))
+        layer = reference_layers.Dropout(ratio, seed=seed)
+        layer.step = step
+        assert_array_equal(layer.forward(x), out, err_msg=repr(ratio))
+        assert_array_equal(layer.mask, mask, err_msg=repr(ratio))
+    assert kernel_dropout(build, x, float(draw), seed, step)[0][1234]
+    assert not kernel_dropout(build, x, float(np.nextafter(draw, 1)), seed, step)[0][1234]
 
 
 # ------------------------------------------------------------------ numerical gradients
@@ -244,4 +336,6 @@ def test_backward_matches_numerical_gradient(case):
     analytic.update({name: getattr(layer, PARAM_GRADS[name]) for name in numeric if name != "x"})
     for name, expected in numeric.items():
         assert_allclose(analytic[name], expected, rtol=case.grad_rtol, atol=1e-8, err_msg=name)
-    assert np.abs(numeric["x"]).max() > 0
+    # dx is not all 0 (the check above is not vacuous), but where dropout drops everything
+    drops_everything = isinstance(layer, fast_layers.Dropout) and layer.dropout_ratio == 1
+    assert (np.abs(numeric["x"]).max() > 0) != drops_everything

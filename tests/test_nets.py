@@ -185,6 +185,29 @@ def test_sgd_steps_inside_the_backward_pass():
             assert np.isnan(grad).all() != (weights_written or key.startswith("b")), key
 
 
+@pytest.mark.parametrize("n", [8, 1 << 15], ids=["serial-layer", "parallel-layer"])
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_train_step_dropout_masks_equal_the_layers(dtype, ratio, n):
+    """The fused step's dropout masks, read from its workspace, equal those of the
+    Dropout layers in ``gradient()``, at the edge rates too; with ``n`` rows each hidden
+    layer's Dropout takes the serial or the parallel kernel (the fused step the serial)."""
+    kwargs = {"use_dropout": True, "dropout_ratio": ratio, "dtype": dtype, "seed": 5}
+    fused, book = (fast_nets.MultiLayerNetExtend(*SIZES, **kwargs) for _ in range(2))
+    for step in range(2):
+        x, t = batch(step, n=n, dtype=dtype)
+        fused.train_step(x, t, fast_optimizers.SGD(0.01))
+        book_step(book, x, t, fast_optimizers.SGD(0.01))
+        masks, offset = fused._workspace(n)["masks"], 0
+        for layer in dropouts(book):
+            assert_array_equal(masks[offset:offset + layer.mask.size], layer.mask.reshape(-1))
+            offset += layer.mask.size
+        assert offset == masks.size
+        if ratio in (0, 1):
+            assert_array_equal(masks, ratio == 0)
+    assert_same_nets(fused, book, np.dtype(dtype))
+
+
 @pytest.mark.parametrize("net_case", NETS)
 def test_train_step_with_a_book_optimizer(net_case):
     """An optimizer without ``update_flat`` (here the reference's) gets the dicts."""

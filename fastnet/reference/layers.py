@@ -111,22 +111,27 @@ class SoftmaxWithLoss:
 class Dropout:
     """The book's (non-inverted) dropout.
 
-    Training: ``mask = u > dropout_ratio`` for uniforms ``u``, ``out = x * mask``;
-    inference: ``out = x * (1 - dropout_ratio)``.  backward: ``dx = dout * mask``.
+    Training: ``mask = u >= dropout_ratio`` for float64 uniforms ``u`` in [0, 1),
+    ``out = x * mask``; inference: ``out = x * (1 - dropout_ratio)``.  backward:
+    ``dx = dout * mask``.
 
-    The uniforms are ``counter_uniform(seed, step, x.size)`` and ``step`` counts the
-    training passes, so mask number ``k`` is a pure function of ``(seed, k)``.  With
-    ``seed=None`` the seed is drawn from the global ``np.random`` state.
+    The uniforms are ``counter_uniform(seed, step, x.size)`` (multiples of 2**-53) and
+    ``step`` counts the training passes, so mask number ``k`` is a pure function of
+    ``(seed, k)``.  With ``seed=None`` the seed is drawn from the global ``np.random``
+    state.  ``P(keep) = 1 - dropout_ratio`` to within 2**-53, in float32 as in float64
+    (``dropout_ratio`` is held as a float64): a ratio of 0 keeps everything, 1 drops
+    everything.  The book's ``rand > dropout_ratio`` differs only where a draw equals
+    the ratio, and so drops the rare draw of exactly 0 at ratio 0.
     """
 
     def __init__(self, dropout_ratio=0.5, seed=None):
-        if not 0 <= dropout_ratio < 1:
-            raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+        if isinstance(dropout_ratio, bool) or not 0 <= dropout_ratio <= 1:
+            raise ValueError(f"dropout_ratio must be in [0, 1], got {dropout_ratio!r}")
         if seed is None:
             seed = draw_seed(resolve_rng())
         if seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.dropout_ratio = dropout_ratio
+        self.dropout_ratio = float(dropout_ratio)
         self.seed = int(seed)
         self.step = 0
         self.mask = None
@@ -135,7 +140,7 @@ class Dropout:
         if not train_flg:
             return x * x.dtype.type(1 - self.dropout_ratio)
         u = counter_uniform(self.seed, self.step, x.size).reshape(x.shape)
-        self.mask = u > self.dropout_ratio
+        self.mask = u >= self.dropout_ratio
         self.step += 1
         return x * self.mask
 

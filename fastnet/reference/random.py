@@ -1,14 +1,18 @@
-"""Counter-based random numbers: the oracle for ``fastnet.kernels.random``.
+"""Counter-based random numbers: the oracle for the uniforms of ``fastnet.kernels.dropout``.
 
 Number ``i`` of stream ``(seed, step)`` is a pure function of the three integers, so
 any thread can compute any element and a mask is the same on 1 or 16 threads.  The
 mixer is SplitMix64's finaliser (Steele, Lea and Flood 2014):
 
     key = mix64(seed * G + mix64(step + G))
-    u_i = (mix64(key + (i + 1) * G) >> 40) * 2**-24        G = 0x9E3779B97F4A7C15
+    u_i = (mix64(key + (i + 1) * G) >> 11) * 2**-53        G = 0x9E3779B97F4A7C15
 
-``u_i`` is a multiple of 2**-24 in [0, 1), exact in float32 and float64, so the
-kernel and this oracle give bitwise the same numbers in either precision.
+``u_i`` is a multiple of 2**-53 in [0, 1), the top 53 bits of the mix: every such
+multiple is a float64 (the conversion and the scaling are exact), so the kernel and
+this oracle give bitwise the same numbers, and ``P(u_i < r)`` is ``r`` to within 2**-53
+for any float64 ``r`` in [0, 1] (exactly ``r`` for ``r`` a multiple of 2**-53).  The
+uniforms are float64 whatever the data's dtype: rounded to float32 they would lose that
+resolution (and could round up to 1.0).
 """
 import numpy as np
 
@@ -33,11 +37,11 @@ def stream_key(seed, step):
 
 
 def counter_uniform(seed, step, n):
-    """``n`` uniforms in [0, 1) (float64, multiples of 2**-24) of stream ``(seed, step)``."""
+    """``n`` uniforms in [0, 1) (float64, multiples of 2**-53) of stream ``(seed, step)``."""
     key = stream_key(seed, step)
     with np.errstate(over="ignore"):
         counters = key + (np.arange(n, dtype=np.uint64) + np.uint64(1)) * GOLDEN
-    return (mix64(counters) >> np.uint64(40)).astype(np.float64) * 2.0**-24
+    return (mix64(counters) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def resolve_rng(seed=None, rng=None):
