@@ -16,6 +16,8 @@ zero already, so only tanh (gradient 1 at 0) reads the mask in the backward pass
 Serial by design: BLAS (``blas.gemm``) owns the cores during the GEMMs, and every other
 pass over these (batch x width) arrays is cheaper than waking a second thread pool.
 """
+import numpy as np
+
 from . import optimizers
 from .activations import IDENTITY, TANH
 from .affine import activation_grad_colsum, affine_forward
@@ -90,7 +92,10 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
 
     last = n_layers - 1
     w = view(params, layout[last, W], dims[last], dims[last + 1])
-    affine_forward(h, w, params[layout[last, B]:layout[last, B] + dims[last + 1]], 0, logits)
+    # An int64, not the literal 0: a literal argument compiles a second affine_forward
+    # (about a second of a cold start) beside the one Python's calls use.
+    affine_forward(h, w, params[layout[last, B]:layout[last, B] + dims[last + 1]],
+                   np.int64(IDENTITY), logits)
     loss = softmax_cross_entropy_grad(logits, labels, 1.0 / n, logits)
 
     no_mask = masks[:0]
