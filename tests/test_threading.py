@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 warnings.simplefilter("always")
 import numba
 import numpy as np
-from fastnet import config, nets, optimizers
+from fastnet import config, nets, optimizers, threading_info
 from fastnet.kernels import optimizers as update_kernels
 from fastnet.kernels.jit import pick
 
@@ -69,6 +69,7 @@ assert not any(s["took_parallel"] for s in serial)
 differ = [(seed, key) for seed, r, s in zip(seeds, results, serial)
           for key in ("adam", "W1", "losses") if r[key].tobytes() != s[key].tobytes()]
 print(json.dumps({"layer": numba.threading_layer(),
+                  "tbb_runtime": threading_info()["tbb_runtime"],
                   "workers_layers": sorted({r["layer"] for r in results}),
                   "differ": differ,
                   "warnings": [str(w.message) for w in caught]}))
@@ -108,5 +109,6 @@ def test_parallel_kernels_in_forked_workers_and_concurrent_threads(mode, layer):
     expected = layer or ("tbb" if has_tbb_wheel() else "workqueue")
     assert report["layer"] == expected
     assert report["workers_layers"] == [expected]
+    assert (report["tbb_runtime"] is not None) == (layer is None and has_tbb_wheel())
     fallback = [w for w in report["warnings"] if "TBB was not found" in w]
     assert len(fallback) == (expected == "workqueue" and layer is None)
