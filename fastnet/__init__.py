@@ -5,8 +5,9 @@ A drop-in for the ``common/`` package of *Deep Learning from Scratch*; see READM
 import os
 
 # Threading model (see fastnet/threads.py): BLAS owns the cores during GEMMs, Numba's
-# OpenMP pool during element-wise passes.  An idle pool must sleep, not spin, or the
-# two pools fight over the cores; GNU OpenMP reads this once, when it first starts.
+# pool during element-wise passes.  An idle pool must sleep, not spin, or the two pools
+# fight over the cores; an OpenMP pool (if the user picks Numba's omp layer) reads this
+# once, when it first starts.  fastnet.threads picks Numba's layer as it is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"

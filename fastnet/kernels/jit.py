@@ -36,7 +36,7 @@ from numba.core import event
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.dispatcher import Dispatcher
 
-from .. import __version__, _upstream, config
+from .. import __version__, _upstream, config, threads
 
 STAMP_SUFFIX = ".built"
 LOCK_NAME = "fastnet-jit.lock"
@@ -71,8 +71,14 @@ def serial_and_parallel(fn):
 
 
 def pick(kernel, size):
-    """The serial or the parallel build of ``kernel`` for a pass over ``size`` elements."""
-    return kernel.parallel_version if size >= config.PARALLEL_MIN_SIZE else kernel
+    """The serial or the parallel build of ``kernel`` for a pass over ``size`` elements;
+    the parallel build behind a process-wide lock where Numba's threading layer is not
+    thread-safe (see ``fastnet.threads``)."""
+    if size < config.PARALLEL_MIN_SIZE:
+        return kernel
+    if threads.parallel_kernels_threadsafe():
+        return kernel.parallel_version
+    return threads.one_at_a_time(kernel.parallel_version)
 
 
 def _cached(fn, options):

@@ -1,0 +1,114 @@
+"""Parallel kernels in forked workers and in several threads at once (fastnet/threads.py).
+
+Each case runs in a fresh interpreter, where fastnet picks Numba's threading layer as it
+is imported: once as fastnet chooses (TBB where the ``tbb`` wheel is installed, else
+workqueue with fastnet's lock) and once under a user's ``NUMBA_THREADING_LAYER=workqueue``.
+The results of the parallel builds, forked or concurrent, must equal to the bit those of
+the serial builds run one after another.  A worker that hangs or dies (GNU OpenMP kills
+a forked child that reaches a parallel kernel) fails the case after a timeout.
+"""
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT_S = 120  # for the workers, once the parent has compiled every kernel they run
+
+SCRIPT = """
+import json, multiprocessing, sys, warnings
+from concurrent.futures import ThreadPoolExecutor
+warnings.simplefilter("always")
+import numba
+import numpy as np
+from fastnet import config, nets, optimizers, threading_info
+from fastnet.kernels import optimizers as update_kernels
+from fastnet.kernels.jit import pick
+
+mode, wait_s = sys.argv[1], float(sys.argv[2])
+SIZE = 1 << 21  # well above config.PARALLEL_MIN_SIZE
+
+def work(seed):
+    # Adam on a 2M-parameter dict, then fused train steps of a 400k-parameter net (its
+    # Adam update is parallel too); what each returns is compared bit for bit.
+    rng = np.random.default_rng(seed)
+    params = {"W": rng.standard_normal(SIZE).astype(np.float32)}
+    adam = optimizers.Adam(lr=1e-3)
+    for _ in range(3):
+        adam.update(params, {"W": rng.standard_normal(SIZE).astype(np.float32)})
+    net = nets.MultiLayerNet(256, [512, 512], 10, weight_init_std="he", seed=seed)
+    x = rng.standard_normal((64, 256)).astype(np.float32)
+    t = rng.integers(0, 10, 64)
+    net_adam = optimizers.Adam(lr=1e-3)
+    losses = [net.train_step(x, t, net_adam) for _ in range(3)]
+    took_parallel = pick(update_kernels.adam, SIZE) is not update_kernels.adam
+    return {"adam": params["W"], "W1": net.params["W1"].copy(), "losses": np.array(losses),
+            "took_parallel": took_parallel, "layer": numba.threading_layer()}
+
+seeds = [1, 2, 3, 4]
+with warnings.catch_warnings(record=True) as caught:
+    work(0)  # compiles every kernel the workers run, and starts Numba's threads
+if mode == "fork":
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pending = pool.map_async(work, seeds)
+        try:
+            results = pending.get(timeout=wait_s)
+        except multiprocessing.TimeoutError:
+            sys.exit(f"forked workers gave no result within {wait_s} s")
+else:
+    with ThreadPoolExecutor(4) as threads:
+        results = list(threads.map(work, seeds))
+config.PARALLEL_MIN_SIZE = 1 << 62  # the serial builds only, one call after another
+serial = [work(seed) for seed in seeds]
+assert all(r["took_parallel"] for r in results)
+assert not any(s["took_parallel"] for s in serial)
+differ = [(seed, key) for seed, r, s in zip(seeds, results, serial)
+          for key in ("adam", "W1", "losses") if r[key].tobytes() != s[key].tobytes()]
+print(json.dumps({"layer": numba.threading_layer(),
+                  "tbb_runtime": threading_info()["tbb_runtime"],
+                  "workers_layers": sorted({r["layer"] for r in results}),
+                  "differ": differ,
+                  "warnings": [str(w.message) for w in caught]}))
+"""
+
+
+def has_tbb_wheel():
+    try:
+        importlib.metadata.version("tbb")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return sys.platform == "linux"
+
+
+def run(mode, layer):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("NUMBA_THREADING_LAYER") and k != "FASTNET_NUM_THREADS"}
+    env.update(NUMBA_NUM_THREADS="2", PYTHONPATH=os.pathsep.join(
+        [str(ROOT), env.get("PYTHONPATH", "")]))
+    if layer:
+        env["NUMBA_THREADING_LAYER"] = layer
+    done = subprocess.run([sys.executable, "-c", SCRIPT, mode, str(WAIT_S)], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=600 + WAIT_S,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["fork", "threads"])
+@pytest.mark.parametrize("layer", [None, "workqueue"], ids=["fastnets-choice", "workqueue"])
+def test_parallel_kernels_in_forked_workers_and_concurrent_threads(mode, layer):
+    if mode == "fork" and sys.platform != "linux":
+        pytest.skip("fork start method: Linux")
+    report = run(mode, layer)
+    assert not report["differ"], report
+    expected = layer or ("tbb" if has_tbb_wheel() else "workqueue")
+    assert report["layer"] == expected
+    assert report["workers_layers"] == [expected]
+    assert (report["tbb_runtime"] is not None) == has_tbb_wheel()
+    fallback = [w for w in report["warnings"] if "TBB was not found" in w]
+    assert len(fallback) == (expected == "workqueue" and layer is None)
