@@ -11,12 +11,13 @@ At import, the 64-bit-integer CBLAS ``sgemm``/``dgemm`` are looked up in NumPy's
 (``scipy_cblas_sgemm64_`` in NumPy 2 wheels, ``cblas_sgemm64_`` in NumPy 1.2x's).  LLVM
 gets them under fixed names, so cached kernels link to them by name in every process.
 Where they cannot be found through NumPy's extension module (Accelerate, MKL, a
-32-bit-integer build; on Windows a module's dependencies are not searched), ``gemm``
-is Numba's ``np.dot``.  ``BACKEND`` says which; the JIT stamp includes it.
+32-bit-integer build; on Windows a module's dependencies are not searched), or where
+``NUMBA_DISABLE_JIT=1`` runs the kernels as Python, ``gemm`` is Numba's ``np.dot``.  ``BACKEND`` says which; the JIT stamp includes it.
 """
 import ctypes
 
 import llvmlite.binding
+import numba
 import numpy as np
 from numba import types
 
@@ -50,7 +51,9 @@ def _external(name, real):
     return types.ExternalFunction(name, types.void(*args))
 
 
-_ADDRESSES = _numpy_cblas()
+# With NUMBA_DISABLE_JIT=1 the kernels run as Python, where an ExternalFunction cannot
+# be called: np.dot then.
+_ADDRESSES = None if numba.config.DISABLE_JIT else _numpy_cblas()
 BACKEND = "numpy-cblas" if _ADDRESSES else "numba-np.dot"
 
 if _ADDRESSES:
