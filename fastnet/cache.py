@@ -22,9 +22,13 @@ DTYPES = (np.float32, np.float64)
 def build(dtypes=DTYPES):
     """Compile (or load from the cache) every kernel for ``dtypes``; returns seconds.
 
-    Raises ``TypeError`` for a dtype other than float32 or float64.
+    Raises ``TypeError`` for a dtype other than float32 or float64, ``RuntimeError``
+    where there is no writable cache folder (nothing would be kept).
     """
     dtypes = [_validate.float_dtype(d) for d in dtypes]
+    if jit.cache_dir() is None:
+        raise RuntimeError("no cache folder to build: Numba finds none writable for "
+                           "fastnet's kernels (set NUMBA_CACHE_DIR to a writable folder)")
     started = time.perf_counter()
     for dtype in dtypes:
         # Element-wise passes take the parallel build from PARALLEL_MIN_SIZE elements.

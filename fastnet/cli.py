@@ -237,8 +237,13 @@ def train(args):
 
 def cache_command(args):
     from . import cache
+    if args.dtype and args.action != "build":
+        raise CommandError("--dtype goes with build only")
     if args.action == "build":
-        seconds = cache.build(args.dtype or cache.DTYPES)
+        try:
+            seconds = cache.build(args.dtype or cache.DTYPES)
+        except RuntimeError as err:
+            raise CommandError(str(err)) from None
         print(f"compiled or loaded every kernel in {seconds:.1f} s")
     elif args.action == "clear":
         cache.clear()

@@ -146,6 +146,41 @@ print("done")
     assert Path(jit.stamp_path(str(folder))).name in os.listdir(folder)
 
 
+@pytest.mark.slow
+def test_a_process_started_before_a_source_edit_leaves_no_stale_kernel(tmp_path):
+    """A long-running process compiles the sources it imported, under their stamp; a
+    process of the edited sources then compiles afresh rather than loading those."""
+    install = tmp_path / "site"
+    shutil.copytree(ROOT / "fastnet", install / "fastnet",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    env = clean_env(PYTHONPATH=str(install), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    go = tmp_path / "go"
+    loss = """
+import os, sys, time
+import numpy as np
+from fastnet.nets import MultiLayerNet
+from fastnet.optimizers import SGD
+while len(sys.argv) > 1 and not os.path.exists(sys.argv[1]):
+    time.sleep(0.1)
+net = MultiLayerNet(6, [5], 3, seed=0)
+print(net.train_step(np.ones((4, 6), np.float32), np.arange(4) % 3, SGD()))
+"""
+    old = subprocess.Popen([sys.executable, "-c", loss, str(go)], env=env, cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(5)  # imported, waiting
+    softmax_py = install / "fastnet" / "kernels" / "softmax.py"
+    source = softmax_py.read_text()
+    assert "    return loss / x.shape[0]\n" in source
+    softmax_py.write_text(source.replace("    return loss / x.shape[0]\n",
+                                         "    return 1000.0 + loss / x.shape[0]\n"))
+    go.write_text("")
+    out, err = old.communicate(timeout=600)
+    assert old.returncode == 0, err
+    new = run(loss, env, tmp_path)
+    assert new.returncode == 0, new.stderr
+    assert float(new.stdout) == pytest.approx(float(out) + 1000.0)
+
+
 def test_a_cache_of_other_sources_is_emptied_before_the_first_compilation(tmp_path, monkeypatch):
     """Numba checks a cached kernel against its own module only: a kernel whose module
     did not change but whose callee in another module did must not be loaded as cached.

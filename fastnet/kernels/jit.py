@@ -12,14 +12,18 @@ both).  Two guarantees on top of Numba's cache:
 * **Never a stale kernel.**  Numba checks a cached kernel against its own source file
   only, so a kernel whose module did not change would be loaded with the old copy of a
   changed callee from another module.  The cache folder therefore carries a stamp keyed
-  by the sources of every kernel module, the BLAS they call, and the fastnet, Numba and
-  Python versions.  Whoever compiles first under a new stamp deletes every cached
-  kernel and writes the stamp; a process of another version that finds the stamp
-  changed does the same, so the cache only ever holds kernels of one version.
+  by the fastnet version, the BLAS the kernels call and the sources of every kernel
+  module as this process imported them.  Whoever compiles first under a new stamp
+  deletes every cached kernel and writes the stamp; a process of other sources that
+  finds the stamp changed does the same, so the cache only ever holds kernels of one
+  version.
 
-The first compilation in a process prints one line to stderr.  Where no cache folder is
-writable at all, kernels compile in every process (with one warning saying how to
-enable caching).  ``fastnet cache build`` compiles everything ahead of time.
+The first compilation in a process prints one line to stderr, and so does a wait of
+more than ``LOCK_NOTICE_S`` seconds for another process's lock.  Where no cache folder
+is writable at all, kernels compile in every process (with one warning saying how to
+enable caching).  Numba uses a cache folder only where it can write: a cache built
+ahead of time (``fastnet cache build``) serves the users who can write to it, or
+``NUMBA_CACHE_DIR`` pointed at a writable copy.
 """
 import contextlib
 import functools
@@ -40,6 +44,7 @@ from .. import __version__, _upstream, config, threads
 
 STAMP_SUFFIX = ".built"
 LOCK_NAME = "fastnet-jit.lock"
+LOCK_NOTICE_S = 5  # a wait on the lock longer than this is announced
 KERNELS = []  # every cached dispatcher, serial and parallel builds
 
 
@@ -118,6 +123,8 @@ def cache_dir():
     """The folder of fastnet's cached kernels, or None where nothing is cached."""
     from . import softmax  # any kernel of this folder: they share one cache folder
 
+    if not isinstance(softmax.softmax, Dispatcher):  # NUMBA_DISABLE_JIT=1
+        return None
     return _upstream.numba_cache_dir(softmax.softmax)
 
 
@@ -144,18 +151,30 @@ def _locked_cache(dispatcher):
     if folder is None:
         yield
         return
-    with _file_lock(folder):
+    lock = _file_lock(folder)
+    try:
+        lock.acquire(timeout=LOCK_NOTICE_S)
+    except filelock.Timeout:
+        print(f"fastnet: waiting for another process's lock on the kernel cache {folder} "
+              f"({LOCK_NAME})...", file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
         stamp = stamp_path(folder)
         if not os.path.exists(stamp):
             clear_cache(folder)
             with open(stamp, "w") as handle:
                 handle.write(f"{sys.executable}\n")
         yield
+    finally:
+        lock.release()
 
 
 @functools.cache
-def _sources_digest():
-    """SHA-1 of every kernel module's source, the config module and the GEMM backend."""
+def sources_digest():
+    """SHA-1 of every kernel module's source, the config module and the GEMM backend,
+    as they are the first time this is called: ``fastnet.kernels`` calls it right
+    after importing every kernel module, so the stamp describes the code this process
+    compiles even if the files change while it runs."""
     from . import blas  # here, not at the top: blas itself is compiled with this module
 
     digest = hashlib.sha1(blas.BACKEND.encode())
@@ -168,8 +187,9 @@ def _sources_digest():
 
 def stamp_path(folder):
     """The stamp of this fastnet's kernels in cache folder ``folder``."""
-    tag = (f"fastnet-{__version__}-{_sources_digest()}-numba-{numba.__version__}"
-           f"-py{sys.version_info[0]}{sys.version_info[1]}")
+    # Not Numba's nor Python's version: Numba's index checks its own version, and its
+    # file names carry Python's, so interpreters sharing one folder do not collide.
+    tag = f"fastnet-{__version__}-{sources_digest()}"
     return os.path.join(folder, tag + STAMP_SUFFIX)
 
 
@@ -194,7 +214,7 @@ class _AnnounceFirstCompile(event.Listener):
     def on_start(self, ev):
         if not self.announced and ev.data["dispatcher"] in KERNELS:
             type(self).announced = True
-            where = cache_dir()
+            where = _upstream.numba_cache_dir(ev.data["dispatcher"])
             note = f"cached in {where}" if where else "not cached"
             print(f"fastnet: compiling kernels on first use ({note})...", file=sys.stderr,
                   flush=True)
