@@ -111,13 +111,19 @@ def vendor(html_dir, cache):
         page.write_text(text)
 
 
+def _positive(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of commits >= 1, got {text!r}")
+    return int(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("range", nargs="?",
                         help="asv range of commits to measure (default: the last --last "
                              "commits of the config's first branch); measured ones are skipped")
-    parser.add_argument("--last", type=int, default=20, metavar="N",
+    parser.add_argument("--last", type=_positive, default=20, metavar="N",
                         help="without a range, measure the last N commits (default 20)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--working-tree", action="store_true",
@@ -146,13 +152,20 @@ def main(argv=None):
         if not Path(MachineCollection.get_machine_file_path()).exists():
             subprocess.run(ASV + ["machine", "--yes"] + config, check=True)
         benches = [arg for regex in args.bench for arg in ("--bench", regex)]
+        env = None
         if args.working_tree:
             commits = ["--python=same", "--set-commit-hash", "HEAD"]
+            # The checkout's fastnet, not whichever is installed: asv passes
+            # ASV_PYTHONPATH, not PYTHONPATH, to the benchmarks.
+            checkout = (args.config.resolve().parent / conf.repo).resolve()
+            env = dict(os.environ, ASV_PYTHONPATH=os.pathsep.join(
+                filter(None, [str(checkout), os.environ.get("ASV_PYTHONPATH")])))
         else:
             branch = conf.branches[0] or "HEAD"
             commits = [args.range or f"{branch}~{args.last}..{branch}", "--skip-existing-commits"]
         # asv exits with 2 when a benchmark fails: publish what was measured anyway.
-        run = subprocess.run(ASV + ["run", "--show-stderr"] + commits + benches + config)
+        run = subprocess.run(ASV + ["run", "--show-stderr"] + commits + benches + config,
+                             env=env)
         status = run.returncode
     subprocess.run(ASV + ["publish"] + config, check=True)
     html_dir = args.config.resolve().parent / conf.html_dir
