@@ -96,3 +96,17 @@ def test_leak_without_psutil(capsys, monkeypatch):
     leak = report["workloads"]["leak"]
     assert leak["ratios"]["rss_growth_mb"] is None and "psutil" in leak["description"]
     assert [t["status"] for t in leak["targets"]] == ["SKIP"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gap", "-1"], "--gap: expected a number >= 0"),
+    (["--leak-steps", "0"], "--leak-steps: expected an integer >= 1"),
+    (["--seconds", "nan"], "--seconds: expected a number > 0"),
+    (["--seconds", "0"], "--seconds: expected a number > 0"),
+    (["--save", "/nonexistent-folder/x.json"], "--save: cannot write into the folder"),
+])
+def test_bad_arguments_are_refused_before_any_run(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([*args, "--workload", "mlp-sgd"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

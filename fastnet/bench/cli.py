@@ -1,10 +1,27 @@
 """The command line of ``fastnet bench`` (also ``python -m fastnet.bench``)."""
 import argparse
+import math
+import os
 import sys
 
 from .harness import FULL, QUICK, default_threads
 from .report import format_report, write_json
 from .runner import WORKLOADS, run
+
+
+def _number(low, low_open, kind=float):
+    """An argparse type: a finite ``kind`` above ``low`` (or at it, unless ``low_open``)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < low or (low_open and value == low):
+            bound = f"> {low}" if low_open else f">= {low}"
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}")
+        return value
+    return parse
 
 
 def build_parser():
@@ -23,12 +40,12 @@ def build_parser():
                         help="also write the JSON results to PATH")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for Numba, BLAS and torch (default: every usable core)")
-    parser.add_argument("--seconds", type=float, default=None,
+    parser.add_argument("--seconds", type=_number(0, low_open=True), default=None,
                         help="measurement time per workload (default 20, 1 with --quick)")
-    parser.add_argument("--gap", type=float, default=None,
+    parser.add_argument("--gap", type=_number(0, low_open=False), default=None,
                         help="pause in seconds before each timed sample, for idle thread "
                              "pools to go to sleep (default 0.15, 0.12 with --quick)")
-    parser.add_argument("--leak-steps", type=int, default=None,
+    parser.add_argument("--leak-steps", type=_number(1, low_open=False, kind=int), default=None,
                         help="train steps of the leak check (default 10000, 2000 with --quick)")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out")
     parser.add_argument("--torch-omp-wait-policy", choices=("default", "inherit"),
@@ -60,6 +77,8 @@ def main(argv=None):
     if not 1 <= n_threads <= numba.config.NUMBA_NUM_THREADS:
         parser.error(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
                      f"(NUMBA_NUM_THREADS), got {n_threads}")
+    if args.save and not os.access(os.path.dirname(os.path.abspath(args.save)), os.W_OK):
+        parser.error(f"--save: cannot write into the folder of {args.save}")
     settings = {**(QUICK if args.quick else FULL), "quick": args.quick}
     if args.seconds is not None:
         settings["seconds"] = args.seconds
