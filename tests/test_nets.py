@@ -7,6 +7,7 @@ import pytest
 from cases import DTYPES, NET_CASES, NETS, OPTIMIZERS, assert_close, optimizer_state
 from numpy.testing import assert_allclose, assert_array_equal
 
+from fastnet import layers as fast_layers
 from fastnet import nets as fast_nets
 from fastnet import optimizers as fast_optimizers
 from fastnet import trainer as fast_trainer
@@ -62,6 +63,8 @@ def test_gradient_matches_numerical_gradient(case):
     freeze_dropout(net)
     x, t = batch(0)
     numeric = net.numerical_gradient(x, t)
+    for layer in dropouts(net):  # gradient() is one fused pass, not a patched ``_loss``
+        layer.step = 0
     analytic = net.gradient(x, t)
     assert analytic.keys() == numeric.keys() == net.params.keys()
     for key in numeric:
@@ -169,6 +172,20 @@ def test_train_step_matches_gradient_then_update(opt_case, net_case, dtype):
     assert {f"W{i}" for i in (1, 2, 3)} <= set(moved)
 
 
+def test_gradient_returns_the_gradient_arena():
+    """``gradient()`` returns ``net.grads``, views into the gradient arena that the next
+    call overwrites; the book's dict of arrays shaped like ``params``."""
+    net = make_net(fast_nets, NET_CASES[-1])
+    first = net.gradient(*batch(0))
+    kept = {k: v.copy() for k, v in first.items()}
+    assert first is net.grads and first.intact() and first.keys() == net.params.keys()
+    for key, grad in first.items():
+        assert grad.shape == net.params[key].shape and grad.base is net._grad_arena
+    second = net.gradient(*batch(1))
+    assert second is first
+    assert not np.array_equal(kept["W1"], second["W1"])
+
+
 def test_sgd_steps_inside_the_backward_pass():
     """fastnet's SGD updates each weight matrix in the GEMM that would have computed its
     gradient, so the step leaves the weight gradients unwritten; a subclass, which may
@@ -189,9 +206,10 @@ def test_sgd_steps_inside_the_backward_pass():
 @pytest.mark.parametrize("ratio", [0.0, 0.3, 1.0])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_train_step_dropout_masks_equal_the_layers(dtype, ratio, n):
-    """The fused step's dropout masks, read from its workspace, equal those of the
-    Dropout layers in ``gradient()``, at the edge rates too; with ``n`` rows each hidden
-    layer's Dropout takes the serial or the parallel kernel (the fused step the serial)."""
+    """The fused step's dropout masks, read from its workspace, equal those of
+    ``gradient()`` and those a Dropout layer of the same seed and step draws, at the edge
+    rates too; with ``n`` rows the Dropout layer takes the serial or the parallel kernel
+    (the fused passes the serial)."""
     kwargs = {"use_dropout": True, "dropout_ratio": ratio, "dtype": dtype, "seed": 5}
     fused, book = (fast_nets.MultiLayerNetExtend(*SIZES, **kwargs) for _ in range(2))
     for step in range(2):
@@ -201,6 +219,10 @@ def test_train_step_dropout_masks_equal_the_layers(dtype, ratio, n):
         masks, offset = fused._workspace(n)["masks"], 0
         for layer in dropouts(book):
             assert_array_equal(masks[offset:offset + layer.mask.size], layer.mask.reshape(-1))
+            alone = fast_layers.Dropout(ratio, seed=layer.seed)
+            alone.step = step
+            alone.forward(np.ones(layer.mask.shape, dtype))
+            assert_array_equal(alone.mask, layer.mask)
             offset += layer.mask.size
         assert offset == masks.size
         if ratio in (0, 1):

@@ -37,15 +37,17 @@ def view(arena, offset, rows, cols):
 
 @jit
 def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
-                   bn_momenta, bn_eps, dropout_ratios, keys, sgd,
+                   bn_momenta, bn_eps, dropout_ratios, keys, sgd, weight_decay,
                    acts, xns, stds, masks, scratch, logits):
     """Forward and backward of one mini-batch; returns the mean cross-entropy.
 
-    ``grads`` receives every gradient (without weight decay, which the optimizer folds
-    in). With batch norm, ``bn_momenta[l]`` is hidden layer l's momentum and ``running``
-    is updated; without, ``bn_momenta`` is empty. With dropout, ``dropout_ratios[l]``
-    and ``keys[l]`` are hidden layer l's ratio and stream key; without, both are empty.
-    ``sgd`` is empty, or ``(lr, weight_decay)`` to apply the book's SGD in the backward
+    ``grads`` receives every gradient; each weight matrix's has ``weight_decay * W``
+    added (the book's ``gradient()``: pass the net's lambda), or none (pass 0 where the
+    optimizer folds the decay into its own pass). With batch norm, ``bn_momenta[l]`` is
+    hidden layer l's momentum and ``running`` is updated; without, ``bn_momenta`` is
+    empty. With dropout, ``dropout_ratios[l]`` and ``keys[l]`` are hidden layer l's ratio
+    and stream key; without, both are empty. ``sgd`` is empty, or ``(lr, weight_decay)``
+    (``weight_decay`` is then not read) to apply the book's SGD in the backward
     pass: each weight matrix then takes its step inside the GEMM that would have made
     its gradient, ``W = (1 - lr wd) W - lr h^T dz`` (BLAS's ``beta = 1``), and that
     gradient is never written to ``grads``; biases, gammas and betas get their gradients
@@ -129,6 +131,12 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
                 for column in (GAMMA, BETA):
                     optimizers.sgd(params[layout[l, column]:layout[l, column] + d],
                                    grads[layout[l, column]:layout[l, column] + d], lr, no_decay)
+        elif weight_decay:  # gW = wd W + h^T dz: BLAS's beta = 1 adds the product
+            gw = view(grads, layout[l, W], d_in, d)
+            for i in range(d_in):
+                for j in range(d):
+                    gw[i, j] = weight_decay * w[i, j]
+            gemm_update(h_in.T, dz, 1.0, 1.0, gw)
         else:
             gemm(h_in.T, dz, view(grads, layout[l, W], d_in, d))
     return loss
