@@ -2,15 +2,16 @@
 
 ``MultiLayerNet`` and ``MultiLayerNetExtend`` are their ``fastnet.reference.nets``
 namesakes built from ``fastnet.layers``.  The book's ``gradient()`` runs one fused
-forward and backward pass (``network.mlp_train_step``); ``predict``, ``loss`` and
-``accuracy`` run the layers one by one.  On top,
+forward and backward pass (``network.mlp_train_step``) and
+``optimizer.update(net.params, grads)`` one pass over the arena; ``predict``, ``loss``
+and ``accuracy`` run the layers one by one.  On top,
 ``train_step(x, t, optimizer)`` runs forward, backward and update of the whole net in
 two kernel calls:
 
 * every parameter lives in one flat arena (weights first, then biases, gammas and
   betas); ``params[key]`` and the layers hold views into it, so the book's dict still
   works and an optimizer sees one contiguous block (``params`` and ``grads`` are
-  ``fastnet.arena.ArenaDict`` instances, which carry their arena);
+  ``fastnet.arena.ArenaDict`` instances, which carry their arena to the optimizer);
 * gradients, running statistics and per-batch workspaces are arenas too, allocated
   once per batch size, so a step allocates nothing but a few small arrays;
 * the optimizer's fused ``update_flat`` folds weight decay into its single pass, and
@@ -202,7 +203,8 @@ class _FusedNet:
         gradient arena, overwritten by the next ``gradient()`` or ``train_step()``
         (copy them to keep them).  ``last_layer.loss`` holds the batch's cross-entropy
         and each Dropout layer's ``mask`` its mask; the other layers' saved inputs and
-        gradients (``Affine.dW``...) are not written.
+        gradients (``Affine.dW``...) are not written.  Handing ``net.params`` and this
+        dict to a ``fastnet.optimizers`` optimizer updates the arena in one pass.
         """
         x = self._rows(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)

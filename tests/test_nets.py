@@ -172,6 +172,27 @@ def test_train_step_matches_gradient_then_update(opt_case, net_case, dtype):
     assert {f"W{i}" for i in (1, 2, 3)} <= set(moved)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("net_case", NETS)
+@pytest.mark.parametrize("opt_case", [c for c in OPTIMIZERS if c.id in ("sgd", "adam")])
+def test_book_path_matches_the_reference(opt_case, net_case, dtype, monkeypatch):
+    """``optimizer.update(net.params, net.gradient(x, t))`` on fastnet's net: the
+    reference net's trajectory (weight decay added once, by ``gradient()``), with one
+    flat update pass per step."""
+    fast, ref = make_net(fast_nets, net_case, dtype), make_net(reference_nets, net_case, dtype)
+    fast_opt, ref_opt = opt_case.make(fast_optimizers), opt_case.make(reference_optimizers)
+    update_flat, calls = fast_opt.update_flat, []
+    monkeypatch.setattr(fast_opt, "update_flat",
+                        lambda *args: calls.append(args) or update_flat(*args))
+    inert = inert_biases(ref, opt_case)
+    for step in range(5):
+        x, t = batch(step, dtype=dtype)
+        assert_close(book_step(fast, x, t, fast_opt), book_step(ref, x, t, ref_opt), dtype,
+                     f"loss of step {step}", check_dtype=False)
+    assert len(calls) == 5
+    assert_same_nets(fast, ref, dtype, skip=inert)
+
+
 def test_gradient_returns_the_gradient_arena():
     """``gradient()`` returns ``net.grads``, views into the gradient arena that the next
     call overwrites; the book's dict of arrays shaped like ``params``."""
