@@ -65,6 +65,8 @@ def _nets(dtype):
     for optimizer in (optimizers.SGD(), optimizers.Adam()):
         net.train_step(x, t, optimizer)
     net.accuracy(x, t)
+    net.predict(x)
+    net.loss(x, t)
     net.gradient(x, t)
 
 

@@ -1,10 +1,10 @@
 """The book's nets on compiled kernels, with a fused training step.
 
 ``MultiLayerNet`` and ``MultiLayerNetExtend`` are their ``fastnet.reference.nets``
-namesakes built from ``fastnet.layers``.  The book's ``gradient()`` runs one fused
-forward and backward pass (``network.mlp_train_step``) and
-``optimizer.update(net.params, grads)`` one pass over the arena; ``predict``, ``loss``
-and ``accuracy`` run the layers one by one.  On top,
+namesakes built from ``fastnet.layers``.  The book's calls run compiled whole-net
+passes: ``gradient()`` one fused forward and backward (``network.mlp_train_step``),
+``predict``/``loss``/``accuracy`` one inference pass over chunks of rows, and
+``optimizer.update(net.params, grads)`` one pass over the arena.  On top,
 ``train_step(x, t, optimizer)`` runs forward, backward and update of the whole net in
 two kernel calls:
 
@@ -29,6 +29,8 @@ from .arena import ArenaDict
 from .kernels import activations, network
 from .reference import nets as reference
 from .reference.random import stream_key
+
+INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
 
 
 class _FusedNet:
@@ -78,6 +80,7 @@ class _FusedNet:
         self._batchnorms = [layer for key, layer in self.layers.items()
                             if key.startswith("BatchNorm")]
         self._workspaces = {}
+        self._infer_ws = None
         self._no_sgd = np.empty(0, self.dtype)
 
     def _bind_params(self):
@@ -212,6 +215,56 @@ class _FusedNet:
         self.last_layer.loss = self._forward_backward(x, labels, self._no_sgd,
                                                       self.weight_decay_lambda)
         return self.grads
+
+    # ---------------------------------------------------------------- inference
+
+    def _inference(self, rows):
+        """The inference kernels' arguments after ``x``, with workspaces for up to
+        ``rows`` rows per chunk (grown, never shrunk, across calls)."""
+        self._sync_params()
+        rows = min(rows, INFERENCE_CHUNK)
+        if self._infer_ws is None or self._infer_ws[0] < rows:
+            self._infer_ws = (rows, np.empty(sum(self.hidden_size_list), self.dtype),
+                              np.empty((2, rows * max(self.hidden_size_list, default=0)),
+                                       self.dtype),
+                              np.empty((rows, self.output_size), self.dtype))
+        _, stds, scratch, _ = self._infer_ws
+        scales = np.array([1 - d.dropout_ratio for d in self._dropouts], self.dtype)
+        return (self._dims, self._layout, activations.CODES[self.activation], self._arena,
+                self._running, layers.BN_EPS, scales, INFERENCE_CHUNK, stds, scratch)
+
+    def _trains_differently(self, train_flg):
+        return train_flg and (self.use_batchnorm or self.use_dropout)
+
+    def predict(self, x, train_flg=False):
+        """The logits of ``x``.  Inference mode (batch norm's running statistics,
+        dropout's ``* (1 - ratio)``) runs one compiled pass, ``INFERENCE_CHUNK`` rows at
+        a time; ``train_flg=True`` (``MultiLayerNetExtend``) runs the training layers."""
+        if self._trains_differently(train_flg):
+            return self._forward(x, True)
+        x = self._rows(x)
+        out = np.empty((x.shape[0], self.output_size), self.dtype)
+        network.mlp_predict(x, *self._inference(x.shape[0]), out)
+        return out
+
+    def loss(self, x, t, train_flg=False):
+        """Cross-entropy of ``predict(x, train_flg)`` against ``t`` plus the weight decay."""
+        if self._trains_differently(train_flg):
+            return self._loss(x, t, True)
+        x = self._rows(x)
+        labels = _validate.labels(t, x.shape[0], self.output_size)
+        return network.mlp_cross_entropy(x, labels, *self._inference(x.shape[0]),
+                                         self._infer_ws[3]) + self._penalty()
+
+    def accuracy(self, x, t):
+        """The fraction of samples whose largest logit is the label (``t``: labels or
+        one-hot), from one compiled inference pass."""
+        x = self._rows(x)
+        y = np.empty(x.shape[0], np.int64)
+        network.mlp_predict_labels(x, *self._inference(x.shape[0]), self._infer_ws[3], y)
+        if t.ndim != 1:
+            t = np.argmax(t, axis=1)
+        return np.sum(y == t) / float(x.shape[0])
 
 
 class MultiLayerNet(_FusedNet, reference.MultiLayerNet):

@@ -207,6 +207,52 @@ def test_gradient_returns_the_gradient_arena():
     assert not np.array_equal(kept["W1"], second["W1"])
 
 
+# ------------------------------------------------------------------ inference
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", NETS)
+def test_inference_matches_the_reference(case, dtype, monkeypatch):
+    """predict, loss and accuracy after some training (real running statistics), in
+    chunks of 3 rows (the last one short), train_flg False and True."""
+    monkeypatch.setattr(fast_nets, "INFERENCE_CHUNK", 3)
+    fast, ref = make_net(fast_nets, case, dtype, seed=6), make_net(reference_nets, case, dtype, seed=6)
+    for step in range(3):
+        x, t = batch(step, dtype=dtype)
+        book_step(fast, x, t, fast_optimizers.SGD(0.3))
+        book_step(ref, x, t, reference_optimizers.SGD(0.3))
+    x, t = batch(5, n=11, dtype=dtype)
+    onehot = np.eye(SIZES[2], dtype=dtype)[t]
+    flags = [False, True] if case.extend else [None]
+    for flag in flags:
+        kwargs = {} if flag is None else {"train_flg": flag}
+        predicted = fast.predict(x, **kwargs)
+        assert predicted.dtype == dtype
+        assert_close(predicted, ref.predict(x, **kwargs), dtype, f"predict {kwargs}")
+        assert_close(fast.loss(x, t, **kwargs), ref.loss(x, t, **kwargs), dtype,
+                     f"loss {kwargs}", check_dtype=False)
+        assert_close(fast.loss(x, onehot, **kwargs), ref.loss(x, onehot, **kwargs), dtype,
+                     f"loss one-hot {kwargs}", check_dtype=False)
+    assert fast.accuracy(x, t) == ref.accuracy(x, t) == fast.accuracy(x, onehot)
+    assert 0 < fast.accuracy(x, t) < 1
+    assert_same_nets(fast, ref, np.dtype(dtype))  # train_flg=True moved both alike
+
+
+def test_inference_of_many_rows_and_images():
+    """4-D image input, more rows than a chunk, and argmax ties, NaN as np.argmax."""
+    net = make_net(fast_nets, NET_CASES[-1], np.float32, sizes=(12, [9, 7], 4))
+    ref = make_net(reference_nets, NET_CASES[-1], np.float32, sizes=(12, [9, 7], 4))
+    x = np.random.default_rng(3).standard_normal((fast_nets.INFERENCE_CHUNK * 2 + 5, 1, 3, 4))
+    assert_close(net.predict(x), ref.predict(x), np.float32, "predict")
+    zeros = make_net(fast_nets, NET_CASES[0], sizes=(12, [9, 7], 4))
+    for key in zeros.params:
+        zeros.params[key][...] = 0
+    assert_array_equal(zeros.predict(x), 0)
+    assert zeros.accuracy(x, np.zeros(x.shape[0], int)) == 1.0  # all tied: the first
+    x[1, 0, 0, 0] = np.nan
+    assert np.isnan(net.predict(x)[1]).all()
+    assert net.accuracy(x[:2], np.zeros(2, int)) == ref.accuracy(x[:2], np.zeros(2, int))
+
+
 def test_sgd_steps_inside_the_backward_pass():
     """fastnet's SGD updates each weight matrix in the GEMM that would have computed its
     gradient, so the step leaves the weight gradients unwritten; a subclass, which may
