@@ -68,6 +68,7 @@ def _nets(dtype):
     net.predict(x)
     net.loss(x, t)
     net.gradient(x, t)
+    net.numerical_gradient(x, t)
 
 
 def info():

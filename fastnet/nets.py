@@ -3,8 +3,9 @@
 ``MultiLayerNet`` and ``MultiLayerNetExtend`` are their ``fastnet.reference.nets``
 namesakes built from ``fastnet.layers``.  The book's calls run compiled whole-net
 passes: ``gradient()`` one fused forward and backward (``network.mlp_train_step``),
-``predict``/``loss``/``accuracy`` one inference pass over chunks of rows, and
-``optimizer.update(net.params, grads)`` one pass over the arena.  On top,
+``predict``/``loss``/``accuracy`` one inference pass over chunks of rows,
+``numerical_gradient()`` one float64 call, and ``optimizer.update(net.params, grads)``
+one pass over the arena.  On top,
 ``train_step(x, t, optimizer)`` runs forward, backward and update of the whole net in
 two kernel calls:
 
@@ -31,6 +32,7 @@ from .reference import nets as reference
 from .reference.random import stream_key
 
 INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
+NUMERICAL_H = 1e-4  # the book's step of central differences
 
 
 class _FusedNet:
@@ -114,25 +116,28 @@ class _FusedNet:
 
     def _workspace(self, n):
         if n not in self._workspaces:
-            hidden = sum(self.hidden_size_list)
-            self._workspaces = {n: dict(
-                acts=np.empty(n * hidden, self.dtype),
-                xns=np.empty(n * hidden if self.use_batchnorm else 0, self.dtype),
-                stds=np.empty(hidden, self.dtype),
-                masks=np.empty(n * hidden if self.use_dropout else 0, bool),
-                scratch=np.empty((2, n * max(self.hidden_size_list, default=0)), self.dtype),
-                logits=np.empty((n, self.output_size), self.dtype))}
-            masks, offset = self._workspaces[n]["masks"], 0
-            self._workspaces[n]["mask_views"] = views = []
-            for width in self.hidden_size_list[:len(self._dropouts)]:
-                views.append(masks[offset:offset + n * width].reshape(n, width))
-                offset += n * width
+            self._workspaces = {n: self._new_workspace(n, self.dtype)}
         return self._workspaces[n]
 
-    def _rows(self, x):
-        """``x`` as C-contiguous (N, input_size) rows of the net's dtype, converted as
-        the book's ``np.asarray(x, dtype)`` would."""
-        x = _validate.float_array(np.asarray(x, dtype=self.dtype), "x")
+    def _new_workspace(self, n, dtype):
+        """The fused training kernels' workspaces for a batch of ``n`` rows."""
+        hidden = sum(self.hidden_size_list)
+        ws = dict(acts=np.empty(n * hidden, dtype),
+                  xns=np.empty(n * hidden if self.use_batchnorm else 0, dtype),
+                  stds=np.empty(hidden, dtype),
+                  masks=np.empty(n * hidden if self.use_dropout else 0, bool),
+                  scratch=np.empty((2, n * max(self.hidden_size_list, default=0)), dtype),
+                  logits=np.empty((n, self.output_size), dtype))
+        ws["mask_views"], offset = [], 0
+        for width in self.hidden_size_list[:len(self._dropouts)]:
+            ws["mask_views"].append(ws["masks"][offset:offset + n * width].reshape(n, width))
+            offset += n * width
+        return ws
+
+    def _rows(self, x, dtype=None):
+        """``x`` as C-contiguous (N, input_size) rows of ``dtype`` (the net's), converted
+        as the book's ``np.asarray(x, dtype)`` would."""
+        x = _validate.float_array(np.asarray(x, dtype=dtype or self.dtype), "x")
         x = x.reshape(x.shape[0], -1)
         if x.shape[1] != self.input_size:
             raise ValueError(f"x has {x.shape[1]} features per sample, the net expects "
@@ -145,21 +150,25 @@ class _FusedNet:
         weights = self._arena[:self._n_decayed]
         return 0.5 * decay * float(np.dot(weights, weights)) if decay else 0.0
 
+    def _training_args(self):
+        """Batch norm's momenta, dropout's ratios and the dropout layers' next stream keys."""
+        return (np.array([bn.momentum for bn in self._batchnorms], np.float64),
+                np.array([d.dropout_ratio for d in self._dropouts], np.float64),
+                np.array([stream_key(d.seed, d.step) for d in self._dropouts], np.uint64))
+
     def _forward_backward(self, x, labels, sgd, weight_decay):
         """The fused kernel on one mini-batch (params already synced); returns the mean
         cross-entropy.  Dropout layers advance one step and get the masks drawn (views
         into the workspace, overwritten by the next pass)."""
-        keys = np.array([stream_key(d.seed, d.step) for d in self._dropouts], np.uint64)
+        momenta, ratios, keys = self._training_args()
         for d in self._dropouts:
             d.step += 1
         ws = self._workspace(x.shape[0])
         loss = network.mlp_train_step(
             x, labels, self._dims, self._layout, activations.CODES[self.activation],
-            self._arena, self._grad_arena, self._running,
-            np.array([bn.momentum for bn in self._batchnorms], np.float64), layers.BN_EPS,
-            np.array([d.dropout_ratio for d in self._dropouts], np.float64), keys, sgd,
-            weight_decay, ws["acts"], ws["xns"], ws["stds"], ws["masks"], ws["scratch"],
-            ws["logits"])
+            self._arena, self._grad_arena, self._running, momenta, layers.BN_EPS, ratios,
+            keys, sgd, weight_decay, ws["acts"], ws["xns"], ws["stds"], ws["masks"],
+            ws["scratch"], ws["logits"])
         for d, mask in zip(self._dropouts, ws["mask_views"]):
             d.mask = mask
         return loss
@@ -215,6 +224,30 @@ class _FusedNet:
         self.last_layer.loss = self._forward_backward(x, labels, self._no_sgd,
                                                       self.weight_decay_lambda)
         return self.grads
+
+    def numerical_gradient(self, x, t):
+        """The gradient of the training loss by central differences (h = 1e-4), keyed
+        like ``params``: float64 arrays, computed in float64 whatever the net's dtype, in
+        one compiled call (two training forward passes per parameter).
+
+        Unlike the book's, whose every evaluation draws new dropout masks and moves the
+        running statistics, every evaluation uses the masks that the next ``gradient()``
+        draws, so that the two compare directly, and the net is left as it was (dropout
+        steps and running statistics included).
+        """
+        x = self._rows(x, np.float64)
+        labels = _validate.labels(t, x.shape[0], self.output_size)
+        self._sync_params()
+        params = self._arena.astype(np.float64)
+        grads = np.empty_like(params)
+        ws = self._new_workspace(x.shape[0], np.float64)
+        momenta, ratios, keys = self._training_args()
+        network.mlp_numerical_gradient(
+            x, labels, self._dims, self._layout, activations.CODES[self.activation], params,
+            self._running.astype(np.float64), momenta, layers.BN_EPS, ratios, keys,
+            self.weight_decay_lambda, self._n_decayed, NUMERICAL_H, ws["acts"], ws["xns"],
+            ws["stds"], ws["masks"], ws["scratch"], ws["logits"], grads)
+        return dict(ArenaDict(grads, self._views))
 
     # ---------------------------------------------------------------- inference
 

@@ -1,5 +1,6 @@
-"""A whole multi-layer-perceptron training step (forward and backward) in one call, and
-its inference forward pass (``mlp_predict``, ``mlp_predict_labels``, ``mlp_cross_entropy``).
+"""A whole multi-layer-perceptron training step (forward and backward) in one call, its
+central-difference gradient (``mlp_numerical_gradient``) and its inference forward pass
+(``mlp_predict``, ``mlp_predict_labels``, ``mlp_cross_entropy``).
 
 The net is ``[Affine -> (BatchNorm) -> act -> (Dropout)] * (L-1) -> Affine ->
 SoftmaxWithLoss``, the book's ``MultiLayerNetExtend``.  Parameters, gradients and
@@ -41,28 +42,12 @@ def view(arena, offset, rows, cols):
     return arena[offset:offset + rows * cols].reshape((rows, cols))
 
 
-@jit
-def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
-                   bn_momenta, bn_eps, dropout_ratios, keys, sgd, weight_decay,
-                   acts, xns, stds, masks, scratch, logits):
-    """Forward and backward of one mini-batch; returns the mean cross-entropy.
-
-    ``grads`` receives every gradient; each weight matrix's has ``weight_decay * W``
-    added (the book's ``gradient()``: pass the net's lambda), or none (pass 0 where the
-    optimizer folds the decay into its own pass). With batch norm, ``bn_momenta[l]`` is
-    hidden layer l's momentum and ``running`` is updated; without, ``bn_momenta`` is
-    empty. With dropout, ``dropout_ratios[l]`` and ``keys[l]`` are hidden layer l's ratio
-    and stream key; without, both are empty. ``sgd`` is empty, or ``(lr, weight_decay)``
-    (``weight_decay`` is then not read) to apply the book's SGD in the backward
-    pass: each weight matrix then takes its step inside the GEMM that would have made
-    its gradient, ``W = (1 - lr wd) W - lr h^T dz`` (BLAS's ``beta = 1``), and that
-    gradient is never written to ``grads``; biases, gammas and betas get their gradients
-    and then ``p -= lr g``. ``scratch`` (2, N * widest hidden layer) holds what a hidden
-    layer computes before its activation in the forward pass, and the back-propagated
-    gradients in the backward pass, so that no pass reads and writes one buffer through
-    two names (such a pass does not vectorise); ``logits`` ends holding
-    d(loss)/d(logits).
-    """
+@inline
+def train_forward(x, labels, dims, layout, act, params, running, bn_momenta, bn_eps,
+                  dropout_ratios, keys, acts, xns, stds, masks, scratch, logits):
+    """The forward pass of ``mlp_train_step`` (arguments as there): returns the mean
+    cross-entropy, leaves d(loss)/d(logits) in ``logits`` and, in the workspaces, what
+    the backward pass reads."""
     n = x.shape[0]
     n_layers = dims.size - 1
     bn = bn_momenta.size > 0
@@ -99,7 +84,40 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
     last = n_layers - 1
     w = view(params, layout[last, W], dims[last], dims[last + 1])
     affine_forward(h, w, params[layout[last, B]:layout[last, B] + dims[last + 1]], 0, logits)
-    loss = softmax_cross_entropy_grad(logits, labels, 1.0 / n, logits)
+    return softmax_cross_entropy_grad(logits, labels, 1.0 / n, logits)
+
+
+@jit
+def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
+                   bn_momenta, bn_eps, dropout_ratios, keys, sgd, weight_decay,
+                   acts, xns, stds, masks, scratch, logits):
+    """Forward and backward of one mini-batch; returns the mean cross-entropy.
+
+    ``grads`` receives every gradient; each weight matrix's has ``weight_decay * W``
+    added (the book's ``gradient()``: pass the net's lambda), or none (pass 0 where the
+    optimizer folds the decay into its own pass). With batch norm, ``bn_momenta[l]`` is
+    hidden layer l's momentum and ``running`` is updated; without, ``bn_momenta`` is
+    empty. With dropout, ``dropout_ratios[l]`` and ``keys[l]`` are hidden layer l's ratio
+    and stream key; without, both are empty. ``sgd`` is empty, or ``(lr, weight_decay)``
+    (``weight_decay`` is then not read) to apply the book's SGD in the backward
+    pass: each weight matrix then takes its step inside the GEMM that would have made
+    its gradient, ``W = (1 - lr wd) W - lr h^T dz`` (BLAS's ``beta = 1``), and that
+    gradient is never written to ``grads``; biases, gammas and betas get their gradients
+    and then ``p -= lr g``. ``scratch`` (2, N * widest hidden layer) holds what a hidden
+    layer computes before its activation in the forward pass, and the back-propagated
+    gradients in the backward pass, so that no pass reads and writes one buffer through
+    two names (such a pass does not vectorise); ``logits`` ends holding
+    d(loss)/d(logits).
+    """
+    n = x.shape[0]
+    n_layers = dims.size - 1
+    bn = bn_momenta.size > 0
+    loss = train_forward(x, labels, dims, layout, act, params, running, bn_momenta, bn_eps,
+                         dropout_ratios, keys, acts, xns, stds, masks, scratch, logits)
+    std_offset = 0  # past the last hidden layer's entries in the workspaces
+    for l in range(1, n_layers):
+        std_offset += dims[l]
+    offset = n * std_offset
 
     no_mask = masks[:0]
     dz = logits
@@ -147,6 +165,37 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
             gemm(h_in.T, dz, view(grads, layout[l, W], d_in, d))
     return loss
 
+
+
+@jit
+def mlp_numerical_gradient(x, labels, dims, layout, act, params, running, bn_momenta, bn_eps,
+                           dropout_ratios, keys, weight_decay, n_decayed, h,
+                           acts, xns, stds, masks, scratch, logits, grads):
+    """``grads[i] = (L(p + h e_i) - L(p - h e_i)) / 2h`` for every element ``i`` of
+    ``params`` (the book's central differences), ``L`` the training loss of
+    ``train_forward`` plus ``0.5 weight_decay sum(W^2)`` over the first ``n_decayed``
+    elements (the weights).  Other arguments as in ``mlp_train_step``; every evaluation
+    uses the same dropout ``keys`` and updates ``running`` (pass a copy); each element of
+    ``params`` is restored exactly after its two evaluations."""
+    squares = 0.0
+    for i in range(n_decayed):
+        squares += params[i] * params[i]
+    for i in range(params.size):
+        saved = params[i]
+        params[i] = saved + h
+        plus = train_forward(x, labels, dims, layout, act, params, running, bn_momenta,
+                             bn_eps, dropout_ratios, keys, acts, xns, stds, masks, scratch,
+                             logits)
+        params[i] = saved - h
+        minus = train_forward(x, labels, dims, layout, act, params, running, bn_momenta,
+                              bn_eps, dropout_ratios, keys, acts, xns, stds, masks, scratch,
+                              logits)
+        params[i] = saved
+        if weight_decay and i < n_decayed:  # the other entries' squares cancel
+            others = squares - saved * saved
+            plus += 0.5 * weight_decay * (others + (saved + h) * (saved + h))
+            minus += 0.5 * weight_decay * (others + (saved - h) * (saved - h))
+        grads[i] = (plus - minus) / (2 * h)
 
 # ------------------------------------------------------------------ inference
 
