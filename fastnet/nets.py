@@ -139,10 +139,13 @@ class _FusedNet:
         as the book's ``np.asarray(x, dtype)`` would."""
         x = _validate.float_array(np.asarray(x, dtype=dtype or self.dtype), "x")
         x = x.reshape(x.shape[0], -1)
+        self._check_features(x)
+        return x
+
+    def _check_features(self, x):
         if x.shape[1] != self.input_size:
             raise ValueError(f"x has {x.shape[1]} features per sample, the net expects "
                              f"{self.input_size}")
-        return x
 
     def _penalty(self):
         """``0.5 * lambda * sum(W^2)`` over every weight matrix."""
@@ -185,7 +188,9 @@ class _FusedNet:
         GEMM that would have computed its gradient, so the weight entries of ``grads``
         are not written by such a step (biases, gammas and betas are).
         """
-        x = self._rows(_validate.float_array(x, "x", self.dtype))  # no int x, unlike the book
+        x = _validate.float_array(x, "x", self.dtype)  # no int x, unlike the book
+        x = x.reshape(x.shape[0], -1)
+        self._check_features(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
         self._sync_params()
         decay = self.weight_decay_lambda
