@@ -69,7 +69,10 @@ def _nets(dtype):
     for optimizer in (optimizers.SGD(), optimizers.Adam()):
         net.train_step(x, t, optimizer)
     net.accuracy(x, t)
+    net.predict(x)
+    net.loss(x, t)
     net.gradient(x, t)
+    net.numerical_gradient(x, t)
 
 
 def info():

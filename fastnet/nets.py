@@ -1,13 +1,18 @@
 """The book's nets on compiled kernels, with a fused training step.
 
 ``MultiLayerNet`` and ``MultiLayerNetExtend`` are their ``fastnet.reference.nets``
-namesakes built from ``fastnet.layers``: the book-style ``gradient()`` then
-``optimizer.update()`` works as in the book.  On top, ``train_step(x, t, optimizer)``
-runs forward, backward and update of the whole net in two kernel calls:
+namesakes built from ``fastnet.layers``.  The book's calls run compiled whole-net
+passes: ``gradient()`` one fused forward and backward (``network.mlp_train_step``),
+``predict``/``loss``/``accuracy`` one inference pass over chunks of rows,
+``numerical_gradient()`` one float64 call, and ``optimizer.update(net.params, grads)``
+one pass over the arena.  On top,
+``train_step(x, t, optimizer)`` runs forward, backward and update of the whole net in
+two kernel calls:
 
 * every parameter lives in one flat arena (weights first, then biases, gammas and
   betas); ``params[key]`` and the layers hold views into it, so the book's dict still
-  works and an optimizer sees one contiguous block;
+  works and an optimizer sees one contiguous block (``params`` and ``grads`` are
+  ``fastnet.arena.ArenaDict`` instances, which carry their arena to the optimizer);
 * gradients, running statistics and per-batch workspaces are arenas too, allocated
   once per batch size, so a step allocates nothing but a few small arrays;
 * the optimizer's fused ``update_flat`` folds weight decay into its single pass, and
@@ -21,12 +26,17 @@ import math
 import numpy as np
 
 from . import _validate, layers, optimizers
+from .arena import ArenaDict
 from .kernels import activations, network
 from .reference import nets as reference
 from .reference.random import stream_key
 
+INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
+NUMERICAL_H = 1e-4  # the book's step of central differences
+
+
 class _FusedNet:
-    """The arena layout and ``train_step`` shared by both nets."""
+    """The arena layout, the fused passes and ``train_step`` shared by both nets."""
 
     layers_module = layers
     use_batchnorm = use_dropout = False  # MultiLayerNetExtend's instances say otherwise
@@ -46,9 +56,11 @@ class _FusedNet:
             offset += self.params[key].size
         self._arena = np.empty(offset, self.dtype)
         self._grad_arena = np.zeros(offset, self.dtype)
-        self.grads = {key: self._view(self._grad_arena, key) for key in self._views}
-        for key in self._views:
-            self._view(self._arena, key)[...] = self.params[key]
+        for key, (start, shape) in self._views.items():
+            self._arena[start:start + math.prod(shape)] = self.params[key].reshape(-1)
+        self.params = ArenaDict(self._arena, self._views)
+        self._bound = self.params.views
+        self.grads = ArenaDict(self._grad_arena, self._views)
 
         widths = self.hidden_size_list
         self._running = np.zeros(2 * sum(widths) if use_bn else 0, self.dtype)
@@ -70,14 +82,11 @@ class _FusedNet:
         self._batchnorms = [layer for key, layer in self.layers.items()
                             if key.startswith("BatchNorm")]
         self._workspaces = {}
-
-    def _view(self, arena, key):
-        offset, shape = self._views[key]
-        return arena[offset:offset + math.prod(shape)].reshape(shape)
+        self._infer_ws = None
+        self._no_sgd = np.empty(0, self.dtype)
 
     def _bind_params(self):
         """Point ``params``, every layer and the running statistics at the arenas."""
-        self._bound = {key: self._view(self._arena, key) for key in self._views}
         self.params.update(self._bound)
         for i in range(1, self.hidden_layer_num + 2):
             affine = self.layers[f"Affine{i}"]
@@ -107,52 +116,89 @@ class _FusedNet:
 
     def _workspace(self, n):
         if n not in self._workspaces:
-            hidden = sum(self.hidden_size_list)
-            self._workspaces = {n: dict(
-                acts=np.empty(n * hidden, self.dtype),
-                xns=np.empty(n * hidden if self.use_batchnorm else 0, self.dtype),
-                stds=np.empty(hidden, self.dtype),
-                masks=np.empty(n * hidden if self.use_dropout else 0, bool),
-                scratch=np.empty((2, n * max(self.hidden_size_list, default=0)), self.dtype),
-                logits=np.empty((n, self.output_size), self.dtype))}
+            self._workspaces = {n: self._new_workspace(n, self.dtype)}
         return self._workspaces[n]
+
+    def _new_workspace(self, n, dtype):
+        """The fused training kernels' workspaces for a batch of ``n`` rows."""
+        hidden = sum(self.hidden_size_list)
+        ws = dict(acts=np.empty(n * hidden, dtype),
+                  xns=np.empty(n * hidden if self.use_batchnorm else 0, dtype),
+                  stds=np.empty(hidden, dtype),
+                  masks=np.empty(n * hidden if self.use_dropout else 0, bool),
+                  scratch=np.empty((2, n * max(self.hidden_size_list, default=0)), dtype),
+                  logits=np.empty((n, self.output_size), dtype))
+        ws["mask_views"], offset = [], 0
+        for width in self.hidden_size_list[:len(self._dropouts)]:
+            ws["mask_views"].append(ws["masks"][offset:offset + n * width].reshape(n, width))
+            offset += n * width
+        return ws
+
+    def _rows(self, x, dtype=None):
+        """``x`` as C-contiguous (N, input_size) rows of ``dtype`` (the net's), converted
+        as the book's ``np.asarray(x, dtype)`` would."""
+        x = _validate.float_array(np.asarray(x, dtype=dtype or self.dtype), "x")
+        x = x.reshape(x.shape[0], -1)
+        self._check_features(x)
+        return x
+
+    def _check_features(self, x):
+        if x.shape[1] != self.input_size:
+            raise ValueError(f"x has {x.shape[1]} features per sample, the net expects "
+                             f"{self.input_size}")
+
+    def _penalty(self):
+        """``0.5 * lambda * sum(W^2)`` over every weight matrix."""
+        decay = self.weight_decay_lambda
+        weights = self._arena[:self._n_decayed]
+        return 0.5 * decay * float(np.dot(weights, weights)) if decay else 0.0
+
+    def _training_args(self):
+        """Batch norm's momenta, dropout's ratios and the dropout layers' next stream keys."""
+        return (np.array([bn.momentum for bn in self._batchnorms], np.float64),
+                np.array([d.dropout_ratio for d in self._dropouts], np.float64),
+                np.array([stream_key(d.seed, d.step) for d in self._dropouts], np.uint64))
+
+    def _forward_backward(self, x, labels, sgd, weight_decay):
+        """The fused kernel on one mini-batch (params already synced); returns the mean
+        cross-entropy.  Dropout layers advance one step and get the masks drawn (views
+        into the workspace, overwritten by the next pass)."""
+        momenta, ratios, keys = self._training_args()
+        for d in self._dropouts:
+            d.step += 1
+        ws = self._workspace(x.shape[0])
+        loss = network.mlp_train_step(
+            x, labels, self._dims, self._layout, activations.CODES[self.activation],
+            self._arena, self._grad_arena, self._running, momenta, layers.BN_EPS, ratios,
+            keys, sgd, weight_decay, ws["acts"], ws["xns"], ws["stds"], ws["masks"],
+            ws["scratch"], ws["logits"])
+        for d, mask in zip(self._dropouts, ws["mask_views"]):
+            d.mask = mask
+        return loss
 
     def train_step(self, x, t, optimizer):
         """Forward, backward and ``optimizer`` update on one mini-batch, fused.
 
         Returns the mini-batch loss (with weight decay) computed in the forward pass,
         that is before the update (the book's Trainer recomputes it after).  Dropout
-        and batch norm run in training mode, exactly as ``gradient()`` would.
+        and batch norm run in training mode, exactly as ``gradient()`` does.
         ``optimizer`` is a ``fastnet.optimizers`` instance (fused over the arena) or
         any object with the book's ``update(params, grads)``.  ``fastnet.optimizers.SGD``
         itself steps inside the backward pass: each weight matrix is updated by the
         GEMM that would have computed its gradient, so the weight entries of ``grads``
         are not written by such a step (biases, gammas and betas are).
         """
-        x = _validate.float_array(x, "x", self.dtype)
+        x = _validate.float_array(x, "x", self.dtype)  # no int x, unlike the book
         x = x.reshape(x.shape[0], -1)
-        if x.shape[1] != self.input_size:
-            raise ValueError(f"x has {x.shape[1]} features per sample, the net expects "
-                             f"{self.input_size}")
+        self._check_features(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
         self._sync_params()
-        keys = np.array([stream_key(d.seed, d.step) for d in self._dropouts], np.uint64)
-        for d in self._dropouts:
-            d.step += 1
-        ws = self._workspace(x.shape[0])
         decay = self.weight_decay_lambda
-        weights = self._arena[:self._n_decayed]
-        penalty = 0.5 * decay * float(np.dot(weights, weights)) if decay else 0.0
+        penalty = self._penalty()
         # The book's SGD, and nothing else, steps inside the kernel (see network.py).
         in_kernel = type(optimizer) is optimizers.SGD
-        sgd = np.array([optimizer.lr, decay] if in_kernel else [], self.dtype)
-        loss = network.mlp_train_step(
-            x, labels, self._dims, self._layout, activations.CODES[self.activation],
-            self._arena, self._grad_arena, self._running,
-            np.array([bn.momentum for bn in self._batchnorms], np.float64), layers.BN_EPS,
-            np.array([d.dropout_ratio for d in self._dropouts], np.float64), keys, sgd,
-            ws["acts"], ws["xns"], ws["stds"], ws["masks"], ws["scratch"], ws["logits"])
-        loss += penalty
+        sgd = np.array([optimizer.lr, decay], self.dtype) if in_kernel else self._no_sgd
+        loss = self._forward_backward(x, labels, sgd, 0.0) + penalty
         if in_kernel:
             return loss
         if hasattr(optimizer, "update_flat"):
@@ -163,6 +209,100 @@ class _FusedNet:
                 self._grad_arena[:self._n_decayed] += decay * self._arena[:self._n_decayed]
             optimizer.update(self.params, self.grads)
         return loss
+
+    def gradient(self, x, t):
+        """The gradient of the training loss by backpropagation, keyed like ``params``.
+
+        One fused forward and backward pass in training mode (batch norm updates its
+        running statistics, each Dropout layer draws its next mask, as the book's
+        layer-by-layer pass does); ``lambda * W`` is added to every weight gradient.
+        Returns ``net.grads``: the same dict every call, whose arrays are views into the
+        gradient arena, overwritten by the next ``gradient()`` or ``train_step()``
+        (copy them to keep them).  ``last_layer.loss`` holds the batch's cross-entropy
+        and each Dropout layer's ``mask`` its mask; the other layers' saved inputs and
+        gradients (``Affine.dW``...) are not written.  Handing ``net.params`` and this
+        dict to a ``fastnet.optimizers`` optimizer updates the arena in one pass.
+        """
+        x = self._rows(x)
+        labels = _validate.labels(t, x.shape[0], self.output_size)
+        self._sync_params()
+        self.last_layer.loss = self._forward_backward(x, labels, self._no_sgd,
+                                                      self.weight_decay_lambda)
+        return self.grads
+
+    def numerical_gradient(self, x, t):
+        """The gradient of the training loss by central differences (h = 1e-4), keyed
+        like ``params``: float64 arrays, computed in float64 whatever the net's dtype, in
+        one compiled call (two training forward passes per parameter).
+
+        Unlike the book's, whose every evaluation draws new dropout masks and moves the
+        running statistics, every evaluation uses the masks that the next ``gradient()``
+        draws, so that the two compare directly, and the net is left as it was (dropout
+        steps and running statistics included).
+        """
+        x = self._rows(x, np.float64)
+        labels = _validate.labels(t, x.shape[0], self.output_size)
+        self._sync_params()
+        params = self._arena.astype(np.float64)
+        grads = np.empty_like(params)
+        ws = self._new_workspace(x.shape[0], np.float64)
+        momenta, ratios, keys = self._training_args()
+        network.mlp_numerical_gradient(
+            x, labels, self._dims, self._layout, activations.CODES[self.activation], params,
+            self._running.astype(np.float64), momenta, layers.BN_EPS, ratios, keys,
+            self.weight_decay_lambda, self._n_decayed, NUMERICAL_H, ws["acts"], ws["xns"],
+            ws["stds"], ws["masks"], ws["scratch"], ws["logits"], grads)
+        return dict(ArenaDict(grads, self._views))
+
+    # ---------------------------------------------------------------- inference
+
+    def _inference(self, rows):
+        """The inference kernels' arguments after ``x``, with workspaces for up to
+        ``rows`` rows per chunk (grown, never shrunk, across calls)."""
+        self._sync_params()
+        rows = min(rows, INFERENCE_CHUNK)
+        if self._infer_ws is None or self._infer_ws[0] < rows:
+            self._infer_ws = (rows, np.empty(sum(self.hidden_size_list), self.dtype),
+                              np.empty((2, rows * max(self.hidden_size_list, default=0)),
+                                       self.dtype),
+                              np.empty((rows, self.output_size), self.dtype))
+        _, stds, scratch, _ = self._infer_ws
+        scales = np.array([1 - d.dropout_ratio for d in self._dropouts], self.dtype)
+        return (self._dims, self._layout, activations.CODES[self.activation], self._arena,
+                self._running, layers.BN_EPS, scales, INFERENCE_CHUNK, stds, scratch)
+
+    def _trains_differently(self, train_flg):
+        return train_flg and (self.use_batchnorm or self.use_dropout)
+
+    def predict(self, x, train_flg=False):
+        """The logits of ``x``.  Inference mode (batch norm's running statistics,
+        dropout's ``* (1 - ratio)``) runs one compiled pass, ``INFERENCE_CHUNK`` rows at
+        a time; ``train_flg=True`` (``MultiLayerNetExtend``) runs the training layers."""
+        if self._trains_differently(train_flg):
+            return self._forward(x, True)
+        x = self._rows(x)
+        out = np.empty((x.shape[0], self.output_size), self.dtype)
+        network.mlp_predict(x, *self._inference(x.shape[0]), out)
+        return out
+
+    def loss(self, x, t, train_flg=False):
+        """Cross-entropy of ``predict(x, train_flg)`` against ``t`` plus the weight decay."""
+        if self._trains_differently(train_flg):
+            return self._loss(x, t, True)
+        x = self._rows(x)
+        labels = _validate.labels(t, x.shape[0], self.output_size)
+        return network.mlp_cross_entropy(x, labels, *self._inference(x.shape[0]),
+                                         self._infer_ws[3]) + self._penalty()
+
+    def accuracy(self, x, t):
+        """The fraction of samples whose largest logit is the label (``t``: labels or
+        one-hot), from one compiled inference pass."""
+        x = self._rows(x)
+        y = np.empty(x.shape[0], np.int64)
+        network.mlp_predict_labels(x, *self._inference(x.shape[0]), self._infer_ws[3], y)
+        if t.ndim != 1:
+            t = np.argmax(t, axis=1)
+        return np.sum(y == t) / float(x.shape[0])
 
 
 class MultiLayerNet(_FusedNet, reference.MultiLayerNet):

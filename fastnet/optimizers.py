@@ -4,7 +4,8 @@ Each class is its ``fastnet.reference.optimizers`` namesake (same hyperparameter
 validation and lazily created state dicts ``v``/``h``/``m``/``iter``) with ``update``
 running one fused pass per parameter instead of several NumPy expressions.
 ``update_flat`` does the same over a whole parameter arena in one pass; the nets'
-fast ``train_step`` uses it, and the per-key state dicts then hold views into the
+fast ``train_step`` uses it, and so does ``update`` when given a net's own
+``params``/``grads`` dicts, and the per-key state dicts then hold views into the
 optimizer's state arenas, so they stay inspectable.
 
 ``update`` takes everything the book's optimizers take.  Entries the kernel cannot
@@ -19,6 +20,7 @@ import numbers
 import numpy as np
 
 from . import _validate
+from .arena import ArenaDict
 from .kernels import optimizers as kernels
 from .kernels.jit import pick
 from .reference import optimizers as reference
@@ -56,7 +58,14 @@ class _FusedUpdate:
         All keys are checked and the book's updates computed before anything is written,
         so a failing call leaves the parameters and the state (Adam's step count
         included) as they were.
+
+        A net's own ``net.params`` and ``net.grads`` (``fastnet.arena.ArenaDict``s of one
+        layout whose entries are still their arena views) take one ``update_flat`` pass
+        over the arenas instead, without weight decay: ``gradient()`` has added it.
         """
+        if _one_arena(params, grads):
+            self.update_flat(params.arena, grads.arena, params.layout)
+            return
         fused, book = {}, []
         for key, param in params.items():
             grad = self._fused_grad(key, param, grads)
@@ -172,6 +181,14 @@ class _FusedUpdate:
                     view[...] = per_key[key]
                 per_key[key] = view
         return arena
+
+
+def _one_arena(params, grads):
+    """Whether ``params`` and ``grads`` are intact arena dicts of one layout and dtype."""
+    return (isinstance(params, ArenaDict) and isinstance(grads, ArenaDict)
+            and params.layout is grads.layout and params.arena.dtype == grads.arena.dtype
+            and params.arena.dtype in _validate.FLOAT_DTYPES
+            and params.intact() and grads.intact())
 
 
 def _broadcasts_to(shape, target):

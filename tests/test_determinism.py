@@ -50,7 +50,8 @@ fused = nets.MultiLayerNetExtend(inputs, hidden, classes, **kwargs)
 adam = optimizers.Adam(lr=1e-3)
 results["fused/losses"] = np.array([fused.train_step(x, t, adam) for _ in range(20)])
 
-# The book's path runs the layers one by one: their parallel builds, NumPy's BLAS.
+# The book's path: gradient() (the fused pass) and update() (one pass over the arena);
+# the training loss runs the layers one by one: their parallel builds.
 book = nets.MultiLayerNetExtend(inputs, hidden, classes, **kwargs)
 adam_book = optimizers.Adam(lr=1e-3)
 for _ in range(5):

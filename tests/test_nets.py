@@ -7,6 +7,7 @@ import pytest
 from cases import DTYPES, NET_CASES, NETS, OPTIMIZERS, assert_close, optimizer_state
 from numpy.testing import assert_allclose, assert_array_equal
 
+from fastnet import layers as fast_layers
 from fastnet import nets as fast_nets
 from fastnet import optimizers as fast_optimizers
 from fastnet import trainer as fast_trainer
@@ -36,19 +37,6 @@ def batchnorms(net):
     return [layer for key, layer in net.layers.items() if key.startswith("BatchNorm")]
 
 
-def freeze_dropout(net, step=0):
-    """Make every loss evaluation use dropout mask number ``step`` (numerical gradients
-    evaluate the loss many times; each evaluation would otherwise draw a new mask)."""
-    layers, loss = dropouts(net), net._loss
-
-    def fixed_mask_loss(*args, **kwargs):
-        for layer in layers:
-            layer.step = step
-        return loss(*args, **kwargs)
-
-    net._loss = fixed_mask_loss
-
-
 def running_stats(net):
     return {f"{name}{i}": np.array(getattr(bn, name))
             for i, bn in enumerate(batchnorms(net), 1) for name in ("running_mean", "running_var")}
@@ -56,23 +44,45 @@ def running_stats(net):
 
 # ------------------------------------------------------------------ gradients
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", NETS)
-def test_gradient_matches_numerical_gradient(case):
-    net = make_net(fast_nets, case, seed=3)
-    freeze_dropout(net)
-    x, t = batch(0)
+def test_gradient_matches_numerical_gradient(case, dtype):
+    """Central differences in float64 whatever the net's dtype, with the dropout masks
+    the next ``gradient()`` draws; the net is left as it was."""
+    net = make_net(fast_nets, case, dtype, seed=3)
+    x, t = batch(0, dtype=dtype)
+    before = {k: v.copy() for k, v in net.params.items()}, running_stats(net)
     numeric = net.numerical_gradient(x, t)
+    for key, value in before[0].items():
+        assert_array_equal(net.params[key], value, err_msg=key)
+    for key, value in before[1].items():
+        assert_array_equal(running_stats(net)[key], value, err_msg=key)
+    assert all(layer.step == 0 for layer in dropouts(net))
     analytic = net.gradient(x, t)
     assert analytic.keys() == numeric.keys() == net.params.keys()
     for key in numeric:
+        assert numeric[key].dtype == np.float64
         assert analytic[key].shape == net.params[key].shape
         # Central differences of a loss with log(y + 1e-7) inside, through ReLU kinks:
-        # good to about 1e-6 absolute; a wrong gradient is off by far more.
-        assert_allclose(analytic[key], numeric[key], rtol=1e-4, atol=1e-6, err_msg=key)
+        # good to about 1e-6 absolute; a wrong gradient is off by far more.  A float32
+        # backprop adds its own rounding.
+        atol = 1e-6 if dtype == np.float64 else 1e-5
+        assert_allclose(analytic[key], numeric[key], rtol=1e-4, atol=atol, err_msg=key)
     if case.kwargs.get("use_dropout"):
         assert all(0 < layer.mask.mean() < 1 for layer in dropouts(net))
     if case.kwargs.get("use_batchnorm"):
         assert {"gamma1", "beta1", "gamma2", "beta2"} <= analytic.keys()
+
+
+@pytest.mark.parametrize("case", [c for c in NETS if not c.values[0].kwargs.get("use_dropout")])
+def test_numerical_gradient_matches_the_reference(case):
+    """Without dropout (whose masks the book redraws at every evaluation) the book's
+    numerical gradient, float64, to the precision of central differences."""
+    fast, ref = make_net(fast_nets, case, seed=3), make_net(reference_nets, case, seed=3)
+    x, t = batch(1)
+    numeric, desired = fast.numerical_gradient(x, t), ref.numerical_gradient(x, t)
+    for key in desired:
+        assert_allclose(numeric[key], desired[key], rtol=1e-7, atol=1e-9, err_msg=key)
 
 
 # ------------------------------------------------------------------ fastnet vs reference
@@ -169,6 +179,87 @@ def test_train_step_matches_gradient_then_update(opt_case, net_case, dtype):
     assert {f"W{i}" for i in (1, 2, 3)} <= set(moved)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("net_case", NETS)
+@pytest.mark.parametrize("opt_case", [c for c in OPTIMIZERS if c.id in ("sgd", "adam")])
+def test_book_path_matches_the_reference(opt_case, net_case, dtype, monkeypatch):
+    """``optimizer.update(net.params, net.gradient(x, t))`` on fastnet's net: the
+    reference net's trajectory (weight decay added once, by ``gradient()``), with one
+    flat update pass per step."""
+    fast, ref = make_net(fast_nets, net_case, dtype), make_net(reference_nets, net_case, dtype)
+    fast_opt, ref_opt = opt_case.make(fast_optimizers), opt_case.make(reference_optimizers)
+    update_flat, calls = fast_opt.update_flat, []
+    monkeypatch.setattr(fast_opt, "update_flat",
+                        lambda *args: calls.append(args) or update_flat(*args))
+    inert = inert_biases(ref, opt_case)
+    for step in range(5):
+        x, t = batch(step, dtype=dtype)
+        assert_close(book_step(fast, x, t, fast_opt), book_step(ref, x, t, ref_opt), dtype,
+                     f"loss of step {step}", check_dtype=False)
+    assert len(calls) == 5
+    assert_same_nets(fast, ref, dtype, skip=inert)
+
+
+def test_gradient_returns_the_gradient_arena():
+    """``gradient()`` returns ``net.grads``, views into the gradient arena that the next
+    call overwrites; the book's dict of arrays shaped like ``params``."""
+    net = make_net(fast_nets, NET_CASES[-1])
+    first = net.gradient(*batch(0))
+    kept = {k: v.copy() for k, v in first.items()}
+    assert first is net.grads and first.intact() and first.keys() == net.params.keys()
+    for key, grad in first.items():
+        assert grad.shape == net.params[key].shape and grad.base is net._grad_arena
+    second = net.gradient(*batch(1))
+    assert second is first
+    assert not np.array_equal(kept["W1"], second["W1"])
+
+
+# ------------------------------------------------------------------ inference
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", NETS)
+def test_inference_matches_the_reference(case, dtype, monkeypatch):
+    """predict, loss and accuracy after some training (real running statistics), in
+    chunks of 3 rows (the last one short), train_flg False and True."""
+    monkeypatch.setattr(fast_nets, "INFERENCE_CHUNK", 3)
+    fast, ref = make_net(fast_nets, case, dtype, seed=6), make_net(reference_nets, case, dtype, seed=6)
+    for step in range(3):
+        x, t = batch(step, dtype=dtype)
+        book_step(fast, x, t, fast_optimizers.SGD(0.3))
+        book_step(ref, x, t, reference_optimizers.SGD(0.3))
+    x, t = batch(5, n=11, dtype=dtype)
+    onehot = np.eye(SIZES[2], dtype=dtype)[t]
+    flags = [False, True] if case.extend else [None]
+    for flag in flags:
+        kwargs = {} if flag is None else {"train_flg": flag}
+        predicted = fast.predict(x, **kwargs)
+        assert predicted.dtype == dtype
+        assert_close(predicted, ref.predict(x, **kwargs), dtype, f"predict {kwargs}")
+        assert_close(fast.loss(x, t, **kwargs), ref.loss(x, t, **kwargs), dtype,
+                     f"loss {kwargs}", check_dtype=False)
+        assert_close(fast.loss(x, onehot, **kwargs), ref.loss(x, onehot, **kwargs), dtype,
+                     f"loss one-hot {kwargs}", check_dtype=False)
+    assert fast.accuracy(x, t) == ref.accuracy(x, t) == fast.accuracy(x, onehot)
+    assert 0 < fast.accuracy(x, t) < 1
+    assert_same_nets(fast, ref, np.dtype(dtype))  # train_flg=True moved both alike
+
+
+def test_inference_of_many_rows_and_images():
+    """4-D image input, more rows than a chunk, and argmax ties, NaN as np.argmax."""
+    net = make_net(fast_nets, NET_CASES[-1], np.float32, sizes=(12, [9, 7], 4))
+    ref = make_net(reference_nets, NET_CASES[-1], np.float32, sizes=(12, [9, 7], 4))
+    x = np.random.default_rng(3).standard_normal((fast_nets.INFERENCE_CHUNK * 2 + 5, 1, 3, 4))
+    assert_close(net.predict(x), ref.predict(x), np.float32, "predict")
+    zeros = make_net(fast_nets, NET_CASES[0], sizes=(12, [9, 7], 4))
+    for key in zeros.params:
+        zeros.params[key][...] = 0
+    assert_array_equal(zeros.predict(x), 0)
+    assert zeros.accuracy(x, np.zeros(x.shape[0], int)) == 1.0  # all tied: the first
+    x[1, 0, 0, 0] = np.nan
+    assert np.isnan(net.predict(x)[1]).all()
+    assert net.accuracy(x[:2], np.zeros(2, int)) == ref.accuracy(x[:2], np.zeros(2, int))
+
+
 def test_sgd_steps_inside_the_backward_pass():
     """fastnet's SGD updates each weight matrix in the GEMM that would have computed its
     gradient, so the step leaves the weight gradients unwritten; a subclass, which may
@@ -189,9 +280,10 @@ def test_sgd_steps_inside_the_backward_pass():
 @pytest.mark.parametrize("ratio", [0.0, 0.3, 1.0])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_train_step_dropout_masks_equal_the_layers(dtype, ratio, n):
-    """The fused step's dropout masks, read from its workspace, equal those of the
-    Dropout layers in ``gradient()``, at the edge rates too; with ``n`` rows each hidden
-    layer's Dropout takes the serial or the parallel kernel (the fused step the serial)."""
+    """The fused step's dropout masks, read from its workspace, equal those of
+    ``gradient()`` and those a Dropout layer of the same seed and step draws, at the edge
+    rates too; with ``n`` rows the Dropout layer takes the serial or the parallel kernel
+    (the fused passes the serial)."""
     kwargs = {"use_dropout": True, "dropout_ratio": ratio, "dtype": dtype, "seed": 5}
     fused, book = (fast_nets.MultiLayerNetExtend(*SIZES, **kwargs) for _ in range(2))
     for step in range(2):
@@ -201,6 +293,10 @@ def test_train_step_dropout_masks_equal_the_layers(dtype, ratio, n):
         masks, offset = fused._workspace(n)["masks"], 0
         for layer in dropouts(book):
             assert_array_equal(masks[offset:offset + layer.mask.size], layer.mask.reshape(-1))
+            alone = fast_layers.Dropout(ratio, seed=layer.seed)
+            alone.step = step
+            alone.forward(np.ones(layer.mask.shape, dtype))
+            assert_array_equal(alone.mask, layer.mask)
             offset += layer.mask.size
         assert offset == masks.size
         if ratio in (0, 1):

@@ -3,6 +3,7 @@
 validation of hyperparameters and gradients, and the book's own inputs (``BOOK_INPUTS``:
 Python floats, 0-d, int and float16 arrays, lists) against the reference."""
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from cases import (
 )
 
 from fastnet import optimizers as fast_optimizers
+from fastnet.arena import ArenaDict
 from fastnet.reference import optimizers as reference_optimizers
 
 STEPS = 100
@@ -175,6 +177,79 @@ def test_update_flat_carries_state_from_per_key_updates(case, dtype):
         flat_step(fast, arena, views, step)
     run(ref, ref_params, 6)
     assert_same_run(fast, unpack(arena, views), ref, ref_params, case, dtype)
+
+
+def arena_dicts(dtype):
+    """``make_params`` as a net holds them: ``ArenaDict`` params and zero gradients."""
+    arena, layout = arena_of(make_params(dtype))
+    return ArenaDict(arena, layout), ArenaDict(np.zeros_like(arena), layout)
+
+
+def counting_update_flat(optimizer, monkeypatch):
+    calls = []
+    update_flat = optimizer.update_flat
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return update_flat(*args, **kwargs)
+
+    monkeypatch.setattr(optimizer, "update_flat", counted)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_update_of_arena_dicts_is_one_flat_pass(case, dtype, monkeypatch):
+    """A net's ``params``/``grads`` dicts: one ``update_flat`` pass, no weight decay,
+    the trajectory of the per-key update."""
+    fast, ref = case.make(fast_optimizers), case.make(reference_optimizers)
+    params, grads = arena_dicts(dtype)
+    ref_params = make_params(dtype)
+    calls = counting_update_flat(fast, monkeypatch)
+    for step in range(20):
+        for key, grad in gradient_of(params, step).items():
+            grads[key][...] = grad
+        fast.update(params, grads)
+        ref.update(ref_params, gradient_of(ref_params, step))
+    assert len(calls) == 20
+    assert all(args[0] is params.arena and args[1] is grads.arena and len(args) == 3
+               for args in calls)
+    assert params.intact() and grads.intact()
+    assert_same_run(fast, params, ref, ref_params, case, dtype)
+
+
+@pytest.mark.parametrize("change", ["rebound-param", "rebound-grad", "added-grad", "pickled",
+                                    "other-layout"])
+def test_changed_arena_dicts_are_updated_per_key(change, monkeypatch):
+    """Anything but two intact arena dicts of one layout goes key by key, so the arrays
+    the dicts hold now are the ones updated."""
+    dtype = np.dtype(np.float64)
+    fast, ref = fast_optimizers.Adam(lr=0.1), reference_optimizers.Adam(lr=0.1)
+    params, grads = arena_dicts(dtype)
+    for key, grad in gradient_of(params, 0).items():
+        grads[key][...] = grad
+    if change == "rebound-param":
+        params["W1"] = params["W1"].copy()
+    elif change == "rebound-grad":
+        grads["b1"] = grads["b1"] * 2
+    elif change == "added-grad":
+        grads["extra"] = np.zeros(3)
+    elif change == "pickled":
+        params = pickle.loads(pickle.dumps(params))
+    else:
+        grads = ArenaDict(grads.arena, dict(grads.layout))
+    assert not (params.intact() and grads.intact()) or params.layout is not grads.layout
+    ref_params = {k: v.copy() for k, v in params.items()}
+    arena_before = params.arena.copy()
+    calls = counting_update_flat(fast, monkeypatch)
+    fast.update(params, grads)
+    ref.update(ref_params, {k: grads[k] for k in ref_params})
+    assert not calls
+    for key in ref_params:
+        assert_close(params[key], ref_params[key], dtype, key)
+    if change == "rebound-param":  # the arena's own W1 was not the one updated
+        w1 = params.views["W1"]
+        np.testing.assert_array_equal(w1, arena_before[:w1.size].reshape(w1.shape))
 
 
 # ------------------------------------------------------------------ in place

@@ -5,7 +5,7 @@ Every builder returns a zero-argument function, one call of which is one timed s
 * ``fastnet_step``: ``net.train_step(x, t, optimizer)`` with a ``fastnet.optimizers``
   optimizer;
 * ``book_step``: the book's ``optimizer.update(net.params, net.gradient(x, t))`` on the
-  NumPy oracle (``fastnet.reference``) or on fastnet's layer classes;
+  NumPy oracle (``fastnet.reference``) or on fastnet's nets and optimizers;
 * ``torch_step``: the same model in ``torch.nn`` (float32; ``torch.optim`` with
   ``fused=True`` where the build supports it);
 * ``gemm_floor_step``: only the GEMMs of the step (one per layer forward, two per layer

@@ -74,6 +74,17 @@ def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running
         activate_row(out, i, act)
 
 
+@inline
+def batchnorm_infer_act(z, gamma, beta, mean, std, act, out):
+    """``out = act(gamma (z - mean) / std + beta)``, a row at a time (``std`` is
+    ``sqrt(running_var + eps)``; ``out`` apart from ``z``, so that the row vectorises):
+    a net's inference pass."""
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            out[i, j] = gamma[j] * ((z[i, j] - mean[j]) / std[j]) + beta[j]
+        activate_row(out, i, act)
+
+
 @serial_and_parallel
 def batchnorm_forward_infer(x, gamma, beta, running_mean, running_var, eps, out):
     """Inference forward with the running statistics."""

@@ -1,4 +1,6 @@
-"""A whole multi-layer-perceptron training step (forward and backward) in one call.
+"""A whole multi-layer-perceptron training step (forward and backward) in one call, its
+central-difference gradient (``mlp_numerical_gradient``) and its inference forward pass
+(``mlp_predict``, ``mlp_predict_labels``, ``mlp_cross_entropy``).
 
 The net is ``[Affine -> (BatchNorm) -> act -> (Dropout)] * (L-1) -> Affine ->
 SoftmaxWithLoss``, the book's ``MultiLayerNetExtend``.  Parameters, gradients and
@@ -13,19 +15,24 @@ Dropout keeps ``h = y * mask`` in place of ``y``: wherever the mask keeps an ele
 ``h == 0`` and the gradient must be zero: ReLU's and the sigmoid's gradients at 0 are
 zero already, so only tanh (gradient 1 at 0) reads the mask in the backward pass.
 
+Inference runs ``chunk`` rows at a time through two scratch rows of (chunk x widest
+hidden layer), so that a 10,000-image test set needs no more workspace than a batch.
+
 Serial by design: BLAS (``blas.gemm``) owns the cores during the GEMMs, and every other
 pass over these (batch x width) arrays is cheaper than waking a second thread pool.
 """
+import math
+
 import numpy as np
 
 from . import optimizers
 from .activations import IDENTITY, TANH
 from .affine import activation_grad_colsum, affine_forward
-from .batchnorm import batchnorm_backward, batchnorm_forward_train
+from .batchnorm import batchnorm_backward, batchnorm_forward_train, batchnorm_infer_act
 from .blas import gemm, gemm_update
 from .dropout import dropout_forward
 from .jit import inline, jit
-from .softmax import softmax_cross_entropy_grad
+from .softmax import LOG_EPS, softmax_cross_entropy_grad, softmax_row
 
 # The columns of ``layout``: offsets of each layer's arrays in the arenas.
 W, B, GAMMA, BETA, RUNNING_MEAN, RUNNING_VAR = range(6)
@@ -37,26 +44,12 @@ def view(arena, offset, rows, cols):
     return arena[offset:offset + rows * cols].reshape((rows, cols))
 
 
-@jit
-def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
-                   bn_momenta, bn_eps, dropout_ratios, keys, sgd,
-                   acts, xns, stds, masks, scratch, logits):
-    """Forward and backward of one mini-batch; returns the mean cross-entropy.
-
-    ``grads`` receives every gradient (without weight decay, which the optimizer folds
-    in). With batch norm, ``bn_momenta[l]`` is hidden layer l's momentum and ``running``
-    is updated; without, ``bn_momenta`` is empty. With dropout, ``dropout_ratios[l]``
-    and ``keys[l]`` are hidden layer l's ratio and stream key; without, both are empty.
-    ``sgd`` is empty, or ``(lr, weight_decay)`` to apply the book's SGD in the backward
-    pass: each weight matrix then takes its step inside the GEMM that would have made
-    its gradient, ``W = (1 - lr wd) W - lr h^T dz`` (BLAS's ``beta = 1``), and that
-    gradient is never written to ``grads``; biases, gammas and betas get their gradients
-    and then ``p -= lr g``. ``scratch`` (2, N * widest hidden layer) holds what a hidden
-    layer computes before its activation in the forward pass, and the back-propagated
-    gradients in the backward pass, so that no pass reads and writes one buffer through
-    two names (such a pass does not vectorise); ``logits`` ends holding
-    d(loss)/d(logits).
-    """
+@inline
+def train_forward(x, labels, dims, layout, act, params, running, bn_momenta, bn_eps,
+                  dropout_ratios, keys, acts, xns, stds, masks, scratch, logits):
+    """The forward pass of ``mlp_train_step`` (arguments as there): returns the mean
+    cross-entropy, leaves d(loss)/d(logits) in ``logits`` and, in the workspaces, what
+    the backward pass reads."""
     n = x.shape[0]
     n_layers = dims.size - 1
     bn = bn_momenta.size > 0
@@ -96,7 +89,40 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
     # (about a second of a cold start) beside the one Python's calls use.
     affine_forward(h, w, params[layout[last, B]:layout[last, B] + dims[last + 1]],
                    np.int64(IDENTITY), logits)
-    loss = softmax_cross_entropy_grad(logits, labels, 1.0 / n, logits)
+    return softmax_cross_entropy_grad(logits, labels, 1.0 / n, logits)
+
+
+@jit
+def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
+                   bn_momenta, bn_eps, dropout_ratios, keys, sgd, weight_decay,
+                   acts, xns, stds, masks, scratch, logits):
+    """Forward and backward of one mini-batch; returns the mean cross-entropy.
+
+    ``grads`` receives every gradient; each weight matrix's has ``weight_decay * W``
+    added (the book's ``gradient()``: pass the net's lambda), or none (pass 0 where the
+    optimizer folds the decay into its own pass). With batch norm, ``bn_momenta[l]`` is
+    hidden layer l's momentum and ``running`` is updated; without, ``bn_momenta`` is
+    empty. With dropout, ``dropout_ratios[l]`` and ``keys[l]`` are hidden layer l's ratio
+    and stream key; without, both are empty. ``sgd`` is empty, or ``(lr, weight_decay)``
+    (``weight_decay`` is then not read) to apply the book's SGD in the backward
+    pass: each weight matrix then takes its step inside the GEMM that would have made
+    its gradient, ``W = (1 - lr wd) W - lr h^T dz`` (BLAS's ``beta = 1``), and that
+    gradient is never written to ``grads``; biases, gammas and betas get their gradients
+    and then ``p -= lr g``. ``scratch`` (2, N * widest hidden layer) holds what a hidden
+    layer computes before its activation in the forward pass, and the back-propagated
+    gradients in the backward pass, so that no pass reads and writes one buffer through
+    two names (such a pass does not vectorise); ``logits`` ends holding
+    d(loss)/d(logits).
+    """
+    n = x.shape[0]
+    n_layers = dims.size - 1
+    bn = bn_momenta.size > 0
+    loss = train_forward(x, labels, dims, layout, act, params, running, bn_momenta, bn_eps,
+                         dropout_ratios, keys, acts, xns, stds, masks, scratch, logits)
+    std_offset = 0  # past the last hidden layer's entries in the workspaces
+    for l in range(1, n_layers):
+        std_offset += dims[l]
+    offset = n * std_offset
 
     no_mask = masks[:0]
     dz = logits
@@ -134,6 +160,168 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
                 for column in (GAMMA, BETA):
                     optimizers.sgd(params[layout[l, column]:layout[l, column] + d],
                                    grads[layout[l, column]:layout[l, column] + d], lr, no_decay)
+        elif weight_decay:  # gW = wd W + h^T dz: BLAS's beta = 1 adds the product
+            gw = view(grads, layout[l, W], d_in, d)
+            for i in range(d_in):
+                for j in range(d):
+                    gw[i, j] = weight_decay * w[i, j]
+            gemm_update(h_in.T, dz, 1.0, 1.0, gw)
         else:
             gemm(h_in.T, dz, view(grads, layout[l, W], d_in, d))
     return loss
+
+
+
+@jit
+def mlp_numerical_gradient(x, labels, dims, layout, act, params, running, bn_momenta, bn_eps,
+                           dropout_ratios, keys, weight_decay, n_decayed, h,
+                           acts, xns, stds, masks, scratch, logits, grads):
+    """``grads[i] = (L(p + h e_i) - L(p - h e_i)) / 2h`` for every element ``i`` of
+    ``params`` (the book's central differences), ``L`` the training loss of
+    ``train_forward`` plus ``0.5 weight_decay sum(W^2)`` over the first ``n_decayed``
+    elements (the weights).  Other arguments as in ``mlp_train_step``; every evaluation
+    uses the same dropout ``keys`` and updates ``running`` (pass a copy); each element of
+    ``params`` is restored exactly after its two evaluations."""
+    squares = 0.0
+    for i in range(n_decayed):
+        squares += params[i] * params[i]
+    for i in range(params.size):
+        saved = params[i]
+        params[i] = saved + h
+        plus = train_forward(x, labels, dims, layout, act, params, running, bn_momenta,
+                             bn_eps, dropout_ratios, keys, acts, xns, stds, masks, scratch,
+                             logits)
+        params[i] = saved - h
+        minus = train_forward(x, labels, dims, layout, act, params, running, bn_momenta,
+                              bn_eps, dropout_ratios, keys, acts, xns, stds, masks, scratch,
+                              logits)
+        params[i] = saved
+        if weight_decay and i < n_decayed:  # the other entries' squares cancel
+            others = squares - saved * saved
+            plus += 0.5 * weight_decay * (others + (saved + h) * (saved + h))
+            minus += 0.5 * weight_decay * (others + (saved - h) * (saved - h))
+        grads[i] = (plus - minus) / (2 * h)
+
+# ------------------------------------------------------------------ inference
+
+@inline
+def infer_chunk(x, dims, layout, act, params, running, dropout_scales, stds, scratch,
+                logits):
+    """``logits = net(x)`` in inference mode for the rows of ``x`` (at most a chunk):
+    batch norm with the running statistics (``stds`` already holds ``sqrt(var + eps)``),
+    the activation, dropout's ``* (1 - ratio)`` (``dropout_scales``, empty for none).
+
+    Activations ping-pong between the two rows of ``scratch``: an affine layer writes
+    the row its input is not in; batch norm then writes back into the input's row, free
+    once the GEMM has read it, so that no pass reads and writes one buffer.
+    """
+    n = x.shape[0]
+    n_layers = dims.size - 1
+    bn = running.size > 0
+    h = x
+    cur = 0  # the scratch row holding h (for the first layer: free)
+    std_offset = 0
+    for l in range(n_layers - 1):
+        d_in, d = dims[l], dims[l + 1]
+        w = view(params, layout[l, W], d_in, d)
+        b = params[layout[l, B]:layout[l, B] + d]
+        z = view(scratch[1 - cur], 0, n, d)
+        affine_forward(h, w, b, IDENTITY if bn else act, z)
+        if bn:
+            out = view(scratch[cur], 0, n, d)
+            batchnorm_infer_act(
+                z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
+                params[layout[l, BETA]:layout[l, BETA] + d],
+                running[layout[l, RUNNING_MEAN]:layout[l, RUNNING_MEAN] + d],
+                stds[std_offset:std_offset + d], act, out)
+        else:
+            out = z
+            cur = 1 - cur
+        if dropout_scales.size:
+            scale = dropout_scales[l]
+            for i in range(n):
+                for j in range(d):
+                    out[i, j] *= scale
+        h = out
+        std_offset += d
+    last = n_layers - 1
+    w = view(params, layout[last, W], dims[last], dims[last + 1])
+    affine_forward(h, w, params[layout[last, B]:layout[last, B] + dims[last + 1]],
+                   np.int64(IDENTITY), logits)  # an int64: see train_forward
+
+
+@inline
+def running_stds(dims, layout, running, bn_eps, stds):
+    """``stds = sqrt(running_var + eps)`` of every batch-norm layer, layer after layer."""
+    if running.size:
+        offset = 0
+        for l in range(dims.size - 2):
+            d = dims[l + 1]
+            var = running[layout[l, RUNNING_VAR]:layout[l, RUNNING_VAR] + d]
+            for j in range(d):
+                stds[offset + j] = math.sqrt(var[j] + bn_eps)
+            offset += d
+
+
+@inline
+def chunk_logits(x, start, chunk, dims, layout, act, params, running, dropout_scales, stds,
+                 scratch, logits):
+    """The logits of rows ``start:start + chunk`` of ``x`` (fewer at the end), written to
+    and returned as the first rows of ``logits``."""
+    rows = min(chunk, x.shape[0] - start)
+    y = logits[:rows]
+    infer_chunk(x[start:start + rows], dims, layout, act, params, running, dropout_scales,
+                stds, scratch, y)
+    return y
+
+
+@jit
+def mlp_predict(x, dims, layout, act, params, running, bn_eps, dropout_scales, chunk,
+                stds, scratch, out):
+    """``out = net(x)``, the logits in inference mode, ``chunk`` rows at a time.
+
+    ``running`` is empty without batch norm; ``dropout_scales[l]`` is hidden layer l's
+    ``1 - ratio`` (empty without dropout); ``stds`` (sum of hidden widths) and
+    ``scratch`` (2, chunk * widest hidden layer) are workspaces.
+    """
+    running_stds(dims, layout, running, bn_eps, stds)
+    for start in range(0, x.shape[0], chunk):
+        chunk_logits(x, start, chunk, dims, layout, act, params, running, dropout_scales,
+                     stds, scratch, out[start:])
+
+
+@jit
+def mlp_predict_labels(x, dims, layout, act, params, running, bn_eps, dropout_scales, chunk,
+                       stds, scratch, logits, out):
+    """``out = argmax(net(x), axis=1)`` as ``np.argmax`` (the first largest logit, the
+    first NaN if any); ``logits`` (chunk, classes) is a workspace, the rest as in
+    ``mlp_predict``."""
+    running_stds(dims, layout, running, bn_eps, stds)
+    for start in range(0, x.shape[0], chunk):
+        y = chunk_logits(x, start, chunk, dims, layout, act, params, running,
+                         dropout_scales, stds, scratch, logits)
+        for i in range(y.shape[0]):
+            best = 0
+            for j in range(1, y.shape[1]):
+                if y[i, best] != y[i, best]:
+                    break
+                if y[i, j] > y[i, best] or y[i, j] != y[i, j]:
+                    best = j
+            out[start + i] = best
+
+
+@jit
+def mlp_cross_entropy(x, labels, dims, layout, act, params, running, bn_eps, dropout_scales,
+                      chunk, stds, scratch, logits):
+    """The mean cross-entropy ``-sum(log(softmax(net(x))[i, t_i] + 1e-7)) / N`` in
+    inference mode, summed in float64 in row order (as ``softmax_cross_entropy``);
+    arguments as in ``mlp_predict_labels``."""
+    running_stds(dims, layout, running, bn_eps, stds)
+    loss = 0.0
+    for start in range(0, x.shape[0], chunk):
+        y = chunk_logits(x, start, chunk, dims, layout, act, params, running,
+                         dropout_scales, stds, scratch, logits)
+        for i in range(y.shape[0]):
+            softmax_row(y, i, y)
+            loss -= math.log(y[i, labels[start + i]] + LOG_EPS)
+    return loss / x.shape[0]
