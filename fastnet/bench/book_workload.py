@@ -65,8 +65,8 @@ GRADIENT_NOISE = 1e-3
 GRADIENT_RELATIVE = 0.5
 CHILD_TIMEOUT_S = 7200
 
-# Which printed results are compared, and by how much they may differ (None: metrics
-# matched by prefix get ``LOSS_TOLERANCE`` or ``ACCURACY_TOLERANCE`` by their name).
+# Which printed results are compared, and by how much they may differ: a metric of
+# ``parse_output``, or a prefix ending in a space for all the metrics it starts.
 CHECKS = {
     "optimizer_compare_mnist": {"loss ": LOSS_TOLERANCE},
     "weight_init_compare": {"loss ": LOSS_TOLERANCE},
