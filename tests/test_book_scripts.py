@@ -1,9 +1,9 @@
-"""The book's own scripts, run unchanged but for their import lines (the drop-in
-contract): ``book_scripts/optimizer_compare_naive.py`` moves Python floats
-``params = {'x': -7.0, 'y': 2.0}`` with each optimizer, and must draw the reference's
-paths."""
-import runpy
-from pathlib import Path
+"""The book's chapter-6 scripts, stored once in ``fastnet/bench/book_scripts/`` and run
+unchanged but for their import lines (the drop-in contract), on fastnet and on the
+book's code (``fastnet.bench.book``); and the ``book-scripts`` workload of ``fastnet
+bench`` that times the two (``fastnet.bench.book_workload``)."""
+import json
+import re
 
 import matplotlib
 import numpy as np
@@ -12,30 +12,38 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-SCRIPTS = Path(__file__).parent / "book_scripts"
-FASTNET_IMPORT = "from fastnet.optimizers import *"
+from fastnet import bench
+from fastnet.bench import book, book_workload, harness
+
+FASTNET_IMPORT = re.compile(r"^from (fastnet\.[\w.]+) import .+  # book: from "
+                            r"(common|dataset)\.\w+ import .+$", re.MULTILINE)
 
 
-def run_book_script(name, png, optimizers_module="fastnet.optimizers"):
-    """Run the script (a copy beside ``png``) with ``plt.show()`` saving to ``png``;
-    return each subplot's title and path as drawn (the first line of each axes)."""
-    source = (SCRIPTS / name).read_text()
-    assert FASTNET_IMPORT in source and source.count("plt.show()") == 1
-    source = source.replace(FASTNET_IMPORT, f"from {optimizers_module} import *")
-    script = png.with_suffix(".py")
-    script.write_text(source.replace("plt.show()", f"plt.savefig({str(png)!r})"))
+def data_for_tests():
+    """MNIST's test digits where they are at hand, else the synthetic images."""
+    try:
+        return book.load_dataset("mnist-test")[2]
+    except FileNotFoundError:
+        return "synthetic"
+
+
+# --------------------------------------------------------------------------- the scripts
+
+def drawn_paths(tmp_path, way):
+    """Run optimizer_compare_naive ``way``; each subplot's title and path as drawn."""
     plt.close("all")
     try:
-        runpy.run_path(str(script), run_name="__main__")
-        return {ax.get_title(): ax.lines[0].get_xydata() for ax in plt.gcf().axes}
+        saved = book.run_script("optimizer_compare_naive", way, tmp_path)
+        return saved, {ax.get_title(): ax.lines[0].get_xydata() for ax in plt.gcf().axes}
     finally:
         plt.close("all")
 
 
 def test_optimizer_compare_naive_draws_the_books_paths(tmp_path):
-    paths = run_book_script("optimizer_compare_naive.py", tmp_path / "paths-fastnet.png")
-    reference = run_book_script("optimizer_compare_naive.py", tmp_path / "paths-reference.png",
-                                "fastnet.reference.optimizers")
+    """It moves Python floats ``params = {'x': -7.0, 'y': 2.0}`` with each optimizer,
+    and must draw the reference's paths."""
+    saved, paths = drawn_paths(tmp_path / "fastnet", "fastnet")
+    _, reference = drawn_paths(tmp_path / "reference", "reference")
     assert list(paths) == ["SGD", "Momentum", "AdaGrad", "Adam"] == list(reference)
     for title, path in paths.items():
         assert path.shape == (30, 2), title
@@ -44,10 +52,199 @@ def test_optimizer_compare_naive_draws_the_books_paths(tmp_path):
         np.testing.assert_array_equal(path[0], [-7.0, 2.0])
         # every optimizer heads for the minimum of x**2 / 20 + y**2 at the origin
         assert np.hypot(*path[-1]) < 0.5 * np.hypot(-7.0, 2.0), title
-    png = (tmp_path / "paths-fastnet.png").read_bytes()
+    png = saved[0].read_bytes()
+    assert saved == [tmp_path / "fastnet" / "optimizer_compare_naive-fastnet.png"]
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in SCRIPTS.glob("*.py")))
-def test_book_scripts_import_fastnet(name):
-    assert FASTNET_IMPORT in (SCRIPTS / name).read_text()
+@pytest.mark.parametrize("name", book.SCRIPTS)
+def test_only_the_imports_differ(name):
+    """Every import of the book's modules became one of fastnet's, the book's line kept
+    as a comment; the reference way swaps exactly those lines."""
+    stored = book.script_path(name).read_text(encoding="utf-8")
+    assert book.script_source(name, "fastnet") == stored
+    imports = FASTNET_IMPORT.findall(stored)
+    assert imports and not re.search(r"^from (common|dataset)\b", stored, re.MULTILINE)
+    assert stored.count("plt.show()") == (0 if name == "batch_norm_gradient_check" else 1)
+    reference = book.script_source(name, "reference")
+    differ = [(a, b) for a, b in zip(stored.splitlines(), reference.splitlines()) if a != b]
+    swapped = [module for module, _ in imports if module in book.REFERENCE_MODULES]
+    assert len(differ) == len(swapped)
+    for (fast_line, ref_line), module in zip(differ, swapped):
+        assert ref_line == fast_line.replace(module, book.REFERENCE_MODULES[module], 1)
+
+
+def test_knobs_scale_the_scripts_length_only():
+    full = book.script_source("hyperparameter_optimization", "fastnet")
+    short = book.script_source("hyperparameter_optimization", "fastnet", scale=0.05)
+    assert "optimization_trial = 100" in full and "epocs=50)" in full
+    assert "optimization_trial = 5" in short and "epocs=2)" in short
+    assert len(full.splitlines()) == len(short.splitlines())
+    assert "max_iterations = 101" in book.script_source("optimizer_compare_mnist", scale=0.01)
+    assert book.scaled(20, 2, 0.001) == 2 and book.scaled(301, 2, 1) == 301
+    with pytest.raises(ValueError, match="unknown book script"):
+        book.script_source("nope")
+    with pytest.raises(ValueError, match="way must be one of"):
+        book.script_source("batch_norm_test", "torch")
+
+
+def test_the_books_code_is_float64():
+    net = book.MultiLayerNetExtend(784, [10], 10, use_batchnorm=True, seed=0)
+    assert {p.dtype for p in net.params.values()} == {np.dtype(np.float64)}
+    assert book.MultiLayerNet(784, [10], 10, dtype=np.float32).params["W1"].dtype == np.float32
+
+
+def test_load_mnist_stand_in(monkeypatch):
+    monkeypatch.setenv("FASTNET_BOOK_DATA", "synthetic")
+    monkeypatch.setenv("FASTNET_BOOK_TRAIN_SIZE", "300")
+    monkeypatch.setenv("FASTNET_BOOK_TEST_SIZE", "50")
+    (x, t), (x_test, t_test) = book.load_mnist(normalize=True)
+    assert x.shape == (300, 784) and x.dtype == np.float32 and 0 <= x.min() <= x.max() <= 1
+    assert t.shape == (300,) and set(np.unique(t)) <= set(range(10))
+    assert x_test.shape == (50, 784) and t_test.shape == (50,)
+    (x, t), _ = book.load_mnist(normalize=False, flatten=False, one_hot_label=True)
+    assert x.shape == (300, 1, 28, 28) and x.dtype == np.uint8 and t.shape == (300, 10)
+    monkeypatch.setenv("FASTNET_BOOK_DATA", "cifar")
+    with pytest.raises(ValueError, match="FASTNET_BOOK_DATA must be one of"):
+        book.load_mnist()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("way", book.WAYS)
+@pytest.mark.parametrize("name", book.SCRIPTS)
+def test_script_runs_to_completion(name, way, tmp_path):
+    """Each script, in a process of its own, at the least length its knobs allow."""
+    env = harness.child_env(2, FASTNET_BOOK_DATA=data_for_tests(), FASTNET_BOOK_TEST_SIZE="300",
+                            MPLBACKEND="Agg")
+    _, stdout = book_workload.run_script_process(name, way, tmp_path, 0.001, env)
+    results = book_workload.parse_output(name, stdout)
+    assert (tmp_path / f"{name}-{way}.py").is_file()
+    if name == "batch_norm_gradient_check":
+        assert set(results) == {f"grad diff {k}" for k in (
+            "W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3")}
+        assert all(0 <= v < 1 for v in results.values())
+        return
+    assert (tmp_path / f"{name}-{way}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    expected = {
+        "optimizer_compare_naive": set(),
+        "optimizer_compare_mnist": {"loss SGD", "loss Momentum", "loss AdaGrad", "loss Adam"},
+        "weight_init_compare": {"loss std=0.01", "loss Xavier", "loss He"},
+        "batch_norm_test": {"mean final train acc", "mean final train acc (batch norm)",
+                            "weight scales"},
+        "overfit_weight_decay": {"epochs", "train acc", "test acc"},
+        "overfit_dropout": {"epochs", "train acc", "test acc", "final test acc"},
+        "hyperparameter_optimization": {"best val acc", "trials"},
+    }[name]
+    assert set(results) == expected
+    assert all(np.isfinite(v) for v in results.values())
+
+
+# --------------------------------------------------------------------------- parsing
+
+BLOCKS = ("===========iteration:0===========\nstd=0.01:2.30\nXavier:2.2\nHe:2.0\n"
+          "===========iteration:100===========\nstd=0.01:2.31\nXavier:1.0\nHe:0.5\n")
+SCALES = ("============== 1/16 ==============\nepoch:0 | 0.1 - 0.2\nepoch:1 | 0.3 - 0.9\n"
+          "============== 2/16 ==============\nepoch:0 | 0.1 - 0.1\nepoch:1 | 0.5 - 0.7\n")
+EPOCHS = "epoch:0, train acc:0.1, test acc:0.12\nepoch:1, train acc:0.5, test acc:0.4\n"
+TRAINER = ("train loss:2.3\n=== epoch:1, train acc:0.2, test acc:0.25 ===\ntrain loss:2.2\n"
+           "=============== Final Test Accuracy ===============\ntest acc:0.3\n")
+SEARCH = ("val acc:0.1 | lr:1e-05, weight decay:1e-07\n"
+          "val acc:0.7 | lr:0.005, weight decay:2e-06\n"
+          "=========== Hyper-Parameter Optimization Result ===========\n"
+          "Best-1(val acc:0.7) | lr:0.005, weight decay:2e-06\n")
+PRINTED = {
+    "weight_init_compare": (BLOCKS, {"loss std=0.01": 2.305, "loss Xavier": 1.6,
+                                     "loss He": 1.25}),
+    "batch_norm_test": (SCALES, {"mean final train acc": 0.4,
+                                 "mean final train acc (batch norm)": 0.8,
+                                 "weight scales": 2.0}),
+    "batch_norm_gradient_check": ("W1:1.5e-10\nb1:2e-09\n",
+                                  {"grad diff W1": 1.5e-10, "grad diff b1": 2e-09}),
+    "overfit_weight_decay": (EPOCHS, {"epochs": 1.0, "train acc": 0.5, "test acc": 0.4}),
+    "overfit_dropout": (TRAINER, {"epochs": 1.0, "train acc": 0.2, "test acc": 0.25,
+                                  "final test acc": 0.3}),
+    "hyperparameter_optimization": (SEARCH, {"best val acc": 0.7, "trials": 2.0}),
+    "optimizer_compare_naive": ("", {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRINTED))
+def test_parse_output(name):
+    stdout, expected = PRINTED[name]
+    results = book_workload.parse_output(name, stdout)
+    assert results.keys() == expected.keys()
+    for key, value in expected.items():
+        assert results[key] == pytest.approx(value), key
+
+
+def test_compare():
+    checks = book_workload.compare("overfit_weight_decay", {"train acc": 0.99, "test acc": 0.75},
+                                   {"train acc": 0.97, "test acc": 0.69, "epochs": 3.0})
+    assert [(c["metric"], c["agree"]) for c in checks] == [("train acc", True),
+                                                          ("test acc", False)]
+    checks = book_workload.compare("weight_init_compare", {"loss He": 0.2, "loss Xavier": 0.3},
+                                   {"loss He": 0.3})
+    assert [(c["metric"], c["agree"]) for c in checks] == [("loss He", True),
+                                                          ("loss Xavier", False)]
+    checks = book_workload.compare(
+        "batch_norm_gradient_check",
+        {"grad diff W1": 1e-9, "grad diff b3": 2e-7, "grad diff beta2": 0.061},
+        {"grad diff W1": 0.5, "grad diff b3": 1.5e-4, "grad diff beta2": 0.0495})
+    assert [(c["metric"], c["agree"]) for c in checks] == [
+        ("grad diff W1", False), ("grad diff b3", True), ("grad diff beta2", True)]
+
+
+# --------------------------------------------------------------------------- the workload
+
+@pytest.mark.slow
+def test_book_scripts_workload_json(capsys, tmp_path):
+    scripts = ["optimizer_compare_naive", "overfit_weight_decay"]
+    assert bench.main(["--quick", "--json", "--no-torch", "--workload", "book-scripts",
+                       "--book-scripts", ",".join(scripts), "--book-scale", "0.001",
+                       "--book-data", data_for_tests(), "--book-out", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["book_scripts"] == scripts
+    result = report["workloads"]["book-scripts"]
+    assert {"description", "unit", "implementations", "notes", "skipped", "ratios",
+            "targets", "scripts"} <= set(result)
+    assert result["unit"] == "s"
+    assert set(result["implementations"]) == {f"{n} {w}" for n in scripts for w in book.WAYS}
+    for summary in result["implementations"].values():
+        assert summary["samples"] == 1 and 0 < summary["min"] <= summary["median"]
+    ratios = result["ratios"]
+    assert all(ratios[f"speedup_{n}"] > 0 for n in scripts)
+    assert ratios["speedup_selected"] > 0 and ratios["speedup_total"] is None
+    assert ratios["scripts_disagreeing"] is None and "agreement" in result["skipped"]
+    assert [t["metric"] for t in result["targets"]] == [
+        t.metric for t in bench.TARGETS["book-scripts"]]
+    status = {t["metric"]: t["status"] for t in result["targets"]}
+    assert status["speedup_batch_norm_test"] == "SKIP" == status["speedup_total"]
+    assert status["speedup_overfit_weight_decay"] in ("PASS", "MISS")
+    entry = result["scripts"]["overfit_weight_decay"]
+    assert {c["metric"] for c in entry["checks"]} == {"train acc", "test acc"}
+    assert entry["figures"] == {w: [f"overfit_weight_decay-{w}.png"] for w in book.WAYS}
+    assert (tmp_path / "overfit_weight_decay-reference.py").is_file()
+    assert "book-scripts" in bench.format_report(report)
+
+
+def test_book_scripts_targets_and_default():
+    targets = {t.metric: (t.op, t.threshold) for t in bench.TARGETS["book-scripts"]}
+    assert targets["speedup_total"] == (">=", 4.5)
+    assert targets["speedup_batch_norm_gradient_check"] == (">=", 5.0)
+    assert all(targets[f"speedup_{n}"] == (">=", 3.5) for n in book.TRAINING_SCRIPTS)
+    assert "book-scripts" in bench.WORKLOADS
+    from fastnet.bench.cli import _selected, build_parser
+    assert "book-scripts" not in _selected(build_parser(), None)
+
+
+def test_unknown_book_script_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--workload", "book-scripts", "--book-scripts", "nope"])
+    assert exc.value.code == 2
+    assert "unknown book script nope" in capsys.readouterr().err
+
+
+def test_child_command_line(capsys):
+    """``book.main`` (the command line of ``book.CHILD``) says how to call it."""
+    with pytest.raises(SystemExit, match="usage: NAME WAY OUT_DIR"):
+        book.main(["x"])

@@ -14,6 +14,9 @@ By role:
 * ``workloads``: the headline nets (``NETS``) and a step builder per implementation;
 * ``harness``: threads, round-robin timing, memory readings, child processes;
 * ``torch_worker``: torch's process and the line protocol that drives it;
+* ``book`` and ``book_workload``: the book's chapter-6 scripts (``book_scripts/``) run
+  either way, and the ``book-scripts`` workload that times them, each a process of its
+  own (opt-in: ``--workload book-scripts``, half an hour or more at the book's length);
 * ``runner``: one run, workload by workload, ratios against the targets;
 * ``report``: the targets (read from ``targets.csv``) and the text table;
 * ``cli``: the command line.

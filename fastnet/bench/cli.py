@@ -4,9 +4,10 @@ import math
 import os
 import sys
 
+from .book import DATASETS, SCRIPTS
 from .harness import FULL, QUICK, default_threads
 from .report import format_report, write_json
-from .runner import WORKLOADS, run
+from .runner import DEFAULT_WORKLOADS, WORKLOADS, run
 
 
 def _number(low, low_open, kind=float):
@@ -31,9 +32,11 @@ def build_parser():
                     "floors, side by side in one run, and check the ratios against their targets.")
     parser.add_argument("--workload", action="append", metavar="NAME",
                         help=f"run only this workload (repeatable, or comma-separated): "
-                             f"{', '.join(WORKLOADS)}")
+                             f"{', '.join(WORKLOADS)} (default: all but book-scripts)")
     parser.add_argument("--quick", action="store_true",
-                        help="a ~40 s version: shorter timing, no cold start, a short leak run")
+                        help="a ~40 s version: shorter timing, no cold start, a short leak run; "
+                             "book-scripts: each script's length x0.05, test sets of 2,000 "
+                             "(some minutes)")
     parser.add_argument("--json", action="store_true",
                         help="print the results as JSON on stdout (progress goes to stderr)")
     parser.add_argument("--save", metavar="PATH",
@@ -47,6 +50,20 @@ def build_parser():
                              "pools to go to sleep (default 0.15, 0.12 with --quick)")
     parser.add_argument("--leak-steps", type=_number(1, low_open=False, kind=int), default=None,
                         help="train steps of the leak check (default 10000, 2000 with --quick)")
+    parser.add_argument("--book-scripts", metavar="NAMES",
+                        help=f"book-scripts: run only these scripts (comma-separated): "
+                             f"{', '.join(SCRIPTS)}")
+    parser.add_argument("--book-scale", type=float, default=None,
+                        help="book-scripts: scale of each script's iterations/epochs/trials "
+                             "(default 1, the book's; 0.05 with --quick)")
+    parser.add_argument("--book-runs", type=int, default=None,
+                        help="book-scripts: runs of each script each way (default 1)")
+    parser.add_argument("--book-data", choices=DATASETS, default=None,
+                        help="book-scripts: the data load_mnist gives the scripts (default "
+                             "auto: MNIST, else Fashion-MNIST, else MNIST's test digits, "
+                             "else synthetic)")
+    parser.add_argument("--book-out", metavar="DIR",
+                        help="book-scripts: keep the figures and the scripts as run in DIR")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out")
     parser.add_argument("--torch-omp-wait-policy", choices=("default", "inherit"),
                         default="default",
@@ -60,7 +77,7 @@ def build_parser():
 
 def _selected(parser, requested):
     if not requested:
-        return list(WORKLOADS)
+        return list(DEFAULT_WORKLOADS)
     names = [n.strip() for item in requested for n in item.split(",") if n.strip()]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
@@ -86,6 +103,18 @@ def main(argv=None):
         settings["gap_s"] = args.gap
     if args.leak_steps is not None:
         settings["leak_steps"] = args.leak_steps
+    if args.book_scripts:
+        names = [n.strip() for n in args.book_scripts.split(",") if n.strip()]
+        unknown = [n for n in names if n not in SCRIPTS]
+        if unknown:
+            parser.error(f"unknown book script {', '.join(unknown)}; choose from "
+                         f"{', '.join(SCRIPTS)}")
+        settings["book_scripts"] = [n for n in SCRIPTS if n in names]
+    for option in ("book_scale", "book_runs", "book_data", "book_out"):
+        if getattr(args, option) is not None:
+            settings[option] = getattr(args, option)
+    if not 0 < settings["book_scale"] <= 1 or settings["book_runs"] < 1:
+        parser.error("--book-scale must be in (0, 1] and --book-runs at least 1")
 
     def progress(text):
         print(text, file=sys.stderr, flush=True)

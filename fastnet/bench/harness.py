@@ -22,10 +22,15 @@ import numpy as np
 # ``gap_s``: a pause before each sample, longer than BLAS threads spin after a call
 # (OpenBLAS: 2**28 cycles, about 0.1 s), so that one implementation's idle pool does not
 # take cores from the next one's (a 16-thread step was measured up to 4x slower).
+# ``book_*``: the book-scripts workload (``book_workload``): the scripts' length knobs
+# scaled by ``book_scale``, each run ``book_runs`` times each way, on ``book_data``
+# (``book.DATASETS``), test sets cut to ``book_test_size`` images (None: whole).
 FULL = {"seconds": 20.0, "min_rounds": 15, "sample_s": 0.2, "gap_s": 0.15, "warm_s": 0.5,
-        "startup_runs": 5, "cold_runs": 1, "leak_steps": 10_000}
+        "startup_runs": 5, "cold_runs": 1, "leak_steps": 10_000,
+        "book_scale": 1.0, "book_runs": 1, "book_data": "auto", "book_test_size": None}
 QUICK = {"seconds": 1.0, "min_rounds": 4, "sample_s": 0.03, "gap_s": 0.12, "warm_s": 0.15,
-         "startup_runs": 1, "cold_runs": 0, "leak_steps": 2_000}
+         "startup_runs": 1, "cold_runs": 0, "leak_steps": 2_000,
+         "book_scale": 0.05, "book_runs": 1, "book_data": "auto", "book_test_size": 2_000}
 
 
 # --------------------------------------------------------------------------- threads

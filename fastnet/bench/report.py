@@ -100,31 +100,50 @@ def _header_lines(meta):
 def _workload_lines(name, result):
     unit = result["unit"]
     lines = [f"{name}: {result['description']}"]
+    width = max([17, *map(len, result["implementations"])])
     if result["implementations"]:
-        lines.append(f"  {'implementation':17s} {'median ' + unit:>12s} {'p25..p75':>19s}"
+        lines.append(f"  {'implementation':{width}s} {'median ' + unit:>12s} {'p25..p75':>19s}"
                      f"  samples")
         for impl, s in result["implementations"].items():
             note = result["notes"].get(impl, "")
             spread = f"{_fmt(s['p25'], unit)}..{_fmt(s['p75'], unit)}"
-            lines.append(f"  {impl:17s} {_fmt(s['median'], unit):>12s} {spread:>19s}  "
+            lines.append(f"  {impl:{width}s} {_fmt(s['median'], unit):>12s} {spread:>19s}  "
                          f"{s['samples']}x{s['steps_per_sample']}"
                          + (f"  ({note})" if note else ""))
     for impl, why in result["skipped"].items():
-        lines.append(f"  {impl:17s} {'skipped':>12s}  ({why})")
+        lines.append(f"  {impl:{width}s} {'skipped':>12s}  ({why})")
     shown = {target["metric"] for target in result["targets"]}
     extras = [f"{k} {v:.3g}" for k, v in result["ratios"].items()
               if k not in shown and v is not None]
     if extras:
         lines.append("  also: " + ", ".join(extras))
+    return lines + _script_lines(result.get("scripts", {}))
+
+
+def _script_lines(scripts):
+    """The book-scripts workload's checks: what each way printed, and whether it agrees."""
+    def value(v):
+        return "-" if v is None else f"{v:.4g}"
+
+    lines = []
+    for name, entry in scripts.items():
+        if "error" in entry:
+            lines.append(f"  {name}: failed: {entry['error'].splitlines()[0]}")
+        for check in entry["checks"]:
+            verdict = "agree" if check["agree"] else "DIFFER"
+            lines.append(f"  {name}: {check['metric']}: reference {value(check['reference'])}, "
+                         f"fastnet {value(check['fastnet'])} (within {value(check['tolerance'])}: "
+                         f"{verdict})")
     return lines
 
 
 def _summary_lines(results):
-    lines = [f"{'workload':12s} {'measure':34s} {'value':>8s} {'target':>9s}  status"]
+    width = max([34, *(len(t["label"]) for r in results.values() for t in r["targets"])])
+    lines = [f"{'workload':12s} {'measure':{width}s} {'value':>8s} {'target':>9s}  status"]
     for name, result in results.items():
         for target in result["targets"]:
             value = target["value"]
-            lines.append(f"{name:12s} {target['label']:34s} "
+            lines.append(f"{name:12s} {target['label']:{width}s} "
                          f"{'-' if value is None else f'{value:.2f}':>8s} "
                          f"{target['op'] + ' ' + format(target['threshold'], 'g'):>9s}  "
                          f"{target['status']}")

@@ -5,13 +5,16 @@ import tempfile
 import time
 
 from . import harness
+from .book_workload import book_scripts_workload
 from .report import TARGETS
 from .torch_worker import TorchWorker
 from .workloads import (INPUT_SIZE, NETS, OUTPUT_SIZE, STARTUP_FASTNET, STARTUP_TORCH,
                         adam_data, book_step, copy_kernels, fastnet_step, gemm_floor_njit_step,
                         gemm_floor_step, make_batch, split_arena)
 
-WORKLOADS = [*NETS, "adam-update", "startup", "leak"]
+WORKLOADS = [*NETS, "adam-update", "startup", "leak", "book-scripts"]
+# Run when no workload is named: all but the book's scripts (half an hour or more).
+DEFAULT_WORKLOADS = [name for name in WORKLOADS if name != "book-scripts"]
 
 
 def _result(description, unit, implementations, notes, skipped, ratios):
@@ -172,8 +175,10 @@ def run(workloads, n_threads, settings, use_torch=True, torch_policy="default",
             elif name == "startup":
                 result = _startup_workload(use_torch, n_threads, settings, torch_policy,
                                            progress)
-            else:
+            elif name == "leak":
                 result = _leak_workload(settings, progress)
+            else:
+                result = book_scripts_workload(n_threads, settings, progress)
             result["targets"] = [t.report(result["ratios"].get(t.metric))
                                  for t in TARGETS.get(name, [])]
             results[name] = result

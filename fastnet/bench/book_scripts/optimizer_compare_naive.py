@@ -1,8 +1,6 @@
-# The book's ch06/optimizer_compare_naive.py ("Deep Learning from Scratch", Koki Saitoh),
-# as quoted in the project's chapter-6 seed, with one line added: the import of the
-# optimizers, which the book takes from common.optimizer.  tests/test_book_scripts.py
-# runs it with matplotlib's Agg backend, saving the figure where the book shows it.
-# ruff: noqa: I001 (the book's import order)
+# The book's ch06/optimizer_compare_naive.py ("Deep Learning from Scratch", Koki Saitoh)
+# as quoted in the project's chapter-6 seed; changes: README.md in this folder.
+# ruff: noqa
 import numpy as np
 import matplotlib.pyplot as plt
 from collections import OrderedDict
