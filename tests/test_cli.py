@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import test_experiments
 
-from fastnet import cli
 from fastnet.cli import main
 
 # The data fixtures (``offline`` is autouse) and the fake-MNIST writer.

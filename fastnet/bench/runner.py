@@ -8,9 +8,21 @@ from . import harness
 from .book_workload import book_scripts_workload
 from .report import TARGETS
 from .torch_worker import TorchWorker
-from .workloads import (INPUT_SIZE, NETS, OUTPUT_SIZE, STARTUP_FASTNET, STARTUP_TORCH,
-                        adam_data, book_step, copy_kernels, fastnet_step, gemm_floor_njit_step,
-                        gemm_floor_step, make_batch, split_arena)
+from .workloads import (
+    INPUT_SIZE,
+    NETS,
+    OUTPUT_SIZE,
+    STARTUP_FASTNET,
+    STARTUP_TORCH,
+    adam_data,
+    book_step,
+    copy_kernels,
+    fastnet_step,
+    gemm_floor_njit_step,
+    gemm_floor_step,
+    make_batch,
+    split_arena,
+)
 
 WORKLOADS = [*NETS, "adam-update", "startup", "leak", "book-scripts"]
 # Run when no workload is named: all but the book's scripts (half an hour or more).
