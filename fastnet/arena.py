@@ -32,7 +32,3 @@ class ArenaDict(dict):
             if self.get(key) is not view or view.base is not self.arena:
                 return False
         return True
-
-    def restore(self):
-        """Point every entry at its view again."""
-        self.update(self.views)
