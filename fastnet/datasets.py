@@ -185,7 +185,8 @@ def fetch(name, folder, mirrors=None, checksums=None):
     ``mirrors`` defaults to ``$<mirrors_env>`` if set, else the table's list;
     ``checksums`` (file name -> MD5) defaults to the table's.  Each file is tried on
     each mirror in turn; a file is only ever moved into place complete and verified.
-    Raises ``DatasetNotFoundError`` listing every URL tried and why it failed.
+    Raises ``DatasetNotFoundError`` listing every URL tried for the file that could not
+    be had, and why each failed.
     """
     spec = DATASETS[name]
     if mirrors is None:
@@ -197,8 +198,8 @@ def fetch(name, folder, mirrors=None, checksums=None):
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DatasetNotFoundError(f"cannot download into {folder}: {err}") from err
-    failures = []
     for filename in _missing(folder):
+        failures = []  # this file's: another file's misses on the way do not matter
         for base in mirrors:
             url = base.rstrip("/") + "/" + filename
             try:

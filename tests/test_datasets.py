@@ -353,6 +353,20 @@ def test_fetch_all_mirrors_failing_reports_each_and_leaves_nothing(tmp_path, ser
     assert os.listdir(tmp_path / "dl") == []
 
 
+def test_fetch_failure_lists_the_failing_files_urls_only(tmp_path, server):
+    """A file found on a later mirror does not appear in the error of a file that fails."""
+    _, url = server
+    first, second = NAMES[0], NAMES[1]
+    checksums = dict(datasets.DATASETS["mnist"].md5, **{second: "0" * 32})
+    with pytest.raises(DatasetNotFoundError) as err:
+        fetch("mnist", tmp_path / "dl", mirrors=[f"{url}/missing", f"{url}/good"],
+              checksums=checksums)
+    message = str(err.value)
+    assert f"could not download {second}" in message
+    assert f"{url}/missing/{second}: HTTP Error 404" in message
+    assert first not in message
+
+
 def test_load_downloads_missing_training_files_into_data_dir(tmp_path, server, monkeypatch):
     """Like CI's folder: only the test set present; the training files are fetched."""
     httpd, url = server
