@@ -308,14 +308,23 @@ class _FusedNet:
 class MultiLayerNet(_FusedNet, reference.MultiLayerNet):
     __doc__ = reference.MultiLayerNet.__doc__
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
+                 weight_init_std="relu", weight_decay_lambda=0, *, dtype=np.float32,
+                 seed=None, rng=None):
+        super().__init__(input_size, hidden_size_list, output_size, activation,
+                         weight_init_std, weight_decay_lambda, dtype=dtype, seed=seed, rng=rng)
         self._build_arenas()
 
 
 class MultiLayerNetExtend(_FusedNet, reference.MultiLayerNetExtend):
     __doc__ = reference.MultiLayerNetExtend.__doc__
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
+                 weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
+                 dropout_ration=0.5, use_batchnorm=False, *, dropout_ratio=None,
+                 dtype=np.float32, seed=None, rng=None):
+        super().__init__(input_size, hidden_size_list, output_size, activation,
+                         weight_init_std, weight_decay_lambda, use_dropout, dropout_ration,
+                         use_batchnorm, dropout_ratio=dropout_ratio, dtype=dtype, seed=seed,
+                         rng=rng)
         self._build_arenas()

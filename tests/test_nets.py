@@ -2,6 +2,8 @@
 reference nets, the fused ``train_step`` vs the book's ``gradient()`` + ``update()``,
 shared parameter views, dtypes, the Trainer and seeds.  Driven by ``cases.NET_CASES``
 and ``cases.OPTIMIZER_CASES``."""
+import inspect
+
 import numpy as np
 import pytest
 from cases import DTYPES, NET_CASES, NETS, OPTIMIZERS, assert_close, optimizer_state
@@ -469,3 +471,11 @@ def test_global_seed_makes_seedless_nets_reproducible():
     for key in nets[0].params:
         assert_array_equal(nets[0].params[key], nets[1].params[key])
     assert dropouts(nets[0])[0].seed == dropouts(nets[1])[0].seed
+
+
+@pytest.mark.parametrize("name", ["MultiLayerNet", "MultiLayerNetExtend"])
+def test_nets_show_the_books_parameters(name):
+    """help() and inspect.signature() show the real parameters, the reference's."""
+    signature = inspect.signature(getattr(fast_nets, name))
+    assert signature == inspect.signature(getattr(reference_nets, name))
+    assert "input_size" in signature.parameters and "kwargs" not in signature.parameters
