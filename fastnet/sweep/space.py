@@ -1,0 +1,611 @@
+"""The search space of a sweep: distributions, the searchable parameters, the CLI syntax.
+
+A distribution is uniform on the axis it is sampled on (course notes 7.2): the
+learning rate on a log axis, so that each decade of [1e-6, 1e-2] gets a quarter of
+the trials; a momentum or Adam beta on a log axis of ``1 - beta``, so that 0.9 ->
+0.99 gets as many trials as 0.99 -> 0.999.  Each one maps the unit interval onto its
+values (``from_unit``) and back (``to_unit``), so samplers work in the unit cube
+[0, 1)^d, one axis per sampled parameter, whatever the parameters are.
+
+A configuration is a plain dict of canonical parameter names (the book's, see
+``PARAMETERS``) to JSON-able values; ``Space.complete`` fills in every default.
+Nothing here imports the kernels or the nets.
+"""
+import copy
+import difflib
+import math
+import numbers
+from dataclasses import dataclass
+from typing import ClassVar
+
+__all__ = [
+    "Distribution", "Uniform", "LogUniform", "OneMinusLogUniform", "IntUniform", "LogInt",
+    "Choice", "uniform", "log_uniform", "one_minus_log_uniform", "int_uniform", "log_int",
+    "choice", "distribution_from_json", "Parameter", "PARAMETERS", "Space", "parse_param",
+]
+
+
+def _did_you_mean(name, known):
+    """`` (did you mean 'x'?)`` for the known name closest to ``name``, or ``''``."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(what, name, known, spellings=None):
+    """The error for an unknown ``name``: the closest of ``spellings`` (default: the
+    ``known`` names) as a suggestion, then the ``known`` names."""
+    return ValueError(f"unknown {what} {name!r}{_did_you_mean(name, spellings or known)}; "
+                      f"known: {', '.join(known)}")
+
+
+def _is_real(value):
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _same(a, b):
+    """``a == b``, except that a bool never equals a number (``True == 1`` in Python)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def _plain(value):
+    """``value`` with tuples turned into lists, as JSON would return it."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+class Distribution:
+    """A distribution of one parameter's values: what every distribution has.
+
+    ``from_unit(u)`` maps u in [0, 1] monotonically onto the values (uniform u gives
+    the distribution), ``to_unit(value)`` is its inverse, ``grid(n)`` spreads points
+    on the axis the distribution is uniform on, ``scale`` names that axis for plots
+    ('linear', 'log', 'one_minus_log' or 'categorical'), ``to_json()`` is undone by
+    ``distribution_from_json``.
+    """
+
+    kind: ClassVar[str]   # the JSON "type", and the name of the constructor
+    scale: ClassVar[str]
+
+
+def _unit(u):
+    if not _is_real(u) or not 0 <= u <= 1:
+        raise ValueError(f"u must be a number in [0, 1], got {u!r}")
+    return float(u)
+
+
+def _grid_size(n):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    return int(n)
+
+
+# The axis each numeric scale is uniform on: (value -> axis, axis -> value).
+_AXES = {
+    "linear": (lambda x: x, lambda t: t),
+    "log": (math.log10, lambda t: 10.0 ** t),
+    "one_minus_log": (lambda x: math.log10(1.0 - x), lambda t: 1.0 - 10.0 ** t),
+}
+
+
+@dataclass(frozen=True, repr=False)
+class _Range(Distribution):
+    """Numbers from ``low`` to ``high`` (both included), uniform on the ``scale`` axis.
+
+    An integer range is the continuous one from ``low - 0.5`` to ``high + 0.5``,
+    rounded to the nearest integer, so that the ends get their fair share.
+    """
+
+    low: float
+    high: float
+    integer: ClassVar[bool] = False
+
+    def __post_init__(self):
+        for end in ("low", "high"):
+            value = getattr(self, end)
+            if self.integer:
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                    raise ValueError(f"{self.kind}: {end} must be an int, got {value!r}")
+                object.__setattr__(self, end, int(value))
+            elif not _is_real(value):
+                raise ValueError(f"{self.kind}: {end} must be a finite number, got {value!r}")
+            else:
+                object.__setattr__(self, end, float(value))
+        if self.low >= self.high:
+            raise ValueError(f"{self.kind}: low must be < high, got low={self.low!r}, "
+                             f"high={self.high!r}")
+        self._check_ends()
+
+    def _check_ends(self):
+        """Raise ValueError when the range leaves the scale's domain."""
+
+    def _axis_ends(self):
+        to_axis = _AXES[self.scale][0]
+        if self.integer:
+            return to_axis(self.low - 0.5), to_axis(self.high + 0.5)
+        return to_axis(self.low), to_axis(self.high)
+
+    def _snap(self, x):
+        """``x`` rounded (for integers) and clipped to [low, high]."""
+        if self.integer:
+            x = math.floor(x + 0.5)
+        return min(max(x, self.low), self.high)
+
+    def from_unit(self, u):
+        """``from_axis(a + u (b - a))``, a and b the ends on the scale's axis."""
+        a, b = self._axis_ends()
+        return self._snap(_AXES[self.scale][1](a + _unit(u) * (b - a)))
+
+    def to_unit(self, value):
+        """``(to_axis(value) - a) / (b - a)``; ValueError for a value outside the range."""
+        if (not _is_real(value) or not self.low <= value <= self.high
+                or self.integer and not float(value).is_integer()):
+            raise ValueError(f"{value!r} is not a value of {self!r}")
+        a, b = self._axis_ends()
+        return (_AXES[self.scale][0](value) - a) / (b - a)
+
+    def grid(self, n):
+        """``n`` points evenly spaced on the scale's axis from low to high (one point:
+        the middle); integers rounded, repeats dropped."""
+        n = _grid_size(n)
+        to_axis, from_axis = _AXES[self.scale]
+        a, b = to_axis(self.low), to_axis(self.high)
+        steps = [0.5] if n == 1 else [k / (n - 1) for k in range(n)]
+        return list(dict.fromkeys(self._snap(from_axis(a + s * (b - a))) for s in steps))
+
+    def to_json(self):
+        return {"type": self.kind, "low": self.low, "high": self.high}
+
+    def __repr__(self):
+        return f"{self.kind}({self.low!r}, {self.high!r})"
+
+
+class Uniform(_Range):
+    """``uniform(low, high)``: a float, ``low + u (high - low)``."""
+
+    kind, scale = "uniform", "linear"
+
+
+class LogUniform(_Range):
+    """``log_uniform(low, high)``: a float, ``10**U(log10 low, log10 high)``; needs
+    ``0 < low < high``."""
+
+    kind, scale = "log_uniform", "log"
+
+    def _check_ends(self):
+        if self.low <= 0:
+            raise ValueError(f"{self.kind}: a log range needs low > 0, got low={self.low!r}")
+
+
+class OneMinusLogUniform(_Range):
+    """``one_minus_log_uniform(low, high)``: a float, ``1 - 10**U(log10(1 - high),
+    log10(1 - low))``, dense near 1 (momentum, Adam's betas); needs
+    ``0 <= low < high < 1``."""
+
+    kind, scale = "one_minus_log_uniform", "one_minus_log"
+
+    def _check_ends(self):
+        if self.low < 0 or self.high >= 1:
+            raise ValueError(f"{self.kind}: needs 0 <= low < high < 1, got low={self.low!r}, "
+                             f"high={self.high!r}")
+
+
+class IntUniform(_Range):
+    """``int_uniform(low, high)``: an int from low to high, both included, each as
+    likely: ``round(low - 0.5 + u (high - low + 1))``."""
+
+    kind, scale, integer = "int_uniform", "linear", True
+
+
+class LogInt(_Range):
+    """``log_int(low, high)``: an int from low to high, both included, log-uniform then
+    rounded: ``round(10**U(log10(low - 0.5), log10(high + 0.5)))``; needs
+    ``1 <= low < high``."""
+
+    kind, scale, integer = "log_int", "log", True
+
+    def _check_ends(self):
+        if self.low < 1:
+            raise ValueError(f"{self.kind}: needs low >= 1, got low={self.low!r}")
+
+
+@dataclass(frozen=True, repr=False)
+class Choice(Distribution):
+    """``choice(options)``: one of the options (JSON-able values, at least one, no two
+    equal), each as likely: ``options[floor(u n)]``; ``to_unit`` gives the bin centre
+    ``(k + 0.5) / n``."""
+
+    options: tuple
+    kind: ClassVar[str] = "choice"
+    scale: ClassVar[str] = "categorical"
+
+    def __post_init__(self):
+        if isinstance(self.options, (str, bytes, dict)) or not hasattr(self.options, "__iter__"):
+            raise ValueError(f"choice: options must be a list, got {self.options!r}")
+        options = tuple(_plain(option) for option in self.options)
+        if not options:
+            raise ValueError("choice: needs at least one option, got none")
+        for k, option in enumerate(options):
+            if any(_same(option, earlier) for earlier in options[:k]):
+                raise ValueError(f"choice: options must differ, got {option!r} twice")
+        object.__setattr__(self, "options", options)
+
+    def from_unit(self, u):
+        k = min(int(_unit(u) * len(self.options)), len(self.options) - 1)
+        return copy.deepcopy(self.options[k])
+
+    def to_unit(self, value):
+        for k, option in enumerate(self.options):
+            if _same(option, value):
+                return (k + 0.5) / len(self.options)
+        raise ValueError(f"{value!r} is not an option of {self!r}")
+
+    def grid(self, n):
+        """Every option, whatever ``n``."""
+        _grid_size(n)
+        return copy.deepcopy(list(self.options))
+
+    def to_json(self):
+        return {"type": self.kind, "options": list(self.options)}
+
+    def __repr__(self):
+        return f"choice({list(self.options)!r})"
+
+
+# The constructors under the design's names.
+uniform, log_uniform, one_minus_log_uniform = Uniform, LogUniform, OneMinusLogUniform
+int_uniform, log_int, choice = IntUniform, LogInt, Choice
+
+_DISTRIBUTIONS = {cls.kind: cls for cls in (Uniform, LogUniform, OneMinusLogUniform,
+                                            IntUniform, LogInt, Choice)}
+
+
+def distribution_from_json(d):
+    """The distribution ``d`` describes (``{"type": "log_uniform", "low": ..., "high":
+    ...}``, as ``to_json`` writes it); ValueError for an unknown type or fields."""
+    if not isinstance(d, dict):
+        raise ValueError(f"a distribution must be a dict with a 'type', got {d!r}")
+    kind = d.get("type")
+    if kind not in _DISTRIBUTIONS:
+        raise _unknown("distribution type", kind, _DISTRIBUTIONS)
+    cls = _DISTRIBUTIONS[kind]
+    fields = {key: value for key, value in d.items() if key != "type"}
+    expected = ["options"] if cls is Choice else ["high", "low"]
+    if sorted(fields) != expected:
+        raise ValueError(f"{kind} takes the fields {', '.join(expected)}, "
+                         f"got {', '.join(sorted(fields)) or 'none'}")
+    return cls(**fields)
+
+
+# Domains: what values a parameter takes.  ``accepts`` says whether a value is one,
+# ``canonical`` gives the form a configuration stores, ``parse`` reads the command
+# line's text (best effort: text it cannot read comes back as is, and ``accepts``
+# rejects it with the parameter's usual message).
+
+class _Numbers:
+    """Finite numbers from ``low`` (open or closed) up to ``high`` (open), of one
+    kind: 'int', 'float' (ints accepted, stored as floats) or 'number' (either)."""
+
+    def __init__(self, kind, low, low_open=False, high=None):
+        self.kind, self.low, self.low_open, self.high = kind, low, low_open, high
+        self.integer = kind == "int"
+        article = "an" if self.integer else "a"
+        if high is not None:
+            self.expected = f"{article} {kind} in [{low}, {high})"
+        else:
+            self.expected = f"{article} {kind} {'>' if low_open else '>='} {low}"
+
+    def accepts(self, value):
+        return (_is_real(value) and (not self.integer or isinstance(value, numbers.Integral))
+                and (value > self.low if self.low_open else value >= self.low)
+                and (self.high is None or value < self.high))
+
+    def canonical(self, value):
+        if self.kind == "float" or not isinstance(value, numbers.Integral):
+            return float(value)
+        return int(value)
+
+    def parse(self, text):
+        for number in (int, float):
+            try:
+                return number(text)
+            except ValueError:
+                pass
+        return text
+
+
+class _Names:
+    """One of a few names, case-insensitive in, the canonical spelling out."""
+
+    integer = False
+
+    def __init__(self, *names):
+        self.names = {name.lower(): name for name in names}
+        self.expected = f"one of {', '.join(map(repr, names))}"
+
+    def accepts(self, value):
+        return isinstance(value, str) and value.lower() in self.names
+
+    def canonical(self, value):
+        return self.names[value.lower()]
+
+    def parse(self, text):
+        return text
+
+
+class _Bool:
+    integer = False
+    expected = "true or false"
+
+    def accepts(self, value):
+        return isinstance(value, bool)
+
+    def canonical(self, value):
+        return value
+
+    def parse(self, text):
+        return {"true": True, "false": False}.get(text.lower(), text)
+
+
+class _LayerSizes:
+    """A list of hidden layer widths; on the command line ``100x4`` (four layers of
+    100) and ``100-50`` (100 then 50), which combine: ``100x2-50``."""
+
+    integer = False
+    expected = "a non-empty list of ints >= 1 (on the command line 100x4 or 100-50)"
+
+    def accepts(self, value):
+        return (isinstance(value, (list, tuple)) and len(value) > 0
+                and all(isinstance(size, numbers.Integral) and not isinstance(size, bool)
+                        and size >= 1 for size in value))
+
+    def canonical(self, value):
+        return [int(size) for size in value]
+
+    def parse(self, text):
+        sizes = []
+        for part in text.split("-"):
+            width, _, repeat = part.partition("x")
+            try:
+                sizes += [int(width)] * (int(repeat) if repeat else 1)
+            except ValueError:
+                return text
+        return sizes
+
+
+class _Either:
+    """A value of the first domain, else of the second."""
+
+    integer = False
+
+    def __init__(self, first, second):
+        self.domains = (first, second)
+        self.expected = f"{first.expected} or {second.expected}"
+
+    def _domain_of(self, value):
+        return next((domain for domain in self.domains if domain.accepts(value)), None)
+
+    def accepts(self, value):
+        return self._domain_of(value) is not None
+
+    def canonical(self, value):
+        return self._domain_of(value).canonical(value)
+
+    def parse(self, text):
+        for domain in self.domains:
+            value = domain.parse(text)
+            if domain.accepts(value):
+                return value
+        return text
+
+
+class Parameter:
+    """One searchable parameter: canonical ``name``, ``default``, CLI ``aliases`` and
+    the values it takes (``expected``, in words).  A parameter whose default is None
+    also takes None (meaning: not set)."""
+
+    def __init__(self, name, domain, default, aliases=()):
+        self.name, self.default, self.aliases = name, default, tuple(aliases)
+        self._domain = domain
+        self.integer = domain.integer
+        self.expected = domain.expected + (" (or None)" if default is None else "")
+
+    def __repr__(self):
+        return f"Parameter({self.name!r}: {self.expected}, default {self.default!r})"
+
+    def canonical(self, value, where=""):
+        """``value`` in the form a configuration stores (optimizer names capitalized
+        as the book does, tuples as lists, floats as floats); ValueError naming the
+        parameter when the value is not one it takes."""
+        if value is None and self.default is None:
+            return None
+        if not self._domain.accepts(value):
+            raise ValueError(f"{self.name} must be {self.expected}, got {value!r}{where}")
+        return self._domain.canonical(value)
+
+    def check(self, spec):
+        """A distribution or constant for this parameter, checked: a constant and
+        every option of a choice in canonical form, both ends of a range values the
+        parameter takes (so ``dropout_ratio=uniform(0, 1)`` is refused: 1 is not in
+        [0, 1))."""
+        if isinstance(spec, Choice):
+            return Choice([self.canonical(option, f" (an option of {spec!r})")
+                           for option in spec.options])
+        if isinstance(spec, Distribution):
+            for end in ("low", "high"):
+                self.canonical(getattr(spec, end), f" (the {end} end of {spec!r})")
+            return spec
+        return self.canonical(spec)
+
+    def parse(self, text):
+        """The value ``text`` spells on the command line (checked by ``canonical``)."""
+        return self._domain.parse(text)
+
+
+_BETA = _Numbers("float", 0, high=1)
+_INIT_NAMES = _Names("relu", "he", "sigmoid", "xavier")
+
+PARAMETERS = {parameter.name: parameter for parameter in [
+    Parameter("hidden_size_list", _LayerSizes(), [100, 100, 100, 100], aliases=["hidden"]),
+    Parameter("hidden_size", _Numbers("int", 1), None),
+    Parameter("hidden_layers", _Numbers("int", 1), None),
+    Parameter("activation", _Names("relu", "sigmoid", "tanh"), "relu"),
+    Parameter("weight_init_std", _Either(_Numbers("float", 0, low_open=True), _INIT_NAMES),
+              "relu"),
+    Parameter("use_batchnorm", _Bool(), False, aliases=["batchnorm"]),
+    Parameter("use_dropout", _Bool(), False, aliases=["dropout"]),
+    Parameter("dropout_ratio", _BETA, 0.5),
+    Parameter("weight_decay_lambda", _Numbers("float", 0), 0.0, aliases=["weight_decay"]),
+    Parameter("optimizer", _Names("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"),
+              "SGD"),
+    Parameter("lr", _Numbers("float", 0, low_open=True), 0.01),
+    Parameter("momentum", _BETA, 0.9),
+    Parameter("beta1", _BETA, 0.9),
+    Parameter("beta2", _BETA, 0.999),
+    Parameter("decay_rate", _BETA, 0.99),
+    Parameter("mini_batch_size", _Numbers("int", 1), 100, aliases=["batch_size"]),
+    Parameter("epochs", _Numbers("number", 0, low_open=True), 20),
+]}
+"""The searchable parameters by canonical name (the book's), in the design's order."""
+
+_NAMES = {alias: parameter.name for parameter in PARAMETERS.values()
+          for alias in (parameter.name, *parameter.aliases)}
+
+
+def _canonical_items(mapping, what):
+    """``mapping`` with every key a canonical parameter name; ValueError for an
+    unknown name or one given twice (say as ``batch_size`` and ``mini_batch_size``)."""
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{what} must be a dict of parameter names to values, got {mapping!r}")
+    given, spelled = {}, {}
+    for key, value in mapping.items():
+        if key not in _NAMES:
+            raise _unknown("parameter", key, PARAMETERS, _NAMES)
+        name = _NAMES[key]
+        if name in given:
+            raise ValueError(f"{name} is given twice, as {spelled[name]!r} and {key!r}")
+        given[name], spelled[name] = value, key
+    return given
+
+
+class Space:
+    """The search space of a sweep: each parameter a distribution or a constant.
+
+    ``Space({"lr": log_uniform(1e-6, 1e-2), "batch_size": 100})``: names may be
+    aliases (``batch_size``), values are checked against the parameter
+    (``Parameter.check``).  ``params`` holds them by canonical name, ``dimensions`` the
+    names of the distributions in sorted order (the axes of the unit cube samplers
+    draw from), ``constants`` the rest.  Raises ValueError naming the parameter for an
+    unknown name (with the closest known one), a name given twice, or a value the
+    parameter does not take.
+    """
+
+    def __init__(self, params):
+        given = _canonical_items(params, "params")
+        self.params = {name: PARAMETERS[name].check(given[name]) for name in sorted(given)}
+        self.dimensions = tuple(name for name, spec in self.params.items()
+                                if isinstance(spec, Distribution))
+        self.constants = {name: spec for name, spec in self.params.items()
+                          if name not in self.dimensions}
+
+    def __eq__(self, other):
+        return isinstance(other, Space) and self.params == other.params
+
+    def __repr__(self):
+        return f"Space({self.params!r})"
+
+    @staticmethod
+    def complete(config):
+        """``config`` with aliases resolved, every value canonical and every parameter
+        that is not given at its default, in ``PARAMETERS`` order.
+
+        ``hidden_size`` and ``hidden_layers`` (when either is set) override
+        ``hidden_size_list``: it becomes ``[hidden_size] * hidden_layers``, the one not
+        set taken from the list (its first width, its length).  ValueError as for
+        ``Space``; a distribution is not a value.
+        """
+        given = {name: PARAMETERS[name].canonical(value)
+                 for name, value in _canonical_items(config, "config").items()}
+        full = {name: given[name] if name in given else copy.deepcopy(parameter.default)
+                for name, parameter in PARAMETERS.items()}
+        width, layers = full["hidden_size"], full["hidden_layers"]
+        if width is not None or layers is not None:
+            sizes = full["hidden_size_list"]
+            full["hidden_size_list"] = ([sizes[0] if width is None else width]
+                                        * (len(sizes) if layers is None else layers))
+        return full
+
+    def config_from_unit(self, u_vector):
+        """The complete configuration at point ``u_vector`` of the unit cube: entry j
+        goes through ``from_unit`` of dimension j (``dimensions`` order), the constants
+        and defaults fill the rest.  ValueError for a wrong length or an entry outside
+        [0, 1]."""
+        u_vector = list(u_vector)
+        if len(u_vector) != len(self.dimensions):
+            raise ValueError(f"u_vector must have {len(self.dimensions)} entries, one per "
+                             f"dimension ({', '.join(self.dimensions)}), got {len(u_vector)}")
+        values = {name: self.params[name].from_unit(u)
+                  for name, u in zip(self.dimensions, u_vector)}
+        return self.complete({**self.constants, **values})
+
+    def to_json(self):
+        """``{name: distribution.to_json() or the constant}`` (a constant is never a
+        dict, a distribution always is)."""
+        return {name: spec.to_json() if isinstance(spec, Distribution) else copy.deepcopy(spec)
+                for name, spec in self.params.items()}
+
+    @classmethod
+    def from_json(cls, d):
+        """The space ``to_json`` wrote."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a space must be a dict of parameter names to values, got {d!r}")
+        return cls({name: distribution_from_json(spec) if isinstance(spec, dict) else spec
+                    for name, spec in d.items()})
+
+
+# The scales of ``name=low:high:scale`` and how each reads its ends.
+_RANGE_SCALES = {"linear": (uniform, float), "log": (log_uniform, float),
+                 "one-minus-log": (one_minus_log_uniform, float),
+                 "int": (int_uniform, int), "log-int": (log_int, int)}
+_SYNTAX = "name=value, name=low:high[:linear|log|one-minus-log|int|log-int] or name=a,b,c:choice"
+
+
+def parse_param(text):
+    """``(canonical name, distribution or constant)`` from one ``--param`` of the CLI.
+
+    ``lr=1e-6:1e-2:log`` a range (scales: linear, log, one-minus-log, int, log-int; the
+    default is int for an int parameter, else linear), ``optimizer=sgd,adam:choice`` a
+    choice, ``use_batchnorm=true`` a constant (booleans true/false).  Hidden layers:
+    ``hidden=100x4`` is ``[100, 100, 100, 100]``, ``hidden=100-50`` is ``[100, 50]``,
+    ``hidden=100x4,200x2:choice`` a choice of two lists.  Names may be aliases.  The
+    value is checked as ``Space`` checks it; ValueError naming the parameter otherwise.
+    """
+    key, equals, spec = text.partition("=")
+    if not equals:
+        raise ValueError(f"--param must be {_SYNTAX}, got {text!r}")
+    if key not in _NAMES:
+        raise _unknown("parameter", key, PARAMETERS, _NAMES)
+    parameter = PARAMETERS[_NAMES[key]]
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return parameter.name, parameter.check(parameter.parse(spec))
+    if len(parts) == 2 and parts[1] == "choice":
+        return parameter.name, parameter.check(
+            choice([parameter.parse(option) for option in parts[0].split(",")]))
+    if len(parts) > 3 or parts[-1] == "choice":
+        raise ValueError(f"--param must be {_SYNTAX}, got {text!r}")
+    scale = parts[2] if len(parts) == 3 else "int" if parameter.integer else "linear"
+    if scale not in _RANGE_SCALES:
+        raise _unknown(f"scale for {parameter.name}", scale, [*_RANGE_SCALES, "choice"])
+    make, number = _RANGE_SCALES[scale]
+    try:
+        low, high = number(parts[0]), number(parts[1])
+    except ValueError:
+        raise ValueError(f"{parameter.name}: the ends of the {scale} range must be "
+                         f"{'ints' if number is int else 'numbers'}, got {spec!r}") from None
+    try:
+        distribution = make(low, high)
+    except ValueError as err:
+        raise ValueError(f"{parameter.name}: {err}") from None
+    return parameter.name, parameter.check(distribution)
