@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps: search spaces, samplers, the results store and the coordinator."""
