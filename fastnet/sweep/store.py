@@ -1,0 +1,399 @@
+"""The store of a sweep: one SQLite file that holds its spec and every trial's result.
+
+``SweepStore.create(path, spec)`` makes the file, ``SweepStore.open(path, spec)``
+reopens it (resume), ``SweepStore.open(path, readonly=True)`` reads it while a sweep
+writes (``fastnet sweep show/export``).  The coordinator of a sweep is its only writer.
+Plain ``sqlite3``; nothing here imports NumPy, Numba or fastnet's kernels.
+
+Schema (format ``'fastnet-sweep'``, version 1)::
+
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        -- rows: format = 'fastnet-sweep', version = '1',
+        --       spec = json.dumps(spec, sort_keys=True)
+    CREATE TABLE trials (
+        "index"        INTEGER PRIMARY KEY,  -- trial number
+        round          INTEGER,              -- NULL while only marked running
+        status         TEXT NOT NULL,        -- 'running', 'done', 'pruned', 'diverged', 'failed'
+        config         TEXT NOT NULL,        -- JSON object, keys sorted ('{}' while running)
+        seed           INTEGER,              -- NULL while only marked running
+        epochs         TEXT NOT NULL,        -- JSON lists, one item per evaluation
+        train_loss     TEXT NOT NULL,
+        train_acc      TEXT NOT NULL,
+        val_loss       TEXT NOT NULL,
+        val_acc        TEXT NOT NULL,
+        val_acc_final  REAL,                 -- NULL for None; NaN as the text 'NaN'
+        val_loss_final REAL,
+        wall_time      REAL NOT NULL,        -- seconds
+        host           TEXT NOT NULL,
+        attempts       INTEGER NOT NULL,     -- 1 + how often it was marked running again
+        error          TEXT);
+
+Floats go through ``repr`` (JSON) or SQLite's 8-byte REAL, so every value reads back
+exactly as it was recorded, NaN and infinities included.
+
+Durability: the file is in WAL mode with ``synchronous=FULL``; every ``record`` and
+``mark_running`` is one transaction, so a crash (``kill -9``, power loss) at any
+moment leaves the file intact with every call that returned present.  A new file is
+built under a temporary name and linked into place complete, so ``path`` never holds a
+half-made store.  Readers open with ``mode=ro`` and never block the writer.
+"""
+import csv
+import dataclasses
+import errno
+import json
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+FORMAT = "fastnet-sweep"
+VERSION = 1
+TERMINAL = ("done", "pruned", "diverged", "failed")
+STATUSES = ("running",) + TERMINAL
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE trials (
+        "index" INTEGER PRIMARY KEY, round INTEGER, status TEXT NOT NULL,
+        config TEXT NOT NULL, seed INTEGER, epochs TEXT NOT NULL,
+        train_loss TEXT NOT NULL, train_acc TEXT NOT NULL, val_loss TEXT NOT NULL,
+        val_acc TEXT NOT NULL, val_acc_final REAL, val_loss_final REAL,
+        wall_time REAL NOT NULL, host TEXT NOT NULL, attempts INTEGER NOT NULL,
+        error TEXT)""",
+)
+
+
+class SweepStoreError(Exception):
+    """A sweep file that cannot be used as asked; the message is one line naming it."""
+
+
+class NotASweepError(SweepStoreError):
+    """The file is not SQLite, or is SQLite without the meta table of a fastnet sweep."""
+
+
+class SpecMismatchError(SweepStoreError):
+    """The spec given to ``open`` is not the one the sweep was created with."""
+
+
+@dataclass
+class TrialResult:
+    """One trial's outcome, as the coordinator records it.
+
+    ``status`` is one of ``TERMINAL``; ``'running'`` exists only in the store, for a
+    trial marked running and not yet recorded (then ``round`` and ``seed`` are None and
+    the config and curves empty).  ``epochs`` lists the (possibly fractional) epoch of
+    each evaluation, and ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc`` one
+    value per evaluation.  Every field is JSON-able: ``dataclasses.asdict(result)`` is
+    the JSON form and ``TrialResult(**obj)`` reads it back.
+    """
+    index: int
+    round: int | None
+    config: dict
+    seed: int | None
+    status: str
+    epochs: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_acc: list = field(default_factory=list)
+    val_acc_final: float | None = None
+    val_loss_final: float | None = None
+    wall_time: float = 0.0
+    host: str = ""
+    attempts: int = 1
+    error: str | None = None
+
+    @property
+    def score(self):
+        """The final validation accuracy; None for a diverged or failed trial."""
+        return None if self.status in ("diverged", "failed") else self.val_acc_final
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(TrialResult))
+_JSON_FIELDS = frozenset(("config", "epochs", "train_loss", "train_acc", "val_loss", "val_acc"))
+_REAL_FIELDS = frozenset(("val_acc_final", "val_loss_final", "wall_time"))
+_COLUMNS = ", ".join(f'"{name}"' for name in _FIELDS)
+_INSERT = f"INSERT INTO trials ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})"
+# A terminal row is final: re-recording it, or marking it running, changes nothing.
+_RECORD = (_INSERT + ' ON CONFLICT ("index") DO UPDATE SET '
+           + ", ".join(f'"{name}" = excluded."{name}"' for name in _FIELDS
+                                  if name not in ("index", "attempts"))
+           + ", attempts = max(trials.attempts, excluded.attempts)"
+           + " WHERE trials.status = 'running'")
+_MARK_RUNNING = (_INSERT + ' ON CONFLICT ("index") DO UPDATE SET status = \'running\','
+                 " host = excluded.host, attempts = trials.attempts + 1"
+                 " WHERE trials.status = 'running'")
+
+
+def _to_sql(name, value):
+    if name in _JSON_FIELDS:
+        return json.dumps(value, sort_keys=True)
+    if name in _REAL_FIELDS and value is not None:
+        return "NaN" if value != value else float(value)  # SQLite would store NaN as NULL
+    return value
+
+
+def _from_sql(name, value):
+    if name in _JSON_FIELDS:
+        return json.loads(value)
+    if name in _REAL_FIELDS and isinstance(value, str):
+        return float(value)
+    return value
+
+
+def _row(result):
+    return tuple(_to_sql(name, getattr(result, name)) for name in _FIELDS)
+
+
+def _result(row):
+    return TrialResult(*(_from_sql(name, value) for name, value in zip(_FIELDS, row)))
+
+
+def _canonical(spec):
+    """``spec`` as canonical JSON text (``TypeError`` unless a JSON-able dict)."""
+    if not isinstance(spec, dict):
+        raise TypeError(f"a sweep spec is a dict, got {type(spec).__name__}")
+    return json.dumps(spec, sort_keys=True)
+
+
+def _spec_mismatch(path, stored, given):
+    """The error naming the first key (sorted) where two different canonical specs
+    differ; one exists, as a canonical spec is its keys' texts in sorted order."""
+    stored, given = json.loads(stored), json.loads(given)
+
+    def text(spec, key):
+        return json.dumps(spec[key], sort_keys=True) if key in spec else "absent"
+
+    key = next(key for key in sorted(stored.keys() | given.keys())
+               if text(stored, key) != text(given, key))
+    return SpecMismatchError(f"{path}: the spec differs from the sweep's at key {key!r}: "
+                             f"stored {text(stored, key)}, given {text(given, key)}")
+
+
+def _connect(path, mode):
+    """A connection to ``path`` opened with the URI ``mode`` ('ro', 'rw')."""
+    uri = f"{Path(path).absolute().as_uri()}?mode={mode}"
+    conn = sqlite3.connect(uri, uri=True)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _check(conn, path, spec):
+    """The stored spec (canonical JSON) after checking that ``conn`` holds a fastnet
+    sweep of this version and, when given, the spec ``spec``; reads only."""
+    try:
+        tables = {name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        meta = dict(conn.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
+    except sqlite3.DatabaseError as error:  # "file is not a database", a foreign meta
+        raise NotASweepError(f"{path}: not a fastnet sweep ({error})") from None
+    if meta.get("format") != FORMAT or "trials" not in tables:
+        raise NotASweepError(f"{path}: not a fastnet sweep (an SQLite database without "
+                             f"the meta table of format {FORMAT!r} and the trials table)")
+    if meta.get("version") != str(VERSION):
+        raise SweepStoreError(f"{path}: sweep format version {meta.get('version')}, but this "
+                              f"fastnet reads version {VERSION}; a newer fastnet wrote it")
+    given = meta["spec"] if spec is None else _canonical(spec)
+    if given != meta["spec"]:
+        raise _spec_mismatch(path, meta["spec"], given)
+    return meta["spec"]
+
+
+def _publish(tmp, path):
+    """Give the complete file ``tmp`` the name ``path``, refusing an existing one."""
+    exists = FileExistsError(errno.EEXIST, "refusing to overwrite an existing file", path)
+    try:
+        os.link(tmp, path)  # fails if path exists, with no window between check and write
+    except FileExistsError:
+        raise exists from None
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.exists(path):
+            raise exists from None
+        os.replace(tmp, path)
+
+
+class SweepStore:
+    """A sweep's SQLite file (schema and durability: see the module doc).
+
+    Make one with ``create``, ``open`` or ``create_or_open``; ``close`` it (or use it as
+    a context manager).  ``spec`` is the sweep's spec as stored (canonical JSON read
+    back: tuples are lists).  Writes on a store opened ``readonly`` raise
+    ``SweepStoreError``.
+    """
+
+    def __init__(self, conn, path, spec_json, readonly):
+        self._conn = conn
+        self.path = path
+        self.spec = json.loads(spec_json)
+        self.readonly = readonly
+
+    @classmethod
+    def create(cls, path, spec: dict) -> "SweepStore":
+        """A new, empty sweep at ``path`` with the spec ``spec`` (a JSON-able dict).
+
+        Raises ``FileExistsError`` if ``path`` exists (it is left as it was) and
+        ``TypeError`` for a spec that is not a JSON-able dict.
+        """
+        path = os.fspath(path)
+        spec_json = _canonical(spec)
+        tmp = os.path.join(os.path.dirname(path) or ".",
+                           f".{os.path.basename(path)}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        open(tmp, "xb").close()  # "x": never reuse a file someone else made
+        try:
+            conn = _connect(tmp, "rw")
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")  # stored in the file
+                conn.execute("PRAGMA synchronous = FULL")
+                with conn:
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.executemany("INSERT INTO meta VALUES (?, ?)", [
+                        ("format", FORMAT), ("version", str(VERSION)), ("spec", spec_json)])
+            finally:
+                conn.close()  # checkpoints: the file alone holds everything
+            _publish(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path, spec: dict | None = None, readonly=False) -> "SweepStore":
+        """The existing sweep at ``path``; ``readonly`` for a reader beside the writer.
+
+        Raises ``FileNotFoundError`` for a missing ``path`` (no file is created),
+        ``NotASweepError`` for a file that is not a fastnet sweep,
+        ``SweepStoreError`` for a newer format version, and ``SpecMismatchError``
+        when ``spec`` is given and differs from the stored one (compared as canonical
+        JSON; the message names the first differing top-level key).  A refused open
+        writes nothing to the file.
+        """
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, "no such sweep file", path)
+        conn = _connect(path, "ro" if readonly else "rw")
+        try:
+            spec_json = _check(conn, path, spec)
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")  # in case a tool turned it off
+                conn.execute("PRAGMA synchronous = FULL")
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, spec_json, readonly)
+
+    @classmethod
+    def create_or_open(cls, path, spec) -> "SweepStore":
+        """Resume: ``open(path, spec)`` if ``path`` exists, else ``create(path, spec)``."""
+        if not os.path.exists(path):
+            try:
+                return cls.create(path, spec)
+            except FileExistsError:  # made meanwhile
+                pass
+        return cls.open(path, spec)
+
+    def mark_running(self, indices, host) -> None:
+        """Mark trials ``indices`` running on ``host``, in one transaction.
+
+        A new trial gets ``attempts`` 1, one already running ``attempts + 1``
+        (a retry); a trial in a terminal state is left as it is.
+        """
+        rows = [_row(TrialResult(index, None, {}, None, "running", host=host))
+                for index in indices]
+        with self._writing():
+            self._conn.executemany(_MARK_RUNNING, rows)
+
+    def record(self, results: list[TrialResult]) -> int:
+        """Store terminal ``results`` in one transaction; return how many were new.
+
+        A trial already terminal (recorded before, or earlier in ``results``) is not
+        written again.  ``attempts`` becomes the larger of the result's and the store's
+        count.  Raises ``ValueError`` for a non-terminal status and ``TypeError`` for a
+        value that is not JSON-able; then nothing of ``results`` is written.
+        """
+        for result in results:
+            if result.status not in TERMINAL:
+                raise ValueError(f"trial {result.index}: status {result.status!r} is not "
+                                 f"one of {', '.join(TERMINAL)}")
+        rows = [_row(result) for result in results]
+        with self._writing():
+            return self._conn.executemany(_RECORD, rows).rowcount
+
+    def results(self, status=None) -> list[TrialResult]:
+        """The terminal trials (with ``status``: those in that state, 'running'
+        included), ordered by index."""
+        if status is None:
+            where, args = "status != 'running'", ()
+        elif status in STATUSES:
+            where, args = "status = ?", (status,)
+        else:
+            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        rows = self._conn.execute(
+            f'SELECT {_COLUMNS} FROM trials WHERE {where} ORDER BY "index"', args)
+        return [_result(row) for row in rows]
+
+    def terminal_indices(self) -> set[int]:
+        """The indices of every trial in a terminal state."""
+        return {index for (index,) in self._conn.execute(
+            "SELECT \"index\" FROM trials WHERE status != 'running'")}
+
+    def count(self) -> dict[str, int]:
+        """How many trials are in each state: every name of ``STATUSES``, 0 included."""
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update(self._conn.execute("SELECT status, count(*) FROM trials GROUP BY status"))
+        return counts
+
+    def export(self, fmt: str, out: TextIO, columns: list[str] | None = None) -> None:
+        """Write the terminal trials to the text stream ``out``, ordered by index.
+
+        ``fmt='csv'``: header ``index,round,status,<columns>,val_acc,val_loss`` (the
+        last two are the final validation accuracy and loss), lines ending in ``\\n``.
+        ``columns`` are the config keys to write (default: every key of any exported
+        config, sorted); strings are written as they are, None and a missing key as an
+        empty cell, other values as JSON (floats as ``repr``, so they read back exactly).
+        ``fmt='json'``: a list of objects with every ``TrialResult`` field (curves
+        included); ``columns`` must then be None.  Raises ``ValueError`` otherwise.
+        """
+        results = self.results()
+        if fmt == "json":
+            if columns is not None:
+                raise ValueError("export: columns are for fmt='csv' only")
+            json.dump([dataclasses.asdict(result) for result in results], out)
+            out.write("\n")
+        elif fmt == "csv":
+            if columns is None:
+                columns = sorted({key for result in results for key in result.config})
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(["index", "round", "status", *columns, "val_acc", "val_loss"])
+            for r in results:
+                values = [r.config.get(key) for key in columns]
+                writer.writerow([r.index, r.round, r.status, *map(_cell, values),
+                                 _cell(r.val_acc_final), _cell(r.val_loss_final)])
+        else:
+            raise ValueError(f"export: fmt {fmt!r} is not 'csv' or 'json'")
+
+    def close(self):
+        """Close the file (a writer's close folds the WAL into it); idempotent."""
+        self._conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _writing(self):
+        """The write transaction (``with conn:``); refused for a readonly store."""
+        if self.readonly:
+            raise SweepStoreError(f"{self.path}: opened readonly")
+        return self._conn
+
+
+def _cell(value):
+    """A CSV cell: a string as it is, None empty, anything else its JSON."""
+    if isinstance(value, str):
+        return value
+    return "" if value is None else json.dumps(value, sort_keys=True)
