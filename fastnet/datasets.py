@@ -41,8 +41,15 @@ from tqdm import tqdm
 from . import __version__
 from .config import user_cache_dir
 
-__all__ = ["load_mnist", "load_fashion_mnist", "load_test_set", "load_idx",
-           "DatasetNotFoundError"]
+__all__ = [
+    "LOADERS",
+    "DatasetNotFoundError",
+    "load_dataset",
+    "load_fashion_mnist",
+    "load_idx",
+    "load_mnist",
+    "load_test_set",
+]
 
 # Which array each standard file holds, in the book's key names.
 FILES = {
@@ -449,3 +456,51 @@ def _labels(raw, one_hot_label):
     """uint8 labels to int64 indices, or float32 one-hot rows ``(N, 10)``."""
     t = raw.astype(np.int64)
     return np.eye(10, dtype=np.float32)[t] if one_hot_label else t
+
+
+# ------------------------------------------------- splits for training runs
+
+LOADERS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
+
+# When only the 10k MNIST test digits are at hand, this share of them trains.
+FALLBACK_TRAIN_SHARE = 0.8
+
+
+def load_dataset(name, data_dir=None):
+    """``(x_train, t_train), (x_test, t_test), description`` of ``name``.
+
+    Images are normalized float32 ``(N, 784)``, labels class indices.  MNIST fallback:
+    when ``load_mnist`` cannot find or download the training files but the 10,000 test
+    digits are in a folder it searches, the first 8,000 of those train and the last
+    2,000 test, and a warning says so on stderr and in the description.
+    """
+    if name not in LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
+    try:
+        train, test = LOADERS[name](normalize=True, data_dir=data_dir)
+    except DatasetNotFoundError:
+        digits = _mnist_test_digits(data_dir) if name == "mnist" else None
+        if digits is None:
+            raise
+        return _fallback_split(*digits)
+    title = DATASETS[name].title
+    return train, test, f"{title}: {len(train[0]):,} train / {len(test[0]):,} test images"
+
+
+def _mnist_test_digits(data_dir):
+    """The MNIST test images (normalized, flat) and labels, or None where not at hand."""
+    try:
+        return load_test_set("mnist", data_dir=data_dir)
+    except DatasetNotFoundError:
+        return None
+
+
+def _fallback_split(x, t):
+    n_train = int(FALLBACK_TRAIN_SHARE * len(x))
+    description = (f"MNIST FALLBACK: the training files are missing, so the {len(x):,} "
+                   f"test digits are split {n_train:,} train / {len(x) - n_train:,} test")
+    banner = "!" * 78
+    print(f"{banner}\n!! {description}.\n!! Numbers are not comparable with the book's; "
+          f"provide the training files (see fastnet.datasets) for a real run.\n{banner}",
+          file=sys.stderr, flush=True)
+    return (x[:n_train], t[:n_train]), (x[n_train:], t[n_train:]), description

@@ -16,9 +16,9 @@ import pytest
 
 from fastnet import threads
 from fastnet.cli import main
-from fastnet.datasets import DatasetNotFoundError
-from fastnet.experiments import EXPERIMENTS, hyperparameter_search
-from fastnet.experiments.shared import get_backend, load_dataset
+from fastnet.datasets import DatasetNotFoundError, load_dataset
+from fastnet.experiments import EXPERIMENTS
+from fastnet.experiments.shared import get_backend
 
 FILES = {  # what each experiment writes into --out
     "optimizer-paths": ["optimizer-paths.png", "optimizer-paths.csv"],
@@ -126,16 +126,6 @@ def test_optimizer_paths_agree_across_backends(tmp_path, mnist_dir):
         assert ref_row.split(",")[:2] == [name, step]
         np.testing.assert_allclose([float(v) for v in xy],
                                    [float(v) for v in ref_row.split(",")[2:]], atol=1e-5)
-
-
-def test_hpo_pool_gives_the_serial_results(mnist_dir):
-    (x, t), _, _ = load_dataset("mnist", mnist_dir)
-    train, validation = (x[:100], t[:100]), (x[100:140], t[100:140])
-    settings = [(1e-2, 1e-6, 1), (1e-3, 1e-5, 2), (1e-4, 1e-7, 3)]
-    serial, pooled = (list(hyperparameter_search.run_trials("fastnet", train, validation, 2,
-                                                            settings, workers))
-                      for workers in (1, 2))
-    assert serial == pooled
 
 
 def test_mnist_fallback_splits_the_test_digits(tmp_path, capsys):

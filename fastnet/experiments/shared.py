@@ -7,7 +7,6 @@ one-line summary.  ``run_experiment`` picks the settings and times the run.
 """
 import csv
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -16,14 +15,10 @@ from types import ModuleType, SimpleNamespace
 
 import numpy as np
 
-from .. import datasets
+from ..datasets import load_dataset
 from ..util import smooth_curve
 
 BACKENDS = {"fastnet": "fastnet", "reference": "fastnet.reference"}
-LOADERS = {"mnist": datasets.load_mnist, "fashion-mnist": datasets.load_fashion_mnist}
-
-# When only the 10k MNIST test digits are at hand, this share of them trains.
-FALLBACK_TRAIN_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -44,46 +39,6 @@ def get_backend(name):
     modules = {part: import_module(f"{BACKENDS[name]}.{part}")
                for part in ("nets", "optimizers", "trainer", "layers")}
     return Backend(name, **modules)
-
-
-def load_dataset(name, data_dir=None):
-    """``(x_train, t_train), (x_test, t_test), description`` of ``name``.
-
-    Images are normalized float32 ``(N, 784)``, labels class indices.  MNIST fallback:
-    when ``load_mnist`` cannot find or download the training files but the 10,000 test
-    digits are in a folder it searches, the first 8,000 of those train and the last
-    2,000 test, and a warning says so on stderr and in the description.
-    """
-    if name not in LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
-    try:
-        train, test = LOADERS[name](normalize=True, data_dir=data_dir)
-    except datasets.DatasetNotFoundError:
-        digits = _mnist_test_digits(data_dir) if name == "mnist" else None
-        if digits is None:
-            raise
-        return _fallback_split(*digits)
-    title = datasets.DATASETS[name].title
-    return train, test, f"{title}: {len(train[0]):,} train / {len(test[0]):,} test images"
-
-
-def _mnist_test_digits(data_dir):
-    """The MNIST test images (normalized, flat) and labels, or None where not at hand."""
-    try:
-        return datasets.load_test_set("mnist", data_dir=data_dir)
-    except datasets.DatasetNotFoundError:
-        return None
-
-
-def _fallback_split(x, t):
-    n_train = int(FALLBACK_TRAIN_SHARE * len(x))
-    description = (f"MNIST FALLBACK: the training files are missing, so the {len(x):,} "
-                   f"test digits are split {n_train:,} train / {len(x) - n_train:,} test")
-    banner = "!" * 78
-    print(f"{banner}\n!! {description}.\n!! Numbers are not comparable with the book's; "
-          f"provide the training files (see fastnet.datasets) for a real run.\n{banner}",
-          file=sys.stderr, flush=True)
-    return (x[:n_train], t[:n_train]), (x[n_train:], t[n_train:]), description
 
 
 def figure(**kwargs):
