@@ -1,0 +1,311 @@
+"""The coordinator of a sweep: samples trials, hands chunks to an executor, prunes at
+rungs and is the only writer of the store.
+
+Resuming is running again: ``run`` opens the store (creating it, or checking that it
+holds the same sweep), keeps every trial recorded there as done, pruned, diverged or
+failed, and trains the others from scratch.  Each trial is recorded in one
+transaction when it ends, so a sweep killed at any moment loses only the training of
+the trials that were running, and no trial is ever recorded twice.  Because a trial's
+configuration, seed and training depend only on the sweep's specification and the
+trial's index, and pruning decisions only on the results of a bracket (see
+``fastnet.sweep.pruners``), a resumed or re-run sweep records what an uninterrupted
+one records, on any number of workers and threads.
+"""
+import collections
+import contextlib
+import math
+import socket
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import data as sweep_data
+from . import executors, pruners, samplers
+from .space import Space
+from .store import SweepStore, TrialResult
+from .trial import BACKENDS, Unit
+
+FORMAT = "fastnet-sweep-spec/1"
+SAMPLERS = ("random", "sobol", "grid", "coarse-to-fine")
+CHUNKS_IN_FLIGHT_PER_WORKER = 2
+MAX_CHUNK = 16
+MAX_SUBMISSIONS = 3  # a chunk whose worker dies this often has its trials recorded as failed
+
+
+def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
+    """The sampler called ``name`` for ``trials`` trials (see ``SAMPLERS``): the grid
+    takes ``round(trials ** (1 / dimensions))`` points per dimension; coarse-to-fine
+    splits the trials into ``rounds`` rounds and refines around the best ``top_k``
+    (default a tenth of a round, at least 3)."""
+    if name == "random":
+        return samplers.RandomSampler(space, seed)
+    if name == "sobol":
+        return samplers.SobolSampler(space, seed)
+    if name == "grid":
+        d = max(len(space.dimensions), 1)
+        return samplers.GridSampler(space, max(2, round(trials ** (1 / d))))
+    if name == "coarse-to-fine":
+        round_size = math.ceil(trials / rounds)
+        return samplers.CoarseToFineSampler(space, seed, rounds, round_size,
+                                            top_k or max(3, round_size // 10))
+    raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+def _executor(kind, source, options, workers, threads, client, scheduler):
+    if kind == "dask" or client is not None or scheduler is not None:
+        return executors.DaskExecutor(source, *options, client, scheduler, threads or 1)
+    workers = workers or executors.default_workers()
+    if workers == 1:
+        return executors.InProcessExecutor(source, *options, threads)
+    return executors.LocalExecutor(source, *options, workers, threads or 1)
+
+
+def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
+        executor="local", workers=None, threads_per_worker=None, client=None,
+        scheduler=None, chunk_size=None, bracket_size=100, dtype=np.float32,
+        backend="fastnet", progress=True):
+    """Run (or resume) a sweep of ``trials`` trials; return its ``TrialResult`` list,
+    ordered by index.
+
+    ``space``: a ``Space`` or a dict of parameter -> distribution or constant.
+    ``data``: a data spec (``fastnet.sweep.data.data_spec``) or ``((x_train, t_train),
+    (x_val, t_val))``.  ``sampler``: a name in ``SAMPLERS`` or a sampler.  ``pruner``:
+    None, 'halving', 'median' or a pruner (``fastnet.sweep.pruners``).  ``db``: the
+    SQLite file (created, or resumed when it holds the same sweep; None: a temporary
+    one).  ``executor``: 'local' (``workers`` processes, default one per core, of
+    ``threads_per_worker`` threads, default 1; one worker trains in this process) or
+    'dask' (``client=`` or ``scheduler=`` address).  ``bracket_size``: the trials
+    pruned together.  ``backend``: 'fastnet' or 'reference' (the NumPy oracle, for
+    comparisons).  ``progress``: a tqdm bar on stderr (None: only on a terminal).
+
+    Raises ``ValueError`` for a bad specification and ``SweepStoreError`` for a ``db``
+    that is not a sweep or holds another one; neither writes anything.
+    """
+    space = space if isinstance(space, Space) else Space(space)
+    if int(trials) != trials or trials < 1:
+        raise ValueError(f"trials must be a positive integer, got {trials!r}")
+    if int(bracket_size) != bracket_size or bracket_size < 1:
+        raise ValueError(f"bracket_size must be a positive integer, got {bracket_size!r}")
+    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    sampler = sampler if hasattr(sampler, "sample") else make_sampler(sampler, space, seed, trials)
+    pruner = pruners.make_pruner(pruner)
+    dtype = np.dtype(dtype)
+    if executor not in ("local", "dask"):
+        raise ValueError(f"unknown executor {executor!r}; choose 'local' or 'dask'")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+    spec = {"format": FORMAT, "space": space.to_json(), "sampler": sampler.to_json(),
+            "trials": int(trials), "seed": int(seed),
+            "pruner": pruner.to_json() if pruner else None, "bracket_size": int(bracket_size),
+            "data": sweep_data.describe(data), "dtype": dtype.name, "backend": backend}
+    with contextlib.ExitStack() as stack:
+        if db is None:
+            db = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "sweep.db"
+        store = SweepStore.create_or_open(db, spec)
+        stack.callback(store.close)
+        coordinator = _Coordinator(store, sampler, pruner, int(trials), int(bracket_size),
+                                   chunk_size, progress)
+        if coordinator.unfinished():
+            source = data if isinstance(data, dict) else sweep_data.load(data, dtype)
+            pool = _executor(executor, source, (dtype, backend), workers,
+                             threads_per_worker, client, scheduler)
+            stack.callback(pool.close)
+            coordinator.run(pool)
+        return [r for r in store.results() if r.index < trials]
+
+
+class _Live:
+    """The coordinator's view of one unfinished trial."""
+
+    def __init__(self, index, round_, config, seed, stops):
+        self.index, self.round, self.config, self.seed = index, round_, config, seed
+        self.stops = stops  # the epochs it trains to, one unit each: its rungs, then its end
+        self.stage = 0
+        self.curves = {"epochs": [], "train_loss": [], "train_acc": [], "val_loss": [],
+                       "val_acc": []}
+        self.wall_time = 0.0
+        self.host = None
+        self.checkpoint = None
+
+    def add(self, outcome):
+        for key, values in self.curves.items():
+            values.extend(getattr(outcome, key))
+        self.wall_time += outcome.wall_time
+        self.host = outcome.host
+        self.checkpoint = outcome.checkpoint
+
+    def result(self, status, error=None):
+        c = self.curves
+        done = status in ("done", "pruned") and c["val_acc"]
+        return TrialResult(
+            index=self.index, round=self.round, config=self.config, seed=self.seed,
+            status=status, epochs=c["epochs"], train_loss=c["train_loss"],
+            train_acc=c["train_acc"], val_loss=c["val_loss"], val_acc=c["val_acc"],
+            val_acc_final=c["val_acc"][-1] if done else None,
+            val_loss_final=c["val_loss"][-1] if done else None,
+            wall_time=self.wall_time, host=self.host or "", attempts=0, error=error)
+
+
+class _Bracket:
+    """Up to ``bracket_size`` consecutive trials of a round, pruned together at
+    ``rungs``: ``waiting`` are the live trials training to rung number ``stage``,
+    ``scores`` those of them that reached it."""
+
+    def __init__(self, members, rungs, waiting):
+        self.members, self.rungs, self.waiting = members, rungs, waiting
+        self.stage, self.scores = 0, {}
+
+    def complete(self):
+        return bool(self.waiting) and self.waiting <= self.scores.keys()
+
+
+class _Coordinator:
+    def __init__(self, store, sampler, pruner, trials, bracket_size, chunk_size, progress):
+        self.store, self.sampler, self.pruner = store, sampler, pruner
+        self.trials, self.bracket_size, self.chunk_size = trials, bracket_size, chunk_size
+        self.progress = progress
+        self.known = {r.index: r for r in store.results() if r.index < trials}
+
+    def unfinished(self):
+        return len(self.known) < self.trials
+
+    def run(self, pool):
+        from tqdm import tqdm
+
+        self.pool = pool
+        self.bar = tqdm(total=self.trials, initial=len(self.known), unit="trial",
+                        disable=None if self.progress is None else not self.progress,
+                        dynamic_ncols=True)
+        self._show_best()
+        try:
+            round_, start = 0, 0
+            while start < self.trials:
+                end = min(self._round_end(round_), self.trials)
+                self._run_round(round_, start, end)
+                round_, start = round_ + 1, end
+        finally:
+            self.bar.close()
+
+    def _round_end(self, round_):
+        if round_ + 1 >= getattr(self.sampler, "rounds", 1):
+            return self.trials
+        return self.sampler.round_start(round_ + 1)
+
+    def _run_round(self, round_, start, end):
+        history = [(r.index, r.config, r.score) for r in self.known.values() if r.index < start]
+        live = []
+        for i in range(start, end):
+            if i not in self.known:
+                config = self.sampler.sample(i, history)
+                rungs = self.pruner.rungs(config["epochs"]) if self.pruner else []
+                live.append(_Live(i, round_, config, samplers.trial_seed(self.spec_seed, i),
+                                  [*rungs, config["epochs"]]))
+        self.queue = collections.deque(live)
+        self.by_index = {t.index: t for t in live}
+        self.brackets = {}
+        for first in range(start, end, self.bracket_size):
+            members = range(first, min(first + self.bracket_size, end))
+            mine = [t for t in live if t.index in members]
+            epochs = [t.config["epochs"] for t in mine]
+            epochs += [r.config["epochs"] for i, r in self.known.items() if i in members]
+            bracket = _Bracket(members, self.pruner.rungs(max(epochs)) if self.pruner else [],
+                               {t.index for t in mine if len(t.stops) > 1})
+            self.brackets.update({t.index: bracket for t in mine})
+        in_flight = {}
+        while self.queue or in_flight:
+            while self.queue and len(in_flight) < CHUNKS_IN_FLIGHT_PER_WORKER * self.pool.workers:
+                chunk = self._take_chunk()
+                self.store.mark_running([t.index for t in chunk], socket.gethostname())
+                in_flight[self._submit(chunk)] = (chunk, 1)
+            for future in self.pool.wait(in_flight):
+                chunk, submissions = in_flight.pop(future)
+                try:
+                    outcomes = future.result()
+                except Exception as err:  # noqa: BLE001 (a worker died: the chunk goes again)
+                    if submissions < MAX_SUBMISSIONS:
+                        in_flight[self._submit(chunk)] = (chunk, submissions + 1)
+                    else:
+                        self._record([t.result("failed", f"worker lost {submissions} times: "
+                                                         f"{err!r}") for t in chunk])
+                    continue
+                self._absorb(outcomes)
+
+    @property
+    def spec_seed(self):
+        return self.store.spec["seed"]
+
+    def _take_chunk(self):
+        size = self.chunk_size or max(1, min(MAX_CHUNK, math.ceil(
+            len(self.queue) / (2 * CHUNKS_IN_FLIGHT_PER_WORKER * self.pool.workers))))
+        return [self.queue.popleft() for _ in range(min(size, len(self.queue)))]
+
+    def _submit(self, chunk):
+        units = [Unit(t.index, t.config, t.seed, t.stops[t.stage], _eval_epochs(t.stops),
+                      t.checkpoint) for t in chunk]
+        return self.pool.submit(units)
+
+    def _absorb(self, outcomes):
+        results = []
+        for outcome in outcomes:
+            t = self.by_index[outcome.index]
+            t.add(outcome)
+            bracket = self.brackets[t.index]
+            if outcome.status == "running":
+                bracket.scores[t.index] = t.curves["val_acc"][-1]
+            else:
+                results.append(t.result(outcome.status, outcome.error))
+                bracket.waiting.discard(t.index)
+            if bracket.complete():
+                results += self._cut(bracket)
+        self._record(results)
+
+    def _cut(self, bracket):
+        """Prune at ``bracket``'s current rung; queue the survivors' next units."""
+        rung = bracket.rungs[bracket.stage]
+        entries = [(i, bracket.scores[i]) for i in bracket.waiting]
+        entries += [(i, s) for i in bracket.members if i in self.known
+                    if (s := _score_at(self.known[i], rung)) is not None]
+        keep = self.pruner.survivors(entries)
+        pruned, going_on = [], []
+        for i in sorted(bracket.waiting):
+            t = self.by_index[i]
+            if i in keep:
+                t.stage += 1
+                going_on.append(t)
+            else:
+                pruned.append(t.result("pruned"))
+        bracket.stage += 1
+        bracket.scores = {}
+        bracket.waiting = {t.index for t in going_on if t.stage < len(t.stops) - 1}
+        self.queue.extendleft(reversed(going_on))  # first: their checkpoints free memory
+        return pruned
+
+    def _record(self, results):
+        if not results:
+            return
+        self.store.record(results)
+        for r in results:
+            self.known[r.index] = r
+            self.by_index.pop(r.index, None)
+        self.bar.update(len(results))
+        self._show_best()
+
+    def _show_best(self):
+        scores = [r.score for r in self.known.values() if r.score is not None]
+        if scores:
+            self.bar.set_postfix_str(f"best val acc {max(scores):.4f}", refresh=False)
+
+
+def _eval_epochs(stops):
+    """Every whole epoch up to the last stop, and the stops themselves."""
+    return tuple(sorted({*range(1, int(stops[-1]) + 1), *stops}))
+
+
+def _score_at(result, epoch):
+    """``result``'s validation accuracy at ``epoch``, None where it did not get there."""
+    for e, acc in zip(result.epochs, result.val_acc):
+        if abs(e - epoch) < 1e-9:
+            return acc
+    return None

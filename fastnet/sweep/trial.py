@@ -1,0 +1,322 @@
+"""Training one trial of a sweep, resumable at any step, evaluated at planned epochs.
+
+A trial is a configuration (``fastnet.sweep.space``'s canonical names), a seed and the
+sweep's data.  Its training is a pure function of those: the net starts from
+``MultiLayerNetExtend(..., seed=net_seed)`` and step ``s`` trains on the slice ``j`` of
+epoch ``e``'s permutation (``e, j = divmod(s, steps_per_epoch)``), drawn from
+``SeedSequence([order_seed, e])``.  So a trial stopped at a rung and continued later
+from its ``Checkpoint`` (parameters, running statistics, dropout streams, optimizer
+state) ends bit for bit where an uninterrupted run ends, and a trial trained again
+from scratch after a crash retraces the same steps.
+
+**Thread-count independence.**  OpenBLAS's last bits can depend on its thread count
+for a GEMM whose inner dimension is over 448 and not a multiple of 32 (AVX-512
+kernels; MNIST's 784 inputs are one).  The sweep pads the input features with zero
+columns up to a multiple of ``PAD_MULTIPLE`` (784 -> 800) and the first weight matrix
+with zero rows: the padded rows get zero gradients, so they stay zero under every
+optimizer and weight decay, the net computes the same function, and the GEMMs reduce
+over a length whose blocking does not depend on the threads.  Inner dimensions the
+sweep does not pad (hidden widths and batch sizes over 448 that are not multiples of 32)
+keep BLAS's dependence on its thread count.
+
+Recorded per evaluation: the cross-entropy (without the weight-decay term, so that
+trials with different decays compare) and the accuracy on the validation set and on
+the training-evaluation set (the training images, or a fixed subset of them), from one
+inference pass over each.
+"""
+import importlib
+import math
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PAD_MULTIPLE = 32  # pad an inner GEMM dimension to a multiple of this ...
+PAD_ABOVE = 448    # ... when it is larger than this (see the module doc)
+
+# The configuration entries MultiLayerNetExtend takes as keyword arguments.
+NET_OPTIONS = ("activation", "weight_init_std", "weight_decay_lambda", "use_dropout",
+               "dropout_ratio", "use_batchnorm")
+# The book's names of each optimizer's state (dicts keyed like ``params``).
+OPTIMIZER_STATE = {"SGD": (), "Momentum": ("v",), "Nesterov": ("v",), "AdaGrad": ("h",),
+                   "RMSprop": ("h",), "Adam": ("m", "v")}
+OPTIMIZER_HYPERPARAMETERS = {
+    "SGD": ("lr",), "Momentum": ("lr", "momentum"), "Nesterov": ("lr", "momentum"),
+    "AdaGrad": ("lr",), "RMSprop": ("lr", "decay_rate"), "Adam": ("lr", "beta1", "beta2"),
+}
+
+
+def padded_width(n):
+    """``n`` rounded up to a multiple of ``PAD_MULTIPLE`` when over ``PAD_ABOVE``."""
+    return n if n <= PAD_ABOVE else -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def _pad_columns(x, width, dtype):
+    out = np.zeros((x.shape[0], width), dtype)
+    out[:, :x.shape[1]] = x
+    return out
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """The arrays every trial of a sweep trains and is evaluated on.
+
+    ``x_*``: C-contiguous float arrays ``(N, padded_width(input_size))`` of ``dtype``,
+    zero beyond column ``input_size``; ``t_*``: int64 class indices ``(N,)``.
+    ``*_eval`` is the part of the training set evaluated at each planned epoch.
+    """
+
+    x_train: np.ndarray
+    t_train: np.ndarray
+    x_val: np.ndarray
+    t_val: np.ndarray
+    x_train_eval: np.ndarray
+    t_train_eval: np.ndarray
+    input_size: int
+    output_size: int
+
+    @classmethod
+    def from_arrays(cls, train, validation, train_eval_size=None, dtype=np.float32,
+                    output_size=None):
+        """Pad and convert ``train = (x, t)`` and ``validation = (x, t)``: ``x`` of shape
+        (N, D) (or (N, ...), flattened), ``t`` class indices (N,) or one-hot (N, C).
+        ``train_eval_size``: how many of the first training images are evaluated
+        (default all).  Raises ``ValueError`` for empty sets, mismatched lengths or
+        feature counts."""
+        arrays = []
+        for name, (x, t) in (("training", train), ("validation", validation)):
+            x = np.asarray(x)
+            t = np.asarray(t)
+            if x.ndim < 2 or len(x) == 0:
+                raise ValueError(f"the {name} images must be a non-empty array (N, D), "
+                                 f"got shape {x.shape}")
+            if t.ndim == 2:
+                t = np.argmax(t, axis=1)
+            if t.shape != (len(x),):
+                raise ValueError(f"the {name} labels must have shape ({len(x)},) or "
+                                 f"({len(x)}, C), got {np.shape(t)}")
+            arrays.append((x.reshape(len(x), -1), t.astype(np.int64)))
+        (x, t), (xv, tv) = arrays
+        if x.shape[1] != xv.shape[1]:
+            raise ValueError(f"training images have {x.shape[1]} features, validation "
+                             f"images {xv.shape[1]}")
+        d = x.shape[1]
+        width = padded_width(d)
+        classes = output_size or int(max(t.max(), tv.max())) + 1
+        x, xv = _pad_columns(x, width, dtype), _pad_columns(xv, width, dtype)
+        n_eval = len(x) if train_eval_size is None else min(int(train_eval_size), len(x))
+        return cls(x, t, xv, tv, x[:n_eval], t[:n_eval], d, classes)
+
+
+def steps_per_epoch(n_train, batch_size):
+    """Mini-batches per epoch: whole batches of a permutation (at least one, of all
+    images, when there are fewer than ``batch_size``)."""
+    return max(n_train // batch_size, 1)
+
+
+def epoch_step(epoch, per_epoch):
+    """The step count at which ``epoch`` (a float) ends, as the book's Trainer counts:
+    ``int(epoch * steps_per_epoch)``."""
+    return int(epoch * per_epoch + 1e-9)
+
+
+@dataclass
+class Checkpoint:
+    """A trial's training state after ``step`` steps (arrays are copies)."""
+
+    step: int
+    params: dict
+    running: list
+    dropout_steps: list
+    optimizer_state: dict
+    optimizer_iter: object = None
+
+
+@dataclass
+class Unit:
+    """Work for a worker: train trial ``index`` from ``checkpoint`` (None: from scratch)
+    to ``stop_epoch``, evaluating at each of ``eval_epochs`` in between."""
+
+    index: int
+    config: dict
+    seed: int
+    stop_epoch: float
+    eval_epochs: tuple
+    checkpoint: Checkpoint = None
+
+
+@dataclass
+class Outcome:
+    """What training a ``Unit`` gave: the evaluations in its range, and either a
+    ``checkpoint`` to continue from (``status == 'running'``: it reached its stop
+    epoch before the trial's last) or a final status."""
+
+    index: int
+    status: str
+    epochs: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_acc: list = field(default_factory=list)
+    wall_time: float = 0.0
+    host: str = ""
+    error: str = None
+    checkpoint: Checkpoint = None
+
+
+def _net_seeds(seed):
+    net_seed, order_seed = np.random.SeedSequence(seed).generate_state(2, np.uint64)
+    return int(net_seed >> np.uint64(1)), int(order_seed)
+
+
+BACKENDS = {"fastnet": "fastnet", "reference": "fastnet.reference"}
+
+
+def build(config, seed, data, dtype=np.float32, backend="fastnet"):
+    """The net and optimizer of trial ``(config, seed)`` on ``data``'s (padded) input,
+    from ``backend``: 'fastnet' (the fused step) or 'reference' (the NumPy oracle)."""
+    nets = importlib.import_module(f"{BACKENDS[backend]}.nets")
+    optimizers = importlib.import_module(f"{BACKENDS[backend]}.optimizers")
+
+    net_seed, _ = _net_seeds(seed)
+    args = (data.output_size,)
+    kwargs = {key: config[key] for key in NET_OPTIONS}
+    hidden = config["hidden_size_list"]  # Space.complete applied hidden_size/_layers
+    net = nets.MultiLayerNetExtend(data.input_size, hidden, *args, seed=net_seed, dtype=dtype, **kwargs)
+    width = data.x_train.shape[1]
+    if width != data.input_size:  # same initial weights, zero rows for the padding
+        padded = nets.MultiLayerNetExtend(width, hidden, *args, seed=net_seed, dtype=dtype, **kwargs)
+        for key, value in net.params.items():
+            target = padded.params[key]
+            target[...] = 0
+            target[tuple(slice(0, n) for n in value.shape)] = value
+        for mine, theirs in zip(_layers(padded, "Dropout"), _layers(net, "Dropout")):
+            mine.seed = theirs.seed
+        net = padded
+    name = config["optimizer"]
+    hyper = {key: config[key] for key in OPTIMIZER_HYPERPARAMETERS[name]}
+    return net, optimizers.make_optimizer(name, **hyper)
+
+
+def _layers(net, kind):
+    """``net``'s layers of ``kind`` ('BatchNorm', 'Dropout'), in order."""
+    return [layer for key, layer in net.layers.items() if key.startswith(kind)]
+
+
+def checkpoint(net, optimizer, step):
+    """A copy of ``net``'s and ``optimizer``'s training state after ``step`` steps."""
+    state = {name: {key: np.array(value) for key, value in getattr(optimizer, name).items()}
+             for name in OPTIMIZER_STATE[type(optimizer).__name__]}
+    return Checkpoint(step, {key: np.array(value) for key, value in net.params.items()},
+                      [(bn.running_mean.copy(), bn.running_var.copy())
+                       for bn in _layers(net, "BatchNorm")],
+                      [d.step for d in _layers(net, "Dropout")], state, getattr(optimizer, "iter", None))
+
+
+def restore(net, optimizer, ckpt):
+    """Put ``ckpt``'s state into a freshly built ``net`` and ``optimizer``."""
+    for key, value in ckpt.params.items():
+        net.params[key][...] = value
+    for bn, (mean, var) in zip(_layers(net, "BatchNorm"), ckpt.running):
+        bn.running_mean[...] = mean
+        bn.running_var[...] = var
+    for d, step in zip(_layers(net, "Dropout"), ckpt.dropout_steps):
+        d.step = step
+    for name, values in ckpt.optimizer_state.items():
+        getattr(optimizer, name).update({key: v.copy() for key, v in values.items()})
+    if ckpt.optimizer_iter is not None:
+        optimizer.iter = ckpt.optimizer_iter
+
+
+def evaluate(net, x, t):
+    """Mean cross-entropy (float64, no weight decay) and accuracy of ``net`` on
+    ``(x, t)`` from one inference pass."""
+    logits = net.predict(x).astype(np.float64)
+    top = logits.max(axis=1)
+    log_z = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+    loss = float(np.mean(log_z - logits[np.arange(len(t)), t]))
+    return loss, float(np.mean(np.argmax(logits, axis=1) == t))
+
+
+class _Order:
+    """The mini-batch index slices of one trial: epoch ``e``'s permutation comes from
+    ``SeedSequence([order_seed, e])``, so any step's batch is known without the ones
+    before it."""
+
+    def __init__(self, order_seed, n, batch_size):
+        self.seed, self.n, self.batch = order_seed, n, min(batch_size, n)
+        self.per_epoch = steps_per_epoch(n, batch_size)
+        self._epoch, self._perm = None, None
+
+    def batch_at(self, step):
+        epoch, j = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
+            self._epoch, self._perm = epoch, rng.permutation(self.n)
+        return self._perm[j * self.batch:(j + 1) * self.batch]
+
+
+def train_unit(unit, data, dtype=np.float32, backend="fastnet"):
+    """Train ``unit`` on ``data``; never raises for a failing trial (the ``Outcome`` says
+    'failed' with the error) and stops at the first non-finite loss ('diverged')."""
+    start = time.perf_counter()
+    out = Outcome(unit.index, "running", host=socket.gethostname())
+    try:
+        _train(unit, data, dtype, backend, out)
+    except Exception as err:  # noqa: BLE001 (a trial's bug must not stop the sweep)
+        out.status = "failed"
+        out.error = "".join(traceback.format_exception_only(type(err), err)).strip()
+        out.checkpoint = None
+    out.wall_time = time.perf_counter() - start
+    return out
+
+
+def _train(unit, data, dtype, backend, out):
+    config = unit.config
+    net, optimizer = build(config, unit.seed, data, dtype, backend)
+    order = _Order(_net_seeds(unit.seed)[1], len(data.x_train), config["mini_batch_size"])
+    step = 0
+    if unit.checkpoint is not None:
+        restore(net, optimizer, unit.checkpoint)
+        step = unit.checkpoint.step
+    stop = epoch_step(unit.stop_epoch, order.per_epoch)
+    evals = sorted({epoch_step(e, order.per_epoch): e for e in (*unit.eval_epochs, unit.stop_epoch)
+                    if step < epoch_step(e, order.per_epoch) <= stop}.items())
+    x, t = data.x_train, data.t_train
+    for eval_step, epoch in evals:
+        while step < eval_step:
+            rows = order.batch_at(step)
+            loss = _step(net, x[rows], t[rows], optimizer)
+            step += 1
+            if not math.isfinite(loss):
+                out.status = "diverged"
+                return
+        for prefix, (xs, ts) in (("train", (data.x_train_eval, data.t_train_eval)),
+                                 ("val", (data.x_val, data.t_val))):
+            loss, acc = evaluate(net, xs, ts)
+            getattr(out, f"{prefix}_loss").append(loss)
+            getattr(out, f"{prefix}_acc").append(acc)
+        out.epochs.append(float(epoch))
+        if not math.isfinite(out.val_loss[-1]):
+            out.status = "diverged"
+            return
+    if unit.stop_epoch < config["epochs"]:
+        out.checkpoint = checkpoint(net, optimizer, step)
+    else:
+        out.status = "done"
+
+
+def _step(net, x, t, optimizer):
+    """One training step; the mini-batch loss where the net's fused step gives it (the
+    reference's book path does not: its divergence shows at the next evaluation)."""
+    if hasattr(net, "train_step"):
+        return net.train_step(x, t, optimizer)
+    optimizer.update(net.params, net.gradient(x, t))
+    return 0.0
+
+
+def run_units(units, data, dtype=np.float32, backend="fastnet"):
+    """Train each of ``units`` in turn (a worker's chunk); their ``Outcome`` list."""
+    return [train_unit(unit, data, dtype, backend) for unit in units]

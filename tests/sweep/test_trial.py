@@ -1,0 +1,98 @@
+"""One trial's training: resumable bit for bit, padded inputs, divergence and failure."""
+import numpy as np
+import pytest
+
+from fastnet.nets import MultiLayerNetExtend
+from fastnet.optimizers import make_optimizer
+from fastnet.sweep import trial
+
+CONFIG = {"hidden_size_list": [30, 20], "hidden_size": None, "hidden_layers": None,
+          "activation": "relu", "weight_init_std": "relu", "use_batchnorm": False,
+          "use_dropout": False, "dropout_ratio": 0.5, "weight_decay_lambda": 0.0,
+          "optimizer": "SGD", "lr": 0.1, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999,
+          "decay_rate": 0.99, "mini_batch_size": 25, "epochs": 3}
+# Every optimizer, with batch norm, dropout and weight decay in turn.
+CASES = [{"optimizer": name, "lr": 0.01} for name in trial.OPTIMIZER_HYPERPARAMETERS] + [
+    {"use_batchnorm": True, "optimizer": "Adam", "lr": 1e-3},
+    {"use_dropout": True, "dropout_ratio": 0.3, "optimizer": "Momentum"},
+    {"weight_decay_lambda": 1e-3, "optimizer": "RMSprop", "lr": 1e-3},
+]
+
+
+def make_data(d=40, n=130, n_val=30, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n + n_val, d), dtype=np.float32)
+    t = (x[:, :10].argmax(axis=1) + rng.integers(0, 2, n + n_val)) % 10
+    return trial.TrialData.from_arrays((x[:n], t[:n]), (x[n:], t[n:]))
+
+
+def test_padded_width():
+    assert [trial.padded_width(n) for n in (10, 448, 449, 784, 800)] == [10, 448, 480, 800, 800]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_a_trial_continued_from_its_checkpoint_ends_where_an_uninterrupted_one_does(case):
+    config, data = {**CONFIG, **case}, make_data()
+    whole = trial.train_unit(trial.Unit(0, config, 7, 3, (1, 2, 3)), data, np.float64)
+    first = trial.train_unit(trial.Unit(0, config, 7, 1.5, (1, 1.5, 2, 3)), data, np.float64)
+    assert first.status == "running" and first.epochs == [1.0, 1.5]
+    rest = trial.train_unit(trial.Unit(0, config, 7, 3, (1, 1.5, 2, 3), first.checkpoint),
+                            data, np.float64)
+    assert whole.status == rest.status == "done" and rest.checkpoint is None
+    assert rest.epochs == [2.0, 3.0]
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+        assert getattr(rest, key) == getattr(whole, key)[1:]  # bit for bit
+
+
+def test_the_first_layer_is_padded_with_zero_rows_that_stay_zero():
+    rng = np.random.default_rng(1)
+    x = rng.random((60, 784), dtype=np.float32)
+    t = rng.integers(0, 10, 60)
+    data = trial.TrialData.from_arrays((x[:50], t[:50]), (x[50:], t[50:]))
+    assert data.x_train.shape == (50, 800) and not data.x_train[:, 784:].any()
+    config = {**CONFIG, "optimizer": "Adam", "weight_decay_lambda": 0.1, "mini_batch_size": 10}
+    net, optimizer = trial.build(config, 3, data, np.float64)
+    unpadded = MultiLayerNetExtend(784, [30, 20], 10, weight_decay_lambda=0.1, dtype=np.float64,
+                                   seed=trial._net_seeds(3)[0])
+    np.testing.assert_array_equal(net.params["W1"][:784], unpadded.params["W1"])
+    reference_optimizer = make_optimizer("Adam", lr=config["lr"])
+    for step in range(5):
+        rows = slice(10 * step, 10 * step + 10)
+        net.train_step(data.x_train[rows], t[:50][rows], optimizer)
+        unpadded.train_step(x[:50][rows], t[:50][rows], reference_optimizer)
+    assert not net.params["W1"][784:].any()
+    for key, value in unpadded.params.items():
+        np.testing.assert_allclose(net.params[key][:value.shape[0]], value, rtol=1e-10,
+                                   atol=1e-12)
+
+
+def test_a_trial_whose_loss_turns_non_finite_is_diverged():
+    out = trial.train_unit(trial.Unit(0, {**CONFIG, "lr": 1e6}, 0, 3, (1, 2, 3)), make_data())
+    assert out.status == "diverged" and out.checkpoint is None and len(out.epochs) < 3
+
+
+def test_a_failing_trial_reports_its_error_instead_of_raising():
+    out = trial.train_unit(trial.Unit(0, {**CONFIG, "lr": -1.0}, 0, 3, (1, 2, 3)), make_data())
+    assert out.status == "failed" and "learning rate: -1.0" in out.error and out.host
+
+
+def test_the_reference_backend_trains_the_same_trial():
+    config, data = {**CONFIG, "optimizer": "Momentum"}, make_data()
+    fast = trial.train_unit(trial.Unit(0, config, 5, 2, (1, 2)), data, np.float64)
+    ref = trial.train_unit(trial.Unit(0, config, 5, 2, (1, 2)), data, np.float64, "reference")
+    np.testing.assert_allclose(fast.val_loss, ref.val_loss, rtol=1e-9)
+
+
+def test_steps_and_epochs_are_counted_as_the_books_trainer_counts_them():
+    assert trial.steps_per_epoch(130, 25) == 5 and trial.steps_per_epoch(10, 25) == 1
+    assert [trial.epoch_step(e, 5) for e in (0.2, 1 / 3, 1, 2.5)] == [1, 1, 5, 12]
+
+
+@pytest.mark.parametrize(("train", "validation", "message"), [
+    ((np.zeros((0, 4)), np.zeros(0)), (np.zeros((2, 4)), np.zeros(2)), "training images"),
+    ((np.zeros((3, 4)), np.zeros(2)), (np.zeros((2, 4)), np.zeros(2)), r"labels must have shape \(3,\)"),
+    ((np.zeros((3, 4)), np.zeros(3)), (np.zeros((2, 5)), np.zeros(2)), "4 features"),
+])
+def test_bad_data_is_refused(train, validation, message):
+    with pytest.raises(ValueError, match=message):
+        trial.TrialData.from_arrays(train, validation)
