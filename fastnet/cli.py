@@ -5,6 +5,7 @@
     fastnet experiment all --dataset fashion-mnist --out results
     fastnet bench ...                                # see fastnet bench --help
     fastnet cache build                              # compile every kernel ahead of time
+    fastnet sweep run --db s.db --param lr=1e-4:1e-1:log   # see fastnet sweep --help
 
 ``--save`` and ``--load`` read and write nets with ``fastnet.io.save_net`` and
 ``load_net``; the file format (an ``.npz`` archive, no pickle) is documented there.
@@ -18,18 +19,19 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, datasets
+from .datasets import LOADERS, load_dataset
 from .experiments import EXPERIMENTS
 from .experiments.shared import (
     BACKENDS,
-    LOADERS,
     Context,
     get_backend,
-    load_dataset,
     run_experiment,
 )
 from .io import load_net, save_net
 from .reference import nets as reference_nets
 from .reference import optimizers as reference_optimizers
+from .sweep.cli import SweepCommandError
+from .sweep.cli import add_parser as add_sweep_parser
 
 ACTIVATIONS = tuple(reference_nets.ACTIVATION_LAYERS)
 INIT_NAMES = reference_nets.HE_NAMES + reference_nets.XAVIER_NAMES
@@ -52,7 +54,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CommandError, datasets.DatasetNotFoundError) as err:
+    except (CommandError, SweepCommandError, datasets.DatasetNotFoundError) as err:
         print(f"fastnet {args.command}: error: {err}", file=sys.stderr)
         return 1
 
@@ -66,6 +68,7 @@ def build_parser():
     _add_train_parser(commands)
     _add_experiment_parser(commands)
     _add_cache_parser(commands)
+    add_sweep_parser(commands)
     commands.add_parser("bench", add_help=False, help="benchmarks of the kernels against "
                         "the NumPy reference (fastnet bench --help)")
     return parser

@@ -1,0 +1,214 @@
+"""``fastnet sweep``: run (or resume), show, plot and export hyperparameter sweeps.
+
+    fastnet sweep run --db hpo.db --trials 100 --epochs 50 --train-size 400 \\
+        --validation 100 --param lr=1e-6:1e-2:log --param weight_decay=1e-8:1e-4:log \\
+        --param hidden=100x6
+    fastnet sweep show --db hpo.db --top 20
+    fastnet sweep plot --db hpo.db --out figures/
+    fastnet sweep export --db hpo.db --format csv --out hpo.csv
+
+Running ``run`` again with the same arguments on the same ``--db`` resumes the sweep;
+other arguments on an existing ``--db`` are refused, and the file is left as it was.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .store import SweepStore, SweepStoreError
+
+
+class SweepCommandError(Exception):
+    """A sweep command that cannot go on: one line for the user."""
+
+
+def add_parser(commands):
+    """Add ``sweep`` and its verbs to the ``fastnet`` command's subparsers."""
+    sweep = commands.add_parser("sweep", help="hyperparameter sweeps: run, show, plot, export",
+                                description=__doc__.split("\n\n")[0].strip(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = sweep.add_subparsers(dest="verb", required=True, metavar="VERB")
+    _add_run(verbs)
+    show = verbs.add_parser("show", help="the best trials as a table")
+    show.set_defaults(run=show_command)
+    _add_db(show)
+    show.add_argument("--top", type=int, default=10, metavar="N", help="default 10")
+    plot = verbs.add_parser("plot", help="learning curves, score against each parameter, "
+                            "parallel coordinates (PNG)")
+    plot.set_defaults(run=plot_command)
+    _add_db(plot)
+    plot.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
+                      help="folder for the PNG files (default .)")
+    plot.add_argument("--top", type=int, default=20, metavar="N",
+                      help="learning curves of the best N trials (default 20)")
+    export = verbs.add_parser("export", help="one row per trial, CSV or JSON")
+    export.set_defaults(run=export_command)
+    _add_db(export)
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--out", type=Path, metavar="FILE", help="default standard output")
+
+
+def _add_db(parser, required=True):
+    parser.add_argument("--db", type=Path, required=required, metavar="FILE",
+                        help="the sweep's SQLite file")
+
+
+def _add_run(verbs):
+    from .run import SAMPLERS
+
+    p = verbs.add_parser(
+        "run", help="run a sweep, or resume it",
+        description="Sample --trials configurations of the search space, train them on "
+        "every core and record each in --db as it ends.  The same command again "
+        "resumes.  --param NAME=LOW:HIGH[:linear|log|one-minus-log|int|log-int], "
+        "NAME=A,B,C:choice or NAME=VALUE (repeatable); names are MultiLayerNetExtend's, "
+        "the optimizers' and the trainer's (lr, momentum, beta1, beta2, decay_rate, "
+        "weight_decay, hidden (100x4 or 100-50), activation, weight_init_std, batchnorm, "
+        "dropout, dropout_ratio, optimizer, batch_size, epochs).")
+    p.set_defaults(run=run_command)
+    _add_db(p)
+    p.add_argument("--param", action="append", default=[], metavar="SPEC",
+                   help="a searched parameter or a constant (repeatable)")
+    p.add_argument("--trials", type=int, default=100, help="default 100")
+    p.add_argument("--epochs", type=float, help="epochs per trial (default 20; or "
+                   "--param epochs=...)")
+    p.add_argument("--seed", type=int, default=0, help="the sweep's seed (default 0)")
+    data = p.add_argument_group("data (held out of the dataset's training set)")
+    data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist")
+    data.add_argument("--data-dir", metavar="DIR", help="folder of the IDX files")
+    data.add_argument("--train-size", type=int, metavar="N", help="training images "
+                      "(default: all not validating)")
+    data.add_argument("--validation", type=float, default=0.2, metavar="N|FRACTION",
+                      help="validation images, or a fraction (default 0.2)")
+    data.add_argument("--train-eval", type=int, metavar="N", help="training images "
+                      "evaluated each epoch (default all)")
+    search = p.add_argument_group("search")
+    search.add_argument("--sampler", choices=SAMPLERS, default="random", help="default random")
+    search.add_argument("--rounds", type=int, default=3, help="coarse-to-fine rounds (default 3)")
+    search.add_argument("--prune", choices=("none", "halving", "median"), default="none",
+                        help="successive halving or the median rule (default none)")
+    search.add_argument("--min-epochs", type=float, default=1.0,
+                        help="halving: the first rung (default 1 epoch)")
+    search.add_argument("--reduction-factor", type=int, default=3,
+                        help="halving: keep 1/this at each rung (default 3)")
+    search.add_argument("--bracket-size", type=int, default=100,
+                        help="trials pruned together (default 100)")
+    run = p.add_argument_group("execution")
+    run.add_argument("--executor", choices=("local", "dask"), default="local")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:port)")
+    run.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
+    run.add_argument("--threads-per-worker", type=int, help="BLAS and Numba threads per "
+                     "worker (default 1)")
+    run.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+
+
+def _space(args):
+    from .space import Space, parse_param
+
+    params = dict(parse_param(text) for text in args.param)
+    if args.epochs is not None:
+        if "epochs" in params:
+            raise ValueError("give the epochs once: --epochs or --param epochs=...")
+        params["epochs"] = args.epochs
+    return Space(params)
+
+
+def run_command(args):
+    from .data import data_spec
+    from .pruners import MedianPruner, SuccessiveHalving
+    from .run import make_sampler, run
+
+    try:
+        space = _space(args)
+        spec = data_spec(args.dataset, args.train_size, args.validation, args.train_eval,
+                         args.seed)
+        pruner = {"none": None, "halving": SuccessiveHalving(args.min_epochs, args.reduction_factor),
+                  "median": MedianPruner()}[args.prune]
+        sampler = make_sampler(args.sampler, space, args.seed, args.trials, args.rounds)
+    except ValueError as err:
+        raise SweepCommandError(str(err)) from None
+    spec["data_dir"] = args.data_dir
+    start = time.perf_counter()
+    try:
+        results = run(space, args.trials, spec, sampler=sampler, pruner=pruner, db=args.db,
+                      seed=args.seed, executor=args.executor, scheduler=args.scheduler,
+                      workers=args.workers, threads_per_worker=args.threads_per_worker,
+                      bracket_size=args.bracket_size, dtype=args.dtype, progress=None)
+    except (ValueError, SweepStoreError) as err:
+        raise SweepCommandError(str(err)) from None
+    counts = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    print(f"{len(results)} trials in {args.db} ("
+          + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+          + f"); this run {time.perf_counter() - start:.1f} s")
+    _print_table(results, 10, space.dimensions)
+    return 0
+
+
+def _open(path):
+    try:
+        return SweepStore.open(path, readonly=True)
+    except (OSError, SweepStoreError) as err:
+        raise SweepCommandError(str(err)) from None
+
+
+def show_command(args):
+    from .space import Space
+
+    store = _open(args.db)
+    try:
+        results = store.results()
+        dimensions = Space.from_json(store.spec["space"]).dimensions
+    finally:
+        store.close()
+    _print_table(results, args.top, dimensions)
+    return 0
+
+
+def _print_table(results, top, dimensions):
+    ranked = sorted((r for r in results if r.score is not None),
+                    key=lambda r: (-r.score, r.index))[:top]
+    header = ["rank", "trial", "status", "val_acc", "val_loss", "epochs", *dimensions]
+    rows = [[str(k), str(r.index), r.status, f"{r.score:.4f}", f"{r.val_loss_final:.4f}",
+             f"{r.epochs[-1]:g}", *(_cell(r.config[d]) for d in dimensions)]
+            for k, r in enumerate(ranked, 1)]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "-".join(map(str, value))
+    return str(value)
+
+
+def plot_command(args):
+    from .report import plot_all
+
+    store = _open(args.db)
+    try:
+        paths = plot_all(store, args.out, top=args.top)
+    finally:
+        store.close()
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+def export_command(args):
+    store = _open(args.db)
+    try:
+        if args.out is None:
+            store.export(args.format, sys.stdout)
+        else:  # written beside, then renamed: never a half-written file
+            partial = args.out.with_name(f".{args.out.name}.partial")
+            with open(partial, "w", newline="", encoding="utf-8") as out:
+                store.export(args.format, out)
+            os.replace(partial, args.out)
+    finally:
+        store.close()
+    return 0
