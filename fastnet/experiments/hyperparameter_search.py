@@ -1,26 +1,21 @@
 """Random search for the learning rate and weight decay (the book's
-``hyperparameter_optimization.py``, figure 6-24).
+``hyperparameter_optimization.py``, figure 6-24), run by ``fastnet.sweep``.
 
 500 training images, 20% of them held out for validation, a 784-100x6-10 net, SGD,
 batch 100, 50 epochs per trial, 100 trials with lr = 10^U(-6, -2) and weight decay =
-10^U(-8, -4).  The best trials have learning rates around 1e-3 to 1e-2; weight decay
-matters much less in that range.
+10^U(-8, -4), accuracy on both sets after every epoch.  The best trials have learning
+rates around 1e-3 to 1e-2; weight decay matters much less in that range.
 
-Trials are independent, so they run in a process pool.  Workers are spawned (not
-forked: a forked OpenMP runtime can deadlock), each with one Numba and one BLAS
-thread, and only after a short trial in the parent has compiled every kernel into
-Numba's cache, so that the workers load it instead of all writing it at once.
+The trials are a ``fastnet.sweep.run`` on one worker process per core (one thread
+each); with ``--backend reference`` they train on the NumPy oracle instead.
 """
 import os
-from concurrent.futures import ProcessPoolExecutor
-from functools import partial
-from multiprocessing import get_context
 
 import numpy as np
 
-from ..threads import set_num_threads
+from .. import sweep
 from ..util import shuffle_dataset
-from .shared import child_seeds, figure, get_backend, train_epochs
+from .shared import figure
 
 NAME = "hpo"
 TITLE = "random search of learning rate and weight decay, 784-100x6-10"
@@ -29,29 +24,15 @@ QUICK_SETTINGS = {"train_size": 250, "trials": 4, "epochs": 3}
 
 VALIDATION_SHARE = 0.2
 GRID = (4, 5)  # rows, columns of the best trials drawn
+SPACE = {"hidden_size_list": [100] * 6, "optimizer": "SGD", "mini_batch_size": 100,
+         "lr": sweep.log_uniform(1e-6, 1e-2),
+         "weight_decay_lambda": sweep.log_uniform(1e-8, 1e-4)}
 
 
-def trial(backend_name, train, validation, epochs, lr, weight_decay, seed):
-    """Train one net; return its validation and training accuracy per epoch."""
-    backend = get_backend(backend_name)
-    network = backend.nets.MultiLayerNet(train[0].shape[1], [100] * 6, 10,
-                                         weight_decay_lambda=weight_decay, seed=seed)
-    trainer = train_epochs(backend, network, train, validation, epochs=epochs, lr=lr,
-                           seed=seed)
-    return trainer.test_acc_list, trainer.train_acc_list
-
-
-def run_trials(backend_name, train, validation, epochs, settings, workers):
-    """Yield each trial's accuracies, in the order of ``settings`` (lr, weight decay,
-    seed), from a pool of ``workers`` processes when that is more than one."""
-    run_trial = partial(trial, backend_name, train, validation, epochs)
-    if workers <= 1:
-        yield from (run_trial(*setting) for setting in settings)
-        return
-    trial(backend_name, train, validation, 1, *settings[0])  # compiles: see module doc
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                             initializer=set_num_threads, initargs=(1,)) as pool:
-        yield from pool.map(run_trial, *zip(*settings))
+def run_sweep(backend_name, train, validation, epochs, trials, workers, seed):
+    """The book's search as a sweep: its ``TrialResult`` list, ordered by index."""
+    return sweep.run({**SPACE, "epochs": epochs}, trials, (train, validation), seed=seed,
+               workers=min(workers, trials), backend=backend_name, progress=None)
 
 
 def run(ctx, cfg):
@@ -59,25 +40,23 @@ def run(ctx, cfg):
     x, t = shuffle_dataset(x_train[:cfg.train_size], t_train[:cfg.train_size], seed=ctx.seed)
     n_validation = int(len(x) * VALIDATION_SHARE)
     validation, train = (x[:n_validation], t[:n_validation]), (x[n_validation:], t[n_validation:])
-    rng = np.random.default_rng(ctx.seed)
-    lrs = 10 ** rng.uniform(-6, -2, cfg.trials)
-    weight_decays = 10 ** rng.uniform(-8, -4, cfg.trials)
-    settings = list(zip(lrs, weight_decays, child_seeds(ctx.seed, cfg.trials)))
     workers = min(cfg.workers, cfg.trials)
     print(f"{cfg.trials} trials of {cfg.epochs} epochs on {len(train[0])} training / "
           f"{n_validation} validation images, {workers} worker process(es)", flush=True)
-
+    results = run_sweep(ctx.backend.name, train, validation, cfg.epochs, cfg.trials,
+                        workers, ctx.seed)
     trials = []
-    for (lr, weight_decay, _), (val_acc, train_acc) in zip(settings, run_trials(
-            ctx.backend.name, train, validation, cfg.epochs, settings, workers)):
-        print(f"val acc:{val_acc[-1]:.3f} | lr:{lr:.3g}, weight decay:{weight_decay:.3g}",
-              flush=True)
-        trials.append({"lr": lr, "weight_decay": weight_decay, "val_acc": val_acc,
-                       "train_acc": train_acc})
-    trials.sort(key=lambda result: result["val_acc"][-1], reverse=True)
+    for r in results:
+        lr, weight_decay = r.config["lr"], r.config["weight_decay_lambda"]
+        print(f"val acc:{r.val_acc[-1] if r.val_acc else float('nan'):.3f} | lr:{lr:.3g}, "
+              f"weight decay:{weight_decay:.3g} ({r.status})", flush=True)
+        trials.append({"lr": lr, "weight_decay": weight_decay, "status": r.status,
+                       "val_acc": r.val_acc, "train_acc": r.train_acc})
+    trials.sort(key=lambda result: result["val_acc"][-1] if result["val_acc"] else -1,
+                reverse=True)
     ctx.write_json(f"{NAME}.json", {"validation_images": n_validation,
                                     "training_images": len(train[0]), "trials": trials})
-    best = trials[:GRID[0] * GRID[1]]
+    best = [r for r in trials if r["val_acc"]][:GRID[0] * GRID[1]]
     draw_best(ctx, best)
     lr_range = min(r["lr"] for r in best), max(r["lr"] for r in best)
     return (f"best val acc {best[0]['val_acc'][-1]:.3f} at lr {best[0]['lr']:.2g}; best "
