@@ -39,13 +39,13 @@ temporary name and linked into place complete, so ``path`` never holds a half-ma
 store.  Readers open with ``mode=ro`` and neither block the writer nor wait for it.
 """
 import csv
-import dataclasses
 import errno
 import json
+import math
 import os
 import secrets
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TextIO
 
@@ -113,7 +113,7 @@ class TrialResult:
         return None if self.status in ("diverged", "failed") else self.val_acc_final
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(TrialResult))
+_FIELDS = tuple(f.name for f in fields(TrialResult))
 _JSON_FIELDS = frozenset(("config", "epochs", "train_loss", "train_acc", "val_loss", "val_acc"))
 _FLOAT_FIELDS = frozenset(("val_acc_final", "val_loss_final", "wall_time"))
 _COLUMNS = ", ".join(f'"{name}"' for name in _FIELDS)
@@ -121,7 +121,7 @@ _INSERT = f"INSERT INTO trials ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS
 # A terminal row is final: re-recording it, or marking it running, changes nothing.
 _RECORD = (_INSERT + ' ON CONFLICT ("index") DO UPDATE SET '
            + ", ".join(f'"{name}" = excluded."{name}"' for name in _FIELDS
-                                  if name not in ("index", "attempts"))
+                       if name not in ("index", "attempts"))
            + ", attempts = max(trials.attempts, excluded.attempts)"
            + " WHERE trials.status = 'running'")
 _MARK_RUNNING = (_INSERT + ' ON CONFLICT ("index") DO UPDATE SET status = \'running\','
@@ -133,7 +133,7 @@ def _to_sql(name, value):
     if name in _JSON_FIELDS:
         return json.dumps(value, sort_keys=True)
     if name in _FLOAT_FIELDS and value is not None:
-        return "NaN" if value != value else float(value)  # SQLite would store NaN as NULL
+        return "NaN" if math.isnan(value) else float(value)  # SQLite stores NaN as NULL
     return value
 
 
@@ -362,7 +362,7 @@ class SweepStore:
         if fmt == "json":
             if columns is not None:
                 raise ValueError("export: columns are for fmt='csv' only")
-            json.dump([dataclasses.asdict(result) for result in results], out)
+            json.dump([asdict(result) for result in results], out)
             out.write("\n")
         elif fmt == "csv":
             if columns is None:

@@ -19,24 +19,29 @@ from pathlib import Path
 
 import pytest
 
-from fastnet.sweep.store import (NotASweepError, SpecMismatchError, SweepStore,
-                                 SweepStoreError, TrialResult)
+from fastnet.sweep.store import (
+    NotASweepError,
+    SpecMismatchError,
+    SweepStore,
+    SweepStoreError,
+    TrialResult,
+)
 
 SPEC = {"space": {"lr": {"log_uniform": [1e-4, 0.1]}}, "sampler": "sobol", "seed": 3}
+COUNTS = {"running": 0, "done": 0, "pruned": 0, "diverged": 0, "failed": 0}
 FOREIGN_SQL = "CREATE TABLE meta (key TEXT, value TEXT); INSERT INTO meta VALUES ('format', 'x')"
 
 
 def result(index, status="done", **fields):
     """A complete result whose values are a function of ``index``."""
-    values = dict(round=index % 3, config={"lr": 10 ** (-1 - index / 7), "hidden_size_list":
-                                           [100] * (1 + index % 3), "optimizer": "Adam"},
-                  seed=2**63 - 1 - index, status=status, epochs=[0.5, 1.0],
-                  train_loss=[2.3, 1.0 / (index + 3)], train_acc=[0.1, 0.9],
-                  val_loss=[2.2, 0.1 + 0.2], val_acc=[0.2, 1 / 3],
-                  val_acc_final=1 / 3 + index * 1e-17, val_loss_final=0.1 + 0.2,
-                  wall_time=index * 0.001, host="node-1", attempts=1, error=None)
-    values.update(fields)
-    return TrialResult(index, **values)
+    config = {"lr": 10 ** (-1 - index / 7), "hidden_size_list": [100] * (1 + index % 3),
+              "optimizer": "Adam"}
+    values = {"round": index % 3, "config": config, "seed": 2**63 - 1 - index,
+              "status": status, "epochs": [0.5, 1.0], "train_loss": [2.3, 1.0 / (index + 3)],
+              "train_acc": [0.1, 0.9], "val_loss": [2.2, 0.1 + 0.2], "val_acc": [0.2, 1 / 3],
+              "val_acc_final": 1 / 3 + index * 1e-17, "val_loss_final": 0.1 + 0.2,
+              "wall_time": index * 0.001, "host": "node-1", "attempts": 1, "error": None}
+    return TrialResult(index, **{**values, **fields})
 
 
 def snapshot(path):
@@ -56,7 +61,7 @@ def test_create_makes_an_empty_sweep_and_leaves_no_temporary_file(tmp_path):
     path = tmp_path / "sweep.db"
     with SweepStore.create(path, {"seed": 3, "hidden": (100, 100)}) as store:
         assert store.spec == {"hidden": [100, 100], "seed": 3}
-        assert store.count() == dict(running=0, done=0, pruned=0, diverged=0, failed=0)
+        assert store.count() == COUNTS
         assert store.results() == [] and store.terminal_indices() == set()
     assert os.listdir(tmp_path) == ["sweep.db"]
     conn = sqlite3.connect(path)
@@ -176,7 +181,7 @@ def test_record_writes_a_terminal_trial_once(store):
     assert store.record([result(1, "failed", error="late"), result(2)]) == 1
     assert store.record([]) == 0
     assert store.results() == [result(0), result(1, "pruned"), result(2)]
-    assert store.count() == dict(running=0, done=2, pruned=1, diverged=0, failed=0)
+    assert store.count() == {**COUNTS, "done": 2, "pruned": 1}
 
 
 def test_record_of_a_bad_batch_writes_none_of_it(store):
@@ -203,7 +208,7 @@ def test_mark_running_counts_attempts_and_leaves_terminal_trials_alone(store):
     assert [(r.index, r.attempts) for r in store.results()] == [(1, 2), (2, 7), (3, 1)]
     store.mark_running([1, 3], "node-4")
     assert store.results() == [result(1, attempts=2), result(2, attempts=7), result(3)]
-    assert store.count() == dict(running=1, done=3, pruned=0, diverged=0, failed=0)
+    assert store.count() == {**COUNTS, "running": 1, "done": 3}
 
 
 def test_results_are_ordered_by_index_and_read_back_exactly(store):
@@ -267,7 +272,7 @@ def test_export_json_writes_every_field_of_each_terminal_trial(store):
     # Every field in the dataclass's order; configs as stored, keys sorted.
     assert text == json.dumps([{**dataclasses.asdict(r), "config": dict(sorted(r.config.items()))}
                                for r in recorded]) + "\n"
-    assert [TrialResult(**obj) for obj in json.loads(text)][0] == recorded[0]
+    assert TrialResult(**json.loads(text)[0]) == recorded[0]
 
 
 def test_export_refuses_unknown_formats_and_columns_for_json(store):
