@@ -315,17 +315,18 @@ class SweepStore:
         count.  Raises ``ValueError`` for a non-terminal status and ``TypeError`` for a
         value that is not JSON-able; then nothing of ``results`` is written.
         """
+        rows = []
         for result in results:
             if result.status not in TERMINAL:
                 raise ValueError(f"trial {result.index}: status {result.status!r} is not "
                                  f"one of {', '.join(TERMINAL)}")
-        rows = [_row(result) for result in results]
+            rows.append(_row(result))
         with self._writing():
             return self._conn.executemany(_RECORD, rows).rowcount
 
     def results(self, status=None) -> list[TrialResult]:
-        """The terminal trials (with ``status``: those in that state, 'running'
-        included), ordered by index."""
+        """Every terminal trial, ordered by index; with ``status`` (a name of
+        ``STATUSES``, 'running' included) only the trials in that state."""
         if status is None:
             where, args = "status != 'running'", ()
         elif status in STATUSES:
