@@ -21,30 +21,31 @@ Schema (format ``'fastnet-sweep'``, version 1)::
         train_acc      TEXT NOT NULL,
         val_loss       TEXT NOT NULL,
         val_acc        TEXT NOT NULL,
-        val_acc_final  REAL,                 -- NULL for None; NaN as the text 'NaN'
-        val_loss_final REAL,
-        wall_time      REAL NOT NULL,        -- seconds
+        val_acc_final,                       -- floats: no declared type, as REAL would
+        val_loss_final,                      --   turn -0.0 into 0; NULL for None, and
+        wall_time      NOT NULL,             --   NaN as the text 'NaN'; seconds
         host           TEXT NOT NULL,
         attempts       INTEGER NOT NULL,     -- 1 + how often it was marked running again
         error          TEXT);
 
 Floats go through ``repr`` (JSON) or SQLite's 8-byte REAL, so every value reads back
-exactly as it was recorded, NaN and infinities included.
+exactly as it was recorded, NaN, infinities and -0.0 included.
 
-Durability: the file is in WAL mode with ``synchronous=FULL``; every ``record`` and
-``mark_running`` is one transaction, so a crash (``kill -9``, power loss) at any
-moment leaves the file intact with every call that returned present.  A new file is
-built under a temporary name and linked into place complete, so ``path`` never holds a
-half-made store.  Readers open with ``mode=ro`` and never block the writer.
+Durability: every ``record`` and ``mark_running`` is one transaction, so a crash
+(``kill -9``) at any moment leaves the file intact, with every call that returned
+present and none half done; the file is in WAL mode with ``synchronous=FULL``, so each
+commit is on disk (fsync) before the call returns.  A new file is built under a
+temporary name and linked into place complete, so ``path`` never holds a half-made
+store.  Readers open with ``mode=ro`` and neither block the writer nor wait for it.
 """
 import csv
-import dataclasses
 import errno
 import json
+import math
 import os
 import secrets
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TextIO
 
@@ -60,8 +61,8 @@ _SCHEMA = (
         "index" INTEGER PRIMARY KEY, round INTEGER, status TEXT NOT NULL,
         config TEXT NOT NULL, seed INTEGER, epochs TEXT NOT NULL,
         train_loss TEXT NOT NULL, train_acc TEXT NOT NULL, val_loss TEXT NOT NULL,
-        val_acc TEXT NOT NULL, val_acc_final REAL, val_loss_final REAL,
-        wall_time REAL NOT NULL, host TEXT NOT NULL, attempts INTEGER NOT NULL,
+        val_acc TEXT NOT NULL, val_acc_final, val_loss_final,
+        wall_time NOT NULL, host TEXT NOT NULL, attempts INTEGER NOT NULL,
         error TEXT)""",
 )
 
@@ -112,15 +113,15 @@ class TrialResult:
         return None if self.status in ("diverged", "failed") else self.val_acc_final
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(TrialResult))
+_FIELDS = tuple(f.name for f in fields(TrialResult))
 _JSON_FIELDS = frozenset(("config", "epochs", "train_loss", "train_acc", "val_loss", "val_acc"))
-_REAL_FIELDS = frozenset(("val_acc_final", "val_loss_final", "wall_time"))
+_FLOAT_FIELDS = frozenset(("val_acc_final", "val_loss_final", "wall_time"))
 _COLUMNS = ", ".join(f'"{name}"' for name in _FIELDS)
 _INSERT = f"INSERT INTO trials ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})"
 # A terminal row is final: re-recording it, or marking it running, changes nothing.
 _RECORD = (_INSERT + ' ON CONFLICT ("index") DO UPDATE SET '
            + ", ".join(f'"{name}" = excluded."{name}"' for name in _FIELDS
-                                  if name not in ("index", "attempts"))
+                       if name not in ("index", "attempts"))
            + ", attempts = max(trials.attempts, excluded.attempts)"
            + " WHERE trials.status = 'running'")
 _MARK_RUNNING = (_INSERT + ' ON CONFLICT ("index") DO UPDATE SET status = \'running\','
@@ -131,15 +132,15 @@ _MARK_RUNNING = (_INSERT + ' ON CONFLICT ("index") DO UPDATE SET status = \'runn
 def _to_sql(name, value):
     if name in _JSON_FIELDS:
         return json.dumps(value, sort_keys=True)
-    if name in _REAL_FIELDS and value is not None:
-        return "NaN" if value != value else float(value)  # SQLite would store NaN as NULL
+    if name in _FLOAT_FIELDS and value is not None:
+        return "NaN" if math.isnan(value) else float(value)  # SQLite stores NaN as NULL
     return value
 
 
 def _from_sql(name, value):
     if name in _JSON_FIELDS:
         return json.loads(value)
-    if name in _REAL_FIELDS and isinstance(value, str):
+    if name in _FLOAT_FIELDS and isinstance(value, str):
         return float(value)
     return value
 
@@ -314,17 +315,18 @@ class SweepStore:
         count.  Raises ``ValueError`` for a non-terminal status and ``TypeError`` for a
         value that is not JSON-able; then nothing of ``results`` is written.
         """
+        rows = []
         for result in results:
             if result.status not in TERMINAL:
                 raise ValueError(f"trial {result.index}: status {result.status!r} is not "
                                  f"one of {', '.join(TERMINAL)}")
-        rows = [_row(result) for result in results]
+            rows.append(_row(result))
         with self._writing():
             return self._conn.executemany(_RECORD, rows).rowcount
 
     def results(self, status=None) -> list[TrialResult]:
-        """The terminal trials (with ``status``: those in that state, 'running'
-        included), ordered by index."""
+        """Every terminal trial, ordered by index; with ``status`` (a name of
+        ``STATUSES``, 'running' included) only the trials in that state."""
         if status is None:
             where, args = "status != 'running'", ()
         elif status in STATUSES:
@@ -361,7 +363,7 @@ class SweepStore:
         if fmt == "json":
             if columns is not None:
                 raise ValueError("export: columns are for fmt='csv' only")
-            json.dump([dataclasses.asdict(result) for result in results], out)
+            json.dump([asdict(result) for result in results], out)
             out.write("\n")
         elif fmt == "csv":
             if columns is None:
