@@ -375,6 +375,12 @@ def _adam_scalars(kw, step):
     return (lr_t, 1 - kw["beta1"], 1 - kw["beta2"], EPS)
 
 
+def _adamw_scalars(kw, step):
+    kw = {"beta1": 0.9, "beta2": 0.999, "weight_decay": 0.01, "eps": 1e-8, **kw}
+    return (kw["lr"], 1 - kw["beta1"], 1 - kw["beta2"], 1 - kw["beta1"] ** step,
+            1 - kw["beta2"] ** step, kw["eps"], kw["weight_decay"])
+
+
 OPTIMIZER_CASES = [
     OptimizerCase("sgd", "SGD", {"lr": 0.1}, (), lambda kw, s: (kw["lr"],)),
     OptimizerCase("momentum", "Momentum", {"lr": 0.05, "momentum": 0.8}, ("v",),
@@ -388,6 +394,10 @@ OPTIMIZER_CASES = [
                   _adam_scalars),
     OptimizerCase("adam-book", "Adam", {"lr": 0.001, "beta1": 0.9, "beta2": 0.999},
                   ("m", "v"), _adam_scalars),
+    OptimizerCase("adamw", "AdamW", {"lr": 0.01, "beta1": 0.8, "beta2": 0.99,
+                                     "weight_decay": 0.1, "eps": 1e-7}, ("m", "v"),
+                  _adamw_scalars),
+    OptimizerCase("adamw-torch-defaults", "AdamW", {"lr": 0.001}, ("m", "v"), _adamw_scalars),
 ]
 OPTIMIZERS = [pytest.param(case, id=case.id) for case in OPTIMIZER_CASES]
 
