@@ -32,6 +32,13 @@ class Trainer:
     it is applied per epoch, not per step.  Before each step the optimizer's ``lr`` is
     set to ``lr0 * lr_schedule(epoch)``, ``lr0`` being the optimizer's learning rate
     when made and ``epoch = floor(step / iter_per_epoch)`` (0 during the first epoch).
+
+    ``population_statistics=True`` (not in the book) replaces batch norm's running
+    averages, after the last step and before the final test accuracy, by the paper's
+    population estimate: ``network.estimate_population_statistics(x_train, m)`` with
+    ``m = min(mini_batch_size, train_size)``, which must be at least 2.  The network
+    must have batch norm (``MultiLayerNetExtend(..., use_batchnorm=True)``).  The
+    per-epoch accuracies are measured with the running averages as before.
     """
 
     optimizers_module = reference_optimizers
@@ -40,7 +47,7 @@ class Trainer:
                  mini_batch_size=100, optimizer="SGD",
                  optimizer_param={"lr": 0.01},  # noqa: B006 (the book's; only read, never changed)
                  evaluate_sample_num_per_epoch=None, verbose=True, *, lr_schedule=None,
-                 seed=None, rng=None):
+                 population_statistics=False, seed=None, rng=None):
         for name, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
             if len(x) != len(t):
                 raise ValueError(f"x_{name} and t_{name} have different lengths: "
@@ -52,7 +59,14 @@ class Trainer:
         if evaluate_sample_num_per_epoch is not None and evaluate_sample_num_per_epoch < 1:
             raise ValueError(f"evaluate_sample_num_per_epoch must be None or >= 1, "
                              f"got {evaluate_sample_num_per_epoch!r}")
+        if population_statistics and not getattr(network, "use_batchnorm", False):
+            raise ValueError("population_statistics=True needs a network with batch "
+                             "normalization (MultiLayerNetExtend(..., use_batchnorm=True))")
+        if population_statistics and min(mini_batch_size, len(x_train)) < 2:
+            raise ValueError(f"population_statistics=True needs batches of at least 2 "
+                             f"samples, got {min(mini_batch_size, len(x_train))}")
         self.network = network
+        self.population_statistics = population_statistics
         self.verbose = verbose
         self.x_train, self.t_train = x_train, t_train
         self.x_test, self.t_test = x_test, t_test
@@ -122,6 +136,9 @@ class Trainer:
     def train(self):
         for _ in range(self.max_iter):
             self.train_step()
+        if self.population_statistics:
+            self.network.estimate_population_statistics(
+                self.x_train, min(self.batch_size, self.train_size))
 
         test_acc = self.network.accuracy(self.x_test, self.t_test)
         if self.verbose:
