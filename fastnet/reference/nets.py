@@ -177,7 +177,8 @@ class MultiLayerNetExtend(MultiLayerNet):
     (``use_dropout``).  Batch norm adds ``gamma{i}`` (ones) and ``beta{i}`` (zeros) to
     ``params``.  Each Dropout layer gets ``seed=draw_seed(self.rng)``, in layer order,
     after all weights are drawn.  ``dropout_ration`` is the book's spelling;
-    ``dropout_ratio`` is accepted too.
+    ``dropout_ratio`` is accepted too.  Dropout is the book's, not inverted: the fused
+    training step of ``fastnet.nets`` implements that form only.
     """
 
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
