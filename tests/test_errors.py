@@ -144,8 +144,8 @@ BAD_INPUTS = [
      "momentum must be a finite real number, got nan"),
     # --- optimizers
     ("unknown-optimizer", lambda: O.make_optimizer("lamb"), ValueError,
-     "unknown optimizer 'lamb'; choose one of: sgd, momentum, nesterov, adagrad, rmsprop, "
-     "adam, adamw"),
+     ("unknown optimizer 'lamb'; choose one of: sgd, momentum, nesterov, adagrad, rmsprop, "
+      "adam, adamw")),
     ("trainer-unknown-optimizer",
      lambda: Trainer(net(), X, T, X, T, optimizer="LBFGS", verbose=False), ValueError,
      "unknown optimizer 'LBFGS'"),

@@ -328,7 +328,8 @@ def test_inverted_dropout_mask_and_scale_exactly(module, dtype, ratio):
     for step in range(3):
         out, book_out = inverted.forward(x), book.forward(x)
         assert_array_equal(inverted.mask, book.mask)
-        assert_array_equal(inverted.mask, counter_uniform(5, step, x.size).reshape(x.shape) >= ratio)
+        u = counter_uniform(5, step, x.size).reshape(x.shape)
+        assert_array_equal(inverted.mask, u >= ratio)
         assert out.dtype == dtype and inverted.step == step + 1
         # exact values (0 and -0 alike): x * scale rounded once in the dtype
         assert_array_equal(out, np.where(inverted.mask, x * scale, 0))

@@ -529,7 +529,8 @@ def adamw_by_the_paper(p, grad, steps, lr, beta1, beta2, weight_decay, eps):
 @pytest.mark.parametrize("module", [fast_optimizers, reference_optimizers],
                          ids=["fastnet", "reference"])
 @pytest.mark.parametrize("kwargs", [{}, {"lr": 0.01, "beta1": 0.8, "beta2": 0.99,
-                                         "weight_decay": 0.1, "eps": 1e-6}], ids=["defaults", "set"])
+                                         "weight_decay": 0.1, "eps": 1e-6}],
+                         ids=["defaults", "set"])
 def test_adamw_follows_its_formula_over_100_steps(module, kwargs):
     hyper = {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.01, "eps": 1e-8,
              **kwargs}

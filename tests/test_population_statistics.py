@@ -136,8 +136,8 @@ def test_trainer_estimates_after_the_last_epoch(nets, trainer_module):
 
 @pytest.mark.parametrize("make_net, batch, message", [
     (lambda: fast_nets.MultiLayerNet(3, [4], 2, seed=0), 16,
-     "population_statistics=True needs a network with batch normalization "
-     "(MultiLayerNetExtend(..., use_batchnorm=True))"),
+     ("population_statistics=True needs a network with batch normalization "
+      "(MultiLayerNetExtend(..., use_batchnorm=True))")),
     (lambda: bn_net(fast_nets), 1,
      "population_statistics=True needs batches of at least 2 samples, got 1"),
 ], ids=["no-batchnorm", "batch-1"])

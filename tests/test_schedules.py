@@ -61,8 +61,8 @@ def test_classes_take_their_parameters_directly():
 
 BAD_SCHEDULES = [
     ("unknown-name", lambda: schedules.make_schedule("warmup", steps=3), ValueError,
-     "unknown schedule 'warmup'; choose one of: step_decay, exponential_decay, "
-     "inverse_time_decay, cosine_decay"),
+     ("unknown schedule 'warmup'; choose one of: step_decay, exponential_decay, "
+      "inverse_time_decay, cosine_decay")),
     ("step-size-0", lambda: schedules.StepDecay(0), ValueError,
      "step_size must be a positive integer, got 0"),
     ("step-size-float", lambda: schedules.StepDecay(2.5), ValueError,
@@ -86,8 +86,8 @@ BAD_SCHEDULES = [
     ("missing-parameter", lambda: schedules.make_schedule("step_decay"), TypeError,
      "missing 1 required positional argument: 'step_size'"),
     ("not-a-schedule", lambda: schedules.as_schedule(0.5), TypeError,
-     "a learning-rate schedule must be a schedule, a callable t -> multiplier or a spec "
-     "dict, got float"),
+     ("a learning-rate schedule must be a schedule, a callable t -> multiplier or a spec "
+      "dict, got float")),
 ]
 
 
