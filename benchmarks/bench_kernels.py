@@ -230,7 +230,8 @@ class Dropout:
             kernel = _pick(dropout_forward, x.size)
             args = bind(dropout_forward, x=x.reshape(-1),
                         act=fastnet_api("fastnet.kernels.activations", "IDENTITY"),
-                        key=stream_key(7, 0), ratio=0.2, mask=np.empty(x.size, bool),
+                        key=stream_key(7, 0), ratio=0.2, scale=x.dtype.type(1),
+                        mask=np.empty(x.size, bool),
                         out=np.empty(x.size, dtype))
             self.run = lambda: kernel(*args)
         else:

@@ -16,19 +16,21 @@ import numpy as np
 
 from .common import fastnet_api, net_params, require_torch, torch_optimizer
 
-OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
+OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 PARAM_SETS = {"mlp": [100] * 4, "wide": [1024, 1024]}
 
 # The book's defaults, and the torch.optim call that does the same work.
 HYPER = {"sgd": {"lr": 0.01}, "momentum": {"lr": 0.01, "momentum": 0.9},
          "nesterov": {"lr": 0.01, "momentum": 0.9}, "adagrad": {"lr": 0.01},
-         "rmsprop": {"lr": 0.01, "decay_rate": 0.99}, "adam": {"lr": 0.001}}
+         "rmsprop": {"lr": 0.01, "decay_rate": 0.99}, "adam": {"lr": 0.001},
+         "adamw": {"lr": 0.001, "weight_decay": 0.01}}
 TORCH = {"sgd": ("SGD", {"lr": 0.01}),
          "momentum": ("SGD", {"lr": 0.01, "momentum": 0.9}),
          "nesterov": ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True}),
          "adagrad": ("Adagrad", {"lr": 0.01}),
          "rmsprop": ("RMSprop", {"lr": 0.01, "alpha": 0.99}),
-         "adam": ("Adam", {"lr": 0.001})}
+         "adam": ("Adam", {"lr": 0.001}),
+         "adamw": ("AdamW", {"lr": 0.001, "weight_decay": 0.01})}
 
 
 class OptimizerUpdate:

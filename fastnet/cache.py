@@ -42,7 +42,8 @@ def build(dtypes=DTYPES):
 def _layers(x):
     n, d = x.shape
     dout = np.ones_like(x)
-    for layer in (layers.Relu(), layers.Sigmoid(), layers.Tanh(), layers.Dropout(0.5)):
+    for layer in (layers.Relu(), layers.Sigmoid(), layers.Tanh(), layers.Dropout(0.5),
+                  layers.Dropout(0.5, inverted=True)):
         layer.forward(x)
         layer.backward(dout)
     norm = layers.BatchNormalization(np.ones(d, x.dtype), np.zeros(d, x.dtype))

@@ -169,13 +169,23 @@ class Dropout(_MaskedBackward, reference.Dropout):
     def forward(self, x, train_flg=True):
         x = _validate.float_array(x, "x")
         if not train_flg:
-            return x * x.dtype.type(1 - self.dropout_ratio)
+            return super().forward(x, train_flg=False)  # x * (1 - ratio), or a copy
         out = np.empty_like(x)
         self.mask = np.empty(x.shape, dtype=bool)
         _flat_kernel(dropout.dropout_forward, x, activations.IDENTITY,
-                     stream_key(self.seed, self.step), self.dropout_ratio, self.mask, out)
+                     stream_key(self.seed, self.step), self.dropout_ratio,
+                     x.dtype.type(self.kept_scale), self.mask, out)
         self.step += 1
         return out
+
+    def backward(self, dout):
+        if not self.inverted:
+            return super().backward(dout)
+        dout = _like(dout, self.mask)
+        dx = np.empty_like(dout)
+        _flat_kernel(dropout.dropout_backward, dout, self.mask,
+                     dout.dtype.type(self.kept_scale), dx)
+        return dx
 
 
 class BatchNormalization:

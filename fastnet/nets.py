@@ -328,3 +328,26 @@ class MultiLayerNetExtend(_FusedNet, reference.MultiLayerNetExtend):
                          use_batchnorm, dropout_ratio=dropout_ratio, dtype=dtype, seed=seed,
                          rng=rng)
         self._build_arenas()
+
+    def estimate_population_statistics(self, x_train, batch_size):
+        # The reference's docstring (inspect.getdoc finds it).  The statistics come from
+        # the batch-norm kernel: with momentum 0 a training pass leaves each batch's
+        # statistics in the running-statistics arena; they are summed in float64 and
+        # the estimate is written back into the arena, where inference reads it.
+        m = batch_size
+        x = self._rows(x_train)
+        n_batches = reference.population_batches(self.use_batchnorm, len(x), m)
+        momenta = [bn.momentum for bn in self._batchnorms]
+        sums = np.zeros(self._running.size)
+        try:
+            for bn in self._batchnorms:
+                bn.momentum = 0.0
+            for i in range(n_batches):
+                self._forward(x[i * m:(i + 1) * m], True)
+                sums += self._running
+        finally:
+            for bn, momentum in zip(self._batchnorms, momenta):
+                bn.momentum = momentum
+        half = sums.size // 2  # the means, then the variances
+        self._running[:half] = sums[:half] / n_batches
+        self._running[half:] = m / (m - 1) * (sums[half:] / n_batches)

@@ -302,10 +302,30 @@ class Adam(_FusedUpdate, reference.Adam):
         self.iter -= 1
 
 
+class AdamW(Adam, reference.AdamW):
+    __doc__ = reference.AdamW.__doc__
+    kernel = staticmethod(kernels.adamw)
+
+    def _begin_step(self):
+        self.iter += 1
+
+    def _hyperparameters(self):
+        return (self.lr, 1 - self.beta1, 1 - self.beta2, 1 - self.beta1 ** self.iter,
+                1 - self.beta2 ** self.iter, self.eps, self.weight_decay)
+
+    def _book_rule(self, p, g, state):
+        state["m"] += (1 - self.beta1) * (g - state["m"])
+        state["v"] += (1 - self.beta2) * (g ** 2 - state["v"])
+        m_hat = state["m"] / (1 - self.beta1 ** self.iter)
+        v_hat = state["v"] / (1 - self.beta2 ** self.iter)
+        p -= self.lr * (m_hat / (np.sqrt(v_hat) + self.eps) + self.weight_decay * p)
+        return p
+
+
 OPTIMIZERS = {name: globals()[cls.__name__] for name, cls in reference.OPTIMIZERS.items()}
 
 
 def make_optimizer(name, **kwargs):
     """The optimizer called ``name`` (case-insensitive): sgd, momentum, nesterov, adagrad,
-    rmsprop or adam."""
+    rmsprop, adam or adamw."""
     return reference.optimizer_class(name, OPTIMIZERS)(**kwargs)

@@ -228,16 +228,23 @@ def _softmax_kernels(build, inputs, case):
 
 def _dropout_kernels(build, inputs, case):
     seed, ratio, step = inputs.kwargs["seed"], inputs.kwargs["dropout_ratio"], 0
+    inverted = inputs.kwargs.get("inverted", False)
     trace = {}
     for k, (x, dout, flag) in enumerate(zip(inputs.xs, inputs.douts, case.passes)):
         if flag is False:
             continue
         out, mask, dx = np.empty_like(x), np.empty(x.shape, bool), np.empty_like(dout)
+        scale = x.dtype.type(1 / (1 - ratio) if ratio < 1 else 0) if inverted else x.dtype.type(1)
         build(dropout.dropout_forward)(x.reshape(-1), activations.IDENTITY,
-                                       stream_key(seed, step), ratio,
+                                       stream_key(seed, step), ratio, scale,
                                        mask.reshape(-1), out.reshape(-1))
         step += 1
-        build(activations.zero_where)(dout.reshape(-1), mask.reshape(-1), False, dx.reshape(-1))
+        if inverted:
+            build(dropout.dropout_backward)(dout.reshape(-1), mask.reshape(-1), scale,
+                                            dx.reshape(-1))
+        else:
+            build(activations.zero_where)(dout.reshape(-1), mask.reshape(-1), False,
+                                          dx.reshape(-1))
         trace.update({f"forward@{k}": out, f"dx@{k}": dx, f"mask@{k}": mask,
                       f"step@{k}": np.array(step)})
     return trace
@@ -288,8 +295,9 @@ def _batchnorm_init(rng, dtype, features, momentum=0.9, running=False):
     return kwargs
 
 
-def _dropout_init(rng, dtype, features, ratio=0.5):
-    return {"dropout_ratio": ratio, "seed": 20240611}
+def _dropout_init(rng, dtype, features, ratio=0.5, inverted=False):
+    kwargs = {"dropout_ratio": ratio, "seed": 20240611}
+    return {**kwargs, "inverted": True} if inverted else kwargs
 
 
 BN_ATTRS = ("running_mean", "running_var", "xn", "std", "dgamma", "dbeta")
@@ -322,6 +330,19 @@ LAYER_CASES = [
     LayerCase("dropout-1", "Dropout", passes=(True, False, True),
               init=functools.partial(_dropout_init, ratio=1.0), attrs=("mask", "step"),
               kernels=_dropout_kernels, exact=True),
+    # Inverted: kept elements scaled by 1 / (1 - ratio) in training, identity at test.
+    LayerCase("dropout-inverted", "Dropout", passes=(True, False, True, True),
+              init=functools.partial(_dropout_init, inverted=True), attrs=("mask", "step"),
+              kernels=_dropout_kernels, exact=True),
+    LayerCase("dropout-inverted-0.2", "Dropout", passes=(True, True),
+              init=functools.partial(_dropout_init, ratio=0.2, inverted=True),
+              attrs=("mask", "step"), kernels=_dropout_kernels, exact=True),
+    LayerCase("dropout-inverted-0", "Dropout", passes=(True, False, True),
+              init=functools.partial(_dropout_init, ratio=0.0, inverted=True),
+              attrs=("mask", "step"), kernels=_dropout_kernels, exact=True),
+    LayerCase("dropout-inverted-1", "Dropout", passes=(True, False, True),
+              init=functools.partial(_dropout_init, ratio=1.0, inverted=True),
+              attrs=("mask", "step"), kernels=_dropout_kernels, exact=True),
     LayerCase("batchnorm-train", "BatchNormalization", passes=(True, True, True),
               init=_batchnorm_init, attrs=BN_ATTRS, kernels=_batchnorm_kernels),
     LayerCase("batchnorm-infer", "BatchNormalization", passes=(True, True, True, False),
@@ -375,6 +396,12 @@ def _adam_scalars(kw, step):
     return (lr_t, 1 - kw["beta1"], 1 - kw["beta2"], EPS)
 
 
+def _adamw_scalars(kw, step):
+    kw = {"beta1": 0.9, "beta2": 0.999, "weight_decay": 0.01, "eps": 1e-8, **kw}
+    return (kw["lr"], 1 - kw["beta1"], 1 - kw["beta2"], 1 - kw["beta1"] ** step,
+            1 - kw["beta2"] ** step, kw["eps"], kw["weight_decay"])
+
+
 OPTIMIZER_CASES = [
     OptimizerCase("sgd", "SGD", {"lr": 0.1}, (), lambda kw, s: (kw["lr"],)),
     OptimizerCase("momentum", "Momentum", {"lr": 0.05, "momentum": 0.8}, ("v",),
@@ -388,6 +415,10 @@ OPTIMIZER_CASES = [
                   _adam_scalars),
     OptimizerCase("adam-book", "Adam", {"lr": 0.001, "beta1": 0.9, "beta2": 0.999},
                   ("m", "v"), _adam_scalars),
+    OptimizerCase("adamw", "AdamW", {"lr": 0.01, "beta1": 0.8, "beta2": 0.99,
+                                     "weight_decay": 0.1, "eps": 1e-7}, ("m", "v"),
+                  _adamw_scalars),
+    OptimizerCase("adamw-torch-defaults", "AdamW", {"lr": 0.001}, ("m", "v"), _adamw_scalars),
 ]
 OPTIMIZERS = [pytest.param(case, id=case.id) for case in OPTIMIZER_CASES]
 

@@ -143,8 +143,9 @@ BAD_INPUTS = [
     ("batchnorm-momentum-nan", lambda: batchnorm(momentum=float("nan")), ValueError,
      "momentum must be a finite real number, got nan"),
     # --- optimizers
-    ("unknown-optimizer", lambda: O.make_optimizer("adamw"), ValueError,
-     "unknown optimizer 'adamw'; choose one of"),
+    ("unknown-optimizer", lambda: O.make_optimizer("lamb"), ValueError,
+     ("unknown optimizer 'lamb'; choose one of: sgd, momentum, nesterov, adagrad, rmsprop, "
+      "adam, adamw")),
     ("trainer-unknown-optimizer",
      lambda: Trainer(net(), X, T, X, T, optimizer="LBFGS", verbose=False), ValueError,
      "unknown optimizer 'LBFGS'"),

@@ -235,7 +235,7 @@ def kernel_dropout(build, x, ratio, seed=TINY_DRAW_SEED, step=0):
     """``(mask, out)`` of the dropout kernel's ``build`` over the flat array ``x``."""
     out, mask = np.empty_like(x), np.empty(x.shape, bool)
     build(dropout.dropout_forward)(x, activations.IDENTITY, stream_key(seed, step), ratio,
-                                   mask, out)
+                                   x.dtype.type(1), mask, out)
     return mask, out
 
 
@@ -311,6 +311,50 @@ def test_dropout_kernel_and_reference_agree_bitwise_at_any_ratio(build, dtype):
         assert_array_equal(layer.mask, mask, err_msg=repr(ratio))
     assert kernel_dropout(build, x, float(draw), seed, step)[0][1234]
     assert not kernel_dropout(build, x, float(np.nextafter(draw, 1)), seed, step)[0][1234]
+
+
+@pytest.mark.parametrize("module", [fast_layers, reference_layers])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 0.5, 0.9, 1.0])
+def test_inverted_dropout_mask_and_scale_exactly(module, dtype, ratio):
+    """The book's mask of the same (seed, step); kept elements times ``1 / (1 - ratio)``
+    rounded to the dtype (0 at ratio 1), dropped ones 0; a copy of x at test time."""
+    x = np.random.default_rng(6).standard_normal((40, 25)).astype(dtype)
+    dout = np.random.default_rng(7).standard_normal((40, 25)).astype(dtype)
+    inverted, book = (module.Dropout(ratio, seed=5, inverted=flag) for flag in (True, False))
+    scale = dtype.type(1 / (1 - ratio)) if ratio < 1 else dtype.type(0)
+    assert inverted.inverted and not book.inverted
+    assert inverted.kept_scale == (1 / (1 - ratio) if ratio < 1 else 0.0)
+    for step in range(3):
+        out, book_out = inverted.forward(x), book.forward(x)
+        assert_array_equal(inverted.mask, book.mask)
+        u = counter_uniform(5, step, x.size).reshape(x.shape)
+        assert_array_equal(inverted.mask, u >= ratio)
+        assert out.dtype == dtype and inverted.step == step + 1
+        # exact values (0 and -0 alike): x * scale rounded once in the dtype
+        assert_array_equal(out, np.where(inverted.mask, x * scale, 0))
+        assert_array_equal(book_out, np.where(book.mask, x, 0))
+        dx = inverted.backward(dout)
+        assert dx.dtype == dtype
+        assert_array_equal(dx, np.where(inverted.mask, dout * scale, 0))
+    test_out = inverted.forward(x, train_flg=False)
+    assert_array_equal(test_out, x)
+    assert test_out is not x and inverted.step == 3
+
+
+@pytest.mark.parametrize("module", [fast_layers, reference_layers])
+@pytest.mark.parametrize("ratio", [0.2, 0.5, 0.8])
+def test_inverted_dropout_keeps_the_expectation(module, ratio):
+    """``E[out] = x`` in training: over 2**20 ones, the mean output is 1 within 6
+    standard deviations, ``6 sqrt(ratio / ((1 - ratio) n))``, and so is each kept
+    fraction's complement; at test time the output is x itself."""
+    n = 1 << 20
+    layer = module.Dropout(ratio, seed=11, inverted=True)
+    out = layer.forward(np.ones(n, np.float32))
+    assert abs(float(out.mean(dtype=np.float64)) - 1) < 6 * math.sqrt(ratio / ((1 - ratio) * n))
+    assert abs(float(layer.mask.mean()) - (1 - ratio)) < 6 * math.sqrt(ratio * (1 - ratio) / n)
+    assert set(np.unique(out)) == {0.0, np.float32(1 / (1 - ratio))}
+    assert_array_equal(layer.forward(np.ones(n, np.float32), train_flg=False), np.ones(n))
 
 
 # ------------------------------------------------------------------ numerical gradients

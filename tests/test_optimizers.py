@@ -320,6 +320,13 @@ BAD_HYPERPARAMETERS = [
     ("RMSprop", {"decay_rate": float("nan")}, ValueError, r"Invalid decay_rate: nan"),
     ("Adam", {"beta1": 1.0}, ValueError, r"Invalid beta1: 1.0"),
     ("Adam", {"beta2": -0.1}, ValueError, r"Invalid beta2: -0.1"),
+    ("AdamW", {"lr": -0.1}, ValueError,
+     r"^Invalid learning rate: -0.1 \(must be a finite number > 0\)$"),
+    ("AdamW", {"weight_decay": -0.01}, ValueError,
+     r"^Invalid weight_decay: -0.01 \(must be a finite number >= 0\)$"),
+    ("AdamW", {"weight_decay": float("inf")}, ValueError, r"^Invalid weight_decay: inf"),
+    ("AdamW", {"eps": 0.0}, ValueError, r"^Invalid eps: 0.0 \(must be a finite number > 0\)$"),
+    ("AdamW", {"beta2": 1.0}, ValueError, r"^Invalid beta2: 1.0 \(must be in \[0, 1\)\)$"),
     ("SGD", {"lr": "0.1"}, TypeError, r"real number"),
     ("Adam", {"lr": None}, TypeError, r"real number"),
     ("SGD", {"learning_rate": 0.1}, TypeError, r"unexpected keyword argument 'learning_rate'"),
@@ -502,3 +509,69 @@ def test_kernel_state_from_a_book_step_is_converted():
         ref.update(ref_params, grads)
     np.testing.assert_allclose(fast_params["x"], ref_params["x"], rtol=1e-12)
     np.testing.assert_allclose(fast.v["x"], ref.v["x"], rtol=1e-12)
+
+
+# ------------------------------------------------------------------ AdamW's formula
+
+def adamw_by_the_paper(p, grad, steps, lr, beta1, beta2, weight_decay, eps):
+    """Algorithm 2 of Loshchilov and Hutter (2019) with PyTorch's lr-scaled decay,
+    written out for one array: the trajectory of ``p`` after ``steps`` updates."""
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    for t in range(1, steps + 1):
+        g = grad(p, t - 1)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        p = p - lr * (m_hat / (np.sqrt(v_hat) + eps) + weight_decay * p)
+    return p
+
+
+@pytest.mark.parametrize("module", [fast_optimizers, reference_optimizers],
+                         ids=["fastnet", "reference"])
+@pytest.mark.parametrize("kwargs", [{}, {"lr": 0.01, "beta1": 0.8, "beta2": 0.99,
+                                         "weight_decay": 0.1, "eps": 1e-6}],
+                         ids=["defaults", "set"])
+def test_adamw_follows_its_formula_over_100_steps(module, kwargs):
+    hyper = {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.01, "eps": 1e-8,
+             **kwargs}
+    p = make_params(np.float64, shapes={"p": (40,)})["p"]
+    expected = adamw_by_the_paper(p.copy(), lambda q, step: gradient_of({"p": q}, step)["p"],
+                                  STEPS, **hyper)
+    optimizer = module.AdamW(**kwargs)
+    params = run(optimizer, {"p": p.copy()}, STEPS)
+    np.testing.assert_allclose(params["p"], expected, rtol=1e-12, atol=1e-14)
+    assert optimizer.iter == STEPS
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adamw_decay_is_decoupled_from_the_gradient(dtype):
+    """With zero gradients Adam's term is zero and only the decay acts:
+    ``p_t = (1 - lr * weight_decay)**t * p_0``, whatever eps."""
+    fast = fast_optimizers.AdamW(lr=0.1, weight_decay=0.5)
+    params = make_params(dtype)
+    start = {k: v.copy() for k, v in params.items()}
+    for _ in range(STEPS):
+        fast.update(params, {k: np.zeros_like(v) for k, v in params.items()})
+    for key in params:
+        assert_close(params[key], (start[key] * 0.95 ** STEPS).astype(dtype), dtype, key)
+
+
+def test_adamw_matches_torch():
+    torch = pytest.importorskip("torch")
+    hyper = {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "weight_decay": 0.1, "eps": 1e-6}
+    params = make_params(np.float64)
+    tensors = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    reference = torch.optim.AdamW(list(tensors.values()), lr=hyper["lr"],
+                                  betas=(hyper["beta1"], hyper["beta2"]), eps=hyper["eps"],
+                                  weight_decay=hyper["weight_decay"])
+    ours = fast_optimizers.AdamW(**hyper)
+    for step in range(STEPS):
+        grads = gradient_of(params, step)
+        ours.update(params, grads)
+        torch_grads = gradient_of({k: t.detach().numpy() for k, t in tensors.items()}, step)
+        for key, tensor in tensors.items():
+            tensor.grad = torch.from_numpy(torch_grads[key])
+        reference.step()
+    for key, tensor in tensors.items():
+        np.testing.assert_allclose(params[key], tensor.detach().numpy(), rtol=1e-10,
+                                   atol=1e-12, err_msg=key)

@@ -1,4 +1,5 @@
-"""Dropout with masks from a counter-based generator (the book's non-inverted form).
+"""Dropout with masks from a counter-based generator: the book's form (kept elements
+unchanged) and the inverted one (kept elements times ``scale = 1 / (1 - ratio)``).
 
 Element ``i`` is kept when ``u_i >= ratio``, ``u_i`` being number ``i`` of the stream
 whose 64-bit key the caller derives from (seed, step) with
@@ -49,18 +50,19 @@ def keep_threshold(ratio):
 
 
 @inline
-def store_kept(y, key, threshold, i, mask, out):
-    """``mask[i] = u_i >= ratio`` and ``out[i] = y * mask[i]``."""
+def store_kept(y, key, threshold, i, scale, mask, out):
+    """``mask[i] = u_i >= ratio`` and ``out[i] = y * mask[i] * scale``."""
     keep = draw53(key, i) >= threshold
     mask[i] = keep
-    out[i] = y if keep else y * 0  # y * mask: NaN and inf give NaN, as in NumPy
+    out[i] = y * scale if keep else y * 0  # y * mask: NaN and inf give NaN, as in NumPy
 
 
 @serial_and_parallel
-def dropout_forward(x, act, key, ratio, mask, out):
-    """``mask = u >= ratio`` and ``out = act(x) * mask`` (flat arrays of ``x.size``
-    elements, ``ratio`` a float in [0, 1]; ``out`` apart from ``x``, as an in-place pass
-    does not vectorise).
+def dropout_forward(x, act, key, ratio, scale, mask, out):
+    """``mask = u >= ratio`` and ``out = act(x) * mask * scale`` (flat arrays of
+    ``x.size`` elements, ``ratio`` a float in [0, 1], ``scale`` a scalar of ``x``'s dtype:
+    1 for the book's dropout, ``1 / (1 - ratio)`` for inverted dropout; ``out`` apart
+    from ``x``, as an in-place pass does not vectorise).
 
     The activation (``IDENTITY`` for the Dropout layer alone) is fused in so that a
     net's activation and dropout take one pass.  The identity and ReLU get loops of
@@ -69,10 +71,18 @@ def dropout_forward(x, act, key, ratio, mask, out):
     threshold = keep_threshold(ratio)
     if act == IDENTITY:
         for i in prange(x.size):
-            store_kept(x[i], key, threshold, i, mask, out)
+            store_kept(x[i], key, threshold, i, scale, mask, out)
     elif act == RELU:
         for i in prange(x.size):
-            store_kept(x[i] if x[i] > 0 else x[i] * 0, key, threshold, i, mask, out)
+            store_kept(x[i] if x[i] > 0 else x[i] * 0, key, threshold, i, scale, mask, out)
     else:
         for i in prange(x.size):
-            store_kept(activate(x[i], act), key, threshold, i, mask, out)
+            store_kept(activate(x[i], act), key, threshold, i, scale, mask, out)
+
+
+@serial_and_parallel
+def dropout_backward(dout, mask, scale, dx):
+    """``dx = dout * mask * scale`` (flat arrays; ``scale`` in ``dout``'s dtype): the
+    backward pass of inverted dropout."""
+    for i in prange(dout.size):
+        dx[i] = dout[i] * scale if mask[i] else dout[i] * 0

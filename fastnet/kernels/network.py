@@ -77,7 +77,7 @@ def train_forward(x, labels, dims, layout, act, params, running, bn_momenta, bn_
                 stds[std_offset:std_offset + d], y)
             z = y
         if dropout:
-            dropout_forward(z.reshape(n * d), act, keys[l], dropout_ratios[l],
+            dropout_forward(z.reshape(n * d), act, keys[l], dropout_ratios[l], z.dtype.type(1),
                             masks[offset:offset + n * d], acts[offset:offset + n * d])
         h = out
         offset += n * d

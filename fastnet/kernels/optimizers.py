@@ -14,6 +14,10 @@ float32 and round like the reference.  The formulas are the book's:
     RMSprop   h = rho h + (1 - rho) g^2;  p -= lr g / (sqrt(h) + eps)
     Adam      m += (1 - b1)(g - m);  v += (1 - b2)(g^2 - v);  p -= lr_t m / (sqrt(v) + eps)
               with lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), computed by the caller
+    AdamW     m += (1 - b1)(g - m);  v += (1 - b2)(g^2 - v);
+              p -= lr (m / c1 / (sqrt(v / c2) + eps) + decay p)
+              with c1 = 1 - b1^t, c2 = 1 - b2^t (Loshchilov and Hutter's decoupled decay,
+              not through g; ``wd`` is still the L2 term folded into g)
 """
 import math
 
@@ -67,3 +71,13 @@ def adam(p, g, m, v, lr_t, one_minus_beta1, one_minus_beta2, eps, wd):
         m[i] += one_minus_beta1 * (gi - m[i])
         v[i] += one_minus_beta2 * (gi * gi - v[i])
         p[i] -= lr_t * m[i] / (math.sqrt(v[i]) + eps)
+
+
+@serial_and_parallel
+def adamw(p, g, m, v, lr, one_minus_beta1, one_minus_beta2, correction1, correction2, eps,
+          decay, wd):
+    for i in prange(p.size):
+        gi = g[i] + wd * p[i]
+        m[i] += one_minus_beta1 * (gi - m[i])
+        v[i] += one_minus_beta2 * (gi * gi - v[i])
+        p[i] -= lr * (m[i] / correction1 / (math.sqrt(v[i] / correction2) + eps) + decay * p[i])

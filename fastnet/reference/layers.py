@@ -109,11 +109,19 @@ class SoftmaxWithLoss:
 
 
 class Dropout:
-    """The book's (non-inverted) dropout.
+    """The book's dropout, or inverted dropout with ``inverted=True``.
 
     Training: ``mask = u >= dropout_ratio`` for float64 uniforms ``u`` in [0, 1),
     ``out = x * mask``; inference: ``out = x * (1 - dropout_ratio)``.  backward:
     ``dx = dout * mask``.
+
+    Inverted (Srivastava et al. 2014's scaling moved to training, as PyTorch's
+    ``nn.Dropout``): training ``out = x * mask * kept_scale`` with ``kept_scale = 1 /
+    (1 - dropout_ratio)`` (0 at ratio 1, where nothing is kept) in ``x``'s dtype, so
+    ``E[out] = x``; inference returns a copy of ``x``; backward ``dx = dout * mask *
+    kept_scale``.  The same ``(seed, step)`` gives the same mask either way.  The nets'
+    fused step runs the book's dropout only (``MultiLayerNetExtend`` builds its Dropout
+    layers with ``inverted=False``).
 
     The uniforms are ``counter_uniform(seed, step, x.size)`` (multiples of 2**-53) and
     ``step`` counts the training passes, so mask number ``k`` is a pure function of
@@ -124,7 +132,7 @@ class Dropout:
     the ratio, and so drops the rare draw of exactly 0 at ratio 0.
     """
 
-    def __init__(self, dropout_ratio=0.5, seed=None):
+    def __init__(self, dropout_ratio=0.5, seed=None, *, inverted=False):
         if isinstance(dropout_ratio, bool) or not 0 <= dropout_ratio <= 1:
             raise ValueError(f"dropout_ratio must be in [0, 1], got {dropout_ratio!r}")
         if seed is None:
@@ -133,18 +141,31 @@ class Dropout:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.dropout_ratio = float(dropout_ratio)
         self.seed = int(seed)
+        self.inverted = bool(inverted)
         self.step = 0
         self.mask = None
 
+    @property
+    def kept_scale(self):
+        """The factor of a kept element in training: 1, or ``1 / (1 - dropout_ratio)``
+        (0 at ratio 1) when inverted."""
+        if not self.inverted:
+            return 1.0
+        return 1 / (1 - self.dropout_ratio) if self.dropout_ratio < 1 else 0.0
+
     def forward(self, x, train_flg=True):
         if not train_flg:
-            return x * x.dtype.type(1 - self.dropout_ratio)
+            return x.copy() if self.inverted else x * x.dtype.type(1 - self.dropout_ratio)
         u = counter_uniform(self.seed, self.step, x.size).reshape(x.shape)
         self.mask = u >= self.dropout_ratio
         self.step += 1
+        if self.inverted:
+            return x * self.mask * x.dtype.type(self.kept_scale)
         return x * self.mask
 
     def backward(self, dout):
+        if self.inverted:
+            return dout * self.mask * dout.dtype.type(self.kept_scale)
         return dout * self.mask
 
 

@@ -38,6 +38,20 @@ def _weight_std(weight_init_std, fan_in):
                      f"{HE_NAMES + XAVIER_NAMES}, got {weight_init_std!r}")
 
 
+def population_batches(use_batchnorm, n, batch_size):
+    """The number of whole batches of ``batch_size`` among ``n`` samples, for
+    ``estimate_population_statistics``; a ValueError where the estimate is undefined."""
+    if not use_batchnorm:
+        raise ValueError("estimate_population_statistics needs batch normalization "
+                         "(use_batchnorm=True)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 2:
+        raise ValueError(f"batch_size must be an integer >= 2 (m / (m - 1) needs m >= 2), "
+                         f"got {batch_size!r}")
+    if n < batch_size:
+        raise ValueError(f"x_train has {n} samples, fewer than one batch of {batch_size}")
+    return n // batch_size
+
+
 class MultiLayerNet:
     """Fully connected net: (Affine, activation) per hidden layer, Affine, softmax loss.
 
@@ -163,7 +177,8 @@ class MultiLayerNetExtend(MultiLayerNet):
     (``use_dropout``).  Batch norm adds ``gamma{i}`` (ones) and ``beta{i}`` (zeros) to
     ``params``.  Each Dropout layer gets ``seed=draw_seed(self.rng)``, in layer order,
     after all weights are drawn.  ``dropout_ration`` is the book's spelling;
-    ``dropout_ratio`` is accepted too.
+    ``dropout_ratio`` is accepted too.  Dropout is the book's, not inverted: the fused
+    training step of ``fastnet.nets`` implements that form only.
     """
 
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
@@ -203,6 +218,41 @@ class MultiLayerNetExtend(MultiLayerNet):
 
     def predict(self, x, train_flg=False):
         return self._forward(x, train_flg)
+
+    def estimate_population_statistics(self, x_train, batch_size):
+        """Set batch norm's test-time statistics to the paper's population estimate
+        (Ioffe and Szegedy 2015, Algorithm 2; the course notes' section 7.7).
+
+        One pass over ``x_train`` in consecutive batches of ``m = batch_size`` rows,
+        in training mode, collects each BatchNorm layer's batch mean and (biased) batch
+        variance; then ``running_mean = mean of the batch means`` and ``running_var =
+        m / (m - 1) * mean of the batch variances``, the unbiased estimate, replacing the
+        running averages.  Only whole batches count (a last partial batch is left out,
+        its variance would need another factor).  Dropout runs as in training: each
+        Dropout layer draws one mask per batch and its ``step`` advances.  Weights,
+        gammas and betas are not changed.  Errors: ValueError without batch norm, for
+        ``batch_size`` < 2, or for fewer than ``batch_size`` samples.
+        """
+        x_train = np.asarray(x_train, dtype=self.dtype)
+        n_batches = population_batches(self.use_batchnorm, len(x_train), batch_size)
+        batchnorms = {key: layer for key, layer in self.layers.items()
+                      if key.startswith("BatchNorm")}
+        means = {key: [] for key in batchnorms}
+        variances = {key: [] for key in batchnorms}
+        for i in range(n_batches):
+            h = x_train[i * batch_size:(i + 1) * batch_size]
+            for key, layer in self.layers.items():
+                if key in batchnorms:
+                    means[key].append(h.mean(axis=0))
+                    variances[key].append(h.var(axis=0))
+                if key.startswith(("Dropout", "BatchNorm")):
+                    h = layer.forward(h, True)
+                else:
+                    h = layer.forward(h)
+        m = batch_size
+        for key, layer in batchnorms.items():
+            layer.running_mean = np.mean(means[key], axis=0).astype(self.dtype)
+            layer.running_var = (m / (m - 1) * np.mean(variances[key], axis=0)).astype(self.dtype)
 
     def loss(self, x, t, train_flg=False):
         """Cross-entropy of ``predict(x, train_flg)`` against ``t`` plus the weight decay."""

@@ -19,6 +19,18 @@ def _check_lr(lr):
     return float(lr)
 
 
+def _check_positive(name, value):
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"Invalid {name}: {value!r} (must be a finite number > 0)")
+    return float(value)
+
+
+def _check_nonnegative(name, value):
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"Invalid {name}: {value!r} (must be a finite number >= 0)")
+    return float(value)
+
+
 def _check_fraction(name, value):
     if not 0 <= value < 1:
         raise ValueError(f"Invalid {name}: {value!r} (must be in [0, 1))")
@@ -132,6 +144,45 @@ class Adam:
             params[key] -= lr_t * self.m[key] / (np.sqrt(self.v[key]) + 1e-7)
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, "Decoupled Weight Decay
+    Regularization", ICLR 2019, arXiv:1711.05101), as ``torch.optim.AdamW`` computes it.
+
+    ``iter += 1; m += (1 - beta1) * (g - m); v += (1 - beta2) * (g * g - v);
+    m_hat = m / (1 - beta1**iter); v_hat = v / (1 - beta2**iter);
+    p -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * p)``.
+
+    The decay shrinks the parameter itself, outside the gradient, so Adam's division by
+    ``sqrt(v_hat)`` does not weaken it where gradients are large.  An L2 term in the loss
+    (the nets' ``weight_decay_lambda``, added to ``g``) is a different, coupled decay
+    that goes through ``m`` and ``v``; with both set, both apply, so leave
+    ``weight_decay_lambda`` at 0 when using AdamW's ``weight_decay``.  Every parameter
+    given is decayed, biases and batch norm's gamma and beta included, as PyTorch does
+    for one parameter group.  Conventions differing from ``Adam`` here: ``eps`` sits on
+    the bias-corrected ``sqrt(v_hat)`` (the paper's and PyTorch's placement) and
+    defaults to PyTorch's 1e-8; the decay is scaled by ``lr`` (PyTorch's form; the
+    paper scales it by the schedule multiplier only), so a learning-rate schedule
+    that sets ``lr`` scales both terms.
+    """
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, weight_decay=0.01, eps=1e-8):
+        super().__init__(lr, beta1, beta2)
+        self.weight_decay = _check_nonnegative("weight_decay", weight_decay)
+        self.eps = _check_positive("eps", eps)
+
+    def update(self, params, grads):
+        _add_zeros_for_new_keys(self.m, params)
+        _add_zeros_for_new_keys(self.v, params)
+        self.iter += 1
+        for key in params:
+            self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
+            self.v[key] += (1 - self.beta2) * (grads[key] ** 2 - self.v[key])
+            m_hat = self.m[key] / (1 - self.beta1 ** self.iter)
+            v_hat = self.v[key] / (1 - self.beta2 ** self.iter)
+            params[key] -= self.lr * (m_hat / (np.sqrt(v_hat) + self.eps)
+                                      + self.weight_decay * params[key])
+
+
 OPTIMIZERS = {
     "sgd": SGD,
     "momentum": Momentum,
@@ -139,6 +190,7 @@ OPTIMIZERS = {
     "adagrad": AdaGrad,
     "rmsprop": RMSprop,
     "adam": Adam,
+    "adamw": AdamW,
 }
 
 

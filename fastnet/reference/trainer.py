@@ -4,8 +4,11 @@ Optimizers are made through the class attribute ``optimizers_module`` and one
 training step (forward, backward, update) is the method ``_step``, so a faster
 subclass replaces just those.
 """
+import math
+
 import numpy as np
 
+from .. import schedules
 from . import optimizers as reference_optimizers
 from .random import resolve_rng
 
@@ -23,6 +26,19 @@ class Trainer:
     Unlike the book, mini-batches are drawn without replacement: consecutive slices
     of a random permutation, reshuffled when fewer than a batch remain.  All
     sampling uses ``self.rng = resolve_rng(seed, rng)``.
+
+    ``lr_schedule`` (not in the book) is a ``fastnet.schedules`` schedule, its spec dict
+    (``{"name": "step_decay", "step_size": 5}``) or any callable ``epoch -> multiplier``:
+    it is applied per epoch, not per step.  Before each step the optimizer's ``lr`` is
+    set to ``lr0 * lr_schedule(epoch)``, ``lr0`` being the optimizer's learning rate
+    when made and ``epoch = floor(step / iter_per_epoch)`` (0 during the first epoch).
+
+    ``population_statistics=True`` (not in the book) replaces batch norm's running
+    averages, after the last step and before the final test accuracy, by the paper's
+    population estimate: ``network.estimate_population_statistics(x_train, m)`` with
+    ``m = min(mini_batch_size, train_size)``, which must be at least 2.  The network
+    must have batch norm (``MultiLayerNetExtend(..., use_batchnorm=True)``).  The
+    per-epoch accuracies are measured with the running averages as before.
     """
 
     optimizers_module = reference_optimizers
@@ -30,7 +46,8 @@ class Trainer:
     def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20,
                  mini_batch_size=100, optimizer="SGD",
                  optimizer_param={"lr": 0.01},  # noqa: B006 (the book's; only read, never changed)
-                 evaluate_sample_num_per_epoch=None, verbose=True, *, seed=None, rng=None):
+                 evaluate_sample_num_per_epoch=None, verbose=True, *, lr_schedule=None,
+                 population_statistics=False, seed=None, rng=None):
         for name, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
             if len(x) != len(t):
                 raise ValueError(f"x_{name} and t_{name} have different lengths: "
@@ -42,7 +59,14 @@ class Trainer:
         if evaluate_sample_num_per_epoch is not None and evaluate_sample_num_per_epoch < 1:
             raise ValueError(f"evaluate_sample_num_per_epoch must be None or >= 1, "
                              f"got {evaluate_sample_num_per_epoch!r}")
+        if population_statistics and not getattr(network, "use_batchnorm", False):
+            raise ValueError("population_statistics=True needs a network with batch "
+                             "normalization (MultiLayerNetExtend(..., use_batchnorm=True))")
+        if population_statistics and min(mini_batch_size, len(x_train)) < 2:
+            raise ValueError(f"population_statistics=True needs batches of at least 2 "
+                             f"samples, got {min(mini_batch_size, len(x_train))}")
         self.network = network
+        self.population_statistics = population_statistics
         self.verbose = verbose
         self.x_train, self.t_train = x_train, t_train
         self.x_test, self.t_test = x_test, t_test
@@ -50,6 +74,8 @@ class Trainer:
         self.batch_size = mini_batch_size
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         self.optimizer = self.optimizers_module.make_optimizer(optimizer, **optimizer_param)
+        self.lr_schedule = schedules.as_schedule(lr_schedule)
+        self.initial_lr = self.optimizer.lr
         self.rng = resolve_rng(seed, rng)
 
         self.train_size = len(x_train)
@@ -87,6 +113,9 @@ class Trainer:
         return x[chosen], t[chosen]
 
     def train_step(self):
+        if self.lr_schedule is not None:
+            epoch = math.floor(self.current_iter / self.iter_per_epoch)
+            self.optimizer.lr = self.initial_lr * self.lr_schedule(epoch)
         batch = self._next_batch()
         loss = self._step(self.x_train[batch], self.t_train[batch])
         self.train_loss_list.append(loss)
@@ -107,6 +136,9 @@ class Trainer:
     def train(self):
         for _ in range(self.max_iter):
             self.train_step()
+        if self.population_statistics:
+            self.network.estimate_population_statistics(
+                self.x_train, min(self.batch_size, self.train_size))
 
         test_acc = self.network.accuracy(self.x_test, self.t_test)
         if self.verbose:
