@@ -446,6 +446,8 @@ class Parameter:
 _BETA = _Numbers("float", 0, high=1)
 _INIT_NAMES = _Names("relu", "he", "sigmoid", "xavier")
 
+# Defaults are MultiLayerNetExtend's, the optimizers' and the Trainer's; lr None is the
+# optimizer's own (0.01; Adam's 0.001).
 PARAMETERS = {parameter.name: parameter for parameter in [
     Parameter("hidden_size_list", _LayerSizes(), [100, 100, 100, 100], aliases=["hidden"]),
     Parameter("hidden_size", _Numbers("int", 1), None),
@@ -459,7 +461,7 @@ PARAMETERS = {parameter.name: parameter for parameter in [
     Parameter("weight_decay_lambda", _Numbers("float", 0), 0.0, aliases=["weight_decay"]),
     Parameter("optimizer", _Names("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"),
               "SGD"),
-    Parameter("lr", _Numbers("float", 0, low_open=True), 0.01),
+    Parameter("lr", _Numbers("float", 0, low_open=True), None),
     Parameter("momentum", _BETA, 0.9),
     Parameter("beta1", _BETA, 0.9),
     Parameter("beta2", _BETA, 0.999),

@@ -196,7 +196,8 @@ def build(config, seed, data, dtype=np.float32, backend="fastnet"):
             mine.seed = theirs.seed
         net = padded
     name = config["optimizer"]
-    hyper = {key: config[key] for key in OPTIMIZER_HYPERPARAMETERS[name]}
+    hyper = {key: config[key] for key in OPTIMIZER_HYPERPARAMETERS[name]
+             if config[key] is not None}  # lr None: the optimizer's default
     return net, optimizers.make_optimizer(name, **hyper)
 
 

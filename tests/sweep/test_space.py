@@ -320,7 +320,7 @@ BAD_INPUTS = [
     ("option", lambda: Space({"optimizer": choice(["adam", "adamw"])}),
      f"optimizer must be one of {OPTIMIZERS}, got 'adamw' "
      "(an option of choice(['adam', 'adamw']))"),
-    ("lr-zero", lambda: Space({"lr": 0}), "lr must be a float > 0, got 0"),
+    ("lr-zero", lambda: Space({"lr": 0}), "lr must be a float > 0 (or None), got 0"),
     ("weight-decay-negative", lambda: Space({"weight_decay": -1e-3}),
      "weight_decay_lambda must be a float >= 0, got -0.001"),
     ("momentum-1", lambda: Space({"momentum": 1.0}), "momentum must be a float in [0, 1), got 1.0"),
@@ -334,11 +334,12 @@ BAD_INPUTS = [
     ("weight-init-name", lambda: Space({"weight_init_std": "kaiming"}),
      "weight_init_std must be a float > 0 or one of 'relu', 'he', 'sigmoid', 'xavier', "
      "got 'kaiming'"),
-    ("None-without-None-default", lambda: Space({"lr": None}), "lr must be a float > 0, got None"),
+    ("None-without-None-default", lambda: Space({"momentum": None}),
+     "momentum must be a float in [0, 1), got None"),
     ("space-json-not-dict", lambda: Space.from_json([]),
      "a space must be a dict of parameter names to values, got []"),
     ("complete-distribution", lambda: Space.complete({"lr": log_uniform(1e-6, 1e-2)}),
-     "lr must be a float > 0, got log_uniform(1e-06, 0.01)"),
+     "lr must be a float > 0 (or None), got log_uniform(1e-06, 0.01)"),
     ("complete-unknown", lambda: Space.complete({"beta3": 0.9}),
      f"unknown parameter 'beta3' (did you mean 'beta2'?); known: {KNOWN}"),
     ("u-vector-length",
@@ -367,7 +368,7 @@ BAD_INPUTS = [
      "dropout_ratio must be a float in [0, 1), got 1.0 (the high end of uniform(0.0, 1.0))"),
     ("param-constant", lambda: parse_param("hidden_size=1.5"),
      "hidden_size must be an int >= 1 (or None), got 1.5"),
-    ("param-empty-value", lambda: parse_param("lr="), "lr must be a float > 0, got ''"),
+    ("param-empty-value", lambda: parse_param("lr="), "lr must be a float > 0 (or None), got ''"),
     ("param-layer-sizes", lambda: parse_param("hidden=100y4"),
      "hidden_size_list must be a non-empty list of ints >= 1 (on the command line 100x4 or "
      "100-50), got '100y4'"),
