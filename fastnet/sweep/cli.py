@@ -168,8 +168,9 @@ def show_command(args):
 
 
 def _print_table(results, top, dimensions):
+    # finished trials first: a pruned trial's accuracy is from an earlier epoch
     ranked = sorted((r for r in results if r.score is not None),
-                    key=lambda r: (-r.score, r.index))[:top]
+                    key=lambda r: (r.status != "done", -r.score, r.index))[:top]
     header = ["rank", "trial", "status", "val_acc", "val_loss", "epochs", *dimensions]
     rows = [[str(k), str(r.index), r.status, f"{r.score:.4f}", f"{r.val_loss_final:.4f}",
              f"{r.epochs[-1]:g}", *(_cell(r.config[d]) for d in dimensions)]
@@ -200,14 +201,22 @@ def plot_command(args):
 
 
 def export_command(args):
+    from .space import Space
+
     store = _open(args.db)
     try:
+        # CSV: the sampled parameters only; JSON: every field, curves included
+        columns = list(Space.from_json(store.spec["space"]).dimensions)
+        columns = columns if args.format == "csv" else None
         if args.out is None:
-            store.export(args.format, sys.stdout)
+            try:
+                store.export(args.format, sys.stdout, columns)
+            except BrokenPipeError:  # `| head`: the reader has what it wanted
+                sys.stdout = None
         else:  # written beside, then renamed: never a half-written file
             partial = args.out.with_name(f".{args.out.name}.partial")
             with open(partial, "w", newline="", encoding="utf-8") as out:
-                store.export(args.format, out)
+                store.export(args.format, out, columns)
             os.replace(partial, args.out)
     finally:
         store.close()
