@@ -3,9 +3,10 @@ rungs and is the only writer of the store.
 
 Resuming is running again: ``run`` opens the store (creating it, or checking that it
 holds the same sweep), keeps every trial recorded there as done, pruned, diverged or
-failed, and trains the others from scratch.  Each trial is recorded in one
-transaction when it ends, so a sweep killed at any moment loses only the training of
-the trials that were running, and no trial is ever recorded twice.  Because a trial's
+failed, and trains the others from scratch.  Ended trials are recorded together in one
+transaction at least every ``FLUSH_SECONDS`` (and on the way out of an exception), so
+a sweep killed at any moment loses only the trials that were running or had ended in
+the last fraction of a second, and no trial is ever recorded twice.  Because a trial's
 configuration, seed and training depend only on the sweep's specification and the
 trial's index, and pruning decisions only on the results of a bracket (see
 ``fastnet.sweep.pruners``), a resumed or re-run sweep records what an uninterrupted
@@ -16,6 +17,7 @@ import contextlib
 import math
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,9 @@ SAMPLERS = ("random", "sobol", "grid", "coarse-to-fine")
 CHUNKS_IN_FLIGHT_PER_WORKER = 2
 MAX_CHUNK = 16
 MAX_SUBMISSIONS = 3  # a chunk whose worker dies this often has its trials recorded as failed
+# Group commit: ended trials are recorded together, at least every FLUSH_SECONDS
+FLUSH_RESULTS = 256
+FLUSH_SECONDS = 0.25
 
 
 def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
@@ -179,13 +184,16 @@ class _Coordinator:
                         disable=None if self.progress is None else not self.progress,
                         dynamic_ncols=True)
         self._show_best()
+        self.unsaved, self.saved_at = [], time.monotonic()
         try:
             round_, start = 0, 0
             while start < self.trials:
                 end = min(self._round_end(round_), self.trials)
                 self._run_round(round_, start, end)
+                self._flush()  # the next round's sampler reads these results
                 round_, start = round_ + 1, end
         finally:
+            self._flush()  # what ended before an interruption is kept
             self.bar.close()
 
     def _round_end(self, round_):
@@ -215,16 +223,20 @@ class _Coordinator:
             self.brackets.update({t.index: bracket for t in mine})
         in_flight = {}
         while self.queue or in_flight:
+            starting = []
             while self.queue and len(in_flight) < CHUNKS_IN_FLIGHT_PER_WORKER * self.pool.workers:
                 chunk = self._take_chunk()
-                self.store.mark_running([t.index for t in chunk], socket.gethostname())
+                starting += [t.index for t in chunk]
                 in_flight[self._submit(chunk)] = (chunk, 1)
+            if starting:
+                self.store.mark_running(starting, socket.gethostname())
             for future in self.pool.wait(in_flight):
                 chunk, submissions = in_flight.pop(future)
                 try:
                     outcomes = future.result()
                 except Exception as err:  # noqa: BLE001 (a worker died: the chunk goes again)
                     if submissions < MAX_SUBMISSIONS:
+                        self.store.mark_running([t.index for t in chunk], socket.gethostname())
                         in_flight[self._submit(chunk)] = (chunk, submissions + 1)
                     else:
                         self._record([t.result("failed", f"worker lost {submissions} times: "
@@ -265,7 +277,10 @@ class _Coordinator:
         """Prune at ``bracket``'s current rung; queue the survivors' next units."""
         rung = bracket.rungs[bracket.stage]
         entries = [(i, bracket.scores[i]) for i in bracket.waiting]
+        # Recorded trials that train past this rung count with their score there (a
+        # resumed sweep's trials; the pruned and diverged of this one have none)
         entries += [(i, s) for i in bracket.members if i in self.known
+                    if rung < self.known[i].config["epochs"] - 1e-9
                     if (s := _score_at(self.known[i], rung)) is not None]
         keep = self.pruner.survivors(entries)
         pruned, going_on = [], []
@@ -283,14 +298,22 @@ class _Coordinator:
         return pruned
 
     def _record(self, results):
-        if not results:
-            return
-        self.store.record(results)
         for r in results:
             self.known[r.index] = r
             self.by_index.pop(r.index, None)
-        self.bar.update(len(results))
-        self._show_best()
+        self.unsaved += results
+        if len(self.unsaved) >= FLUSH_RESULTS or time.monotonic() - self.saved_at > FLUSH_SECONDS:
+            self._flush()
+        if results:
+            self.bar.update(len(results))
+            self._show_best()
+
+    def _flush(self):
+        """Record the ended trials in one transaction (group commit: one fsync for many
+        trials, so that the coordinator keeps up with a large cluster)."""
+        if self.unsaved:
+            self.store.record(self.unsaved)
+        self.unsaved, self.saved_at = [], time.monotonic()
 
     def _show_best(self):
         scores = [r.score for r in self.known.values() if r.score is not None]
