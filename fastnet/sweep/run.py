@@ -18,6 +18,7 @@ import math
 import socket
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,11 @@ def _executor(kind, source, options, workers, threads, client, scheduler):
     if kind == "dask" or client is not None or scheduler is not None:
         return executors.DaskExecutor(source, *options, client, scheduler, threads or 1)
     workers = workers or executors.default_workers()
+    cores = executors.default_workers()
+    if workers * (threads or 1) > cores:
+        warnings.warn(f"{workers} workers x {threads or 1} threads oversubscribe this "
+                      f"machine's {cores} cores: each step then waits for the others",
+                      stacklevel=3)
     if workers == 1:
         return executors.InProcessExecutor(source, *options, threads)
     return executors.LocalExecutor(source, *options, workers, threads or 1)
