@@ -27,13 +27,14 @@ def df(x, y):
 
 
 def descend(optimizer, steps):
-    """The ``steps + 1`` points ``optimizer`` visits from ``START``, as an array (n, 2)."""
-    params = {"x": np.array([START[0]]), "y": np.array([START[1]])}
+    """The ``steps + 1`` points ``optimizer`` visits from ``START``, as an array (n, 2).
+    The parameters are Python floats, as in the book's ``optimizer_compare_naive.py``."""
+    params = {"x": START[0], "y": START[1]}
     path = [START]
     for _ in range(steps):
         gx, gy = df(params["x"], params["y"])
         optimizer.update(params, {"x": gx, "y": gy})
-        path.append((params["x"][0], params["y"][0]))
+        path.append((params["x"], params["y"]))
     return np.array(path)
 
 
