@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..experiments.shared import figure
 from .space import Choice, Space
 
 __all__ = ["best_trials", "curves_figure", "parallel_figure", "plot_all", "scores_figure"]
@@ -72,6 +71,14 @@ def plot_all(store, out, top=20):
 def _check_top(top):
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"top must be a positive integer, got {top!r}")
+
+
+def figure(**kwargs):
+    """``fastnet.experiments.shared.figure``: a Figure without pyplot.  Imported when
+    first drawing, as the ``hpo`` experiment imports this module."""
+    from ..experiments.shared import figure
+
+    return figure(**kwargs)
 
 
 # ---------------------------------------------------------------- learning curves

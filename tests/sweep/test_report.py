@@ -272,3 +272,37 @@ def test_cli_sweep_plot_of_an_empty_sweep_is_one_line(tmp_path, capsys):
                  "--out", str(tmp_path)]) != 0
     err = capsys.readouterr().err.strip()
     assert "no finished trial in" in err and "\n" not in err
+
+
+def test_hpo_experiment_draws_the_same_grid(capsys):
+    """``fastnet experiment hpo`` draws its 4 x 5 grid with ``curves_figure``."""
+    from fastnet.experiments import hyperparameter_search as hpo
+
+    space = Space(hpo.SPACE)
+    results = [TrialResult(**{**vars(r), "config": space.config_from_unit([0.3 + i / 100, 0.5])})
+               for i, r in enumerate(synthetic_results(n=30, rounds=1))]
+    saved = {}
+
+    class Context:
+        def save_figure(self, fig, filename):
+            saved[filename] = fig
+
+    best = best_trials(results)[:20]
+    hpo.draw_best(Context(), results, best)
+    fig = saved["hpo.png"]
+    axes = visible(fig)
+    assert len(axes) == 20 and len(fig.axes) == 20
+    assert axes[0].get_subplotspec().get_geometry()[:2] == (4, 5)
+    assert axes[0].get_title().startswith(f"Best-1: trial {best[0].index} ")
+    assert "lr " in axes[0].get_title() and "wd " in axes[0].get_title()
+    assert capsys.readouterr().out.count("| lr:") == 20
+
+
+@pytest.mark.parametrize("first", ["fastnet.sweep.report", "fastnet.experiments"])
+def test_report_and_experiments_import_in_either_order(first):
+    """hpo imports report, report draws with experiments.shared: no import cycle."""
+    import subprocess
+    import sys
+
+    code = f"import {first}, fastnet.sweep.report, fastnet.experiments.hyperparameter_search"
+    subprocess.run([sys.executable, "-c", code], check=True)
