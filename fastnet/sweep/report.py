@@ -161,22 +161,15 @@ def _empty(ax, text):
 
 # ------------------------------------------------------------- score by parameter
 
-def _last_accuracy(r):
-    """What a trial scored when it ended: its score, else its last validation accuracy."""
-    if r.score is not None:
-        return r.score
-    finite = [a for a in r.val_acc if a is not None and math.isfinite(a)]
-    return finite[-1] if finite else None
-
-
 def scores_figure(results, space):
     """The final validation accuracy of every trial against each searched parameter
     of ``space`` (a ``Space``), one panel per dimension, sharing the accuracy axis.
 
-    The x axis is the one the parameter was sampled on: log for a log-uniform or
-    log-int range, ``1 - value`` on a log axis for a one-minus-log range (the label
-    says so), linear for a uniform range, and the options side by side for a choice,
-    points jittered sideways so that they do not hide each other.  Done trials are
+    The x axis is the one the parameter was sampled on, over its whole range: log for
+    a log-uniform or log-int range, ``1 - value`` on a log axis for a one-minus-log
+    range (the label says so), linear for a uniform or int range, and the options side
+    by side for a choice, points jittered sideways so that they do not hide each
+    other.  Done trials are
     filled circles, pruned trials hollow circles at the accuracy they had when
     stopped, diverged and failed trials red x's along the bottom.  When the sweep has
     more than one round (coarse to fine), points are coloured by round, with a legend.
@@ -192,10 +185,11 @@ def scores_figure(results, space):
     fig = figure(figsize=(max(6.5, 1.0 + 4.2 * columns), 1.2 + 3.4 * rows),
                  layout="constrained")
     axes = fig.subplots(rows, columns, sharey=True, squeeze=False).ravel()
-    scored = [a for a in map(_last_accuracy, results) if a is not None]
+    scored = [r.score for r in results if r.score is not None]
     low, high = (min(scored), max(scored)) if scored else (0.0, 1.0)
     pad = max(high - low, 0.02) * 0.08
-    ylim = (low - 2.5 * pad, high + pad)
+    lost = any(r.score is None for r in results)
+    ylim = (low - (2.5 if lost else 1.0) * pad, high + pad)  # room for the x's if any
     bottom = low - 1.5 * pad  # where the diverged and failed trials go
     if dimensions:
         fig.suptitle(f"{SCORE} of {len(results)} trials against "
@@ -243,17 +237,21 @@ def _scatter_x(ax, name, dist, results):
         _log_axis(ax, dist.low, dist.high)
         ax.set_xlabel(f"{name} (log scale)")
     else:
+        margin = (dist.high - dist.low) * 0.03
+        ax.set_xlim(dist.low - margin, dist.high + margin)
         ax.set_xlabel(name)
     return values
 
 
 def _log_axis(ax, low, high):
-    """A log x axis; over less than two decades its ticks are plain numbers at 1, 2
-    and 5 times the powers of ten (matplotlib would label the minor ticks as 3x10^1,
-    4x10^1, ..., overlapping)."""
+    """A log x axis from ``low`` to ``high`` (the searched range, a little wider); over
+    less than two decades its ticks are plain numbers at 1, 2 and 5 times the powers of
+    ten (matplotlib would label the minor ticks 3x10^1, 4x10^1, ..., overlapping)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
+    margin = (high / low) ** 0.03
+    ax.set_xlim(low / margin, high * margin)
     if high / low < 100:
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
@@ -273,9 +271,9 @@ def _scatter(ax, xs, results, colour, bottom):
         c = colour.get(round_, "C0") if len(colour) > 1 else "C0"
         for status, style in (("done", {"color": c}),
                                ("pruned", {"facecolors": "none", "edgecolors": c})):
-            points = [(x, _last_accuracy(r)) for x, r in zip(xs, results)
+            points = [(x, r.score) for x, r in zip(xs, results)
                       if r.round == round_ and r.status == status and x is not None
-                      and _last_accuracy(r) is not None]
+                      and r.score is not None]
             if points:
                 ax.scatter(*zip(*points), s=22, linewidths=1, alpha=0.85, **style)
     lost = [x for x, r in zip(xs, results) if r.score is None and x is not None]
