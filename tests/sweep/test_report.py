@@ -306,3 +306,12 @@ def test_report_and_experiments_import_in_either_order(first):
 
     code = f"import {first}, fastnet.sweep.report, fastnet.experiments.hyperparameter_search"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_sweep_plot_into_a_file_is_one_line(tmp_path, capsys):
+    make_store(tmp_path, synthetic_results(n=5, rounds=1), name="s.db").close()
+    (tmp_path / "file").write_text("")
+    assert main(["sweep", "plot", "--db", str(tmp_path / "s.db"),
+                 "--out", str(tmp_path / "file")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "file" in err and "\n" not in err
