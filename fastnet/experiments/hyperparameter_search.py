@@ -11,11 +11,9 @@ each); with ``--backend reference`` they train on the NumPy oracle instead.
 """
 import os
 
-import numpy as np
-
 from .. import sweep
+from ..sweep.report import best_trials, curves_figure
 from ..util import shuffle_dataset
-from .shared import figure
 
 NAME = "hpo"
 TITLE = "random search of learning rate and weight decay, 784-100x6-10"
@@ -45,37 +43,32 @@ def run(ctx, cfg):
           f"{n_validation} validation images, {workers} worker process(es)", flush=True)
     results = run_sweep(ctx.backend.name, train, validation, cfg.epochs, cfg.trials,
                         workers, ctx.seed)
-    trials = []
     for r in results:
         lr, weight_decay = r.config["lr"], r.config["weight_decay_lambda"]
         print(f"val acc:{r.val_acc[-1] if r.val_acc else float('nan'):.3f} | lr:{lr:.3g}, "
               f"weight decay:{weight_decay:.3g} ({r.status})", flush=True)
-        trials.append({"lr": lr, "weight_decay": weight_decay, "status": r.status,
-                       "val_acc": r.val_acc, "train_acc": r.train_acc})
-    trials.sort(key=lambda result: result["val_acc"][-1] if result["val_acc"] else -1,
-                reverse=True)
+    ranked = best_trials(results)  # diverged and failed trials have no score
+    trials = [{"lr": r.config["lr"], "weight_decay": r.config["weight_decay_lambda"],
+               "status": r.status, "val_acc": r.val_acc, "train_acc": r.train_acc}
+              for r in ranked + [r for r in results if r.score is None]]
     ctx.write_json(f"{NAME}.json", {"validation_images": n_validation,
                                     "training_images": len(train[0]), "trials": trials})
-    best = [r for r in trials if r["val_acc"]][:GRID[0] * GRID[1]]
-    draw_best(ctx, best)
-    lr_range = min(r["lr"] for r in best), max(r["lr"] for r in best)
-    return (f"best val acc {best[0]['val_acc'][-1]:.3f} at lr {best[0]['lr']:.2g}; best "
-            f"{len(best)} lrs span {lr_range[0]:.2g}..{lr_range[1]:.2g}")
+    best = ranked[:GRID[0] * GRID[1]]
+    draw_best(ctx, results, best)
+    if not best:
+        return f"no trial with a score ({len(results)} diverged or failed)"
+    lrs = [r.config["lr"] for r in best]
+    return (f"best val acc {best[0].score:.3f} at lr {lrs[0]:.2g}; best "
+            f"{len(best)} lrs span {min(lrs):.2g}..{max(lrs):.2g}")
 
 
-def draw_best(ctx, best):
-    """Print the ``best`` trials and draw their curves on the ``GRID``, as the book."""
+def draw_best(ctx, results, best):
+    """Print the ``best`` trials of ``results`` and draw their curves on the ``GRID``,
+    as the book, with ``fastnet sweep plot``'s ``report.curves_figure``."""
     print("=========== Hyper-Parameter Optimization Result ===========")
-    fig = figure(figsize=(14, 10), layout="constrained")
-    fig.suptitle("best trials: validation (solid) and training (dashed) accuracy")
-    for i, result in enumerate(best):
-        print(f"Best-{i + 1}(val acc:{result['val_acc'][-1]:.3f}) | lr:{result['lr']:.3g}, "
-              f"weight decay:{result['weight_decay']:.3g}")
-        ax = fig.add_subplot(*GRID, i + 1)
-        epochs = np.arange(len(result["val_acc"]))
-        ax.plot(epochs, result["val_acc"])
-        ax.plot(epochs, result["train_acc"], "--")
-        ax.set_title(f"Best-{i + 1}: lr {result['lr']:.2g}, wd {result['weight_decay']:.1g}",
-                     fontsize=9)
-        ax.set(ylim=(0, 1), xticks=[])
+    for i, r in enumerate(best):
+        print(f"Best-{i + 1}(val acc:{r.score:.3f}) | lr:{r.config['lr']:.3g}, "
+              f"weight decay:{r.config['weight_decay_lambda']:.3g}")
+    fig = curves_figure(results, sweep.Space(SPACE).dimensions, top=GRID[0] * GRID[1],
+                        columns=GRID[1])
     ctx.save_figure(fig, f"{NAME}.png")

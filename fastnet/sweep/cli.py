@@ -194,6 +194,8 @@ def plot_command(args):
     store = _open(args.db)
     try:
         paths = plot_all(store, args.out, top=args.top)
+    except (OSError, ValueError) as err:  # an --out that is a file, an empty sweep, a bad --top
+        raise SweepCommandError(str(err)) from None
     finally:
         store.close()
     print("wrote " + ", ".join(map(str, paths)))
