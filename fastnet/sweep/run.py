@@ -203,7 +203,7 @@ class _Coordinator:
             self.bar.close()
 
     def _round_end(self, round_):
-        if round_ + 1 >= getattr(self.sampler, "rounds", 1):
+        if round_ >= self.sampler.round_of(self.trials - 1):
             return self.trials
         return self.sampler.round_start(round_ + 1)
 
