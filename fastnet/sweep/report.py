@@ -105,8 +105,9 @@ def curves_figure(results, dimensions=(), top=20, columns=COLUMNS):
     fig.suptitle(f"best {len(best)} of {len(results)} trials: validation (solid) and "
                  f"training (dashed) accuracy against epoch")
     for k, (ax, r) in enumerate(zip(axes, best), 1):
-        ax.plot(r.epochs, r.val_acc, color="C0", label="validation")
-        ax.plot(r.epochs, r.train_acc, "--", color="C1", label="training")
+        marker = "o" if len(r.epochs) < 4 else None  # a trial pruned at the first rung
+        ax.plot(r.epochs, r.val_acc, color="C0", marker=marker, ms=3, label="validation")
+        ax.plot(r.epochs, r.train_acc, "--", color="C1", marker=marker, ms=3, label="training")
         pruned = ", pruned" if r.status == "pruned" else ""
         ax.set_title(f"Best-{k}: trial {r.index} (val {r.score:.3f}{pruned})\n"
                      + _short_config(r.config, dimensions), fontsize=8)
