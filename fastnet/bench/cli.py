@@ -32,7 +32,8 @@ def build_parser():
                     "floors, side by side in one run, and check the ratios against their targets.")
     parser.add_argument("--workload", action="append", metavar="NAME",
                         help=f"run only this workload (repeatable, or comma-separated): "
-                             f"{', '.join(WORKLOADS)} (default: all but book-scripts)")
+                             f"{', '.join(WORKLOADS)} (default: all but book-scripts and the sweep-* "
+                             f"workloads)")
     parser.add_argument("--quick", action="store_true",
                         help="a ~40 s version: shorter timing, no cold start, a short leak run; "
                              "book-scripts: each script's length x0.05, test sets of 2,000 "
