@@ -63,8 +63,8 @@ def test_sweep_workloads_without_torch(capsys, monkeypatch):
                         lambda name: name not in ("torch", "optuna") and has_module(name))
     report = run_json(capsys, "--workload", "sweep-hpo,sweep-overhead,sweep-halving")
     hpo = report["workloads"]["sweep-hpo"]
-    check(hpo, {"gemm-floor", "fastnet", "reference"},
-          {"fastnet_over_floor", "reference_over_fastnet"})
+    check(hpo, {"gemm-floor", "fastnet", "reference", "old-style"},
+          {"fastnet_over_floor", "reference_over_fastnet", "old_style_over_fastnet"})
     assert "optuna+torch" in hpo["skipped"]
     assert {t["metric"]: t["status"] for t in hpo["targets"]}[
         "optuna_torch_over_fastnet"] == "SKIP"
@@ -84,7 +84,8 @@ def test_sweep_workloads_with_optuna_and_torch(capsys):
     pytest.importorskip("optuna")
     report = run_json(capsys, "--workload", "sweep-hpo,sweep-halving", "--sweep-no-reference")
     hpo = report["workloads"]["sweep-hpo"]
-    check(hpo, {"gemm-floor", "fastnet", "optuna+torch"}, {"optuna_torch_over_fastnet"})
+    check(hpo, {"gemm-floor", "fastnet", "optuna+torch", "old-style"},
+          {"optuna_torch_over_fastnet"})
     assert "COMPLETE" in hpo["notes"]["optuna+torch"]
     halving = report["workloads"]["sweep-halving"]
     check(halving, {"fastnet", "optuna+torch"},

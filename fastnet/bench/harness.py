@@ -30,7 +30,8 @@ import numpy as np
 # sweep's trials and Fashion-MNIST images (``halving_train_size`` None: all but the
 # ``halving_validation`` held out).
 SWEEP_FULL = {"sweep_trials": 100, "sweep_epochs": 50, "sweep_train": 400,
-              "sweep_validation": 100, "sweep_reference": True, "overhead_trials": 1000,
+              "sweep_validation": 100, "sweep_reference": True, "sweep_old_style": True,
+              "overhead_trials": 1000,
               "halving_trials": 1000, "halving_train_size": None, "halving_validation": 10_000,
               "optuna_procs": None}
 SWEEP_QUICK = {**SWEEP_FULL, "sweep_trials": 4, "sweep_epochs": 2, "overhead_trials": 50,

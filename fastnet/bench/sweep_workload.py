@@ -10,7 +10,8 @@ in the same run so that the ratios compare like with like:
   worker per core, one thread each); its FLOP floor (``hpo_flops`` / the large-sgemm
   rate measured in the run); Optuna driving PyTorch on the same configurations
   (``optuna_worker``: 2 processes x 1 thread, journal file storage); the NumPy
-  reference (``backend="reference"``).
+  reference (``backend="reference"``); the old-style baseline (``old_style_hpo``: the
+  pre-sweep ``experiment hpo``, one Trainer per trial in a spawned process pool).
 * ``sweep-overhead``: ``overhead_trials`` one-step trainings of a tiny net as a sweep
   on one in-process worker, minus the same trainings (``trial.train_unit``) back to
   back: the store, scheduling and sampling per trial.  And the store's absorption
@@ -208,6 +209,39 @@ def _epoch_evals(trial_data, batch, epochs):
     return [[per_epoch * e, e] for e in range(1, epochs + 1)]
 
 
+# --------------------------------------------------------------------------- old style
+
+def _old_style_trial(train, val, epochs, lr, weight_decay, seed):
+    """One trial as ``fastnet experiment hpo`` ran it before ``fastnet.sweep``: the
+    book's Trainer on fastnet, the last validation accuracy."""
+    from fastnet.experiments.shared import get_backend, train_epochs
+    from fastnet.nets import MultiLayerNet
+
+    net = MultiLayerNet(train[0].shape[1], HPO["hidden"], 10, weight_decay_lambda=weight_decay,
+                        seed=seed)
+    trainer = train_epochs(get_backend("fastnet"), net, train, val, epochs=epochs, lr=lr,
+                           seed=seed, batch_size=HPO["batch"])
+    return trainer.test_acc_list[-1]
+
+
+def old_style_hpo(train, val, epochs, results, workers):
+    """The pre-sweep ``experiment hpo`` (commit 03b9d27^): a spawned process pool of
+    ``workers`` one-thread processes, one trial per task, on ``results``'
+    configurations; the final validation accuracies."""
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+    from multiprocessing import get_context
+
+    from fastnet.threads import set_num_threads
+
+    lrs = [r.config["lr"] for r in results]
+    decays = [r.config["weight_decay_lambda"] for r in results]
+    seeds = [r.seed % 2**32 for r in results]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                             initializer=set_num_threads, initargs=(1,)) as pool:
+        return list(pool.map(partial(_old_style_trial, train, val, epochs), lrs, decays, seeds))
+
+
 # --------------------------------------------------------------------------- workloads
 
 def _result(description, implementations, notes, skipped, ratios, extra=None):
@@ -263,12 +297,18 @@ def sweep_hpo_workload(n_threads, settings, use_torch, progress):
         notes["reference"] = f"NumPy oracle, best val acc {_best(ref):.3f}"
     else:
         skipped["reference"] = "left out (--sweep-no-reference)"
-    skipped["old-style"] = "not measured (the pre-sweep process pool is gone from the code)"
+    if settings.get("sweep_old_style", True):
+        progress(f"  old-style: {trials} trials in a process pool")
+        wall_old, old = _timed(lambda: old_style_hpo(train, val, epochs, results, n_threads))
+        impls["old-style"] = _one(wall_old)
+        notes["old-style"] = (f"pre-sweep experiment hpo: Trainer per trial in a spawned "
+                              f"pool, best val acc {max(old):.3f}")
 
     med = {k: v["median"] for k, v in impls.items()}
     ratios = {"fastnet_over_floor": _ratio(med["fastnet"], med["gemm-floor"]),
               "optuna_torch_over_fastnet": _ratio(med.get("optuna+torch"), med["fastnet"]),
               "reference_over_fastnet": _ratio(med.get("reference"), med["fastnet"]),
+              "old_style_over_fastnet": _ratio(med.get("old-style"), med["fastnet"]),
               "gflop_per_trial": flops / trials / 1e9, "sgemm_gflops": rate / 1e9}
     desc = (f"HPO sweep, {trials} trials of 784-{'x'.join(map(str, HPO['hidden'][:1]))}"
             f"x{len(HPO['hidden'])}-10, {len(train[0])} train / {len(val[0])} val images "
