@@ -1,7 +1,9 @@
 """The comparator of ``fastnet bench``'s sweep workloads: Optuna driving PyTorch.
 
-Run as a process of its own (``python -m fastnet.bench.optuna_worker JOB.json``), never
-imported by fastnet, so that neither torch nor optuna is loaded by fastnet's import.
+Run as a script of its own (``python path/to/optuna_worker.py JOB.json``), never
+imported by fastnet, so that neither torch nor optuna is loaded by fastnet's import;
+run by its path, not with ``-m``, so that its processes do not import fastnet (Numba
+and all) and the comparator pays only its own start-up.
 The best way this machine allows (issue 9): ``procs`` processes of one torch thread
 each, sharing one study through ``optuna.storages.JournalStorage`` on a journal file,
 each running ``study.optimize`` with its share of the trials.
@@ -139,7 +141,7 @@ def drive(job):
     shares = [trials // procs + (k < trials % procs) for k in range(procs)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     start = time.perf_counter()
-    children = [subprocess.Popen([sys.executable, "-m", "fastnet.bench.optuna_worker", job["path"], "--worker", str(share), str(k)], env=env)
+    children = [subprocess.Popen([sys.executable, os.path.abspath(__file__), job["path"], "--worker", str(share), str(k)], env=env)
                 for k, share in enumerate(shares) if share]
     codes = [child.wait() for child in children]
     wall = time.perf_counter() - start

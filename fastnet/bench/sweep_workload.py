@@ -192,7 +192,7 @@ def run_optuna(trial_data, configs, hidden, batch, evals, procs, n_threads, prun
                "wd_range": list(wd_range)}
         (tmp / "job.json").write_text(json.dumps(job))
         env = harness.torch_env(1, "default")
-        proc = subprocess.run([sys.executable, "-m", "fastnet.bench.optuna_worker",
+        proc = subprocess.run([sys.executable, str(Path(__file__).with_name("optuna_worker.py")),
                                str(tmp / "job.json")], env=env, capture_output=True,
                               text=True, check=False, timeout=6 * 3600)
     if proc.returncode:
