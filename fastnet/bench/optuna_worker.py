@@ -23,6 +23,7 @@ The driver prints one JSON line: the wall seconds from starting the processes to
 last one's exit (imports included, as fastnet's worker start-up is), the count of each
 trial state and the best validation accuracy.
 """
+import itertools
 import json
 import math
 import os
@@ -68,7 +69,7 @@ def _objective(job, data):
         weight_decay = trial.suggest_float("weight_decay", *wd_range, log=True)
         torch.manual_seed(trial.number)
         layers = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             linear = torch.nn.Linear(fan_in, fan_out)
             with torch.no_grad():
                 linear.weight.normal_(0.0, math.sqrt(2.0 / fan_in))

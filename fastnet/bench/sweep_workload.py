@@ -28,8 +28,8 @@ Times are wall times of whole sweeps as a user sees them: worker start-up (proce
 spawn, imports, kernels loaded from the JIT cache) included on both sides.  A warm-up
 sweep of two trials first makes sure fastnet's kernels are in the cache.
 """
+import itertools
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -59,13 +59,14 @@ def train_flops(sizes, n):
     """GEMM FLOPs of training steps on ``n`` images of a net of layer ``sizes``:
     forward (2 n in out per layer), weight gradients (the same) and input gradients of
     every layer but the first (nothing needs the gradient of the images)."""
-    forward = sum(2 * n * a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    backward_x = sum(2 * n * a * b for a, b in zip(sizes[1:-1], sizes[2:]))
+    forward = forward_flops(sizes, n)
+    backward_x = forward_flops(sizes[1:], n)
     return 2 * forward + backward_x
 
 
 def forward_flops(sizes, n):
-    return sum(2 * n * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    """GEMM FLOPs of a forward pass of ``n`` images."""
+    return sum(2 * n * a * b for a, b in itertools.pairwise(sizes))
 
 
 def hpo_flops(hidden=HPO["hidden"], n_train=HPO["train"], n_val=HPO["validation"],
