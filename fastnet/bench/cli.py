@@ -32,7 +32,8 @@ def build_parser():
                     "floors, side by side in one run, and check the ratios against their targets.")
     parser.add_argument("--workload", action="append", metavar="NAME",
                         help=f"run only this workload (repeatable, or comma-separated): "
-                             f"{', '.join(WORKLOADS)} (default: all but book-scripts)")
+                             f"{', '.join(WORKLOADS)} (default: all but book-scripts and the sweep-* "
+                             f"workloads)")
     parser.add_argument("--quick", action="store_true",
                         help="a ~40 s version: shorter timing, no cold start, a short leak run; "
                              "book-scripts: each script's length x0.05, test sets of 2,000 "
@@ -64,7 +65,26 @@ def build_parser():
                              "else synthetic)")
     parser.add_argument("--book-out", metavar="DIR",
                         help="book-scripts: keep the figures and the scripts as run in DIR")
-    parser.add_argument("--no-torch", action="store_true", help="leave torch out")
+    positive = _number(1, low_open=False, kind=int)
+    parser.add_argument("--sweep-trials", type=positive, default=None,
+                        help="sweep-hpo, sweep-dask: trials (default 100, 4 with --quick)")
+    parser.add_argument("--sweep-epochs", type=positive, default=None,
+                        help="sweep-hpo, sweep-dask: epochs per trial (default 50, 2 with --quick)")
+    parser.add_argument("--sweep-no-reference", action="store_true",
+                        help="sweep-hpo: leave the NumPy reference's sweep out")
+    parser.add_argument("--overhead-trials", type=positive, default=None,
+                        help="sweep-overhead: one-step trials (default 1000, 50 with --quick)")
+    parser.add_argument("--halving-trials", type=positive, default=None,
+                        help="sweep-halving: trials (default 1000, the issue's; 12 with "
+                             "--quick); fewer is reported as scaled down")
+    parser.add_argument("--halving-train-size", type=positive, default=None,
+                        help="sweep-halving: Fashion-MNIST training images (default all "
+                             "50,000 left after the 10,000 validation images; 2,000 with --quick)")
+    parser.add_argument("--optuna-procs", type=positive, default=None,
+                        help="sweep workloads: Optuna's processes of one torch thread "
+                             "each (default: --threads)")
+    parser.add_argument("--no-torch", action="store_true",
+                        help="leave torch (and Optuna + torch) out")
     parser.add_argument("--torch-omp-wait-policy", choices=("default", "inherit"),
                         default="default",
                         help="'default': torch's process runs without fastnet's "
@@ -110,9 +130,13 @@ def main(argv=None):
             parser.error(f"unknown book script {', '.join(unknown)}; choose from "
                          f"{', '.join(SCRIPTS)}")
         settings["book_scripts"] = [n for n in SCRIPTS if n in names]
-    for option in ("book_scale", "book_runs", "book_data", "book_out"):
+    for option in ("book_scale", "book_runs", "book_data", "book_out", "sweep_trials",
+                   "sweep_epochs", "overhead_trials", "halving_trials", "halving_train_size",
+                   "optuna_procs"):
         if getattr(args, option) is not None:
             settings[option] = getattr(args, option)
+    if args.sweep_no_reference:
+        settings["sweep_reference"] = False
     if not 0 < settings["book_scale"] <= 1 or settings["book_runs"] < 1:
         parser.error("--book-scale must be in (0, 1] and --book-runs at least 1")
 

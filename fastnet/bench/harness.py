@@ -25,12 +25,25 @@ import numpy as np
 # ``book_*``: the book-scripts workload (``book_workload``): the scripts' length knobs
 # scaled by ``book_scale``, each run ``book_runs`` times each way, on ``book_data``
 # (``book.DATASETS``), test sets cut to ``book_test_size`` images (None: whole).
+# ``sweep_*``, ``overhead_*``, ``halving_*``: the sweep workloads (``sweep_workload``):
+# the HPO sweep's trials, epochs and images, the overhead run's trials, the halving
+# sweep's trials and Fashion-MNIST images (``halving_train_size`` None: all but the
+# ``halving_validation`` held out).
+SWEEP_FULL = {"sweep_trials": 100, "sweep_epochs": 50, "sweep_train": 400,
+              "sweep_validation": 100, "sweep_reference": True, "sweep_old_style": True,
+              "overhead_trials": 1000,
+              "halving_trials": 1000, "halving_train_size": None, "halving_validation": 10_000,
+              "optuna_procs": None}
+SWEEP_QUICK = {**SWEEP_FULL, "sweep_trials": 4, "sweep_epochs": 2, "overhead_trials": 50,
+               "halving_trials": 12, "halving_train_size": 2_000, "halving_validation": 500}
 FULL = {"seconds": 20.0, "min_rounds": 15, "sample_s": 0.2, "gap_s": 0.15, "warm_s": 0.5,
         "startup_runs": 5, "cold_runs": 1, "leak_steps": 10_000,
-        "book_scale": 1.0, "book_runs": 1, "book_data": "auto", "book_test_size": None}
+        "book_scale": 1.0, "book_runs": 1, "book_data": "auto", "book_test_size": None,
+        **SWEEP_FULL}
 QUICK = {"seconds": 1.0, "min_rounds": 4, "sample_s": 0.03, "gap_s": 0.12, "warm_s": 0.15,
          "startup_runs": 1, "cold_runs": 0, "leak_steps": 2_000,
-         "book_scale": 0.05, "book_runs": 1, "book_data": "auto", "book_test_size": 2_000}
+         "book_scale": 0.05, "book_runs": 1, "book_data": "auto", "book_test_size": 2_000,
+         **SWEEP_QUICK}
 
 
 # --------------------------------------------------------------------------- threads

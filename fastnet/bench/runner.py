@@ -7,6 +7,12 @@ import time
 from . import harness
 from .book_workload import book_scripts_workload
 from .report import TARGETS
+from .sweep_workload import (
+    sweep_dask_workload,
+    sweep_halving_workload,
+    sweep_hpo_workload,
+    sweep_overhead_workload,
+)
 from .torch_worker import TorchWorker
 from .workloads import (
     INPUT_SIZE,
@@ -24,9 +30,12 @@ from .workloads import (
     split_arena,
 )
 
-WORKLOADS = [*NETS, "adam-update", "startup", "leak", "book-scripts"]
-# Run when no workload is named: all but the book's scripts (half an hour or more).
-DEFAULT_WORKLOADS = [name for name in WORKLOADS if name != "book-scripts"]
+SWEEP_WORKLOADS = ["sweep-hpo", "sweep-overhead", "sweep-dask", "sweep-halving"]
+WORKLOADS = [*NETS, "adam-update", "startup", "leak", "book-scripts", *SWEEP_WORKLOADS]
+# Run when no workload is named: all but the book's scripts (half an hour or more) and
+# the sweeps (minutes each; sweep-halving hours).
+DEFAULT_WORKLOADS = [name for name in WORKLOADS
+                     if name != "book-scripts" and name not in SWEEP_WORKLOADS]
 
 
 def _result(description, unit, implementations, notes, skipped, ratios):
@@ -189,6 +198,14 @@ def run(workloads, n_threads, settings, use_torch=True, torch_policy="default",
                                            progress)
             elif name == "leak":
                 result = _leak_workload(settings, progress)
+            elif name == "sweep-hpo":
+                result = sweep_hpo_workload(n_threads, settings, use_torch, progress)
+            elif name == "sweep-overhead":
+                result = sweep_overhead_workload(n_threads, settings, progress)
+            elif name == "sweep-dask":
+                result = sweep_dask_workload(n_threads, settings, progress)
+            elif name == "sweep-halving":
+                result = sweep_halving_workload(n_threads, settings, use_torch, progress)
             else:
                 result = book_scripts_workload(n_threads, settings, progress)
             result["targets"] = [t.report(result["ratios"].get(t.metric))
