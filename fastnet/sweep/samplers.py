@@ -15,7 +15,6 @@ import math
 import numbers
 
 import numpy as np
-from scipy.stats import qmc
 
 from .space import Choice, Space
 
@@ -103,6 +102,8 @@ class SobolSampler(Sampler):
 
     def __init__(self, space, seed):
         super().__init__(space, seed=_whole(seed, "seed"))
+        from scipy.stats import qmc  # 1 s to import: only where Sobol points are drawn
+
         self._engine = qmc.Sobol(len(space.dimensions), scramble=True, seed=self.settings["seed"])
         self._points = np.empty((0, len(space.dimensions)))
 
