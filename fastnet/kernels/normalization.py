@@ -1,0 +1,341 @@
+"""The normalizations beside batch norm: group norm (and its two special cases, layer
+norm and instance norm), switchable norm and weight norm.
+
+Group norm works on a C-contiguous (N, G, C/G, S) view of the input: N samples, G
+groups of C/G channels, S positions per channel (H*W; 1 for (N, C) input).  Each
+(sample, group) is normalized over its (C/G) * S values:
+
+    mu, var = mean and biased variance of the group   (two passes over it)
+    std = sqrt(var + eps);  xn = (x - mu) / std;  out = gamma[c] xn + beta[c]
+    backward: dbeta[c] = sum(dout), dgamma[c] = sum(dout xn) over samples and positions,
+              dxn = gamma[c] dout,  dx = (dxn - mean(dxn) - xn mean(dxn xn)) / std
+              (means over the group)
+
+Layer norm is G = 1 (the whole sample), instance norm G = C (one channel).
+
+Switchable norm works on an (N, C, S) view and mixes three statistics per (n, c):
+instance (over the S positions), layer (over the C*S values of the sample) and batch
+(over the N*S values of the channel), ``mu = sum_k w_k mu_k``, ``var = sum_k w'_k
+var_k``.  The layer and batch statistics are formed from the instance ones by the law
+of total variance (``var_ln = mean_c(var_in + (mu_in - mu_ln)^2)``), never as ``E[x^2]
+- E[x]^2``.
+
+Every sum is formed in float64 in a serial pass, in a fixed order; only the element-wise
+passes run in parallel, one sample per iteration.  A reduction inside a parallel loop
+is vectorised differently in the serial and the parallel build (the parallel body is
+compiled apart), so the two builds would disagree in the last bits; outside it the
+builds compile the same loop and agree bitwise, on any number of threads.
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from .jit import inline, jit, serial_and_parallel
+
+# Column of the (N, C, 2) / (N, 2) / (C, 2) statistics arrays, and entry of the
+# three-way mixing weights.
+MEAN, VAR = 0, 1
+INSTANCE, LAYER, BATCH = 0, 1, 2
+ROWS_PER_TASK = 64  # samples per task of a parallel backward pass (one staging row each)
+
+
+# ------------------------------------------------------------------ group norm
+
+@serial_and_parallel
+def group_norm_forward(x, gamma, beta, eps, xn, std, out):
+    """``x``, ``xn``, ``out`` (N, G, C/G, S); ``gamma``, ``beta`` (C,); ``std`` (N, G)."""
+    n, groups, per_group, s = x.shape
+    size = per_group * s
+    mean = np.empty((n, groups))
+    for i in range(n):
+        for g in range(groups):
+            total = 0.0
+            for c in range(per_group):
+                for k in range(s):
+                    total += x[i, g, c, k]
+            mean[i, g] = total / size
+            squares = 0.0
+            for c in range(per_group):
+                for k in range(s):
+                    t = x[i, g, c, k] - mean[i, g]
+                    squares += t * t
+            std[i, g] = math.sqrt(squares / size + eps)
+    for i in prange(n):
+        for g in range(groups):
+            normalize_block(x[i, g], mean[i, g], 1 / std[i, g], gamma[g * per_group:],
+                            beta[g * per_group:], xn[i, g], out[i, g])
+
+
+@inline
+def normalize_block(x, mean, inv_std, gamma, beta, xn, out):
+    """``xn = (x - mean) inv_std`` and ``out = gamma[c] xn + beta[c]`` over the rows c of
+    ``x`` (channels, positions); ``out`` reads ``xn`` back, as ``batchnorm.normalize_row``."""
+    for c in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            xn[c, k] = (x[c, k] - mean) * inv_std
+            out[c, k] = gamma[c] * xn[c, k] + beta[c]
+
+
+@serial_and_parallel
+def group_norm_backward(dout, xn, std, gamma, dgamma, dbeta, dx):
+    """``dgamma``, ``dbeta`` (C,) and ``dx`` (N, G, C/G, S) of ``group_norm_forward``."""
+    n, groups, per_group, s = dout.shape
+    size = per_group * s
+    sums = np.zeros((2, groups * per_group))
+    means = np.empty((n, groups, 2))  # mean(dxn), mean(dxn xn) per group
+    for i in range(n):
+        for g in range(groups):
+            mean_dxn = 0.0
+            mean_dxn_xn = 0.0
+            for c in range(per_group):
+                ch = g * per_group + c
+                d_sum = 0.0
+                dxn_sum = 0.0
+                for k in range(s):
+                    d_sum += dout[i, g, c, k]
+                    dxn_sum += dout[i, g, c, k] * xn[i, g, c, k]
+                sums[0, ch] += d_sum
+                sums[1, ch] += dxn_sum
+                mean_dxn += gamma[ch] * d_sum
+                mean_dxn_xn += gamma[ch] * dxn_sum
+            means[i, g, 0] = mean_dxn / size
+            means[i, g, 1] = mean_dxn_xn / size
+    for ch in range(groups * per_group):
+        dbeta[ch] = sums[0, ch]
+        dgamma[ch] = sums[1, ch]
+    for chunk in prange(n_chunks(n)):
+        stage = np.empty(s)
+        for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
+            for g in range(groups):
+                inv = 1 / std[i, g]
+                for c in range(per_group):
+                    # gamma in float64, as the means: a group of one value gives dx = 0
+                    add_scaled(dout[i, g, c], inv * np.float64(gamma[g * per_group + c]),
+                               xn[i, g, c], -inv * means[i, g, 1], -inv * means[i, g, 0],
+                               stage, dx[i, g, c])
+
+
+@inline
+def n_chunks(n):
+    return (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+
+
+@inline
+def add_scaled(a, alpha, b, beta, constant, stage, out):
+    """``out = alpha a + (beta b + constant)`` over 1-D arrays, the bracket staged in
+    ``stage`` (float64): two loops, so that LLVM cannot reassociate the three terms
+    differently in the serial build and in the parallel build's separately compiled loop
+    body (it did, a last-bit difference per element), and no float32 rounding between
+    terms that cancel."""
+    for k in range(out.shape[0]):
+        stage[k] = beta * b[k] + constant
+    for k in range(out.shape[0]):
+        out[k] = alpha * a[k] + stage[k]
+
+
+# ------------------------------------------------------------------ switchable norm
+
+@inline
+def sample_statistics(x, inst, layer):
+    """For each sample i of ``x`` (N, C, S): ``inst[i, c]`` the mean and variance of each
+    channel over its positions, ``layer[i]`` those of the whole sample."""
+    n, c_count, s = x.shape
+    for i in range(n):
+        for c in range(c_count):
+            total = 0.0
+            for k in range(s):
+                total += x[i, c, k]
+            mean = total / s
+            squares = 0.0
+            for k in range(s):
+                t = x[i, c, k] - mean
+                squares += t * t
+            inst[i, c, MEAN] = mean
+            inst[i, c, VAR] = squares / s
+        pool(inst[i], layer[i])
+
+
+@inline
+def pool(stats, out):
+    """``out`` = (mean, variance) of the union of equal-sized sets, each set j's in
+    ``stats[j]``: the law of total variance, ``mean_j(var_j + (mean_j - mean)^2)``."""
+    total = 0.0
+    for j in range(stats.shape[0]):
+        total += stats[j, MEAN]
+    mean = total / stats.shape[0]
+    spread = 0.0
+    for j in range(stats.shape[0]):
+        t = stats[j, MEAN] - mean
+        spread += stats[j, VAR] + t * t
+    out[MEAN] = mean
+    out[VAR] = spread / stats.shape[0]
+
+
+@inline
+def mix_statistics(inst, layer, batch_mean, batch_var, w_mean, w_var, eps, mean, std):
+    """The mixed ``mean`` and ``std`` (N, C) of every channel of every sample."""
+    for i in range(inst.shape[0]):
+        for c in range(inst.shape[1]):
+            mean[i, c] = (w_mean[INSTANCE] * inst[i, c, MEAN] + w_mean[LAYER] * layer[i, MEAN]
+                          + w_mean[BATCH] * batch_mean[c])
+            var = (w_var[INSTANCE] * inst[i, c, VAR] + w_var[LAYER] * layer[i, VAR]
+                   + w_var[BATCH] * batch_var[c])
+            std[i, c] = math.sqrt(var + eps)
+
+
+@inline
+def normalize_channels(x, i, mean, std, gamma, beta, xn, out):
+    """Sample ``i`` of ``x`` (N, C, S) normalized with ``mean``, ``std`` (N, C)."""
+    for c in range(x.shape[1]):
+        normalize_block(x[i, c:c + 1], mean[i, c], 1 / std[i, c], gamma[c:], beta[c:],
+                        xn[i, c:c + 1], out[i, c:c + 1])
+
+
+@serial_and_parallel
+def switchable_forward_train(x, gamma, beta, w_mean, w_var, eps, momentum, running_mean,
+                             running_var, inst, layer, batch, mean, std, xn, out):
+    """Training forward of switchable norm on ``x`` (N, C, S).
+
+    ``w_mean``, ``w_var`` (3,): the softmax mixing weights of the (instance, layer,
+    batch) statistics (instance 0 for (N, C) input).  Writes ``inst`` (N, C, 2),
+    ``layer`` (N, 2), ``batch`` (C, 2) (mean, variance), the mixed ``mean`` and ``std``
+    (N, C), ``xn`` and ``out`` (N, C, S); ``running = momentum running + (1 - momentum)
+    batch`` for the mean and the biased variance.
+    """
+    n, c_count = x.shape[:2]
+    sample_statistics(x, inst, layer)
+    for c in range(c_count):
+        pool(inst[:, c], batch[c])
+        running_mean[c] = momentum * running_mean[c] + (1 - momentum) * batch[c, MEAN]
+        running_var[c] = momentum * running_var[c] + (1 - momentum) * batch[c, VAR]
+    mix_statistics(inst, layer, batch[:, MEAN], batch[:, VAR], w_mean, w_var, eps, mean, std)
+    for i in prange(n):
+        normalize_channels(x, i, mean, std, gamma, beta, xn, out)
+
+
+@serial_and_parallel
+def switchable_forward_infer(x, gamma, beta, w_mean, w_var, eps, running_mean, running_var,
+                             out):
+    """Inference forward: the batch statistics replaced by the running ones."""
+    n, c_count, s = x.shape
+    inst = np.empty((n, c_count, 2))
+    layer = np.empty((n, 2))
+    mean = np.empty((n, c_count))
+    std = np.empty((n, c_count))
+    xn = np.empty((n, c_count, s), x.dtype)
+    sample_statistics(x, inst, layer)
+    mix_statistics(inst, layer, running_mean, running_var, w_mean, w_var, eps, mean, std)
+    for i in prange(n):
+        normalize_channels(x, i, mean, std, gamma, beta, xn, out)
+
+
+@serial_and_parallel
+def switchable_backward(dout, xn, gamma, w_mean, w_var, inst, layer, batch, mean, std,
+                        dgamma, dbeta, dw_mean, dw_var, dx):
+    """``dgamma``, ``dbeta``, ``dx`` and the gradients of the loss with respect to the
+    mixing *weights* (not their logits), ``dw_mean`` and ``dw_var`` (3,), of
+    ``switchable_forward_train``.
+
+    With ``g = gamma dout``, per (n, c): ``dmu = -sum_s(g) / std`` and ``dvar =
+    -sum_s(g xn) / (2 std^2)``; each statistic k is a mean (variance) over a set A_k of
+    values, whose gradient is ``1/|A_k|`` (``2 (x - mu_k) / |A_k|``) times its share
+    ``d_k mu`` (``d_k var``) of ``dmu`` (``dvar``).  With ``x - mu_k = std xn + (mu -
+    mu_k)`` (no cancellation where the mean is large):
+
+        dx = g / std + sum_k [d_k mu / |A_k| + 2 (std xn + mu - mu_k) d_k var / |A_k|]
+    """
+    n, c_count, s = dout.shape
+    sums = np.zeros((2, c_count))
+    dstat = np.empty((n, c_count, 2))
+    for i in range(n):
+        for c in range(c_count):
+            d_sum = 0.0
+            dxn_sum = 0.0
+            for k in range(s):
+                d_sum += dout[i, c, k]
+                dxn_sum += dout[i, c, k] * xn[i, c, k]
+            sums[0, c] += d_sum
+            sums[1, c] += dxn_sum
+            dstat[i, c, MEAN] = -gamma[c] * d_sum / std[i, c]
+            dstat[i, c, VAR] = -0.5 * gamma[c] * dxn_sum / (std[i, c] * std[i, c])
+    for c in range(c_count):
+        dbeta[c] = sums[0, c]
+        dgamma[c] = sums[1, c]
+
+    # The gradients of the layer (per sample) and batch (per channel) statistics, and
+    # of the weights.
+    d_layer = np.zeros((n, 2))
+    d_batch = np.zeros((c_count, 2))
+    dw = np.zeros((2, 3))
+    for i in range(n):
+        for c in range(c_count):
+            for m in range(2):
+                d_layer[i, m] += dstat[i, c, m]
+                d_batch[c, m] += dstat[i, c, m]
+                dw[m, INSTANCE] += dstat[i, c, m] * inst[i, c, m]
+                dw[m, LAYER] += dstat[i, c, m] * layer[i, m]
+                dw[m, BATCH] += dstat[i, c, m] * batch[c, m]
+    for k in range(3):
+        dw_mean[k] = dw[MEAN, k]
+        dw_var[k] = dw[VAR, k]
+
+    # dx = a dout + b xn + constant per (n, c), the coefficients formed here, serially
+    coef = np.empty((n, c_count, 3))
+    for i in range(n):
+        for c in range(c_count):
+            in_var = 2 * w_var[INSTANCE] * dstat[i, c, VAR] / s
+            ln_var = 2 * w_var[LAYER] * d_layer[i, VAR] / (c_count * s)
+            bn_var = 2 * w_var[BATCH] * d_batch[c, VAR] / (n * s)
+            mu = mean[i, c]
+            coef[i, c, 0] = gamma[c] / std[i, c]
+            coef[i, c, 1] = std[i, c] * (in_var + ln_var + bn_var)
+            coef[i, c, 2] = (w_mean[INSTANCE] * dstat[i, c, MEAN] / s
+                             + w_mean[LAYER] * d_layer[i, MEAN] / (c_count * s)
+                             + w_mean[BATCH] * d_batch[c, MEAN] / (n * s)
+                             + (mu - inst[i, c, MEAN]) * in_var
+                             + (mu - layer[i, MEAN]) * ln_var
+                             + (mu - batch[c, MEAN]) * bn_var)
+    for chunk in prange(n_chunks(n)):
+        stage = np.empty(s)
+        for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
+            for c in range(c_count):
+                add_scaled(dout[i, c], coef[i, c, 0], xn[i, c], coef[i, c, 1], coef[i, c, 2],
+                           stage, dx[i, c])
+
+
+# ------------------------------------------------------------------ weight norm
+
+@inline
+def column_dots(a, b):
+    """``sum(a * b, axis=0)`` of two (K, D) arrays in float64, rows in order."""
+    dots = np.zeros(a.shape[1])
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            dots[j] += a[i, j] * b[i, j]
+    return dots
+
+
+@jit
+def weight_norm_weight(v, g, norms, w):
+    """``norms[j] = ||v[:, j]||`` and ``w = g v / norms`` column by column; v, w (K, D)."""
+    k_count, d = v.shape
+    squares = column_dots(v, v)
+    for j in range(d):
+        norms[j] = math.sqrt(squares[j])
+    for i in range(k_count):
+        for j in range(d):
+            w[i, j] = g[j] * (v[i, j] / norms[j])
+
+
+@jit
+def weight_norm_backward(dw, v, g, norms, dv, dg):
+    """From ``dw``, the gradient of ``w = g v / ||v||``: ``dg = sum_i dw v / ||v||`` and
+    ``dv = (g / ||v||) (dw - dg v / ||v||)`` per column."""
+    k_count, d = v.shape
+    dots = column_dots(dw, v)
+    for j in range(d):
+        dg[j] = dots[j] / norms[j]
+    for i in range(k_count):
+        for j in range(d):
+            dv[i, j] = (g[j] / norms[j]) * (dw[i, j] - dg[j] * v[i, j] / norms[j])
