@@ -29,6 +29,7 @@ from . import _validate, layers, optimizers
 from .arena import ArenaDict
 from .kernels import activations, network
 from .reference import nets as reference
+from .reference.functions import numerical_gradient
 from .reference.random import stream_key
 
 INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
@@ -40,14 +41,22 @@ class _FusedNet:
 
     layers_module = layers
     use_batchnorm = use_dropout = False  # MultiLayerNetExtend's instances say otherwise
+    normalization = None
+
+    @property
+    def _fused(self):
+        """Whether the fused kernels (``network.py``) run this net: none or batch
+        normalization.  The other normalizations run the layers one by one."""
+        return self.normalization in (None, "batch")
 
     def _build_arenas(self):
         n_layers = self.hidden_layer_num + 1
         use_bn = self.use_batchnorm
-        weights = [f"W{i}" for i in range(1, n_layers + 1)]
+        weights = self._decayed_keys()
         others = [f"b{i}" for i in range(1, n_layers + 1)]
         if use_bn:
             others += [f"{k}{i}" for k in ("gamma", "beta") for i in range(1, n_layers)]
+        others += [key for key in self.params if key not in weights and key not in others]
         self._n_decayed = sum(self.params[k].size for k in weights)
         self._views = {}
         offset = 0
@@ -66,7 +75,7 @@ class _FusedNet:
         self._running = np.zeros(2 * sum(widths) if use_bn else 0, self.dtype)
         self._running_views = {}  # BatchNorm layer -> its (running_mean, running_var)
         self._layout = np.zeros((n_layers, network.LAYOUT_COLUMNS), np.int64)
-        for i in range(1, n_layers + 1):
+        for i in range(1, n_layers + 1 if self._fused else 1):
             row = [self._views[f"W{i}"][0], self._views[f"b{i}"][0]]
             if use_bn and i < n_layers:
                 start = sum(widths[:i - 1])
@@ -88,13 +97,11 @@ class _FusedNet:
     def _bind_params(self):
         """Point ``params``, every layer and the running statistics at the arenas."""
         self.params.update(self._bound)
-        for i in range(1, self.hidden_layer_num + 2):
-            affine = self.layers[f"Affine{i}"]
-            affine.W, affine.b = self.params[f"W{i}"], self.params[f"b{i}"]
-            bn = self.layers.get(f"BatchNorm{i}")
-            if bn is not None:
-                bn.gamma, bn.beta = self.params[f"gamma{i}"], self.params[f"beta{i}"]
-                bn.running_mean, bn.running_var = self._running_views[bn]
+        for key, view in self._bound.items():
+            layer, attr = self._layer_of(key)
+            setattr(layer, attr, view)
+        for bn, (running_mean, running_var) in self._running_views.items():
+            bn.running_mean, bn.running_var = running_mean, running_var
 
     def _sync_params(self):
         """Copy into the arenas whatever the user re-bound (an entry of ``params``, a
@@ -192,6 +199,14 @@ class _FusedNet:
         x = x.reshape(x.shape[0], -1)
         self._check_features(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
+        if not self._fused:  # the book's path: backprop (decay included), then update
+            self.gradient(x, labels)
+            loss = self.last_layer.loss + self._penalty()
+            if hasattr(optimizer, "update_flat"):
+                optimizer.update_flat(self._arena, self._grad_arena, self._views)
+            else:
+                optimizer.update(self.params, self.grads)
+            return loss
         self._sync_params()
         decay = self.weight_decay_lambda
         penalty = self._penalty()
@@ -225,6 +240,10 @@ class _FusedNet:
         """
         x = self._rows(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
+        if not self._fused:
+            for key, grad in super().gradient(x, labels).items():
+                self.grads[key][...] = grad
+            return self.grads
         self._sync_params()
         self.last_layer.loss = self._forward_backward(x, labels, self._no_sgd,
                                                       self.weight_decay_lambda)
@@ -240,6 +259,8 @@ class _FusedNet:
         draws, so that the two compare directly, and the net is left as it was (dropout
         steps and running statistics included).
         """
+        if not self._fused:
+            return self._layer_numerical_gradient(x, t)
         x = self._rows(x, np.float64)
         labels = _validate.labels(t, x.shape[0], self.output_size)
         self._sync_params()
@@ -253,6 +274,31 @@ class _FusedNet:
             self.weight_decay_lambda, self._n_decayed, NUMERICAL_H, ws["acts"], ws["xns"],
             ws["stds"], ws["masks"], ws["scratch"], ws["logits"], grads)
         return dict(ArenaDict(grads, self._views))
+
+    def _layer_numerical_gradient(self, x, t):
+        """``numerical_gradient()`` through the layers, in the net's dtype (where the
+        fused kernels have no pass for its normalization): each evaluation rewinds the
+        dropout layers to their current step, and the running statistics are restored."""
+        x = self._rows(x)
+        labels = _validate.labels(t, x.shape[0], self.output_size)
+        steps = [d.step for d in self._dropouts]
+        running = [(layer, layer.running_mean.copy(), layer.running_var.copy())
+                   for layer in self.layers.values()
+                   if getattr(layer, "running_mean", None) is not None]
+
+        def rewound_loss(_):
+            for dropout, step in zip(self._dropouts, steps):
+                dropout.step = step
+            return self._loss(x, labels, True)
+
+        grads = {key: numerical_gradient(rewound_loss, self.params[key]).astype(np.float64)
+                 for key in self.params}
+        for dropout, step in zip(self._dropouts, steps):
+            dropout.step = step
+        for layer, running_mean, running_var in running:
+            layer.running_mean[...] = running_mean
+            layer.running_var[...] = running_var
+        return grads
 
     # ---------------------------------------------------------------- inference
 
@@ -278,8 +324,8 @@ class _FusedNet:
         """The logits of ``x``.  Inference mode (batch norm's running statistics,
         dropout's ``* (1 - ratio)``) runs one compiled pass, ``INFERENCE_CHUNK`` rows at
         a time; ``train_flg=True`` (``MultiLayerNetExtend``) runs the training layers."""
-        if self._trains_differently(train_flg):
-            return self._forward(x, True)
+        if self._trains_differently(train_flg) or not self._fused:
+            return self._forward(self._rows(x), train_flg)
         x = self._rows(x)
         out = np.empty((x.shape[0], self.output_size), self.dtype)
         network.mlp_predict(x, *self._inference(x.shape[0]), out)
@@ -287,8 +333,8 @@ class _FusedNet:
 
     def loss(self, x, t, train_flg=False):
         """Cross-entropy of ``predict(x, train_flg)`` against ``t`` plus the weight decay."""
-        if self._trains_differently(train_flg):
-            return self._loss(x, t, True)
+        if self._trains_differently(train_flg) or not self._fused:
+            return self._loss(self._rows(x), t, train_flg)
         x = self._rows(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
         return network.mlp_cross_entropy(x, labels, *self._inference(x.shape[0]),
@@ -297,6 +343,8 @@ class _FusedNet:
     def accuracy(self, x, t):
         """The fraction of samples whose largest logit is the label (``t``: labels or
         one-hot), from one compiled inference pass."""
+        if not self._fused:
+            return super().accuracy(self._rows(x), t)
         x = self._rows(x)
         y = np.empty(x.shape[0], np.int64)
         network.mlp_predict_labels(x, *self._inference(x.shape[0]), self._infer_ws[3], y)
@@ -322,9 +370,10 @@ class MultiLayerNetExtend(_FusedNet, reference.MultiLayerNetExtend):
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                  weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
                  dropout_ration=0.5, use_batchnorm=False, *, dropout_ratio=None,
-                 dtype=np.float32, seed=None, rng=None):
+                 normalization=None, groups=2, dtype=np.float32, seed=None, rng=None):
         super().__init__(input_size, hidden_size_list, output_size, activation,
                          weight_init_std, weight_decay_lambda, use_dropout, dropout_ration,
-                         use_batchnorm, dropout_ratio=dropout_ratio, dtype=dtype, seed=seed,
+                         use_batchnorm, dropout_ratio=dropout_ratio,
+                         normalization=normalization, groups=groups, dtype=dtype, seed=seed,
                          rng=rng)
         self._build_arenas()

@@ -573,7 +573,7 @@ class NetCase:
 
     @property
     def extend(self):
-        return any(k in self.kwargs for k in ("use_batchnorm", "use_dropout"))
+        return any(k in self.kwargs for k in ("use_batchnorm", "use_dropout", "normalization"))
 
 
 NET_CASES = [
@@ -590,3 +590,24 @@ NET_CASES = [
                               "weight_decay_lambda": 0.05}),
 ]
 NETS = [pytest.param(case, id=case.id) for case in NET_CASES]
+
+# The normalizations beyond batch norm (the layer-by-layer path of fastnet's nets), on
+# hidden layers that ``groups=2`` divides.
+NORM_NET_SIZES = (6, [8, 6], 3)
+NORM_NET_CASES = [
+    NetCase("layer", {"normalization": "layer"}),
+    NetCase("group", {"normalization": "group"}),
+    NetCase("instance-tanh", {"normalization": "instance", "activation": "tanh"}),
+    NetCase("instance-one-channel", {"normalization": "instance", "groups": 1}),
+    NetCase("weight-wd", {"normalization": "weight", "weight_decay_lambda": 0.1}),
+    NetCase("switchable", {"normalization": "switchable"}),
+    NetCase("layer-dropout-wd", {"normalization": "layer", "use_dropout": True,
+                                 "dropout_ratio": 0.2, "weight_decay_lambda": 0.05}),
+    NetCase("switchable-sigmoid-dropout", {"normalization": "switchable",
+                                           "activation": "sigmoid", "use_dropout": True}),
+]
+NORM_NETS = [pytest.param(case, id=case.id) for case in NORM_NET_CASES]
+# The parameters a normalization adds to hidden layer i (``W{i}`` replaced for 'weight')
+NORM_PARAMS = {"layer": {"gamma", "beta"}, "group": {"gamma", "beta"},
+               "instance": {"gamma", "beta"}, "weight": {"v", "g"},
+               "switchable": {"gamma", "beta", "mean_weight", "var_weight"}}

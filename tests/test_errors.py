@@ -10,6 +10,7 @@ from cases import LAYERS, assert_traces_close, layer_trace, make_inputs
 from fastnet import layers as L
 from fastnet import nets as N
 from fastnet import optimizers as O
+from fastnet.io import save_net
 from fastnet.reference import layers as reference_layers
 from fastnet.trainer import Trainer
 
@@ -238,6 +239,19 @@ BAD_INPUTS = [
     ("net-dropout-ratio-conflict",
      lambda: N.MultiLayerNetExtend(3, [4], 3, dropout_ration=0.3, dropout_ratio=0.4), ValueError,
      "disagree"),
+    ("net-normalization-unknown", lambda: net(normalization="batchnorm"), ValueError,
+     "normalization must be None or one of ('batch', 'layer', 'group', 'instance', "
+     "'weight', 'switchable'), got 'batchnorm'"),
+    ("net-normalization-conflict", lambda: net(use_batchnorm=True, normalization="layer"),
+     ValueError, "use_batchnorm=True and normalization='layer' conflict; give only "
+                 "normalization"),
+    ("net-groups-divide", lambda: net(normalization="group", groups=3), ValueError,
+     "groups=3 does not divide the hidden size 4"),
+    ("net-groups-zero", lambda: net(normalization="instance", groups=0), ValueError,
+     "groups must be a positive integer, got 0"),
+    ("save-normalized-net", lambda: save_net(net(normalization="layer"), "never-written.npz"),
+     ValueError, "the fastnet-mlp/1 format holds nets without normalization or with batch "
+                 "norm, not normalization='layer'"),
     ("train-step-features", lambda: train_step(np.ones((2, 5)), T), ValueError,
      "x has 5 features per sample, the net expects 3"),
     ("train-step-labels", lambda: train_step(X, np.array([0, 7])), ValueError,
