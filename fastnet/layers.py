@@ -12,6 +12,7 @@ Beyond the book: ``LayerNormalization``, ``GroupNormalization``,
 ``InstanceNormalization``, ``SwitchableNormalization`` and ``WeightNormalization``
 (kernels in ``fastnet.kernels.normalization``), documented here.
 """
+import math
 import numbers
 
 import numpy as np
@@ -331,13 +332,17 @@ class GroupNormalization:
         groups = self._group_count(x)
         gamma, beta = _vector_params(self, ("gamma", "beta"), x.shape[1], x.dtype)
         self.input_shape = x.shape
-        x = x.reshape(x.shape[0], groups, x.shape[1] // groups, -1)
+        x = x.reshape(x.shape[0], groups, -1)
         self.xn = np.empty_like(x)
         self.std = np.empty((x.shape[0], groups), x.dtype)
         out = np.empty_like(x)
-        pick(normalization.group_norm_forward, x.size)(x, gamma, beta, self.eps, self.xn,
-                                                       self.std, out)
+        pick(normalization.group_norm_forward, x.size)(
+            x, self._positions(), gamma, beta, self.eps, self.xn, self.std, out)
         return out.reshape(self.input_shape)
+
+    def _positions(self):
+        """Positions per channel: H * W (1 for (N, C) input)."""
+        return math.prod(self.input_shape[2:])
 
     def backward(self, dout):
         dout = _dout_like_input(self, dout)
@@ -345,8 +350,8 @@ class GroupNormalization:
         self.dgamma = np.empty_like(gamma)
         self.dbeta = np.empty_like(gamma)
         dx = np.empty_like(dout)
-        pick(normalization.group_norm_backward, dout.size)(dout, self.xn, self.std, gamma,
-                                                           self.dgamma, self.dbeta, dx)
+        pick(normalization.group_norm_backward, dout.size)(
+            dout, self._positions(), self.xn, self.std, gamma, self.dgamma, self.dbeta, dx)
         return dx.reshape(self.input_shape)
 
 
@@ -451,36 +456,37 @@ class SwitchableNormalization:
         x = _validate.float_array(x, "x", _param_dtype(self.gamma), min_ndim=2)
         self.input_shape = x.shape
         n, c = x.shape[:2]
-        x = x.reshape(n, c, -1)
+        positions = x.size // (n * c)
+        x = x.reshape(n, -1)
         gamma, beta = _vector_params(self, ("gamma", "beta"), c, x.dtype)
         w_mean, w_var = self._mixing_weights(3 if len(self.input_shape) > 2 else 2, x.dtype)
         _running_stats(self, c, x.dtype)
         out = np.empty_like(x)
         if not train_flg:
             pick(normalization.switchable_forward_infer, x.size)(
-                x, gamma, beta, w_mean, w_var, self.eps, self.running_mean,
+                x, positions, gamma, beta, w_mean, w_var, self.eps, self.running_mean,
                 self.running_var, out)
             return out.reshape(self.input_shape)
-        _check_batch(self, n * x.shape[2], self.input_shape)
+        _check_batch(self, n * positions, self.input_shape)
         self._stats = (np.empty((n, c, 2)), np.empty((n, 2)), np.empty((c, 2)),
                        np.empty((n, c)), w_mean, w_var)
         self.xn = np.empty_like(x)
         self.std = np.empty((n, c))
         pick(normalization.switchable_forward_train, x.size)(
-            x, gamma, beta, w_mean, w_var, self.eps, self.momentum, self.running_mean,
+            x, positions, gamma, beta, w_mean, w_var, self.eps, self.momentum, self.running_mean,
             self.running_var, *self._stats[:4], self.std, self.xn, out)
         return out.reshape(self.input_shape)
 
     def backward(self, dout):
         dout = _dout_like_input(self, dout)
-        gamma, _ = _vector_params(self, ("gamma", "beta"), self.xn.shape[1], self.xn.dtype)
         inst, layer, batch, mean, w_mean, w_var = self._stats
+        gamma, _ = _vector_params(self, ("gamma", "beta"), inst.shape[1], self.xn.dtype)
         self.dgamma = np.empty_like(gamma)
         self.dbeta = np.empty_like(gamma)
         dw_mean, dw_var = np.empty(3), np.empty(3)
         dx = np.empty_like(dout)
         pick(normalization.switchable_backward, dout.size)(
-            dout, self.xn, gamma, w_mean, w_var, inst, layer, batch, mean, self.std,
+            dout, self.xn.shape[1] // inst.shape[1], self.xn, gamma, w_mean, w_var, inst, layer, batch, mean, self.std,
             self.dgamma, self.dbeta, dw_mean, dw_var, dx)
         kinds = np.size(self.mean_weight)
         # softmax's backward: d logit_k = w_k (dw_k - sum_j w_j dw_j)

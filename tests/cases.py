@@ -300,15 +300,15 @@ def _group_norm_kernels(build, inputs, case):
     for k, (x, dout, flag) in enumerate(zip(inputs.xs, inputs.douts, case.passes)):
         groups = {"LayerNormalization": 1, "InstanceNormalization": x.shape[1]}.get(
             case.layer, inputs.kwargs.get("groups"))
-        x4 = x.reshape(x.shape[0], groups, x.shape[1] // groups, -1)
-        xn, std, out = np.empty_like(x4), np.empty((x.shape[0], groups), x.dtype), np.empty_like(x4)
-        build(normalization.group_norm_forward)(x4, gamma, beta, 1e-6, xn, std, out)
+        x3, positions = x.reshape(x.shape[0], groups, -1), math.prod(x.shape[2:])
+        xn, std, out = np.empty_like(x3), np.empty((x.shape[0], groups), x.dtype), np.empty_like(x3)
+        build(normalization.group_norm_forward)(x3, positions, gamma, beta, 1e-6, xn, std, out)
         trace[f"forward@{k}"] = out.reshape(x.shape)
         if flag is False:
             continue
-        dgamma, dbeta, dx = np.empty_like(gamma), np.empty_like(gamma), np.empty_like(x4)
-        build(normalization.group_norm_backward)(dout.reshape(x4.shape), xn, std, gamma,
-                                                 dgamma, dbeta, dx)
+        dgamma, dbeta, dx = np.empty_like(gamma), np.empty_like(gamma), np.empty_like(x3)
+        build(normalization.group_norm_backward)(dout.reshape(x3.shape), positions, xn, std,
+                                                 gamma, dgamma, dbeta, dx)
         trace.update({f"dx@{k}": dx.reshape(x.shape), f"dgamma@{k}": dgamma,
                       f"dbeta@{k}": dbeta})
     return trace
@@ -328,23 +328,23 @@ def _switchable_kernels(build, inputs, case):
     running_mean, running_var = np.zeros_like(gamma), np.zeros_like(gamma)
     trace = {}
     for k, (x, dout, flag) in enumerate(zip(inputs.xs, inputs.douts, case.passes)):
-        x3 = x.reshape(x.shape[0], x.shape[1], -1)
-        n, c, _ = x3.shape
+        x3, positions = x.reshape(x.shape[0], -1), math.prod(x.shape[2:])
+        n, c = x.shape[:2]
         out = np.empty_like(x3)
         if flag is False:
             build(normalization.switchable_forward_infer)(
-                x3, gamma, beta, w_mean, w_var, 1e-6, running_mean, running_var, out)
+                x3, positions, gamma, beta, w_mean, w_var, 1e-6, running_mean, running_var, out)
         else:
             stats = (np.empty((n, c, 2)), np.empty((n, 2)), np.empty((c, 2)), np.empty((n, c)),
                      np.empty((n, c)))
             xn = np.empty_like(x3)
             build(normalization.switchable_forward_train)(
-                x3, gamma, beta, w_mean, w_var, 1e-6, kw["momentum"], running_mean,
+                x3, positions, gamma, beta, w_mean, w_var, 1e-6, kw["momentum"], running_mean,
                 running_var, *stats, xn, out)
             dgamma, dbeta, dx = np.empty_like(gamma), np.empty_like(gamma), np.empty_like(x3)
             dw_mean, dw_var = np.empty(3), np.empty(3)
             build(normalization.switchable_backward)(
-                dout.reshape(x3.shape), xn, gamma, w_mean, w_var, *stats, dgamma, dbeta,
+                dout.reshape(x3.shape), positions, xn, gamma, w_mean, w_var, *stats, dgamma, dbeta,
                 dw_mean, dw_var, dx)
             trace.update({f"dx@{k}": dx.reshape(x.shape), f"dgamma@{k}": dgamma,
                           f"dbeta@{k}": dbeta})

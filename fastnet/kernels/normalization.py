@@ -40,81 +40,7 @@ INSTANCE, LAYER, BATCH = 0, 1, 2
 ROWS_PER_TASK = 64  # samples per task of a parallel backward pass (one staging row each)
 
 
-# ------------------------------------------------------------------ group norm
-
-@serial_and_parallel
-def group_norm_forward(x, gamma, beta, eps, xn, std, out):
-    """``x``, ``xn``, ``out`` (N, G, C/G, S); ``gamma``, ``beta`` (C,); ``std`` (N, G)."""
-    n, groups, per_group, s = x.shape
-    size = per_group * s
-    mean = np.empty((n, groups))
-    for i in range(n):
-        for g in range(groups):
-            total = 0.0
-            for c in range(per_group):
-                for k in range(s):
-                    total += x[i, g, c, k]
-            mean[i, g] = total / size
-            squares = 0.0
-            for c in range(per_group):
-                for k in range(s):
-                    t = x[i, g, c, k] - mean[i, g]
-                    squares += t * t
-            std[i, g] = math.sqrt(squares / size + eps)
-    for i in prange(n):
-        for g in range(groups):
-            normalize_block(x[i, g], mean[i, g], 1 / std[i, g], gamma[g * per_group:],
-                            beta[g * per_group:], xn[i, g], out[i, g])
-
-
-@inline
-def normalize_block(x, mean, inv_std, gamma, beta, xn, out):
-    """``xn = (x - mean) inv_std`` and ``out = gamma[c] xn + beta[c]`` over the rows c of
-    ``x`` (channels, positions); ``out`` reads ``xn`` back, as ``batchnorm.normalize_row``."""
-    for c in range(x.shape[0]):
-        for k in range(x.shape[1]):
-            xn[c, k] = (x[c, k] - mean) * inv_std
-            out[c, k] = gamma[c] * xn[c, k] + beta[c]
-
-
-@serial_and_parallel
-def group_norm_backward(dout, xn, std, gamma, dgamma, dbeta, dx):
-    """``dgamma``, ``dbeta`` (C,) and ``dx`` (N, G, C/G, S) of ``group_norm_forward``."""
-    n, groups, per_group, s = dout.shape
-    size = per_group * s
-    sums = np.zeros((2, groups * per_group))
-    means = np.empty((n, groups, 2))  # mean(dxn), mean(dxn xn) per group
-    for i in range(n):
-        for g in range(groups):
-            mean_dxn = 0.0
-            mean_dxn_xn = 0.0
-            for c in range(per_group):
-                ch = g * per_group + c
-                d_sum = 0.0
-                dxn_sum = 0.0
-                for k in range(s):
-                    d_sum += dout[i, g, c, k]
-                    dxn_sum += dout[i, g, c, k] * xn[i, g, c, k]
-                sums[0, ch] += d_sum
-                sums[1, ch] += dxn_sum
-                mean_dxn += gamma[ch] * d_sum
-                mean_dxn_xn += gamma[ch] * dxn_sum
-            means[i, g, 0] = mean_dxn / size
-            means[i, g, 1] = mean_dxn_xn / size
-    for ch in range(groups * per_group):
-        dbeta[ch] = sums[0, ch]
-        dgamma[ch] = sums[1, ch]
-    for chunk in prange(n_chunks(n)):
-        stage = np.empty(s)
-        for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
-            for g in range(groups):
-                inv = 1 / std[i, g]
-                for c in range(per_group):
-                    # gamma in float64, as the means: a group of one value gives dx = 0
-                    add_scaled(dout[i, g, c], inv * np.float64(gamma[g * per_group + c]),
-                               xn[i, g, c], -inv * means[i, g, 1], -inv * means[i, g, 0],
-                               stage, dx[i, g, c])
-
+# ------------------------------------------------------------------ shared passes
 
 @inline
 def n_chunks(n):
@@ -122,39 +48,152 @@ def n_chunks(n):
 
 
 @inline
-def add_scaled(a, alpha, b, beta, constant, stage, out):
-    """``out = alpha a + (beta b + constant)`` over 1-D arrays, the bracket staged in
-    ``stage`` (float64): two loops, so that LLVM cannot reassociate the three terms
-    differently in the serial build and in the parallel build's separately compiled loop
-    body (it did, a last-bit difference per element), and no float32 rounding between
-    terms that cancel."""
-    for k in range(out.shape[0]):
-        stage[k] = beta * b[k] + constant
-    for k in range(out.shape[0]):
-        out[k] = alpha * a[k] + stage[k]
+def channel(row, c, s):
+    """Channel ``c`` of a row of channels of ``s`` positions each."""
+    return row[c * s:(c + 1) * s]
+
+
+@inline
+def normalize_channels(x, s, mean, std, gamma, beta, xn, out):
+    """``xn = (x - mean[c]) / std[c]`` and ``out = gamma[c] xn + beta[c]`` over a row of
+    channels of ``s`` positions each; ``out`` reads ``xn`` back, as
+    ``batchnorm.normalize_row`` does.  One flat loop where ``s == 1``, so that it
+    vectorises."""
+    if s == 1:
+        for c in range(gamma.shape[0]):
+            xn[c] = (x[c] - mean[c]) / std[c]
+            out[c] = gamma[c] * xn[c] + beta[c]
+    else:
+        for c in range(gamma.shape[0]):
+            # scalars, not array reads (loads LLVM must assume the stores change), and a
+            # slice per channel (an index from c * s may be negative to Numba, whose
+            # wraparound check then keeps the loop from vectorising: 9x slower)
+            mu, inv, scale, shift = mean[c], 1 / std[c], gamma[c], beta[c]
+            xc, xnc, outc = channel(x, c, s), channel(xn, c, s), channel(out, c, s)
+            for k in range(s):
+                xnc[k] = (xc[k] - mu) * inv
+                outc[k] = scale * xnc[k] + shift
+
+
+@inline
+def channel_sums(dout, xn, s, d_sums, dxn_sums):
+    """Over a row of channels of ``s`` positions each: adds each channel's ``sum(dout)``
+    to ``d_sums[c]`` and its ``sum(dout xn)`` to ``dxn_sums[c]`` (float64)."""
+    if s == 1:
+        for c in range(d_sums.shape[0]):
+            d_sums[c] += dout[c]
+            dxn_sums[c] += dout[c] * xn[c]
+    else:
+        for c in range(d_sums.shape[0]):
+            d_sum = 0.0
+            dxn_sum = 0.0
+            dc, xnc = channel(dout, c, s), channel(xn, c, s)
+            for k in range(s):
+                d_sum += dc[k]
+                dxn_sum += dc[k] * xnc[k]
+            d_sums[c] += d_sum
+            dxn_sums[c] += dxn_sum
+
+
+@inline
+def scaled_channels(a, s, coef, stage, out):
+    """``out = coef[0, c] a + (coef[1, c] b + coef[2, c])`` over a row of channels of
+    ``s`` positions each, ``b`` in ``stage`` on entry; the bracket is formed in
+    ``stage`` (float64) first.  Separate loops, so that LLVM cannot reassociate the
+    three terms differently in the serial build and in the parallel build's separately
+    compiled loop body (it did: a last-bit difference per element), and in float64, so
+    that no float32 rounding falls between terms that cancel."""
+    if s == 1:
+        for c in range(coef.shape[1]):
+            stage[c] = coef[1, c] * stage[c] + coef[2, c]
+        for c in range(coef.shape[1]):
+            out[c] = coef[0, c] * a[c] + stage[c]
+    else:
+        for c in range(coef.shape[1]):
+            alpha, beta, constant = coef[0, c], coef[1, c], coef[2, c]  # see normalize_channels
+            ac, stagec, outc = channel(a, c, s), channel(stage, c, s), channel(out, c, s)
+            for k in range(s):
+                stagec[k] = beta * stagec[k] + constant
+            for k in range(s):
+                outc[k] = alpha * ac[k] + stagec[k]
+
+
+# ------------------------------------------------------------------ group norm
+
+@serial_and_parallel
+def group_norm_forward(x, s, gamma, beta, eps, xn, std, out):
+    """``x``, ``xn``, ``out`` (N, G, M): the M = (C/G) * S values of each group, channel
+    after channel, ``s`` positions each; ``gamma``, ``beta`` (C,); ``std`` (N, G)."""
+    n, groups, size = x.shape
+    per_group = size // s
+    mean = np.empty((n, groups))
+    for i in range(n):
+        for g in range(groups):
+            total = 0.0
+            for m in range(size):
+                total += x[i, g, m]
+            mean[i, g] = total / size
+            squares = 0.0
+            for m in range(size):
+                t = x[i, g, m] - mean[i, g]
+                squares += t * t
+            std[i, g] = math.sqrt(squares / size + eps)
+    for chunk in prange(n_chunks(n)):
+        stats = np.empty((2, per_group))
+        for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
+            for g in range(groups):
+                first = g * per_group
+                stats[0, :] = mean[i, g]
+                stats[1, :] = std[i, g]
+                normalize_channels(x[i, g], s, stats[0], stats[1],
+                                   gamma[first:first + per_group],
+                                   beta[first:first + per_group], xn[i, g], out[i, g])
+
+
+@serial_and_parallel
+def group_norm_backward(dout, s, xn, std, gamma, dgamma, dbeta, dx):
+    """``dgamma``, ``dbeta`` (C,) and ``dx`` (N, G, M) of ``group_norm_forward``:
+    ``dx = (gamma dout - mean(gamma dout) - xn mean(gamma dout xn)) / std``."""
+    n, groups, size = dout.shape
+    per_group = size // s
+    sums = np.zeros((2, groups * per_group))  # dbeta, dgamma
+    row = np.empty((2, per_group))
+    means = np.empty((n, groups, 2))  # mean(gamma dout), mean(gamma dout xn)
+    for i in range(n):
+        for g in range(groups):
+            first = g * per_group
+            row[:, :] = 0.0
+            channel_sums(dout[i, g], xn[i, g], s, row[0], row[1])
+            weighted = 0.0
+            weighted_xn = 0.0
+            for c in range(per_group):
+                sums[0, first + c] += row[0, c]
+                sums[1, first + c] += row[1, c]
+                weighted += gamma[first + c] * row[0, c]
+                weighted_xn += gamma[first + c] * row[1, c]
+            means[i, g, 0] = weighted / size
+            means[i, g, 1] = weighted_xn / size
+    for ch in range(groups * per_group):
+        dbeta[ch] = sums[0, ch]
+        dgamma[ch] = sums[1, ch]
+    for chunk in prange(n_chunks(n)):
+        coef = np.empty((3, per_group))
+        stage = np.empty(size)
+        for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
+            for g in range(groups):
+                inv = 1 / std[i, g]
+                first = g * per_group
+                for c in range(per_group):
+                    # gamma in float64: a group of one value gets dx = 0 exactly
+                    coef[0, c] = inv * np.float64(gamma[first + c])
+                coef[1, :] = -inv * means[i, g, 1]
+                coef[2, :] = -inv * means[i, g, 0]
+                for m in range(size):
+                    stage[m] = xn[i, g, m]
+                scaled_channels(dout[i, g], s, coef, stage, dx[i, g])
 
 
 # ------------------------------------------------------------------ switchable norm
-
-@inline
-def sample_statistics(x, inst, layer):
-    """For each sample i of ``x`` (N, C, S): ``inst[i, c]`` the mean and variance of each
-    channel over its positions, ``layer[i]`` those of the whole sample."""
-    n, c_count, s = x.shape
-    for i in range(n):
-        for c in range(c_count):
-            total = 0.0
-            for k in range(s):
-                total += x[i, c, k]
-            mean = total / s
-            squares = 0.0
-            for k in range(s):
-                t = x[i, c, k] - mean
-                squares += t * t
-            inst[i, c, MEAN] = mean
-            inst[i, c, VAR] = squares / s
-        pool(inst[i], layer[i])
-
 
 @inline
 def pool(stats, out):
@@ -173,6 +212,32 @@ def pool(stats, out):
 
 
 @inline
+def sample_statistics(x, s, inst, layer):
+    """For each sample i of ``x`` (N, C * S): ``inst[i, c]`` the mean and variance of
+    each channel over its ``s`` positions, ``layer[i]`` those of the whole sample."""
+    n, c_count = inst.shape[0], inst.shape[1]
+    for i in range(n):
+        if s == 1:
+            for c in range(c_count):
+                inst[i, c, MEAN] = x[i, c]
+                inst[i, c, VAR] = 0.0
+        else:
+            for c in range(c_count):
+                xc = channel(x[i], c, s)  # see normalize_channels
+                total = 0.0
+                for k in range(s):
+                    total += xc[k]
+                mean = total / s
+                squares = 0.0
+                for k in range(s):
+                    t = xc[k] - mean
+                    squares += t * t
+                inst[i, c, MEAN] = mean
+                inst[i, c, VAR] = squares / s
+        pool(inst[i], layer[i])
+
+
+@inline
 def mix_statistics(inst, layer, batch_mean, batch_var, w_mean, w_var, eps, mean, std):
     """The mixed ``mean`` and ``std`` (N, C) of every channel of every sample."""
     for i in range(inst.shape[0]):
@@ -184,54 +249,47 @@ def mix_statistics(inst, layer, batch_mean, batch_var, w_mean, w_var, eps, mean,
             std[i, c] = math.sqrt(var + eps)
 
 
-@inline
-def normalize_channels(x, i, mean, std, gamma, beta, xn, out):
-    """Sample ``i`` of ``x`` (N, C, S) normalized with ``mean``, ``std`` (N, C)."""
-    for c in range(x.shape[1]):
-        normalize_block(x[i, c:c + 1], mean[i, c], 1 / std[i, c], gamma[c:], beta[c:],
-                        xn[i, c:c + 1], out[i, c:c + 1])
-
-
 @serial_and_parallel
-def switchable_forward_train(x, gamma, beta, w_mean, w_var, eps, momentum, running_mean,
+def switchable_forward_train(x, s, gamma, beta, w_mean, w_var, eps, momentum, running_mean,
                              running_var, inst, layer, batch, mean, std, xn, out):
-    """Training forward of switchable norm on ``x`` (N, C, S).
+    """Training forward of switchable norm on ``x`` (N, C * S), channel after channel,
+    ``s`` positions each.
 
     ``w_mean``, ``w_var`` (3,): the softmax mixing weights of the (instance, layer,
     batch) statistics (instance 0 for (N, C) input).  Writes ``inst`` (N, C, 2),
     ``layer`` (N, 2), ``batch`` (C, 2) (mean, variance), the mixed ``mean`` and ``std``
-    (N, C), ``xn`` and ``out`` (N, C, S); ``running = momentum running + (1 - momentum)
+    (N, C), ``xn`` and ``out`` (N, C * S); ``running = momentum running + (1 - momentum)
     batch`` for the mean and the biased variance.
     """
-    n, c_count = x.shape[:2]
-    sample_statistics(x, inst, layer)
+    n, c_count = inst.shape[0], inst.shape[1]
+    sample_statistics(x, s, inst, layer)
     for c in range(c_count):
         pool(inst[:, c], batch[c])
         running_mean[c] = momentum * running_mean[c] + (1 - momentum) * batch[c, MEAN]
         running_var[c] = momentum * running_var[c] + (1 - momentum) * batch[c, VAR]
     mix_statistics(inst, layer, batch[:, MEAN], batch[:, VAR], w_mean, w_var, eps, mean, std)
     for i in prange(n):
-        normalize_channels(x, i, mean, std, gamma, beta, xn, out)
+        normalize_channels(x[i], s, mean[i], std[i], gamma, beta, xn[i], out[i])
 
 
 @serial_and_parallel
-def switchable_forward_infer(x, gamma, beta, w_mean, w_var, eps, running_mean, running_var,
-                             out):
+def switchable_forward_infer(x, s, gamma, beta, w_mean, w_var, eps, running_mean,
+                             running_var, out):
     """Inference forward: the batch statistics replaced by the running ones."""
-    n, c_count, s = x.shape
+    n, c_count = x.shape[0], gamma.shape[0]
     inst = np.empty((n, c_count, 2))
     layer = np.empty((n, 2))
     mean = np.empty((n, c_count))
     std = np.empty((n, c_count))
-    xn = np.empty((n, c_count, s), x.dtype)
-    sample_statistics(x, inst, layer)
+    xn = np.empty_like(x)
+    sample_statistics(x, s, inst, layer)
     mix_statistics(inst, layer, running_mean, running_var, w_mean, w_var, eps, mean, std)
     for i in prange(n):
-        normalize_channels(x, i, mean, std, gamma, beta, xn, out)
+        normalize_channels(x[i], s, mean[i], std[i], gamma, beta, xn[i], out[i])
 
 
 @serial_and_parallel
-def switchable_backward(dout, xn, gamma, w_mean, w_var, inst, layer, batch, mean, std,
+def switchable_backward(dout, s, xn, gamma, w_mean, w_var, inst, layer, batch, mean, std,
                         dgamma, dbeta, dw_mean, dw_var, dx):
     """``dgamma``, ``dbeta``, ``dx`` and the gradients of the loss with respect to the
     mixing *weights* (not their logits), ``dw_mean`` and ``dw_var`` (3,), of
@@ -245,20 +303,18 @@ def switchable_backward(dout, xn, gamma, w_mean, w_var, inst, layer, batch, mean
 
         dx = g / std + sum_k [d_k mu / |A_k| + 2 (std xn + mu - mu_k) d_k var / |A_k|]
     """
-    n, c_count, s = dout.shape
-    sums = np.zeros((2, c_count))
+    n, c_count = inst.shape[0], inst.shape[1]
+    sums = np.zeros((2, c_count))  # dbeta, dgamma
+    row = np.empty((2, c_count))
     dstat = np.empty((n, c_count, 2))
     for i in range(n):
+        row[:, :] = 0.0
+        channel_sums(dout[i], xn[i], s, row[0], row[1])
         for c in range(c_count):
-            d_sum = 0.0
-            dxn_sum = 0.0
-            for k in range(s):
-                d_sum += dout[i, c, k]
-                dxn_sum += dout[i, c, k] * xn[i, c, k]
-            sums[0, c] += d_sum
-            sums[1, c] += dxn_sum
-            dstat[i, c, MEAN] = -gamma[c] * d_sum / std[i, c]
-            dstat[i, c, VAR] = -0.5 * gamma[c] * dxn_sum / (std[i, c] * std[i, c])
+            sums[0, c] += row[0, c]
+            sums[1, c] += row[1, c]
+            dstat[i, c, MEAN] = -gamma[c] * row[0, c] / std[i, c]
+            dstat[i, c, VAR] = -0.5 * gamma[c] * row[1, c] / (std[i, c] * std[i, c])
     for c in range(c_count):
         dbeta[c] = sums[0, c]
         dgamma[c] = sums[1, c]
@@ -281,27 +337,27 @@ def switchable_backward(dout, xn, gamma, w_mean, w_var, inst, layer, batch, mean
         dw_var[k] = dw[VAR, k]
 
     # dx = a dout + b xn + constant per (n, c), the coefficients formed here, serially
-    coef = np.empty((n, c_count, 3))
+    coef = np.empty((n, 3, c_count))
     for i in range(n):
         for c in range(c_count):
             in_var = 2 * w_var[INSTANCE] * dstat[i, c, VAR] / s
             ln_var = 2 * w_var[LAYER] * d_layer[i, VAR] / (c_count * s)
             bn_var = 2 * w_var[BATCH] * d_batch[c, VAR] / (n * s)
             mu = mean[i, c]
-            coef[i, c, 0] = gamma[c] / std[i, c]
-            coef[i, c, 1] = std[i, c] * (in_var + ln_var + bn_var)
-            coef[i, c, 2] = (w_mean[INSTANCE] * dstat[i, c, MEAN] / s
+            coef[i, 0, c] = gamma[c] / std[i, c]
+            coef[i, 1, c] = std[i, c] * (in_var + ln_var + bn_var)
+            coef[i, 2, c] = (w_mean[INSTANCE] * dstat[i, c, MEAN] / s
                              + w_mean[LAYER] * d_layer[i, MEAN] / (c_count * s)
                              + w_mean[BATCH] * d_batch[c, MEAN] / (n * s)
                              + (mu - inst[i, c, MEAN]) * in_var
                              + (mu - layer[i, MEAN]) * ln_var
                              + (mu - batch[c, MEAN]) * bn_var)
     for chunk in prange(n_chunks(n)):
-        stage = np.empty(s)
+        stage = np.empty(dout.shape[1])
         for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
-            for c in range(c_count):
-                add_scaled(dout[i, c], coef[i, c, 0], xn[i, c], coef[i, c, 1], coef[i, c, 2],
-                           stage, dx[i, c])
+            for m in range(dout.shape[1]):
+                stage[m] = xn[i, m]
+            scaled_channels(dout[i], s, coef[i], stage, dx[i])
 
 
 # ------------------------------------------------------------------ weight norm
