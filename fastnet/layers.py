@@ -468,7 +468,7 @@ class SwitchableNormalization:
                 self.running_var, out)
             return out.reshape(self.input_shape)
         _check_batch(self, n * positions, self.input_shape)
-        self._stats = (np.empty((n, c, 2)), np.empty((n, 2)), np.empty((c, 2)),
+        self._stats = (np.empty((2, n, c)), np.empty((2, n)), np.empty((2, c)),
                        np.empty((n, c)), w_mean, w_var)
         self.xn = np.empty_like(x)
         self.std = np.empty((n, c))
@@ -480,13 +480,13 @@ class SwitchableNormalization:
     def backward(self, dout):
         dout = _dout_like_input(self, dout)
         inst, layer, batch, mean, w_mean, w_var = self._stats
-        gamma, _ = _vector_params(self, ("gamma", "beta"), inst.shape[1], self.xn.dtype)
+        gamma, _ = _vector_params(self, ("gamma", "beta"), inst.shape[2], self.xn.dtype)
         self.dgamma = np.empty_like(gamma)
         self.dbeta = np.empty_like(gamma)
         dw_mean, dw_var = np.empty(3), np.empty(3)
         dx = np.empty_like(dout)
         pick(normalization.switchable_backward, dout.size)(
-            dout, self.xn.shape[1] // inst.shape[1], self.xn, gamma, w_mean, w_var, inst, layer, batch, mean, self.std,
+            dout, self.xn.shape[1] // inst.shape[2], self.xn, gamma, w_mean, w_var, inst, layer, batch, mean, self.std,
             self.dgamma, self.dbeta, dw_mean, dw_var, dx)
         kinds = np.size(self.mean_weight)
         # softmax's backward: d logit_k = w_k (dw_k - sum_j w_j dw_j)

@@ -335,7 +335,7 @@ def _switchable_kernels(build, inputs, case):
             build(normalization.switchable_forward_infer)(
                 x3, positions, gamma, beta, w_mean, w_var, 1e-6, running_mean, running_var, out)
         else:
-            stats = (np.empty((n, c, 2)), np.empty((n, 2)), np.empty((c, 2)), np.empty((n, c)),
+            stats = (np.empty((2, n, c)), np.empty((2, n)), np.empty((2, c)), np.empty((n, c)),
                      np.empty((n, c)))
             xn = np.empty_like(x3)
             build(normalization.switchable_forward_train)(

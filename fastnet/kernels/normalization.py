@@ -33,8 +33,8 @@ from numba import prange
 
 from .jit import inline, jit, serial_and_parallel
 
-# Column of the (N, C, 2) / (N, 2) / (C, 2) statistics arrays, and entry of the
-# three-way mixing weights.
+# Row of the (2, N, C) / (2, N) / (2, C) statistics arrays, and entry of the three-way
+# mixing weights.
 MEAN, VAR = 0, 1
 INSTANCE, LAYER, BATCH = 0, 1, 2
 ROWS_PER_TASK = 64  # samples per task of a parallel backward pass (one staging row each)
@@ -196,31 +196,17 @@ def group_norm_backward(dout, s, xn, std, gamma, dgamma, dbeta, dx):
 # ------------------------------------------------------------------ switchable norm
 
 @inline
-def pool(stats, out):
-    """``out`` = (mean, variance) of the union of equal-sized sets, each set j's in
-    ``stats[j]``: the law of total variance, ``mean_j(var_j + (mean_j - mean)^2)``."""
-    total = 0.0
-    for j in range(stats.shape[0]):
-        total += stats[j, MEAN]
-    mean = total / stats.shape[0]
-    spread = 0.0
-    for j in range(stats.shape[0]):
-        t = stats[j, MEAN] - mean
-        spread += stats[j, VAR] + t * t
-    out[MEAN] = mean
-    out[VAR] = spread / stats.shape[0]
-
-
-@inline
 def sample_statistics(x, s, inst, layer):
-    """For each sample i of ``x`` (N, C * S): ``inst[i, c]`` the mean and variance of
-    each channel over its ``s`` positions, ``layer[i]`` those of the whole sample."""
-    n, c_count = inst.shape[0], inst.shape[1]
-    for i in range(n):
+    """For each sample i of ``x`` (N, C * S): ``inst[:, i, c]`` the mean and variance of
+    each channel over its ``s`` positions, ``layer[:, i]`` those of the whole sample
+    (pooled from the channels' by the law of total variance,
+    ``mean_c(var_c + (mean_c - mean)^2)``)."""
+    c_count = inst.shape[2]
+    for i in range(inst.shape[1]):
         if s == 1:
             for c in range(c_count):
-                inst[i, c, MEAN] = x[i, c]
-                inst[i, c, VAR] = 0.0
+                inst[MEAN, i, c] = x[i, c]
+                inst[VAR, i, c] = 0.0
         else:
             for c in range(c_count):
                 xc = channel(x[i], c, s)  # see normalize_channels
@@ -232,19 +218,48 @@ def sample_statistics(x, s, inst, layer):
                 for k in range(s):
                     t = xc[k] - mean
                     squares += t * t
-                inst[i, c, MEAN] = mean
-                inst[i, c, VAR] = squares / s
-        pool(inst[i], layer[i])
+                inst[MEAN, i, c] = mean
+                inst[VAR, i, c] = squares / s
+        total = 0.0
+        for c in range(c_count):
+            total += inst[MEAN, i, c]
+        mean = total / c_count
+        spread = 0.0
+        for c in range(c_count):
+            t = inst[MEAN, i, c] - mean
+            spread += inst[VAR, i, c] + t * t
+        layer[MEAN, i] = mean
+        layer[VAR, i] = spread / c_count
+
+
+@inline
+def batch_statistics(inst, batch):
+    """``batch[:, c]``: the mean and variance of channel c over the batch, pooled from
+    ``inst`` as in ``sample_statistics``, samples in order (a row of channels at a time,
+    so that the loops vectorise)."""
+    n, c_count = inst.shape[1], inst.shape[2]
+    batch[:, :] = 0.0
+    for i in range(n):
+        for c in range(c_count):
+            batch[MEAN, c] += inst[MEAN, i, c]
+    for c in range(c_count):
+        batch[MEAN, c] /= n
+    for i in range(n):
+        for c in range(c_count):
+            t = inst[MEAN, i, c] - batch[MEAN, c]
+            batch[VAR, c] += inst[VAR, i, c] + t * t
+    for c in range(c_count):
+        batch[VAR, c] /= n
 
 
 @inline
 def mix_statistics(inst, layer, batch_mean, batch_var, w_mean, w_var, eps, mean, std):
     """The mixed ``mean`` and ``std`` (N, C) of every channel of every sample."""
-    for i in range(inst.shape[0]):
-        for c in range(inst.shape[1]):
-            mean[i, c] = (w_mean[INSTANCE] * inst[i, c, MEAN] + w_mean[LAYER] * layer[i, MEAN]
+    for i in range(inst.shape[1]):
+        for c in range(inst.shape[2]):
+            mean[i, c] = (w_mean[INSTANCE] * inst[MEAN, i, c] + w_mean[LAYER] * layer[MEAN, i]
                           + w_mean[BATCH] * batch_mean[c])
-            var = (w_var[INSTANCE] * inst[i, c, VAR] + w_var[LAYER] * layer[i, VAR]
+            var = (w_var[INSTANCE] * inst[VAR, i, c] + w_var[LAYER] * layer[VAR, i]
                    + w_var[BATCH] * batch_var[c])
             std[i, c] = math.sqrt(var + eps)
 
@@ -256,19 +271,18 @@ def switchable_forward_train(x, s, gamma, beta, w_mean, w_var, eps, momentum, ru
     ``s`` positions each.
 
     ``w_mean``, ``w_var`` (3,): the softmax mixing weights of the (instance, layer,
-    batch) statistics (instance 0 for (N, C) input).  Writes ``inst`` (N, C, 2),
-    ``layer`` (N, 2), ``batch`` (C, 2) (mean, variance), the mixed ``mean`` and ``std``
+    batch) statistics (instance 0 for (N, C) input).  Writes ``inst`` (2, N, C),
+    ``layer`` (2, N), ``batch`` (2, C) (mean, variance), the mixed ``mean`` and ``std``
     (N, C), ``xn`` and ``out`` (N, C * S); ``running = momentum running + (1 - momentum)
     batch`` for the mean and the biased variance.
     """
-    n, c_count = inst.shape[0], inst.shape[1]
     sample_statistics(x, s, inst, layer)
-    for c in range(c_count):
-        pool(inst[:, c], batch[c])
-        running_mean[c] = momentum * running_mean[c] + (1 - momentum) * batch[c, MEAN]
-        running_var[c] = momentum * running_var[c] + (1 - momentum) * batch[c, VAR]
-    mix_statistics(inst, layer, batch[:, MEAN], batch[:, VAR], w_mean, w_var, eps, mean, std)
-    for i in prange(n):
+    batch_statistics(inst, batch)
+    for c in range(gamma.shape[0]):
+        running_mean[c] = momentum * running_mean[c] + (1 - momentum) * batch[MEAN, c]
+        running_var[c] = momentum * running_var[c] + (1 - momentum) * batch[VAR, c]
+    mix_statistics(inst, layer, batch[MEAN], batch[VAR], w_mean, w_var, eps, mean, std)
+    for i in prange(x.shape[0]):
         normalize_channels(x[i], s, mean[i], std[i], gamma, beta, xn[i], out[i])
 
 
@@ -277,8 +291,8 @@ def switchable_forward_infer(x, s, gamma, beta, w_mean, w_var, eps, running_mean
                              running_var, out):
     """Inference forward: the batch statistics replaced by the running ones."""
     n, c_count = x.shape[0], gamma.shape[0]
-    inst = np.empty((n, c_count, 2))
-    layer = np.empty((n, 2))
+    inst = np.empty((2, n, c_count))
+    layer = np.empty((2, n))
     mean = np.empty((n, c_count))
     std = np.empty((n, c_count))
     xn = np.empty_like(x)
@@ -303,55 +317,63 @@ def switchable_backward(dout, s, xn, gamma, w_mean, w_var, inst, layer, batch, m
 
         dx = g / std + sum_k [d_k mu / |A_k| + 2 (std xn + mu - mu_k) d_k var / |A_k|]
     """
-    n, c_count = inst.shape[0], inst.shape[1]
+    n, c_count = inst.shape[1], inst.shape[2]
     sums = np.zeros((2, c_count))  # dbeta, dgamma
     row = np.empty((2, c_count))
-    dstat = np.empty((n, c_count, 2))
+    dstat = np.empty((2, n, c_count))  # d loss / d (mixed mean, mixed variance)
     for i in range(n):
         row[:, :] = 0.0
         channel_sums(dout[i], xn[i], s, row[0], row[1])
         for c in range(c_count):
             sums[0, c] += row[0, c]
             sums[1, c] += row[1, c]
-            dstat[i, c, MEAN] = -gamma[c] * row[0, c] / std[i, c]
-            dstat[i, c, VAR] = -0.5 * gamma[c] * row[1, c] / (std[i, c] * std[i, c])
+            dstat[MEAN, i, c] = -gamma[c] * row[0, c] / std[i, c]
+            dstat[VAR, i, c] = -0.5 * gamma[c] * row[1, c] / (std[i, c] * std[i, c])
     for c in range(c_count):
         dbeta[c] = sums[0, c]
         dgamma[c] = sums[1, c]
 
     # The gradients of the layer (per sample) and batch (per channel) statistics, and
     # of the weights.
-    d_layer = np.zeros((n, 2))
-    d_batch = np.zeros((c_count, 2))
+    d_layer = np.empty((2, n))
+    d_batch = np.zeros((2, c_count))
     dw = np.zeros((2, 3))
-    for i in range(n):
-        for c in range(c_count):
-            for m in range(2):
-                d_layer[i, m] += dstat[i, c, m]
-                d_batch[c, m] += dstat[i, c, m]
-                dw[m, INSTANCE] += dstat[i, c, m] * inst[i, c, m]
-                dw[m, LAYER] += dstat[i, c, m] * layer[i, m]
-                dw[m, BATCH] += dstat[i, c, m] * batch[c, m]
+    for m in range(2):
+        for i in range(n):
+            total = 0.0
+            weighted_inst = 0.0
+            weighted_batch = 0.0
+            for c in range(c_count):
+                v = dstat[m, i, c]
+                total += v
+                d_batch[m, c] += v
+                weighted_inst += v * inst[m, i, c]
+                weighted_batch += v * batch[m, c]
+            d_layer[m, i] = total
+            dw[m, INSTANCE] += weighted_inst
+            dw[m, LAYER] += total * layer[m, i]
+            dw[m, BATCH] += weighted_batch
     for k in range(3):
         dw_mean[k] = dw[MEAN, k]
         dw_var[k] = dw[VAR, k]
 
     # dx = a dout + b xn + constant per (n, c), the coefficients formed here, serially
+    per_inst, per_layer, per_batch = 1.0 / s, 1.0 / (c_count * s), 1.0 / (n * s)
     coef = np.empty((n, 3, c_count))
     for i in range(n):
         for c in range(c_count):
-            in_var = 2 * w_var[INSTANCE] * dstat[i, c, VAR] / s
-            ln_var = 2 * w_var[LAYER] * d_layer[i, VAR] / (c_count * s)
-            bn_var = 2 * w_var[BATCH] * d_batch[c, VAR] / (n * s)
+            in_var = 2 * w_var[INSTANCE] * dstat[VAR, i, c] * per_inst
+            ln_var = 2 * w_var[LAYER] * d_layer[VAR, i] * per_layer
+            bn_var = 2 * w_var[BATCH] * d_batch[VAR, c] * per_batch
             mu = mean[i, c]
             coef[i, 0, c] = gamma[c] / std[i, c]
             coef[i, 1, c] = std[i, c] * (in_var + ln_var + bn_var)
-            coef[i, 2, c] = (w_mean[INSTANCE] * dstat[i, c, MEAN] / s
-                             + w_mean[LAYER] * d_layer[i, MEAN] / (c_count * s)
-                             + w_mean[BATCH] * d_batch[c, MEAN] / (n * s)
-                             + (mu - inst[i, c, MEAN]) * in_var
-                             + (mu - layer[i, MEAN]) * ln_var
-                             + (mu - batch[c, MEAN]) * bn_var)
+            coef[i, 2, c] = (w_mean[INSTANCE] * dstat[MEAN, i, c] * per_inst
+                             + w_mean[LAYER] * d_layer[MEAN, i] * per_layer
+                             + w_mean[BATCH] * d_batch[MEAN, c] * per_batch
+                             + (mu - inst[MEAN, i, c]) * in_var
+                             + (mu - layer[MEAN, i]) * ln_var
+                             + (mu - batch[MEAN, c]) * bn_var)
     for chunk in prange(n_chunks(n)):
         stage = np.empty(dout.shape[1])
         for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
