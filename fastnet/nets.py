@@ -17,6 +17,10 @@ two kernel calls:
   once per batch size, so a step allocates nothing but a few small arrays;
 * the optimizer's fused ``update_flat`` folds weight decay into its single pass, and
   plain SGD takes no pass at all: the weight-gradient GEMM applies it (``beta = 1``);
+* batch norm and layer norm run inside the fused kernels; the other normalizations of
+  ``MultiLayerNetExtend(normalization=...)`` run the book's path, layer by layer
+  (``gradient()``, ``train_step()``, ``numerical_gradient()`` in the net's dtype, and
+  inference);
 * an array the user re-binds (``net.params['W1'] = loaded``, or a batch-norm layer's
   ``running_mean``) is copied into the arenas before the next forward pass or step,
   where the book's layers would keep using the old one.
@@ -45,9 +49,15 @@ class _FusedNet:
 
     @property
     def _fused(self):
-        """Whether the fused kernels (``network.py``) run this net: none or batch
-        normalization.  The other normalizations run the layers one by one."""
-        return self.normalization in (None, "batch")
+        """Whether the fused kernels (``network.py``) run this net: no normalization,
+        batch or layer norm.  The other normalizations run the layers one by one."""
+        return self.normalization in network.NORM_CODES
+
+    @property
+    def _norm_args(self):
+        """The fused kernels' ``norm`` and ``bn_eps``."""
+        eps = layers.NORM_EPS if self.normalization == "layer" else layers.BN_EPS
+        return network.NORM_CODES[self.normalization], eps
 
     def _build_arenas(self):
         n_layers = self.hidden_layer_num + 1
@@ -77,10 +87,11 @@ class _FusedNet:
         self._layout = np.zeros((n_layers, network.LAYOUT_COLUMNS), np.int64)
         for i in range(1, n_layers + 1 if self._fused else 1):
             row = [self._views[f"W{i}"][0], self._views[f"b{i}"][0]]
+            if self.normalization and i < n_layers:
+                row += [self._views[f"gamma{i}"][0], self._views[f"beta{i}"][0]]
             if use_bn and i < n_layers:
                 start = sum(widths[:i - 1])
-                row += [self._views[f"gamma{i}"][0], self._views[f"beta{i}"][0],
-                        start, sum(widths) + start]
+                row += [start, sum(widths) + start]
                 self._running_views[self.layers[f"BatchNorm{i}"]] = (
                     self._running[start:start + widths[i - 1]],
                     self._running[sum(widths) + start:][:widths[i - 1]])
@@ -130,8 +141,10 @@ class _FusedNet:
         """The fused training kernels' workspaces for a batch of ``n`` rows."""
         hidden = sum(self.hidden_size_list)
         ws = dict(acts=np.empty(n * hidden, dtype),
-                  xns=np.empty(n * hidden if self.use_batchnorm else 0, dtype),
-                  stds=np.empty(hidden, dtype),
+                  xns=np.empty(n * hidden if self.normalization else 0, dtype),
+                  # per feature (batch norm) or per sample (layer norm), layer after layer
+                  stds=np.empty(n * self.hidden_layer_num
+                                if self.normalization == "layer" else hidden, dtype),
                   masks=np.empty(n * hidden if self.use_dropout else 0, bool),
                   scratch=np.empty((2, n * max(self.hidden_size_list, default=0)), dtype),
                   logits=np.empty((n, self.output_size), dtype))
@@ -171,12 +184,13 @@ class _FusedNet:
         cross-entropy.  Dropout layers advance one step and get the masks drawn (views
         into the workspace, overwritten by the next pass)."""
         momenta, ratios, keys = self._training_args()
+        norm, eps = self._norm_args
         for d in self._dropouts:
             d.step += 1
         ws = self._workspace(x.shape[0])
         loss = network.mlp_train_step(
             x, labels, self._dims, self._layout, activations.CODES[self.activation],
-            self._arena, self._grad_arena, self._running, momenta, layers.BN_EPS, ratios,
+            self._arena, self._grad_arena, self._running, norm, momenta, eps, ratios,
             keys, sgd, weight_decay, ws["acts"], ws["xns"], ws["stds"], ws["masks"],
             ws["scratch"], ws["logits"])
         for d, mask in zip(self._dropouts, ws["mask_views"]):
@@ -268,9 +282,10 @@ class _FusedNet:
         grads = np.empty_like(params)
         ws = self._new_workspace(x.shape[0], np.float64)
         momenta, ratios, keys = self._training_args()
+        norm, eps = self._norm_args
         network.mlp_numerical_gradient(
             x, labels, self._dims, self._layout, activations.CODES[self.activation], params,
-            self._running.astype(np.float64), momenta, layers.BN_EPS, ratios, keys,
+            self._running.astype(np.float64), norm, momenta, eps, ratios, keys,
             self.weight_decay_lambda, self._n_decayed, NUMERICAL_H, ws["acts"], ws["xns"],
             ws["stds"], ws["masks"], ws["scratch"], ws["logits"], grads)
         return dict(ArenaDict(grads, self._views))
@@ -315,7 +330,7 @@ class _FusedNet:
         _, stds, scratch, _ = self._infer_ws
         scales = np.array([1 - d.dropout_ratio for d in self._dropouts], self.dtype)
         return (self._dims, self._layout, activations.CODES[self.activation], self._arena,
-                self._running, layers.BN_EPS, scales, INFERENCE_CHUNK, stds, scratch)
+                self._running, *self._norm_args, scales, INFERENCE_CHUNK, stds, scratch)
 
     def _trains_differently(self, train_flg):
         return train_flg and (self.use_batchnorm or self.use_dropout)

@@ -591,3 +591,16 @@ def test_weight_normalized_net_starts_as_the_plain_net(module):
     x, _ = batch(0)
     assert_allclose(weighted.predict(x), plain.predict(x), rtol=1e-12, atol=1e-12)
     assert_allclose(weighted.params["g1"], np.linalg.norm(weighted.params["v1"], axis=0))
+
+
+@pytest.mark.parametrize("normalization, fused", [("layer", True), ("group", False),
+                                                  ("weight", False)])
+def test_which_normalizations_run_the_fused_step(normalization, fused, monkeypatch):
+    from fastnet.kernels import network
+    calls = []
+    step = network.mlp_train_step
+    monkeypatch.setattr(network, "mlp_train_step", lambda *args: calls.append(1) or step(*args))
+    net = fast_nets.MultiLayerNetExtend(*NORM_NET_SIZES, normalization=normalization, seed=1)
+    x, t = batch(0, dtype=np.float32, sizes=NORM_NET_SIZES)
+    assert np.isfinite(net.train_step(x, t, fast_optimizers.SGD()))
+    assert bool(calls) == fused
