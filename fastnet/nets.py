@@ -17,10 +17,11 @@ two kernel calls:
   once per batch size, so a step allocates nothing but a few small arrays;
 * the optimizer's fused ``update_flat`` folds weight decay into its single pass, and
   plain SGD takes no pass at all: the weight-gradient GEMM applies it (``beta = 1``);
-* batch norm and layer norm run inside the fused kernels; the other normalizations of
+* batch, layer and weight norm run inside the fused kernels (weight norm's effective
+  weights formed before, its gradients of v and g after); the other normalizations of
   ``MultiLayerNetExtend(normalization=...)`` run the book's path, layer by layer
   (``gradient()``, ``train_step()``, ``numerical_gradient()`` in the net's dtype, and
-  inference);
+  inference), and so does weight norm's ``numerical_gradient()``;
 * an array the user re-binds (``net.params['W1'] = loaded``, or a batch-norm layer's
   ``running_mean``) is copied into the arenas before the next forward pass or step,
   where the book's layers would keep using the old one.
@@ -31,11 +32,12 @@ import numpy as np
 
 from . import _validate, layers, optimizers
 from .arena import ArenaDict
-from .kernels import activations, network
+from .kernels import activations, network, normalization
 from .reference import nets as reference
 from .reference.functions import numerical_gradient
 from .reference.random import stream_key
 
+FUSED_NORMALIZATIONS = (None, "batch", "layer", "weight")
 INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
 NUMERICAL_H = 1e-4  # the book's step of central differences
 
@@ -50,14 +52,19 @@ class _FusedNet:
     @property
     def _fused(self):
         """Whether the fused kernels (``network.py``) run this net: no normalization,
-        batch or layer norm.  The other normalizations run the layers one by one."""
-        return self.normalization in network.NORM_CODES
+        batch, layer or weight norm.  The others run the layers one by one."""
+        return self.normalization in FUSED_NORMALIZATIONS
+
+    @property
+    def _hidden_norm(self):
+        """Whether the fused kernels normalize the hidden layers (batch or layer norm)."""
+        return self._norm_args[0] != network.NO_NORM
 
     @property
     def _norm_args(self):
-        """The fused kernels' ``norm`` and ``bn_eps``."""
+        """The fused kernels' ``norm`` and ``bn_eps`` (weight norm: no hidden norm)."""
         eps = layers.NORM_EPS if self.normalization == "layer" else layers.BN_EPS
-        return network.NORM_CODES[self.normalization], eps
+        return network.NORM_CODES.get(self.normalization, network.NO_NORM), eps
 
     def _build_arenas(self):
         n_layers = self.hidden_layer_num + 1
@@ -84,10 +91,11 @@ class _FusedNet:
         widths = self.hidden_size_list
         self._running = np.zeros(2 * sum(widths) if use_bn else 0, self.dtype)
         self._running_views = {}  # BatchNorm layer -> its (running_mean, running_var)
+        kernel_views = self._build_weight_norm() if self.normalization == "weight" else None
         self._layout = np.zeros((n_layers, network.LAYOUT_COLUMNS), np.int64)
         for i in range(1, n_layers + 1 if self._fused else 1):
-            row = [self._views[f"W{i}"][0], self._views[f"b{i}"][0]]
-            if self.normalization and i < n_layers:
+            row = [(kernel_views or self._views)[key][0] for key in (f"W{i}", f"b{i}")]
+            if self._hidden_norm and i < n_layers:
                 row += [self._views[f"gamma{i}"][0], self._views[f"beta{i}"][0]]
             if use_bn and i < n_layers:
                 start = sum(widths[:i - 1])
@@ -104,6 +112,46 @@ class _FusedNet:
         self._workspaces = {}
         self._infer_ws = None
         self._no_sgd = np.empty(0, self.dtype)
+
+    def _build_weight_norm(self):
+        """Weight norm's fused path: the kernels run a plain net on ``W = g v / ||v||``
+        and ``b``, kept in an arena of their own, and their gradients of W and b are
+        turned into those of ``v``, ``g`` and ``b`` (``_weight_norm_grads``).  Returns
+        the layout of that arena (``key -> (offset, shape)``)."""
+        keys = [f"{k}{i}" for k in ("W", "b") for i in range(1, self.hidden_layer_num + 2)]
+        shapes = {key: self.params[key.replace("W", "v")].shape for key in keys}
+        views, offset = {}, 0
+        for key in keys:
+            views[key] = (offset, shapes[key])
+            offset += math.prod(shapes[key])
+        self._kernel_params = ArenaDict(np.empty(offset, self.dtype), views)
+        self._kernel_grads = ArenaDict(np.zeros(offset, self.dtype), views)
+        self._norms = [np.empty(shapes[f"b{i}"], self.dtype)
+                       for i in range(1, self.hidden_layer_num + 2)]
+        return views
+
+    def _kernel_arenas(self):
+        """The parameter and gradient arenas the fused kernels run on, the effective
+        weights of weight norm formed first."""
+        if self.normalization != "weight":
+            return self._arena, self._grad_arena
+        for i, norms in enumerate(self._norms, 1):
+            normalization.weight_norm_weight(self.params[f"v{i}"], self.params[f"g{i}"], norms,
+                                             self._kernel_params[f"W{i}"])
+            self._kernel_params[f"b{i}"][...] = self.params[f"b{i}"]
+        return self._kernel_params.arena, self._kernel_grads.arena
+
+    def _weight_norm_grads(self, weight_decay):
+        """The gradients of v, g and b from the kernels' of W and b, ``lambda g`` added to
+        g's (``0.5 lambda sum(W^2)`` is ``0.5 lambda sum(g^2)``)."""
+        for i, norms in enumerate(self._norms, 1):
+            dg = self.grads[f"g{i}"]
+            normalization.weight_norm_backward(
+                self._kernel_grads[f"W{i}"], self.params[f"v{i}"], self.params[f"g{i}"], norms,
+                self.grads[f"v{i}"], dg)
+            if weight_decay:
+                dg += weight_decay * self.params[f"g{i}"]
+            self.grads[f"b{i}"][...] = self._kernel_grads[f"b{i}"]
 
     def _bind_params(self):
         """Point ``params``, every layer and the running statistics at the arenas."""
@@ -141,7 +189,7 @@ class _FusedNet:
         """The fused training kernels' workspaces for a batch of ``n`` rows."""
         hidden = sum(self.hidden_size_list)
         ws = dict(acts=np.empty(n * hidden, dtype),
-                  xns=np.empty(n * hidden if self.normalization else 0, dtype),
+                  xns=np.empty(n * hidden if self._hidden_norm else 0, dtype),
                   # per feature (batch norm) or per sample (layer norm), layer after layer
                   stds=np.empty(n * self.hidden_layer_num
                                 if self.normalization == "layer" else hidden, dtype),
@@ -188,11 +236,14 @@ class _FusedNet:
         for d in self._dropouts:
             d.step += 1
         ws = self._workspace(x.shape[0])
+        weight_norm = self.normalization == "weight"
         loss = network.mlp_train_step(
             x, labels, self._dims, self._layout, activations.CODES[self.activation],
-            self._arena, self._grad_arena, self._running, norm, momenta, eps, ratios,
-            keys, sgd, weight_decay, ws["acts"], ws["xns"], ws["stds"], ws["masks"],
-            ws["scratch"], ws["logits"])
+            *self._kernel_arenas(), self._running, norm, momenta, eps, ratios, keys, sgd,
+            0.0 if weight_norm else weight_decay, ws["acts"], ws["xns"], ws["stds"],
+            ws["masks"], ws["scratch"], ws["logits"])
+        if weight_norm:
+            self._weight_norm_grads(weight_decay)
         for d, mask in zip(self._dropouts, ws["mask_views"]):
             d.mask = mask
         return loss
@@ -224,8 +275,9 @@ class _FusedNet:
         self._sync_params()
         decay = self.weight_decay_lambda
         penalty = self._penalty()
-        # The book's SGD, and nothing else, steps inside the kernel (see network.py).
-        in_kernel = type(optimizer) is optimizers.SGD
+        # The book's SGD, and nothing else, steps inside the kernel (see network.py),
+        # where the kernel's weights are the net's.
+        in_kernel = type(optimizer) is optimizers.SGD and self.normalization != "weight"
         sgd = np.array([optimizer.lr, decay], self.dtype) if in_kernel else self._no_sgd
         loss = self._forward_backward(x, labels, sgd, 0.0) + penalty
         if in_kernel:
@@ -273,7 +325,7 @@ class _FusedNet:
         draws, so that the two compare directly, and the net is left as it was (dropout
         steps and running statistics included).
         """
-        if not self._fused:
+        if not self._fused or self.normalization == "weight":  # the kernel's are W's
             return self._layer_numerical_gradient(x, t)
         x = self._rows(x, np.float64)
         labels = _validate.labels(t, x.shape[0], self.output_size)
@@ -329,8 +381,9 @@ class _FusedNet:
                               np.empty((rows, self.output_size), self.dtype))
         _, stds, scratch, _ = self._infer_ws
         scales = np.array([1 - d.dropout_ratio for d in self._dropouts], self.dtype)
-        return (self._dims, self._layout, activations.CODES[self.activation], self._arena,
-                self._running, *self._norm_args, scales, INFERENCE_CHUNK, stds, scratch)
+        return (self._dims, self._layout, activations.CODES[self.activation],
+                self._kernel_arenas()[0], self._running, *self._norm_args, scales,
+                INFERENCE_CHUNK, stds, scratch)
 
     def _trains_differently(self, train_flg):
         return train_flg and (self.use_batchnorm or self.use_dropout)

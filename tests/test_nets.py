@@ -593,8 +593,8 @@ def test_weight_normalized_net_starts_as_the_plain_net(module):
     assert_allclose(weighted.params["g1"], np.linalg.norm(weighted.params["v1"], axis=0))
 
 
-@pytest.mark.parametrize("normalization, fused", [("layer", True), ("group", False),
-                                                  ("weight", False)])
+@pytest.mark.parametrize("normalization, fused", [("layer", True), ("weight", True),
+                                                  ("group", False), ("switchable", False)])
 def test_which_normalizations_run_the_fused_step(normalization, fused, monkeypatch):
     from fastnet.kernels import network
     calls = []
