@@ -68,14 +68,6 @@ def _running_stats(layer, width, dtype):
             setattr(layer, name, np.array(stat, dtype=dtype))
 
 
-def _check_batch(layer, values, shape):
-    """Batch statistics need two values per feature or channel: ``values`` of them."""
-    if values < 2:
-        raise ValueError(f"{type(layer).__name__} in training needs at least 2 values per "
-                         f"feature over the batch (batch statistics of one value normalize it "
-                         f"to 0), got x of shape {shape}")
-
-
 class _MaskedBackward:
     """``dx = dout`` zeroed where ``self.mask == zeroed_where`` (ReLU's mask marks the
     zeroed entries, dropout's the kept ones)."""
@@ -250,7 +242,7 @@ class BatchNormalization:
         gamma, beta = self._params(x.shape[1], x.dtype)
         out = np.empty_like(x)
         if train_flg:
-            _check_batch(self, x.shape[0], self.input_shape)
+            _validate.batch_statistics(type(self).__name__, x.shape[0], self.input_shape)
             self.xn = np.empty_like(x)
             self.std = np.empty(x.shape[1], x.dtype)
             pick(batchnorm.batchnorm_forward_train, x.size)(
@@ -467,7 +459,7 @@ class SwitchableNormalization:
                 x, positions, gamma, beta, w_mean, w_var, self.eps, self.running_mean,
                 self.running_var, out)
             return out.reshape(self.input_shape)
-        _check_batch(self, n * positions, self.input_shape)
+        _validate.batch_statistics(type(self).__name__, n * positions, self.input_shape)
         self._stats = (np.empty((2, n, c)), np.empty((2, n)), np.empty((2, c)),
                        np.empty((n, c)), w_mean, w_var)
         self.xn = np.empty_like(x)
