@@ -359,21 +359,31 @@ def switchable_backward(dout, s, xn, gamma, w_mean, w_var, inst, layer, batch, m
 
     # dx = a dout + b xn + constant per (n, c), the coefficients formed here, serially
     per_inst, per_layer, per_batch = 1.0 / s, 1.0 / (c_count * s), 1.0 / (n * s)
+    # (a few arrays per loop, the per-sample terms in scalars: a loop over a dozen
+    # arrays that LLVM must check for overlap at run time does not vectorise)
     coef = np.empty((n, 3, c_count))
+    bn_var = np.empty(c_count)
+    bn_mean = np.empty(c_count)
+    for c in range(c_count):
+        bn_var[c] = 2 * w_var[BATCH] * d_batch[VAR, c] * per_batch
+        bn_mean[c] = w_mean[BATCH] * d_batch[MEAN, c] * per_batch
     for i in range(n):
+        ln_var = 2 * w_var[LAYER] * d_layer[VAR, i] * per_layer
+        ln_mean = w_mean[LAYER] * d_layer[MEAN, i] * per_layer
+        layer_mean = layer[MEAN, i]
+        # coef[i, 0] holds the instance terms until the last loop replaces them
+        in_var, scale, spread, shift = coef[i, 0], coef[i, 0], coef[i, 1], coef[i, 2]
         for c in range(c_count):
-            in_var = 2 * w_var[INSTANCE] * dstat[VAR, i, c] * per_inst
-            ln_var = 2 * w_var[LAYER] * d_layer[VAR, i] * per_layer
-            bn_var = 2 * w_var[BATCH] * d_batch[VAR, c] * per_batch
-            mu = mean[i, c]
-            coef[i, 0, c] = gamma[c] / std[i, c]
-            coef[i, 1, c] = std[i, c] * (in_var + ln_var + bn_var)
-            coef[i, 2, c] = (w_mean[INSTANCE] * dstat[MEAN, i, c] * per_inst
-                             + w_mean[LAYER] * d_layer[MEAN, i] * per_layer
-                             + w_mean[BATCH] * d_batch[MEAN, c] * per_batch
-                             + (mu - inst[MEAN, i, c]) * in_var
-                             + (mu - layer[MEAN, i]) * ln_var
-                             + (mu - batch[MEAN, c]) * bn_var)
+            shift[c] = (w_mean[INSTANCE] * dstat[MEAN, i, c] * per_inst + ln_mean + bn_mean[c]
+                        + (mean[i, c] - layer_mean) * ln_var
+                        + (mean[i, c] - batch[MEAN, c]) * bn_var[c])
+        for c in range(c_count):
+            in_var[c] = 2 * w_var[INSTANCE] * dstat[VAR, i, c] * per_inst
+        for c in range(c_count):
+            shift[c] += (mean[i, c] - inst[MEAN, i, c]) * in_var[c]
+            spread[c] = std[i, c] * (in_var[c] + ln_var + bn_var[c])
+        for c in range(c_count):
+            scale[c] = gamma[c] / std[i, c]
     for chunk in prange(n_chunks(n)):
         stage = np.empty(dout.shape[1])
         for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
