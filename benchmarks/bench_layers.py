@@ -95,3 +95,93 @@ class SoftmaxWithLoss:
 
     def time_backward(self, implementation, n):
         self.layer.backward()
+
+
+# --------------------------------------------------------------------- normalizations
+
+NORM_SHAPES = ["128x100", "64x16x8x8"]
+
+
+class _NormalizationBenchmark:
+    """Forward and backward (training mode) of one of issue 11's normalization layers on
+    float32 input of (N, D) or (N, C, H, W); ``SameBytesCopy`` is the floor to hold it
+    against."""
+
+    params = (IMPLEMENTATIONS, NORM_SHAPES)
+    param_names = ("implementation", "shape")
+    layer_name = None
+
+    def make(self, cls, shape):
+        channels = shape[1]
+        return cls(np.ones(channels, np.float32), np.zeros(channels, np.float32))
+
+    def setup(self, implementation, shape):
+        shape = parse_shape(shape)
+        cls = getattr(_layers(implementation), self.layer_name, None)
+        if cls is None:  # a commit before the class
+            raise NotImplementedError(f"this fastnet has no {self.layer_name}")
+        self.x = standard_normal(shape, np.float32)
+        self.layer = self.make(cls, shape)
+        self.dout = standard_normal(self.forward().shape, np.float32, 1e-2)
+        self.layer.backward(self.dout)
+
+    def forward(self):
+        return self.layer.forward(self.x, True)
+
+    def time_forward_backward(self, implementation, shape):
+        self.forward()
+        self.layer.backward(self.dout)
+
+
+class LayerNormalization(_NormalizationBenchmark):
+    layer_name = "LayerNormalization"
+
+
+class GroupNormalization(_NormalizationBenchmark):
+    """Four groups (of 25 features, or of 4 channels)."""
+
+    layer_name = "GroupNormalization"
+
+    def make(self, cls, shape):
+        return cls(np.ones(shape[1], np.float32), np.zeros(shape[1], np.float32), 4)
+
+
+class InstanceNormalization(_NormalizationBenchmark):
+    layer_name = "InstanceNormalization"
+
+    def setup(self, implementation, shape):
+        if "x" not in shape.split("x", 2)[-1]:
+            raise NotImplementedError("instance norm needs (N, C, H, W) input")
+        super().setup(implementation, shape)
+
+
+class SwitchableNormalization(_NormalizationBenchmark):
+    layer_name = "SwitchableNormalization"
+
+
+class WeightNormalization(_NormalizationBenchmark):
+    """The input flattened into a weight-normalized Affine of 100 outputs."""
+
+    layer_name = "WeightNormalization"
+
+    def make(self, cls, shape):
+        features = int(np.prod(shape[1:]))
+        return cls(standard_normal((features, 100), np.float32, np.sqrt(2 / features)),
+                   np.ones(100, np.float32), np.zeros(100, np.float32))
+
+    def forward(self):
+        return self.layer.forward(self.x)
+
+
+class SameBytesCopy:
+    """A copy of the normalization benchmarks' input: the floor they are held against."""
+
+    params = NORM_SHAPES
+    param_names = ("shape",)
+
+    def setup(self, shape):
+        self.x = standard_normal(parse_shape(shape), np.float32)
+        self.out = np.empty_like(self.x)
+
+    def time_copy(self, shape):
+        np.copyto(self.out, self.x)

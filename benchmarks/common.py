@@ -7,7 +7,8 @@ fastnet's public classes (``fastnet.nets``, ``fastnet.optimizers``, ``fastnet.la
 commit measured.  What a commit may lack (a kernel, a method) goes through
 ``fastnet_api`` or raises ``NotImplementedError`` in ``setup``: asv then skips that
 benchmark instead of failing it.  The headline nets match ``fastnet bench``'s
-(``fastnet/bench/workloads.py``).
+(``fastnet/bench/workloads.py``), plus ``ln-sgd``, the layer-norm net of issue 11's
+targets.
 """
 import importlib
 import itertools
@@ -39,6 +40,8 @@ NETS = {
                   (("use_batchnorm", True),)),
     "dropout-sgd": Net("MultiLayerNetExtend", (100,) * 6, 100, "SGD", 0.01,
                        (("use_dropout", True), ("dropout_ratio", 0.2))),
+    "ln-sgd": Net("MultiLayerNetExtend", (100,) * 5, 100, "SGD", 0.01,
+                  (("normalization", "layer"),)),
     "wide-adam": Net("MultiLayerNet", (1024, 1024), 256, "Adam", 0.001),
 }
 
@@ -106,15 +109,18 @@ def require_torch():
     return torch
 
 
-def torch_model(torch, hidden, use_batchnorm=False, use_dropout=False, dropout_ratio=0.5):
-    """The book's MultiLayerNet(Extend) in torch.nn: [Linear, (BatchNorm1d), ReLU,
-    (Dropout)] per hidden layer, then Linear (float32)."""
+def torch_model(torch, hidden, use_batchnorm=False, use_dropout=False, dropout_ratio=0.5,
+                normalization=None):
+    """The book's MultiLayerNet(Extend) in torch.nn: [Linear, (BatchNorm1d or LayerNorm),
+    ReLU, (Dropout)] per hidden layer, then Linear (float32)."""
     nn = torch.nn
     modules, fan_in = [], INPUT_SIZE
     for width in hidden:
         modules.append(nn.Linear(fan_in, width))
         if use_batchnorm:
             modules.append(nn.BatchNorm1d(width, eps=1e-6, momentum=0.1))  # the book's 0.9
+        if normalization == "layer":
+            modules.append(nn.LayerNorm(width, eps=1e-6))
         modules.append(nn.ReLU())
         if use_dropout:
             modules.append(nn.Dropout(dropout_ratio))
@@ -167,8 +173,11 @@ def train_step(implementation, net_name, x, t):
             optimizer.step()
         return torch_step
     package = "fastnet.reference" if implementation == "reference" else "fastnet"
-    net = fastnet_api(f"{package}.nets", spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE,
-                                                    seed=0, **dict(spec.extend))
+    try:
+        net = fastnet_api(f"{package}.nets", spec.net)(INPUT_SIZE, list(spec.hidden),
+                                                        OUTPUT_SIZE, seed=0, **dict(spec.extend))
+    except TypeError as exc:  # a commit before one of the keywords
+        raise NotImplementedError(f"this fastnet's {spec.net} refuses {spec.extend}") from exc
     optimizer = fastnet_api(f"{package}.optimizers", spec.optimizer)(lr=spec.lr)
     if implementation == "fastnet":
         if not hasattr(net, "train_step"):

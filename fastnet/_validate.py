@@ -74,3 +74,12 @@ def real_scalar(value, name, low=None, high=None, low_open=False, high_open=True
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
     return value
+
+
+def batch_statistics(name, values, shape):
+    """Batch statistics need two values per feature: ``values`` of them, in an input of
+    ``shape`` to the layer (or net) ``name``."""
+    if values < 2:
+        raise ValueError(f"{name} in training needs at least 2 values per feature over the "
+                         f"batch (batch statistics of one value normalize it to 0), got x of "
+                         f"shape {shape}")

@@ -46,14 +46,19 @@ def _layers(x):
                   layers.Dropout(0.5, inverted=True)):
         layer.forward(x)
         layer.backward(dout)
-    norm = layers.BatchNormalization(np.ones(d, x.dtype), np.zeros(d, x.dtype))
-    norm.forward(x)
-    norm.backward(dout)
-    norm.forward(x, train_flg=False)
-    affine = layers.Affine(np.ones((d, 10), x.dtype), np.zeros(10, x.dtype))
-    loss = layers.SoftmaxWithLoss()
-    loss.forward(affine.forward(x), np.arange(n) % 10)
-    affine.backward(loss.backward())
+    ones, zeros = np.ones(d, x.dtype), np.zeros(d, x.dtype)
+    # Layer norm compiles the group- and instance-norm kernels too (one kernel, 4-D views)
+    for norm in (layers.BatchNormalization(ones, zeros), layers.LayerNormalization(ones, zeros),
+                 layers.SwitchableNormalization(ones, zeros)):
+        norm.forward(x)
+        norm.backward(dout)
+        norm.forward(x, train_flg=False)
+    for affine in (layers.Affine(np.ones((d, 10), x.dtype), np.zeros(10, x.dtype)),
+                   layers.WeightNormalization(np.ones((d, 10), x.dtype), np.ones(10, x.dtype),
+                                              np.zeros(10, x.dtype))):
+        loss = layers.SoftmaxWithLoss()
+        loss.forward(affine.forward(x), np.arange(n) % 10)
+        affine.backward(loss.backward())
 
 
 def _optimizers(size, dtype):

@@ -80,6 +80,10 @@ def _net_arrays(net):
     if not hasattr(net, "params") or not hasattr(net, "hidden_size_list"):
         raise TypeError(f"save_net takes a MultiLayerNet or MultiLayerNetExtend, got "
                         f"{type(net).__name__}")
+    normalization = getattr(net, "normalization", None)
+    if normalization not in (None, "batch"):
+        raise ValueError(f"the {FORMAT} format holds nets without normalization or with "
+                         f"batch norm, not normalization={normalization!r}")
     use_dropout = getattr(net, "use_dropout", False)
     arrays = {
         "format": np.str_(FORMAT),

@@ -4,18 +4,27 @@
 Each ``forward``/``backward`` validates its input once (float32 or float64, shapes,
 labels) and calls one kernel.  Layers follow the dtype of what they are given; an
 ``Affine`` or ``BatchNormalization`` computes in the dtype of its parameters.  Outputs
-are new arrays and inputs are never modified; the one state updated in place is
-``BatchNormalization``'s running statistics, so that a net's arena sees them.
+are new arrays and inputs are never modified; the one state updated in place is the
+running statistics of ``BatchNormalization`` and ``SwitchableNormalization``, so that a
+net's arena sees them.
+
+Beyond the book: ``LayerNormalization``, ``GroupNormalization``,
+``InstanceNormalization``, ``SwitchableNormalization`` and ``WeightNormalization``
+(kernels in ``fastnet.kernels.normalization``), documented here.
 """
+import math
+import numbers
+
 import numpy as np
 
 from . import _validate
-from .kernels import activations, affine, batchnorm, dropout, softmax
+from .kernels import activations, affine, batchnorm, dropout, normalization, softmax
 from .kernels.jit import pick
 from .reference import layers as reference
 from .reference.random import stream_key
 
 BN_EPS = 10e-7  # the book's 1e-6
+NORM_EPS = 1e-6  # the other normalizations' default, the book's batch-norm epsilon
 _NO_MASK = np.empty(0, dtype=bool)
 
 
@@ -31,6 +40,32 @@ def _like(dout, ref, name="dout"):
         raise RuntimeError("backward called before forward")
     return _validate.same_shape(_validate.float_array(dout, name, min_ndim=0),
                                 ref.shape, name)
+
+
+def _param_dtype(param):
+    """The dtype a layer with parameter ``param`` computes in (None: the input's)."""
+    dtype = np.asarray(param).dtype
+    return dtype if dtype in _validate.FLOAT_DTYPES else None
+
+
+def _vector_params(layer, names, width, dtype):
+    """The layer's attributes ``names``, each checked to be (width,), as C-contiguous
+    arrays of ``dtype``."""
+    return [np.ascontiguousarray(
+        _validate.same_shape(np.asarray(getattr(layer, name)), (width,), name), dtype=dtype)
+        for name in names]
+
+
+def _running_stats(layer, width, dtype):
+    """Zeros for running statistics not yet set; a writable C-contiguous copy of ``dtype``
+    of any that is not one (the kernels update them in place)."""
+    if layer.running_mean is None:
+        layer.running_mean = np.zeros(width, dtype)
+        layer.running_var = np.zeros(width, dtype)
+    for name in ("running_mean", "running_var"):
+        stat = _validate.same_shape(np.asarray(getattr(layer, name)), (width,), name)
+        if stat.dtype != dtype or not stat.flags.c_contiguous or not stat.flags.writeable:
+            setattr(layer, name, np.array(stat, dtype=dtype))
 
 
 class _MaskedBackward:
@@ -189,7 +224,10 @@ class Dropout(_MaskedBackward, reference.Dropout):
 
 
 class BatchNormalization:
-    __doc__ = reference.BatchNormalization.__doc__
+    __doc__ = reference.BatchNormalization.__doc__ + """
+    A training pass on a single sample is a ValueError: its batch statistics would
+    normalize every feature to 0.
+    """
 
     def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
         self.gamma = gamma
@@ -204,26 +242,17 @@ class BatchNormalization:
         self.dbeta = None
 
     def _params(self, width, dtype):
-        gamma = _validate.same_shape(np.asarray(self.gamma), (width,), "gamma")
-        beta = _validate.same_shape(np.asarray(self.beta), (width,), "beta")
-        if self.running_mean is None:
-            self.running_mean = np.zeros(width, dtype)
-            self.running_var = np.zeros(width, dtype)
-        for name in ("running_mean", "running_var"):
-            stat = _validate.same_shape(np.asarray(getattr(self, name)), (width,), name)
-            if stat.dtype != dtype or not stat.flags.c_contiguous or not stat.flags.writeable:
-                setattr(self, name, np.array(stat, dtype=dtype))
-        return (np.ascontiguousarray(gamma, dtype=dtype),
-                np.ascontiguousarray(beta, dtype=dtype))
+        _running_stats(self, width, dtype)
+        return _vector_params(self, ("gamma", "beta"), width, dtype)
 
     def forward(self, x, train_flg=True):
-        dtype = np.asarray(self.gamma).dtype
-        x = _validate.float_array(x, "x", dtype if dtype in _validate.FLOAT_DTYPES else None)
+        x = _validate.float_array(x, "x", _param_dtype(self.gamma))
         self.input_shape = x.shape
         x = x.reshape(x.shape[0], -1)
         gamma, beta = self._params(x.shape[1], x.dtype)
         out = np.empty_like(x)
         if train_flg:
+            _validate.batch_statistics(type(self).__name__, x.shape[0], self.input_shape)
             self.xn = np.empty_like(x)
             self.std = np.empty(x.shape[1], x.dtype)
             pick(batchnorm.batchnorm_forward_train, x.size)(
@@ -247,3 +276,271 @@ class BatchNormalization:
         pick(batchnorm.batchnorm_backward, dout.size)(
             dout, self.xn, self.std, gamma, self.dgamma, self.dbeta, dx)
         return dx.reshape(self.input_shape)
+
+
+def _dout_like_input(layer, dout):
+    """``dout`` checked against the input of the layer's last training forward and
+    shaped like its ``xn``."""
+    if layer.xn is None:
+        raise RuntimeError("backward called before a training forward")
+    dout = _validate.float_array(dout, "dout", layer.xn.dtype)
+    return _validate.same_shape(dout, layer.input_shape, "dout").reshape(layer.xn.shape)
+
+
+def _softmax(logits):
+    e = np.exp(np.asarray(logits, np.float64) - np.max(logits))
+    return e / e.sum()
+
+
+class GroupNormalization:
+    """Group normalization (Wu and He 2018, "Group Normalization").
+
+    ``x`` (N, C) or (N, C, H, W) (any number of spatial axes), float32 or float64 (the
+    dtype of ``gamma``); each sample's C channels form ``groups`` groups of C/groups
+    channels, each normalized over its channels and positions::
+
+        mu, var = mean, biased variance of the group;  std = sqrt(var + eps)
+        xn = (x - mu) / std;  out = gamma[c] * xn + beta[c]
+
+    ``gamma``, ``beta``: (C,), one per feature of (N, D) input, one per channel of
+    (N, C, H, W).  backward(dout) sets ``dgamma``, ``dbeta`` (C,) and returns ``dx``
+    (shaped like ``x``).  ``train_flg`` is accepted for the book's calling convention;
+    training and inference compute the same thing (no running statistics), and a batch
+    of one sample is fine.  ValueError where ``groups`` does not divide C, or ``gamma``
+    and ``beta`` are not (C,).
+    """
+
+    def __init__(self, gamma, beta, groups, eps=NORM_EPS):
+        if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+            raise ValueError(f"groups must be a positive integer, got {groups!r}")
+        self.gamma = gamma
+        self.beta = beta
+        self.groups = int(groups)
+        self.eps = _validate.real_scalar(eps, "eps", 0, low_open=True)
+        self.input_shape = None
+        self.xn = None
+        self.std = None
+        self.dgamma = None
+        self.dbeta = None
+
+    def _group_count(self, x):
+        if x.shape[1] % self.groups:
+            raise ValueError(f"groups={self.groups} does not divide the {x.shape[1]} channels "
+                             f"of x (shape {x.shape})")
+        return self.groups
+
+    def forward(self, x, train_flg=True):
+        x = _validate.float_array(x, "x", _param_dtype(self.gamma), min_ndim=2)
+        groups = self._group_count(x)
+        gamma, beta = _vector_params(self, ("gamma", "beta"), x.shape[1], x.dtype)
+        self.input_shape = x.shape
+        x = x.reshape(x.shape[0], groups, -1)
+        self.xn = np.empty_like(x)
+        self.std = np.empty((x.shape[0], groups), x.dtype)
+        out = np.empty_like(x)
+        pick(normalization.group_norm_forward, x.size)(
+            x, self._positions(), gamma, beta, self.eps, self.xn, self.std, out)
+        return out.reshape(self.input_shape)
+
+    def _positions(self):
+        """Positions per channel: H * W (1 for (N, C) input)."""
+        return math.prod(self.input_shape[2:])
+
+    def backward(self, dout):
+        dout = _dout_like_input(self, dout)
+        gamma, _ = _vector_params(self, ("gamma", "beta"), self.input_shape[1], self.xn.dtype)
+        self.dgamma = np.empty_like(gamma)
+        self.dbeta = np.empty_like(gamma)
+        dx = np.empty_like(dout)
+        pick(normalization.group_norm_backward, dout.size)(
+            dout, self._positions(), self.xn, self.std, gamma, self.dgamma, self.dbeta, dx)
+        return dx.reshape(self.input_shape)
+
+
+class LayerNormalization(GroupNormalization):
+    """Layer normalization (Ba, Kiros and Hinton 2016, "Layer Normalization"): each
+    sample normalized over all its features, ``GroupNormalization`` with one group::
+
+        mu, var = mean, biased variance of x[n];  xn = (x - mu) / sqrt(var + eps)
+        out = gamma * xn + beta
+
+    ``x`` (N, D) with ``gamma``, ``beta`` (D,), or (N, C, H, W) with ``gamma``, ``beta``
+    (C,), per channel; float32 or float64.  Works on a batch of one sample; training and
+    inference compute the same thing.  See ``GroupNormalization`` for the rest.
+    """
+
+    def __init__(self, gamma, beta, eps=NORM_EPS):
+        super().__init__(gamma, beta, 1, eps)
+
+
+class InstanceNormalization(GroupNormalization):
+    """Instance normalization (Ulyanov, Vedaldi and Lempitsky 2016, "Instance
+    Normalization: The Missing Ingredient for Fast Stylization"): each channel of each
+    sample normalized over its positions, ``GroupNormalization`` with a group per channel::
+
+        mu, var = mean, biased variance of x[n, c] over H, W
+        out = gamma[c] * (x - mu) / sqrt(var + eps) + beta[c]
+
+    ``x`` (N, C, H, W) (any number of spatial axes, at least one), float32 or float64;
+    ``gamma``, ``beta`` (C,).  ValueError for (N, D) input, which has no positions to
+    normalize over (``LayerNormalization`` normalizes a sample's features).
+    """
+
+    def __init__(self, gamma, beta, eps=NORM_EPS):
+        super().__init__(gamma, beta, 1, eps)
+        self.groups = None  # one per channel
+
+    def _group_count(self, x):
+        if x.ndim < 3:
+            raise ValueError(f"InstanceNormalization needs (N, C, H, W) input, with positions "
+                             f"to normalize each channel over; got shape {x.shape} (use "
+                             f"LayerNormalization for (N, D))")
+        return x.shape[1]
+
+
+class SwitchableNormalization:
+    """Switchable normalization (Luo, Ren, Peng, Zhang and Li 2018, "Differentiable
+    Learning-to-Normalize via Switchable Normalization").
+
+    ``x`` (N, C, H, W) (any number of spatial axes) or (N, C), float32 or float64 (the
+    dtype of ``gamma``).  Per channel c of sample n, the mean and the variance are
+    softmax-weighted mixes of three statistics::
+
+        instance: over the positions of x[n, c]      layer: over all of x[n]
+        batch:    over x[:, c] (training), the running statistics (inference)
+        mu  = sum_k softmax(mean_weight)_k mu_k;   var = sum_k softmax(var_weight)_k var_k
+        out = gamma[c] * (x - mu) / sqrt(var + eps) + beta[c]
+
+    Biased variances throughout.  (N, C) input has no positions, and the instance
+    statistics of a single value are the value itself (variance 0): there only the layer
+    and the batch statistics are mixed.  ``mean_weight`` and ``var_weight`` are the mixing
+    logits, of shape (3,) (instance, layer, batch) for input with positions and (2,)
+    (layer, batch) for (N, C); ``None`` (the default) becomes zeros, an equal mix, at the
+    first forward.  Training updates ``running = momentum * running + (1 - momentum) *
+    batch statistic`` for the mean and the variance (zeros before the first batch), as
+    ``BatchNormalization`` does.  backward(dout) sets ``dgamma``, ``dbeta`` (C,),
+    ``dmean_weight``, ``dvar_weight`` and returns ``dx``.  ValueError in training where
+    a channel has a single value over the batch (N * H * W < 2).
+    """
+
+    def __init__(self, gamma, beta, momentum=0.9, eps=NORM_EPS, mean_weight=None,
+                 var_weight=None, running_mean=None, running_var=None):
+        self.gamma = gamma
+        self.beta = beta
+        self.momentum = _validate.real_scalar(momentum, "momentum", 0, 1, high_open=False)
+        self.eps = _validate.real_scalar(eps, "eps", 0, low_open=True)
+        self.mean_weight = mean_weight
+        self.var_weight = var_weight
+        self.running_mean = running_mean
+        self.running_var = running_var
+        self.input_shape = None
+        self._stats = None
+        self.xn = None
+        self.std = None
+        self.dgamma = None
+        self.dbeta = None
+        self.dmean_weight = None
+        self.dvar_weight = None
+
+    def _mixing_weights(self, kinds, dtype):
+        """The softmax weights (3,) of (instance, layer, batch): instance 0 for (N, C)."""
+        if self.mean_weight is None:
+            self.mean_weight = np.zeros(kinds, dtype)
+            self.var_weight = np.zeros(kinds, dtype)
+        weights = []
+        for logits in _vector_params(self, ("mean_weight", "var_weight"), kinds, dtype):
+            w = np.zeros(3)
+            w[3 - kinds:] = _softmax(logits)
+            weights.append(w)
+        return weights
+
+    def forward(self, x, train_flg=True):
+        x = _validate.float_array(x, "x", _param_dtype(self.gamma), min_ndim=2)
+        self.input_shape = x.shape
+        n, c = x.shape[:2]
+        positions = x.size // (n * c)
+        x = x.reshape(n, -1)
+        gamma, beta = _vector_params(self, ("gamma", "beta"), c, x.dtype)
+        w_mean, w_var = self._mixing_weights(3 if len(self.input_shape) > 2 else 2, x.dtype)
+        _running_stats(self, c, x.dtype)
+        out = np.empty_like(x)
+        if not train_flg:
+            pick(normalization.switchable_forward_infer, x.size)(
+                x, positions, gamma, beta, w_mean, w_var, self.eps, self.running_mean,
+                self.running_var, out)
+            return out.reshape(self.input_shape)
+        _validate.batch_statistics(type(self).__name__, n * positions, self.input_shape)
+        self._stats = (np.empty((2, n, c)), np.empty((2, n)), np.empty((2, c)),
+                       np.empty((n, c)), w_mean, w_var)
+        self.xn = np.empty_like(x)
+        self.std = np.empty((n, c))
+        pick(normalization.switchable_forward_train, x.size)(
+            x, positions, gamma, beta, w_mean, w_var, self.eps, self.momentum, self.running_mean,
+            self.running_var, *self._stats[:4], self.std, self.xn, out)
+        return out.reshape(self.input_shape)
+
+    def backward(self, dout):
+        dout = _dout_like_input(self, dout)
+        inst, layer, batch, mean, w_mean, w_var = self._stats
+        gamma, _ = _vector_params(self, ("gamma", "beta"), inst.shape[2], self.xn.dtype)
+        self.dgamma = np.empty_like(gamma)
+        self.dbeta = np.empty_like(gamma)
+        dw_mean, dw_var = np.empty(3), np.empty(3)
+        dx = np.empty_like(dout)
+        pick(normalization.switchable_backward, dout.size)(
+            dout, self.xn.shape[1] // inst.shape[2], self.xn, gamma, w_mean, w_var, inst, layer, batch, mean, self.std,
+            self.dgamma, self.dbeta, dw_mean, dw_var, dx)
+        kinds = np.size(self.mean_weight)
+        # softmax's backward: d logit_k = w_k (dw_k - sum_j w_j dw_j)
+        self.dmean_weight, self.dvar_weight = [
+            (w[3 - kinds:] * (dw[3 - kinds:] - w @ dw)).astype(dout.dtype)
+            for w, dw in ((w_mean, dw_mean), (w_var, dw_var))]
+        return dx.reshape(self.input_shape)
+
+
+class WeightNormalization(Affine):
+    """An Affine layer with weight normalization (Salimans and Kingma 2016, "Weight
+    Normalization: A Simple Reparameterization to Accelerate Training of Deep Neural
+    Networks"): its weight is ``W = g * v / ||v||``, each output unit's column of ``v``
+    scaled to length ``g``::
+
+        forward:  out = x @ W + b            (x flattened to (N, K), as Affine)
+        backward: dW = x.T @ dout,  db = sum(dout),  dx = dout @ W.T
+                  dg = sum(dW * v, axis=0) / ||v||
+                  dv = g / ||v|| * (dW - dg * v / ||v||)
+
+    ``v`` (K, D) float32 or float64 (the dtype it computes in), ``g`` and ``b`` (D,).
+    ``W`` holds the weight of the last pass; ``dv``, ``dg``, ``db`` (and ``dW``) are set
+    by backward.  ValueError where a column of ``v`` is all zeros (no direction).
+    """
+
+    def __init__(self, v, g, b):
+        super().__init__(None, b)
+        self.v = v
+        self.g = g
+        self.norms = None
+        self.dv = None
+        self.dg = None
+
+    def _params(self):
+        v = np.asarray(self.v)
+        if v.ndim != 2 or v.dtype not in _validate.FLOAT_DTYPES:
+            raise TypeError(f"v must be a 2-D float32 or float64 array, got {v.ndim}-D {v.dtype}")
+        v = np.ascontiguousarray(v)
+        g, b = _vector_params(self, ("g", "b"), v.shape[1], v.dtype)
+        self.norms = np.empty(v.shape[1], v.dtype)
+        self.W = np.empty_like(v)
+        normalization.weight_norm_weight(v, g, self.norms, self.W)
+        if not self.norms.all():
+            raise ValueError(f"v has an all-zero column (output unit "
+                             f"{np.flatnonzero(self.norms == 0)[0]}): g * v / ||v|| is undefined")
+        return self.W, b
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        v = np.ascontiguousarray(self.v)
+        g, = _vector_params(self, ("g",), v.shape[1], v.dtype)
+        self.dv = np.empty_like(v)
+        self.dg = np.empty_like(g)
+        normalization.weight_norm_backward(self.dW, v, g, self.norms, self.dv, self.dg)
+        return dx

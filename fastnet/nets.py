@@ -17,6 +17,11 @@ two kernel calls:
   once per batch size, so a step allocates nothing but a few small arrays;
 * the optimizer's fused ``update_flat`` folds weight decay into its single pass, and
   plain SGD takes no pass at all: the weight-gradient GEMM applies it (``beta = 1``);
+* batch, layer and weight norm run inside the fused kernels (weight norm's effective
+  weights formed before, its gradients of v and g after); the other normalizations of
+  ``MultiLayerNetExtend(normalization=...)`` run the book's path, layer by layer
+  (``gradient()``, ``train_step()``, ``numerical_gradient()`` in the net's dtype, and
+  inference), and so does weight norm's ``numerical_gradient()``;
 * an array the user re-binds (``net.params['W1'] = loaded``, or a batch-norm layer's
   ``running_mean``) is copied into the arenas before the next forward pass or step,
   where the book's layers would keep using the old one.
@@ -27,10 +32,12 @@ import numpy as np
 
 from . import _validate, layers, optimizers
 from .arena import ArenaDict
-from .kernels import activations, network
+from .kernels import activations, network, normalization
 from .reference import nets as reference
+from .reference.functions import numerical_gradient
 from .reference.random import stream_key
 
+FUSED_NORMALIZATIONS = (None, "batch", "layer", "weight")
 INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
 NUMERICAL_H = 1e-4  # the book's step of central differences
 
@@ -40,14 +47,33 @@ class _FusedNet:
 
     layers_module = layers
     use_batchnorm = use_dropout = False  # MultiLayerNetExtend's instances say otherwise
+    normalization = None
+
+    @property
+    def _fused(self):
+        """Whether the fused kernels (``network.py``) run this net: no normalization,
+        batch, layer or weight norm.  The others run the layers one by one."""
+        return self.normalization in FUSED_NORMALIZATIONS
+
+    @property
+    def _hidden_norm(self):
+        """Whether the fused kernels normalize the hidden layers (batch or layer norm)."""
+        return self._norm_args[0] != network.NO_NORM
+
+    @property
+    def _norm_args(self):
+        """The fused kernels' ``norm`` and ``bn_eps`` (weight norm: no hidden norm)."""
+        eps = layers.NORM_EPS if self.normalization == "layer" else layers.BN_EPS
+        return network.NORM_CODES.get(self.normalization, network.NO_NORM), eps
 
     def _build_arenas(self):
         n_layers = self.hidden_layer_num + 1
         use_bn = self.use_batchnorm
-        weights = [f"W{i}" for i in range(1, n_layers + 1)]
+        weights = self._decayed_keys()
         others = [f"b{i}" for i in range(1, n_layers + 1)]
         if use_bn:
             others += [f"{k}{i}" for k in ("gamma", "beta") for i in range(1, n_layers)]
+        others += [key for key in self.params if key not in weights and key not in others]
         self._n_decayed = sum(self.params[k].size for k in weights)
         self._views = {}
         offset = 0
@@ -65,13 +91,15 @@ class _FusedNet:
         widths = self.hidden_size_list
         self._running = np.zeros(2 * sum(widths) if use_bn else 0, self.dtype)
         self._running_views = {}  # BatchNorm layer -> its (running_mean, running_var)
+        kernel_views = self._build_weight_norm() if self.normalization == "weight" else None
         self._layout = np.zeros((n_layers, network.LAYOUT_COLUMNS), np.int64)
-        for i in range(1, n_layers + 1):
-            row = [self._views[f"W{i}"][0], self._views[f"b{i}"][0]]
+        for i in range(1, n_layers + 1 if self._fused else 1):
+            row = [(kernel_views or self._views)[key][0] for key in (f"W{i}", f"b{i}")]
+            if self._hidden_norm and i < n_layers:
+                row += [self._views[f"gamma{i}"][0], self._views[f"beta{i}"][0]]
             if use_bn and i < n_layers:
                 start = sum(widths[:i - 1])
-                row += [self._views[f"gamma{i}"][0], self._views[f"beta{i}"][0],
-                        start, sum(widths) + start]
+                row += [start, sum(widths) + start]
                 self._running_views[self.layers[f"BatchNorm{i}"]] = (
                     self._running[start:start + widths[i - 1]],
                     self._running[sum(widths) + start:][:widths[i - 1]])
@@ -85,16 +113,54 @@ class _FusedNet:
         self._infer_ws = None
         self._no_sgd = np.empty(0, self.dtype)
 
+    def _build_weight_norm(self):
+        """Weight norm's fused path: the kernels run a plain net on ``W = g v / ||v||``
+        and ``b``, kept in an arena of their own, and their gradients of W and b are
+        turned into those of ``v``, ``g`` and ``b`` (``_weight_norm_grads``).  Returns
+        the layout of that arena (``key -> (offset, shape)``)."""
+        keys = [f"{k}{i}" for k in ("W", "b") for i in range(1, self.hidden_layer_num + 2)]
+        shapes = {key: self.params[key.replace("W", "v")].shape for key in keys}
+        views, offset = {}, 0
+        for key in keys:
+            views[key] = (offset, shapes[key])
+            offset += math.prod(shapes[key])
+        self._kernel_params = ArenaDict(np.empty(offset, self.dtype), views)
+        self._kernel_grads = ArenaDict(np.zeros(offset, self.dtype), views)
+        self._norms = [np.empty(shapes[f"b{i}"], self.dtype)
+                       for i in range(1, self.hidden_layer_num + 2)]
+        return views
+
+    def _kernel_arenas(self):
+        """The parameter and gradient arenas the fused kernels run on, the effective
+        weights of weight norm formed first."""
+        if self.normalization != "weight":
+            return self._arena, self._grad_arena
+        for i, norms in enumerate(self._norms, 1):
+            normalization.weight_norm_weight(self.params[f"v{i}"], self.params[f"g{i}"], norms,
+                                             self._kernel_params[f"W{i}"])
+            self._kernel_params[f"b{i}"][...] = self.params[f"b{i}"]
+        return self._kernel_params.arena, self._kernel_grads.arena
+
+    def _weight_norm_grads(self, weight_decay):
+        """The gradients of v, g and b from the kernels' of W and b, ``lambda g`` added to
+        g's (``0.5 lambda sum(W^2)`` is ``0.5 lambda sum(g^2)``)."""
+        for i, norms in enumerate(self._norms, 1):
+            dg = self.grads[f"g{i}"]
+            normalization.weight_norm_backward(
+                self._kernel_grads[f"W{i}"], self.params[f"v{i}"], self.params[f"g{i}"], norms,
+                self.grads[f"v{i}"], dg)
+            if weight_decay:
+                dg += weight_decay * self.params[f"g{i}"]
+            self.grads[f"b{i}"][...] = self._kernel_grads[f"b{i}"]
+
     def _bind_params(self):
         """Point ``params``, every layer and the running statistics at the arenas."""
         self.params.update(self._bound)
-        for i in range(1, self.hidden_layer_num + 2):
-            affine = self.layers[f"Affine{i}"]
-            affine.W, affine.b = self.params[f"W{i}"], self.params[f"b{i}"]
-            bn = self.layers.get(f"BatchNorm{i}")
-            if bn is not None:
-                bn.gamma, bn.beta = self.params[f"gamma{i}"], self.params[f"beta{i}"]
-                bn.running_mean, bn.running_var = self._running_views[bn]
+        for key, view in self._bound.items():
+            layer, attr = self._layer_of(key)
+            setattr(layer, attr, view)
+        for bn, (running_mean, running_var) in self._running_views.items():
+            bn.running_mean, bn.running_var = running_mean, running_var
 
     def _sync_params(self):
         """Copy into the arenas whatever the user re-bound (an entry of ``params``, a
@@ -123,8 +189,10 @@ class _FusedNet:
         """The fused training kernels' workspaces for a batch of ``n`` rows."""
         hidden = sum(self.hidden_size_list)
         ws = dict(acts=np.empty(n * hidden, dtype),
-                  xns=np.empty(n * hidden if self.use_batchnorm else 0, dtype),
-                  stds=np.empty(hidden, dtype),
+                  xns=np.empty(n * hidden if self._hidden_norm else 0, dtype),
+                  # per feature (batch norm) or per sample (layer norm), layer after layer
+                  stds=np.empty(n * self.hidden_layer_num
+                                if self.normalization == "layer" else hidden, dtype),
                   masks=np.empty(n * hidden if self.use_dropout else 0, bool),
                   scratch=np.empty((2, n * max(self.hidden_size_list, default=0)), dtype),
                   logits=np.empty((n, self.output_size), dtype))
@@ -164,14 +232,18 @@ class _FusedNet:
         cross-entropy.  Dropout layers advance one step and get the masks drawn (views
         into the workspace, overwritten by the next pass)."""
         momenta, ratios, keys = self._training_args()
+        norm, eps = self._norm_args
         for d in self._dropouts:
             d.step += 1
         ws = self._workspace(x.shape[0])
+        weight_norm = self.normalization == "weight"
         loss = network.mlp_train_step(
             x, labels, self._dims, self._layout, activations.CODES[self.activation],
-            self._arena, self._grad_arena, self._running, momenta, layers.BN_EPS, ratios,
-            keys, sgd, weight_decay, ws["acts"], ws["xns"], ws["stds"], ws["masks"],
-            ws["scratch"], ws["logits"])
+            *self._kernel_arenas(), self._running, norm, momenta, eps, ratios, keys, sgd,
+            0.0 if weight_norm else weight_decay, ws["acts"], ws["xns"], ws["stds"],
+            ws["masks"], ws["scratch"], ws["logits"])
+        if weight_norm:
+            self._weight_norm_grads(weight_decay)
         for d, mask in zip(self._dropouts, ws["mask_views"]):
             d.mask = mask
         return loss
@@ -192,11 +264,20 @@ class _FusedNet:
         x = x.reshape(x.shape[0], -1)
         self._check_features(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
+        if not self._fused:  # the book's path: backprop (decay included), then update
+            self.gradient(x, labels)
+            loss = self.last_layer.loss + self._penalty()
+            if hasattr(optimizer, "update_flat"):
+                optimizer.update_flat(self._arena, self._grad_arena, self._views)
+            else:
+                optimizer.update(self.params, self.grads)
+            return loss
         self._sync_params()
         decay = self.weight_decay_lambda
         penalty = self._penalty()
-        # The book's SGD, and nothing else, steps inside the kernel (see network.py).
-        in_kernel = type(optimizer) is optimizers.SGD
+        # The book's SGD, and nothing else, steps inside the kernel (see network.py),
+        # where the kernel's weights are the net's.
+        in_kernel = type(optimizer) is optimizers.SGD and self.normalization != "weight"
         sgd = np.array([optimizer.lr, decay], self.dtype) if in_kernel else self._no_sgd
         loss = self._forward_backward(x, labels, sgd, 0.0) + penalty
         if in_kernel:
@@ -225,6 +306,10 @@ class _FusedNet:
         """
         x = self._rows(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
+        if not self._fused:
+            for key, grad in super().gradient(x, labels).items():
+                self.grads[key][...] = grad
+            return self.grads
         self._sync_params()
         self.last_layer.loss = self._forward_backward(x, labels, self._no_sgd,
                                                       self.weight_decay_lambda)
@@ -240,6 +325,8 @@ class _FusedNet:
         draws, so that the two compare directly, and the net is left as it was (dropout
         steps and running statistics included).
         """
+        if not self._fused or self.normalization == "weight":  # the kernel's are W's
+            return self._layer_numerical_gradient(x, t)
         x = self._rows(x, np.float64)
         labels = _validate.labels(t, x.shape[0], self.output_size)
         self._sync_params()
@@ -247,12 +334,38 @@ class _FusedNet:
         grads = np.empty_like(params)
         ws = self._new_workspace(x.shape[0], np.float64)
         momenta, ratios, keys = self._training_args()
+        norm, eps = self._norm_args
         network.mlp_numerical_gradient(
             x, labels, self._dims, self._layout, activations.CODES[self.activation], params,
-            self._running.astype(np.float64), momenta, layers.BN_EPS, ratios, keys,
+            self._running.astype(np.float64), norm, momenta, eps, ratios, keys,
             self.weight_decay_lambda, self._n_decayed, NUMERICAL_H, ws["acts"], ws["xns"],
             ws["stds"], ws["masks"], ws["scratch"], ws["logits"], grads)
         return dict(ArenaDict(grads, self._views))
+
+    def _layer_numerical_gradient(self, x, t):
+        """``numerical_gradient()`` through the layers, in the net's dtype (where the
+        fused kernels have no pass for its normalization): each evaluation rewinds the
+        dropout layers to their current step, and the running statistics are restored."""
+        x = self._rows(x)
+        labels = _validate.labels(t, x.shape[0], self.output_size)
+        steps = [d.step for d in self._dropouts]
+        running = [(layer, layer.running_mean.copy(), layer.running_var.copy())
+                   for layer in self.layers.values()
+                   if getattr(layer, "running_mean", None) is not None]
+
+        def rewound_loss(_):
+            for dropout, step in zip(self._dropouts, steps):
+                dropout.step = step
+            return self._loss(x, labels, True)
+
+        grads = {key: numerical_gradient(rewound_loss, self.params[key]).astype(np.float64)
+                 for key in self.params}
+        for dropout, step in zip(self._dropouts, steps):
+            dropout.step = step
+        for layer, running_mean, running_var in running:
+            layer.running_mean[...] = running_mean
+            layer.running_var[...] = running_var
+        return grads
 
     # ---------------------------------------------------------------- inference
 
@@ -268,8 +381,9 @@ class _FusedNet:
                               np.empty((rows, self.output_size), self.dtype))
         _, stds, scratch, _ = self._infer_ws
         scales = np.array([1 - d.dropout_ratio for d in self._dropouts], self.dtype)
-        return (self._dims, self._layout, activations.CODES[self.activation], self._arena,
-                self._running, layers.BN_EPS, scales, INFERENCE_CHUNK, stds, scratch)
+        return (self._dims, self._layout, activations.CODES[self.activation],
+                self._kernel_arenas()[0], self._running, *self._norm_args, scales,
+                INFERENCE_CHUNK, stds, scratch)
 
     def _trains_differently(self, train_flg):
         return train_flg and (self.use_batchnorm or self.use_dropout)
@@ -278,8 +392,8 @@ class _FusedNet:
         """The logits of ``x``.  Inference mode (batch norm's running statistics,
         dropout's ``* (1 - ratio)``) runs one compiled pass, ``INFERENCE_CHUNK`` rows at
         a time; ``train_flg=True`` (``MultiLayerNetExtend``) runs the training layers."""
-        if self._trains_differently(train_flg):
-            return self._forward(x, True)
+        if self._trains_differently(train_flg) or not self._fused:
+            return self._forward(self._rows(x), train_flg)
         x = self._rows(x)
         out = np.empty((x.shape[0], self.output_size), self.dtype)
         network.mlp_predict(x, *self._inference(x.shape[0]), out)
@@ -287,8 +401,8 @@ class _FusedNet:
 
     def loss(self, x, t, train_flg=False):
         """Cross-entropy of ``predict(x, train_flg)`` against ``t`` plus the weight decay."""
-        if self._trains_differently(train_flg):
-            return self._loss(x, t, True)
+        if self._trains_differently(train_flg) or not self._fused:
+            return self._loss(self._rows(x), t, train_flg)
         x = self._rows(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
         return network.mlp_cross_entropy(x, labels, *self._inference(x.shape[0]),
@@ -297,6 +411,8 @@ class _FusedNet:
     def accuracy(self, x, t):
         """The fraction of samples whose largest logit is the label (``t``: labels or
         one-hot), from one compiled inference pass."""
+        if not self._fused:
+            return super().accuracy(self._rows(x), t)
         x = self._rows(x)
         y = np.empty(x.shape[0], np.int64)
         network.mlp_predict_labels(x, *self._inference(x.shape[0]), self._infer_ws[3], y)
@@ -322,10 +438,11 @@ class MultiLayerNetExtend(_FusedNet, reference.MultiLayerNetExtend):
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                  weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
                  dropout_ration=0.5, use_batchnorm=False, *, dropout_ratio=None,
-                 dtype=np.float32, seed=None, rng=None):
+                 normalization=None, groups=2, dtype=np.float32, seed=None, rng=None):
         super().__init__(input_size, hidden_size_list, output_size, activation,
                          weight_init_std, weight_decay_lambda, use_dropout, dropout_ration,
-                         use_batchnorm, dropout_ratio=dropout_ratio, dtype=dtype, seed=seed,
+                         use_batchnorm, dropout_ratio=dropout_ratio,
+                         normalization=normalization, groups=groups, dtype=dtype, seed=seed,
                          rng=rng)
         self._build_arenas()
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from fastnet import layers as fast_layers
-from fastnet.kernels import activations, affine, batchnorm, dropout, softmax
+from fastnet.kernels import activations, affine, batchnorm, dropout, normalization, softmax
 from fastnet.kernels import optimizers as optimizer_kernels
 from fastnet.reference.random import stream_key
 
@@ -114,6 +114,11 @@ class LayerCase:
     kernels: Callable = None        # (build, inputs, case) -> trace, calling kernels directly
     parallel: bool = True           # the kernels have a parallel build
     exact: bool = False             # no rounding anywhere: fastnet equals the reference bitwise
+    min_batch: int = 1              # fastnet's training forward refuses smaller batches
+    # float32 compared with the reference run in float64, rounded: a near-constant group
+    # (var << eps) amplifies the reference's own float32 rounding by 1/std = 1000, beyond
+    # the tolerance, while fastnet's kernels sum in float64 and stay close to the truth.
+    oracle_float64: bool = False
     grad_rtol: float = 1e-6         # backward vs central differences, float64
 
     def input_shape(self, n, d):
@@ -166,6 +171,22 @@ def layer_trace(case, module, inputs):
         for attr in case.attrs:
             trace[f"{attr}@{k}"] = np.array(getattr(layer, attr))
     return trace
+
+
+def reference_trace(case, module, inputs):
+    """``layer_trace`` of the reference ``module``; for a case with ``oracle_float64``,
+    of the reference in float64 on the same values, rounded to the inputs' dtype."""
+    dtype = inputs.xs[0].dtype
+    if not case.oracle_float64 or dtype == np.float64:
+        return layer_trace(case, module, inputs)
+
+    def wide(v):
+        return v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == dtype else v
+
+    wide_inputs = LayerInputs([wide(x) for x in inputs.xs], [wide(d) for d in inputs.douts],
+                              inputs.targets, {k: wide(v) for k, v in inputs.kwargs.items()})
+    return {k: v.astype(dtype) if v.dtype == np.float64 else v
+            for k, v in layer_trace(case, module, wide_inputs).items()}
 
 
 def kernel_trace(case, build, inputs):
@@ -280,6 +301,79 @@ def _batchnorm_kernels(build, inputs, case):
     return trace
 
 
+def _group_norm_kernels(build, inputs, case):
+    gamma, beta = inputs.kwargs["gamma"], inputs.kwargs["beta"]
+    trace = {}
+    for k, (x, dout, flag) in enumerate(zip(inputs.xs, inputs.douts, case.passes)):
+        groups = {"LayerNormalization": 1, "InstanceNormalization": x.shape[1]}.get(
+            case.layer, inputs.kwargs.get("groups"))
+        x3, positions = x.reshape(x.shape[0], groups, -1), math.prod(x.shape[2:])
+        xn, std, out = np.empty_like(x3), np.empty((x.shape[0], groups), x.dtype), np.empty_like(x3)
+        build(normalization.group_norm_forward)(x3, positions, gamma, beta, 1e-6, xn, std, out)
+        trace[f"forward@{k}"] = out.reshape(x.shape)
+        if flag is False:
+            continue
+        dgamma, dbeta, dx = np.empty_like(gamma), np.empty_like(gamma), np.empty_like(x3)
+        build(normalization.group_norm_backward)(dout.reshape(x3.shape), positions, xn, std,
+                                                 gamma, dgamma, dbeta, dx)
+        trace.update({f"dx@{k}": dx.reshape(x.shape), f"dgamma@{k}": dgamma,
+                      f"dbeta@{k}": dbeta})
+    return trace
+
+
+def _mixing(logits):
+    w = np.zeros(3)
+    e = np.exp(logits - logits.max())
+    w[3 - logits.size:] = e / e.sum()
+    return w
+
+
+def _switchable_kernels(build, inputs, case):
+    kw = inputs.kwargs
+    gamma, beta = kw["gamma"], kw["beta"]
+    w_mean, w_var = _mixing(kw["mean_weight"]), _mixing(kw["var_weight"])
+    running_mean, running_var = np.zeros_like(gamma), np.zeros_like(gamma)
+    trace = {}
+    for k, (x, dout, flag) in enumerate(zip(inputs.xs, inputs.douts, case.passes)):
+        x3, positions = x.reshape(x.shape[0], -1), math.prod(x.shape[2:])
+        n, c = x.shape[:2]
+        out = np.empty_like(x3)
+        if flag is False:
+            build(normalization.switchable_forward_infer)(
+                x3, positions, gamma, beta, w_mean, w_var, 1e-6, running_mean, running_var, out)
+        else:
+            stats = (np.empty((2, n, c)), np.empty((2, n)), np.empty((2, c)), np.empty((n, c)),
+                     np.empty((n, c)))
+            xn = np.empty_like(x3)
+            build(normalization.switchable_forward_train)(
+                x3, positions, gamma, beta, w_mean, w_var, 1e-6, kw["momentum"], running_mean,
+                running_var, *stats, xn, out)
+            dgamma, dbeta, dx = np.empty_like(gamma), np.empty_like(gamma), np.empty_like(x3)
+            dw_mean, dw_var = np.empty(3), np.empty(3)
+            build(normalization.switchable_backward)(
+                dout.reshape(x3.shape), positions, xn, gamma, w_mean, w_var, *stats, dgamma, dbeta,
+                dw_mean, dw_var, dx)
+            trace.update({f"dx@{k}": dx.reshape(x.shape), f"dgamma@{k}": dgamma,
+                          f"dbeta@{k}": dbeta})
+        trace.update({f"forward@{k}": out.reshape(x.shape),
+                      f"running_mean@{k}": running_mean.copy(),
+                      f"running_var@{k}": running_var.copy()})
+    return trace
+
+
+def _weight_norm_kernels(build, inputs, case):
+    v, g, b = inputs.kwargs["v"], inputs.kwargs["g"], inputs.kwargs["b"]
+    norms, W = np.empty_like(g), np.empty_like(v)
+    normalization.weight_norm_weight(v, g, norms, W)
+    trace = _affine_kernels(build, LayerInputs(inputs.xs, inputs.douts, inputs.targets,
+                                               {"W": W, "b": b}), case)
+    for k in range(len(inputs.xs)):
+        dv, dg = np.empty_like(v), np.empty_like(g)
+        normalization.weight_norm_backward(trace[f"dW@{k}"], v, g, norms, dv, dg)
+        trace.update({f"dv@{k}": dv, f"dg@{k}": dg, f"W@{k}": W})
+    return trace
+
+
 def _affine_init(rng, dtype, features, out_width=6):
     return {"W": (rng.standard_normal((features, out_width)) / np.sqrt(features)).astype(dtype),
             "b": rng.standard_normal(out_width).astype(dtype)}
@@ -293,6 +387,26 @@ def _batchnorm_init(rng, dtype, features, momentum=0.9, running=False):
         kwargs["running_mean"] = (0.3 * rng.standard_normal(features)).astype(dtype)
         kwargs["running_var"] = rng.uniform(0.5, 2.0, features).astype(dtype)
     return kwargs
+
+
+def _norm_init(rng, dtype, features, channels=None, **kwargs):
+    """gamma and beta, one per channel (``channels``) or per feature, and ``kwargs``."""
+    width = channels or features
+    return {"gamma": (1 + 0.2 * rng.standard_normal(width)).astype(dtype),
+            "beta": (0.2 * rng.standard_normal(width)).astype(dtype), **kwargs}
+
+
+def _switchable_init(rng, dtype, features, channels=None):
+    kinds = 3 if channels else 2
+    return _norm_init(rng, dtype, features, channels, momentum=0.8,
+                      mean_weight=rng.standard_normal(kinds).astype(dtype),
+                      var_weight=rng.standard_normal(kinds).astype(dtype))
+
+
+def _weight_norm_init(rng, dtype, features, out_width=6):
+    return {"v": rng.standard_normal((features, out_width)).astype(dtype),
+            "g": rng.uniform(0.5, 2.0, out_width).astype(dtype),
+            "b": rng.standard_normal(out_width).astype(dtype)}
 
 
 def _dropout_init(rng, dtype, features, ratio=0.5, inverted=False):
@@ -344,21 +458,52 @@ LAYER_CASES = [
               init=functools.partial(_dropout_init, ratio=1.0, inverted=True),
               attrs=("mask", "step"), kernels=_dropout_kernels, exact=True),
     LayerCase("batchnorm-train", "BatchNormalization", passes=(True, True, True),
-              init=_batchnorm_init, attrs=BN_ATTRS, kernels=_batchnorm_kernels),
+              init=_batchnorm_init, attrs=BN_ATTRS, kernels=_batchnorm_kernels, min_batch=2),
     LayerCase("batchnorm-infer", "BatchNormalization", passes=(True, True, True, False),
               init=functools.partial(_batchnorm_init, momentum=0.7), attrs=BN_ATTRS,
-              kernels=_batchnorm_kernels),
+              kernels=_batchnorm_kernels, min_batch=2),
     LayerCase("batchnorm-4d", "BatchNormalization", shape=("N", 2, 3, "D"),
               passes=(True, True, False), init=_batchnorm_init, attrs=BN_ATTRS,
-              kernels=_batchnorm_kernels),
+              kernels=_batchnorm_kernels, min_batch=2),
     LayerCase("batchnorm-given-stats", "BatchNormalization", passes=(False, True, False),
               init=functools.partial(_batchnorm_init, running=True),
-              attrs=("running_mean", "running_var"), kernels=_batchnorm_kernels),
+              attrs=("running_mean", "running_var"), kernels=_batchnorm_kernels, min_batch=2),
+]
+NORM_ATTRS = ("dgamma", "dbeta")
+NormCase = functools.partial(LayerCase, oracle_float64=True)
+SN_ATTRS = ("running_mean", "running_var", "dgamma", "dbeta", "dmean_weight", "dvar_weight")
+LAYER_CASES += [
+    NormCase("layernorm", "LayerNormalization", passes=(True, False, True), init=_norm_init,
+             attrs=NORM_ATTRS, kernels=_group_norm_kernels),
+    NormCase("layernorm-4d", "LayerNormalization", shape=("N", 4, 3, "D"),
+             init=functools.partial(_norm_init, channels=4), passes=(True, True),
+             attrs=NORM_ATTRS, kernels=_group_norm_kernels),
+    NormCase("groupnorm", "GroupNormalization", shape=("N", 6),
+             init=functools.partial(_norm_init, groups=2), passes=(True, False, True),
+             attrs=NORM_ATTRS, kernels=_group_norm_kernels),
+    NormCase("groupnorm-4d", "GroupNormalization", shape=("N", 4, 2, "D"),
+             init=functools.partial(_norm_init, channels=4, groups=2), passes=(True, True),
+             attrs=NORM_ATTRS, kernels=_group_norm_kernels),
+    NormCase("instancenorm-4d", "InstanceNormalization", shape=("N", 3, 2, "D"),
+             init=functools.partial(_norm_init, channels=3), passes=(True, False, True),
+             attrs=NORM_ATTRS, kernels=_group_norm_kernels),
+    NormCase("switchable", "SwitchableNormalization", passes=(True, True, False),
+             init=_switchable_init, attrs=SN_ATTRS, kernels=_switchable_kernels,
+             min_batch=2),
+    NormCase("switchable-4d", "SwitchableNormalization", shape=("N", 3, 2, "D"),
+             passes=(True, True, False), init=functools.partial(_switchable_init, channels=3),
+             attrs=SN_ATTRS, kernels=_switchable_kernels),
+    NormCase("weightnorm", "WeightNormalization", init=_weight_norm_init, out_width=6,
+             attrs=("W", "dv", "dg", "db"), kernels=_weight_norm_kernels, parallel=False),
+    NormCase("weightnorm-4d", "WeightNormalization", shape=("N", 2, 3, "D"),
+             init=_weight_norm_init, out_width=6, attrs=("W", "dv", "dg", "db"),
+             kernels=_weight_norm_kernels, parallel=False),
 ]
 LAYERS = [pytest.param(case, id=case.id) for case in LAYER_CASES]
 
 # Constructor arguments that are parameters, and the attribute holding their gradient.
-PARAM_GRADS = {"W": "dW", "b": "db", "gamma": "dgamma", "beta": "dbeta"}
+PARAM_GRADS = {"W": "dW", "b": "db", "gamma": "dgamma", "beta": "dbeta", "v": "dv", "g": "dg",
+               "mean_weight": "dmean_weight", "var_weight": "dvar_weight"}
 
 
 # --------------------------------------------------------------------- optimizers
@@ -459,7 +604,7 @@ class NetCase:
 
     @property
     def extend(self):
-        return any(k in self.kwargs for k in ("use_batchnorm", "use_dropout"))
+        return any(k in self.kwargs for k in ("use_batchnorm", "use_dropout", "normalization"))
 
 
 NET_CASES = [
@@ -476,3 +621,24 @@ NET_CASES = [
                               "weight_decay_lambda": 0.05}),
 ]
 NETS = [pytest.param(case, id=case.id) for case in NET_CASES]
+
+# The normalizations beyond batch norm (the layer-by-layer path of fastnet's nets), on
+# hidden layers that ``groups=2`` divides.
+NORM_NET_SIZES = (6, [8, 6], 3)
+NORM_NET_CASES = [
+    NetCase("layer", {"normalization": "layer"}),
+    NetCase("group", {"normalization": "group"}),
+    NetCase("instance-tanh", {"normalization": "instance", "activation": "tanh"}),
+    NetCase("instance-one-channel", {"normalization": "instance", "groups": 1}),
+    NetCase("weight-wd", {"normalization": "weight", "weight_decay_lambda": 0.1}),
+    NetCase("switchable", {"normalization": "switchable"}),
+    NetCase("layer-dropout-wd", {"normalization": "layer", "use_dropout": True,
+                                 "dropout_ratio": 0.2, "weight_decay_lambda": 0.05}),
+    NetCase("switchable-sigmoid-dropout", {"normalization": "switchable",
+                                           "activation": "sigmoid", "use_dropout": True}),
+]
+NORM_NETS = [pytest.param(case, id=case.id) for case in NORM_NET_CASES]
+# The parameters a normalization adds to hidden layer i (``W{i}`` replaced for 'weight')
+NORM_PARAMS = {"layer": {"gamma", "beta"}, "group": {"gamma", "beta"},
+               "instance": {"gamma", "beta"}, "weight": {"v", "g"},
+               "switchable": {"gamma", "beta", "mean_weight", "var_weight"}}

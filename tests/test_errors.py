@@ -10,11 +10,13 @@ from cases import LAYERS, assert_traces_close, layer_trace, make_inputs
 from fastnet import layers as L
 from fastnet import nets as N
 from fastnet import optimizers as O
+from fastnet.io import save_net
 from fastnet.reference import layers as reference_layers
 from fastnet.trainer import Trainer
 
 X = np.arange(6, dtype=np.float64).reshape(2, 3) / 10 - 0.2
 T = np.array([0, 2])
+ONES, ZEROS = np.ones(3), np.zeros(3)
 
 
 def affine(w_shape=(3, 4), b_shape=(4,), dtype=np.float64):
@@ -142,6 +144,64 @@ BAD_INPUTS = [
      "momentum must be <= 1, got 1.5"),
     ("batchnorm-momentum-nan", lambda: batchnorm(momentum=float("nan")), ValueError,
      "momentum must be a finite real number, got nan"),
+    ("batchnorm-one-sample", lambda: batchnorm().forward(X[:1]), ValueError,
+     "BatchNormalization in training needs at least 2 values per feature over the batch "
+     "(batch statistics of one value normalize it to 0), got x of shape (1, 3)"),
+    # --- the normalization family
+    ("groupnorm-groups-divide", lambda: L.GroupNormalization(ONES, ZEROS, 2).forward(X),
+     ValueError, "groups=2 does not divide the 3 channels of x (shape (2, 3))"),
+    ("groupnorm-groups-4d", lambda: L.GroupNormalization(ONES, ZEROS, 2).forward(
+        np.ones((2, 3, 4, 4))), ValueError, "groups=2 does not divide the 3 channels of x"),
+    ("groupnorm-groups-zero", lambda: L.GroupNormalization(ONES, ZEROS, 0), ValueError,
+     "groups must be a positive integer, got 0"),
+    ("groupnorm-groups-float", lambda: L.GroupNormalization(ONES, ZEROS, 1.5), ValueError,
+     "groups must be a positive integer, got 1.5"),
+    ("instancenorm-2d", lambda: L.InstanceNormalization(ONES, ZEROS).forward(X), ValueError,
+     "InstanceNormalization needs (N, C, H, W) input, with positions to normalize each "
+     "channel over; got shape (2, 3) (use LayerNormalization for (N, D))"),
+    ("instancenorm-gamma-per-channel",
+     lambda: L.InstanceNormalization(np.ones(12), np.zeros(12)).forward(np.ones((2, 3, 2, 2))),
+     ValueError, "gamma must have shape (3,), got (12,)"),
+    ("layernorm-gamma-shape", lambda: L.LayerNormalization(np.ones(4), np.zeros(4)).forward(X),
+     ValueError, "gamma must have shape (3,), got (4,)"),
+    ("layernorm-beta-shape", lambda: L.LayerNormalization(ONES, np.zeros(2)).forward(X),
+     ValueError, "beta must have shape (3,), got (2,)"),
+    ("layernorm-1d", lambda: L.LayerNormalization(ONES, ZEROS).forward(np.ones(3)), ValueError,
+     "x must have at least 2 dimension(s), got shape (3,)"),
+    ("layernorm-int", lambda: L.LayerNormalization(ONES, ZEROS).forward(np.ones((2, 3), int)),
+     TypeError, "x must be a float32 or float64 array, got dtype int64"),
+    ("layernorm-eps", lambda: L.LayerNormalization(ONES, ZEROS, eps=0), ValueError,
+     "eps must be > 0, got 0.0"),
+    ("layernorm-dout-shape",
+     lambda: forwarded(L.LayerNormalization(ONES, ZEROS), X).backward(np.ones((2, 4))),
+     ValueError, "dout must have shape (2, 3), got (2, 4)"),
+    ("layernorm-backward-first", lambda: L.LayerNormalization(ONES, ZEROS).backward(X),
+     RuntimeError, "backward called before a training forward"),
+    ("switchable-one-sample", lambda: L.SwitchableNormalization(ONES, ZEROS).forward(X[:1]),
+     ValueError, "SwitchableNormalization in training needs at least 2 values per feature "
+                 "over the batch"),
+    ("switchable-one-value-4d", lambda: L.SwitchableNormalization(ONES, ZEROS).forward(
+        np.ones((1, 3, 1, 1))), ValueError, "got x of shape (1, 3, 1, 1)"),
+    ("switchable-logits-2d",
+     lambda: L.SwitchableNormalization(ONES, ZEROS, mean_weight=np.zeros(3),
+                                       var_weight=np.zeros(3)).forward(X),
+     ValueError, "mean_weight must have shape (2,), got (3,)"),
+    ("switchable-momentum", lambda: L.SwitchableNormalization(ONES, ZEROS, momentum=2),
+     ValueError, "momentum must be <= 1, got 2.0"),
+    ("switchable-backward-after-inference",
+     lambda: forwarded(L.SwitchableNormalization(ONES, ZEROS), X, False).backward(X),
+     RuntimeError, "backward called before a training forward"),
+    ("weightnorm-zero-column",
+     lambda: L.WeightNormalization(np.zeros((3, 4)), np.ones(4), np.zeros(4)).forward(X),
+     ValueError, "v has an all-zero column (output unit 0): g * v / ||v|| is undefined"),
+    ("weightnorm-v-1d", lambda: L.WeightNormalization(ONES, np.ones(4), np.zeros(4)).forward(X),
+     TypeError, "v must be a 2-D float32 or float64 array, got 1-D float64"),
+    ("weightnorm-g-shape",
+     lambda: L.WeightNormalization(np.ones((3, 4)), ONES, np.zeros(4)).forward(X),
+     ValueError, "g must have shape (4,), got (3,)"),
+    ("weightnorm-features",
+     lambda: L.WeightNormalization(np.ones((5, 4)), np.ones(4), np.zeros(4)).forward(X),
+     ValueError, "x has 3 features per sample (shape (2, 3)) but W expects 5"),
     # --- optimizers
     ("unknown-optimizer", lambda: O.make_optimizer("lamb"), ValueError,
      ("unknown optimizer 'lamb'; choose one of: sgd, momentum, nesterov, adagrad, rmsprop, "
@@ -180,6 +240,19 @@ BAD_INPUTS = [
     ("net-dropout-ratio-conflict",
      lambda: N.MultiLayerNetExtend(3, [4], 3, dropout_ration=0.3, dropout_ratio=0.4), ValueError,
      "disagree"),
+    ("net-normalization-unknown", lambda: net(normalization="batchnorm"), ValueError,
+     "normalization must be None or one of ('batch', 'layer', 'group', 'instance', "
+     "'weight', 'switchable'), got 'batchnorm'"),
+    ("net-normalization-conflict", lambda: net(use_batchnorm=True, normalization="layer"),
+     ValueError, "use_batchnorm=True and normalization='layer' conflict; give only "
+                 "normalization"),
+    ("net-groups-divide", lambda: net(normalization="group", groups=3), ValueError,
+     "groups=3 does not divide the hidden size 4"),
+    ("net-groups-zero", lambda: net(normalization="instance", groups=0), ValueError,
+     "groups must be a positive integer, got 0"),
+    ("save-normalized-net", lambda: save_net(net(normalization="layer"), "never-written.npz"),
+     ValueError, "the fastnet-mlp/1 format holds nets without normalization or with batch "
+                 "norm, not normalization='layer'"),
     ("train-step-features", lambda: train_step(np.ones((2, 5)), T), ValueError,
      "x has 5 features per sample, the net expects 3"),
     ("train-step-labels", lambda: train_step(X, np.array([0, 7])), ValueError,

@@ -15,6 +15,7 @@ from cases import (
     kernel_trace,
     layer_trace,
     make_inputs,
+    reference_trace,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,7 +40,12 @@ PARALLEL_LAYERS = [pytest.param(c, id=c.id) for c in LAYER_CASES if c.parallel]
 
 
 def check_against_reference(case, inputs, dtype):
-    desired = layer_trace(case, reference_layers, inputs)
+    if inputs.xs[0].shape[0] < case.min_batch:
+        layer = case.make(fast_layers, inputs.kwargs)
+        with pytest.raises(ValueError, match="in training needs at least 2 values per feature"):
+            forward(layer, case, inputs.xs[0], inputs.targets[0], True)
+        return
+    desired = reference_trace(case, reference_layers, inputs)
     actual = layer_trace(case, fast_layers, inputs)
     assert set(actual) == set(desired)
     if case.exact:
@@ -95,7 +101,7 @@ def test_pick_chooses_the_build_by_size():
 @pytest.mark.parametrize("case", LAYERS)
 def test_kernels_match_reference(case, dtype):
     inputs = make_inputs(case, dtype)
-    desired = layer_trace(case, reference_layers, inputs)
+    desired = reference_trace(case, reference_layers, inputs)
     assert_traces_close(kernel_trace(case, SERIAL, inputs), desired, dtype)
 
 
@@ -155,7 +161,7 @@ def test_non_contiguous_inputs_give_the_right_answer(case, dtype, layout):
     inputs = make_inputs(case, dtype, n=6, d=4, seed=7)
     other = relayout(inputs, layout)
     assert not other.xs[0].flags.c_contiguous
-    desired = layer_trace(case, reference_layers, inputs)
+    desired = reference_trace(case, reference_layers, inputs)
     assert_traces_close(layer_trace(case, fast_layers, other), desired, dtype)
 
 
@@ -383,3 +389,33 @@ def test_backward_matches_numerical_gradient(case):
     # dx is not all 0 (the check above is not vacuous), but where dropout drops everything
     drops_everything = isinstance(layer, fast_layers.Dropout) and layer.dropout_ratio == 1
     assert (np.abs(numeric["x"]).max() > 0) != drops_everything
+
+
+# ------------------------------------------------------------------ PyTorch, a second opinion
+
+TORCH_NORMS = {
+    "layer": (lambda g, b: fast_layers.LayerNormalization(g, b), (6, 10),
+              lambda F, t, w, b: F.layer_norm(t, (10,), w, b, 1e-6)),
+    "group": (lambda g, b: fast_layers.GroupNormalization(g, b, 2), (6, 4, 3, 3),
+              lambda F, t, w, b: F.group_norm(t, 2, w, b, 1e-6)),
+    "instance": (lambda g, b: fast_layers.InstanceNormalization(g, b), (6, 4, 3, 3),
+                 lambda F, t, w, b: F.instance_norm(t, weight=w, bias=b, eps=1e-6)),
+}
+
+
+@pytest.mark.parametrize("name", list(TORCH_NORMS))
+def test_normalization_agrees_with_torch(name):
+    torch = pytest.importorskip("torch")
+    make, shape, theirs = TORCH_NORMS[name]
+    rng = np.random.default_rng(9)
+    x, dout = rng.standard_normal(shape) + 0.5, rng.standard_normal(shape)
+    gamma, beta = 1 + 0.3 * rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    layer = make(gamma, beta)
+    out = layer.forward(x)
+    dx = layer.backward(dout)
+    t, w, b = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    expected = theirs(torch.nn.functional, t, w, b)
+    expected.backward(torch.tensor(dout))
+    for ours, torch_value in ((out, expected), (dx, t.grad), (layer.dgamma, w.grad),
+                              (layer.dbeta, b.grad)):
+        assert_allclose(ours, torch_value.detach().numpy(), rtol=1e-9, atol=1e-10)

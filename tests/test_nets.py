@@ -6,7 +6,17 @@ import inspect
 
 import numpy as np
 import pytest
-from cases import DTYPES, NET_CASES, NETS, OPTIMIZERS, assert_close, optimizer_state
+from cases import (
+    DTYPES,
+    NET_CASES,
+    NETS,
+    NORM_NET_SIZES,
+    NORM_NETS,
+    NORM_PARAMS,
+    OPTIMIZERS,
+    assert_close,
+    optimizer_state,
+)
 from numpy.testing import assert_allclose, assert_array_equal
 
 from fastnet import layers as fast_layers
@@ -479,3 +489,118 @@ def test_nets_show_the_books_parameters(name):
     signature = inspect.signature(getattr(fast_nets, name))
     assert signature == inspect.signature(getattr(reference_nets, name))
     assert "input_size" in signature.parameters and "kwargs" not in signature.parameters
+
+
+# ------------------------------------------------------------------ the other normalizations
+
+@pytest.mark.parametrize("case", NORM_NETS)
+def test_normalized_net_gradient_matches_numerical_gradient(case):
+    """The layer-by-layer path: backprop against central differences, float64; the
+    numerical gradient leaves the net as it was (dropout steps, running statistics)."""
+    net = make_net(fast_nets, case, np.float64, seed=3, sizes=NORM_NET_SIZES)
+    x, t = batch(0, sizes=NORM_NET_SIZES)
+    before = {k: v.copy() for k, v in net.params.items()}
+    net.predict(x, train_flg=True)  # switchable norm: running statistics to keep
+    running = {key: np.array(layer.running_var) for key, layer in net.layers.items()
+               if getattr(layer, "running_var", None) is not None}
+    assert bool(running) == (case.kwargs["normalization"] == "switchable")
+    steps = [layer.step for layer in dropouts(net)]
+    numeric = net.numerical_gradient(x, t)
+    for key, value in before.items():
+        assert_array_equal(net.params[key], value, err_msg=key)
+    for key, value in running.items():
+        assert_array_equal(net.layers[key].running_var, value, err_msg=key)
+    assert [layer.step for layer in dropouts(net)] == steps
+    analytic = net.gradient(x, t)
+    assert analytic.keys() == numeric.keys() == net.params.keys()
+    for key in numeric:
+        assert_allclose(analytic[key], numeric[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    normalization = case.kwargs["normalization"]
+    assert {f"{name}1" for name in NORM_PARAMS[normalization]} <= analytic.keys()
+    assert ("W1" in analytic) == (normalization != "weight")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", NORM_NETS)
+def test_normalized_net_follows_the_reference(case, dtype):
+    """Same seed, same parameters; the same predictions, loss and accuracy; then a few
+    SGD steps, fastnet's ``train_step`` against the reference's gradient and update."""
+    fast = make_net(fast_nets, case, dtype, seed=11, sizes=NORM_NET_SIZES)
+    ref = make_net(reference_nets, case, dtype, seed=11, sizes=NORM_NET_SIZES)
+    assert fast.params.keys() == ref.params.keys()
+    for key in ref.params:
+        assert_array_equal(fast.params[key], ref.params[key], err_msg=key)
+    x, t = batch(1, dtype=dtype, sizes=NORM_NET_SIZES)
+    fast_opt, ref_opt = fast_optimizers.SGD(lr=0.1), reference_optimizers.SGD(lr=0.1)
+    for step in range(3):
+        x, t = batch(step, dtype=dtype, sizes=NORM_NET_SIZES)
+        fast_loss = fast.train_step(x, t, fast_opt)
+        grads = ref.gradient(x, t)
+        ref_loss = ref.last_layer.loss + 0.5 * ref.weight_decay_lambda * sum(
+            float(np.sum(w.astype(np.float64) ** 2)) for w in ref._weight_matrices())
+        ref_opt.update(ref.params, grads)
+        assert_close(fast_loss, ref_loss, dtype, f"loss of step {step}", check_dtype=False)
+    for key in ref.params:
+        assert fast.params[key].dtype == dtype
+        assert_close(fast.params[key], ref.params[key], dtype, key)
+    for flag in (False, True):
+        assert_close(fast.predict(x, train_flg=flag), ref.predict(x, train_flg=flag), dtype,
+                     f"predict train_flg={flag}")
+    assert_close(fast.loss(x, t), ref.loss(x, t), dtype, "loss", check_dtype=False)
+    assert fast.accuracy(x, t) == ref.accuracy(x, t)
+
+
+@pytest.mark.parametrize("case", NORM_NETS)
+def test_normalized_train_step_is_gradient_then_update(case):
+    fused = make_net(fast_nets, case, seed=5, sizes=NORM_NET_SIZES)
+    book = make_net(fast_nets, case, seed=5, sizes=NORM_NET_SIZES)
+    fused_opt, book_opt = fast_optimizers.Adam(lr=0.01), fast_optimizers.Adam(lr=0.01)
+    for step in range(3):
+        x, t = batch(step, sizes=NORM_NET_SIZES)
+        fused_loss = fused.train_step(x, t, fused_opt)
+        assert_close(fused_loss, book_step(book, x, t, book_opt) if "W1" in book.params else
+                     _book_step_weight_norm(book, x, t, book_opt), np.float64, "loss",
+                     check_dtype=False)
+    for key in book.params:
+        assert_array_equal(fused.params[key], book.params[key], err_msg=key)
+
+
+def _book_step_weight_norm(net, x, t, optimizer):
+    """``book_step`` for a weight-normalized net: the decay is ``0.5 lambda sum(g^2)``."""
+    grads = net.gradient(x, t)
+    loss = net.last_layer.loss + 0.5 * net.weight_decay_lambda * sum(
+        float(np.sum(net.params[f"g{i}"] ** 2)) for i in range(1, net.hidden_layer_num + 2))
+    optimizer.update(net.params, grads)
+    return loss
+
+
+def test_use_batchnorm_is_normalization_batch():
+    book = make_net(fast_nets, next(c for c in NET_CASES if c.id == "bn"), seed=2)
+    named = fast_nets.MultiLayerNetExtend(*SIZES, normalization="batch", dtype=np.float64,
+                                          seed=2)
+    assert book.normalization == named.normalization == "batch" and named.use_batchnorm
+    x, t = batch(0)
+    assert_array_equal(book.gradient(x, t)["gamma1"], named.gradient(x, t)["gamma1"])
+
+
+@pytest.mark.parametrize("module", [fast_nets, reference_nets])
+def test_weight_normalized_net_starts_as_the_plain_net(module):
+    plain = module.MultiLayerNetExtend(*SIZES, dtype=np.float64, seed=4)
+    weighted = module.MultiLayerNetExtend(*SIZES, normalization="weight", dtype=np.float64,
+                                          seed=4)
+    x, _ = batch(0)
+    assert_allclose(weighted.predict(x), plain.predict(x), rtol=1e-12, atol=1e-12)
+    assert_allclose(weighted.params["g1"], np.linalg.norm(weighted.params["v1"], axis=0))
+
+
+@pytest.mark.parametrize("normalization, fused", [("layer", True), ("weight", True),
+                                                  ("group", False), ("switchable", False)])
+def test_which_normalizations_run_the_fused_step(normalization, fused, monkeypatch):
+    from fastnet.kernels import network
+    calls = []
+    step = network.mlp_train_step
+    monkeypatch.setattr(network, "mlp_train_step", lambda *args: calls.append(1) or step(*args))
+    net = fast_nets.MultiLayerNetExtend(*NORM_NET_SIZES, normalization=normalization, seed=1)
+    x, t = batch(0, dtype=np.float32, sizes=NORM_NET_SIZES)
+    assert np.isfinite(net.train_step(x, t, fast_optimizers.SGD()))
+    assert bool(calls) == fused

@@ -2,12 +2,14 @@
 central-difference gradient (``mlp_numerical_gradient``) and its inference forward pass
 (``mlp_predict``, ``mlp_predict_labels``, ``mlp_cross_entropy``).
 
-The net is ``[Affine -> (BatchNorm) -> act -> (Dropout)] * (L-1) -> Affine ->
-SoftmaxWithLoss``, the book's ``MultiLayerNetExtend``.  Parameters, gradients and
+The net is ``[Affine -> (BatchNorm or LayerNorm) -> act -> (Dropout)] * (L-1) -> Affine
+-> SoftmaxWithLoss``, the book's ``MultiLayerNetExtend`` (``norm``: ``NO_NORM``,
+``BATCH_NORM`` or ``LAYER_NORM``).  Parameters, gradients and
 running statistics live in flat arenas; ``layout[l]`` holds the offsets of layer l's
 ``W, b, gamma, beta`` (into ``params``/``grads``) and ``running_mean, running_var``
 (into ``running``).  Hidden activations, normalised values, stds and dropout masks live
-in workspaces sized for the batch, laid out layer after layer.  Nothing is allocated
+in workspaces sized for the batch, laid out layer after layer (layer norm's stds: one
+per sample and layer).  Nothing is allocated
 here but batch norm's small per-column and per-chunk arrays.
 
 Dropout keeps ``h = y * mask`` in place of ``y``: wherever the mask keeps an element,
@@ -28,15 +30,20 @@ import numpy as np
 from . import optimizers
 from .activations import IDENTITY, TANH
 from .affine import activation_grad_colsum, affine_forward
+from .activations import activate_row
 from .batchnorm import batchnorm_backward, batchnorm_forward_train, batchnorm_infer_act
 from .blas import gemm, gemm_update
 from .dropout import dropout_forward
 from .jit import inline, jit
+from .normalization import group_norm_backward, group_norm_forward
 from .softmax import LOG_EPS, softmax_cross_entropy_grad, softmax_row
 
 # The columns of ``layout``: offsets of each layer's arrays in the arenas.
 W, B, GAMMA, BETA, RUNNING_MEAN, RUNNING_VAR = range(6)
 LAYOUT_COLUMNS = 6
+# The normalization after each hidden Affine
+NO_NORM, BATCH_NORM, LAYER_NORM = range(3)
+NORM_CODES = {None: NO_NORM, "batch": BATCH_NORM, "layer": LAYER_NORM}
 
 
 @inline
@@ -45,14 +52,33 @@ def view(arena, offset, rows, cols):
 
 
 @inline
-def train_forward(x, labels, dims, layout, act, params, running, bn_momenta, bn_eps,
+def layer_norm_rows(z, gamma, beta, eps, xn, std, act, out):
+    """``out = act(gamma (z - mean) / std + beta)`` per row of ``z`` (N, D): layer norm
+    (``group_norm_forward`` with one group), ``xn`` (N, D) and ``std`` (N,) kept."""
+    n, d = z.shape
+    group_norm_forward(z.reshape((n, 1, d)), 1, gamma, beta, eps, xn.reshape((n, 1, d)),
+                       std.reshape((n, 1)), out.reshape((n, 1, d)))
+    for i in range(n):
+        activate_row(out, i, act)
+
+
+@inline
+def std_width(norm, n, d):
+    """A layer's entries in the ``stds`` workspace: per feature (batch norm), per sample
+    (layer norm)."""
+    return n if norm == LAYER_NORM else d
+
+
+@inline
+def train_forward(x, labels, dims, layout, act, params, running, norm, bn_momenta, bn_eps,
                   dropout_ratios, keys, acts, xns, stds, masks, scratch, logits):
     """The forward pass of ``mlp_train_step`` (arguments as there): returns the mean
     cross-entropy, leaves d(loss)/d(logits) in ``logits`` and, in the workspaces, what
     the backward pass reads."""
     n = x.shape[0]
     n_layers = dims.size - 1
-    bn = bn_momenta.size > 0
+    bn = norm == BATCH_NORM
+    normed = norm != NO_NORM
     dropout = keys.size > 0
     h = x
     offset = 0
@@ -62,10 +88,17 @@ def train_forward(x, labels, dims, layout, act, params, running, bn_momenta, bn_
         w = view(params, layout[l, W], d_in, d)
         b = params[layout[l, B]:layout[l, B] + d]
         out = view(acts, offset, n, d)
-        # out = act(z) (* mask) with z = h W + b, normalised with batch norm; the
-        # activation goes into the last pass before dropout, dropout into its own
-        z = view(scratch[0], 0, n, d) if bn or dropout else out
-        affine_forward(h, w, b, IDENTITY if bn or dropout else act, z)
+        # out = act(z) (* mask) with z = h W + b, normalised; the activation goes into
+        # the last pass before dropout, dropout into its own
+        z = view(scratch[0], 0, n, d) if normed or dropout else out
+        affine_forward(h, w, b, IDENTITY if normed or dropout else act, z)
+        if norm == LAYER_NORM:
+            y = view(scratch[1], 0, n, d) if dropout else out
+            layer_norm_rows(z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
+                            params[layout[l, BETA]:layout[l, BETA] + d], bn_eps,
+                            view(xns, offset, n, d), stds[std_offset:std_offset + n],
+                            IDENTITY if dropout else act, y)
+            z = y
         if bn:
             y = view(scratch[1], 0, n, d) if dropout else out
             batchnorm_forward_train(
@@ -81,7 +114,7 @@ def train_forward(x, labels, dims, layout, act, params, running, bn_momenta, bn_
                             masks[offset:offset + n * d], acts[offset:offset + n * d])
         h = out
         offset += n * d
-        std_offset += d
+        std_offset += std_width(norm, n, d)
 
     last = n_layers - 1
     w = view(params, layout[last, W], dims[last], dims[last + 1])
@@ -93,14 +126,15 @@ def train_forward(x, labels, dims, layout, act, params, running, bn_momenta, bn_
 
 
 @jit
-def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
+def mlp_train_step(x, labels, dims, layout, act, params, grads, running, norm,
                    bn_momenta, bn_eps, dropout_ratios, keys, sgd, weight_decay,
                    acts, xns, stds, masks, scratch, logits):
     """Forward and backward of one mini-batch; returns the mean cross-entropy.
 
     ``grads`` receives every gradient; each weight matrix's has ``weight_decay * W``
     added (the book's ``gradient()``: pass the net's lambda), or none (pass 0 where the
-    optimizer folds the decay into its own pass). With batch norm, ``bn_momenta[l]`` is
+    optimizer folds the decay into its own pass). ``norm`` is the hidden layers'
+    normalization, ``bn_eps`` its epsilon. With batch norm, ``bn_momenta[l]`` is
     hidden layer l's momentum and ``running`` is updated; without, ``bn_momenta`` is
     empty. With dropout, ``dropout_ratios[l]`` and ``keys[l]`` are hidden layer l's ratio
     and stream key; without, both are empty. ``sgd`` is empty, or ``(lr, weight_decay)``
@@ -116,13 +150,14 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
     """
     n = x.shape[0]
     n_layers = dims.size - 1
-    bn = bn_momenta.size > 0
-    loss = train_forward(x, labels, dims, layout, act, params, running, bn_momenta, bn_eps,
-                         dropout_ratios, keys, acts, xns, stds, masks, scratch, logits)
-    std_offset = 0  # past the last hidden layer's entries in the workspaces
+    normed = norm != NO_NORM
+    loss = train_forward(x, labels, dims, layout, act, params, running, norm, bn_momenta,
+                         bn_eps, dropout_ratios, keys, acts, xns, stds, masks, scratch, logits)
+    offset = 0  # past the last hidden layer's entries in the workspaces
+    std_offset = 0
     for l in range(1, n_layers):
-        std_offset += dims[l]
-    offset = n * std_offset
+        offset += n * dims[l]
+        std_offset += std_width(norm, n, dims[l])
 
     no_mask = masks[:0]
     dz = logits
@@ -132,17 +167,24 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
         gb = grads[layout[l, B]:layout[l, B] + d]
         if l < n_layers - 1:
             offset -= n * d
-            std_offset -= d
+            std_offset -= std_width(norm, n, d)
             dh = view(scratch[dh_row], 0, n, d)
             dz = view(scratch[1 - dh_row], 0, n, d)
             keep = masks[offset:offset + n * d] if act == TANH else no_mask
             activation_grad_colsum(dh, view(acts, offset, n, d), act, keep, dz, gb)
-            if bn:  # through the normalisation, back into the row dh is done with
-                batchnorm_backward(
-                    dz, view(xns, offset, n, d), stds[std_offset:std_offset + d],
-                    params[layout[l, GAMMA]:layout[l, GAMMA] + d],
-                    grads[layout[l, GAMMA]:layout[l, GAMMA] + d],
-                    grads[layout[l, BETA]:layout[l, BETA] + d], dh)
+            gamma = params[layout[l, GAMMA]:layout[l, GAMMA] + d]
+            dgamma = grads[layout[l, GAMMA]:layout[l, GAMMA] + d]
+            dbeta = grads[layout[l, BETA]:layout[l, BETA] + d]
+            # through the normalisation, back into the row dh is done with
+            if norm == BATCH_NORM:
+                batchnorm_backward(dz, view(xns, offset, n, d),
+                                   stds[std_offset:std_offset + d], gamma, dgamma, dbeta, dh)
+            elif norm == LAYER_NORM:
+                group_norm_backward(dz.reshape((n, 1, d)), 1,
+                                    view(xns, offset, n, d).reshape((n, 1, d)),
+                                    stds[std_offset:std_offset + n].reshape((n, 1)), gamma,
+                                    dgamma, dbeta, dh.reshape((n, 1, d)))
+            if normed:
                 dz = dh
                 activation_grad_colsum(dz, dz, IDENTITY, no_mask, dz, gb)
                 dh_row = 1 - dh_row
@@ -156,7 +198,7 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
             lr, no_decay = sgd[0], sgd[0] * 0
             gemm_update(h_in.T, dz, -lr, 1 - lr * sgd[1], w)
             optimizers.sgd(params[layout[l, B]:layout[l, B] + d], gb, lr, no_decay)
-            if bn and l < n_layers - 1:
+            if normed and l < n_layers - 1:
                 for column in (GAMMA, BETA):
                     optimizers.sgd(params[layout[l, column]:layout[l, column] + d],
                                    grads[layout[l, column]:layout[l, column] + d], lr, no_decay)
@@ -173,8 +215,8 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running,
 
 
 @jit
-def mlp_numerical_gradient(x, labels, dims, layout, act, params, running, bn_momenta, bn_eps,
-                           dropout_ratios, keys, weight_decay, n_decayed, h,
+def mlp_numerical_gradient(x, labels, dims, layout, act, params, running, norm, bn_momenta,
+                           bn_eps, dropout_ratios, keys, weight_decay, n_decayed, h,
                            acts, xns, stds, masks, scratch, logits, grads):
     """``grads[i] = (L(p + h e_i) - L(p - h e_i)) / 2h`` for every element ``i`` of
     ``params`` (the book's central differences), ``L`` the training loss of
@@ -188,11 +230,11 @@ def mlp_numerical_gradient(x, labels, dims, layout, act, params, running, bn_mom
     for i in range(params.size):
         saved = params[i]
         params[i] = saved + h
-        plus = train_forward(x, labels, dims, layout, act, params, running, bn_momenta,
+        plus = train_forward(x, labels, dims, layout, act, params, running, norm, bn_momenta,
                              bn_eps, dropout_ratios, keys, acts, xns, stds, masks, scratch,
                              logits)
         params[i] = saved - h
-        minus = train_forward(x, labels, dims, layout, act, params, running, bn_momenta,
+        minus = train_forward(x, labels, dims, layout, act, params, running, norm, bn_momenta,
                               bn_eps, dropout_ratios, keys, acts, xns, stds, masks, scratch,
                               logits)
         params[i] = saved
@@ -205,11 +247,12 @@ def mlp_numerical_gradient(x, labels, dims, layout, act, params, running, bn_mom
 # ------------------------------------------------------------------ inference
 
 @inline
-def infer_chunk(x, dims, layout, act, params, running, dropout_scales, stds, scratch,
-                logits):
+def infer_chunk(x, dims, layout, act, params, running, norm, eps, dropout_scales, stds,
+                scratch, logits):
     """``logits = net(x)`` in inference mode for the rows of ``x`` (at most a chunk):
-    batch norm with the running statistics (``stds`` already holds ``sqrt(var + eps)``),
-    the activation, dropout's ``* (1 - ratio)`` (``dropout_scales``, empty for none).
+    batch norm with the running statistics (``stds`` already holds ``sqrt(var + eps)``)
+    or layer norm, the activation, dropout's ``* (1 - ratio)`` (``dropout_scales``, empty
+    for none).
 
     Activations ping-pong between the two rows of ``scratch``: an affine layer writes
     the row its input is not in; batch norm then writes back into the input's row, free
@@ -217,7 +260,7 @@ def infer_chunk(x, dims, layout, act, params, running, dropout_scales, stds, scr
     """
     n = x.shape[0]
     n_layers = dims.size - 1
-    bn = running.size > 0
+    normed = norm != NO_NORM
     h = x
     cur = 0  # the scratch row holding h (for the first layer: free)
     std_offset = 0
@@ -226,8 +269,13 @@ def infer_chunk(x, dims, layout, act, params, running, dropout_scales, stds, scr
         w = view(params, layout[l, W], d_in, d)
         b = params[layout[l, B]:layout[l, B] + d]
         z = view(scratch[1 - cur], 0, n, d)
-        affine_forward(h, w, b, IDENTITY if bn else act, z)
-        if bn:
+        affine_forward(h, w, b, IDENTITY if normed else act, z)
+        if norm == LAYER_NORM:  # xn is not kept: out receives it, then the output
+            out = view(scratch[cur], 0, n, d)
+            layer_norm_rows(z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
+                            params[layout[l, BETA]:layout[l, BETA] + d], eps, out,
+                            np.empty(n, out.dtype), act, out)
+        elif norm == BATCH_NORM:
             out = view(scratch[cur], 0, n, d)
             batchnorm_infer_act(
                 z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
@@ -264,42 +312,43 @@ def running_stds(dims, layout, running, bn_eps, stds):
 
 
 @inline
-def chunk_logits(x, start, chunk, dims, layout, act, params, running, dropout_scales, stds,
-                 scratch, logits):
+def chunk_logits(x, start, chunk, dims, layout, act, params, running, norm, eps,
+                 dropout_scales, stds, scratch, logits):
     """The logits of rows ``start:start + chunk`` of ``x`` (fewer at the end), written to
     and returned as the first rows of ``logits``."""
     rows = min(chunk, x.shape[0] - start)
     y = logits[:rows]
-    infer_chunk(x[start:start + rows], dims, layout, act, params, running, dropout_scales,
-                stds, scratch, y)
+    infer_chunk(x[start:start + rows], dims, layout, act, params, running, norm, eps,
+                dropout_scales, stds, scratch, y)
     return y
 
 
 @jit
-def mlp_predict(x, dims, layout, act, params, running, bn_eps, dropout_scales, chunk,
+def mlp_predict(x, dims, layout, act, params, running, norm, bn_eps, dropout_scales, chunk,
                 stds, scratch, out):
     """``out = net(x)``, the logits in inference mode, ``chunk`` rows at a time.
 
-    ``running`` is empty without batch norm; ``dropout_scales[l]`` is hidden layer l's
+    ``norm`` and ``bn_eps`` as in ``mlp_train_step``; ``running`` is empty without batch
+    norm; ``dropout_scales[l]`` is hidden layer l's
     ``1 - ratio`` (empty without dropout); ``stds`` (sum of hidden widths) and
     ``scratch`` (2, chunk * widest hidden layer) are workspaces.
     """
     running_stds(dims, layout, running, bn_eps, stds)
     for start in range(0, x.shape[0], chunk):
-        chunk_logits(x, start, chunk, dims, layout, act, params, running, dropout_scales,
-                     stds, scratch, out[start:])
+        chunk_logits(x, start, chunk, dims, layout, act, params, running, norm, bn_eps,
+                     dropout_scales, stds, scratch, out[start:])
 
 
 @jit
-def mlp_predict_labels(x, dims, layout, act, params, running, bn_eps, dropout_scales, chunk,
-                       stds, scratch, logits, out):
+def mlp_predict_labels(x, dims, layout, act, params, running, norm, bn_eps, dropout_scales,
+                       chunk, stds, scratch, logits, out):
     """``out = argmax(net(x), axis=1)`` as ``np.argmax`` (the first largest logit, the
     first NaN if any); ``logits`` (chunk, classes) is a workspace, the rest as in
     ``mlp_predict``."""
     running_stds(dims, layout, running, bn_eps, stds)
     for start in range(0, x.shape[0], chunk):
-        y = chunk_logits(x, start, chunk, dims, layout, act, params, running,
-                         dropout_scales, stds, scratch, logits)
+        y = chunk_logits(x, start, chunk, dims, layout, act, params, running, norm,
+                         bn_eps, dropout_scales, stds, scratch, logits)
         for i in range(y.shape[0]):
             best = 0
             for j in range(1, y.shape[1]):
@@ -311,16 +360,16 @@ def mlp_predict_labels(x, dims, layout, act, params, running, bn_eps, dropout_sc
 
 
 @jit
-def mlp_cross_entropy(x, labels, dims, layout, act, params, running, bn_eps, dropout_scales,
-                      chunk, stds, scratch, logits):
+def mlp_cross_entropy(x, labels, dims, layout, act, params, running, norm, bn_eps,
+                      dropout_scales, chunk, stds, scratch, logits):
     """The mean cross-entropy ``-sum(log(softmax(net(x))[i, t_i] + 1e-7)) / N`` in
     inference mode, summed in float64 in row order (as ``softmax_cross_entropy``);
     arguments as in ``mlp_predict_labels``."""
     running_stds(dims, layout, running, bn_eps, stds)
     loss = 0.0
     for start in range(0, x.shape[0], chunk):
-        y = chunk_logits(x, start, chunk, dims, layout, act, params, running,
-                         dropout_scales, stds, scratch, logits)
+        y = chunk_logits(x, start, chunk, dims, layout, act, params, running, norm,
+                         bn_eps, dropout_scales, stds, scratch, logits)
         for i in range(y.shape[0]):
             softmax_row(y, i, y)
             loss -= math.log(y[i, labels[start + i]] + LOG_EPS)

@@ -3,6 +3,8 @@
 Each layer has ``forward`` and ``backward`` and keeps what backward needs on the
 instance.  Layers follow the dtype of their input: float32 stays float32.
 """
+import math
+
 import numpy as np
 
 from .functions import class_indices, cross_entropy_error, sigmoid, softmax
@@ -225,3 +227,217 @@ class BatchNormalization:
         dmu = np.sum(dxc, axis=0)
         dx = dxc - dmu / self.batch_size
         return dx.reshape(self.input_shape)
+
+
+def _channel_shape(x):
+    """The shape that broadcasts a per-channel (axis 1) vector against ``x``."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def _sum_but_channels(a):
+    return a.sum(axis=(0,) + tuple(range(2, a.ndim)))
+
+
+class GroupNormalization:
+    """Group normalization (Wu and He 2018): each sample's channels in ``groups`` groups,
+    each group normalized over its channels and positions.
+
+    ``x`` is (N, C) or (N, C, ...) with C divisible by ``groups``; per (sample, group):
+    ``xn = (x - mu) / sqrt(var + eps)`` (biased variance), ``out = gamma * xn + beta``
+    with ``gamma``, ``beta`` of shape (C,).  No running statistics: training and
+    inference compute the same thing.
+    """
+
+    def __init__(self, gamma, beta, groups, eps=1e-6):
+        self.gamma = gamma
+        self.beta = beta
+        self.groups = groups
+        self.eps = eps
+        self.xc = None
+        self.xn = None
+        self.std = None
+        self.dgamma = None
+        self.dbeta = None
+
+    def _grouped(self, a):
+        return a.reshape(a.shape[0], self.groups, -1)
+
+    def forward(self, x, train_flg=True):
+        xg = self._grouped(x)
+        self.xc = xg - xg.mean(axis=2, keepdims=True)
+        var = np.mean(self.xc ** 2, axis=2, keepdims=True)
+        self.std = np.sqrt(var + self.eps)
+        self.xn = (self.xc / self.std).reshape(x.shape)
+        shape = _channel_shape(x)
+        return self.gamma.reshape(shape) * self.xn + self.beta.reshape(shape)
+
+    def backward(self, dout):
+        self.dbeta = _sum_but_channels(dout)
+        self.dgamma = _sum_but_channels(dout * self.xn)
+        dxn = self._grouped(self.gamma.reshape(_channel_shape(dout)) * dout)
+        size = dxn.shape[2]
+        # The book's BatchNormalization.backward, per group instead of per column
+        dxc = dxn / self.std
+        dstd = -np.sum(dxn * self.xc / (self.std * self.std), axis=2, keepdims=True)
+        dvar = 0.5 * dstd / self.std
+        dxc += (2 / size) * self.xc * dvar
+        dmu = np.sum(dxc, axis=2, keepdims=True)
+        return (dxc - dmu / size).reshape(dout.shape)
+
+
+class LayerNormalization(GroupNormalization):
+    """Layer normalization (Ba, Kiros and Hinton 2016): each sample normalized over all
+    its features, group normalization with one group.  ``gamma``, ``beta``: (D,) for
+    (N, D) input, (C,) for (N, C, ...)."""
+
+    def __init__(self, gamma, beta, eps=1e-6):
+        super().__init__(gamma, beta, 1, eps)
+
+
+class InstanceNormalization(GroupNormalization):
+    """Instance normalization (Ulyanov, Vedaldi and Lempitsky 2016): each channel of each
+    sample normalized over its positions, group normalization with a group per channel.
+    ``x`` is (N, C, H, W) (any number of spatial axes); ``gamma``, ``beta``: (C,)."""
+
+    def __init__(self, gamma, beta, eps=1e-6):
+        super().__init__(gamma, beta, None, eps)
+
+    def _grouped(self, a):
+        return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+class SwitchableNormalization:
+    """Switchable normalization (Luo et al. 2018): the mean and the variance are
+    softmax-weighted mixes of the instance, layer and batch statistics.
+
+    ``x`` is (N, C, ...): the statistics of each channel of each sample over its
+    positions (instance), of each sample (layer), of each channel over the batch
+    (batch).  For (N, C) input the instance statistics are those of a single value, so
+    only layer and batch are mixed.  ``mean_weight`` and ``var_weight`` are the mixing
+    logits, (instance, layer, batch) or (layer, batch), zeros (an equal mix) unless
+    given.  Training keeps ``running = momentum * running + (1 - momentum) * batch
+    statistic``; inference uses those in place of the batch statistics.  Biased
+    variances throughout.
+    """
+
+    def __init__(self, gamma, beta, momentum=0.9, eps=1e-6, mean_weight=None,
+                 var_weight=None, running_mean=None, running_var=None):
+        self.gamma = gamma
+        self.beta = beta
+        self.momentum = momentum
+        self.eps = eps
+        self.mean_weight = mean_weight
+        self.var_weight = var_weight
+        self.running_mean = running_mean
+        self.running_var = running_var
+        self.x = None
+        self.stats = None
+        self.xn = None
+        self.std = None
+        self.dgamma = None
+        self.dbeta = None
+        self.dmean_weight = None
+        self.dvar_weight = None
+
+    def _statistics(self, x3):
+        """(mean, var) of each kind, each broadcastable against (N, C, S)."""
+        stats = {}
+        for kind, axes in (("instance", (2,)), ("layer", (1, 2)), ("batch", (0, 2))):
+            mean = x3.mean(axis=axes, keepdims=True)
+            stats[kind] = (mean, np.mean((x3 - mean) ** 2, axis=axes, keepdims=True))
+        return stats
+
+    def forward(self, x, train_flg=True):
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)
+        kinds = ("instance", "layer", "batch") if x.ndim > 2 else ("layer", "batch")
+        if self.mean_weight is None:
+            self.mean_weight = np.zeros(len(kinds), x.dtype)
+            self.var_weight = np.zeros(len(kinds), x.dtype)
+        if self.running_mean is None:
+            self.running_mean = np.zeros(x.shape[1], x.dtype)
+            self.running_var = np.zeros(x.shape[1], x.dtype)
+        stats = self._statistics(x3)
+        if train_flg:
+            mean, var = stats["batch"]
+            m = self.momentum
+            self.running_mean = m * self.running_mean + (1 - m) * mean.reshape(-1)
+            self.running_var = m * self.running_var + (1 - m) * var.reshape(-1)
+        else:
+            stats["batch"] = (self.running_mean.reshape(1, -1, 1),
+                              self.running_var.reshape(1, -1, 1))
+        self.kinds = kinds
+        w_mean, w_var = _softmax(self.mean_weight), _softmax(self.var_weight)
+        mu = sum(w * stats[kind][0] for w, kind in zip(w_mean, kinds))
+        var = sum(w * stats[kind][1] for w, kind in zip(w_var, kinds))
+        self.x, self.stats = x3, stats
+        self.std = np.sqrt(var + self.eps)
+        self.xn = (x3 - mu) / self.std
+        shape = (1, -1, 1)
+        out = self.gamma.reshape(shape) * self.xn + self.beta.reshape(shape)
+        return out.reshape(x.shape)
+
+    def backward(self, dout):
+        d3 = dout.reshape(self.x.shape)
+        self.dbeta = d3.sum(axis=(0, 2))
+        self.dgamma = (d3 * self.xn).sum(axis=(0, 2))
+        dxn = self.gamma.reshape(1, -1, 1) * d3
+        dmu = -np.sum(dxn, axis=2, keepdims=True) / self.std
+        dvar = -0.5 * np.sum(dxn * self.xn, axis=2, keepdims=True) / self.std ** 2
+        w_mean, w_var = _softmax(self.mean_weight), _softmax(self.var_weight)
+        dx = dxn / self.std
+        dw_mean, dw_var = [], []
+        axes = {"instance": (2,), "layer": (1, 2), "batch": (0, 2)}
+        for kind, wm, wv in zip(self.kinds, w_mean, w_var):
+            mean, _ = self.stats[kind]
+            size = math.prod(self.x.shape[a] for a in axes[kind])
+            # d mean / dx = 1 / size, d var / dx = 2 (x - mean) / size, over the set
+            share_mu = np.sum(dmu, axis=axes[kind], keepdims=True)
+            share_var = np.sum(dvar, axis=axes[kind], keepdims=True)
+            dx = dx + wm * share_mu / size + wv * 2 * (self.x - mean) * share_var / size
+            dw_mean.append(np.sum(dmu * self.stats[kind][0]))
+            dw_var.append(np.sum(dvar * self.stats[kind][1]))
+        dw_mean, dw_var = np.array(dw_mean), np.array(dw_var)
+        # softmax's backward: dlogit_k = w_k (dw_k - sum_j w_j dw_j)
+        self.dmean_weight = (w_mean * (dw_mean - w_mean @ dw_mean)).astype(self.x.dtype)
+        self.dvar_weight = (w_var * (dw_var - w_var @ dw_var)).astype(self.x.dtype)
+        return dx.reshape(dout.shape)
+
+
+class WeightNormalization:
+    """An Affine layer whose weight is ``W = g * v / ||v||`` per output unit (column),
+    weight normalization (Salimans and Kingma 2016).
+
+    ``v`` (K, D), ``g``, ``b`` (D,); forward ``out = x @ W + b``; backward ``dW =
+    x.T @ dout``, ``db``, ``dx`` as Affine's, then ``dg = sum(dW * v, axis=0) / ||v||``
+    and ``dv = g / ||v|| * (dW - dg * v / ||v||)``.
+    """
+
+    def __init__(self, v, g, b):
+        self.v = v
+        self.g = g
+        self.b = b
+        self.affine = None
+        self.dv = None
+        self.dg = None
+        self.db = None
+
+    @property
+    def W(self):
+        return self.g * self.v / np.sqrt(np.sum(self.v ** 2, axis=0))
+
+    def forward(self, x):
+        self.affine = Affine(self.W, self.b)
+        return self.affine.forward(x)
+
+    def backward(self, dout):
+        dx = self.affine.backward(dout)
+        norm = np.sqrt(np.sum(self.v ** 2, axis=0))
+        self.db = self.affine.db
+        self.dg = np.sum(self.affine.dW * self.v, axis=0) / norm
+        self.dv = self.g / norm * (self.affine.dW - self.dg * self.v / norm)
+        return dx

@@ -14,6 +14,15 @@ from .functions import numerical_gradient
 from .random import draw_seed, resolve_rng
 
 ACTIVATION_LAYERS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
+NORMALIZATIONS = ("batch", "layer", "group", "instance", "weight", "switchable")
+# normalization -> the prefix of its layers' keys in ``layers``, and its class
+NORMALIZATION_LAYERS = {"batch": "BatchNorm", "layer": "LayerNorm", "group": "GroupNorm",
+                        "instance": "InstanceNorm", "switchable": "SwitchNorm"}
+NORMALIZATION_CLASSES = {"batch": "BatchNormalization", "layer": "LayerNormalization",
+                         "group": "GroupNormalization", "instance": "InstanceNormalization",
+                         "switchable": "SwitchableNormalization"}
+# Layers whose forward takes ``train_flg``
+TRAIN_FLAG_LAYERS = ("Dropout",) + tuple(NORMALIZATION_LAYERS.values())
 HE_NAMES = ("relu", "he")
 XAVIER_NAMES = ("sigmoid", "xavier")
 
@@ -52,6 +61,23 @@ def population_batches(use_batchnorm, n, batch_size):
     return n // batch_size
 
 
+class ChannelView:
+    """``layer``, a layer of (N, C, L) input, on the (N, D) rows of a fully connected
+    net: each row viewed as ``channels`` channels of D / channels positions."""
+
+    def __init__(self, layer, channels):
+        self.layer = layer
+        self.channels = channels
+
+    def forward(self, x, train_flg=True):
+        return self.layer.forward(x.reshape(x.shape[0], self.channels, -1),
+                                  train_flg).reshape(x.shape)
+
+    def backward(self, dout):
+        return self.layer.backward(dout.reshape(dout.shape[0], self.channels, -1)
+                                   ).reshape(dout.shape)
+
+
 class MultiLayerNet:
     """Fully connected net: (Affine, activation) per hidden layer, Affine, softmax loss.
 
@@ -84,6 +110,7 @@ class MultiLayerNet:
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
         self.rng = resolve_rng(seed, rng)
         self.params = {}
+        self.param_owners = {}  # params key -> (layers key, attribute of that layer)
         self._init_weight(weight_init_std)
 
         self.layers = OrderedDict()
@@ -105,30 +132,47 @@ class MultiLayerNet:
         self._add_affine(idx)
         self._add_activation(idx)
 
+    def _add_layer(self, key, cls, params, **options):
+        """``self.layers[key] = cls(**options, attr=self.params[k], ...)`` for each
+        ``attr -> k`` of ``params``, recorded in ``param_owners``."""
+        self.layers[key] = cls(**{attr: self.params[k] for attr, k in params.items()}, **options)
+        self.param_owners.update({k: (key, attr) for attr, k in params.items()})
+
+    def _layer_of(self, key):
+        """The layer that owns ``params[key]``, and its attribute name for it."""
+        layer_key, attr = self.param_owners[key]
+        return getattr(self.layers[layer_key], "layer", self.layers[layer_key]), attr
+
     def _add_affine(self, idx):
-        self.layers[f"Affine{idx}"] = self.layers_module.Affine(
-            self.params[f"W{idx}"], self.params[f"b{idx}"])
+        self._add_layer(f"Affine{idx}", self.layers_module.Affine, {"W": f"W{idx}", "b": f"b{idx}"})
+
+    def _decayed_keys(self):
+        """The parameters whose gradient weight decay adds ``lambda * p`` to."""
+        return [f"W{idx}" for idx in range(1, self.hidden_layer_num + 2)]
+
+    def _weight_matrices(self):
+        return [self.params[f"W{idx}"] for idx in range(1, self.hidden_layer_num + 2)]
 
     def _add_activation(self, idx):
         activation_layer = getattr(self.layers_module, ACTIVATION_LAYERS[self.activation])
         self.layers[f"Activation_function{idx}"] = activation_layer()
 
     def _forward(self, x, train_flg):
-        """The logits; Dropout and BatchNorm layers are told whether this is training."""
+        """The logits; Dropout and normalization layers are told whether this is training."""
         x = np.asarray(x, dtype=self.dtype)
         for key, layer in self.layers.items():
-            if key.startswith(("Dropout", "BatchNorm")):
+            if key.startswith(TRAIN_FLAG_LAYERS):
                 x = layer.forward(x, train_flg)
             else:
                 x = layer.forward(x)
         return x
 
     def _loss(self, x, t, train_flg):
+        loss = self.last_layer.forward(self._forward(x, train_flg), t)
         weight_decay = 0.0
-        for idx in range(1, self.hidden_layer_num + 2):
-            W = self.params[f"W{idx}"]
+        for W in self._weight_matrices():
             weight_decay += 0.5 * self.weight_decay_lambda * float(np.sum(W ** 2))
-        return self.last_layer.forward(self._forward(x, train_flg), t) + weight_decay
+        return loss + weight_decay
 
     def predict(self, x):
         return self._forward(x, train_flg=False)
@@ -160,57 +204,126 @@ class MultiLayerNet:
         return self._collect_grads()
 
     def _collect_grads(self):
+        """Each parameter's gradient, the attribute ``d<name>`` of the layer that owns it,
+        plus ``lambda * p`` for the decayed ones."""
         grads = {}
-        for idx in range(1, self.hidden_layer_num + 2):
-            affine = self.layers[f"Affine{idx}"]
-            grads[f"W{idx}"] = affine.dW
-            if self.weight_decay_lambda:  # lambda * W, without a pass over W when 0
-                grads[f"W{idx}"] = affine.dW + self.weight_decay_lambda * self.params[f"W{idx}"]
-            grads[f"b{idx}"] = affine.db
+        for key in self.params:
+            layer, attr = self._layer_of(key)
+            grads[key] = getattr(layer, "d" + attr)
+        if self.weight_decay_lambda:  # without a pass over the weights when 0
+            for key in self._decayed_keys():
+                grads[key] = grads[key] + self.weight_decay_lambda * self.params[key]
         return grads
 
 
 class MultiLayerNetExtend(MultiLayerNet):
-    """``MultiLayerNet`` with optional batch normalization and dropout.
+    """``MultiLayerNet`` with optional normalization and dropout.
 
-    A hidden layer is Affine, BatchNorm (``use_batchnorm``), activation, Dropout
-    (``use_dropout``).  Batch norm adds ``gamma{i}`` (ones) and ``beta{i}`` (zeros) to
-    ``params``.  Each Dropout layer gets ``seed=draw_seed(self.rng)``, in layer order,
-    after all weights are drawn.  ``dropout_ration`` is the book's spelling;
-    ``dropout_ratio`` is accepted too.  Dropout is the book's, not inverted: the fused
-    training step of ``fastnet.nets`` implements that form only.
+    A hidden layer is Affine, a normalization layer, activation, Dropout
+    (``use_dropout``).  ``normalization`` is one of ``NORMALIZATIONS``:
+
+    * ``'batch'`` (or the book's ``use_batchnorm=True``): ``BatchNorm{i}``;
+    * ``'layer'``: ``LayerNorm{i}``;
+    * ``'group'``: ``GroupNorm{i}``, the D units of the hidden layer in ``groups`` groups
+      (``groups`` must divide every hidden size);
+    * ``'instance'``: ``InstanceNorm{i}``.  A fully connected layer has no positions, so
+      its D units are viewed as ``groups`` channels of D / groups positions each (one
+      gamma and beta per channel): with ``groups=1``, each sample normalized over its
+      features with a single gamma and beta;
+    * ``'switchable'``: ``SwitchNorm{i}``, mixing the layer and the batch statistics (a
+      unit has no positions, so no instance statistics), with the mixing logits
+      ``mean_weight{i}`` and ``var_weight{i}`` (zeros: an equal mix);
+    * ``'weight'``: every Affine layer, the last included, is a ``WeightNormalization``
+      with ``v{i}`` (drawn as ``W{i}`` would be), ``g{i} = ||v{i}||`` per column (so the
+      net starts as the plain one) and ``b{i}``, in place of ``W{i}``.  Weight decay is
+      ``0.5 lambda sum(W^2)`` of the effective weights, which is ``0.5 lambda sum(g^2)``.
+
+    Normalizations add ``gamma{i}`` (ones) and ``beta{i}`` (zeros) to ``params``.  Each
+    Dropout layer gets ``seed=draw_seed(self.rng)``, in layer order, after all weights
+    are drawn.  ``dropout_ration`` is the book's spelling; ``dropout_ratio`` is accepted
+    too.  Dropout is the book's, not inverted: the fused training step of
+    ``fastnet.nets`` implements that form only.  ``use_batchnorm=True`` with a
+    ``normalization`` other than ``'batch'`` is a ValueError.
     """
 
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                  weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
                  dropout_ration=0.5, use_batchnorm=False, *, dropout_ratio=None,
-                 dtype=np.float32, seed=None, rng=None):
+                 normalization=None, groups=2, dtype=np.float32, seed=None, rng=None):
         # 0.5 is dropout_ration's default, so only another value counts as a conflict.
         if dropout_ratio is None:
             dropout_ratio = dropout_ration
         elif dropout_ration != 0.5 and dropout_ration != dropout_ratio:
             raise ValueError(f"dropout_ration={dropout_ration!r} and dropout_ratio="
                              f"{dropout_ratio!r} disagree; give only dropout_ratio")
+        if normalization is not None and normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be None or one of {NORMALIZATIONS}, "
+                             f"got {normalization!r}")
+        if use_batchnorm and normalization not in (None, "batch"):
+            raise ValueError(f"use_batchnorm=True and normalization={normalization!r} "
+                             f"conflict; give only normalization")
         self.use_dropout = use_dropout
         self.dropout_ratio = dropout_ratio
-        self.use_batchnorm = use_batchnorm
+        self.normalization = "batch" if use_batchnorm else normalization
+        self.use_batchnorm = self.normalization == "batch"
+        self.groups = _check_size("groups", groups)
+        if self.normalization in ("group", "instance"):
+            for size in hidden_size_list:
+                if size % self.groups:
+                    raise ValueError(f"groups={self.groups} does not divide the hidden size "
+                                     f"{size}")
         super().__init__(input_size, hidden_size_list, output_size, activation,
                          weight_init_std, weight_decay_lambda, dtype=dtype, seed=seed, rng=rng)
 
+    def _init_weight(self, weight_init_std):
+        super()._init_weight(weight_init_std)
+        if self.normalization == "weight":
+            for idx in range(1, self.hidden_layer_num + 2):
+                v = self.params.pop(f"W{idx}")
+                self.params[f"v{idx}"] = v
+                self.params[f"g{idx}"] = np.sqrt(np.sum(v ** 2, axis=0)).astype(self.dtype)
+
+    def _add_affine(self, idx):
+        if self.normalization != "weight":
+            super()._add_affine(idx)
+            return
+        self._add_layer(f"Affine{idx}", self.layers_module.WeightNormalization,
+                        {"v": f"v{idx}", "g": f"g{idx}", "b": f"b{idx}"})
+
+    def _decayed_keys(self):
+        if self.normalization == "weight":  # d/dg of 0.5 lambda ||g v / ||v||||^2 = lambda g
+            return [f"g{idx}" for idx in range(1, self.hidden_layer_num + 2)]
+        return super()._decayed_keys()
+
+    def _weight_matrices(self):
+        if self.normalization == "weight":
+            return [self.layers[f"Affine{idx}"].W for idx in range(1, self.hidden_layer_num + 2)]
+        return super()._weight_matrices()
+
     def _add_hidden_layer(self, idx):
         self._add_affine(idx)
-        if self.use_batchnorm:
-            self._add_batchnorm(idx)
+        if self.normalization not in (None, "weight"):
+            self._add_normalization(idx)
         self._add_activation(idx)
         if self.use_dropout:
             self._add_dropout(idx)
 
-    def _add_batchnorm(self, idx):
+    def _add_normalization(self, idx):
         size = self.hidden_size_list[idx - 1]
-        self.params[f"gamma{idx}"] = np.ones(size, dtype=self.dtype)
-        self.params[f"beta{idx}"] = np.zeros(size, dtype=self.dtype)
-        self.layers[f"BatchNorm{idx}"] = self.layers_module.BatchNormalization(
-            self.params[f"gamma{idx}"], self.params[f"beta{idx}"])
+        width = self.groups if self.normalization == "instance" else size
+        self.params[f"gamma{idx}"] = np.ones(width, dtype=self.dtype)
+        self.params[f"beta{idx}"] = np.zeros(width, dtype=self.dtype)
+        names = {"gamma": f"gamma{idx}", "beta": f"beta{idx}"}
+        options = {"groups": self.groups} if self.normalization == "group" else {}
+        if self.normalization == "switchable":
+            for name in ("mean_weight", "var_weight"):  # the (layer, batch) logits
+                self.params[f"{name}{idx}"] = np.zeros(2, dtype=self.dtype)
+                names[name] = f"{name}{idx}"
+        key = NORMALIZATION_LAYERS[self.normalization]
+        cls = getattr(self.layers_module, NORMALIZATION_CLASSES[self.normalization])
+        self._add_layer(f"{key}{idx}", cls, names, **options)
+        if self.normalization == "instance":
+            self.layers[f"{key}{idx}"] = ChannelView(self.layers[f"{key}{idx}"], self.groups)
 
     def _add_dropout(self, idx):
         self.layers[f"Dropout{idx}"] = self.layers_module.Dropout(
@@ -258,11 +371,3 @@ class MultiLayerNetExtend(MultiLayerNet):
         """Cross-entropy of ``predict(x, train_flg)`` against ``t`` plus the weight decay."""
         return self._loss(x, t, train_flg)
 
-    def _collect_grads(self):
-        grads = super()._collect_grads()
-        if self.use_batchnorm:
-            for idx in range(1, self.hidden_layer_num + 1):
-                batchnorm = self.layers[f"BatchNorm{idx}"]
-                grads[f"gamma{idx}"] = batchnorm.dgamma
-                grads[f"beta{idx}"] = batchnorm.dbeta
-        return grads

@@ -1,0 +1,429 @@
+"""The normalizations beside batch norm: group norm (and its two special cases, layer
+norm and instance norm), switchable norm and weight norm.
+
+Group norm works on a C-contiguous (N, G, C/G, S) view of the input: N samples, G
+groups of C/G channels, S positions per channel (H*W; 1 for (N, C) input).  Each
+(sample, group) is normalized over its (C/G) * S values:
+
+    mu, var = mean and biased variance of the group   (two passes over it)
+    std = sqrt(var + eps);  xn = (x - mu) / std;  out = gamma[c] xn + beta[c]
+    backward: dbeta[c] = sum(dout), dgamma[c] = sum(dout xn) over samples and positions,
+              dxn = gamma[c] dout,  dx = (dxn - mean(dxn) - xn mean(dxn xn)) / std
+              (means over the group)
+
+Layer norm is G = 1 (the whole sample), instance norm G = C (one channel).
+
+Switchable norm works on an (N, C, S) view and mixes three statistics per (n, c):
+instance (over the S positions), layer (over the C*S values of the sample) and batch
+(over the N*S values of the channel), ``mu = sum_k w_k mu_k``, ``var = sum_k w'_k
+var_k``.  The layer and batch statistics are formed from the instance ones by the law
+of total variance (``var_ln = mean_c(var_in + (mu_in - mu_ln)^2)``), never as ``E[x^2]
+- E[x]^2``.
+
+Every sum is formed in float64 in a serial pass, in a fixed order; only the element-wise
+passes run in parallel, one sample per iteration.  A reduction inside a parallel loop
+is vectorised differently in the serial and the parallel build (the parallel body is
+compiled apart), so the two builds would disagree in the last bits; outside it the
+builds compile the same loop and agree bitwise, on any number of threads.
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from .jit import inline, jit, serial_and_parallel
+
+# Row of the (2, N, C) / (2, N) / (2, C) statistics arrays, and entry of the three-way
+# mixing weights.
+MEAN, VAR = 0, 1
+INSTANCE, LAYER, BATCH = 0, 1, 2
+ROWS_PER_TASK = 64  # samples per task of a parallel backward pass (one staging row each)
+
+
+# ------------------------------------------------------------------ shared passes
+
+@inline
+def n_chunks(n):
+    return (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+
+
+@inline
+def channel(row, c, s):
+    """Channel ``c`` of a row of channels of ``s`` positions each."""
+    return row[c * s:(c + 1) * s]
+
+
+@inline
+def normalize_channels(x, s, mean, std, gamma, beta, xn, out):
+    """``xn = (x - mean[c]) / std[c]`` and ``out = gamma[c] xn + beta[c]`` over a row of
+    channels of ``s`` positions each; ``out`` reads ``xn`` back, as
+    ``batchnorm.normalize_row`` does.  One flat loop where ``s == 1``, so that it
+    vectorises."""
+    if s == 1:
+        for c in range(gamma.shape[0]):
+            xn[c] = (x[c] - mean[c]) / std[c]
+            out[c] = gamma[c] * xn[c] + beta[c]
+    else:
+        for c in range(gamma.shape[0]):
+            # scalars, not array reads (loads LLVM must assume the stores change), and a
+            # slice per channel (an index from c * s may be negative to Numba, whose
+            # wraparound check then keeps the loop from vectorising: 9x slower)
+            mu, inv, scale, shift = mean[c], 1 / std[c], gamma[c], beta[c]
+            xc, xnc, outc = channel(x, c, s), channel(xn, c, s), channel(out, c, s)
+            for k in range(s):
+                xnc[k] = (xc[k] - mu) * inv
+                outc[k] = scale * xnc[k] + shift
+
+
+@inline
+def channel_sums(dout, xn, s, d_sums, dxn_sums):
+    """Over a row of channels of ``s`` positions each: adds each channel's ``sum(dout)``
+    to ``d_sums[c]`` and its ``sum(dout xn)`` to ``dxn_sums[c]`` (float64)."""
+    if s == 1:
+        for c in range(d_sums.shape[0]):
+            d_sums[c] += dout[c]
+            dxn_sums[c] += dout[c] * xn[c]
+    else:
+        for c in range(d_sums.shape[0]):
+            d_sum = 0.0
+            dxn_sum = 0.0
+            dc, xnc = channel(dout, c, s), channel(xn, c, s)
+            for k in range(s):
+                d_sum += dc[k]
+                dxn_sum += dc[k] * xnc[k]
+            d_sums[c] += d_sum
+            dxn_sums[c] += dxn_sum
+
+
+@inline
+def scaled_channels(a, s, coef, stage, out):
+    """``out = coef[0, c] a + (coef[1, c] b + coef[2, c])`` over a row of channels of
+    ``s`` positions each, ``b`` in ``stage`` on entry; the bracket is formed in
+    ``stage`` (float64) first.  Separate loops, so that LLVM cannot reassociate the
+    three terms differently in the serial build and in the parallel build's separately
+    compiled loop body (it did: a last-bit difference per element), and in float64, so
+    that no float32 rounding falls between terms that cancel."""
+    if s == 1:
+        for c in range(coef.shape[1]):
+            stage[c] = coef[1, c] * stage[c] + coef[2, c]
+        for c in range(coef.shape[1]):
+            out[c] = coef[0, c] * a[c] + stage[c]
+    else:
+        for c in range(coef.shape[1]):
+            alpha, beta, constant = coef[0, c], coef[1, c], coef[2, c]  # see normalize_channels
+            ac, stagec, outc = channel(a, c, s), channel(stage, c, s), channel(out, c, s)
+            for k in range(s):
+                stagec[k] = beta * stagec[k] + constant
+            for k in range(s):
+                outc[k] = alpha * ac[k] + stagec[k]
+
+
+# ------------------------------------------------------------------ group norm
+
+@serial_and_parallel
+def group_norm_forward(x, s, gamma, beta, eps, xn, std, out):
+    """``x``, ``xn``, ``out`` (N, G, M): the M = (C/G) * S values of each group, channel
+    after channel, ``s`` positions each; ``gamma``, ``beta`` (C,); ``std`` (N, G)."""
+    n, groups, size = x.shape
+    per_group = size // s
+    mean = np.empty((n, groups))
+    for i in range(n):
+        for g in range(groups):
+            total = 0.0
+            for m in range(size):
+                total += x[i, g, m]
+            mean[i, g] = total / size
+            squares = 0.0
+            for m in range(size):
+                t = x[i, g, m] - mean[i, g]
+                squares += t * t
+            std[i, g] = math.sqrt(squares / size + eps)
+    for chunk in prange(n_chunks(n)):
+        stats = np.empty((2, per_group))
+        for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
+            for g in range(groups):
+                first = g * per_group
+                stats[0, :] = mean[i, g]
+                stats[1, :] = std[i, g]
+                normalize_channels(x[i, g], s, stats[0], stats[1],
+                                   gamma[first:first + per_group],
+                                   beta[first:first + per_group], xn[i, g], out[i, g])
+
+
+@serial_and_parallel
+def group_norm_backward(dout, s, xn, std, gamma, dgamma, dbeta, dx):
+    """``dgamma``, ``dbeta`` (C,) and ``dx`` (N, G, M) of ``group_norm_forward``:
+    ``dx = (gamma dout - mean(gamma dout) - xn mean(gamma dout xn)) / std``."""
+    n, groups, size = dout.shape
+    per_group = size // s
+    sums = np.zeros((2, groups * per_group))  # dbeta, dgamma
+    row = np.empty((2, per_group))
+    means = np.empty((n, groups, 2))  # mean(gamma dout), mean(gamma dout xn)
+    for i in range(n):
+        for g in range(groups):
+            first = g * per_group
+            row[:, :] = 0.0
+            channel_sums(dout[i, g], xn[i, g], s, row[0], row[1])
+            weighted = 0.0
+            weighted_xn = 0.0
+            for c in range(per_group):
+                sums[0, first + c] += row[0, c]
+                sums[1, first + c] += row[1, c]
+                weighted += gamma[first + c] * row[0, c]
+                weighted_xn += gamma[first + c] * row[1, c]
+            means[i, g, 0] = weighted / size
+            means[i, g, 1] = weighted_xn / size
+    for ch in range(groups * per_group):
+        dbeta[ch] = sums[0, ch]
+        dgamma[ch] = sums[1, ch]
+    for chunk in prange(n_chunks(n)):
+        coef = np.empty((3, per_group))
+        stage = np.empty(size)
+        for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
+            for g in range(groups):
+                inv = 1 / std[i, g]
+                first = g * per_group
+                for c in range(per_group):
+                    # gamma in float64: a group of one value gets dx = 0 exactly
+                    coef[0, c] = inv * np.float64(gamma[first + c])
+                coef[1, :] = -inv * means[i, g, 1]
+                coef[2, :] = -inv * means[i, g, 0]
+                for m in range(size):
+                    stage[m] = xn[i, g, m]
+                scaled_channels(dout[i, g], s, coef, stage, dx[i, g])
+
+
+# ------------------------------------------------------------------ switchable norm
+
+@inline
+def sample_statistics(x, s, inst, layer):
+    """For each sample i of ``x`` (N, C * S): ``inst[:, i, c]`` the mean and variance of
+    each channel over its ``s`` positions, ``layer[:, i]`` those of the whole sample
+    (pooled from the channels' by the law of total variance,
+    ``mean_c(var_c + (mean_c - mean)^2)``)."""
+    c_count = inst.shape[2]
+    for i in range(inst.shape[1]):
+        if s == 1:
+            for c in range(c_count):
+                inst[MEAN, i, c] = x[i, c]
+                inst[VAR, i, c] = 0.0
+        else:
+            for c in range(c_count):
+                xc = channel(x[i], c, s)  # see normalize_channels
+                total = 0.0
+                for k in range(s):
+                    total += xc[k]
+                mean = total / s
+                squares = 0.0
+                for k in range(s):
+                    t = xc[k] - mean
+                    squares += t * t
+                inst[MEAN, i, c] = mean
+                inst[VAR, i, c] = squares / s
+        total = 0.0
+        for c in range(c_count):
+            total += inst[MEAN, i, c]
+        mean = total / c_count
+        spread = 0.0
+        for c in range(c_count):
+            t = inst[MEAN, i, c] - mean
+            spread += inst[VAR, i, c] + t * t
+        layer[MEAN, i] = mean
+        layer[VAR, i] = spread / c_count
+
+
+@inline
+def batch_statistics(inst, batch):
+    """``batch[:, c]``: the mean and variance of channel c over the batch, pooled from
+    ``inst`` as in ``sample_statistics``, samples in order (a row of channels at a time,
+    so that the loops vectorise)."""
+    n, c_count = inst.shape[1], inst.shape[2]
+    batch[:, :] = 0.0
+    for i in range(n):
+        for c in range(c_count):
+            batch[MEAN, c] += inst[MEAN, i, c]
+    for c in range(c_count):
+        batch[MEAN, c] /= n
+    for i in range(n):
+        for c in range(c_count):
+            t = inst[MEAN, i, c] - batch[MEAN, c]
+            batch[VAR, c] += inst[VAR, i, c] + t * t
+    for c in range(c_count):
+        batch[VAR, c] /= n
+
+
+@inline
+def mix_statistics(inst, layer, batch_mean, batch_var, w_mean, w_var, eps, mean, std):
+    """The mixed ``mean`` and ``std`` (N, C) of every channel of every sample."""
+    for i in range(inst.shape[1]):
+        for c in range(inst.shape[2]):
+            mean[i, c] = (w_mean[INSTANCE] * inst[MEAN, i, c] + w_mean[LAYER] * layer[MEAN, i]
+                          + w_mean[BATCH] * batch_mean[c])
+            var = (w_var[INSTANCE] * inst[VAR, i, c] + w_var[LAYER] * layer[VAR, i]
+                   + w_var[BATCH] * batch_var[c])
+            std[i, c] = math.sqrt(var + eps)
+
+
+@serial_and_parallel
+def switchable_forward_train(x, s, gamma, beta, w_mean, w_var, eps, momentum, running_mean,
+                             running_var, inst, layer, batch, mean, std, xn, out):
+    """Training forward of switchable norm on ``x`` (N, C * S), channel after channel,
+    ``s`` positions each.
+
+    ``w_mean``, ``w_var`` (3,): the softmax mixing weights of the (instance, layer,
+    batch) statistics (instance 0 for (N, C) input).  Writes ``inst`` (2, N, C),
+    ``layer`` (2, N), ``batch`` (2, C) (mean, variance), the mixed ``mean`` and ``std``
+    (N, C), ``xn`` and ``out`` (N, C * S); ``running = momentum running + (1 - momentum)
+    batch`` for the mean and the biased variance.
+    """
+    sample_statistics(x, s, inst, layer)
+    batch_statistics(inst, batch)
+    for c in range(gamma.shape[0]):
+        running_mean[c] = momentum * running_mean[c] + (1 - momentum) * batch[MEAN, c]
+        running_var[c] = momentum * running_var[c] + (1 - momentum) * batch[VAR, c]
+    mix_statistics(inst, layer, batch[MEAN], batch[VAR], w_mean, w_var, eps, mean, std)
+    for i in prange(x.shape[0]):
+        normalize_channels(x[i], s, mean[i], std[i], gamma, beta, xn[i], out[i])
+
+
+@serial_and_parallel
+def switchable_forward_infer(x, s, gamma, beta, w_mean, w_var, eps, running_mean,
+                             running_var, out):
+    """Inference forward: the batch statistics replaced by the running ones."""
+    n, c_count = x.shape[0], gamma.shape[0]
+    inst = np.empty((2, n, c_count))
+    layer = np.empty((2, n))
+    mean = np.empty((n, c_count))
+    std = np.empty((n, c_count))
+    xn = np.empty_like(x)
+    sample_statistics(x, s, inst, layer)
+    mix_statistics(inst, layer, running_mean, running_var, w_mean, w_var, eps, mean, std)
+    for i in prange(n):
+        normalize_channels(x[i], s, mean[i], std[i], gamma, beta, xn[i], out[i])
+
+
+@serial_and_parallel
+def switchable_backward(dout, s, xn, gamma, w_mean, w_var, inst, layer, batch, mean, std,
+                        dgamma, dbeta, dw_mean, dw_var, dx):
+    """``dgamma``, ``dbeta``, ``dx`` and the gradients of the loss with respect to the
+    mixing *weights* (not their logits), ``dw_mean`` and ``dw_var`` (3,), of
+    ``switchable_forward_train``.
+
+    With ``g = gamma dout``, per (n, c): ``dmu = -sum_s(g) / std`` and ``dvar =
+    -sum_s(g xn) / (2 std^2)``; each statistic k is a mean (variance) over a set A_k of
+    values, whose gradient is ``1/|A_k|`` (``2 (x - mu_k) / |A_k|``) times its share
+    ``d_k mu`` (``d_k var``) of ``dmu`` (``dvar``).  With ``x - mu_k = std xn + (mu -
+    mu_k)`` (no cancellation where the mean is large):
+
+        dx = g / std + sum_k [d_k mu / |A_k| + 2 (std xn + mu - mu_k) d_k var / |A_k|]
+    """
+    n, c_count = inst.shape[1], inst.shape[2]
+    sums = np.zeros((2, c_count))  # dbeta, dgamma
+    row = np.empty((2, c_count))
+    dstat = np.empty((2, n, c_count))  # d loss / d (mixed mean, mixed variance)
+    for i in range(n):
+        row[:, :] = 0.0
+        channel_sums(dout[i], xn[i], s, row[0], row[1])
+        for c in range(c_count):
+            sums[0, c] += row[0, c]
+            sums[1, c] += row[1, c]
+            dstat[MEAN, i, c] = -gamma[c] * row[0, c] / std[i, c]
+            dstat[VAR, i, c] = -0.5 * gamma[c] * row[1, c] / (std[i, c] * std[i, c])
+    for c in range(c_count):
+        dbeta[c] = sums[0, c]
+        dgamma[c] = sums[1, c]
+
+    # The gradients of the layer (per sample) and batch (per channel) statistics, and
+    # of the weights.
+    d_layer = np.empty((2, n))
+    d_batch = np.zeros((2, c_count))
+    dw = np.zeros((2, 3))
+    for m in range(2):
+        for i in range(n):
+            total = 0.0
+            weighted_inst = 0.0
+            weighted_batch = 0.0
+            for c in range(c_count):
+                v = dstat[m, i, c]
+                total += v
+                d_batch[m, c] += v
+                weighted_inst += v * inst[m, i, c]
+                weighted_batch += v * batch[m, c]
+            d_layer[m, i] = total
+            dw[m, INSTANCE] += weighted_inst
+            dw[m, LAYER] += total * layer[m, i]
+            dw[m, BATCH] += weighted_batch
+    for k in range(3):
+        dw_mean[k] = dw[MEAN, k]
+        dw_var[k] = dw[VAR, k]
+
+    # dx = a dout + b xn + constant per (n, c), the coefficients formed here, serially
+    per_inst, per_layer, per_batch = 1.0 / s, 1.0 / (c_count * s), 1.0 / (n * s)
+    # (a few arrays per loop, the per-sample terms in scalars: a loop over a dozen
+    # arrays that LLVM must check for overlap at run time does not vectorise)
+    coef = np.empty((n, 3, c_count))
+    bn_var = np.empty(c_count)
+    bn_mean = np.empty(c_count)
+    for c in range(c_count):
+        bn_var[c] = 2 * w_var[BATCH] * d_batch[VAR, c] * per_batch
+        bn_mean[c] = w_mean[BATCH] * d_batch[MEAN, c] * per_batch
+    for i in range(n):
+        ln_var = 2 * w_var[LAYER] * d_layer[VAR, i] * per_layer
+        ln_mean = w_mean[LAYER] * d_layer[MEAN, i] * per_layer
+        layer_mean = layer[MEAN, i]
+        # coef[i, 0] holds the instance terms until the last loop replaces them
+        in_var, scale, spread, shift = coef[i, 0], coef[i, 0], coef[i, 1], coef[i, 2]
+        for c in range(c_count):
+            shift[c] = (w_mean[INSTANCE] * dstat[MEAN, i, c] * per_inst + ln_mean + bn_mean[c]
+                        + (mean[i, c] - layer_mean) * ln_var
+                        + (mean[i, c] - batch[MEAN, c]) * bn_var[c])
+        for c in range(c_count):
+            in_var[c] = 2 * w_var[INSTANCE] * dstat[VAR, i, c] * per_inst
+        for c in range(c_count):
+            shift[c] += (mean[i, c] - inst[MEAN, i, c]) * in_var[c]
+            spread[c] = std[i, c] * (in_var[c] + ln_var + bn_var[c])
+        for c in range(c_count):
+            scale[c] = gamma[c] / std[i, c]
+    for chunk in prange(n_chunks(n)):
+        stage = np.empty(dout.shape[1])
+        for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
+            for m in range(dout.shape[1]):
+                stage[m] = xn[i, m]
+            scaled_channels(dout[i], s, coef[i], stage, dx[i])
+
+
+# ------------------------------------------------------------------ weight norm
+
+@inline
+def column_dots(a, b):
+    """``sum(a * b, axis=0)`` of two (K, D) arrays in float64, rows in order."""
+    dots = np.zeros(a.shape[1])
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            dots[j] += a[i, j] * b[i, j]
+    return dots
+
+
+@jit
+def weight_norm_weight(v, g, norms, w):
+    """``norms[j] = ||v[:, j]||`` and ``w = g v / norms`` column by column; v, w (K, D)."""
+    k_count, d = v.shape
+    squares = column_dots(v, v)
+    for j in range(d):
+        norms[j] = math.sqrt(squares[j])
+    for i in range(k_count):
+        for j in range(d):
+            w[i, j] = g[j] * (v[i, j] / norms[j])
+
+
+@jit
+def weight_norm_backward(dw, v, g, norms, dv, dg):
+    """From ``dw``, the gradient of ``w = g v / ||v||``: ``dg = sum_i dw v / ||v||`` and
+    ``dv = (g / ||v||) (dw - dg v / ||v||)`` per column."""
+    k_count, d = v.shape
+    dots = column_dots(dw, v)
+    for j in range(d):
+        dg[j] = dots[j] / norms[j]
+    for i in range(k_count):
+        for j in range(d):
+            dv[i, j] = (g[j] / norms[j]) * (dw[i, j] - dg[j] * v[i, j] / norms[j])
