@@ -29,6 +29,7 @@ FILES = {  # what each experiment writes into --out
     "batchnorm": ["batchnorm.png", "batchnorm.csv"],
     "overfit": ["overfit.png", "overfit.csv"],
     "hpo": ["hpo.png", "hpo.json"],
+    "normalization": ["normalization.png", "normalization-scales.csv", "normalization-batch.csv"],
 }
 
 

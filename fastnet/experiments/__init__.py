@@ -7,6 +7,7 @@ from . import (
                activation_histograms,
                batch_norm,
                hyperparameter_search,
+               normalization,
                optimizer_compare,
                optimizer_paths,
                overfitting,
@@ -15,6 +16,6 @@ from . import (
 
 EXPERIMENTS = {module.NAME: module for module in (
     optimizer_paths, optimizer_compare, activation_histograms, weight_init, batch_norm,
-    overfitting, hyperparameter_search)}
+    overfitting, hyperparameter_search, normalization)}
 
 __all__ = ["EXPERIMENTS"]
