@@ -17,6 +17,8 @@ By role:
 * ``book`` and ``book_workload``: the book's chapter-6 scripts (``book_scripts/``) run
   either way, and the ``book-scripts`` workload that times them, each a process of its
   own (opt-in: ``--workload book-scripts``, half an hour or more at the book's length);
+* ``norm_workload``: issue 11's normalization layers one at a time (opt-in: ``--workload
+  normalization``, which also runs ``ln-sgd``, the net with layer norm);
 * ``runner``: one run, workload by workload, ratios against the targets;
 * ``report``: the targets (read from ``targets.csv``) and the text table;
 * ``cli``: the command line.

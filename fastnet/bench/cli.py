@@ -7,7 +7,7 @@ import sys
 from .book import DATASETS, SCRIPTS
 from .harness import FULL, QUICK, default_threads
 from .report import format_report, write_json
-from .runner import DEFAULT_WORKLOADS, WORKLOADS, run
+from .runner import DEFAULT_WORKLOADS, WORKLOAD_GROUPS, WORKLOADS, run
 
 
 def _number(low, low_open, kind=float):
@@ -32,8 +32,9 @@ def build_parser():
                     "floors, side by side in one run, and check the ratios against their targets.")
     parser.add_argument("--workload", action="append", metavar="NAME",
                         help=f"run only this workload (repeatable, or comma-separated): "
-                             f"{', '.join(WORKLOADS)} (default: all but book-scripts and the sweep-* "
-                             f"workloads)")
+                             f"{', '.join(WORKLOADS)}, or a group of them: "
+                             f"{', '.join(WORKLOAD_GROUPS)} (default: all but book-scripts, "
+                             f"the sweep-* and the normalization workloads)")
     parser.add_argument("--quick", action="store_true",
                         help="a ~40 s version: shorter timing, no cold start, a short leak run; "
                              "book-scripts: each script's length x0.05, test sets of 2,000 "
@@ -99,9 +100,11 @@ def _selected(parser, requested):
     if not requested:
         return list(DEFAULT_WORKLOADS)
     names = [n.strip() for item in requested for n in item.split(",") if n.strip()]
-    unknown = [n for n in names if n not in WORKLOADS]
+    unknown = [n for n in names if n not in WORKLOADS and n not in WORKLOAD_GROUPS]
     if unknown:
-        parser.error(f"unknown workload {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+        parser.error(f"unknown workload {', '.join(unknown)}; choose from "
+                     f"{', '.join([*WORKLOADS, *WORKLOAD_GROUPS])}")
+    names = [m for n in names for m in WORKLOAD_GROUPS.get(n, [n])]
     return [n for n in WORKLOADS if n in names]
 
 

@@ -139,11 +139,13 @@ def _script_lines(scripts):
 
 def _summary_lines(results):
     width = max([34, *(len(t["label"]) for r in results.values() for t in r["targets"])])
-    lines = [f"{'workload':12s} {'measure':{width}s} {'value':>8s} {'target':>9s}  status"]
+    name_width = max([12, *(len(name) for name, r in results.items() if r["targets"])])
+    header = f"{'workload':{name_width}s} {'measure':{width}s} {'value':>8s} {'target':>9s}"
+    lines = [f"{header}  status"]
     for name, result in results.items():
         for target in result["targets"]:
             value = target["value"]
-            lines.append(f"{name:12s} {target['label']:{width}s} "
+            lines.append(f"{name:{name_width}s} {target['label']:{width}s} "
                          f"{'-' if value is None else f'{value:.2f}':>8s} "
                          f"{target['op'] + ' ' + format(target['threshold'], 'g'):>9s}  "
                          f"{target['status']}")

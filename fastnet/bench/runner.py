@@ -6,6 +6,14 @@ import time
 
 from . import harness
 from .book_workload import book_scripts_workload
+from .norm_workload import (
+    NORM_LAYERS,
+    affine_step,
+    copy_step,
+    has_torch_module,
+    layer_step,
+    norm_data,
+)
 from .report import TARGETS
 from .sweep_workload import (
     sweep_dask_workload,
@@ -31,11 +39,16 @@ from .workloads import (
 )
 
 SWEEP_WORKLOADS = ["sweep-hpo", "sweep-overhead", "sweep-dask", "sweep-halving"]
-WORKLOADS = [*NETS, "adam-update", "startup", "leak", "book-scripts", *SWEEP_WORKLOADS]
-# Run when no workload is named: all but the book's scripts (half an hour or more) and
-# the sweeps (minutes each; sweep-halving hours).
-DEFAULT_WORKLOADS = [name for name in WORKLOADS
-                     if name != "book-scripts" and name not in SWEEP_WORKLOADS]
+# Issue 11's numbers: each normalization layer alone, and the net with layer norm.
+NORMALIZATION_WORKLOADS = [*NORM_LAYERS, "ln-sgd"]
+WORKLOADS = [*(n for n in NETS if n not in NORMALIZATION_WORKLOADS), "adam-update",
+             "startup", "leak", "book-scripts", *SWEEP_WORKLOADS, *NORMALIZATION_WORKLOADS]
+# Names that select several workloads.
+WORKLOAD_GROUPS = {"normalization": NORMALIZATION_WORKLOADS}
+# Run when no workload is named: all but the book's scripts (half an hour or more), the
+# sweeps (minutes each; sweep-halving hours) and the normalization group (a dozen).
+DEFAULT_WORKLOADS = [name for name in WORKLOADS if name != "book-scripts"
+                     and name not in SWEEP_WORKLOADS and name not in NORMALIZATION_WORKLOADS]
 
 
 def _result(description, unit, implementations, notes, skipped, ratios):
@@ -109,6 +122,33 @@ def _adam_update_workload(worker, settings, progress):
                    "ms/step", ms, notes, skipped, ratios)
 
 
+def _norm_layer_workload(name, worker, settings, progress):
+    spec = NORM_LAYERS[name]
+    x, dout = norm_data(spec)
+    samplers = {"fastnet": harness.local(layer_step(spec, x, dout)),
+                "reference": harness.local(layer_step(spec, x, dout, "fastnet.reference"))}
+    notes, skipped = {}, {}
+    if has_torch_module(spec):
+        worker.add_to(name, samplers, notes, skipped)
+    else:
+        skipped["torch"] = "torch has no switchable normalization: the reference is the comparator"
+    samplers["copy"] = harness.local(copy_step(x, dout))
+    notes["copy"] = "np.copyto x->y and dout->dx: the bytes the layer must move"
+    if spec.layer == "weight":
+        samplers["affine"] = harness.local(affine_step(spec, x, dout))
+        notes["affine"] = "fastnet's Affine alone (the GEMMs), no target"
+    ms = harness.measure(samplers, settings, progress)
+    med = {k: v["median"] for k, v in ms.items()}
+    ratios = {"speedup_vs_torch": _ratio(med.get("torch"), med["fastnet"]),
+              "speedup_vs_reference": _ratio(med["reference"], med["fastnet"]),
+              "fastnet_over_copy": _ratio(med["fastnet"], med["copy"])}
+    if "affine" in med:
+        ratios["fastnet_over_affine"] = _ratio(med["fastnet"], med["affine"])
+    n_bytes = (x.nbytes + dout.nbytes) * 2
+    return _result(f"{spec.describe()}; the copy moves {n_bytes / 1e3:.0f} kB", "ms/step",
+                   ms, notes, skipped, ratios)
+
+
 def _startup_workload(use_torch, n_threads, settings, torch_policy, progress):
     env = harness.child_env(n_threads)
     harness.run_child(STARTUP_FASTNET, env)  # make sure the cache is built for this source
@@ -175,7 +215,8 @@ def run(workloads, n_threads, settings, use_torch=True, torch_policy="default",
     result}}``."""
     import fastnet.nets  # noqa: F401  (loads the kernels before the threads are set)
     harness.set_threads(n_threads)
-    timed_by_worker = [w for w in workloads if w in NETS or w == "adam-update"]
+    timed_by_worker = [w for w in workloads
+                       if w in NETS or w in NORM_LAYERS or w == "adam-update"]
     worker = TorchWorker(n_threads, torch_policy, enabled=use_torch and bool(timed_by_worker),
                          reason=("left out (--no-torch)" if not use_torch else
                                  None if timed_by_worker else "no step workload selected"))
@@ -193,6 +234,8 @@ def run(workloads, n_threads, settings, use_torch=True, torch_policy="default",
                 result = _train_workload(name, worker, settings, progress)
             elif name == "adam-update":
                 result = _adam_update_workload(worker, settings, progress)
+            elif name in NORM_LAYERS:
+                result = _norm_layer_workload(name, worker, settings, progress)
             elif name == "startup":
                 result = _startup_workload(use_torch, n_threads, settings, torch_policy,
                                            progress)

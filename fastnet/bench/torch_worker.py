@@ -20,6 +20,7 @@ import sys
 import tempfile
 
 from .harness import has_module, local, threadpools, torch_env
+from .norm_workload import NORM_LAYERS, torch_layer_step
 from .workloads import NETS, make_batch, torch_adam_step, torch_step
 
 # torch first: its OpenMP runtime reads OMP_WAIT_POLICY as it loads, before importing
@@ -121,6 +122,8 @@ def serve(policy):
                 name = message["workload"]
                 if name == "adam-update":
                     step, note = torch_adam_step(torch)
+                elif name in NORM_LAYERS:
+                    step, note = torch_layer_step(torch, NORM_LAYERS[name])
                 else:
                     spec = NETS[name]
                     step, note = torch_step(torch, spec, *make_batch(spec.batch))

@@ -17,6 +17,8 @@ Every builder returns a zero-argument function, one call of which is one timed s
   wide net's parameters, and a copy that moves the same bytes;
 * ``STARTUP_FASTNET`` and ``STARTUP_TORCH``: a new process's import, build and first step.
 
+Issue 11's normalization layers, one at a time, are in ``norm_workload``.
+
 The asv suite (``benchmarks/``) keeps its own definitions of these nets, so that it
 runs against commits of fastnet older than this module.
 """
@@ -59,6 +61,8 @@ NETS = {
                       {"use_batchnorm": True}),
     "dropout-sgd": NetSpec("MultiLayerNetExtend", (100,) * 6, 100, "SGD", 0.01,
                            {"use_dropout": True, "dropout_ratio": 0.2}),
+    "ln-sgd": NetSpec("MultiLayerNetExtend", (100,) * 5, 100, "SGD", 0.01,
+                      {"normalization": "layer"}),
     "wide-adam": NetSpec("MultiLayerNet", WIDE_HIDDEN, 256, "Adam", 0.001),
 }
 
@@ -97,15 +101,20 @@ def book_step(spec, x, t, package="fastnet.reference"):
     return step
 
 
-def torch_model(torch, hidden, use_batchnorm=False, use_dropout=False, dropout_ratio=0.5):
-    """The book's MultiLayerNet(Extend) in torch.nn: [Linear, (BatchNorm1d), ReLU,
-    (Dropout)] per hidden layer, then Linear (float32)."""
+def torch_model(torch, hidden, use_batchnorm=False, use_dropout=False, dropout_ratio=0.5,
+                normalization=None):
+    """The book's MultiLayerNet(Extend) in torch.nn: [Linear, (BatchNorm1d or
+    LayerNorm), ReLU, (Dropout)] per hidden layer, then Linear (float32)."""
     nn = torch.nn
+    if normalization not in (None, "batch", "layer"):
+        raise ValueError(f"torch_model: no torch net for normalization={normalization!r}")
     modules, fan_in = [], INPUT_SIZE
     for width in hidden:
         modules.append(nn.Linear(fan_in, width))
-        if use_batchnorm:
+        if use_batchnorm or normalization == "batch":
             modules.append(nn.BatchNorm1d(width, eps=1e-6, momentum=0.1))  # the book's 0.9
+        elif normalization == "layer":
+            modules.append(nn.LayerNorm(width, eps=1e-6))
         modules.append(nn.ReLU())
         if use_dropout:
             modules.append(nn.Dropout(dropout_ratio))
