@@ -27,12 +27,21 @@ def learnable(n_train=200, n_val=60, seed=0):
     return (x[:n_train], t[:n_train]), (x[n_train:], t[n_train:])
 
 
+def local_cluster(**config):
+    """A real ``distributed.LocalCluster``: 2 worker processes of 1 thread on loopback,
+    its scheduler made under the Dask ``config`` given."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    with dask.config.set(config):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, host="127.0.0.1")
+    return cluster
+
+
 @pytest.fixture(scope="session")
 def dask_cluster():
-    """A real ``distributed.LocalCluster``: 2 worker processes of 1 thread on loopback."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, host="127.0.0.1") as cluster:
+    with local_cluster() as cluster:
         yield cluster
 
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import learnable, table
+from conftest import learnable, local_cluster, table
 
 from fastnet import sweep
 from fastnet.sweep import executors, trial
@@ -150,9 +150,30 @@ def _watch_and_kill(db, client, victim, killed):
         time.sleep(0.05)
 
 
+@pytest.fixture(params=["scheduler moves", "coordinator resubmits"])
+def client_losing_a_worker(request):
+    """A client of a cluster whose scheduler moves a dead worker's tasks to another
+    (Dask's default), or of one that fails them at once (``allowed-failures`` 0), so
+    that the coordinator must submit the chunk again."""
+    import distributed
+
+    if request.param == "scheduler moves":
+        cluster, own = request.getfixturevalue("dask_cluster"), False
+    else:
+        cluster, own = local_cluster(**{"distributed.scheduler.allowed-failures": 0}), True
+    try:
+        with distributed.Client(cluster) as client:
+            client.wait_for_workers(2, timeout=60)
+            yield client
+    finally:
+        if own:
+            cluster.close()
+
+
 @pytest.mark.slow
 def test_a_dask_worker_killed_mid_chunk_has_its_trials_run_again_and_recorded_once(
-        data, dask_client, tmp_path):
+        data, client_losing_a_worker, tmp_path):
+    dask_client = client_losing_a_worker
     space = {**SPACE, "epochs": 6}
     kwargs = dict(sampler="random", seed=6, chunk_size=3, progress=False)
     undisturbed = table(sweep.run(space, 24, data, workers=1, **kwargs))
@@ -178,7 +199,9 @@ def test_a_dask_worker_killed_mid_chunk_has_its_trials_run_again_and_recorded_on
         conn.close()
     dask_client.wait_for_workers(2, timeout=60)
     assert victim[1] not in dask_client.run(os.getpid).values()  # the nanny made a new one
-    # a chunk the victim was processing was handed to a worker again
+    # a chunk the victim was processing went to a worker again (the scheduler moved
+    # it), or failed (Dask's allowed-failures spent) and the coordinator submitted it again
     story = dask_client.cluster.scheduler.story(*keys)
     assert any(sum(entry[0] == key and entry[2] == "processing" for entry in story) >= 2
+               or any(entry[0] == key and entry[2] == "erred" for entry in story)
                for key in keys), story

@@ -215,8 +215,13 @@ def test_export_csv_and_json_to_stdout_and_to_a_file(small_db, tmp_path, capsys)
                         "val_loss"]
     assert [int(line[0]) for line in lines[1:]] == list(range(6))
     assert [line[2] for line in lines[1:]] == [r.status for r in results]
-    assert [json.loads(line[-2] or "null") for line in lines[1:]] == [r.val_acc_final
-                                                                     for r in results]
+    for line, r in zip(lines[1:], results):  # every value reads back exactly
+        cells = dict(zip(lines[0], line))
+        for key, value in r.config.items():
+            assert (cells[key] if isinstance(value, str) else json.loads(cells[key] or "null")
+                    ) == value
+        assert json.loads(cells["val_acc"]) == r.val_acc_final
+        assert json.loads(cells["val_loss"]) == r.val_loss_final
     assert [row["config"] for row in rows] == [r.config for r in results]
     assert rows[0]["val_acc"] == results[0].val_acc
     for fmt, stdout in (("csv", text), ("json", None)):
