@@ -163,16 +163,34 @@ def test_a_refused_run_says_why_in_one_line_and_leaves_the_store_alone(
         change, small_db, mnist_dir, capsys):
     before = unchanged(small_db)
     args = run_args(small_db, mnist_dir, 6, "--prune", "halving")
-    if change[0] in args:  # replace the flag's value
-        at = len(args) - 1 - args[::-1].index(change[0]) if change[0] != "--param" else None
-        if at is not None:
-            args[at + 1] = change[1]
-            change = []
-    status, out, err = sweep(capsys, *args, *change)
+    flag, value = change
+    for at, arg in enumerate(args):  # replace the flag (a --param of the same name)
+        if arg == flag and (flag != "--param" or args[at + 1].split("=")[0] == value.split("=")[0]):
+            args[at + 1] = value
+            break
+    else:
+        args += change
+    status, out, err = sweep(capsys, *args)
     assert status == 1 and out == ""
     assert err.startswith("fastnet sweep: error: ") and err.count("\n") == 1, err
+    if value.endswith(":choice"):
+        assert "optimizer: choice: needs at least one option" in err
     assert unchanged(small_db) == before
     assert not Path(f"{small_db}-wal").exists() or Path(f"{small_db}-wal").stat().st_size == 0
+
+
+@pytest.mark.parametrize("change", [
+    ["--sampler", "grid", "--trials", "10"],  # 3 x 3 points: fewer than the trials
+    ["--param", "lr=0.1", "--param", "lr=0.2"], ["--param", "batch_size=50"],
+    ["--param", "lr=1:0.01:log"], ["--param", "optimizer=:choice"],
+], ids=lambda change: " ".join(change))
+def test_a_refused_run_on_a_new_db_creates_nothing(change, mnist_dir, tmp_path, capsys):
+    (tmp_path / "dbs").mkdir()
+    db = tmp_path / "dbs" / "new.db"
+    status, out, err = sweep(capsys, *run_args(db, mnist_dir, 6), *change)
+    assert status == 1 and out == ""
+    assert err.startswith("fastnet sweep: error: ") and err.count("\n") == 1, err
+    assert list(db.parent.iterdir()) == []
 
 
 @pytest.mark.parametrize("kind", ["text", "sqlite", "missing"])
