@@ -106,7 +106,12 @@ def _add_run(verbs):
 def _space(args):
     from .space import Space, parse_param
 
-    params = dict(parse_param(text) for text in args.param)
+    params = {}
+    for text in args.param:
+        name, value = parse_param(text)
+        if name in params:
+            raise ValueError(f"{name} is given twice (--param {text!r})")
+        params[name] = value
     if args.epochs is not None:
         if "epochs" in params:
             raise ValueError("give the epochs once: --epochs or --param epochs=...")

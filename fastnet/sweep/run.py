@@ -101,6 +101,9 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     sampler = sampler if hasattr(sampler, "sample") else make_sampler(sampler, space, seed, trials)
+    if hasattr(sampler, "__len__") and len(sampler) < trials:
+        raise ValueError(f"the {sampler.kind} sampler has {len(sampler)} points, fewer than "
+                         f"the {trials} trials asked")
     pruner = pruners.make_pruner(pruner)
     dtype = np.dtype(dtype)
     if executor not in ("local", "dask"):

@@ -593,8 +593,12 @@ def parse_param(text):
     if len(parts) == 1:
         return parameter.name, parameter.check(parameter.parse(spec))
     if len(parts) == 2 and parts[1] == "choice":
-        return parameter.name, parameter.check(
-            choice([parameter.parse(option) for option in parts[0].split(",")]))
+        options = parts[0].split(",") if parts[0] else []  # ''.split(',') is ['']
+        try:
+            distribution = choice([parameter.parse(option) for option in options])
+        except ValueError as err:
+            raise ValueError(f"{parameter.name}: {err}") from None
+        return parameter.name, parameter.check(distribution)
     if len(parts) > 3 or parts[-1] == "choice":
         raise ValueError(f"--param must be {_SYNTAX}, got {text!r}")
     scale = parts[2] if len(parts) == 3 else "int" if parameter.integer else "linear"

@@ -1,0 +1,207 @@
+"""Whole sweeps through ``fastnet.sweep.run``: the same table on any number of workers
+and threads, with and without pruning, for every sampler; on a Dask cluster, a worker
+of which is killed mid-chunk; diverged trials; resuming after a crash inside."""
+import importlib
+import os
+import sqlite3
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import learnable, local_cluster, table
+
+from fastnet import sweep
+from fastnet.sweep import executors, trial
+
+run_module = importlib.import_module("fastnet.sweep.run")  # fastnet.sweep.run is run()
+
+SPACE = {"lr": sweep.log_uniform(1e-2, 1.0), "momentum": sweep.one_minus_log_uniform(0.5, 0.99),
+         "optimizer": "Momentum", "hidden_size_list": [20, 20], "mini_batch_size": 40,
+         "epochs": 3}
+TRIALS = 9  # the grid: 3 points per dimension
+PRUNERS = {"none": None, "halving": sweep.SuccessiveHalving(1, 3),
+           "median": sweep.MedianPruner(n_startup_trials=2)}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return learnable()
+
+
+@pytest.fixture(scope="module")
+def shared_pools():
+    """Local executors made by ``run`` itself, kept open across the sweeps of this
+    module: spawning two workers costs seconds, the pool's workers are the same for
+    every sweep on the same data."""
+    made = {}
+
+    def executor(kind, source, options, workers, threads, client, scheduler):
+        key = (kind, workers, threads, options)
+        if workers == 1:  # trains in this process: nothing to keep
+            return real(kind, source, options, workers, threads, client, scheduler)
+        if key not in made:
+            made[key] = real(kind, source, options, workers, threads, client, scheduler)
+            made[key].close, made[key].really_close = (lambda: None), made[key].close
+        return made[key]
+
+    real = run_module._executor
+    yield executor
+    for pool in made.values():
+        pool.really_close()
+
+
+@pytest.mark.parametrize("pruner", PRUNERS)
+@pytest.mark.parametrize("sampler", ["random", "sobol", "grid", "coarse-to-fine"])
+def test_one_or_two_workers_of_one_or_two_threads_record_the_same_table(
+        sampler, pruner, data, shared_pools, monkeypatch):
+    monkeypatch.setattr(run_module, "_executor", shared_pools)
+    tables = {}
+    for workers in (1, 2):
+        for threads in (1, 2):
+            results = sweep.run(SPACE, TRIALS, data, sampler=sampler, pruner=PRUNERS[pruner],
+                                seed=5, workers=workers, threads_per_worker=threads,
+                                bracket_size=6, progress=False)
+            tables[workers, threads] = table(results)
+    first = tables[1, 1]
+    assert [r["index"] for r in first] == list(range(TRIALS))
+    assert {r["status"] for r in first} <= {"done", "pruned"}
+    if pruner != "none":
+        assert any(r["status"] == "pruned" for r in first)
+    assert any(r["val_acc_final"] > 0.5 for r in first)  # the nets learn
+    for key, other in tables.items():
+        assert other == first, f"{key[0]} workers x {key[1]} threads"
+
+
+def test_a_diverging_trial_is_recorded_with_its_configuration_and_the_sweep_goes_on(data):
+    space = {**SPACE, "lr": sweep.choice([0.1, 1e6])}
+    results = sweep.run(space, 8, data, seed=1, workers=1, progress=False)
+    diverged = [r for r in results if r.status == "diverged"]
+    done = [r for r in results if r.status == "done"]
+    assert len(diverged) + len(done) == 8 and diverged and done
+    assert all(r.config["lr"] == 1e6 and r.config["optimizer"] == "Momentum"
+               and r.seed is not None and r.score is None for r in diverged)
+    assert all(r.config["lr"] == 0.1 and len(r.epochs) == 3 for r in done)
+
+
+def test_an_exception_inside_then_running_again_gives_the_uninterrupted_table(
+        data, tmp_path, monkeypatch):
+    kwargs = dict(sampler="random", pruner="halving", seed=2, workers=1, chunk_size=2,
+                  bracket_size=4, progress=False)
+    whole = table(sweep.run(SPACE, 10, data, **kwargs))
+
+    trained = []
+    real_train = trial.train_unit
+    monkeypatch.setattr(trial, "train_unit", lambda unit, *a: trained.append(unit.index)
+                        or real_train(unit, *a))
+    real_submit, calls = executors.InProcessExecutor.submit, []
+
+    def crashing_submit(self, units):
+        calls.append(units)
+        if len(calls) > 4:
+            raise RuntimeError("crash inside the sweep")
+        return real_submit(self, units)
+
+    monkeypatch.setattr(executors.InProcessExecutor, "submit", crashing_submit)
+    db = tmp_path / "s.db"
+    with pytest.raises(RuntimeError, match="crash inside"):
+        sweep.run(SPACE, 10, data, db=db, **kwargs)
+    with sweep.SweepStore.open(db) as store:
+        before = store.results()
+    assert 0 < len(before) < 10
+    monkeypatch.setattr(executors.InProcessExecutor, "submit", real_submit)
+    trained.clear()
+    again = sweep.run(SPACE, 10, data, db=db, **kwargs)
+    assert table(again) == whole
+    assert not {r.index for r in before} & set(trained)  # recorded trials not retrained
+    assert table(before) == [table(again)[r.index] for r in before]  # kept as they were
+    with sweep.SweepStore.open(db) as store:
+        assert store.count()["running"] == 0 and len(store.results()) == 10
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_records_the_local_table(data, dask_client):
+    kwargs = dict(sampler="sobol", pruner="halving", seed=4, bracket_size=6, progress=False)
+    local = table(sweep.run(SPACE, TRIALS, data, workers=1, **kwargs))
+    remote = table(sweep.run(SPACE, TRIALS, data, client=dask_client, **kwargs))
+    assert remote == local
+
+
+def _watch_and_kill(db, client, victim, killed):
+    """Kill the worker process ``victim`` (address, pid) once the sweep in ``db`` has a
+    recorded trial and ``victim`` is processing a chunk."""
+    address, pid = victim
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if os.path.exists(db):
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                done = conn.execute("SELECT count(*) FROM trials WHERE status != 'running'"
+                                    ).fetchone()[0]
+            except sqlite3.DatabaseError:
+                done = 0
+            finally:
+                conn.close()
+            busy = client.processing().get(address, ())
+            if done and busy:
+                os.kill(pid, 9)
+                killed.append((done, list(busy)))
+                return
+        time.sleep(0.05)
+
+
+@pytest.fixture(params=["scheduler moves", "coordinator resubmits"])
+def client_losing_a_worker(request):
+    """A client of a cluster whose scheduler moves a dead worker's tasks to another
+    (Dask's default), or of one that fails them at once (``allowed-failures`` 0), so
+    that the coordinator must submit the chunk again."""
+    import distributed
+
+    if request.param == "scheduler moves":
+        cluster, own = request.getfixturevalue("dask_cluster"), False
+    else:
+        cluster, own = local_cluster(**{"distributed.scheduler.allowed-failures": 0}), True
+    try:
+        with distributed.Client(cluster) as client:
+            client.wait_for_workers(2, timeout=60)
+            yield client
+    finally:
+        if own:
+            cluster.close()
+
+
+@pytest.mark.slow
+def test_a_dask_worker_killed_mid_chunk_has_its_trials_run_again_and_recorded_once(
+        data, client_losing_a_worker, tmp_path):
+    dask_client = client_losing_a_worker
+    space = {**SPACE, "epochs": 6}
+    kwargs = dict(sampler="random", seed=6, chunk_size=3, progress=False)
+    undisturbed = table(sweep.run(space, 24, data, workers=1, **kwargs))
+    pids = dask_client.run(os.getpid)
+    victim = sorted(pids.items())[0]
+    db, killed = tmp_path / "k.db", []
+    killer = threading.Thread(target=_watch_and_kill, args=(str(db), dask_client, victim, killed))
+    killer.start()
+    try:
+        results = sweep.run(space, 24, data, client=dask_client, db=db, **kwargs)
+    finally:
+        killer.join()
+    assert killed, "the worker was not killed while the sweep ran"
+    done_before, keys = killed[0]
+    assert done_before < 24
+    assert table(results) == undisturbed
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute('SELECT count(*), count(DISTINCT "index") FROM trials').fetchone() \
+            == (24, 24)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
+    dask_client.wait_for_workers(2, timeout=60)
+    assert victim[1] not in dask_client.run(os.getpid).values()  # the nanny made a new one
+    # a chunk the victim was processing went to a worker again (the scheduler moved
+    # it), or failed (Dask's allowed-failures spent) and the coordinator submitted it again
+    story = dask_client.cluster.scheduler.story(*keys)
+    assert any(sum(entry[0] == key and entry[2] == "processing" for entry in story) >= 2
+               or any(entry[0] == key and entry[2] == "erred" for entry in story)
+               for key in keys), story

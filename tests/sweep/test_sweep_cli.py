@@ -1,0 +1,271 @@
+"""``fastnet sweep run|show|export``: kill -9 at random moments then the same command
+again, the Dask executor, one-line refusals that leave the store alone, export and show.
+
+Data: a small fake MNIST (tests/test_experiments.py's writer), or the real digits in
+``$FASTNET_MNIST_DIR``.  Runs ``fastnet.cli.main`` in this process, and the command
+killed with SIGKILL as ``python -m fastnet`` in a subprocess.
+"""
+import csv
+import io
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import VOLATILE
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import test_experiments  # noqa: E402  (the fake-MNIST writer and the offline fixture)
+
+from fastnet.cli import main  # noqa: E402
+
+offline = test_experiments.offline  # autouse: no downloads, a private cache
+
+SWEEP = ["--train-size", "200", "--validation", "50", "--param", "hidden=20x2",
+         "--param", "lr=1e-2:1:log", "--param", "momentum=0.5:0.99:one-minus-log",
+         "--param", "optimizer=Momentum", "--param", "batch_size=40", "--epochs", "3",
+         "--seed", "3", "--workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    if os.environ.get("FASTNET_MNIST_DIR"):
+        return Path(os.environ["FASTNET_MNIST_DIR"])
+    return test_experiments.write_fake_mnist(tmp_path_factory.mktemp("mnist"), n_train=600,
+                                             n_test=10)
+
+
+def sweep(capsys, *args):
+    """``fastnet sweep ARGS`` here: exit status, stdout, stderr."""
+    status = main(["sweep", *map(str, args)])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def run_args(db, mnist_dir, trials, *extra):
+    return ["run", "--db", db, "--data-dir", mnist_dir, "--trials", trials, *SWEEP, *extra]
+
+
+def exported(capsys, db):
+    """The sweep's CSV and JSON exports, the JSON without timing, host and attempts."""
+    status, text, _ = sweep(capsys, "export", "--db", db, "--format", "csv")
+    assert status == 0
+    status, js, _ = sweep(capsys, "export", "--db", db, "--format", "json")
+    assert status == 0
+    rows = [{k: v for k, v in row.items() if k not in VOLATILE} for row in json.loads(js)]
+    return text, rows
+
+
+def rows_of(db):
+    """Every row of the trials table, by index, and the integrity check's answer."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = {row[0]: row for row in conn.execute('SELECT * FROM trials ORDER BY "index"')}
+        return rows, conn.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        conn.close()
+
+
+def subprocess_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_the_same_command_again_loses_and_repeats_nothing(
+        mnist_dir, tmp_path, capsys):
+    trials = 200
+    reference = tmp_path / "reference.db"
+    assert sweep(capsys, *run_args(reference, mnist_dir, trials, "--prune", "halving"))[0] == 0
+    db = tmp_path / "killed.db"
+    command = [sys.executable, "-m", "fastnet", "sweep",
+               *map(str, run_args(db, mnist_dir, trials, "--prune", "halving"))]
+    rng = random.Random(20261130)
+    seen, kills, running_at_kill = {}, [], set()
+    for k in range(4):
+        child = subprocess.Popen(command, env=subprocess_env(), cwd=tmp_path,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            rows = rows_of(db)[0] if db.exists() else {}
+            terminal = sum(row[2] != "running" for row in rows.values())
+            if k == 0 and any(row[2] == "running" for row in rows.values()):
+                break  # the first trials are training
+            if k > 0 and terminal > len(seen):
+                break  # this run has recorded something
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.05) if k == 0 else rng.uniform(0, 0.4))
+        assert child.poll() is None, f"the sweep ended before kill {k + 1}: {child.stderr.read()}"
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stderr.close()
+        rows, integrity = rows_of(db)
+        assert integrity == [("ok",)]
+        for index, row in seen.items():  # no finished trial lost or changed
+            assert rows[index] == row
+        seen = {i: row for i, row in rows.items() if row[2] != "running"}
+        running_at_kill |= {i for i, row in rows.items() if row[2] == "running"}
+        kills.append(len(seen))
+    assert kills[0] < 5 and kills[-1] < trials, kills  # one kill among the first trials
+    assert running_at_kill  # the kills interrupted trials in training
+    finished = subprocess.run(command, env=subprocess_env(), cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    rows, integrity = rows_of(db)
+    assert integrity == [("ok",)]
+    assert sorted(rows) == list(range(trials))  # the count exact, every index once
+    assert all(row[2] in ("done", "pruned") for row in rows.values())
+    assert any(row[2] == "pruned" for row in rows.values())
+    for index, row in seen.items():
+        assert rows[index] == row
+    assert max(row[14] for row in rows.values()) > 1  # some trial marked running again
+    assert exported(capsys, db) == exported(capsys, reference)
+
+
+@pytest.mark.slow
+def test_the_dask_executor_records_the_local_table(mnist_dir, tmp_path, capsys, dask_cluster):
+    local, remote = tmp_path / "local.db", tmp_path / "dask.db"
+    assert sweep(capsys, *run_args(local, mnist_dir, 8, "--prune", "median"))[0] == 0
+    status, out, err = sweep(capsys, *run_args(remote, mnist_dir, 8, "--prune", "median",
+                                               "--executor", "dask", "--scheduler",
+                                               dask_cluster.scheduler_address))
+    assert status == 0, err
+    assert out.startswith(f"8 trials in {remote}")
+    assert exported(capsys, remote) == exported(capsys, local)
+
+
+@pytest.fixture(scope="module")
+def small_db(mnist_dir, tmp_path_factory):
+    db = tmp_path_factory.mktemp("small") / "small.db"
+    assert main(["sweep", *map(str, run_args(db, mnist_dir, 6, "--prune", "halving"))]) == 0
+    return db
+
+
+def unchanged(path):
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+@pytest.mark.parametrize("change", [
+    ["--seed", "4"], ["--param", "lr=1e-3:1:log"], ["--param", "lrr=1e-3:1:log"],
+    ["--param", "lr=1:0.01:log"], ["--param", "weight_decay=0:0.1:log"],
+    ["--param", "optimizer=:choice"], ["--trials", "7"], ["--sampler", "sobol"],
+    ["--prune", "median"], ["--param", "batch_size=0"],
+], ids=lambda change: " ".join(change))
+def test_a_refused_run_says_why_in_one_line_and_leaves_the_store_alone(
+        change, small_db, mnist_dir, capsys):
+    before = unchanged(small_db)
+    args = run_args(small_db, mnist_dir, 6, "--prune", "halving")
+    flag, value = change
+    for at, arg in enumerate(args):  # replace the flag (a --param of the same name)
+        if arg == flag and (flag != "--param" or args[at + 1].split("=")[0] == value.split("=")[0]):
+            args[at + 1] = value
+            break
+    else:
+        args += change
+    status, out, err = sweep(capsys, *args)
+    assert status == 1 and out == ""
+    assert err.startswith("fastnet sweep: error: ") and err.count("\n") == 1, err
+    if value.endswith(":choice"):
+        assert "optimizer: choice: needs at least one option" in err
+    assert unchanged(small_db) == before
+    assert not Path(f"{small_db}-wal").exists() or Path(f"{small_db}-wal").stat().st_size == 0
+
+
+@pytest.mark.parametrize("change", [
+    ["--sampler", "grid", "--trials", "10"],  # 3 x 3 points: fewer than the trials
+    ["--param", "lr=0.1", "--param", "lr=0.2"], ["--param", "batch_size=50"],
+    ["--param", "lr=1:0.01:log"], ["--param", "optimizer=:choice"],
+], ids=lambda change: " ".join(change))
+def test_a_refused_run_on_a_new_db_creates_nothing(change, mnist_dir, tmp_path, capsys):
+    (tmp_path / "dbs").mkdir()
+    db = tmp_path / "dbs" / "new.db"
+    status, out, err = sweep(capsys, *run_args(db, mnist_dir, 6), *change)
+    assert status == 1 and out == ""
+    assert err.startswith("fastnet sweep: error: ") and err.count("\n") == 1, err
+    assert list(db.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["text", "sqlite", "missing"])
+@pytest.mark.parametrize("verb", ["run", "show", "export"])
+def test_a_db_that_is_not_a_sweep_is_refused_in_one_line_and_left_alone(
+        kind, verb, mnist_dir, tmp_path, capsys):
+    db = tmp_path / "other.db"
+    if kind == "text":
+        db.write_text("not a sweep\n")
+    elif kind == "sqlite":
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('format', 'something else')")
+        conn.commit()
+        conn.close()
+    before = unchanged(db) if db.exists() else None
+    args = run_args(db, mnist_dir, 2) if verb == "run" else [verb, "--db", db]
+    status, out, err = sweep(capsys, *args)
+    if kind == "missing" and verb == "run":
+        assert status == 0 and db.exists()  # run creates the sweep
+        return
+    assert status == 1 and out == ""
+    assert err.startswith("fastnet sweep: error: ") and err.count("\n") == 1, err
+    assert str(db) in err
+    if before is None:
+        assert not db.exists()
+    else:
+        assert unchanged(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if before is None else ["other.db"])
+
+
+def test_export_csv_and_json_to_stdout_and_to_a_file(small_db, tmp_path, capsys):
+    from fastnet.sweep import SweepStore
+
+    with SweepStore.open(small_db, readonly=True) as store:
+        results = store.results()
+    text, rows = exported(capsys, small_db)
+    lines = list(csv.reader(io.StringIO(text)))
+    assert lines[0] == ["index", "round", "status", *sorted(results[0].config), "val_acc",
+                        "val_loss"]
+    assert [int(line[0]) for line in lines[1:]] == list(range(6))
+    assert [line[2] for line in lines[1:]] == [r.status for r in results]
+    for line, r in zip(lines[1:], results):  # every value reads back exactly
+        cells = dict(zip(lines[0], line))
+        for key, value in r.config.items():
+            assert (cells[key] if isinstance(value, str) else json.loads(cells[key] or "null")
+                    ) == value
+        assert json.loads(cells["val_acc"]) == r.val_acc_final
+        assert json.loads(cells["val_loss"]) == r.val_loss_final
+    assert [row["config"] for row in rows] == [r.config for r in results]
+    assert rows[0]["val_acc"] == results[0].val_acc
+    for fmt, stdout in (("csv", text), ("json", None)):
+        out = tmp_path / f"table.{fmt}"
+        status, printed, _ = sweep(capsys, "export", "--db", small_db, "--format", fmt,
+                                   "--out", out)
+        assert status == 0 and printed == ""
+        if stdout is not None:
+            assert out.read_text() == stdout
+        else:
+            assert [{k: v for k, v in row.items() if k not in VOLATILE}
+                    for row in json.loads(out.read_text())] == rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv", "table.json"]
+
+
+def test_show_prints_the_best_trials(small_db, capsys):
+    from fastnet.sweep import SweepStore
+
+    with SweepStore.open(small_db, readonly=True) as store:
+        results = store.results()
+    best = sorted((r for r in results if r.score is not None), key=lambda r: (-r.score, r.index))
+    status, out, _ = sweep(capsys, "show", "--db", small_db, "--top", 3)
+    lines = out.splitlines()
+    assert status == 0 and len(lines) == 4
+    assert lines[0].split() == ["rank", "trial", "status", "val_acc", "val_loss", "epochs",
+                                "lr", "momentum"]
+    for rank, (line, r) in enumerate(zip(lines[1:], best), 1):
+        cells = line.split()
+        assert cells[:4] == [str(rank), str(r.index), r.status, f"{r.score:.4f}"]
