@@ -9,11 +9,13 @@ runs; arrays are shipped once per worker, or scattered once to a Dask cluster).
 
 A worker that dies (killed, out of memory) loses only its chunk: the local pool is
 rebuilt and the chunk submitted again, and Dask's scheduler moves the task to another
-worker.  The coordinator records each trial once, whoever trained it.
+worker.  A local worker whose coordinator dies (kill -9) exits within a second.  The coordinator records each trial once, whoever trained it.
 """
 import concurrent.futures as cf
 import multiprocessing
 import os
+import threading
+import time
 import uuid
 
 from . import trial
@@ -27,6 +29,22 @@ def _init_worker(threads, source, dtype, backend):
 
     set_num_threads(threads)
     _WORKER.update(data=load(source, dtype), dtype=dtype, backend=backend)
+
+
+def _init_local_worker(coordinator, threads, source, dtype, backend):
+    _exit_with_parent(coordinator)
+    _init_worker(threads, source, dtype, backend)
+
+
+def _exit_with_parent(parent, interval=1.0):
+    """End this worker once its parent (the coordinator) is gone: a coordinator killed
+    with -9 cannot stop its pool, and the workers would wait for work forever."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fastnet-parent-watch", daemon=True).start()
 
 
 def _run_chunk(units):
@@ -72,12 +90,12 @@ class LocalExecutor:
 
     def __init__(self, source, dtype, backend, workers, threads=1):
         self.workers = workers
-        self._args = (threads, source, dtype, backend)
+        self._args = (os.getpid(), threads, source, dtype, backend)
         self._pool = self._new_pool()
 
     def _new_pool(self):
         return cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_init_worker, initargs=self._args)
+                                      initializer=_init_local_worker, initargs=self._args)
 
     def submit(self, units):
         try:

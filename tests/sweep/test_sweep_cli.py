@@ -130,6 +130,44 @@ def test_kill_9_at_random_moments_then_the_same_command_again_loses_and_repeats_
     assert exported(capsys, db) == exported(capsys, reference)
 
 
+def children(pid):
+    """The pids of ``pid``'s child processes (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_the_workers_of_a_coordinator_killed_with_9_exit(mnist_dir, tmp_path):
+    db = tmp_path / "orphans.db"
+    args = run_args(db, mnist_dir, 400, "--epochs", "30")
+    args[args.index("--workers") + 1] = "2"
+    child = subprocess.Popen([sys.executable, "-m", "fastnet", "sweep", *map(str, args)],
+                             env=subprocess_env(), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (db.exists() and any(r[2] == "running" for r in rows_of(db)[0].values())):
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    workers = children(child.pid)  # the pool's workers and multiprocessing's tracker
+    assert len(workers) >= 2
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert not alive, f"processes of the killed sweep still running: {alive}"
+
+
 @pytest.mark.slow
 def test_the_dask_executor_records_the_local_table(mnist_dir, tmp_path, capsys, dask_cluster):
     local, remote = tmp_path / "local.db", tmp_path / "dask.db"
