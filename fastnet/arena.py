@@ -1,12 +1,20 @@
-"""``ArenaDict``: a dict of named views into one flat array.
+"""The flat arenas of a net: ``NetLayout`` places every array, ``ArenaDict`` names it.
 
 A net keeps its parameters and its gradients each in one flat arena; ``net.params``
 and ``net.grads`` are ``ArenaDict`` instances, plain dicts to the book's code
 (``params['W1']`` is an array, shaped as the book's), that also carry the arena.  An
 optimizer given two of them updates the whole arena in one pass instead of one pass
 per key, as long as ``intact()`` says the dict still holds the views it was made with.
+
+``NetLayout`` is the one place that decides the arenas' layout: ``fastnet.nets``
+(one net, arenas ``(size,)``), ``fastnet.population`` (K nets, arenas ``(K, size)``),
+the benchmarks and the tests all take their offsets from it.
 """
 import math
+
+import numpy as np
+
+from .kernels import network
 
 
 class ArenaDict(dict):
@@ -32,3 +40,83 @@ class ArenaDict(dict):
             if self.get(key) is not view or view.base is not self.arena:
                 return False
         return True
+
+
+class NetLayout:
+    """Where each array of a ``MultiLayerNetExtend``-shaped net lives in its flat arenas.
+
+    ``views``: parameter key -> ``(offset, shape)`` in the parameter (and gradient)
+    arena, weights first (``W1..WL``), then biases, then batch norm's gammas and betas,
+    so that an optimizer decays the prefix of ``n_decayed`` elements; ``size``: the
+    arena's length.  The running statistics arena holds every batch-norm layer's means,
+    then every one's variances (``running_size`` elements).  ``table`` is the compiled
+    step's per-layer row of offsets (``fastnet.kernels.network``'s columns), ``dims``
+    the widths from input to output.
+
+    One layout serves one net (arenas of shape ``(size,)``) or a population of K nets of
+    the architecture (``(K, size)``: member k's arena is row k); ``params(arena)`` and
+    ``running(arena)`` name the views of either.
+    """
+
+    def __init__(self, input_size, hidden_size_list, output_size, use_batchnorm=False,
+                 use_dropout=False):
+        widths = list(hidden_size_list)
+        self.hidden_size_list = widths
+        self.use_batchnorm, self.use_dropout = bool(use_batchnorm), bool(use_dropout)
+        self.dims = np.array([input_size] + widths + [output_size], np.int64)
+        n_layers = len(widths) + 1
+        shapes = {f"W{i}": (int(self.dims[i - 1]), int(self.dims[i]))
+                  for i in range(1, n_layers + 1)}
+        self.n_decayed = sum(math.prod(s) for s in shapes.values())
+        shapes.update({f"b{i}": (int(self.dims[i]),) for i in range(1, n_layers + 1)})
+        if use_batchnorm:
+            shapes.update({f"{k}{i}": (widths[i - 1],) for k in ("gamma", "beta")
+                           for i in range(1, n_layers)})
+        self.views, offset = {}, 0
+        for key, shape in shapes.items():
+            self.views[key] = (offset, shape)
+            offset += math.prod(shape)
+        self.size = offset
+        self.running_size = 2 * sum(widths) if use_batchnorm else 0
+        self.table = np.zeros((n_layers, network.LAYOUT_COLUMNS), np.int64)
+        for i in range(1, n_layers + 1):
+            row = [self.views[f"W{i}"][0], self.views[f"b{i}"][0]]
+            if use_batchnorm and i < n_layers:
+                start = sum(widths[:i - 1])
+                row += [self.views[f"gamma{i}"][0], self.views[f"beta{i}"][0],
+                        start, sum(widths) + start]
+            self.table[i - 1, :len(row)] = row
+
+    def params(self, arena):
+        """``ArenaDict`` of the parameter views into one net's ``arena`` (``(size,)``)."""
+        return ArenaDict(arena, self.views)
+
+    def running(self, arena):
+        """``[(running_mean, running_var)]`` views per batch-norm layer into one net's
+        running-statistics ``arena`` (empty without batch norm)."""
+        if not self.use_batchnorm:
+            return []
+        half = self.running_size // 2
+        out, start = [], 0
+        for width in self.hidden_size_list:
+            out.append((arena[start:start + width], arena[half + start:half + start + width]))
+            start += width
+        return out
+
+    def workspace(self, n, dtype):
+        """The fused training step's workspaces for a batch of ``n`` rows (see
+        ``fastnet.kernels.network.mlp_train_step``); ``mask_views`` are the dropout
+        masks per hidden layer, shaped (n, width)."""
+        widths = self.hidden_size_list
+        hidden = sum(widths)
+        ws = dict(acts=np.empty(n * hidden, dtype),
+                  xns=np.empty(n * hidden if self.use_batchnorm else 0, dtype),
+                  stds=np.empty(hidden, dtype),
+                  masks=np.empty(n * hidden if self.use_dropout else 0, bool),
+                  scratch=np.empty((2, n * max(widths, default=0)), dtype),
+                  logits=np.empty((n, int(self.dims[-1])), dtype))
+        ws["mask_views"], offset = [], 0
+        for width in widths if self.use_dropout else ():
+            ws["mask_views"].append(ws["masks"][offset:offset + n * width].reshape(n, width))
+            offset += n * width
+        return ws

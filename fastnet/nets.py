@@ -21,12 +21,10 @@ two kernel calls:
   ``running_mean``) is copied into the arenas before the next forward pass or step,
   where the book's layers would keep using the old one.
 """
-import math
-
 import numpy as np
 
 from . import _validate, layers, optimizers
-from .arena import ArenaDict
+from .arena import ArenaDict, NetLayout
 from .kernels import activations, network
 from .reference import nets as reference
 from .reference.random import stream_key
@@ -42,45 +40,26 @@ class _FusedNet:
     use_batchnorm = use_dropout = False  # MultiLayerNetExtend's instances say otherwise
 
     def _build_arenas(self):
-        n_layers = self.hidden_layer_num + 1
-        use_bn = self.use_batchnorm
-        weights = [f"W{i}" for i in range(1, n_layers + 1)]
-        others = [f"b{i}" for i in range(1, n_layers + 1)]
-        if use_bn:
-            others += [f"{k}{i}" for k in ("gamma", "beta") for i in range(1, n_layers)]
-        self._n_decayed = sum(self.params[k].size for k in weights)
-        self._views = {}
-        offset = 0
-        for key in weights + others:
-            self._views[key] = (offset, self.params[key].shape)
-            offset += self.params[key].size
-        self._arena = np.empty(offset, self.dtype)
-        self._grad_arena = np.zeros(offset, self.dtype)
-        for key, (start, shape) in self._views.items():
-            self._arena[start:start + math.prod(shape)] = self.params[key].reshape(-1)
-        self.params = ArenaDict(self._arena, self._views)
+        layout = self._net_layout = NetLayout(self.input_size, self.hidden_size_list,
+                                              self.output_size, self.use_batchnorm,
+                                              self.use_dropout)
+        self._views, self._n_decayed = layout.views, layout.n_decayed
+        self._layout, self._dims = layout.table, layout.dims
+        self._arena = np.empty(layout.size, self.dtype)
+        self._grad_arena = np.zeros(layout.size, self.dtype)
+        params = layout.params(self._arena)
+        for key, view in params.views.items():
+            view[...] = self.params[key]
+        self.params = params
         self._bound = self.params.views
-        self.grads = ArenaDict(self._grad_arena, self._views)
-
-        widths = self.hidden_size_list
-        self._running = np.zeros(2 * sum(widths) if use_bn else 0, self.dtype)
-        self._running_views = {}  # BatchNorm layer -> its (running_mean, running_var)
-        self._layout = np.zeros((n_layers, network.LAYOUT_COLUMNS), np.int64)
-        for i in range(1, n_layers + 1):
-            row = [self._views[f"W{i}"][0], self._views[f"b{i}"][0]]
-            if use_bn and i < n_layers:
-                start = sum(widths[:i - 1])
-                row += [self._views[f"gamma{i}"][0], self._views[f"beta{i}"][0],
-                        start, sum(widths) + start]
-                self._running_views[self.layers[f"BatchNorm{i}"]] = (
-                    self._running[start:start + widths[i - 1]],
-                    self._running[sum(widths) + start:][:widths[i - 1]])
-            self._layout[i - 1, :len(row)] = row
-        self._bind_params()
-        self._dims = np.array([self.input_size] + widths + [self.output_size], np.int64)
+        self.grads = layout.params(self._grad_arena)
+        self._running = np.zeros(layout.running_size, self.dtype)
         self._dropouts = [layer for key, layer in self.layers.items() if key.startswith("Dropout")]
         self._batchnorms = [layer for key, layer in self.layers.items()
                             if key.startswith("BatchNorm")]
+        # BatchNorm layer -> its (running_mean, running_var)
+        self._running_views = dict(zip(self._batchnorms, layout.running(self._running)))
+        self._bind_params()
         self._workspaces = {}
         self._infer_ws = None
         self._no_sgd = np.empty(0, self.dtype)
@@ -116,23 +95,8 @@ class _FusedNet:
 
     def _workspace(self, n):
         if n not in self._workspaces:
-            self._workspaces = {n: self._new_workspace(n, self.dtype)}
+            self._workspaces = {n: self._net_layout.workspace(n, self.dtype)}
         return self._workspaces[n]
-
-    def _new_workspace(self, n, dtype):
-        """The fused training kernels' workspaces for a batch of ``n`` rows."""
-        hidden = sum(self.hidden_size_list)
-        ws = dict(acts=np.empty(n * hidden, dtype),
-                  xns=np.empty(n * hidden if self.use_batchnorm else 0, dtype),
-                  stds=np.empty(hidden, dtype),
-                  masks=np.empty(n * hidden if self.use_dropout else 0, bool),
-                  scratch=np.empty((2, n * max(self.hidden_size_list, default=0)), dtype),
-                  logits=np.empty((n, self.output_size), dtype))
-        ws["mask_views"], offset = [], 0
-        for width in self.hidden_size_list[:len(self._dropouts)]:
-            ws["mask_views"].append(ws["masks"][offset:offset + n * width].reshape(n, width))
-            offset += n * width
-        return ws
 
     def _rows(self, x, dtype=None):
         """``x`` as C-contiguous (N, input_size) rows of ``dtype`` (the net's), converted
@@ -245,7 +209,7 @@ class _FusedNet:
         self._sync_params()
         params = self._arena.astype(np.float64)
         grads = np.empty_like(params)
-        ws = self._new_workspace(x.shape[0], np.float64)
+        ws = self._net_layout.workspace(x.shape[0], np.float64)
         momenta, ratios, keys = self._training_args()
         network.mlp_numerical_gradient(
             x, labels, self._dims, self._layout, activations.CODES[self.activation], params,
