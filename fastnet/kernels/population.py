@@ -81,7 +81,7 @@ def population_train_step(x, labels, dims, layout, act, params, grads, running, 
             update(kind, p[:n_decayed], g[:n_decayed], states[:, :, :n_decayed], k,
                    hyper[k], wd)
             update(kind, p[n_decayed:], g[n_decayed:], states[:, :, n_decayed:], k,
-                   hyper[k], wd * 0)
+                   hyper[k], wd - wd)  # a zero of the arenas' dtype (wd * 0 is float64)
         else:
             update(kind, p, g, states, k, hyper[k], wd)
 
