@@ -109,12 +109,12 @@ class NetLayout:
         masks per hidden layer, shaped (n, width)."""
         widths = self.hidden_size_list
         hidden = sum(widths)
-        ws = dict(acts=np.empty(n * hidden, dtype),
-                  xns=np.empty(n * hidden if self.use_batchnorm else 0, dtype),
-                  stds=np.empty(hidden, dtype),
-                  masks=np.empty(n * hidden if self.use_dropout else 0, bool),
-                  scratch=np.empty((2, n * max(widths, default=0)), dtype),
-                  logits=np.empty((n, int(self.dims[-1])), dtype))
+        ws = {"acts": np.empty(n * hidden, dtype),
+              "xns": np.empty(n * hidden if self.use_batchnorm else 0, dtype),
+              "stds": np.empty(hidden, dtype),
+              "masks": np.empty(n * hidden if self.use_dropout else 0, bool),
+              "scratch": np.empty((2, n * max(widths, default=0)), dtype),
+              "logits": np.empty((n, int(self.dims[-1])), dtype)}
         ws["mask_views"], offset = [], 0
         for width in widths if self.use_dropout else ():
             ws["mask_views"].append(ws["masks"][offset:offset + n * width].reshape(n, width))
