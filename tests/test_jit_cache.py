@@ -50,6 +50,17 @@ def clean_env(**extra):
     return env
 
 
+POPULATION_STEPS = """
+import numpy as np
+from fastnet.population import Population
+pop = Population(4, [3], 2, [{"seed": 0}, {"seed": 1, "lr": 0.1}], "Momentum")
+x, t = np.ones((5, 4), np.float32), np.arange(5) % 2
+pop.train_step(x, t)
+pop.train_step(np.stack([x, x]), np.stack([t, t]))
+pop.accuracy(x, t)
+"""
+
+
 def compiled(stdout):
     return {line for line in stdout.splitlines() if line.startswith("compiled ")}
 
@@ -213,6 +224,9 @@ def test_cache_build_compiles_what_the_cli_and_the_classes_use(tmp_path):
 
     again = run(REPORT_COMPILED + "from fastnet import cache; cache.build()", env, tmp_path)
     assert again.returncode == 0 and not compiled(again.stdout), again.stdout
+    # another architecture and optimizer than the build's population: the same kernels
+    population = run(REPORT_COMPILED + POPULATION_STEPS, env, tmp_path)
+    assert population.returncode == 0 and not compiled(population.stdout), population.stdout
     mnist = os.environ.get("FASTNET_MNIST_DIR")
     if not mnist:
         pytest.skip("FASTNET_MNIST_DIR is not set: `fastnet train` after the build not run")
