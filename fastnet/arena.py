@@ -6,9 +6,10 @@ and ``net.grads`` are ``ArenaDict`` instances, plain dicts to the book's code
 optimizer given two of them updates the whole arena in one pass instead of one pass
 per key, as long as ``intact()`` says the dict still holds the views it was made with.
 
-``NetLayout`` is the one place that decides the arenas' layout: ``fastnet.nets``
+``NetLayout`` is the one place that decides a net's arenas' layout: ``fastnet.nets``
 (one net, arenas ``(size,)``), ``fastnet.population`` (K nets, arenas ``(K, size)``),
-the benchmarks and the tests all take their offsets from it.
+the benchmarks and the tests all take their offsets from it; ``layout_of`` and ``pack``
+lay out any other set of arrays (what ``update_flat`` takes) the same way.
 """
 import math
 
@@ -42,6 +43,26 @@ class ArenaDict(dict):
         return True
 
 
+def layout_of(shapes):
+    """``({key: (offset, shape)}, size)``: arrays of ``shapes`` (key -> shape, in this
+    order) placed one after another in a flat arena of ``size`` elements."""
+    layout, offset = {}, 0
+    for key, shape in shapes.items():
+        layout[key] = (offset, tuple(shape))
+        offset += math.prod(shape)
+    return layout, offset
+
+
+def pack(arrays, dtype=None):
+    """``(arena, layout)``: a new flat arena holding copies of ``arrays`` (key -> array,
+    in order; ``dtype`` default: theirs, promoted) and its ``layout_of``."""
+    layout, size = layout_of({key: np.shape(a) for key, a in arrays.items()})
+    arena = np.empty(size, dtype or np.result_type(*arrays.values()))
+    for key, view in ArenaDict(arena, layout).items():
+        view[...] = arrays[key]
+    return arena, layout
+
+
 class NetLayout:
     """Where each array of a ``MultiLayerNetExtend``-shaped net lives in its flat arenas.
 
@@ -72,11 +93,7 @@ class NetLayout:
         if use_batchnorm:
             shapes.update({f"{k}{i}": (widths[i - 1],) for k in ("gamma", "beta")
                            for i in range(1, n_layers)})
-        self.views, offset = {}, 0
-        for key, shape in shapes.items():
-            self.views[key] = (offset, shape)
-            offset += math.prod(shape)
-        self.size = offset
+        self.views, self.size = layout_of(shapes)
         self.running_size = 2 * sum(widths) if use_batchnorm else 0
         self.table = np.zeros((n_layers, network.LAYOUT_COLUMNS), np.int64)
         for i in range(1, n_layers + 1):
