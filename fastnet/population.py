@@ -219,19 +219,43 @@ class Population:
         return np.array([0.5 * decay * float(np.dot(w, w)) if decay else 0.0
                          for decay, w in zip(self._lambdas, weights)])
 
-    def train_step(self, x, t):
+    def _rows(self, rows, n_samples):
+        rows = np.asarray(rows)
+        if (rows.dtype.kind not in "iu" or rows.ndim != 2 or rows.shape[0] != len(self)
+                or rows.shape[1] == 0):
+            raise ValueError(f"rows must be integer indices of shape ({len(self)}, N), one "
+                             f"mini-batch per member, got {rows.dtype} of shape {rows.shape}")
+        if rows.min() < 0 or rows.max() >= n_samples:
+            raise ValueError(f"rows must lie in [0, {n_samples}) (x has {n_samples} "
+                             f"samples), got values from {rows.min()} to {rows.max()}")
+        return np.ascontiguousarray(rows, dtype=np.int64)
+
+    def train_step(self, x, t, rows=None):
         """Forward, backward and optimizer update of every member, in one compiled call.
 
         ``x``: (N, D), the same mini-batch for every member, or (K, N, D), member k's
         mini-batch ``x[k]``; ``t``: its labels (N,) or one-hot (N, C), or (K, N) /
-        (K, N, C).  Returns each member's mini-batch loss (with weight decay, before the
-        update), shape (K,), as one net's ``train_step`` returns it: a NaN there marks a
-        diverged member (the others are unaffected; drop it with ``keep``).
+        (K, N, C).  With ``rows`` ((K, N) integer indices), ``x`` (M, D) and ``t`` are
+        a whole training set and member k's mini-batch is ``x[rows[k]], t[rows[k]]``,
+        gathered inside the call (a sweep's members each follow their own data order).
+        Returns each member's mini-batch loss (with weight decay, before the update),
+        shape (K,), as one net's ``train_step`` returns it: a NaN there marks a diverged
+        member (the others are unaffected; drop it with ``keep``).
         """
+        if rows is not None and np.ndim(x) != 2:
+            raise ValueError(f"with rows, x must be a training set of shape (M, "
+                             f"{self.input_size}), got shape {np.shape(x)}")
         x, labels = self._batches(x, t)
-        n = x.shape[1]
+        if rows is None:
+            rows, n = np.empty((0, 0), np.int64), x.shape[1]
+        else:
+            rows = self._rows(rows, x.shape[1])
+            n = rows.shape[1]
         if n not in self._workspaces:
-            self._workspaces = {n: self.layout.workspace(n, self.dtype)}
+            ws = self.layout.workspace(n, self.dtype)
+            ws["x_rows"] = np.empty((n, self.input_size), self.dtype)  # for ``rows``
+            ws["label_rows"] = np.empty(n, np.int64)
+            self._workspaces = {n: ws}
         ws = self._workspaces[n]
         penalties = self._penalties()
         hyper = np.array([opt.kernel_scalars() for opt in self._optimizers], self.dtype)
@@ -240,11 +264,12 @@ class Population:
             self._steps += np.uint64(1)
         losses = np.empty(len(self))
         kernels.population_train_step(
-            x, labels, self.layout.dims, self.layout.table, activations.CODES[self.activation],
-            self._params, self._grads, self._running, self._bn_momenta, layers.BN_EPS,
-            self._ratios, keys, self._kind, hyper, self._states,
-            self._lambdas.astype(self.dtype), self.layout.n_decayed, ws["acts"], ws["xns"],
-            ws["stds"], ws["masks"], ws["scratch"], ws["logits"], losses)
+            x, labels, rows, self.layout.dims, self.layout.table,
+            activations.CODES[self.activation], self._params, self._grads, self._running,
+            self._bn_momenta, layers.BN_EPS, self._ratios, keys, self._kind, hyper,
+            self._states, self._lambdas.astype(self.dtype), self.layout.n_decayed, ws["acts"],
+            ws["xns"], ws["stds"], ws["masks"], ws["scratch"], ws["logits"], ws["x_rows"],
+            ws["label_rows"], losses)
         return losses + penalties
 
     # --------------------------------------------------------------------- inference

@@ -57,6 +57,7 @@ pop = Population(4, [3], 2, [{"seed": 0}, {"seed": 1, "lr": 0.1}], "Momentum")
 x, t = np.ones((5, 4), np.float32), np.arange(5) % 2
 pop.train_step(x, t)
 pop.train_step(np.stack([x, x]), np.stack([t, t]))
+pop.train_step(x, t, rows=np.array([[0, 1], [2, 3]]))
 pop.accuracy(x, t)
 """
 

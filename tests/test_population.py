@@ -32,7 +32,8 @@ SHARED = ("activation", "use_batchnorm", "use_dropout")  # the population's own 
 LR_SCALES = (1.0, 0.5, 2.0)
 DECAYS = (0.0, 0.05, 0.1)
 RATIOS = (0.3, 0.5, 0.2)
-MODES = ["shared", "per-member"]
+MODES = ["shared", "per-member", "rows"]
+M = 20  # samples of the training set that "rows" mini-batches are drawn from
 
 
 def member_configs(net_case, opt_case, k=3):
@@ -68,14 +69,20 @@ def alone(net_case, opt_case, dtype, config, net_module=fast_nets, opt_module=fa
 
 
 def batches(step, k, mode, dtype):
-    """Step ``step``'s mini-batch: (N, D) for all, or (K, N, D) with one each."""
+    """``train_step``'s arguments at step ``step``: an (N, D) mini-batch for all, (K, N,
+    D) with one each, or an (M, D) training set and (K, N) rows of it, one row set each."""
     rng = np.random.default_rng([7, step])
-    shape = (N,) if mode == "shared" else (k, N)
+    shape = {"shared": (N,), "per-member": (k, N), "rows": (M,)}[mode]
     x = (rng.standard_normal((*shape, SIZES[0])) + 0.2).astype(dtype)
-    return x, rng.integers(0, SIZES[2], size=shape)
+    t = rng.integers(0, SIZES[2], size=shape)
+    return (x, t, rng.integers(0, M, size=(k, N))) if mode == "rows" else (x, t)
 
 
 def own(batch, i, mode):
+    """Member ``i``'s mini-batch of ``batches``."""
+    if mode == "rows":
+        x, t, rows = batch
+        return x[rows[i]], t[rows[i]]
     x, t = batch
     return (x, t) if mode == "shared" else (x[i], t[i])
 
@@ -117,6 +124,7 @@ def test_members_train_bit_for_bit_as_nets_alone(opt_case, net_case, dtype, mode
                                     for i, (net, opt) in enumerate(singles)])
     for i, (net, opt) in enumerate(singles):
         assert_member_is(pop, i, net, opt, opt_case, exactly)
+    mode = "shared" if mode == "rows" else mode  # evaluation takes (N, D) or (K, N, D)
     x, t = batches(9, len(pop), mode, dtype)
     assert_array_equal(pop.predict(x), [net.predict(own((x, t), i, mode)[0])
                                         for i, (net, _) in enumerate(singles)])
@@ -296,6 +304,16 @@ ERRORS = [
     ("predict x K", lambda: pop3().predict(np.zeros((2, N, 6))), ValueError,
      ("x must be (N, 6), one batch for every member, or (3, N, 6), one per member; "
      "got shape (2, 8, 6)")),
+    ("rows with x per member", lambda: pop3().train_step(X3, T3, np.zeros((3, 2), int)),
+     ValueError, "with rows, x must be a training set of shape (M, 6), got shape (3, 8, 6)"),
+    ("rows shape", lambda: pop3().train_step(X3[0], T3[0], np.zeros((2, 4), int)), ValueError,
+     ("rows must be integer indices of shape (3, N), one mini-batch per member, got int64 of "
+     "shape (2, 4)")),
+    ("rows float", lambda: pop3().train_step(X3[0], T3[0], np.zeros((3, 4))), ValueError,
+     ("rows must be integer indices of shape (3, N), one mini-batch per member, got float64 "
+     "of shape (3, 4)")),
+    ("rows range", lambda: pop3().train_step(X3[0], T3[0], np.full((3, 4), 8)), ValueError,
+     "rows must lie in [0, 8) (x has 8 samples), got values from 8 to 8"),
     ("keep shape", lambda: pop3().keep(np.ones(2, bool)), ValueError,
      "mask must be a boolean array of shape (3,), got bool of shape (2,)"),
     ("keep ints", lambda: pop3().keep(np.ones(3, int)), ValueError,

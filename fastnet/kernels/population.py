@@ -9,7 +9,10 @@ this call: no Python between the K steps, and bitwise the arithmetic of one net'
 member that diverges leaves the others as they would be alone.
 
 ``x`` is ``(1, N, D)`` (every member on the same mini-batch) or ``(K, N, D)`` (one
-mini-batch per member); ``labels`` likewise.  The workspaces are one net's, reused by
+mini-batch per member); ``labels`` likewise.  Or ``x`` is a whole training set
+``(1, M, D)`` and each member gathers its own mini-batch's rows inside the call (a
+sweep's members each follow their own data order), one member at a time into one
+(N, D) buffer that stays in cache, instead of a (K, N, D) copy made beforehand.  The workspaces are one net's, reused by
 each member in turn.
 
 The optimizers (``OPTIMIZER_CODES``) and their per-member scalars ``hyper[k]`` are
@@ -49,12 +52,16 @@ def update(kind, p, g, states, k, h, wd):
 
 
 @jit
-def population_train_step(x, labels, dims, layout, act, params, grads, running, bn_momenta,
-                          bn_eps, dropout_ratios, keys, kind, hyper, states, weight_decay,
-                          n_decayed, acts, xns, stds, masks, scratch, logits, losses):
+def population_train_step(x, labels, rows, dims, layout, act, params, grads, running,
+                          bn_momenta, bn_eps, dropout_ratios, keys, kind, hyper, states,
+                          weight_decay, n_decayed, acts, xns, stds, masks, scratch, logits,
+                          x_rows, label_rows, losses):
     """One training step of every member: ``losses[k]`` receives member k's mean
     cross-entropy (before its update, without the weight-decay term).
 
+    ``rows`` is ``(0, 0)``, or ``(K, N)``: then member k's mini-batch is rows
+    ``rows[k]`` of ``x[0]`` and ``labels[0]`` (a training set), gathered into the
+    workspaces ``x_rows`` (N, D) and ``label_rows`` (N,) before its step.
     ``dropout_ratios`` and ``keys`` are ``(K, hidden layers)`` (``(K, 0)`` without
     dropout), ``weight_decay[k]`` member k's lambda; the rest as in the module doc and
     ``network.mlp_train_step``.
@@ -63,8 +70,16 @@ def population_train_step(x, labels, dims, layout, act, params, grads, running, 
     no_sgd = hyper[0, :0]
     sgd = np.empty(2, params.dtype)
     for k in range(n_members):
-        xk = x[k if x.shape[0] > 1 else 0]
-        tk = labels[k if labels.shape[0] > 1 else 0]
+        if rows.shape[0]:
+            for i in range(rows.shape[1]):
+                row = rows[k, i]
+                for j in range(x.shape[2]):  # a loop: a slice copy compiles slower
+                    x_rows[i, j] = x[0, row, j]
+                label_rows[i] = labels[0, row]
+            xk, tk = x_rows, label_rows
+        else:
+            xk = x[k if x.shape[0] > 1 else 0]
+            tk = labels[k if labels.shape[0] > 1 else 0]
         wd = weight_decay[k]
         p, g = params[k], grads[k]
         if kind == SGD:
