@@ -130,6 +130,10 @@ class Population:
         weight decay, dropout ratios and streams) and, when given, ``optimizer`` (of the
         population's kind: hyperparameters, state, step count); both are copied."""
         i = self._check_index(i)
+        if optimizer is not None and type(optimizer) is not optimizers.OPTIMIZERS[
+                self.optimizer.lower()]:
+            raise TypeError(f"optimizer must be a fastnet.optimizers.{self.optimizer}, got "
+                            f"{type(optimizer).__module__}.{type(optimizer).__name__}")
         if (not isinstance(net, nets.MultiLayerNetExtend) or net.dtype != self.dtype
                 or net.activation != self.activation
                 or NetLayout(net.input_size, net.hidden_size_list, net.output_size,
@@ -149,9 +153,6 @@ class Population:
         self._lambdas[i] = net.weight_decay_lambda
         if optimizer is None:
             return
-        if type(optimizer) is not optimizers.OPTIMIZERS[self.optimizer.lower()]:
-            raise TypeError(f"optimizer must be a fastnet.optimizers.{self.optimizer}, got "
-                            f"{type(optimizer).__module__}.{type(optimizer).__name__}")
         kept = copy.copy(optimizer)
         for s, name in enumerate(kept.state_names):
             per_key = getattr(optimizer, name)

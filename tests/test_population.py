@@ -220,6 +220,16 @@ def test_member_round_trip_continues_exactly():
     assert pop.member_optimizer(0).iter == 4
 
 
+def test_a_refused_set_member_changes_nothing():
+    dtype = np.dtype(np.float32)
+    pop = make_population(BN_DROPOUT, MOMENTUM, dtype)
+    before = pop.member(0)
+    with pytest.raises(TypeError):
+        pop.set_member(0, pop.member(1), fast_optimizers.Adam())
+    for key, value in before.params.items():
+        assert_array_equal(pop.member(0).params[key], value)
+
+
 def test_set_member_of_a_fresh_optimizer_zeroes_the_state():
     dtype = np.dtype(np.float64)
     pop = make_population(BN_DROPOUT, MOMENTUM, dtype)
