@@ -560,7 +560,7 @@ def test_adamw_matches_torch():
         ours.update(params, grads)
         torch_grads = gradient_of({k: t.detach().numpy() for k, t in tensors.items()}, step)
         for key, tensor in tensors.items():
-            tensor.grad = torch.from_numpy(torch_grads[key])
+            tensor.grad = torch.from_numpy(np.asarray(torch_grads[key]))
         reference.step()
     for key, tensor in tensors.items():
         np.testing.assert_allclose(params[key], tensor.detach().numpy(), rtol=1e-10,
