@@ -186,3 +186,10 @@ class NetLayout:
             ws["mask_views"].append(ws["masks"][offset:offset + n * width].reshape(n, width))
             offset += n * width
         return ws
+
+    def inference_workspace(self, rows, dtype):
+        """``(stds, scratch, logits)``: the inference kernels' workspaces for chunks of up
+        to ``rows`` rows (see ``fastnet.kernels.network.mlp_predict_labels``)."""
+        widths = self.hidden_size_list
+        return (np.empty(sum(widths), dtype), np.empty((2, rows * max(widths, default=0)), dtype),
+                np.empty((rows, int(self.dims[-1])), dtype))

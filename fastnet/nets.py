@@ -332,10 +332,7 @@ class _FusedNet:
         self._sync_params()
         rows = min(rows, INFERENCE_CHUNK)
         if self._infer_ws is None or self._infer_ws[0] < rows:
-            self._infer_ws = (rows, np.empty(sum(self.hidden_size_list), self.dtype),
-                              np.empty((2, rows * max(self.hidden_size_list, default=0)),
-                                       self.dtype),
-                              np.empty((rows, self.output_size), self.dtype))
+            self._infer_ws = (rows, *self._net_layout.inference_workspace(rows, self.dtype))
         _, stds, scratch, _ = self._infer_ws
         scales = np.array([1 - d.dropout_ratio for d in self._dropouts], self.dtype)
         return (self._dims, self._layout, activations.CODES[self.activation],

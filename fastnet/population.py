@@ -308,11 +308,8 @@ class Population:
         """The inference kernels' arguments after ``x`` (as one net's), workspaces for up
         to ``rows`` rows per chunk, grown across calls."""
         rows = min(rows, nets.INFERENCE_CHUNK)
-        widest = max(self.layout.hidden_size_list, default=0)
         if self._infer_ws is None or self._infer_ws[0] < rows:
-            self._infer_ws = (rows, np.empty(sum(self.layout.hidden_size_list), self.dtype),
-                              np.empty((2, rows * widest), self.dtype),
-                              np.empty((rows, self.output_size), self.dtype))
+            self._infer_ws = (rows, *self.layout.inference_workspace(rows, self.dtype))
         _, stds, scratch, _ = self._infer_ws
         return (self.layout.dims, self.layout.table, activations.CODES[self.activation],
                 self._params, self._running, self.layout.norm, self._norm_eps,
