@@ -10,11 +10,16 @@ Implementations:
 ``params`` is the parameter set: ``mlp`` (784-100x4-10, 109,810 values) or ``wide``
 (784-1024-1024-10, 1,863,690 values).
 """
-import math
-
 import numpy as np
 
-from .common import fastnet_api, net_params, require_torch, torch_optimizer
+from .common import (
+    INPUT_SIZE,
+    OUTPUT_SIZE,
+    fastnet_api,
+    net_params,
+    require_torch,
+    torch_optimizer,
+)
 
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 PARAM_SETS = {"mlp": [100] * 4, "wide": [1024, 1024]}
@@ -53,16 +58,15 @@ class OptimizerUpdate:
                 self.run = lambda: opt.update(params, grads)
             elif not hasattr(opt, "update_flat"):
                 raise NotImplementedError("this fastnet has no update_flat")
-            else:
-                keys = sorted(params, key=lambda k: (not k.startswith("W"), k))
-                views, offset = {}, 0
-                for key in keys:
-                    views[key] = (offset, params[key].shape)
-                    offset += params[key].size
-                arena = np.concatenate([params[k].ravel() for k in keys])
-                grad_arena = np.concatenate([grads[k].ravel() for k in keys])
-                n_decayed = sum(math.prod(params[k].shape) for k in keys if k.startswith("W"))
-                self.run = lambda: opt.update_flat(arena, grad_arena, views, 0.0, n_decayed)
+            else:  # the nets' arena: weights first (the decayed prefix)
+                layout = fastnet_api("fastnet.arena", "NetLayout")(
+                    INPUT_SIZE, PARAM_SETS[param_set], OUTPUT_SIZE)
+                arena, grad_arena = np.empty(layout.size, np.float32), np.empty(layout.size, np.float32)
+                for target, source in ((arena, params), (grad_arena, grads)):
+                    for key, view in layout.params(target).items():
+                        view[...] = source[key]
+                self.run = lambda: opt.update_flat(arena, grad_arena, layout.views, 0.0,
+                                                   layout.n_decayed)
         self.run()
 
     def time_update(self, optimizer, implementation, param_set):

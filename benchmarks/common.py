@@ -46,6 +46,15 @@ NETS = {
 }
 
 
+# Issue 10's population workloads: K members of one of these, on one shared mini-batch.
+POPULATION_NETS = {
+    "mlp-sgd": NETS["mlp-sgd"],
+    "mlp-adam": NETS["mlp-adam"],
+    "deep-sgd": Net("MultiLayerNet", (100,) * 6, 100, "SGD", 0.01),
+    "deep-adam": Net("MultiLayerNet", (100,) * 6, 100, "Adam", 0.001),
+}
+
+
 def fastnet_api(module, name):
     """``module.name`` of the fastnet measured, or ``NotImplementedError`` (asv's
     "skipped") where that commit has no such thing."""
@@ -155,11 +164,11 @@ def torch_optimizer(torch, name, params, **hyper):
 
 # --------------------------------------------------------------------------- train steps
 
-def train_step(implementation, net_name, x, t):
-    """A zero-argument training step of the headline net ``net_name``: ``fastnet`` (the
-    fused ``train_step``), ``fastnet-layers`` (the book's loop on fastnet's layers),
-    ``reference`` or ``torch``."""
-    spec = NETS[net_name]
+def train_step(implementation, net_name, x, t, spec=None, seed=0):
+    """A zero-argument training step of the headline net ``net_name`` (or of ``spec``):
+    ``fastnet`` (the fused ``train_step``), ``fastnet-layers`` (the book's loop on
+    fastnet's layers), ``reference`` or ``torch``; ``seed`` the net's."""
+    spec = spec or NETS[net_name]
     if implementation == "torch":
         torch = require_torch()
         torch.manual_seed(0)
@@ -174,8 +183,8 @@ def train_step(implementation, net_name, x, t):
         return torch_step
     package = "fastnet.reference" if implementation == "reference" else "fastnet"
     try:
-        net = fastnet_api(f"{package}.nets", spec.net)(INPUT_SIZE, list(spec.hidden),
-                                                        OUTPUT_SIZE, seed=0, **dict(spec.extend))
+        net = fastnet_api(f"{package}.nets", spec.net)(
+            INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=seed, **dict(spec.extend))
     except TypeError as exc:  # a commit before one of the keywords
         raise NotImplementedError(f"this fastnet's {spec.net} refuses {spec.extend}") from exc
     optimizer = fastnet_api(f"{package}.optimizers", spec.optimizer)(lr=spec.lr)
@@ -187,3 +196,102 @@ def train_step(implementation, net_name, x, t):
     def book_step():
         optimizer.update(net.params, net.gradient(x, t))
     return book_step
+
+
+# --------------------------------------------------------------------------- populations
+
+def population_step(implementation, net_name, k, x, t):
+    """A zero-argument step of K members of ``POPULATION_NETS[net_name]`` on one shared
+    mini-batch ``(x, t)``: ``population`` (``fastnet.population.Population.train_step``),
+    ``population-per-member`` (the same, each member on its own mini-batch),
+    ``sequential`` (K fused ``train_step`` calls), ``torch-vmap``
+    (``torch.func.vmap`` over K stacked ``torch.nn`` models), ``torch-bmm``
+    (``torch.baddbmm`` over (K, d_in, d_out) weight stacks) or ``gemm-floor`` (the K
+    members' GEMMs as NumPy matmuls, back to back)."""
+    spec = POPULATION_NETS[net_name]
+    if implementation.startswith("population"):
+        configs = [{"seed": i, "lr": spec.lr} for i in range(k)]
+        population = fastnet_api("fastnet.population", "Population")(
+            INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, configs, spec.optimizer)
+        if implementation == "population-per-member":
+            batches = [batch(len(x), seed=i) for i in range(k)]
+            x, t = np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])
+        return lambda: population.train_step(x, t)
+    if implementation == "sequential":
+        steps = [train_step("fastnet", net_name, x, t, spec, seed=i) for i in range(k)]
+        return lambda: [step() for step in steps]
+    if implementation == "gemm-floor":
+        return _population_gemm_floor(spec, k, x)
+    torch = require_torch()
+    torch.manual_seed(0)
+    xt = torch.from_numpy(x).expand(k, *x.shape)
+    tt = torch.from_numpy(t).long().expand(k, len(t))
+    cross_entropy = torch.nn.functional.cross_entropy
+    if implementation == "torch-vmap":
+        return _torch_vmap_step(torch, spec, k, xt, tt)
+    dims = [INPUT_SIZE, *spec.hidden, OUTPUT_SIZE]
+    weights = [(torch.randn(k, a, b) * math.sqrt(2 / a)).requires_grad_()
+               for a, b in itertools.pairwise(dims)]
+    biases = [torch.zeros(k, 1, b, requires_grad=True) for b in dims[1:]]
+    optimizer = torch_optimizer(torch, spec.optimizer, weights + biases, lr=spec.lr)
+
+    def bmm_step():
+        optimizer.zero_grad(set_to_none=True)
+        h = xt
+        for layer, (w, b) in enumerate(zip(weights, biases)):
+            h = torch.baddbmm(b, h, w)
+            h = torch.relu(h) if layer < len(weights) - 1 else h
+        (cross_entropy(h.reshape(-1, OUTPUT_SIZE), tt.reshape(-1), reduction="sum")
+         / len(t)).backward()
+        optimizer.step()
+    return bmm_step
+
+
+def _torch_vmap_step(torch, spec, k, xt, tt):
+    import copy
+
+    from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+    models = [torch_model(torch, spec.hidden) for _ in range(k)]
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def loss(p, b, xb, tb):
+        return torch.nn.functional.cross_entropy(functional_call(base, (p, b), (xb,)), tb)
+
+    grad_fn = vmap(grad_and_value(loss))
+    optimizer = torch_optimizer(torch, spec.optimizer, params.values(), lr=spec.lr)
+
+    def vmap_step():
+        grads, _ = grad_fn(params, buffers, xt, tt)
+        for name, p in params.items():
+            p.grad = grads[name]
+        optimizer.step()
+    return vmap_step
+
+
+def _population_gemm_floor(spec, k, x):
+    """Each member's GEMMs (forward, weight gradients, back-propagated gradients but the
+    first layer's) as NumPy matmuls into preallocated outputs."""
+    dims = [INPUT_SIZE, *spec.hidden, OUTPUT_SIZE]
+    n = len(x)
+    members = []
+    for i in range(k):
+        weights = [standard_normal((a, b), scale=math.sqrt(1 / a), seed=10 * i + j)
+                   for j, (a, b) in enumerate(itertools.pairwise(dims))]
+        acts = [x] + [np.empty((n, d), np.float32) for d in dims[1:]]
+        members.append((weights, acts, [np.empty_like(w) for w in weights],
+                        [None] + [np.empty((n, d), np.float32) for d in dims[1:-1]],
+                        standard_normal((n, OUTPUT_SIZE), scale=1 / n, seed=i)))
+
+    def floor_step():
+        for weights, acts, wgrads, dacts, dlogits in members:
+            for layer, w in enumerate(weights):
+                np.matmul(acts[layer], w, out=acts[layer + 1])
+            dz = dlogits
+            for layer in range(len(weights) - 1, -1, -1):
+                np.matmul(acts[layer].T, dz, out=wgrads[layer])
+                if layer:
+                    np.matmul(dz, weights[layer].T, out=dacts[layer])
+                    dz = dacts[layer]
+    return floor_step

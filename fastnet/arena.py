@@ -1,12 +1,25 @@
-"""``ArenaDict``: a dict of named views into one flat array.
+"""The flat arenas of a net: ``NetLayout`` places every array, ``ArenaDict`` names it.
 
 A net keeps its parameters and its gradients each in one flat arena; ``net.params``
 and ``net.grads`` are ``ArenaDict`` instances, plain dicts to the book's code
 (``params['W1']`` is an array, shaped as the book's), that also carry the arena.  An
 optimizer given two of them updates the whole arena in one pass instead of one pass
 per key, as long as ``intact()`` says the dict still holds the views it was made with.
+
+``NetLayout`` is the one place that decides a net's arenas' layout: ``fastnet.nets``
+(one net, arenas ``(size,)``), ``fastnet.population`` (K nets, arenas ``(K, size)``),
+the benchmarks and the tests all take their offsets from it; ``layout_of`` and ``pack``
+lay out any other set of arrays (what ``update_flat`` takes) the same way.
 """
 import math
+
+import numpy as np
+
+from .kernels import network
+from .reference.nets import NORMALIZATIONS
+
+# The normalizations that the compiled training step runs (None: none)
+FUSED_NORMALIZATIONS = (None, "batch", "layer", "weight")
 
 
 class ArenaDict(dict):
@@ -32,3 +45,151 @@ class ArenaDict(dict):
             if self.get(key) is not view or view.base is not self.arena:
                 return False
         return True
+
+
+def layout_of(shapes):
+    """``({key: (offset, shape)}, size)``: arrays of ``shapes`` (key -> shape, in this
+    order) placed one after another in a flat arena of ``size`` elements."""
+    layout, offset = {}, 0
+    for key, shape in shapes.items():
+        layout[key] = (offset, tuple(shape))
+        offset += math.prod(shape)
+    return layout, offset
+
+
+def pack(arrays, dtype=None):
+    """``(arena, layout)``: a new flat arena holding copies of ``arrays`` (key -> array,
+    in order; ``dtype`` default: theirs, promoted) and its ``layout_of``."""
+    layout, size = layout_of({key: np.shape(a) for key, a in arrays.items()})
+    arena = np.empty(size, dtype or np.result_type(*arrays.values()))
+    for key, view in ArenaDict(arena, layout).items():
+        view[...] = arrays[key]
+    return arena, layout
+
+
+class NetLayout:
+    """Where each array of a ``MultiLayerNetExtend``-shaped net lives in its flat arenas.
+
+    ``views``: parameter key -> ``(offset, shape)`` in the parameter (and gradient)
+    arena: first the ``n_decayed`` elements that weight decay applies to (``W1..WL``;
+    weight norm: ``g1..gL``), then the biases ``b1..bL``, then weight norm's ``v1..vL``
+    or the hidden layers' normalization parameters key by key (``gamma1..``, ``beta1..``;
+    switchable norm's ``mean_weight1..``, ``var_weight1..`` after), so that an optimizer
+    decays a prefix of the arena; ``size``: the arena's length.  The running statistics
+    arena holds every batch-norm layer's means, then every one's variances
+    (``running_size`` elements).  ``dims`` are the widths from input to output.
+
+    ``fused``: whether the compiled training step runs the net (no normalization,
+    batch, layer or weight norm; the others run layer by layer), with ``norm`` its
+    normalization code (``fastnet.kernels.network.NORM_CODES``).  ``kernel`` is the
+    layout of the arena the fused kernels run on: this one, or for weight norm a plain
+    net's (``W1..WL``, ``b1..bL``), where the effective weights ``W = g v / ||v||`` are
+    formed before each pass.  ``table`` is the compiled step's per-layer row of offsets
+    (``fastnet.kernels.network``'s columns: W and b into ``kernel``'s arena, gamma and
+    beta of batch and layer norm, running mean and variance of batch norm); zeros where
+    the net is not ``fused``.
+
+    One layout serves one net (arenas of shape ``(size,)``) or a population of K nets of
+    the architecture (``(K, size)``: member k's arena is row k); ``params(arena)`` and
+    ``running(arena)`` name the views of either.  ``normalization`` is one of
+    ``fastnet.reference.nets.NORMALIZATIONS`` or None (``use_batchnorm=True`` is
+    ``'batch'``); ``groups`` is instance norm's number of channels per hidden layer.
+    """
+
+    def __init__(self, input_size, hidden_size_list, output_size, use_batchnorm=False,
+                 use_dropout=False, *, normalization=None, groups=2):
+        if use_batchnorm and normalization not in (None, "batch"):
+            raise ValueError(f"use_batchnorm=True and normalization={normalization!r} "
+                             f"conflict; give only normalization")
+        normalization = "batch" if use_batchnorm else normalization
+        if normalization is not None and normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be None or one of {NORMALIZATIONS}, "
+                             f"got {normalization!r}")
+        widths = list(hidden_size_list)
+        self.hidden_size_list = widths
+        self.normalization, self.groups = normalization, groups
+        self.use_batchnorm, self.use_dropout = normalization == "batch", bool(use_dropout)
+        self.fused = normalization in FUSED_NORMALIZATIONS
+        self.norm = network.NORM_CODES.get(normalization, network.NO_NORM)
+        self.dims = np.array([input_size] + widths + [output_size], np.int64)
+        n_layers = len(widths) + 1
+        weights = {f"W{i}": (int(self.dims[i - 1]), int(self.dims[i]))
+                   for i in range(1, n_layers + 1)}
+        biases = {f"b{i}": (int(self.dims[i]),) for i in range(1, n_layers + 1)}
+        if normalization == "weight":
+            decayed = {f"g{i}": (int(self.dims[i]),) for i in range(1, n_layers + 1)}
+            shapes = {**decayed, **biases, **{f"v{i}": shape for i, shape
+                                             in enumerate(weights.values(), 1)}}
+        else:
+            decayed = weights
+            shapes = {**weights, **biases}
+        self.n_decayed = sum(math.prod(s) for s in decayed.values())
+        if normalization not in (None, "weight"):
+            # instance norm: one gamma and beta per channel; switchable norm: the two
+            # (layer, batch) mixing logits of the mean and of the variance
+            sizes = [groups] * len(widths) if normalization == "instance" else widths
+            per_layer = {"gamma": sizes, "beta": sizes}
+            if normalization == "switchable":
+                per_layer.update(mean_weight=[2] * len(widths), var_weight=[2] * len(widths))
+            shapes.update({f"{name}{i}": (size,) for name, sizes in per_layer.items()
+                           for i, size in enumerate(sizes, 1)})
+        self.views, self.size = layout_of(shapes)
+        self.running_size = 2 * sum(widths) if self.use_batchnorm else 0
+        if normalization == "weight":
+            self.kernel = NetLayout(input_size, widths, output_size, use_dropout=use_dropout)
+            self.table = self.kernel.table
+            return
+        self.kernel = self
+        self.table = np.zeros((n_layers, network.LAYOUT_COLUMNS), np.int64)
+        for i in range(1, n_layers + 1 if self.fused else 1):
+            row = [self.views[f"W{i}"][0], self.views[f"b{i}"][0]]
+            if self.norm != network.NO_NORM and i < n_layers:
+                row += [self.views[f"gamma{i}"][0], self.views[f"beta{i}"][0]]
+            if self.use_batchnorm and i < n_layers:
+                start = sum(widths[:i - 1])
+                row += [start, sum(widths) + start]
+            self.table[i - 1, :len(row)] = row
+
+    def params(self, arena):
+        """``ArenaDict`` of the parameter views into one net's ``arena`` (``(size,)``)."""
+        return ArenaDict(arena, self.views)
+
+    def running(self, arena):
+        """``[(running_mean, running_var)]`` views per batch-norm layer into one net's
+        running-statistics ``arena`` (empty without batch norm)."""
+        if not self.use_batchnorm:
+            return []
+        half = self.running_size // 2
+        out, start = [], 0
+        for width in self.hidden_size_list:
+            out.append((arena[start:start + width], arena[half + start:half + start + width]))
+            start += width
+        return out
+
+    def workspace(self, n, dtype):
+        """The fused training step's workspaces for a batch of ``n`` rows (see
+        ``fastnet.kernels.network.mlp_train_step``); ``mask_views`` are the dropout
+        masks per hidden layer, shaped (n, width)."""
+        widths = self.hidden_size_list
+        hidden = sum(widths)
+        normed = self.norm != network.NO_NORM
+        ws = {"acts": np.empty(n * hidden, dtype),
+              "xns": np.empty(n * hidden if normed else 0, dtype),
+              # per feature (batch norm) or per sample (layer norm), layer after layer
+              "stds": np.empty(n * len(widths) if self.norm == network.LAYER_NORM
+                               else hidden, dtype),
+              "masks": np.empty(n * hidden if self.use_dropout else 0, bool),
+              "scratch": np.empty((2, n * max(widths, default=0)), dtype),
+              "logits": np.empty((n, int(self.dims[-1])), dtype)}
+        ws["mask_views"], offset = [], 0
+        for width in widths if self.use_dropout else ():
+            ws["mask_views"].append(ws["masks"][offset:offset + n * width].reshape(n, width))
+            offset += n * width
+        return ws
+
+    def inference_workspace(self, rows, dtype):
+        """``(stds, scratch, logits)``: the inference kernels' workspaces for chunks of up
+        to ``rows`` rows (see ``fastnet.kernels.network.mlp_predict_labels``)."""
+        widths = self.hidden_size_list
+        return (np.empty(sum(widths), dtype), np.empty((2, rows * max(widths, default=0)), dtype),
+                np.empty((rows, int(self.dims[-1])), dtype))

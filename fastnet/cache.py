@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from . import _validate, config, layers, nets, optimizers
+from . import _validate, config, layers, nets, optimizers, population
 from .kernels import jit
 
 DTYPES = (np.float32, np.float64)
@@ -79,6 +79,14 @@ def _nets(dtype):
     net.loss(x, t)
     net.gradient(x, t)
     net.numerical_gradient(x, t)
+    # One compiled step serves every optimizer (a code, not a type) and both batch forms.
+    pop = population.Population(6, [5, 5], 3, [{"seed": 0, "weight_decay_lambda": 0.1}, {}],
+                                "Adam", use_batchnorm=True, use_dropout=True, dtype=dtype)
+    pop.train_step(x, t)
+    pop.train_step(np.stack([x, x]), np.stack([t, t]))
+    pop.predict(x)
+    pop.loss(x, t)
+    pop.accuracy(x, t)
 
 
 def info():

@@ -9,9 +9,10 @@ one pass over the arena.  On top,
 ``train_step(x, t, optimizer)`` runs forward, backward and update of the whole net in
 two kernel calls:
 
-* every parameter lives in one flat arena (weights first, then biases, gammas and
-  betas); ``params[key]`` and the layers hold views into it, so the book's dict still
-  works and an optimizer sees one contiguous block (``params`` and ``grads`` are
+* every parameter lives in one flat arena, laid out by ``fastnet.arena.NetLayout``
+  (the decayed weights first, then biases, then the normalization's parameters);
+  ``params[key]`` and the layers hold views into it, so the book's dict still works
+  and an optimizer sees one contiguous block (``params`` and ``grads`` are
   ``fastnet.arena.ArenaDict`` instances, which carry their arena to the optimizer);
 * gradients, running statistics and per-batch workspaces are arenas too, allocated
   once per batch size, so a step allocates nothing but a few small arrays;
@@ -26,20 +27,24 @@ two kernel calls:
   ``running_mean``) is copied into the arenas before the next forward pass or step,
   where the book's layers would keep using the old one.
 """
-import math
-
 import numpy as np
 
 from . import _validate, layers, optimizers
-from .arena import ArenaDict
+from .arena import ArenaDict, NetLayout
 from .kernels import activations, network, normalization
 from .reference import nets as reference
 from .reference.functions import numerical_gradient
 from .reference.random import stream_key
 
-FUSED_NORMALIZATIONS = (None, "batch", "layer", "weight")
 INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
 NUMERICAL_H = 1e-4  # the book's step of central differences
+
+
+def fused_norm_eps(normalization):
+    """The epsilon the fused kernels normalize with in a net of ``normalization``: the
+    layers' own (``layers.NORM_EPS`` for layer norm, the book's ``layers.BN_EPS`` for
+    batch norm; unused by the others)."""
+    return layers.NORM_EPS if normalization == "layer" else layers.BN_EPS
 
 
 class _FusedNet:
@@ -47,88 +52,57 @@ class _FusedNet:
 
     layers_module = layers
     use_batchnorm = use_dropout = False  # MultiLayerNetExtend's instances say otherwise
-    normalization = None
+    normalization = groups = None
 
     @property
     def _fused(self):
         """Whether the fused kernels (``network.py``) run this net: no normalization,
         batch, layer or weight norm.  The others run the layers one by one."""
-        return self.normalization in FUSED_NORMALIZATIONS
-
-    @property
-    def _hidden_norm(self):
-        """Whether the fused kernels normalize the hidden layers (batch or layer norm)."""
-        return self._norm_args[0] != network.NO_NORM
+        return self._net_layout.fused
 
     @property
     def _norm_args(self):
         """The fused kernels' ``norm`` and ``bn_eps`` (weight norm: no hidden norm)."""
-        eps = layers.NORM_EPS if self.normalization == "layer" else layers.BN_EPS
-        return network.NORM_CODES.get(self.normalization, network.NO_NORM), eps
+        return self._net_layout.norm, fused_norm_eps(self.normalization)
 
     def _build_arenas(self):
-        n_layers = self.hidden_layer_num + 1
-        use_bn = self.use_batchnorm
-        weights = self._decayed_keys()
-        others = [f"b{i}" for i in range(1, n_layers + 1)]
-        if use_bn:
-            others += [f"{k}{i}" for k in ("gamma", "beta") for i in range(1, n_layers)]
-        others += [key for key in self.params if key not in weights and key not in others]
-        self._n_decayed = sum(self.params[k].size for k in weights)
-        self._views = {}
-        offset = 0
-        for key in weights + others:
-            self._views[key] = (offset, self.params[key].shape)
-            offset += self.params[key].size
-        self._arena = np.empty(offset, self.dtype)
-        self._grad_arena = np.zeros(offset, self.dtype)
-        for key, (start, shape) in self._views.items():
-            self._arena[start:start + math.prod(shape)] = self.params[key].reshape(-1)
-        self.params = ArenaDict(self._arena, self._views)
+        layout = self._net_layout = NetLayout(
+            self.input_size, self.hidden_size_list, self.output_size,
+            use_dropout=self.use_dropout, normalization=self.normalization, groups=self.groups)
+        assert ({key: shape for key, (_, shape) in layout.views.items()}
+                == {key: p.shape for key, p in self.params.items()}), "NetLayout disagrees"
+        self._views, self._n_decayed = layout.views, layout.n_decayed
+        self._layout, self._dims = layout.table, layout.dims
+        self._arena = np.empty(layout.size, self.dtype)
+        self._grad_arena = np.zeros(layout.size, self.dtype)
+        params = layout.params(self._arena)
+        for key, view in params.views.items():
+            view[...] = self.params[key]
+        self.params = params
         self._bound = self.params.views
-        self.grads = ArenaDict(self._grad_arena, self._views)
-
-        widths = self.hidden_size_list
-        self._running = np.zeros(2 * sum(widths) if use_bn else 0, self.dtype)
-        self._running_views = {}  # BatchNorm layer -> its (running_mean, running_var)
-        kernel_views = self._build_weight_norm() if self.normalization == "weight" else None
-        self._layout = np.zeros((n_layers, network.LAYOUT_COLUMNS), np.int64)
-        for i in range(1, n_layers + 1 if self._fused else 1):
-            row = [(kernel_views or self._views)[key][0] for key in (f"W{i}", f"b{i}")]
-            if self._hidden_norm and i < n_layers:
-                row += [self._views[f"gamma{i}"][0], self._views[f"beta{i}"][0]]
-            if use_bn and i < n_layers:
-                start = sum(widths[:i - 1])
-                row += [start, sum(widths) + start]
-                self._running_views[self.layers[f"BatchNorm{i}"]] = (
-                    self._running[start:start + widths[i - 1]],
-                    self._running[sum(widths) + start:][:widths[i - 1]])
-            self._layout[i - 1, :len(row)] = row
-        self._bind_params()
-        self._dims = np.array([self.input_size] + widths + [self.output_size], np.int64)
+        self.grads = layout.params(self._grad_arena)
+        self._running = np.zeros(layout.running_size, self.dtype)
+        if self.normalization == "weight":
+            self._build_weight_norm(layout.kernel)
         self._dropouts = [layer for key, layer in self.layers.items() if key.startswith("Dropout")]
         self._batchnorms = [layer for key, layer in self.layers.items()
                             if key.startswith("BatchNorm")]
+        # BatchNorm layer -> its (running_mean, running_var)
+        self._running_views = dict(zip(self._batchnorms, layout.running(self._running)))
+        self._bind_params()
         self._workspaces = {}
         self._infer_ws = None
         self._no_sgd = np.empty(0, self.dtype)
 
-    def _build_weight_norm(self):
+    def _build_weight_norm(self, kernel_layout):
         """Weight norm's fused path: the kernels run a plain net on ``W = g v / ||v||``
-        and ``b``, kept in an arena of their own, and their gradients of W and b are
-        turned into those of ``v``, ``g`` and ``b`` (``_weight_norm_grads``).  Returns
-        the layout of that arena (``key -> (offset, shape)``)."""
-        keys = [f"{k}{i}" for k in ("W", "b") for i in range(1, self.hidden_layer_num + 2)]
-        shapes = {key: self.params[key.replace("W", "v")].shape for key in keys}
-        views, offset = {}, 0
-        for key in keys:
-            views[key] = (offset, shapes[key])
-            offset += math.prod(shapes[key])
-        self._kernel_params = ArenaDict(np.empty(offset, self.dtype), views)
-        self._kernel_grads = ArenaDict(np.zeros(offset, self.dtype), views)
-        self._norms = [np.empty(shapes[f"b{i}"], self.dtype)
+        and ``b``, kept in arenas of their own laid out by ``kernel_layout``
+        (``NetLayout.kernel``), and their gradients of W and b are turned into those of
+        ``v``, ``g`` and ``b`` (``_weight_norm_grads``)."""
+        self._kernel_params = kernel_layout.params(np.empty(kernel_layout.size, self.dtype))
+        self._kernel_grads = kernel_layout.params(np.zeros(kernel_layout.size, self.dtype))
+        self._norms = [np.empty(self.params[f"b{i}"].shape, self.dtype)
                        for i in range(1, self.hidden_layer_num + 2)]
-        return views
 
     def _kernel_arenas(self):
         """The parameter and gradient arenas the fused kernels run on, the effective
@@ -182,25 +156,8 @@ class _FusedNet:
 
     def _workspace(self, n):
         if n not in self._workspaces:
-            self._workspaces = {n: self._new_workspace(n, self.dtype)}
+            self._workspaces = {n: self._net_layout.workspace(n, self.dtype)}
         return self._workspaces[n]
-
-    def _new_workspace(self, n, dtype):
-        """The fused training kernels' workspaces for a batch of ``n`` rows."""
-        hidden = sum(self.hidden_size_list)
-        ws = dict(acts=np.empty(n * hidden, dtype),
-                  xns=np.empty(n * hidden if self._hidden_norm else 0, dtype),
-                  # per feature (batch norm) or per sample (layer norm), layer after layer
-                  stds=np.empty(n * self.hidden_layer_num
-                                if self.normalization == "layer" else hidden, dtype),
-                  masks=np.empty(n * hidden if self.use_dropout else 0, bool),
-                  scratch=np.empty((2, n * max(self.hidden_size_list, default=0)), dtype),
-                  logits=np.empty((n, self.output_size), dtype))
-        ws["mask_views"], offset = [], 0
-        for width in self.hidden_size_list[:len(self._dropouts)]:
-            ws["mask_views"].append(ws["masks"][offset:offset + n * width].reshape(n, width))
-            offset += n * width
-        return ws
 
     def _rows(self, x, dtype=None):
         """``x`` as C-contiguous (N, input_size) rows of ``dtype`` (the net's), converted
@@ -332,7 +289,7 @@ class _FusedNet:
         self._sync_params()
         params = self._arena.astype(np.float64)
         grads = np.empty_like(params)
-        ws = self._new_workspace(x.shape[0], np.float64)
+        ws = self._net_layout.workspace(x.shape[0], np.float64)
         momenta, ratios, keys = self._training_args()
         norm, eps = self._norm_args
         network.mlp_numerical_gradient(
@@ -375,10 +332,7 @@ class _FusedNet:
         self._sync_params()
         rows = min(rows, INFERENCE_CHUNK)
         if self._infer_ws is None or self._infer_ws[0] < rows:
-            self._infer_ws = (rows, np.empty(sum(self.hidden_size_list), self.dtype),
-                              np.empty((2, rows * max(self.hidden_size_list, default=0)),
-                                       self.dtype),
-                              np.empty((rows, self.output_size), self.dtype))
+            self._infer_ws = (rows, *self._net_layout.inference_workspace(rows, self.dtype))
         _, stds, scratch, _ = self._infer_ws
         scales = np.array([1 - d.dropout_ratio for d in self._dropouts], self.dtype)
         return (self._dims, self._layout, activations.CODES[self.activation],

@@ -41,6 +41,13 @@ class _FusedUpdate:
     def _begin_step(self):
         """Per-step bookkeeping (Adam's step count)."""
 
+    def kernel_scalars(self):
+        """Begin one step (Adam counts it) and return the fused kernel's scalar
+        arguments after the state arrays, before ``wd``, as Python floats: what a
+        caller running ``kernel`` itself (``fastnet.population``) passes."""
+        self._begin_step()
+        return self._hyperparameters()
+
     def update(self, params, grads):
         """Update every entry of ``params`` from ``grads`` (same keys), as the book does.
 

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from fastnet import bench
+from fastnet.bench.runner import DEFAULT_WORKLOADS
 
 SHORT = ["--quick", "--json", "--seconds", "0.1", "--gap", "0"]
 STEP_IMPLEMENTATIONS = {"fastnet", "reference", "gemm-floor", "gemm-floor-njit"}
@@ -44,6 +45,35 @@ def test_mlp_sgd_json(capsys):
     assert [t["metric"] for t in result["targets"]] == [
         "speedup_vs_torch", "speedup_vs_reference", "fastnet_over_floor"]
     assert all(t["status"] != "SKIP" for t in result["targets"])
+
+
+POPULATION_IMPLEMENTATIONS = {"population", "population-per-member", "sequential",
+                              "gemm-floor"}
+POPULATION_RATIOS = {"speedup_vs_sequential", "speedup_vs_torch", "population_over_floor",
+                     "per_member_batches_over_shared", "ms_per_member"}
+
+
+def test_population_json(capsys):
+    pytest.importorskip("torch")
+    report = run_json(capsys, "--workload", "pop16-mlp-sgd")
+    result = report["workloads"]["pop16-mlp-sgd"]
+    check_result(result, POPULATION_IMPLEMENTATIONS | {"torch-vmap", "torch-bmm"},
+                 POPULATION_RATIOS)
+    assert [t["metric"] for t in result["targets"]] == ["speedup_vs_sequential",
+                                                        "speedup_vs_torch"]
+    assert all(t["status"] != "SKIP" for t in result["targets"])
+
+
+def test_population_without_torch(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    report = run_json(capsys, "--workload", "pop4-deep-adam")
+    result = report["workloads"]["pop4-deep-adam"]
+    check_result(result, POPULATION_IMPLEMENTATIONS, POPULATION_RATIOS)
+    assert {"torch-vmap", "torch-bmm"} <= set(result["skipped"])
+    assert result["ratios"]["speedup_vs_torch"] is None
+    assert result["targets"] == []  # K=4 has no target: not a default workload either
+    assert "pop4-deep-adam" not in DEFAULT_WORKLOADS
+    assert {"pop16-mlp-sgd", "pop64-mlp-sgd"} <= set(DEFAULT_WORKLOADS)
 
 
 def test_without_torch(capsys, monkeypatch):

@@ -50,6 +50,35 @@ def clean_env(**extra):
     return env
 
 
+POPULATION_STEPS = """
+import numpy as np
+from fastnet.population import Population
+pop = Population(4, [3], 2, [{"seed": 0}, {"seed": 1, "lr": 0.1}], "Momentum")
+x, t = np.ones((5, 4), np.float32), np.arange(5) % 2
+pop.train_step(x, t)
+pop.train_step(np.stack([x, x]), np.stack([t, t]))
+pop.train_step(x, t, rows=np.array([[0, 1], [2, 3]]))
+pop.accuracy(x, t)
+"""
+
+NORMALIZATION_STEPS = """
+import numpy as np
+from fastnet.nets import MultiLayerNetExtend
+from fastnet.optimizers import Adam, SGD
+from fastnet.population import Population
+x, t = np.ones((5, 4), np.float32), np.arange(5) % 2
+pop = Population(4, [4], 2, [{"seed": 0}], "Adam", use_dropout=True, normalization="layer")
+pop.train_step(x, t)
+pop.loss(x, t)
+for normalization in ("batch", "layer", "group", "instance", "weight", "switchable"):
+    net = MultiLayerNetExtend(4, [4], 2, normalization=normalization, seed=0)
+    net.train_step(x, t, Adam())
+    net.train_step(x, t, SGD())
+    net.predict(x)
+    net.accuracy(x, t)
+"""
+
+
 def compiled(stdout):
     return {line for line in stdout.splitlines() if line.startswith("compiled ")}
 
@@ -213,6 +242,12 @@ def test_cache_build_compiles_what_the_cli_and_the_classes_use(tmp_path):
 
     again = run(REPORT_COMPILED + "from fastnet import cache; cache.build()", env, tmp_path)
     assert again.returncode == 0 and not compiled(again.stdout), again.stdout
+    # another architecture and optimizer than the build's population: the same kernels
+    population = run(REPORT_COMPILED + POPULATION_STEPS, env, tmp_path)
+    assert population.returncode == 0 and not compiled(population.stdout), population.stdout
+    # every normalization, fused or layer by layer, and a layer-norm population
+    normalized = run(REPORT_COMPILED + NORMALIZATION_STEPS, env, tmp_path)
+    assert normalized.returncode == 0 and not compiled(normalized.stdout), normalized.stdout
     mnist = os.environ.get("FASTNET_MNIST_DIR")
     if not mnist:
         pytest.skip("FASTNET_MNIST_DIR is not set: `fastnet train` after the build not run")

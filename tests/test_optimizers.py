@@ -23,7 +23,7 @@ from cases import (
 )
 
 from fastnet import optimizers as fast_optimizers
-from fastnet.arena import ArenaDict
+from fastnet.arena import ArenaDict, pack
 from fastnet.reference import optimizers as reference_optimizers
 
 STEPS = 100
@@ -100,23 +100,13 @@ def test_serial_and_parallel_builds_agree_bitwise(case, dtype):
 
 # ------------------------------------------------------------------ flat arenas
 
-def arena_of(params):
-    """One flat copy of ``params`` and the ``{key: (offset, shape)}`` views into it."""
-    views, offset = {}, 0
-    for key, p in params.items():
-        views[key] = (offset, p.shape)
-        offset += p.size
-    return np.concatenate([p.reshape(-1) for p in params.values()]), views
-
-
 def unpack(arena, views):
-    return {k: arena[o:o + math.prod(s)].reshape(s) for k, (o, s) in views.items()}
+    return dict(ArenaDict(arena, views))
 
 
 def flat_step(optimizer, arena, views, step, weight_decay=0.0, n_decayed=0):
     grads = gradient_of(unpack(arena, views), step)
-    grad_arena = np.concatenate([g.reshape(-1) for g in grads.values()])
-    optimizer.update_flat(arena, grad_arena, views, weight_decay, n_decayed)
+    optimizer.update_flat(arena, pack(grads)[0], views, weight_decay, n_decayed)
 
 
 def decayed_step(optimizer, params, step, weight_decay):
@@ -131,7 +121,7 @@ def decayed_step(optimizer, params, step, weight_decay):
 @pytest.mark.parametrize("case", OPTIMIZERS)
 def test_update_flat_with_weight_decay_equals_per_key_update(case, dtype):
     weight_decay = 0.05
-    arena, views = arena_of(make_params(dtype))
+    arena, views = pack(make_params(dtype))
     n_decayed = sum(math.prod(views[k][1]) for k in DECAYED_KEYS)
     assert list(views)[:len(DECAYED_KEYS)] == list(DECAYED_KEYS)  # the decayed prefix
     fast, ref = case.make(fast_optimizers), case.make(reference_optimizers)
@@ -145,7 +135,7 @@ def test_update_flat_with_weight_decay_equals_per_key_update(case, dtype):
 @pytest.mark.parametrize("case", STATEFUL)
 def test_state_dicts_hold_live_views_after_update_flat(case):
     dtype = np.dtype(np.float32)
-    arena, views = arena_of(make_params(dtype))
+    arena, views = pack(make_params(dtype))
     fast, ref = case.make(fast_optimizers), case.make(reference_optimizers)
     ref_params = make_params(dtype)
     flat_step(fast, arena, views, 0)
@@ -172,7 +162,7 @@ def test_update_flat_carries_state_from_per_key_updates(case, dtype):
     fast, ref = case.make(fast_optimizers), case.make(reference_optimizers)
     params, ref_params = make_params(dtype), make_params(dtype)
     run(fast, params, 3)
-    arena, views = arena_of(params)
+    arena, views = pack(params)
     for step in range(3, 6):
         flat_step(fast, arena, views, step)
     run(ref, ref_params, 6)
@@ -181,7 +171,7 @@ def test_update_flat_carries_state_from_per_key_updates(case, dtype):
 
 def arena_dicts(dtype):
     """``make_params`` as a net holds them: ``ArenaDict`` params and zero gradients."""
-    arena, layout = arena_of(make_params(dtype))
+    arena, layout = pack(make_params(dtype))
     return ArenaDict(arena, layout), ArenaDict(np.zeros_like(arena), layout)
 
 

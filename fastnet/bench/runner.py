@@ -21,11 +21,12 @@ from .sweep_workload import (
     sweep_hpo_workload,
     sweep_overhead_workload,
 )
-from .torch_worker import TorchWorker
+from .torch_worker import POPULATION_VARIANTS, TorchWorker
 from .workloads import (
     INPUT_SIZE,
     NETS,
     OUTPUT_SIZE,
+    POPULATIONS,
     STARTUP_FASTNET,
     STARTUP_TORCH,
     adam_data,
@@ -35,20 +36,27 @@ from .workloads import (
     gemm_floor_njit_step,
     gemm_floor_step,
     make_batch,
+    make_population_batches,
+    population_floor_step,
+    population_step,
+    sequential_step,
     split_arena,
 )
 
 SWEEP_WORKLOADS = ["sweep-hpo", "sweep-overhead", "sweep-dask", "sweep-halving"]
 # Issue 11's numbers: each normalization layer alone, and the net with layer norm.
 NORMALIZATION_WORKLOADS = [*NORM_LAYERS, "ln-sgd"]
-WORKLOADS = [*(n for n in NETS if n not in NORMALIZATION_WORKLOADS), "adam-update",
-             "startup", "leak", "book-scripts", *SWEEP_WORKLOADS, *NORMALIZATION_WORKLOADS]
+WORKLOADS = [*(n for n in NETS if n not in NORMALIZATION_WORKLOADS), *POPULATIONS,
+             "adam-update", "startup", "leak", "book-scripts", *SWEEP_WORKLOADS,
+             *NORMALIZATION_WORKLOADS]
 # Names that select several workloads.
 WORKLOAD_GROUPS = {"normalization": NORMALIZATION_WORKLOADS}
 # Run when no workload is named: all but the book's scripts (half an hour or more), the
-# sweeps (minutes each; sweep-halving hours) and the normalization group (a dozen).
+# sweeps (minutes each; sweep-halving hours), the normalization group (a dozen) and the
+# populations that have no target (twelve in all, each K steps of a net).
 DEFAULT_WORKLOADS = [name for name in WORKLOADS if name != "book-scripts"
-                     and name not in SWEEP_WORKLOADS and name not in NORMALIZATION_WORKLOADS]
+                     and name not in SWEEP_WORKLOADS and name not in NORMALIZATION_WORKLOADS
+                     and (name not in POPULATIONS or name in TARGETS)]
 
 
 def _result(description, unit, implementations, notes, skipped, ratios):
@@ -84,6 +92,37 @@ def _train_workload(name, worker, settings, progress):
         # the most any implementation on this BLAS could gain: the other's time / the floor
         "ceiling_vs_torch": _ratio(med.get("torch"), med["gemm-floor"]),
         "ceiling_vs_reference": _ratio(med["reference"], med["gemm-floor"]),
+    }
+    return _result(spec.describe(), "ms/step", ms, notes, skipped, ratios)
+
+
+def _population_workload(name, worker, settings, progress):
+    """K members stepped together against K sequential fused steps, PyTorch's batched
+    versions and the GEMM floor, all on one shared mini-batch; ``population-per-member``
+    steps each member on its own mini-batch (a sweep's case)."""
+    spec = POPULATIONS[name]
+    xs, ts = make_population_batches(spec)
+    x, t = xs[0], ts[0]
+    samplers = {"population": harness.local(population_step(spec, x, t)),
+                "population-per-member": harness.local(population_step(spec, xs, ts)),
+                "sequential": harness.local(sequential_step(spec, x, t))}
+    notes = {"population-per-member": "one mini-batch per member, (K, N, D)",
+             "sequential": f"{spec.k} x net.train_step"}
+    skipped = {}
+    for variant in POPULATION_VARIANTS:
+        worker.add_to(name, samplers, notes, skipped, variant)
+    samplers["gemm-floor"] = harness.local(population_floor_step(spec, x))
+    notes["gemm-floor"] = "each member's GEMMs, compiled fastnet blas.gemm"
+    ms = harness.measure(samplers, settings, progress)
+    med = {k: v["median"] for k, v in ms.items()}
+    torch_best = min((med[v] for v in POPULATION_VARIANTS if v in med), default=None)
+    ratios = {
+        "speedup_vs_sequential": _ratio(med["sequential"], med["population"]),
+        "speedup_vs_torch": _ratio(torch_best, med["population"]),
+        "population_over_floor": _ratio(med["population"], med["gemm-floor"]),
+        "per_member_batches_over_shared": _ratio(med["population-per-member"],
+                                                 med["population"]),
+        "ms_per_member": med["population"] / spec.k,
     }
     return _result(spec.describe(), "ms/step", ms, notes, skipped, ratios)
 
@@ -215,8 +254,8 @@ def run(workloads, n_threads, settings, use_torch=True, torch_policy="default",
     result}}``."""
     import fastnet.nets  # noqa: F401  (loads the kernels before the threads are set)
     harness.set_threads(n_threads)
-    timed_by_worker = [w for w in workloads
-                       if w in NETS or w in NORM_LAYERS or w == "adam-update"]
+    timed_by_worker = [w for w in workloads if w in NETS or w in NORM_LAYERS
+                       or w in POPULATIONS or w == "adam-update"]
     worker = TorchWorker(n_threads, torch_policy, enabled=use_torch and bool(timed_by_worker),
                          reason=("left out (--no-torch)" if not use_torch else
                                  None if timed_by_worker else "no step workload selected"))
@@ -232,6 +271,8 @@ def run(workloads, n_threads, settings, use_torch=True, torch_policy="default",
             progress(f"{name} ...")
             if name in NETS:
                 result = _train_workload(name, worker, settings, progress)
+            elif name in POPULATIONS:
+                result = _population_workload(name, worker, settings, progress)
             elif name == "adam-update":
                 result = _adam_update_workload(worker, settings, progress)
             elif name in NORM_LAYERS:

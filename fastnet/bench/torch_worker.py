@@ -21,7 +21,18 @@ import tempfile
 
 from .harness import has_module, local, threadpools, torch_env
 from .norm_workload import NORM_LAYERS, torch_layer_step
-from .workloads import NETS, make_batch, torch_adam_step, torch_step
+from .workloads import (
+    NETS,
+    POPULATIONS,
+    make_batch,
+    torch_adam_step,
+    torch_bmm_step,
+    torch_step,
+    torch_vmap_step,
+)
+
+# A population's torch versions: sampler name -> builder.
+POPULATION_VARIANTS = {"torch-vmap": torch_vmap_step, "torch-bmm": torch_bmm_step}
 
 # torch first: its OpenMP runtime reads OMP_WAIT_POLICY as it loads, before importing
 # fastnet sets it.
@@ -77,17 +88,18 @@ class TorchWorker:
             raise RuntimeError(f"torch worker: {reply['error']}")
         return reply
 
-    def add_to(self, workload, samplers, notes, skipped):
-        """Build ``workload`` in the worker and add its sampler, or say why not."""
-        reply = self._call(op="build", workload=workload)
+    def add_to(self, workload, samplers, notes, skipped, name="torch"):
+        """Build ``workload`` in the worker and add its sampler ``name`` ('torch', or for
+        a population one of ``POPULATION_VARIANTS``), or say why not."""
+        reply = self._call(op="build", workload=workload, name=name)
         if reply is None:
-            skipped["torch"] = self.reason
+            skipped[name] = self.reason
             return
-        samplers["torch"] = self._sample
-        notes["torch"] = reply["note"]
+        samplers[name] = lambda k: self._sample(name, k)
+        notes[name] = reply["note"]
 
-    def _sample(self, k):
-        reply = self._call(op="run", k=k)
+    def _sample(self, name, k):
+        reply = self._call(op="run", name=name, k=k)
         if reply is None:
             raise RuntimeError(self.reason)
         return reply["seconds"]
@@ -111,7 +123,7 @@ def serve(policy):
     reply_to = sys.stdout
     sys.stdout = sys.stderr  # nothing but replies on the pipe
     torch.set_num_threads(int(os.environ["FASTNET_BENCH_THREADS"]))
-    step = None
+    steps = {}  # sampler name -> the step of the workload built last
     for line in sys.stdin:
         message = json.loads(line)
         try:
@@ -119,17 +131,21 @@ def serve(policy):
                 reply = {"version": torch.__version__, "threads": torch.get_num_threads(),
                          "omp_wait_policy": policy or "unset", "threadpools": threadpools()}
             elif message["op"] == "build":
-                name = message["workload"]
-                if name == "adam-update":
-                    step, note = torch_adam_step(torch)
-                elif name in NORM_LAYERS:
-                    step, note = torch_layer_step(torch, NORM_LAYERS[name])
+                workload, name = message["workload"], message["name"]
+                if workload == "adam-update":
+                    steps[name], note = torch_adam_step(torch)
+                elif workload in NORM_LAYERS:
+                    steps[name], note = torch_layer_step(torch, NORM_LAYERS[workload])
+                elif workload in POPULATIONS:  # every member on the same mini-batch
+                    spec = POPULATIONS[workload]
+                    steps[name], note = POPULATION_VARIANTS[name](
+                        torch, spec, *make_batch(spec.net.batch))
                 else:
-                    spec = NETS[name]
-                    step, note = torch_step(torch, spec, *make_batch(spec.batch))
+                    spec = NETS[workload]
+                    steps[name], note = torch_step(torch, spec, *make_batch(spec.batch))
                 reply = {"note": note}
             else:
-                reply = {"seconds": local(step)(message["k"])}
+                reply = {"seconds": local(steps[message["name"]])(message["k"])}
         except Exception as exc:  # noqa: BLE001  (any failure goes to the parent, which raises it)
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         reply_to.write(json.dumps(reply) + "\n")

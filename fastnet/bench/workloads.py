@@ -15,6 +15,10 @@ Every builder returns a zero-argument function, one call of which is one timed s
   fastnet's compiled ``blas.gemm``, without Python in between;
 * ``adam_data``, ``torch_adam_step`` and ``copy_kernels``: Adam's update alone over the
   wide net's parameters, and a copy that moves the same bytes;
+* populations (``POPULATIONS``, issue 10): ``population_step`` (``Population.train_step``
+  of K members), ``sequential_step`` (K fused ``train_step`` calls), ``torch_vmap_step``
+  (``torch.func.vmap``), ``torch_bmm_step`` (``torch.baddbmm`` over weight stacks) and
+  ``population_floor_step`` (the K members' GEMMs back to back);
 * ``STARTUP_FASTNET`` and ``STARTUP_TORCH``: a new process's import, build and first step.
 
 Issue 11's normalization layers, one at a time, are in ``norm_workload``.
@@ -67,6 +71,28 @@ NETS = {
 }
 
 
+@dataclass
+class PopulationSpec:
+    """A population workload: ``k`` members of ``net``'s net, batch and optimizer."""
+
+    net: NetSpec
+    k: int
+
+    def describe(self):
+        return f"{self.k} x {self.net.describe()}; ms per step of all {self.k}"
+
+
+# Issue 10's population workloads: 784-100x4-10 batch 128 and 784-100x6-10 batch 100.
+POPULATION_NETS = {
+    "mlp-sgd": NETS["mlp-sgd"],
+    "mlp-adam": NETS["mlp-adam"],
+    "deep-sgd": NetSpec("MultiLayerNet", (100,) * 6, 100, "SGD", 0.01),
+    "deep-adam": NetSpec("MultiLayerNet", (100,) * 6, 100, "Adam", 0.001),
+}
+POPULATIONS = {f"pop{k}-{name}": PopulationSpec(spec, k)
+               for name, spec in POPULATION_NETS.items() for k in (4, 16, 64)}
+
+
 def make_batch(batch, seed=0):
     """MNIST-shaped float32 inputs in [0, 1) and labels."""
     rng = np.random.default_rng(seed)
@@ -77,14 +103,41 @@ def make_batch(batch, seed=0):
 
 # --------------------------------------------------------------------------- training steps
 
-def fastnet_step(spec, x, t):
+def fastnet_step(spec, x, t, seed=0):
     """fastnet's fused step of ``spec``: ``net.train_step(x, t, optimizer)``."""
     from fastnet import nets, optimizers
 
-    net = getattr(nets, spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=0,
+    net = getattr(nets, spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=seed,
                                   **spec.extend)
     optimizer = getattr(optimizers, spec.optimizer)(lr=spec.lr)
     return lambda: net.train_step(x, t, optimizer)
+
+
+def make_population_batches(spec, seed=0):
+    """One mini-batch per member: x (K, N, 784), t (K, N)."""
+    batches = [make_batch(spec.net.batch, [seed, i]) for i in range(spec.k)]
+    return np.stack([x for x, _ in batches]), np.stack([t for _, t in batches])
+
+
+def population_step(spec, x, t):
+    """``Population.train_step(x, t)`` of ``spec``'s K members (x: (N, D) shared, or
+    (K, N, D) one mini-batch each)."""
+    from fastnet.population import Population
+
+    net = spec.net
+    configs = [{"seed": i, "lr": net.lr} for i in range(spec.k)]
+    pop = Population(INPUT_SIZE, list(net.hidden), OUTPUT_SIZE, configs, net.optimizer)
+    return lambda: pop.train_step(x, t)
+
+
+def sequential_step(spec, x, t):
+    """K fused nets' ``train_step`` one after the other on the same mini-batch."""
+    steps = [fastnet_step(spec.net, x, t, seed=i) for i in range(spec.k)]
+
+    def step():
+        for member_step in steps:
+            member_step()
+    return step
 
 
 def book_step(spec, x, t, package="fastnet.reference"):
@@ -161,6 +214,70 @@ def torch_step(torch, spec, x, t):
         cross_entropy(model(xt), tt).backward()
         optimizer.step()
     return step, f"{flavour} {spec.optimizer}"
+
+
+def _torch_population_data(torch, spec, x, t):
+    """x as (K, N, D) (a shared (N, D) batch expanded, not copied) and t as (K, N)."""
+    xt, tt = torch.from_numpy(x), torch.from_numpy(t).long()
+    if xt.dim() == 2:
+        xt, tt = xt.expand(spec.k, *xt.shape), tt.expand(spec.k, *tt.shape)
+    return xt, tt
+
+
+def torch_vmap_step(torch, spec, x, t):
+    """K torch.nn models stacked by ``torch.func.stack_module_state``, their gradients
+    from ``vmap(grad_and_value(loss))``, then one optimizer step over the stacks."""
+    import copy
+
+    from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+    torch.manual_seed(0)
+    net = spec.net
+    models = [torch_model(torch, net.hidden) for _ in range(spec.k)]
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    cross_entropy = torch.nn.functional.cross_entropy
+
+    def loss(p, b, xb, tb):
+        return cross_entropy(functional_call(base, (p, b), (xb,)), tb)
+
+    grad_fn = vmap(grad_and_value(loss))
+    optimizer, flavour = torch_optimizer(torch, net.optimizer, params.values(), lr=net.lr)
+    xt, tt = _torch_population_data(torch, spec, x, t)
+
+    def step():
+        grads, _ = grad_fn(params, buffers, xt, tt)
+        for name, p in params.items():
+            p.grad = grads[name]
+        optimizer.step()
+    return step, f"torch.func.vmap, {flavour} {net.optimizer}"
+
+
+def torch_bmm_step(torch, spec, x, t):
+    """The K nets as (K, d_in, d_out) weight stacks: ``torch.baddbmm`` per layer, the
+    sum of the members' mean losses backwards, one optimizer step over the stacks."""
+    torch.manual_seed(0)
+    net = spec.net
+    dims = [INPUT_SIZE, *net.hidden, OUTPUT_SIZE]
+    weights = [(torch.randn(spec.k, a, b) * math.sqrt(2 / a)).requires_grad_()
+               for a, b in itertools.pairwise(dims)]
+    biases = [torch.zeros(spec.k, 1, b, requires_grad=True) for b in dims[1:]]
+    optimizer, flavour = torch_optimizer(torch, net.optimizer, weights + biases, lr=net.lr)
+    xt, tt = _torch_population_data(torch, spec, x, t)
+    n = xt.shape[1]
+    cross_entropy = torch.nn.functional.cross_entropy
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        h = xt
+        for layer, (w, b) in enumerate(zip(weights, biases)):
+            h = torch.baddbmm(b, h, w)
+            if layer < len(weights) - 1:
+                h = torch.relu(h)
+        loss = cross_entropy(h.reshape(-1, OUTPUT_SIZE), tt.reshape(-1), reduction="sum") / n
+        loss.backward()
+        optimizer.step()
+    return step, f"torch.baddbmm, {flavour} {net.optimizer}"
 
 
 # --------------------------------------------------------------------------- GEMM floors
@@ -247,6 +364,16 @@ def gemm_floor_njit_step(spec, x):
     return lambda: kernel(x, dims, flat_w, wgrads, acts, scratch, dlogits)
 
 
+def population_floor_step(spec, x):
+    """The population's GEMMs back to back: each member's ``gemm_floor_njit_step``."""
+    floors = [gemm_floor_njit_step(spec.net, x) for _ in range(spec.k)]
+
+    def step():
+        for floor in floors:
+            floor()
+    return step
+
+
 # --------------------------------------------------------------------------- Adam alone
 
 @cache
@@ -268,26 +395,27 @@ def copy_kernels():
 
 
 def adam_data():
-    """The wide net's parameters as one arena (weights first), its ``views`` (key ->
-    offset, shape), the number of weight values (decayed) and gradients."""
+    """The wide net's parameters as one arena (``fastnet.arena.NetLayout``'s), its
+    ``views`` (key -> offset, shape), the number of weight values (decayed) and
+    gradients."""
+    from fastnet.arena import NetLayout
     from fastnet.reference import nets as reference_nets
 
     net = reference_nets.MultiLayerNet(INPUT_SIZE, list(WIDE_HIDDEN), OUTPUT_SIZE, seed=0)
-    keys = sorted(net.params, key=lambda k: (not k.startswith("W"), k))
-    views, offset = {}, 0
-    for key in keys:
-        views[key] = (offset, net.params[key].shape)
-        offset += net.params[key].size
-    n_decayed = sum(net.params[k].size for k in keys if k.startswith("W"))
-    params = np.concatenate([net.params[k].ravel() for k in keys])
+    layout = NetLayout(INPUT_SIZE, WIDE_HIDDEN, OUTPUT_SIZE)
+    params = np.empty(layout.size, np.float32)
+    for key, view in layout.params(params).items():
+        view[...] = net.params[key]
     rng = np.random.default_rng(2)
     grads = (rng.standard_normal(params.size) * 1e-2).astype(np.float32)
-    return views, n_decayed, params, grads
+    return layout.views, layout.n_decayed, params, grads
 
 
 def split_arena(arena, views):
     """Copies of the per-key arrays of an arena."""
-    return {k: arena[o:o + math.prod(s)].reshape(s).copy() for k, (o, s) in views.items()}
+    from fastnet.arena import ArenaDict
+
+    return {key: view.copy() for key, view in ArenaDict(arena, views).items()}
 
 
 def torch_adam_step(torch):

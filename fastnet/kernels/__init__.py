@@ -5,10 +5,10 @@ and ``fastnet.nets`` check every input once); a kernel trusts its shapes.  How k
 are compiled and cached: ``jit.py``.
 """
 from . import (activations, affine, batchnorm, blas, dropout, jit, network, normalization,
-               optimizers, softmax)
+               optimizers, population, softmax)
 
 __all__ = ["activations", "affine", "batchnorm", "blas", "dropout", "jit", "network",
-           "normalization", "optimizers", "softmax"]
+           "normalization", "optimizers", "population", "softmax"]
 
 # Every kernel module is imported above, so the cache stamp is taken from the sources
 # this process runs, not from files edited later while it runs (see jit.py).

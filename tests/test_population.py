@@ -1,0 +1,377 @@
+"""fastnet.population: each member of a population trains exactly as the same net
+trained alone.  Against ``fastnet.nets`` (the same kernels) bit for bit; against the
+NumPy reference (``fastnet.reference``, the book's ``gradient()`` + ``update()``) within
+float64 1e-12 / the float32 tolerance the fused step meets.  Driven by
+``cases.NET_CASES`` (and the layer-norm cases of ``cases.NORM_NET_CASES``) x
+``cases.OPTIMIZER_CASES``, with members that differ in seed,
+learning rate, weight decay and dropout ratio, on one shared mini-batch or one each."""
+import re
+
+import numpy as np
+import pytest
+from cases import (
+    DTYPES,
+    NETS,
+    NORM_NETS,
+    OPTIMIZERS,
+    TOLERANCES,
+    Tolerance,
+    assert_close,
+    optimizer_state,
+)
+from numpy.testing import assert_array_equal
+from test_nets import batchnorms, book_step, dropouts, inert_biases, running_stats
+
+from fastnet import nets as fast_nets
+from fastnet import optimizers as fast_optimizers
+from fastnet.population import Population
+from fastnet.reference import nets as reference_nets
+from fastnet.reference import optimizers as reference_optimizers
+
+SIZES = (6, [5, 4], 3)  # input, hidden, output
+N = 8
+# the population's own arguments
+SHARED = ("activation", "use_batchnorm", "use_dropout", "normalization")
+# every net case a population trains: those of one net's fused step but weight norm
+POP_NETS = NETS + [p for p in NORM_NETS if p.values[0].kwargs["normalization"] == "layer"]
+LR_SCALES = (1.0, 0.5, 2.0)
+DECAYS = (0.0, 0.05, 0.1)
+RATIOS = (0.3, 0.5, 0.2)
+MODES = ["shared", "per-member", "rows"]
+M = 20  # samples of the training set that "rows" mini-batches are drawn from
+
+
+def member_configs(net_case, opt_case, k=3):
+    """K configs of one case: member i's seed, lr, weight decay and dropout ratio differ."""
+    configs = []
+    for i in range(k):
+        config = {**opt_case.kwargs, "seed": 10 + i, "lr": opt_case.kwargs["lr"] * LR_SCALES[i % 3]}
+        if "weight_decay_lambda" in net_case.kwargs:
+            config["weight_decay_lambda"] = DECAYS[i % 3]
+        if net_case.kwargs.get("use_dropout"):
+            config["dropout_ratio"] = RATIOS[i % 3]
+        configs.append(config)
+    return configs
+
+
+def shared_kwargs(net_case):
+    return {k: v for k, v in net_case.kwargs.items() if k in SHARED}
+
+
+def make_population(net_case, opt_case, dtype, k=3):
+    return Population(*SIZES, member_configs(net_case, opt_case, k), optimizer=opt_case.name,
+                      dtype=dtype, **shared_kwargs(net_case))
+
+
+def alone(net_case, opt_case, dtype, config, net_module=fast_nets, opt_module=fast_optimizers):
+    """The net and optimizer of one member's config, built on their own."""
+    net_keys = ("weight_decay_lambda", "dropout_ratio")
+    net = net_module.MultiLayerNetExtend(
+        *SIZES, dtype=dtype, seed=config["seed"], **shared_kwargs(net_case),
+        **{k: v for k, v in config.items() if k in net_keys})
+    hyper = {k: v for k, v in config.items() if k not in net_keys + ("seed",)}
+    return net, getattr(opt_module, opt_case.name)(**hyper)
+
+
+def batches(step, k, mode, dtype):
+    """``train_step``'s arguments at step ``step``: an (N, D) mini-batch for all, (K, N,
+    D) with one each, or an (M, D) training set and (K, N) rows of it, one row set each."""
+    rng = np.random.default_rng([7, step])
+    shape = {"shared": (N,), "per-member": (k, N), "rows": (M,)}[mode]
+    x = (rng.standard_normal((*shape, SIZES[0])) + 0.2).astype(dtype)
+    t = rng.integers(0, SIZES[2], size=shape)
+    return (x, t, rng.integers(0, M, size=(k, N))) if mode == "rows" else (x, t)
+
+
+def own(batch, i, mode):
+    """Member ``i``'s mini-batch of ``batches``."""
+    if mode == "rows":
+        x, t, rows = batch
+        return x[rows[i]], t[rows[i]]
+    x, t = batch
+    return (x, t) if mode == "shared" else (x[i], t[i])
+
+
+def assert_member_is(pop, i, net, optimizer, opt_case, compare):
+    """Member ``i`` of ``pop`` holds ``net``'s and ``optimizer``'s state, by ``compare``."""
+    member = pop.member(i)
+    for key in net.params:
+        compare(member.params[key], net.params[key], key)
+    for name, value in running_stats(net).items():
+        compare(running_stats(member)[name], value, name)
+    assert [(d.seed, d.step) for d in dropouts(member)] == [(d.seed, d.step) for d in dropouts(net)]
+    mine, theirs = optimizer_state(pop.member_optimizer(i), opt_case), optimizer_state(optimizer, opt_case)
+    assert theirs.keys() <= mine.keys()  # a fresh optimizer has no state yet: zeros
+    for name, value in mine.items():
+        compare(value, theirs.get(name, np.zeros_like(value)), name)
+
+
+def exactly(actual, desired, name):
+    assert_array_equal(actual, desired, err_msg=name)
+
+
+# ------------------------------------------------------------------ exactness
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("net_case", POP_NETS)
+@pytest.mark.parametrize("opt_case", OPTIMIZERS)
+def test_members_train_bit_for_bit_as_nets_alone(opt_case, net_case, dtype, mode):
+    pop = make_population(net_case, opt_case, dtype)
+    singles = [alone(net_case, opt_case, dtype, c) for c in pop.configs]
+    for i, (net, opt) in enumerate(singles):
+        assert_member_is(pop, i, net, opt, opt_case, exactly)  # the same start
+    for step in range(4):
+        batch = batches(step, len(pop), mode, dtype)
+        losses = pop.train_step(*batch)
+        assert losses.shape == (3,) and np.isfinite(losses).all()
+        assert_array_equal(losses, [net.train_step(*own(batch, i, mode), opt)
+                                    for i, (net, opt) in enumerate(singles)])
+    for i, (net, opt) in enumerate(singles):
+        assert_member_is(pop, i, net, opt, opt_case, exactly)
+    mode = "shared" if mode == "rows" else mode  # evaluation takes (N, D) or (K, N, D)
+    x, t = batches(9, len(pop), mode, dtype)
+    assert_array_equal(pop.predict(x), [net.predict(own((x, t), i, mode)[0])
+                                        for i, (net, _) in enumerate(singles)])
+    assert_array_equal(pop.loss(x, t), [net.loss(*own((x, t), i, mode))
+                                        for i, (net, _) in enumerate(singles)])
+    assert_array_equal(pop.accuracy(x, t), [net.accuracy(*own((x, t), i, mode))
+                                            for i, (net, _) in enumerate(singles)])
+
+
+# float64 to 1e-12 relative; float32 as the fused step meets the reference (test_nets)
+REFERENCE_TOLERANCES = {np.dtype(np.float64): Tolerance(rtol=1e-12, atol=1e-12),
+                        np.dtype(np.float32): TOLERANCES[np.dtype(np.float32)]}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("net_case", POP_NETS)
+@pytest.mark.parametrize("opt_case", OPTIMIZERS)
+def test_members_match_the_reference_trained_alone(opt_case, net_case, dtype, monkeypatch):
+    adaptive = any(name in opt_case.state for name in ("h", "m"))
+    if net_case.id == "layer-dropout-wd" and adaptive:
+        # Layer norm over 4-5 units with dropout is ill-conditioned here: one net's
+        # fused step and the book's path differ by 1e-17, 6e-15, 9e-13 in W1's gradient
+        # over three steps (float64), and AdaGrad/RMSprop/Adam magnify that past the
+        # tolerances.  The members still match the fused net alone bit for bit (above).
+        pytest.skip("adaptive optimizer on an ill-conditioned layer-norm net")
+    monkeypatch.setitem(TOLERANCES, np.dtype(dtype), REFERENCE_TOLERANCES[np.dtype(dtype)])
+    pop = make_population(net_case, opt_case, dtype)
+    refs = [alone(net_case, opt_case, dtype, c, reference_nets, reference_optimizers)
+            for c in pop.configs]
+    inert = inert_biases(refs[0][0], opt_case)
+    for step in range(4):
+        batch = batches(step, len(pop), "per-member", dtype)
+        losses = pop.train_step(*batch)
+        for i, (net, opt) in enumerate(refs):
+            assert_close(losses[i], book_step(net, *own(batch, i, "per-member"), opt), dtype,
+                         f"loss {i} of step {step}", check_dtype=False)
+
+    def close(actual, desired, name):
+        if name.split("/")[-1] not in inert:
+            assert_close(actual, desired, dtype, name)
+
+    for i, (net, opt) in enumerate(refs):
+        assert_member_is(pop, i, net, opt, opt_case, close)
+
+
+# ------------------------------------------------------------------ members in and out
+
+ADAM = next(p.values[0] for p in OPTIMIZERS if p.id == "adam")
+MOMENTUM = next(p.values[0] for p in OPTIMIZERS if p.id == "momentum")
+BN_DROPOUT = next(p.values[0] for p in NETS if p.id == "bn-dropout-wd")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_keep_compacts_and_the_survivors_continue_exactly(mode):
+    dtype = np.dtype(np.float64)
+    pop = make_population(BN_DROPOUT, ADAM, dtype, k=5)
+    singles = [alone(BN_DROPOUT, ADAM, dtype, c) for c in pop.configs]
+    for step in range(2):
+        batch = batches(step, 5, mode, dtype)
+        pop.train_step(*batch)
+        for i, (net, opt) in enumerate(singles):
+            net.train_step(*own(batch, i, mode), opt)
+    mask = np.array([True, False, True, True, False])
+    pop.keep(mask)
+    assert len(pop) == 3 and list(pop.indices) == [0, 2, 3]
+    survivors = [s for s, kept in zip(singles, mask) if kept]
+    for step in range(2, 4):
+        batch = batches(step, 3, mode, dtype)
+        assert_array_equal(pop.train_step(*batch), [net.train_step(*own(batch, i, mode), opt)
+                                                    for i, (net, opt) in enumerate(survivors)])
+    for i, (net, opt) in enumerate(survivors):
+        assert_member_is(pop, i, net, opt, ADAM, exactly)
+    pop.keep(np.array([False, False, True]))
+    assert list(pop.indices) == [3]
+    assert_member_is(pop, 0, *survivors[2], ADAM, exactly)
+
+
+def test_member_round_trip_continues_exactly():
+    """``member(i)`` and ``member_optimizer(i)`` train on alone exactly as the member does
+    in the population; ``set_member`` puts a net and its optimizer back, and they are
+    copies both ways."""
+    dtype = np.dtype(np.float32)
+    pop = make_population(BN_DROPOUT, ADAM, dtype)
+    pop.train_step(*batches(0, 3, "shared", dtype))
+    net, opt = pop.member(1), pop.member_optimizer(1)
+    assert isinstance(net, fast_nets.MultiLayerNetExtend) and opt.iter == 1
+    for step in range(1, 3):
+        x, t = batches(step, 3, "shared", dtype)
+        assert pop.train_step(x, t)[1] == net.train_step(x, t, opt)
+    assert_member_is(pop, 1, net, opt, ADAM, exactly)
+    # a checkpoint of member 1 restored into member 0, then both go on alike
+    pop.set_member(0, net, opt)
+    net.params["W1"][...] = 0  # the population holds copies
+    opt.m["W1"][...] = 0
+    opt.iter = 100
+    x, t = batches(5, 3, "shared", dtype)
+    losses = pop.train_step(x, t)
+    assert losses[0] == losses[1]
+    assert_array_equal(pop.member(0).params["W1"], pop.member(1).params["W1"])
+    assert pop.member_optimizer(0).iter == 4
+
+
+def test_a_refused_set_member_changes_nothing():
+    dtype = np.dtype(np.float32)
+    pop = make_population(BN_DROPOUT, MOMENTUM, dtype)
+    before = pop.member(0)
+    with pytest.raises(TypeError):
+        pop.set_member(0, pop.member(1), fast_optimizers.Adam())
+    for key, value in before.params.items():
+        assert_array_equal(pop.member(0).params[key], value)
+
+
+def test_set_member_of_a_fresh_optimizer_zeroes_the_state():
+    dtype = np.dtype(np.float64)
+    pop = make_population(BN_DROPOUT, MOMENTUM, dtype)
+    pop.train_step(*batches(0, 3, "shared", dtype))
+    net, opt = alone(BN_DROPOUT, MOMENTUM, dtype, pop.configs[2])
+    pop.set_member(2, net, opt)
+    batch = batches(1, 3, "shared", dtype)
+    assert pop.train_step(*batch)[2] == net.train_step(*batch, opt)
+    assert_member_is(pop, 2, net, opt, MOMENTUM, exactly)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_diverging_member_leaves_the_others_untouched(mode):
+    dtype = np.dtype(np.float32)
+    pop = make_population(BN_DROPOUT, ADAM, dtype)
+    singles = [alone(BN_DROPOUT, ADAM, dtype, c) for c in pop.configs]
+    poisoned = pop.member(1)
+    poisoned.params["W2"][0, 0] = np.nan
+    pop.set_member(1, poisoned)
+    for step in range(3):
+        batch = batches(step, 3, mode, dtype)
+        losses = pop.train_step(*batch)
+        assert np.isnan(losses[1])
+        for i in (0, 2):
+            assert losses[i] == singles[i][0].train_step(*own(batch, i, mode), singles[i][1])
+    assert np.isnan(pop.member(1).params["W1"]).any()
+    pop.keep(np.isfinite(losses))
+    assert list(pop.indices) == [0, 2]
+    for i, (net, opt) in enumerate((singles[0], singles[2])):
+        assert_member_is(pop, i, net, opt, ADAM, exactly)
+
+
+def test_configs_take_the_net_and_optimizer_defaults():
+    pop = Population(*SIZES, [{}, {"seed": 3}], optimizer="adam", use_dropout=True)
+    assert pop.optimizer == "Adam" and pop.dtype == np.float32
+    opt = pop.member_optimizer(1)
+    assert (opt.lr, opt.beta1, opt.beta2) == (0.001, 0.9, 0.999)
+    net = pop.member(1)
+    reference = fast_nets.MultiLayerNetExtend(*SIZES, use_dropout=True, seed=3)
+    for key, value in reference.params.items():
+        assert_array_equal(net.params[key], value)
+    assert [d.dropout_ratio for d in dropouts(net)] == [0.5, 0.5]
+    assert net.weight_decay_lambda == 0 and not batchnorms(net)
+
+
+# ------------------------------------------------------------------ bad input
+
+def pop3(**kwargs):
+    return Population(*SIZES, [{"seed": i} for i in range(3)], **kwargs)
+
+
+X3 = np.zeros((3, N, 6), np.float32)
+T3 = np.zeros((3, N), np.int64)
+ERRORS = [
+    ("unknown key", lambda: Population(*SIZES, [{"seed": 0}, {"lr": 0.1, "momentum": 0.9}]),
+     ValueError, ("configs[1] has unknown keys ['momentum']; a member of a SGD population "
+                 "takes ['seed', 'weight_init_std', 'weight_decay_lambda', 'dropout_ratio', 'lr']")),
+    ("no configs", lambda: Population(*SIZES, []), ValueError,
+     "configs is empty: a population needs at least one member"),
+    ("bad lr", lambda: Population(*SIZES, [{"lr": -1.0}]), ValueError,
+     "Invalid learning rate: -1.0 (must be a finite number > 0)"),
+    ("bad optimizer", lambda: Population(*SIZES, [{}], optimizer="lion"), ValueError,
+     ("unknown optimizer 'lion'; choose one of: sgd, momentum, nesterov, adagrad, rmsprop, "
+     "adam, adamw")),
+    ("x 1-D", lambda: pop3().train_step(np.zeros(6, np.float32), T3[0]), ValueError,
+     ("x must be (N, 6), one mini-batch for every member, or (3, N, 6), one per member; "
+     "got shape (6,)")),
+    ("x features", lambda: pop3().train_step(np.zeros((N, 7), np.float32), T3[0]), ValueError,
+     ("x must be (N, 6), one mini-batch for every member, or (3, N, 6), one per member; "
+     "got shape (8, 7)")),
+    ("x int", lambda: pop3().train_step(X3.astype(int), T3), TypeError,
+     "x must be a float32 or float64 array, got dtype int64"),
+    ("x K", lambda: pop3().train_step(np.zeros((4, N, 6), np.float32), T3), ValueError,
+     "x holds 4 mini-batches for 3 members"),
+    ("t K", lambda: pop3().train_step(X3, T3[:2]), ValueError,
+     ("t must hold one row of labels per member, shape (3, 8) (or one-hot (3, 8, 3)), "
+     "got shape (2, 8)")),
+    ("t shared for x per member", lambda: pop3().train_step(X3, T3[0]), ValueError,
+     "t must hold one row of labels per member"),
+    ("t range", lambda: pop3().train_step(X3, T3 + 3), ValueError,
+     "class indices t must lie in [0, 3), got values from 3 to 3"),
+    ("predict x K", lambda: pop3().predict(np.zeros((2, N, 6))), ValueError,
+     ("x must be (N, 6), one batch for every member, or (3, N, 6), one per member; "
+     "got shape (2, 8, 6)")),
+    ("rows with x per member", lambda: pop3().train_step(X3, T3, np.zeros((3, 2), int)),
+     ValueError, "with rows, x must be a training set of shape (M, 6), got shape (3, 8, 6)"),
+    ("rows shape", lambda: pop3().train_step(X3[0], T3[0], np.zeros((2, 4), int)), ValueError,
+     ("rows must be integer indices of shape (3, N), one mini-batch per member, got int64 of "
+     "shape (2, 4)")),
+    ("rows float", lambda: pop3().train_step(X3[0], T3[0], np.zeros((3, 4))), ValueError,
+     ("rows must be integer indices of shape (3, N), one mini-batch per member, got float64 "
+     "of shape (3, 4)")),
+    ("rows range", lambda: pop3().train_step(X3[0], T3[0], np.full((3, 4), 8)), ValueError,
+     "rows must lie in [0, 8) (x has 8 samples), got values from 8 to 8"),
+    ("keep shape", lambda: pop3().keep(np.ones(2, bool)), ValueError,
+     "mask must be a boolean array of shape (3,), got bool of shape (2,)"),
+    ("keep ints", lambda: pop3().keep(np.ones(3, int)), ValueError,
+     "mask must be a boolean array of shape (3,), got int64 of shape (3,)"),
+    ("keep none", lambda: pop3().keep(np.zeros(3, bool)), ValueError,
+     "mask keeps no member; a population needs at least one"),
+    ("member range", lambda: pop3().member(3), IndexError,
+     "member 3 out of range for a population of 3"),
+    ("set_member optimizer", lambda: pop3().set_member(0, pop3().member(0),
+                                                       fast_optimizers.Adam()),
+     TypeError, "optimizer must be a fastnet.optimizers.SGD, got fastnet.optimizers.Adam"),
+    ("set_member reference optimizer",
+     lambda: pop3().set_member(0, pop3().member(0), reference_optimizers.SGD()), TypeError,
+     "optimizer must be a fastnet.optimizers.SGD, got fastnet.reference.optimizers.SGD"),
+    ("set_member architecture",
+     lambda: pop3().set_member(0, fast_nets.MultiLayerNetExtend(6, [5, 5], 3)), ValueError,
+     ("net must be a fastnet.nets.MultiLayerNetExtend of the population's architecture, "
+     "normalization, activation and dtype")),
+    ("set_member normalization",
+     lambda: pop3(use_batchnorm=True).set_member(  # the same arenas, another kernel path
+         0, fast_nets.MultiLayerNetExtend(*SIZES, normalization="layer")),
+     ValueError, "net must be a fastnet.nets.MultiLayerNetExtend"),
+    ("normalization", lambda: pop3(normalization="weight"), ValueError,
+     ("a population's normalization must be one of (None, 'batch', 'layer') (what the "
+      "compiled step runs), got 'weight'")),
+    ("set_member dtype",
+     lambda: pop3().set_member(0, fast_nets.MultiLayerNetExtend(*SIZES, dtype=np.float64)),
+     ValueError, "net must be a fastnet.nets.MultiLayerNetExtend"),
+    ("set_member reference net",
+     lambda: pop3().set_member(0, reference_nets.MultiLayerNetExtend(*SIZES)), ValueError,
+     "net must be a fastnet.nets.MultiLayerNetExtend"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", [pytest.param(*case[1:], id=case[0])
+                                                  for case in ERRORS])
+def test_bad_input_is_refused(call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        call()
