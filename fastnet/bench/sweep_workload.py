@@ -48,7 +48,7 @@ HALVING = {"hidden": [100] * 4, "validation": 10_000, "epochs": 2, "batch": 100,
            "trials": 1000, "lr": (1e-4, 1.0), "weight_decay": (1e-8, 1e-4),
            "min_epochs": 2 / 9, "reduction_factor": 3, "train_eval": 10_000}
 OVERHEAD = {"hidden": [10], "features": 20, "batch": 10, "trials": 1000}
-RECORD_BATCH = 16  # the coordinator records a chunk's results at once (run.MAX_CHUNK)
+RECORD_BATCH = 16  # results per transaction: the coordinator commits at least this many together
 SGEMM_N = 2048
 SEED = 0
 

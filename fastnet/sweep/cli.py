@@ -12,6 +12,8 @@ other arguments on an existing ``--db`` are refused, and the file is left as it 
 """
 import argparse
 import os
+import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -33,20 +35,47 @@ def add_parser(commands):
     show = verbs.add_parser("show", help="the best trials as a table")
     show.set_defaults(run=show_command)
     _add_db(show)
-    show.add_argument("--top", type=int, default=10, metavar="N", help="default 10")
+    show.add_argument("--top", type=_positive_int, default=10, metavar="N", help="default 10")
     plot = verbs.add_parser("plot", help="learning curves, score against each parameter, "
                             "parallel coordinates (PNG)")
     plot.set_defaults(run=plot_command)
     _add_db(plot)
     plot.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
                       help="folder for the PNG files (default .)")
-    plot.add_argument("--top", type=int, default=20, metavar="N",
+    plot.add_argument("--top", type=_positive_int, default=20, metavar="N",
                       help="learning curves of the best N trials (default 20)")
     export = verbs.add_parser("export", help="one row per trial, CSV or JSON")
     export.set_defaults(run=export_command)
     _add_db(export)
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("--out", type=Path, metavar="FILE", help="default standard output")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def _count_or_fraction(text):
+    """An image count ('100') or a fraction below 1 ('0.2'); '1.0' is refused as
+    ambiguous."""
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a count (an integer >= 1) or a fraction in "
+                                         f"(0, 1), got {text}")
+    return value
 
 
 def _add_db(parser, required=True):
@@ -70,7 +99,7 @@ def _add_run(verbs):
     _add_db(p)
     p.add_argument("--param", action="append", default=[], metavar="SPEC",
                    help="a searched parameter or a constant (repeatable)")
-    p.add_argument("--trials", type=int, default=100, help="default 100")
+    p.add_argument("--trials", type=_positive_int, default=100, help="default 100")
     p.add_argument("--epochs", type=float, help="epochs per trial (default 20; or "
                    "--param epochs=...)")
     p.add_argument("--seed", type=int, default=0, help="the sweep's seed (default 0)")
@@ -79,13 +108,15 @@ def _add_run(verbs):
     data.add_argument("--data-dir", metavar="DIR", help="folder of the IDX files")
     data.add_argument("--train-size", type=int, metavar="N", help="training images "
                       "(default: all not validating)")
-    data.add_argument("--validation", type=float, default=0.2, metavar="N|FRACTION",
-                      help="validation images, or a fraction (default 0.2)")
+    data.add_argument("--validation", type=_count_or_fraction, default=0.2,
+                      metavar="N|FRACTION", help="validation images (an integer), or a "
+                      "fraction below 1 (default 0.2)")
     data.add_argument("--train-eval", type=int, metavar="N", help="training images "
                       "evaluated each epoch (default all)")
     search = p.add_argument_group("search")
     search.add_argument("--sampler", choices=SAMPLERS, default="random", help="default random")
-    search.add_argument("--rounds", type=int, default=3, help="coarse-to-fine rounds (default 3)")
+    search.add_argument("--rounds", type=_positive_int, default=3,
+                        help="coarse-to-fine rounds (default 3)")
     search.add_argument("--prune", choices=("none", "halving", "median"), default="none",
                         help="successive halving or the median rule (default none)")
     search.add_argument("--min-epochs", type=float, default=1.0,
@@ -96,10 +127,12 @@ def _add_run(verbs):
                         help="trials pruned together (default 100)")
     run = p.add_argument_group("execution")
     run.add_argument("--executor", choices=("local", "dask"), default="local")
-    run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:port)")
-    run.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
-    run.add_argument("--threads-per-worker", type=int, help="BLAS and Numba threads per "
-                     "worker (default 1)")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:port; "
+                     "implies --executor dask; without it, dask starts a local cluster)")
+    run.add_argument("--workers", type=_positive_int, help="local worker processes (default: "
+                     "one per core)")
+    run.add_argument("--threads-per-worker", type=_positive_int, help="BLAS and Numba threads "
+                     "per worker (default 1)")
     run.add_argument("--dtype", choices=("float32", "float64"), default="float32")
 
 
@@ -122,7 +155,7 @@ def _space(args):
 def run_command(args):
     from .data import data_spec
     from .pruners import MedianPruner, SuccessiveHalving
-    from .run import make_sampler, run
+    from .run import SweepInterrupted, make_sampler, run
 
     try:
         space = _space(args)
@@ -135,13 +168,19 @@ def run_command(args):
         raise SweepCommandError(str(err)) from None
     spec["data_dir"] = args.data_dir
     start = time.perf_counter()
+    signal.signal(signal.SIGTERM, _interrupt)  # kill: stop as Ctrl-C does, pool closed
     try:
         results = run(space, args.trials, spec, sampler=sampler, pruner=pruner, db=args.db,
                       seed=args.seed, executor=args.executor, scheduler=args.scheduler,
                       workers=args.workers, threads_per_worker=args.threads_per_worker,
                       bracket_size=args.bracket_size, dtype=args.dtype, progress=None)
-    except (ValueError, SweepStoreError) as err:
+    except (ValueError, SweepStoreError, SweepInterrupted) as err:
         raise SweepCommandError(str(err)) from None
+    except (OSError, sqlite3.Error) as err:
+        raise SweepCommandError(f"{args.db}: {err}") from None
+    except KeyboardInterrupt:
+        raise SweepCommandError(f"interrupted; what ended is recorded in {args.db}: run the "
+                                "same command to resume") from None
     counts = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -152,11 +191,17 @@ def run_command(args):
     return 0
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _open(path):
     try:
         return SweepStore.open(path, readonly=True)
-    except (OSError, SweepStoreError) as err:
+    except (SweepStoreError, FileNotFoundError) as err:
         raise SweepCommandError(str(err)) from None
+    except (OSError, sqlite3.Error) as err:
+        raise SweepCommandError(f"{path}: {err}") from None
 
 
 def show_command(args):
@@ -222,9 +267,13 @@ def export_command(args):
                 sys.stdout = None
         else:  # written beside, then renamed: never a half-written file
             partial = args.out.with_name(f".{args.out.name}.partial")
-            with open(partial, "w", newline="", encoding="utf-8") as out:
-                store.export(args.format, out, columns)
-            os.replace(partial, args.out)
+            try:
+                with open(partial, "w", newline="", encoding="utf-8") as out:
+                    store.export(args.format, out, columns)
+                os.replace(partial, args.out)
+            except OSError as err:
+                partial.unlink(missing_ok=True)
+                raise SweepCommandError(f"cannot write {args.out}: {err.strerror or err}") from None
     finally:
         store.close()
     return 0

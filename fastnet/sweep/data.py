@@ -40,6 +40,9 @@ def data_spec(dataset="mnist", train_size=None, validation=0.2, train_eval=None,
     for name, value in (("train_size", train_size), ("train_eval", train_eval)):
         if value is not None and (int(value) != value or value < 1):
             raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    if isinstance(validation, float) and validation >= 1:
+        raise ValueError(f"validation must be a fraction in (0, 1) or an integer count, got "
+                         f"{validation!r}")
     if not (0 < validation < 1 or (int(validation) == validation and validation >= 1)):
         raise ValueError(f"validation must be a fraction in (0, 1) or a count >= 1, got "
                          f"{validation!r}")
@@ -87,14 +90,13 @@ def load(source, dtype=np.float32, data_dir=None):
     return TrialData.from_arrays(train, validation, dtype=dtype)
 
 
-def describe(source):
-    """What the store records of ``source``: the spec, or the arrays' fingerprint."""
-    if isinstance(source, dict):
-        return {k: source[k] for k in DATA_KEYS}
+def describe(source, loaded):
+    """What the store records of ``source``: the spec (for a named dataset) and the
+    SHA-256 of the ``loaded`` arrays, so that a resume on other data (other files in
+    another folder, the MNIST fallback then the real files) is refused."""
     digest = hashlib.sha256()
-    for x, t in source:
-        for a in (x, t):
-            a = np.ascontiguousarray(a)
-            digest.update(f"{a.dtype.str}{a.shape}".encode())
-            digest.update(a.tobytes())
-    return {"arrays_sha256": digest.hexdigest()}
+    for a in (loaded.x_train, loaded.t_train, loaded.x_val, loaded.t_val):
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    named = {k: source[k] for k in DATA_KEYS} if isinstance(source, dict) else {}
+    return {**named, "arrays_sha256": digest.hexdigest()}

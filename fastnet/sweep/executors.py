@@ -17,11 +17,16 @@ import os
 import threading
 import time
 import uuid
+from concurrent.futures.process import BrokenProcessPool
 
 from . import trial
 from .data import load
 
 _WORKER = {}  # this worker process's data and dtype, set once
+# A pool keeps two chunks per worker in flight, of at most MAX_CHUNK trials: a chunk's
+# trials come back (and are recorded) together, so a kill loses at most its chunks.
+CHUNKS_PER_WORKER = 2
+MAX_CHUNK = 8
 
 
 def _init_worker(threads, source, dtype, backend):
@@ -61,6 +66,7 @@ class InProcessExecutor:
     ``close``); the simplest and fastest start for one worker."""
 
     workers = 1
+    chunks_in_flight = max_chunk = 1  # each trial recorded as it ends
 
     def __init__(self, source, dtype, backend, threads=None):
         from ..threads import get_num_threads, set_num_threads
@@ -88,8 +94,11 @@ class LocalExecutor:
     (``workers * threads`` should not exceed the cores).  Spawned, not forked: a forked
     OpenMP or TBB runtime can deadlock."""
 
+    max_chunk = MAX_CHUNK
+
     def __init__(self, source, dtype, backend, workers, threads=1):
         self.workers = workers
+        self.chunks_in_flight = CHUNKS_PER_WORKER * workers
         self._args = (os.getpid(), threads, source, dtype, backend)
         self._pool = self._new_pool()
 
@@ -100,7 +109,7 @@ class LocalExecutor:
     def submit(self, units):
         try:
             return self._pool.submit(_run_chunk, units)
-        except cf.process.BrokenProcessPool:
+        except BrokenProcessPool:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
             return self._pool.submit(_run_chunk, units)
@@ -139,6 +148,7 @@ class DaskExecutor:
         self._client = client or distributed.Client(scheduler)
         info = self._client.scheduler_info()
         self.workers = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
+        self.chunks_in_flight, self.max_chunk = CHUNKS_PER_WORKER * self.workers, MAX_CHUNK
         self._key = f"{uuid.uuid4()}"  # this sweep's setup, once per worker process
         if not isinstance(source, dict):  # arrays: once to every worker
             source = self._client.scatter(source, broadcast=True, hash=False)

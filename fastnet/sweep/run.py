@@ -26,13 +26,11 @@ import numpy as np
 from . import data as sweep_data
 from . import executors, pruners, samplers
 from .space import Space
-from .store import SweepStore, TrialResult
+from .store import SweepStore, SweepStoreError, TrialResult
 from .trial import BACKENDS, Unit
 
 FORMAT = "fastnet-sweep-spec/1"
 SAMPLERS = ("random", "sobol", "grid", "coarse-to-fine")
-CHUNKS_IN_FLIGHT_PER_WORKER = 2
-MAX_CHUNK = 16
 MAX_SUBMISSIONS = 3  # a chunk whose worker dies this often has its trials recorded as failed
 # Group commit: ended trials are recorded together, at least every FLUSH_SECONDS
 FLUSH_RESULTS = 256
@@ -52,6 +50,8 @@ def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
         d = max(len(space.dimensions), 1)
         return samplers.GridSampler(space, max(2, round(trials ** (1 / d))))
     if name == "coarse-to-fine":
+        if int(rounds) != rounds or rounds < 1:
+            raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
         round_size = math.ceil(trials / rounds)
         return samplers.CoarseToFineSampler(space, seed, rounds, round_size,
                                             top_k or max(3, round_size // 10))
@@ -90,8 +90,15 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     pruned together.  ``backend``: 'fastnet' or 'reference' (the NumPy oracle, for
     comparisons).  ``progress``: a tqdm bar on stderr (None: only on a terminal).
 
-    Raises ``ValueError`` for a bad specification and ``SweepStoreError`` for a ``db``
-    that is not a sweep or holds another one; neither writes anything.
+    The data is loaded and checked, and the executor started, before the store is
+    opened; then the store is locked (``<db>.lock``) for the run.  Raises ``ValueError``
+    for a bad specification or data, ``SweepStoreError`` for a ``db`` that is not a
+    sweep, holds another one or is in use by another run; none of them writes anything.
+    ``SweepInterrupted`` when workers keep dying (what ended before is kept; run again
+    to resume).
+
+    With ``workers`` > 1 the local executor spawns processes, which import the main
+    module again: a script must call ``run`` under ``if __name__ == "__main__":``.
     """
     space = space if isinstance(space, Space) else Space(space)
     if int(trials) != trials or trials < 1:
@@ -110,24 +117,50 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
         raise ValueError(f"unknown executor {executor!r}; choose 'local' or 'dask'")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+    for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
+        if value is not None and (int(value) != value or value < 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    loaded = sweep_data.load(data, dtype)  # checked here, before any file is written
     spec = {"format": FORMAT, "space": space.to_json(), "sampler": sampler.to_json(),
             "trials": int(trials), "seed": int(seed),
             "pruner": pruner.to_json() if pruner else None, "bracket_size": int(bracket_size),
-            "data": sweep_data.describe(data), "dtype": dtype.name, "backend": backend}
+            "data": sweep_data.describe(data, loaded), "dtype": dtype.name, "backend": backend}
     with contextlib.ExitStack() as stack:
         if db is None:
             db = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "sweep.db"
+        source = data if isinstance(data, dict) else loaded
+        pool = _executor(executor, source, (dtype, backend), workers, threads_per_worker,
+                         client, scheduler)
+        stack.callback(pool.close)
+        stack.enter_context(_only_run(db))
         store = SweepStore.create_or_open(db, spec)
         stack.callback(store.close)
         coordinator = _Coordinator(store, sampler, pruner, int(trials), int(bracket_size),
                                    chunk_size, progress)
         if coordinator.unfinished():
-            source = data if isinstance(data, dict) else sweep_data.load(data, dtype)
-            pool = _executor(executor, source, (dtype, backend), workers,
-                             threads_per_worker, client, scheduler)
-            stack.callback(pool.close)
             coordinator.run(pool)
         return [r for r in store.results() if r.index < trials]
+
+
+class SweepInterrupted(RuntimeError):
+    """The sweep stopped before its end (its workers keep dying); what ended is stored."""
+
+
+@contextlib.contextmanager
+def _only_run(db):
+    """Hold ``<db>.lock`` for the run: a second run of the sweep would train it again."""
+    import filelock
+
+    lock = filelock.FileLock(f"{db}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise SweepStoreError(f"{db}: in use by another run of this sweep (its lock "
+                              f"{db}.lock is held); wait for it to end") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class _Live:
@@ -233,7 +266,7 @@ class _Coordinator:
         in_flight = {}
         while self.queue or in_flight:
             starting = []
-            while self.queue and len(in_flight) < CHUNKS_IN_FLIGHT_PER_WORKER * self.pool.workers:
+            while self.queue and len(in_flight) < self.pool.chunks_in_flight:
                 chunk = self._take_chunk()
                 starting += [t.index for t in chunk]
                 in_flight[self._submit(chunk)] = (chunk, 1)
@@ -243,13 +276,14 @@ class _Coordinator:
                 chunk, submissions = in_flight.pop(future)
                 try:
                     outcomes = future.result()
-                except Exception as err:  # noqa: BLE001 (a worker died: the chunk goes again)
-                    if submissions < MAX_SUBMISSIONS:
-                        self.store.mark_running([t.index for t in chunk], socket.gethostname())
-                        in_flight[self._submit(chunk)] = (chunk, submissions + 1)
-                    else:
-                        self._record([t.result("failed", f"worker lost {submissions} times: "
-                                                         f"{err!r}") for t in chunk])
+                except Exception as err:  # a worker died: the chunk goes again, or we stop
+                    if submissions >= MAX_SUBMISSIONS:  # not the trials' fault: stop, keep
+                        raise SweepInterrupted(
+                            f"the workers died {submissions} times on trials "
+                            f"{[t.index for t in chunk]} ({err!r}); what ended is recorded, "
+                            f"run the sweep again to resume") from err
+                    self.store.mark_running([t.index for t in chunk], socket.gethostname())
+                    in_flight[self._submit(chunk)] = (chunk, submissions + 1)
                     continue
                 self._absorb(outcomes)
 
@@ -258,8 +292,8 @@ class _Coordinator:
         return self.store.spec["seed"]
 
     def _take_chunk(self):
-        size = self.chunk_size or max(1, min(MAX_CHUNK, math.ceil(
-            len(self.queue) / (2 * CHUNKS_IN_FLIGHT_PER_WORKER * self.pool.workers))))
+        size = self.chunk_size or max(1, min(self.pool.max_chunk, math.ceil(
+            len(self.queue) / (2 * self.pool.chunks_in_flight))))
         return [self.queue.popleft() for _ in range(min(size, len(self.queue)))]
 
     def _submit(self, chunk):

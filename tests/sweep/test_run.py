@@ -6,6 +6,7 @@ import os
 import sqlite3
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
@@ -205,3 +206,62 @@ def test_a_dask_worker_killed_mid_chunk_has_its_trials_run_again_and_recorded_on
     assert any(sum(entry[0] == key and entry[2] == "processing" for entry in story) >= 2
                or any(entry[0] == key and entry[2] == "erred" for entry in story)
                for key in keys), story
+
+
+def test_bad_data_is_refused_before_any_file_is_written(tmp_path):
+    x, t = np.zeros((50, 784), np.float32), np.zeros(50, np.int64)
+    db = tmp_path / "none.db"
+    with pytest.raises(ValueError, match="the training images must be a non-empty array"):
+        sweep.run(SPACE, 2, ((x[:0], t[:0]), (x, t)), db=db, workers=1, progress=False)
+    assert not db.exists()
+
+
+def test_other_data_on_an_existing_sweep_is_refused(data, tmp_path):
+    db = tmp_path / "s.db"
+    sweep.run(SPACE, 2, data, db=db, workers=1, progress=False)
+    (x, t), validation = data
+    other = ((x[::-1].copy(), t[::-1].copy()), validation)
+    before = db.read_bytes()
+    with pytest.raises(sweep.SpecMismatchError, match="at key 'data'"):
+        sweep.run(SPACE, 2, other, db=db, workers=1, progress=False)
+    assert db.read_bytes() == before
+
+
+def test_a_second_run_of_a_sweep_in_progress_is_refused(data, tmp_path, monkeypatch):
+    db = tmp_path / "busy.db"
+    started, release = threading.Event(), threading.Event()
+    real = trial.train_unit
+
+    def slow(unit, *args):
+        started.set()
+        release.wait(30)
+        return real(unit, *args)
+
+    monkeypatch.setattr(trial, "train_unit", slow)
+    first = threading.Thread(target=sweep.run, args=(SPACE, 2, data),
+                             kwargs={"db": db, "workers": 1, "progress": False})
+    first.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(sweep.SweepStoreError, match="in use by another run"):
+            sweep.run(SPACE, 2, data, db=db, workers=1, progress=False)
+    finally:
+        release.set()
+        first.join()
+    assert len(sweep.SweepStore.open(db, readonly=True).results()) == 2
+
+
+def test_workers_that_keep_dying_stop_the_sweep_without_failing_its_trials(
+        data, tmp_path, monkeypatch):
+    class Dying(executors.InProcessExecutor):
+        def submit(self, units):
+            raise_in = executors.cf.Future()
+            raise_in.set_exception(BrokenProcessPool("a worker died"))
+            return raise_in
+
+    monkeypatch.setattr(executors, "InProcessExecutor", Dying)
+    db = tmp_path / "dying.db"
+    with pytest.raises(run_module.SweepInterrupted, match="the workers died 3 times"):
+        sweep.run(SPACE, 2, data, db=db, workers=1, progress=False)
+    store = sweep.SweepStore.open(db, readonly=True)
+    assert store.results() == [] and store.count()["failed"] == 0
