@@ -132,6 +132,8 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
         pool = _executor(executor, source, (dtype, backend), workers, threads_per_worker,
                          client, scheduler)
         stack.callback(pool.close)
+        if Path(db).exists():  # refuse another sweep's file before making its lock
+            SweepStore.open(db, spec, readonly=True).close()
         stack.enter_context(_only_run(db))
         store = SweepStore.create_or_open(db, spec)
         stack.callback(store.close)

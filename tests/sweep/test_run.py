@@ -175,7 +175,7 @@ def client_losing_a_worker(request):
 def test_a_dask_worker_killed_mid_chunk_has_its_trials_run_again_and_recorded_once(
         data, client_losing_a_worker, tmp_path):
     dask_client = client_losing_a_worker
-    space = {**SPACE, "epochs": 6}
+    space = {**SPACE, "epochs": 60}  # long enough to kill a worker mid-sweep
     kwargs = dict(sampler="random", seed=6, chunk_size=3, progress=False)
     undisturbed = table(sweep.run(space, 24, data, workers=1, **kwargs))
     pids = dask_client.run(os.getpid)
