@@ -17,7 +17,7 @@ the kernels nor the nets, so a coordinator that only records starts fast.
 """
 from .data import data_spec
 from .pruners import MedianPruner, SuccessiveHalving
-from .run import run
+from .run import SweepInterrupted, run
 from .samplers import CoarseToFineSampler, GridSampler, RandomSampler, SobolSampler
 from .space import (
     Space,
@@ -32,5 +32,6 @@ from .store import NotASweepError, SpecMismatchError, SweepStore, SweepStoreErro
 
 __all__ = ["CoarseToFineSampler", "GridSampler", "MedianPruner", "NotASweepError",
            "RandomSampler", "SobolSampler", "Space", "SpecMismatchError", "SuccessiveHalving",
-           "SweepStore", "SweepStoreError", "TrialResult", "choice", "data_spec",
-           "int_uniform", "log_int", "log_uniform", "one_minus_log_uniform", "run", "uniform"]
+           "SweepInterrupted", "SweepStore", "SweepStoreError", "TrialResult", "choice",
+           "data_spec", "int_uniform", "log_int", "log_uniform", "one_minus_log_uniform",
+           "run", "uniform"]
