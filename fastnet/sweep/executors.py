@@ -6,10 +6,13 @@ BLAS and Numba alike) before its first kernel runs, so that ``workers x threads`
 never exceeds the cores: the local default is one process per core with one thread
 each.  Workers load the sweep's data once (a ``DataSpec`` is loaded where the worker
 runs; arrays are shipped once per worker, or scattered once to a Dask cluster).
+Spawned, not forked, local workers import the main module again, so a script that
+starts more than one must do it under ``if __name__ == "__main__":``.
 
 A worker that dies (killed, out of memory) loses only its chunk: the local pool is
 rebuilt and the chunk submitted again, and Dask's scheduler moves the task to another
-worker.  A local worker whose coordinator dies (kill -9) exits within a second.  The coordinator records each trial once, whoever trained it.
+worker.  A local worker whose coordinator dies (kill -9) exits within a second.  The
+coordinator records each trial once, whoever trained it.
 """
 import concurrent.futures as cf
 import multiprocessing
