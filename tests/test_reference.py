@@ -368,7 +368,7 @@ def test_trainer_sampling_is_seeded_and_subsampled(rng):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"optimizer": "adamw"}, "adagrad"),
+    ({"optimizer": "adamx"}, "unknown optimizer .adamx."),
     ({"t_train": np.zeros(3)}, "different lengths"),
     ({"mini_batch_size": 0}, "mini_batch_size"),
 ])

@@ -120,11 +120,15 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
         if value is not None and (int(value) != value or value < 1):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    loaded = sweep_data.load(data, dtype)  # checked here, before any file is written
     spec = {"format": FORMAT, "space": space.to_json(), "sampler": sampler.to_json(),
             "trials": int(trials), "seed": int(seed),
             "pruner": pruner.to_json() if pruner else None, "bracket_size": int(bracket_size),
-            "data": sweep_data.describe(data, loaded), "dtype": dtype.name, "backend": backend}
+            "data": None, "dtype": dtype.name, "backend": backend}
+    if db is not None and Path(db).exists():  # another sweep's file: refused before loading
+        with SweepStore.open(db, readonly=True) as stored:
+            SweepStore.open(db, {**spec, "data": stored.spec.get("data")}, readonly=True).close()
+    loaded = sweep_data.load(data, dtype)  # checked here, before any file is written
+    spec["data"] = sweep_data.describe(data, loaded)
     with contextlib.ExitStack() as stack:
         if db is None:
             db = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "sweep.db"
