@@ -17,25 +17,25 @@ and compacts the arenas, so that later steps cost only the survivors'.  ``member
 ``member_optimizer(i)`` and ``set_member(i, net, optimizer)`` move one member's whole
 training state out and in (checkpoints).
 
-Where the time goes (784-100x4-10, batch 128, float32, one thread, this project's
-2-core EPYC under other load, Nov 2026): a member's step is its GEMMs, and a population
-saves only the Python and dispatch cost of K separate steps.  K = 16, SGD: population
-0.76-0.78 ms per member, 16 sequential ``train_step`` calls 0.79-0.81, the members'
-GEMMs alone 0.76 (K = 64: 0.77 against 0.77); Adam 0.83-0.85 against 0.89-0.91.  One
-mini-batch per member costs 3-5% more than a shared one (``rows=`` gathers in the call;
-a (K, N, D) stack made in Python costs 4-8% more).  One (N, 784) x (784, 100K) GEMM for
-every member's first layer, possible only for a shared batch, measured 8-10% faster
-than K (784, 100) GEMMs, some 6% of a step: not done, so that shared and per-member
-batches run the same code.  So a population pays where the per-step overhead is a
-large part of a step (small nets, small batches, many members) and not at all for big
-widths, whose GEMMs dwarf it.
+Threads share the members, not the GEMMs: ``num_threads`` threads (fastnet's thread
+count by default) each step a contiguous share of the members with BLAS
+single-threaded (``fastnet.threads.run_shares``).  A 784-100x4-10 step is a chain of
+small GEMMs that two BLAS threads split poorly; two whole members at once on two cores
+run close to twice one member's single-threaded rate.  And a member's arithmetic is
+then that of its net trained alone with BLAS single-threaded, bit for bit, whatever the
+thread count and the population's size: a sweep's results do not depend on the
+machine.  (A net alone with multi-threaded BLAS can differ in the last bits: OpenBLAS
+splits some GEMMs, a K = 784 one among them, differently by thread count.)
+
+Where the time goes: MEASURED
 """
 import copy
 import inspect
+import numbers
 
 import numpy as np
 
-from . import _validate, nets, optimizers
+from . import _validate, nets, optimizers, threads
 from .arena import NetLayout
 from .kernels import activations
 from .kernels import population as kernels
@@ -50,6 +50,14 @@ def _layers(net, kind):
     return [layer for key, layer in net.layers.items() if key.startswith(kind)]
 
 
+def _num_threads(num_threads):
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(
+            num_threads, numbers.Integral) or num_threads < 1):
+        raise ValueError(f"num_threads must be a positive int or None (fastnet's thread "
+                         f"count), got {num_threads!r}")
+    return num_threads
+
+
 class Population:
     """K = ``len(configs)`` members of one architecture, trained on mini-batches of one size.
 
@@ -62,47 +70,92 @@ class Population:
     ``MultiLayerNetExtend``'s, shared by all; ``normalization`` is one of
     ``NORMALIZATIONS`` (None, 'batch' as ``use_batchnorm=True``, 'layer').
 
+    ``num_threads`` (a positive int, or None for ``fastnet.get_num_threads()`` at each
+    call) threads step and evaluate the members, each thread a share of them with BLAS
+    single-threaded; results do not depend on it (see the module's doc).  While a call
+    runs, BLAS is single-threaded for the whole process.
+
     ``indices`` holds each member's position in ``configs`` (``keep`` drops entries).
+
+    Raises ValueError for empty or unknown configs, a normalization the compiled step
+    does not run, or a bad ``num_threads``.
     """
 
     def __init__(self, input_size, hidden_size_list, output_size, configs, optimizer="SGD",
                  activation="relu", use_batchnorm=False, use_dropout=False, dtype=np.float32,
-                 *, normalization=None):
+                 *, normalization=None, num_threads=None):
         configs = [dict(c) for c in configs]
+        self.num_threads = _num_threads(num_threads)
         if not configs:
             raise ValueError("configs is empty: a population needs at least one member")
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"a population's normalization must be one of {NORMALIZATIONS} "
                              f"(what the compiled step runs), got {normalization!r}")
         optimizer_class = type(optimizers.make_optimizer(optimizer))
-        self.optimizer = optimizer_class.__name__
-        self._kind = kernels.OPTIMIZER_CODES[self.optimizer]
         hyper_keys = tuple(inspect.signature(optimizer_class.__init__).parameters)[1:]
         allowed = NET_KEYS + hyper_keys
         for i, config in enumerate(configs):
             unknown = sorted(set(config) - set(allowed))
             if unknown:
                 raise ValueError(f"configs[{i}] has unknown keys {unknown}; a member of a "
-                                 f"{self.optimizer} population takes {list(allowed)}")
+                                 f"{optimizer_class.__name__} population takes "
+                                 f"{list(allowed)}")
         self.configs = configs
         # One member's net at a time, copied into its rows and dropped: the peak is the
         # population's arenas and one net.
-        for i, config in enumerate(configs):
-            net = nets.MultiLayerNetExtend(
+        self._fill(len(configs), (
+            (nets.MultiLayerNetExtend(
                 input_size, hidden_size_list, output_size, activation,
                 config.get("weight_init_std", "relu"), config.get("weight_decay_lambda", 0),
                 use_dropout, use_batchnorm=use_batchnorm, normalization=normalization,
                 dropout_ratio=config.get("dropout_ratio", 0.5), dtype=dtype,
-                seed=config.get("seed"))
-            opt = optimizer_class(**{k: v for k, v in config.items() if k in hyper_keys})
+                seed=config.get("seed")),
+             optimizer_class(**{k: v for k, v in config.items() if k in hyper_keys}))
+            for config in configs))
+
+    @classmethod
+    def from_members(cls, members, num_threads=None):
+        """A population whose member i continues from ``members[i]``, a pair of a
+        ``fastnet.nets.MultiLayerNetExtend`` and a ``fastnet.optimizers`` optimizer
+        (copied, as ``set_member`` copies them): for members built or restored
+        elsewhere (a sweep's checkpoints).  The nets share one architecture,
+        normalization (one of ``NORMALIZATIONS``), activation and dtype, and the
+        optimizers one class.  ``configs`` is None for each member.
+
+        Raises ValueError for no members or nets that differ, TypeError for optimizers
+        of different classes."""
+        members = list(members)
+        if not members:
+            raise ValueError("members is empty: a population needs at least one member")
+        net, optimizer = members[0]
+        if (not isinstance(net, nets.MultiLayerNetExtend)
+                or net.normalization not in NORMALIZATIONS):
+            raise ValueError(f"members' nets must be fastnet.nets.MultiLayerNetExtend with a "
+                             f"normalization in {NORMALIZATIONS}, got {type(net).__name__} "
+                             f"with {getattr(net, 'normalization', None)!r}")
+        if type(optimizer) not in optimizers.OPTIMIZERS.values():
+            raise TypeError(f"members' optimizers must be fastnet.optimizers instances, got "
+                            f"{type(optimizer).__module__}.{type(optimizer).__name__}")
+        population = cls.__new__(cls)
+        population.num_threads = _num_threads(num_threads)
+        population.configs = [None] * len(members)
+        population._fill(len(members), members)
+        return population
+
+    def _fill(self, k, members):
+        """Arenas for ``k`` members, filled from ``members``, (net, optimizer) pairs."""
+        for i, (net, optimizer) in enumerate(members):
             if i == 0:
-                self._allocate(net, len(configs), optimizer_class)
-            self.set_member(i, net, opt)
-        self._workspaces = {}
-        self._infer_ws = None
+                self._allocate(net, k, type(optimizer))
+            self.set_member(i, net, optimizer)
+        self._workspaces = (0, [])  # (batch size, one training workspace per share)
+        self._infer_ws = (0, [])  # (rows per chunk, one inference workspace per share)
 
     def _allocate(self, first, k, optimizer_class):
-        """The arenas of ``k`` members shaped as ``first``, a member's net."""
+        """The arenas of ``k`` members shaped as ``first``, a member's net, stepped by
+        ``optimizer_class``."""
+        self.optimizer = optimizer_class.__name__
+        self._kind = kernels.OPTIMIZER_CODES[self.optimizer]
         self.input_size, self.output_size = first.input_size, first.output_size
         self.activation, self.dtype = first.activation, first.dtype
         self.layout = NetLayout(first.input_size, first.hidden_size_list, first.output_size,
@@ -243,11 +296,33 @@ class Population:
                              f"{self.output_size})), got shape {t.shape}")
         return x, np.stack([_validate.labels(row, x.shape[1], self.output_size) for row in t])
 
-    def _penalties(self):
-        """Each member's ``0.5 * lambda * sum(W^2)``, as one net's ``loss`` adds it."""
+    def _shares(self):
+        """How many threads step members at once: ``num_threads``, or fastnet's thread
+        count (``fastnet.threads.get_num_threads``), at most one per member."""
+        wanted = self.num_threads or threads.get_num_threads()
+        return min(wanted, len(self))
+
+    def _training_workspaces(self, n, shares):
+        """One training workspace for batches of ``n`` rows per share (kept across
+        steps; a new batch size replaces them)."""
+        if self._workspaces[0] != n:
+            self._workspaces = (n, [])
+        kept = self._workspaces[1]
+        while len(kept) < shares:
+            ws = self.layout.workspace(n, self.dtype)
+            ws["x_rows"] = np.empty((n, self.input_size), self.dtype)  # for ``rows``
+            ws["label_rows"] = np.empty(n, np.int64)
+            kept.append(ws)
+        return kept
+
+    def _penalties(self, out, first, last):
+        """``out[k] = 0.5 * lambda * sum(W^2)`` for members ``first`` to ``last - 1``, as
+        one net's ``loss`` adds it (in a share of ``threads.run_shares``: the dot product
+        is single-threaded there, so its bits do not depend on the thread count)."""
         weights = self._params[:, :self.layout.n_decayed]
-        return np.array([0.5 * decay * float(np.dot(w, w)) if decay else 0.0
-                         for decay, w in zip(self._lambdas, weights)])
+        for k in range(first, last):
+            out[k] = (0.5 * self._lambdas[k] * float(np.dot(weights[k], weights[k]))
+                      if self._lambdas[k] else 0.0)
 
     def _rows(self, rows, n_samples):
         rows = np.asarray(rows)
@@ -281,47 +356,67 @@ class Population:
         else:
             rows = self._rows(rows, x.shape[1])
             n = rows.shape[1]
-        if n not in self._workspaces:
-            ws = self.layout.workspace(n, self.dtype)
-            ws["x_rows"] = np.empty((n, self.input_size), self.dtype)  # for ``rows``
-            ws["label_rows"] = np.empty(n, np.int64)
-            self._workspaces = {n: ws}
-        ws = self._workspaces[n]
-        penalties = self._penalties()
+        shares = self._shares()
+        workspaces = self._training_workspaces(n, shares)
         hyper = np.array([opt.kernel_scalars() for opt in self._optimizers], self.dtype)
         keys = stream_key(self._seeds, self._steps[:, None])
         if self._seeds.size:
             self._steps += np.uint64(1)
-        losses = np.empty(len(self))
-        kernels.population_train_step(
-            x, labels, rows, self.layout.dims, self.layout.table,
-            activations.CODES[self.activation], self._params, self._grads, self._running,
-            self.layout.norm, self._bn_momenta, self._norm_eps, self._ratios, keys, self._kind,
-            hyper, self._states, self._lambdas.astype(self.dtype), self.layout.n_decayed,
-            ws["acts"], ws["xns"], ws["stds"], ws["masks"], ws["scratch"], ws["logits"],
-            ws["x_rows"], ws["label_rows"], losses)
+        losses, penalties = np.empty(len(self)), np.empty(len(self))
+        lambdas = self._lambdas.astype(self.dtype)
+
+        def step(first, last, share):
+            ws = workspaces[share]
+            self._penalties(penalties, first, last)  # of the weights before the update
+            kernels.population_train_step(
+                x, labels, rows, self.layout.dims, self.layout.table,
+                activations.CODES[self.activation], self._params, self._grads, self._running,
+                self.layout.norm, self._bn_momenta, self._norm_eps, self._ratios, keys,
+                self._kind, hyper, self._states, lambdas, self.layout.n_decayed, ws["acts"],
+                ws["xns"], ws["stds"], ws["masks"], ws["scratch"], ws["logits"],
+                ws["x_rows"], ws["label_rows"], losses, first, last)
+
+        threads.run_shares(step, len(self), shares)
         return losses + penalties
 
     # --------------------------------------------------------------------- inference
 
-    def _inference(self, rows):
-        """The inference kernels' arguments after ``x`` (as one net's), workspaces for up
-        to ``rows`` rows per chunk, grown across calls."""
-        rows = min(rows, nets.INFERENCE_CHUNK)
-        if self._infer_ws is None or self._infer_ws[0] < rows:
-            self._infer_ws = (rows, *self.layout.inference_workspace(rows, self.dtype))
-        _, stds, scratch, _ = self._infer_ws
-        return (self.layout.dims, self.layout.table, activations.CODES[self.activation],
-                self._params, self._running, self.layout.norm, self._norm_eps,
-                (1 - self._ratios).astype(self.dtype), nets.INFERENCE_CHUNK, stds, scratch)
+    def _inference(self, kernel, x, out, shares, labels=None, penalties=None,
+                   with_logits=True):
+        """``kernel`` (an inference kernel of ``fastnet.kernels.population``; one without
+        a logits workspace when not ``with_logits``) over every member of ``x`` (1 or K,
+        N, D) into ``out``, members shared between threads,
+        each with workspaces for chunks of up to ``nets.INFERENCE_CHUNK`` rows (kept
+        and grown across calls); ``penalties``, when given, receives the weight-decay
+        terms."""
+        rows = min(x.shape[1], nets.INFERENCE_CHUNK)
+        if self._infer_ws[0] < rows:
+            self._infer_ws = (rows, [])
+        kept = self._infer_ws[1]
+        while len(kept) < shares:
+            kept.append(self.layout.inference_workspace(self._infer_ws[0], self.dtype))
+        shared = (self.layout.dims, self.layout.table, activations.CODES[self.activation],
+                  self._params, self._running, self.layout.norm, self._norm_eps,
+                  (1 - self._ratios).astype(self.dtype), nets.INFERENCE_CHUNK)
+        head = (x,) if labels is None else (x, labels)
+
+        def evaluate(first, last, share):
+            stds, scratch, logits = kept[share]
+            tail = (stds, scratch, logits) if with_logits else (stds, scratch)
+            kernel(*head, *shared, *tail, out, first, last)
+            if penalties is not None:
+                self._penalties(penalties, first, last)
+
+        threads.run_shares(evaluate, len(self), shares)
+        return out
 
     def predict(self, x):
         """Every member's logits of ``x`` in inference mode, shape (K, N, C); ``x`` is
         (N, D) for all or (K, N, D), one batch per member."""
         x = self._inputs(x)
         out = np.empty((len(self), x.shape[1], self.output_size), self.dtype)
-        kernels.population_predict(x, *self._inference(x.shape[1]), out)
-        return out
+        return self._inference(kernels.population_predict, x, out, self._shares(),
+                               with_logits=False)
 
     def _inputs(self, x):
         x = _validate.float_array(x, "x", self.dtype)
@@ -335,16 +430,15 @@ class Population:
         """Every member's mean cross-entropy in inference mode plus its weight decay,
         shape (K,); ``x`` and ``t`` as in ``train_step``."""
         x, labels = self._batches(x, t)
-        out = np.empty(len(self))
-        args = self._inference(x.shape[1])
-        kernels.population_cross_entropy(x, labels, *args, self._infer_ws[3], out)
-        return out + self._penalties()
+        penalties = np.empty(len(self))
+        out = self._inference(kernels.population_cross_entropy, x, np.empty(len(self)),
+                              self._shares(), labels, penalties)
+        return out + penalties
 
     def accuracy(self, x, t):
         """Every member's fraction of samples whose largest logit is the label, shape
         (K,); ``x`` and ``t`` as in ``train_step``."""
         x, labels = self._batches(x, t)
-        y = np.empty((len(self), x.shape[1]), np.int64)
-        args = self._inference(x.shape[1])
-        kernels.population_predict_labels(x, *args, self._infer_ws[3], y)
+        y = self._inference(kernels.population_predict_labels, x,
+                            np.empty((len(self), x.shape[1]), np.int64), self._shares())
         return np.sum(y == labels, axis=1) / float(x.shape[1])

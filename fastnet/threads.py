@@ -34,6 +34,7 @@ at a time across threads (``pick`` in ``fastnet.kernels.jit``).  A layer the use
 ``workers x n <= cores``: e.g. 2 workers with ``set_num_threads(1)`` on 2 cores.  The
 environment variable ``FASTNET_NUM_THREADS`` applies ``set_num_threads`` at import.
 """
+import concurrent.futures
 import ctypes
 import functools
 import importlib.metadata
@@ -58,9 +59,9 @@ def set_num_threads(n):
     if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"n must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
                          f"(NUMBA_NUM_THREADS), got {n}")
-    import scipy.linalg  # noqa: F401  (load SciPy's BLAS, which np.dot in compiled code calls)
     numba.set_num_threads(n)
-    threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    with _blas_lock:
+        _blas_limit(n)
 
 
 def get_num_threads():
@@ -108,9 +109,13 @@ def _choose_threading_layer():
 
 
 def _unlock_in_child():
-    # A fork taken while another thread held the lock must not leave the child locked.
-    global _one_at_a_time
+    # A fork taken while another thread held a lock must not leave the child locked, and
+    # the parent's helper threads do not exist in the child.
+    global _one_at_a_time, _blas_lock, _blas_users, _blas_limiter, _pool, _pool_size
     _one_at_a_time = threading.Lock()
+    _blas_lock = threading.Lock()
+    _blas_users, _blas_limiter = 0, None
+    _pool, _pool_size = None, 0
 
 
 @functools.cache
@@ -139,6 +144,95 @@ def one_at_a_time(kernel):
     return call
 
 
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's controller of every BLAS library: NumPy's, and SciPy's, which
+    ``np.dot`` in compiled code calls (loaded first)."""
+    import scipy.linalg  # noqa: F401
+    return threadpoolctl.ThreadpoolController()
+
+
+def _take_blas_control():
+    # threadpoolctl (3.8+) lets one thread only, the first to set a limit, change a
+    # process-wide OpenBLAS pool, and silently ignores the others, so that threads do
+    # not fight over it.  fastnet's changes are serialized under ``_blas_lock``, and
+    # the thread making one must be heard: it takes that control first.
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None),
+                    "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+
+
+def _blas_limit(n):
+    """Every BLAS library's thread count set to ``n`` (under ``_blas_lock``); the
+    threadpoolctl limiter that restores the counts before."""
+    _take_blas_control()
+    return _blas_controller().limit(limits=n, user_api="blas")
+
+
+def _blas_single_threaded_enter():
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = _blas_limit(1)
+        _blas_users += 1
+
+
+def _blas_single_threaded_exit():
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        _blas_users -= 1
+        if _blas_users == 0:
+            _take_blas_control()
+            _blas_limiter.restore_original_limits()
+            _blas_limiter = None
+
+
+def _executor(workers):
+    """The process's pool of at least ``workers`` helper threads (made on first use,
+    grown when asked for more)."""
+    global _pool, _pool_size
+    with _blas_lock:
+        if _pool is None or _pool_size < workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = concurrent.futures.ThreadPoolExecutor(workers, "fastnet-share")
+            _pool_size = workers
+        return _pool
+
+
+def run_shares(call, n, shares):
+    """``call(first, last, j)`` for ``shares`` contiguous shares ``[first, last)`` of
+    ``range(n)`` at once, share 0 on the calling thread and the others on helper
+    threads, with every BLAS library single-threaded meanwhile (restored after the
+    last concurrent ``run_shares`` ends, whatever it raised).
+
+    For work made of independent items that each call BLAS (a population's members):
+    the cores then run whole items at once instead of splitting each small GEMM, and
+    an item's arithmetic does not depend on ``shares`` or on the machine's thread
+    count.  ``call`` must release the GIL (fastnet's compiled kernels do).  The BLAS
+    limit is process-wide, so other threads' GEMMs run single-threaded meanwhile too.
+    The first exception raised by a share is raised after every share has ended.
+    """
+    shares = max(1, min(int(shares), n))
+    bounds = [n * j // shares for j in range(shares + 1)]
+    _blas_single_threaded_enter()
+    try:
+        futures = []
+        if shares > 1:
+            pool = _executor(shares - 1)
+            futures = [pool.submit(call, bounds[j], bounds[j + 1], j)
+                       for j in range(1, shares)]
+        try:
+            call(bounds[0], bounds[1], 0)
+        finally:
+            concurrent.futures.wait(futures)
+        for future in futures:
+            future.result()
+    finally:
+        _blas_single_threaded_exit()
+
+
 def threading_info():
     """What runs where: Numba's threading layer and threads, the BLAS the compiled GEMMs
     call (``gemm``, see ``fastnet.kernels.blas``), and each BLAS library."""
@@ -164,6 +258,9 @@ def threading_info():
 _USER_CHOSE_LAYER = _user_chose_layer()
 TBB_RUNTIME = _choose_threading_layer()
 _one_at_a_time = threading.Lock()
+_blas_lock = threading.Lock()  # guards the BLAS limit's users and the helper pool
+_blas_users, _blas_limiter = 0, None
+_pool, _pool_size = None, 0
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_unlock_in_child)
 

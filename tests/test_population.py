@@ -367,6 +367,25 @@ ERRORS = [
     ("set_member reference net",
      lambda: pop3().set_member(0, reference_nets.MultiLayerNetExtend(*SIZES)), ValueError,
      "net must be a fastnet.nets.MultiLayerNetExtend"),
+    ("empty", lambda: Population.from_members([]), ValueError,
+     "members is empty: a population needs at least one member"),
+    ("weight norm", lambda: Population.from_members(
+        [(fast_nets.MultiLayerNetExtend(*SIZES, normalization="weight"),
+          fast_optimizers.SGD())]), ValueError,
+     "members' nets must be fastnet.nets.MultiLayerNetExtend with a normalization in "
+     "(None, 'batch', 'layer'), got MultiLayerNetExtend with 'weight'"),
+    ("reference optimizer", lambda: Population.from_members(
+        [(fast_nets.MultiLayerNetExtend(*SIZES), reference_optimizers.SGD())]), TypeError,
+     "members' optimizers must be fastnet.optimizers instances, got "
+     "fastnet.reference.optimizers.SGD"),
+    ("mixed optimizers", lambda: Population.from_members(
+        [(fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD()),
+         (fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.Adam())]), TypeError,
+     "optimizer must be a fastnet.optimizers.SGD, got fastnet.optimizers.Adam"),
+    ("mixed nets", lambda: Population.from_members(
+        [(fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD()),
+         (fast_nets.MultiLayerNetExtend(6, [5, 5], 3), fast_optimizers.SGD())]), ValueError,
+     "net must be a fastnet.nets.MultiLayerNetExtend of the population's architecture"),
 ]
 
 
@@ -375,3 +394,90 @@ ERRORS = [
 def test_bad_input_is_refused(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call()
+
+
+# ------------------------------------------------------------------ threads
+
+WIDE = (784, [100, 50], 10)  # 784 inputs: GEMMs whose last bits follow BLAS's threads
+WIDE_N = 64
+
+
+def wide_run(dtype, num_threads, k=5, steps=3):
+    """A population of ``k`` Momentum members of a 784-100-50-10 net stepped ``steps``
+    times on ``num_threads`` threads: (losses per step, parameters, predict, loss,
+    accuracy)."""
+    configs = [{"seed": i, "lr": 0.02 * (i + 1), "weight_decay_lambda": 0.01 * i}
+               for i in range(k)]
+    pop = Population(*WIDE, configs, optimizer="Momentum", use_batchnorm=True, dtype=dtype,
+                     num_threads=num_threads)
+    rng = np.random.default_rng(3)
+    train = rng.standard_normal((200, WIDE[0])).astype(dtype), rng.integers(0, 10, 200)
+    rows = [rng.integers(0, 200, (k, WIDE_N)) for _ in range(steps)]
+    losses = [pop.train_step(*train, rows=r) for r in rows]
+    return (losses, pop._params.copy(), pop.predict(train[0]), pop.loss(*train),
+            pop.accuracy(*train)), configs, train, rows
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_members_do_not_depend_on_the_thread_count(dtype):
+    """Members are stepped by threads with single-threaded BLAS each: the same bits on
+    1, 2 or 3 threads (K = 5 does not divide evenly), and those of each member's net
+    trained alone with BLAS single-threaded."""
+    import threadpoolctl
+    one, configs, (x, t), rows = wide_run(dtype, 1)
+    for num_threads in (2, 3, None):
+        other = wide_run(dtype, num_threads)[0]
+        for a, b in zip(one, other):
+            assert_array_equal(a, b, err_msg=f"num_threads={num_threads}")
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        for i, config in enumerate(configs):
+            net = fast_nets.MultiLayerNetExtend(
+                *WIDE, use_batchnorm=True, dtype=dtype, seed=config["seed"],
+                weight_decay_lambda=config["weight_decay_lambda"])
+            opt = fast_optimizers.Momentum(lr=config["lr"])
+            losses = [net.train_step(x[r[i]], t[r[i]], opt) for r in rows]
+            assert_array_equal(losses, [step[i] for step in one[0]])
+            assert_array_equal(net.predict(x), one[2][i])
+
+
+def test_a_step_leaves_blas_threads_as_they_were():
+    import threadpoolctl
+    before = [info["num_threads"] for info in threadpoolctl.threadpool_info()
+              if info["user_api"] == "blas"]
+    wide_run(np.float32, 2, steps=1)
+    assert [info["num_threads"] for info in threadpoolctl.threadpool_info()
+            if info["user_api"] == "blas"] == before
+
+
+def test_populations_stepped_by_concurrent_threads_are_exact():
+    from concurrent.futures import ThreadPoolExecutor
+    alone_results = wide_run(np.float64, 2)[0]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: wide_run(np.float64, 2)[0], range(3)))
+    for result in results:
+        for a, b in zip(result, alone_results):
+            assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("num_threads", [0, -1, 1.5, True, "2"])
+def test_bad_num_threads_is_refused(num_threads):
+    with pytest.raises(ValueError, match=re.escape(
+            f"num_threads must be a positive int or None (fastnet's thread count), got "
+            f"{num_threads!r}")):
+        pop3(num_threads=num_threads)
+
+
+def test_from_members_continues_each_member_exactly():
+    """A population built from (net, optimizer) pairs steps each pair as it would alone."""
+    opt_case = next(p.values[0] for p in OPTIMIZERS if p.values[0].name == "Adam")
+    net_case = NETS[0].values[0]
+    pop = make_population(net_case, opt_case, np.float64)
+    for step in range(2):
+        pop.train_step(*batches(step, len(pop), "shared", np.float64))
+    members = [(pop.member(i), pop.member_optimizer(i)) for i in range(len(pop))]
+    copy = Population.from_members(members, num_threads=2)
+    assert copy.configs == [None] * 3 and copy.optimizer == "Adam"
+    for step in range(2, 4):
+        batch = batches(step, len(pop), "shared", np.float64)
+        assert_array_equal(copy.train_step(*batch), pop.train_step(*batch))
+    assert_array_equal(copy._params, pop._params)

@@ -26,6 +26,7 @@ warnings.simplefilter("always")
 import numba
 import numpy as np
 from fastnet import config, nets, optimizers, threading_info
+from fastnet.population import Population
 from fastnet.kernels import optimizers as update_kernels
 from fastnet.kernels.jit import pick
 
@@ -34,7 +35,8 @@ SIZE = 1 << 21  # well above config.PARALLEL_MIN_SIZE
 
 def work(seed):
     # Adam on a 2M-parameter dict, then fused train steps of a 400k-parameter net (its
-    # Adam update is parallel too); what each returns is compared bit for bit.
+    # Adam update is parallel too), then a population on two threads of fastnet's own;
+    # what each returns is compared bit for bit.
     rng = np.random.default_rng(seed)
     params = {"W": rng.standard_normal(SIZE).astype(np.float32)}
     adam = optimizers.Adam(lr=1e-3)
@@ -46,7 +48,12 @@ def work(seed):
     net_adam = optimizers.Adam(lr=1e-3)
     losses = [net.train_step(x, t, net_adam) for _ in range(3)]
     took_parallel = pick(update_kernels.adam, SIZE) is not update_kernels.adam
+    # a population's members stepped by two threads of fastnet's own (run_shares)
+    pop = Population(256, [64, 32], 10, [{"seed": seed + i} for i in range(3)], "Adam",
+                     num_threads=2)
+    pop_losses = [pop.train_step(x, t) for _ in range(2)]
     return {"adam": params["W"], "W1": net.params["W1"].copy(), "losses": np.array(losses),
+            "pop": np.concatenate([*pop_losses, pop.predict(x).ravel()]),
             "took_parallel": took_parallel, "layer": numba.threading_layer()}
 
 seeds = [1, 2, 3, 4]
@@ -67,7 +74,7 @@ serial = [work(seed) for seed in seeds]
 assert all(r["took_parallel"] for r in results)
 assert not any(s["took_parallel"] for s in serial)
 differ = [(seed, key) for seed, r, s in zip(seeds, results, serial)
-          for key in ("adam", "W1", "losses") if r[key].tobytes() != s[key].tobytes()]
+          for key in ("adam", "W1", "losses", "pop") if r[key].tobytes() != s[key].tobytes()]
 print(json.dumps({"layer": numba.threading_layer(),
                   "tbb_runtime": threading_info()["tbb_runtime"],
                   "workers_layers": sorted({r["layer"] for r in results}),
@@ -112,3 +119,68 @@ def test_parallel_kernels_in_forked_workers_and_concurrent_threads(mode, layer):
     assert (report["tbb_runtime"] is not None) == has_tbb_wheel()
     fallback = [w for w in report["warnings"] if "TBB was not found" in w]
     assert len(fallback) == (expected == "workqueue" and layer is None)
+
+
+# ---------------------------------------------------------------- run_shares, BLAS limits
+
+def blas_threads():
+    import scipy.linalg  # noqa: F401  (its BLAS too, as fastnet's limits cover it)
+    import threadpoolctl
+    return [info["num_threads"] for info in threadpoolctl.threadpool_info()
+            if info["user_api"] == "blas"]
+
+
+def test_set_num_threads_is_heard_from_any_thread():
+    """threadpoolctl lets one thread only change OpenBLAS's pool; fastnet's calls take
+    that control, so a worker thread's ``set_num_threads`` is not silently ignored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastnet import threads
+    before = threads.get_num_threads()
+    try:
+        threads.set_num_threads(1)  # the main thread first
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(threads.set_num_threads, 2).result()
+        assert set(blas_threads()) == {2}
+        threads.set_num_threads(1)
+        assert set(blas_threads()) == {1}
+    finally:
+        threads.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n, shares", [(5, 2), (5, 3), (2, 4), (1, 1), (7, 7)])
+def test_run_shares_covers_every_item_once_with_blas_single_threaded(n, shares):
+    import threading
+
+    from fastnet import threads
+    before = blas_threads()
+    seen, lock = [], threading.Lock()
+    together = threading.Barrier(min(n, shares), timeout=30)  # the shares run at once
+
+    def call(first, last, share):
+        together.wait()
+        with lock:
+            seen.append((first, last, share, blas_threads()))
+
+    threads.run_shares(call, n, shares)
+    assert sorted(i for first, last, *_ in seen for i in range(first, last)) == list(range(n))
+    assert sorted(share for _, _, share, *_ in seen) == list(range(min(n, shares)))
+    assert all(set(inside) == {1} for *_, inside in seen)
+    assert blas_threads() == before
+
+
+def test_run_shares_raises_a_share_error_after_every_share_ended():
+    import time
+
+    from fastnet import threads
+    before, ended = blas_threads(), []
+
+    def call(first, last, share):
+        if share == 1:
+            raise ZeroDivisionError("share 1")
+        time.sleep(0.2)
+        ended.append(share)
+
+    with pytest.raises(ZeroDivisionError, match="share 1"):
+        threads.run_shares(call, 3, 3)
+    assert sorted(ended) == [0, 2] and blas_threads() == before

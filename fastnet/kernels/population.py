@@ -13,7 +13,9 @@ mini-batch per member); ``labels`` likewise.  Or ``x`` is a whole training set
 ``(1, M, D)`` and each member gathers its own mini-batch's rows inside the call (a
 sweep's members each follow their own data order), one member at a time into one
 (N, D) buffer that stays in cache, instead of a (K, N, D) copy made beforehand.  The workspaces are one net's, reused by
-each member in turn.
+each member in turn.  Every kernel steps or evaluates the members ``first`` to
+``last - 1`` only, so that threads can share a population's members (each thread with
+workspaces of its own, see ``fastnet.population``).
 
 The optimizers (``OPTIMIZER_CODES``) and their per-member scalars ``hyper[k]`` are
 those of ``fastnet.optimizers``' ``kernel_scalars()`` (Adam's bias-corrected step size
@@ -55,9 +57,9 @@ def update(kind, p, g, states, k, h, wd):
 def population_train_step(x, labels, rows, dims, layout, act, params, grads, running,
                           norm, bn_momenta, bn_eps, dropout_ratios, keys, kind, hyper, states,
                           weight_decay, n_decayed, acts, xns, stds, masks, scratch, logits,
-                          x_rows, label_rows, losses):
-    """One training step of every member: ``losses[k]`` receives member k's mean
-    cross-entropy (before its update, without the weight-decay term).
+                          x_rows, label_rows, losses, first, last):
+    """One training step of members ``first`` to ``last - 1``: ``losses[k]`` receives
+    member k's mean cross-entropy (before its update, without the weight-decay term).
 
     ``rows`` is ``(0, 0)``, or ``(K, N)``: then member k's mini-batch is rows
     ``rows[k]`` of ``x[0]`` and ``labels[0]`` (a training set), gathered into the
@@ -66,10 +68,9 @@ def population_train_step(x, labels, rows, dims, layout, act, params, grads, run
     dropout), ``weight_decay[k]`` member k's lambda; the rest as in the module doc and
     ``network.mlp_train_step``.
     """
-    n_members = params.shape[0]
     no_sgd = hyper[0, :0]
     sgd = np.empty(2, params.dtype)
-    for k in range(n_members):
+    for k in range(first, last):
         if rows.shape[0]:
             for i in range(rows.shape[1]):
                 row = rows[k, i]
@@ -103,19 +104,22 @@ def population_train_step(x, labels, rows, dims, layout, act, params, grads, run
 
 @jit
 def population_predict(x, dims, layout, act, params, running, norm, bn_eps, dropout_scales,
-                       chunk, stds, scratch, out):
-    """``out[k] = member k's logits`` in inference mode (``network.mlp_predict``), ``x``
-    ``(1, N, D)`` or ``(K, N, D)``, ``dropout_scales`` ``(K, hidden layers)``."""
-    for k in range(params.shape[0]):
+                       chunk, stds, scratch, out, first, last):
+    """``out[k] = member k's logits`` in inference mode (``network.mlp_predict``) for k
+    in ``first`` to ``last - 1``, ``x`` ``(1, N, D)`` or ``(K, N, D)``,
+    ``dropout_scales`` ``(K, hidden layers)``."""
+    for k in range(first, last):
         mlp_predict(x[k if x.shape[0] > 1 else 0], dims, layout, act, params[k], running[k],
                     norm, bn_eps, dropout_scales[k], chunk, stds, scratch, out[k])
 
 
 @jit
 def population_predict_labels(x, dims, layout, act, params, running, norm, bn_eps,
-                              dropout_scales, chunk, stds, scratch, logits, out):
-    """``out[k] = argmax of member k's logits`` (``network.mlp_predict_labels``)."""
-    for k in range(params.shape[0]):
+                              dropout_scales, chunk, stds, scratch, logits, out, first,
+                              last):
+    """``out[k] = argmax of member k's logits`` (``network.mlp_predict_labels``) for k in
+    ``first`` to ``last - 1``."""
+    for k in range(first, last):
         mlp_predict_labels(x[k if x.shape[0] > 1 else 0], dims, layout, act, params[k],
                            running[k], norm, bn_eps, dropout_scales[k], chunk, stds, scratch,
                            logits, out[k])
@@ -123,10 +127,11 @@ def population_predict_labels(x, dims, layout, act, params, running, norm, bn_ep
 
 @jit
 def population_cross_entropy(x, labels, dims, layout, act, params, running, norm, bn_eps,
-                             dropout_scales, chunk, stds, scratch, logits, out):
+                             dropout_scales, chunk, stds, scratch, logits, out, first, last):
     """``out[k] = member k's mean cross-entropy`` in inference mode
-    (``network.mlp_cross_entropy``), ``labels`` ``(1, N)`` or ``(K, N)``."""
-    for k in range(params.shape[0]):
+    (``network.mlp_cross_entropy``) for k in ``first`` to ``last - 1``, ``labels``
+    ``(1, N)`` or ``(K, N)``."""
+    for k in range(first, last):
         out[k] = mlp_cross_entropy(x[k if x.shape[0] > 1 else 0],
                                    labels[k if labels.shape[0] > 1 else 0], dims, layout,
                                    act, params[k], running[k], norm, bn_eps, dropout_scales[k],
