@@ -1,6 +1,7 @@
 """The ``fastnet`` command: train a net, run the chapter-6 experiments, benchmark.
 
     fastnet train --hidden 100,100 --optimizer adam --epochs 5 --save net.npz
+    fastnet train --normalization group --groups 4 --save group.npz
     fastnet train --load net.npz --epochs 0          # evaluate a saved net
     fastnet experiment all --dataset fashion-mnist --out results
     fastnet bench ...                                # see fastnet bench --help
@@ -36,10 +37,13 @@ from .sweep.cli import add_parser as add_sweep_parser
 ACTIVATIONS = tuple(reference_nets.ACTIVATION_LAYERS)
 INIT_NAMES = reference_nets.HE_NAMES + reference_nets.XAVIER_NAMES
 OPTIMIZERS = tuple(reference_optimizers.OPTIMIZERS)
+NORMALIZATIONS = reference_nets.NORMALIZATIONS
 DEFAULT_HIDDEN = [100, 100, 100, 100]
 # Flags that fix the architecture: with --load they default to the file's values.
+# --batchnorm before --normalization, which it sets: a mismatch names the flag given.
 ARCHITECTURE = {"hidden": "hidden_size_list", "activation": "activation",
-                "batchnorm": "use_batchnorm", "dropout": "dropout_ratio"}
+                "batchnorm": "use_batchnorm", "normalization": "normalization",
+                "groups": "groups", "dropout": "dropout_ratio"}
 
 
 class CommandError(Exception):
@@ -98,8 +102,14 @@ def _add_train_parser(commands):
     net.add_argument("--init", type=_init, default="relu", metavar="relu|he|sigmoid|xavier|STD",
                      help="weight init: He, Xavier or a std (default relu = He; "
                      "ignored with --load)")
+    net.add_argument("--normalization", choices=NORMALIZATIONS,
+                     help="after each hidden Affine: batch, layer, group, instance or "
+                     "switchable norm; weight: weight norm of every Affine (default none)")
+    net.add_argument("--groups", type=_count(1), metavar="N",
+                     help="group norm's groups, instance norm's channels; must divide every "
+                     "hidden size (default 2)")
     net.add_argument("--batchnorm", action="store_true", default=None,
-                     help="batch normalization after each hidden Affine")
+                     help="the book's name for --normalization batch")
     net.add_argument("--dropout", type=_dropout_ratio, metavar="RATIO",
                      help="dropout after each hidden activation")
     net.add_argument("--dtype", choices=("float32", "float64"), help="default float32, or "
@@ -206,6 +216,7 @@ def train(args):
         raise CommandError(f"{args.save} exists; pass --force to overwrite it")
     if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
         raise CommandError(f"--momentum applies to momentum and nesterov, not {args.optimizer}")
+    _check_normalization(args)
     (x_train, t_train), (x_test, t_test), description = load_dataset(args.dataset,
                                                                     args.data_dir)
     x_train, t_train = _first(x_train, t_train, args.train_size, "--train-size", "training")
@@ -262,10 +273,12 @@ def cache_command(args):
 
 
 def _describe(network):
-    """Like ``784-100-100-10 relu, batch norm, dropout 0.2, float32``."""
+    """Like ``784-100-100-10 relu, group norm (4 groups), dropout 0.2, float32``."""
     sizes = [network.input_size, *network.hidden_size_list, network.output_size]
+    norm = getattr(network, "normalization", None)
+    count = {"group": " ({} groups)", "instance": " ({} channels)"}.get(norm, "")
     return ("-".join(map(str, sizes)) + f" {network.activation}"
-            + (", batch norm" if network.use_batchnorm else "")
+            + (f", {norm} norm{count.format(network.groups)}" if norm else "")
             + (f", dropout {network.dropout_ratio}" if network.use_dropout else "")
             + f", {network.dtype}")
 
@@ -295,12 +308,35 @@ def _fit(trainer):
             bar.update()
 
 
+def _check_normalization(args):
+    """``--batchnorm`` agrees with ``--normalization``; ``args.normalization`` is set
+    from either.  ``--groups`` goes with group and instance norm."""
+    if args.batchnorm:
+        if args.normalization not in (None, "batch"):
+            raise CommandError(f"--batchnorm is --normalization batch; it conflicts with "
+                               f"--normalization {args.normalization}")
+        args.normalization = "batch"
+    grouped = args.normalization in ("group", "instance")
+    if args.groups is not None and not (grouped or args.load):  # --load: checked there
+        raise CommandError("--groups applies to --normalization group and instance")
+
+
 def new_network(backend, args):
+    hidden = _flatten(args.hidden) or DEFAULT_HIDDEN
+    groups = {} if args.groups is None else {"groups": args.groups}
+    if args.normalization in ("group", "instance"):
+        count = args.groups or 2
+        for size in hidden:
+            if size % count:
+                raise CommandError(f"--groups {count} does not divide the hidden size {size}; "
+                                   f"{args.normalization} norm needs groups dividing every "
+                                   "hidden size")
     return backend.nets.MultiLayerNetExtend(
-        784, _flatten(args.hidden) or DEFAULT_HIDDEN, 10, activation=args.activation or "relu",
+        784, hidden, 10, activation=args.activation or "relu",
         weight_init_std=args.init, weight_decay_lambda=args.weight_decay,
         use_dropout=args.dropout is not None, dropout_ratio=args.dropout or 0.5,
-        use_batchnorm=bool(args.batchnorm), dtype=args.dtype or np.float32, seed=args.seed)
+        normalization=args.normalization, dtype=args.dtype or np.float32, seed=args.seed,
+        **groups)
 
 
 def _flatten(lists):
@@ -329,9 +365,12 @@ def load_network(path, backend, args):
         raise CommandError(str(err)) from None
     architecture = {"hidden_size_list": network.hidden_size_list,
                     "activation": network.activation,
+                    "normalization": network.normalization or "none",
+                    "groups": network.groups,
                     "use_batchnorm": network.use_batchnorm,
                     "dropout_ratio": network.dropout_ratio if network.use_dropout else None}
     given = {"hidden": _flatten(args.hidden) or None, "activation": args.activation,
+             "normalization": args.normalization, "groups": args.groups,
              "batchnorm": args.batchnorm, "dropout": args.dropout}
     for flag, key in ARCHITECTURE.items():
         if given[flag] is not None and given[flag] != architecture[key]:

@@ -1,39 +1,70 @@
 """Saving and loading nets: ``save_net(net, path)`` and ``load_net(path)``.
 
 A saved net is a plain NumPy ``.npz`` archive, readable with
-``np.load(path, allow_pickle=False)``, in the format tagged ``fastnet-mlp/1``.  For a
-net with ``L`` hidden layers it holds these arrays:
+``np.load(path, allow_pickle=False)``, tagged by its ``format`` entry with one of two
+versions.  ``fastnet-mlp/1`` holds nets without normalization or with batch norm;
+``fastnet-mlp/2`` holds every net ``MultiLayerNetExtend`` builds (``normalization=``
+any of ``NORMALIZATIONS``, ``groups=``).  For a net with ``L`` hidden layers:
 
-=====================  =======  ==========================  =============================
-key                    dtype    shape                       meaning
-=====================  =======  ==========================  =============================
-``format``             str      ()                          ``'fastnet-mlp/1'``
-``input_size``         int64    ()                          inputs per sample
-``hidden_size_list``   int64    (L,)                        width of each hidden layer
-``output_size``        int64    ()                          classes
-``activation``         str      ()                          ``'relu'``, ``'sigmoid'``, ...
-``use_batchnorm``      bool     ()                          batch norm after hidden Affines
-``dropout_ratio``      float64  ()                          0.0 for no dropout
-``params/W{i}``        net's    (fan_in, fan_out)           i = 1 .. L + 1
-``params/b{i}``        net's    (fan_out,)                  i = 1 .. L + 1
-``params/gamma{i}``    net's    (hidden_size_list[i-1],)    with batch norm, i = 1 .. L
-``params/beta{i}``     net's    (hidden_size_list[i-1],)    with batch norm, i = 1 .. L
-``running/mean{i}``    net's    (hidden_size_list[i-1],)    batch norm running mean
-``running/var{i}``     net's    (hidden_size_list[i-1],)    batch norm running variance
-=====================  =======  ==========================  =============================
+==========================  =======  =================  =================================
+key                         dtype    shape              meaning
+==========================  =======  =================  =================================
+``format``                  str      ()                 ``'fastnet-mlp/1'`` or ``/2``
+``input_size``              int64    ()                 inputs per sample
+``hidden_size_list``        int64    (L,)               width of each hidden layer
+``output_size``             int64    ()                 classes
+``activation``              str      ()                 ``'relu'``, ``'sigmoid'``, ...
+``use_batchnorm``           bool     ()                 version 1 only: batch norm after
+                                                        the hidden Affines
+``normalization``           str      ()                 version 2 only: one of
+                                                        ``NORMALIZATIONS``
+``groups``                  int64    ()                 version 2 only: the net's
+                                                        ``groups`` (group norm's groups,
+                                                        instance norm's channels)
+``dropout_ratio``           float64  ()                 0.0 for no dropout
+``params/W{i}``             net's    (fan_in, fan_out)  i = 1 .. L + 1 (not with weight
+                                                        norm)
+``params/v{i}``             net's    (fan_in, fan_out)  weight norm's directions,
+                                                        i = 1 .. L + 1
+``params/g{i}``             net's    (fan_out,)         weight norm's lengths
+``params/b{i}``             net's    (fan_out,)         i = 1 .. L + 1
+``params/gamma{i}``         net's    (C,)               with batch, layer, group,
+                                                        instance or switchable norm,
+                                                        i = 1 .. L
+``params/beta{i}``          net's    (C,)               as ``gamma{i}``
+``params/mean_weight{i}``   net's    (2,)               switchable norm: the mixing
+                                                        logits (layer, batch) of the mean
+``params/var_weight{i}``    net's    (2,)               the same of the variance
+``running/mean{i}``         net's    (C,)               batch or switchable norm's
+                                                        running mean, i = 1 .. L
+``running/var{i}``          net's    (C,)               their running variance
+==========================  =======  =================  =================================
 
-"net's" dtype is float32 or float64, the same for every parameter; the dtype of
-``params/W1`` is the net's.  The running statistics are present when the net's
-batch-norm layers have them (fastnet's nets always do; the reference's after their
-first training batch).  Not saved: the weight decay, the optimizer and its state, and
-the dropout layers' random streams; these are training settings, given again to
-``load_net`` (``weight_decay_lambda=``, ``seed=``) or to the trainer.
+``NORMALIZATIONS`` are ``'none'``, ``'batch'``, ``'layer'``, ``'group'``,
+``'instance'``, ``'weight'`` and ``'switchable'``: ``MultiLayerNetExtend``'s
+``normalization=`` (``'none'`` for ``None``).  ``C`` is ``hidden_size_list[i-1]``, or
+``groups`` for instance norm (one gamma and beta per channel).  "net's" dtype is
+float32 or float64, the same for every parameter; the dtype of ``params/b1`` is the
+net's.  The running statistics are present when the net's batch-norm or
+switchable-norm layers have them (the layers make them on their first training batch;
+fastnet's batch-norm nets always have them).  Not saved: the weight decay, the
+optimizer and its state, and the dropout layers' random streams; these are training
+settings, given again to ``load_net`` (``weight_decay_lambda=``, ``seed=``) or to the
+trainer.  The layers' ``momentum`` and ``eps`` are those ``MultiLayerNetExtend`` gives
+them (it takes no argument for either).
 
-A later format that old readers cannot read gets a new number (``fastnet-mlp/2``);
-``load_net`` refuses a number newer than its own with an error that says so.
+Versions.  ``save_net`` writes the oldest version that holds the net exactly, as
+``np.save`` does with its own format: version 1 for a net without normalization or
+with batch norm and the default ``groups=2`` (which does nothing there), so that such
+files stay readable by every fastnet; version 2 for the others.  ``load_net`` reads
+both.  A fastnet that knows version 1 only refuses a version-2 file with
+``ValueError: PATH has format 'fastnet-mlp/2', newer than this fastnet reads
+('fastnet-mlp/1'); load it with a newer fastnet``, and so does this one with a version
+newer than ``FORMAT_VERSION``.
 """
 import errno
 import os
+import re
 import secrets
 import zipfile
 import zlib
@@ -44,14 +75,24 @@ import numpy as np
 from . import nets
 
 FORMAT_NAME = "fastnet-mlp"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this fastnet reads and writes
 FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
-ARCHITECTURE_KEYS = ("input_size", "hidden_size_list", "output_size", "activation",
-                     "use_batchnorm", "dropout_ratio")
+FORMATS = tuple(f"{FORMAT_NAME}/{version}" for version in range(1, FORMAT_VERSION + 1))
+# The architecture's entries of each version
+ARCHITECTURE_KEYS = {
+    1: ("input_size", "hidden_size_list", "output_size", "activation", "use_batchnorm",
+        "dropout_ratio"),
+    2: ("input_size", "hidden_size_list", "output_size", "activation", "normalization",
+        "groups", "dropout_ratio"),
+}
+# The format's names of MultiLayerNetExtend's normalizations ('none' for None)
+NORMALIZATIONS = ("none", "batch", "layer", "group", "instance", "weight", "switchable")
+V1_GROUPS = 2  # the groups a version-1 net loads with: MultiLayerNetExtend's default
 
 
 def save_net(net, path, *, overwrite=False):
-    """Write ``net`` to ``path`` in the ``fastnet-mlp/1`` format (see the module doc).
+    """Write ``net`` to ``path`` in the oldest ``fastnet-mlp`` version that holds it
+    (see the module doc).
 
     ``net`` is a ``MultiLayerNet`` or ``MultiLayerNetExtend`` of ``fastnet.nets`` or
     ``fastnet.reference.nets``.  The archive is written to a temporary file beside
@@ -80,27 +121,39 @@ def _net_arrays(net):
     if not hasattr(net, "params") or not hasattr(net, "hidden_size_list"):
         raise TypeError(f"save_net takes a MultiLayerNet or MultiLayerNetExtend, got "
                         f"{type(net).__name__}")
-    normalization = getattr(net, "normalization", None)
-    if normalization not in (None, "batch"):
-        raise ValueError(f"the {FORMAT} format holds nets without normalization or with "
-                         f"batch norm, not normalization={normalization!r}")
+    normalization = getattr(net, "normalization", None) or "none"
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"the fastnet-mlp formats hold the normalizations "
+                         f"{', '.join(NORMALIZATIONS)}, not {normalization!r}")
+    groups = getattr(net, "groups", None) or V1_GROUPS
+    version = 1 if normalization in ("none", "batch") and groups == V1_GROUPS else 2
     use_dropout = getattr(net, "use_dropout", False)
     arrays = {
-        "format": np.str_(FORMAT),
+        "format": np.str_(f"{FORMAT_NAME}/{version}"),
         "input_size": np.int64(net.input_size),
         "hidden_size_list": np.array(net.hidden_size_list, np.int64).reshape(-1),
         "output_size": np.int64(net.output_size),
         "activation": np.str_(net.activation),
-        "use_batchnorm": np.bool_(getattr(net, "use_batchnorm", False)),
         "dropout_ratio": np.float64(net.dropout_ratio if use_dropout else 0.0),
     }
+    if version == 1:
+        arrays["use_batchnorm"] = np.bool_(normalization == "batch")
+    else:
+        arrays["normalization"] = np.str_(normalization)
+        arrays["groups"] = np.int64(groups)
     arrays.update({f"params/{key}": value for key, value in net.params.items()})
-    for i in range(1, len(net.hidden_size_list) + 1):
-        batchnorm = net.layers.get(f"BatchNorm{i}")
-        if batchnorm is not None and batchnorm.running_mean is not None:
-            arrays[f"running/mean{i}"] = batchnorm.running_mean
-            arrays[f"running/var{i}"] = batchnorm.running_var
+    for i, layer in _running_layers(net).items():
+        if layer.running_mean is not None:
+            arrays[f"running/mean{i}"] = layer.running_mean
+            arrays[f"running/var{i}"] = layer.running_var
     return arrays
+
+
+def _running_layers(net):
+    """``{i: layer}`` for the hidden layers ``{name}{i}`` that keep running statistics
+    (batch and switchable norm), made yet or not."""
+    return {int(match[1]): layer for key, layer in net.layers.items()
+            if (match := re.fullmatch(r"[A-Za-z]+(\d+)", key)) and hasattr(layer, "running_mean")}
 
 
 def _publish(tmp, path, overwrite):
@@ -128,37 +181,49 @@ def load_net(path, *, dtype=None, net_class=None, **options):
 
     Returns a ``net_class`` (default ``fastnet.nets.MultiLayerNetExtend``; pass
     ``fastnet.reference.nets.MultiLayerNetExtend`` for the NumPy oracle) with the
-    saved architecture, parameters and running statistics, in ``dtype`` (default: the
-    saved one).  ``options`` go to its constructor: ``weight_decay_lambda``, ``seed``
-    or ``rng`` (for dropout's masks), which the file does not fix.
+    saved architecture (normalization and groups included), parameters and running
+    statistics, in ``dtype`` (default: the saved one).  ``options`` go to its
+    constructor: ``weight_decay_lambda``, ``seed`` or ``rng`` (for dropout's masks),
+    which the file does not fix.  Reads ``fastnet-mlp/1`` and ``fastnet-mlp/2``.
 
-    A file that is not a saved net, lacks an entry, has a newer format version or
-    holds arrays of the wrong shape raises ``ValueError`` naming the problem; a file
-    that cannot be opened raises the ``OSError`` of ``open``.
+    A file that is not a saved net, lacks an entry, has a newer format version, names
+    an unknown normalization, describes a net that cannot be built (``groups`` not
+    dividing a hidden size) or holds arrays of the wrong shape raises ``ValueError``
+    naming ``path`` and the problem; a file that cannot be opened raises the
+    ``OSError`` of ``open``.
     """
     path = Path(path)
-    files = _read(path)
-    architecture = _architecture(files, path)
+    files, version = _read(path)
+    architecture = _architecture(files, version, path)
     params = {key.removeprefix("params/"): value for key, value in files.items()
               if key.startswith("params/")}
-    if "W1" not in params:
-        raise ValueError(f"{path} lacks params/W1 (a {FORMAT} net has params/W1 ... "
-                         f"params/W{len(architecture['hidden_size_list']) + 1})")
-    net = (net_class or nets.MultiLayerNetExtend)(
-        architecture["input_size"], architecture["hidden_size_list"],
-        architecture["output_size"], activation=architecture["activation"],
-        use_dropout=architecture["dropout_ratio"] > 0,
-        dropout_ratio=architecture["dropout_ratio"] or 0.5,
-        use_batchnorm=architecture["use_batchnorm"],
-        dtype=params["W1"].dtype if dtype is None else dtype, **options)
+    if "b1" not in params:
+        raise ValueError(f"{path} lacks params/b1 (a fastnet-mlp/{version} net has "
+                         f"params/b1 ... params/b{len(architecture['hidden_size_list']) + 1})")
+    if dtype is None:
+        dtype = params["b1"].dtype
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"{path}: b1 must be a float32 or float64 array (the net's "
+                             f"dtype), got dtype {dtype}")
+    normalization = architecture.pop("normalization")
+    try:
+        net = (net_class or nets.MultiLayerNetExtend)(
+            architecture.pop("input_size"), architecture.pop("hidden_size_list"),
+            architecture.pop("output_size"),
+            normalization=None if normalization == "none" else normalization,
+            dtype=dtype, **architecture, **options)
+    except ValueError as err:  # a size of 0, an unknown activation...
+        raise ValueError(f"{path}: cannot build the net it describes: {err}") from None
     _copy_params(net, params, files, path)
     return net
 
 
 def _read(path):
-    """Every array of the ``.npz`` at ``path``, which must be tagged ``FORMAT``."""
+    """Every array of the ``.npz`` at ``path``, which must be tagged with one of
+    ``FORMATS``, and the version of its format."""
+    expected = " or ".join(map(repr, FORMATS))
     unreadable = (f"{path} is not a fastnet net: expected an .npz archive with format "
-                  f"{FORMAT!r}, found a file NumPy cannot read as one")
+                  f"{expected}, found a file NumPy cannot read as one")
     try:
         saved = np.load(path, allow_pickle=False)
         files = None  # a .npy file gives a single array
@@ -170,25 +235,28 @@ def _read(path):
     if files is None:
         raise ValueError(f"{unreadable} (a single .npy array)")
     if "format" not in files:
-        raise ValueError(f"{path} is not a fastnet net: expected format {FORMAT!r}, "
+        raise ValueError(f"{path} is not a fastnet net: expected format {expected}, "
                          f"found no 'format' entry")
     found = str(files["format"])
     name, _, version = found.partition("/")
     if name == FORMAT_NAME and version.isdigit() and int(version) > FORMAT_VERSION:
         raise ValueError(f"{path} has format {found!r}, newer than this fastnet reads "
                          f"({FORMAT!r}); load it with a newer fastnet")
-    if found != FORMAT:
-        raise ValueError(f"{path} is not a fastnet net: expected format {FORMAT!r}, "
+    if found not in FORMATS:
+        raise ValueError(f"{path} is not a fastnet net: expected format {expected}, "
                          f"found {found!r}")
-    missing = [key for key in ARCHITECTURE_KEYS if key not in files]
+    version = int(version)
+    missing = [key for key in ARCHITECTURE_KEYS[version] if key not in files]
     if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)} (format {FORMAT} needs "
-                         f"{', '.join(ARCHITECTURE_KEYS)})")
-    return files
+        raise ValueError(f"{path} lacks {', '.join(missing)} (format {found} needs "
+                         f"{', '.join(ARCHITECTURE_KEYS[version])})")
+    return files, version
 
 
-def _architecture(files, path):
-    """The constructor's architecture arguments from the archive's arrays."""
+def _architecture(files, version, path):
+    """The constructor's arguments from the archive's arrays: the sizes, ``activation``,
+    ``normalization`` (a name of ``NORMALIZATIONS``), ``groups`` (version 2),
+    ``use_dropout`` and ``dropout_ratio``."""
     def scalar(key, kinds):
         value = files[key]
         if value.ndim != 0 or value.dtype.kind not in kinds:
@@ -200,12 +268,29 @@ def _architecture(files, path):
     if sizes.ndim != 1 or (sizes.size and sizes.dtype.kind not in "iu"):
         raise ValueError(f"{path}: hidden_size_list must be a 1-D integer array, got "
                          f"dtype {sizes.dtype} and shape {sizes.shape}")
-    return {"input_size": scalar("input_size", "iu"),
-            "hidden_size_list": [int(n) for n in sizes],
-            "output_size": scalar("output_size", "iu"),
-            "activation": scalar("activation", "U"),
-            "use_batchnorm": scalar("use_batchnorm", "b"),
-            "dropout_ratio": float(scalar("dropout_ratio", "f"))}
+    dropout_ratio = float(scalar("dropout_ratio", "f"))
+    architecture = {"input_size": scalar("input_size", "iu"),
+                    "hidden_size_list": [int(n) for n in sizes],
+                    "output_size": scalar("output_size", "iu"),
+                    "activation": scalar("activation", "U"),
+                    "use_dropout": dropout_ratio > 0, "dropout_ratio": dropout_ratio or 0.5}
+    if version == 1:
+        architecture["normalization"] = "batch" if scalar("use_batchnorm", "b") else "none"
+        return architecture
+    normalization = scalar("normalization", "U")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"{path}: normalization must be one of "
+                         f"{', '.join(map(repr, NORMALIZATIONS))}, got {normalization!r}")
+    groups = scalar("groups", "iu")
+    if groups < 1:
+        raise ValueError(f"{path}: groups must be >= 1, got {groups}")
+    for size in architecture["hidden_size_list"]:
+        if normalization in ("group", "instance") and size % groups:
+            raise ValueError(f"{path}: groups {groups} does not divide the hidden size "
+                             f"{size} ({normalization} norm needs groups dividing every "
+                             f"hidden size)")
+    architecture.update(normalization=normalization, groups=groups)
+    return architecture
 
 
 def _copy_params(net, params, files, path):
@@ -216,20 +301,27 @@ def _copy_params(net, params, files, path):
     for key, value in params.items():
         _check_array(value, net.params[key].shape, key, path)
         net.params[key][...] = value
-    for i in range(1, len(net.hidden_size_list) + 1):
-        batchnorm = net.layers.get(f"BatchNorm{i}")
-        if batchnorm is None or f"running/mean{i}" not in files:
+    running = _running_layers(net)
+    expected = {f"running/{stat}{i}" for i in running for stat in ("mean", "var")}
+    stray = sorted(key for key in files if key.startswith("running/") and key not in expected)
+    if stray:
+        raise ValueError(f"{path} holds {', '.join(stray)}, but the net it describes has "
+                         f"no running statistics there (only batch and switchable norm "
+                         f"keep them)")
+    for i, layer in running.items():
+        if f"running/mean{i}" not in files and f"running/var{i}" not in files:
             continue
         for stat in ("mean", "var"):
             value = files.get(f"running/{stat}{i}")
             if value is None:
-                raise ValueError(f"{path} has running/mean{i} but lacks running/{stat}{i}")
+                other = "var" if stat == "mean" else "mean"
+                raise ValueError(f"{path} has running/{other}{i} but lacks running/{stat}{i}")
             _check_array(value, net.params[f"gamma{i}"].shape, f"running/{stat}{i}", path)
-            current = getattr(batchnorm, f"running_{stat}")
-            if current is None:  # the reference's layers make them on the first batch
-                setattr(batchnorm, f"running_{stat}", value.astype(net.dtype))
+            current = getattr(layer, f"running_{stat}")
+            if current is None:  # the layers make them on their first training batch
+                setattr(layer, f"running_{stat}", value.astype(net.dtype))
             else:
-                current[...] = value  # fastnet's nets keep these in one arena
+                current[...] = value  # fastnet's nets keep batch norm's in one arena
 
 
 def _check_array(value, shape, name, path):

@@ -33,23 +33,55 @@ def final_accuracies(stdout):
     return float(match[1]), float(match[2])
 
 
-@pytest.mark.parametrize("options", [[], ["--batchnorm", "--dropout", "0.2", "--dtype",
-                                          "float64", "--optimizer", "adam"]])
-def test_save_then_load_round_trips(options, mnist_dir, tmp_path, capsys):
+# The nets of the round trips (hidden 20,20): the options, how the net line describes
+# the normalization, the file's format and normalization entry (None in version 1).
+TRAINED_NETS = [
+    ([], "relu, float32", "fastnet-mlp/1", None),
+    (["--batchnorm", "--dropout", "0.2", "--dtype", "float64", "--optimizer", "adam"],
+     "relu, batch norm, dropout 0.2, float64", "fastnet-mlp/1", None),
+    (["--normalization", "batch"], "relu, batch norm, float32", "fastnet-mlp/1", None),
+    (["--normalization", "layer", "--dropout", "0.2"], "relu, layer norm, dropout 0.2",
+     "fastnet-mlp/2", "layer"),
+    (["--normalization", "group", "--groups", "4", "--activation", "tanh"],
+     "tanh, group norm (4 groups), float32", "fastnet-mlp/2", "group"),
+    (["--normalization", "instance", "--groups", "5", "--dtype", "float64"],
+     "relu, instance norm (5 channels), float64", "fastnet-mlp/2", "instance"),
+    (["--normalization", "weight", "--optimizer", "adam"], "relu, weight norm, float32",
+     "fastnet-mlp/2", "weight"),
+    (["--normalization", "switchable", "--optimizer", "momentum"],
+     "relu, switchable norm, float32", "fastnet-mlp/2", "switchable"),
+]
+
+
+@pytest.mark.parametrize("options, described, version, normalization", [
+    pytest.param(*case, id=" ".join(case[0][:2]) or "plain") for case in TRAINED_NETS])
+def test_save_then_load_round_trips(options, described, version, normalization, mnist_dir,
+                                    tmp_path, capsys):
     path = tmp_path / "net.npz"
     status, stdout, _ = train(capsys, mnist_dir, "--save", str(path), *options)
     assert status == 0 and f"saved to {path}" in stdout
+    assert f"net: 784-20-20-10 {described}" in stdout
     assert stdout.count("epoch ") == 2
     trained = final_accuracies(stdout)
     with np.load(path, allow_pickle=False) as saved:  # no pickle needed to read it
-        assert list(saved["hidden_size_list"]) == [20, 20] and "params/W3" in saved
-        assert ("running/mean1" in saved) == ("--batchnorm" in options)
+        assert list(saved["hidden_size_list"]) == [20, 20] and "params/b3" in saved
+        assert str(saved["format"]) == version
+        assert str(saved["normalization"]) == normalization if normalization else True
+        assert ("running/mean1" in saved) == any(name in described for name in (
+            "batch norm", "switchable norm"))
 
     for backend in ("fastnet", "reference"):
         status, stdout, _ = train(capsys, mnist_dir, "--load", str(path), "--epochs", "0",
                                   "--backend", backend)
-        assert status == 0
+        assert status == 0 and f"net: 784-20-20-10 {described}" in stdout
+        if backend == "fastnet":
+            assert final_accuracies(stdout) == trained
         np.testing.assert_allclose(final_accuracies(stdout), trained, atol=0.011)
+    # The file's normalization given again is no conflict.
+    status, stdout, _ = train(capsys, mnist_dir, "--load", str(path), "--epochs", "0",
+                              *[option for option in options
+                                if option not in ("--optimizer", "adam", "momentum")])
+    assert status == 0
     status, stdout, _ = train(capsys, mnist_dir, "--load", str(path), "--epochs", "1")
     assert status == 0 and "epoch   1" in stdout
 
@@ -72,6 +104,18 @@ def test_load_refuses_an_incompatible_net(mnist_dir, tmp_path, capsys):
     status, _, stderr = train(capsys, mnist_dir, "--load", str(path), "--hidden", "30")
     assert status == 1 and "--hidden 20,20,30 does not match the net" in stderr  # appended
     status, _, stderr = train(capsys, mnist_dir, "--load", str(path), "--batchnorm")
+    assert status == 1 and "--batchnorm True does not match" in stderr
+    status, _, stderr = train(capsys, mnist_dir, "--load", str(path), "--normalization", "layer")
+    assert status == 1 and (f"--normalization layer does not match the net in {path} "
+                            "(normalization none)") in stderr
+
+    grouped = tmp_path / "group.npz"
+    assert train(capsys, mnist_dir, "--save", str(grouped), "--normalization", "group",
+                 "--groups", "4")[0] == 0
+    status, _, stderr = train(capsys, mnist_dir, "--load", str(grouped), "--groups", "2")
+    assert status == 1 and "--groups 2 does not match the net" in stderr
+    assert "(groups 4); leave it out to use the file's" in stderr
+    status, _, stderr = train(capsys, mnist_dir, "--load", str(grouped), "--batchnorm")
     assert status == 1 and "--batchnorm True does not match" in stderr
 
     other = tmp_path / "other.npz"
@@ -99,6 +143,8 @@ def test_load_refuses_an_incompatible_net(mnist_dir, tmp_path, capsys):
     (["train", "--init", "glorot"], "argument --init: not a float"),
     (["train", "--epochs", "-1"], "argument --epochs: must be an integer >= 0"),
     (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
+    (["train", "--normalization", "spectral"], "argument --normalization: invalid choice"),
+    (["train", "--groups", "0"], "argument --groups: must be an integer >= 1"),
     (["experiment", "nope"], "argument NAME: invalid choice"),
     (["experiment"], "the following arguments are required: NAME"),
     ([], "the following arguments are required: COMMAND"),
@@ -108,6 +154,24 @@ def test_bad_flags_exit_with_status_2(argv, message, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--batchnorm", "--normalization", "layer"],
+     "--batchnorm is --normalization batch; it conflicts with --normalization layer"),
+    (["--groups", "4"], "--groups applies to --normalization group and instance"),
+    (["--normalization", "layer", "--groups", "4"],
+     "--groups applies to --normalization group and instance"),
+    (["--normalization", "group", "--groups", "3"],
+     ("--groups 3 does not divide the hidden size 20; group norm needs groups dividing "
+      "every hidden size")),
+    (["--normalization", "instance", "--hidden", "25"],  # --hidden appends: 20,20,25
+     "--groups 2 does not divide the hidden size 25; instance norm needs"),
+], ids=["batchnorm-and-layer", "groups-alone", "groups-with-layer", "groups-3", "hidden-25"])
+def test_normalization_flags_that_disagree(options, message, mnist_dir, capsys):
+    status, _, stderr = train(capsys, mnist_dir, *options)
+    assert status == 1 and f"fastnet train: error: {message}" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_errors_after_parsing_exit_with_status_1(mnist_dir, tmp_path, capsys):

@@ -36,6 +36,13 @@ def net(**kwargs):
     return N.MultiLayerNetExtend(3, [4], 3, seed=0, **kwargs)
 
 
+def renamed(network, **attributes):
+    """``network`` with ``attributes`` set, as no constructor would set them."""
+    for name, value in attributes.items():
+        setattr(network, name, value)
+    return network
+
+
 def train_step(x, t):
     return net(use_batchnorm=True).train_step(x, t, O.SGD())
 
@@ -250,9 +257,10 @@ BAD_INPUTS = [
      "groups=3 does not divide the hidden size 4"),
     ("net-groups-zero", lambda: net(normalization="instance", groups=0), ValueError,
      "groups must be a positive integer, got 0"),
-    ("save-normalized-net", lambda: save_net(net(normalization="layer"), "never-written.npz"),
-     ValueError, "the fastnet-mlp/1 format holds nets without normalization or with batch "
-                 "norm, not normalization='layer'"),
+    ("save-unknown-normalization",
+     lambda: save_net(renamed(net(), normalization="spectral"), "never-written.npz"),
+     ValueError, "the fastnet-mlp formats hold the normalizations none, batch, layer, group, "
+                 "instance, weight, switchable, not 'spectral'"),
     ("train-step-features", lambda: train_step(np.ones((2, 5)), T), ValueError,
      "x has 5 features per sample, the net expects 3"),
     ("train-step-labels", lambda: train_step(X, np.array([0, 7])), ValueError,

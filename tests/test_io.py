@@ -1,16 +1,35 @@
-"""fastnet.io: saving and loading nets (format ``fastnet-mlp/1``), driven by
-``cases.NET_CASES``: round trips of parameters, running statistics, architecture and
-dtype with bit-equal predictions; atomic, non-clobbering writes; errors for files that
-are not saved nets."""
+"""fastnet.io: saving and loading nets (formats ``fastnet-mlp/1`` and ``/2``), driven
+by one table, ``IO_CASES`` (``cases.NET_CASES``, ``cases.NORM_NET_CASES`` and a few
+more): round trips of parameters, running statistics, architecture (normalization and
+groups included) and dtype with bit-equal predictions, in the oldest version that holds
+each net; a file written by fastnet's first format still loading; atomic,
+non-clobbering writes; errors for files that are not saved nets."""
+from pathlib import Path
+
 import numpy as np
 import pytest
-from cases import DTYPES, NET_CASES, NETS, assert_bitwise_equal
+from cases import DTYPES, NET_CASES, NORM_NET_CASES, NetCase, assert_bitwise_equal
 
 from fastnet import io, nets, optimizers
 from fastnet.reference import nets as reference_nets
 from fastnet.reference import optimizers as reference_optimizers
 
-SIZES = (12, [9, 7], 4)
+SIZES = (10, [12, 6], 4)  # hidden sizes that groups 1, 2, 3 and 6 divide
+DATA = Path(__file__).parent / "data"
+
+# Every case, and the format version save_net writes for it: 1 where that version holds
+# the net exactly (no normalization or batch norm, the default groups), else 2.
+IO_CASES = [(case, 2 if case.kwargs.get("normalization", "batch") != "batch"
+             or "groups" in case.kwargs else 1)
+            for case in [*NET_CASES, *NORM_NET_CASES,
+                         NetCase("group-3-dropout", {"normalization": "group", "groups": 3,
+                                                     "use_dropout": True}),
+                         NetCase("instance-6", {"normalization": "instance", "groups": 6}),
+                         NetCase("weight-dropout", {"normalization": "weight",
+                                                    "use_dropout": True}),
+                         NetCase("batch-groups-4", {"normalization": "batch", "groups": 4})]]
+CASES = {case.id: case for case, _ in IO_CASES}
+IO_NETS = [pytest.param(case, version, id=case.id) for case, version in IO_CASES]
 
 
 def make_net(module, case, dtype, seed=3):
@@ -38,9 +57,9 @@ def trained(net, dtype, steps=3):
 
 
 def running_stats(net):
-    return {f"{name}{i}": getattr(layer, f"running_{name}")
-            for i in range(1, len(net.hidden_size_list) + 1)
-            if (layer := net.layers.get(f"BatchNorm{i}")) is not None
+    """The running statistics of every layer that keeps them (batch, switchable norm)."""
+    return {f"{key}.running_{name}": getattr(layer, f"running_{name}")
+            for key, layer in net.layers.items() if hasattr(layer, "running_mean")
             for name in ("mean", "var")}
 
 
@@ -48,6 +67,8 @@ def assert_same_net(loaded, saved, dtype):
     assert loaded.dtype == dtype
     for attr in ("input_size", "hidden_size_list", "output_size", "activation"):
         assert getattr(loaded, attr) == getattr(saved, attr), attr
+    assert loaded.normalization == getattr(saved, "normalization", None)
+    assert loaded.groups == (getattr(saved, "groups", None) or 2)
     assert loaded.use_batchnorm == getattr(saved, "use_batchnorm", False)
     assert loaded.use_dropout == getattr(saved, "use_dropout", False)
     if loaded.use_dropout:
@@ -59,15 +80,24 @@ def assert_same_net(loaded, saved, dtype):
     saved_stats, loaded_stats = running_stats(saved), running_stats(loaded)
     assert loaded_stats.keys() == saved_stats.keys()
     for key, value in saved_stats.items():
-        assert_bitwise_equal(loaded_stats[key], value, key)
+        if value is None:
+            assert loaded_stats[key] is None, key
+        else:
+            assert_bitwise_equal(loaded_stats[key], value, key)
+
+
+def saved_format(path):
+    with np.load(path, allow_pickle=False) as saved:
+        return str(saved["format"])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", NETS)
-def test_round_trip_keeps_everything_and_predicts_bit_for_bit(case, dtype, tmp_path):
+@pytest.mark.parametrize("case, version", IO_NETS)
+def test_round_trip_keeps_everything_and_predicts_bit_for_bit(case, version, dtype, tmp_path):
     net = trained(make_net(nets, case, dtype), dtype)
     path = tmp_path / "net.npz"
     io.save_net(net, path)
+    assert saved_format(path) == f"fastnet-mlp/{version}"
     loaded = io.load_net(path)
     assert type(loaded) is nets.MultiLayerNetExtend
     assert_same_net(loaded, net, dtype)
@@ -78,11 +108,13 @@ def test_round_trip_keeps_everything_and_predicts_bit_for_bit(case, dtype, tmp_p
     assert not np.array_equal(loaded.predict(x), net.predict(x))
 
 
-@pytest.mark.parametrize("case", [c for c in NETS if c.values[0].id in ("plain", "bn-dropout-wd")])
-def test_reference_nets_round_trip_both_ways(case, tmp_path):
+@pytest.mark.parametrize("case, version", [p for p in IO_NETS if p.id in (
+    "plain", "bn-dropout-wd", *(case.id for case in NORM_NET_CASES), "group-3-dropout")])
+def test_reference_nets_round_trip_both_ways(case, version, tmp_path):
     dtype = np.dtype(np.float64)
     ref = trained(make_net(reference_nets, case, dtype), dtype)
     io.save_net(ref, tmp_path / "ref.npz")
+    assert saved_format(tmp_path / "ref.npz") == f"fastnet-mlp/{version}"
     x, _ = batch(dtype, seed=1)
     for cls in (reference_nets.MultiLayerNetExtend, nets.MultiLayerNetExtend):
         loaded = io.load_net(tmp_path / "ref.npz", net_class=cls)
@@ -95,19 +127,46 @@ def test_reference_nets_round_trip_both_ways(case, tmp_path):
     assert_same_net(loaded, fast, dtype)
 
 
-def test_reference_batchnorm_before_any_batch_has_no_running_stats(tmp_path):
-    bn = next(c for c in NET_CASES if c.id == "bn")
-    net = make_net(reference_nets, bn, np.float32)
+@pytest.mark.parametrize("case_id", ["bn", "switchable"])
+def test_running_stats_not_made_yet_are_not_saved(case_id, tmp_path):
+    """The reference's batch norm and both switchable norms make theirs on the first
+    training batch."""
+    module = reference_nets if case_id == "bn" else nets
+    net = make_net(module, CASES[case_id], np.float32)
     io.save_net(net, tmp_path / "net.npz")
     with np.load(tmp_path / "net.npz", allow_pickle=False) as saved:
         assert not any(key.startswith("running/") for key in saved)
-    loaded = io.load_net(tmp_path / "net.npz", net_class=reference_nets.MultiLayerNetExtend)
-    assert loaded.layers["BatchNorm1"].running_mean is None
+    loaded = io.load_net(tmp_path / "net.npz", net_class=module.MultiLayerNetExtend)
+    assert_same_net(loaded, net, np.float32)
+
+
+def test_every_normalization_of_the_nets_has_a_name_in_the_format():
+    assert set(io.NORMALIZATIONS) == {"none", *reference_nets.NORMALIZATIONS}
+    assert {case.kwargs.get("normalization") for case, _ in IO_CASES} == {
+        None, *reference_nets.NORMALIZATIONS}
+
+
+def test_a_fastnet_mlp_1_file_of_the_first_fastnet_still_loads(tmp_path):
+    """``data/fastnet-mlp-1.npz`` was written by the fastnet that knew version 1 only:
+    12-9-7-4 sigmoid, batch norm, dropout 0.3, float32, after 3 Adam steps;
+    ``data/fastnet-mlp-1-predict.npz`` holds inputs and the logits it predicted."""
+    net = io.load_net(DATA / "fastnet-mlp-1.npz")
+    assert (net.input_size, net.hidden_size_list, net.output_size) == (12, [9, 7], 4)
+    assert (net.activation, net.normalization, net.use_batchnorm) == ("sigmoid", "batch", True)
+    assert (net.use_dropout, net.dropout_ratio, net.dtype) == (True, 0.3, np.float32)
+    with np.load(DATA / "fastnet-mlp-1-predict.npz") as expected:
+        np.testing.assert_allclose(net.predict(expected["x"]), expected["logits"],
+                                   rtol=1e-6, atol=1e-6)
+    # Saved again, it is the same version-1 file: old fastnets keep reading such nets.
+    io.save_net(net, tmp_path / "again.npz")
+    with np.load(DATA / "fastnet-mlp-1.npz") as old, np.load(tmp_path / "again.npz") as new:
+        assert old.keys() == new.keys()
+        for key in old:
+            assert_bitwise_equal(new[key], old[key], key)
 
 
 def test_dtype_and_constructor_options(tmp_path):
-    case = next(c for c in NET_CASES if c.id == "bn-dropout-wd")
-    net = trained(make_net(nets, case, np.float32), np.float32)
+    net = trained(make_net(nets, CASES["bn-dropout-wd"], np.float32), np.float32)
     io.save_net(net, tmp_path / "net.npz")
     loaded = io.load_net(tmp_path / "net.npz", dtype=np.float64, weight_decay_lambda=0.5,
                          seed=11)
@@ -119,32 +178,58 @@ def test_dtype_and_constructor_options(tmp_path):
     np.testing.assert_allclose(loaded.predict(x), net.predict(x), rtol=1e-5, atol=1e-5)
 
 
-def test_file_format_as_documented(tmp_path):
-    case = next(c for c in NET_CASES if c.id == "sigmoid-bn-dropout")
-    net = make_net(nets, case, np.float32)
+def read_back(net, tmp_path):
     io.save_net(net, tmp_path / "net")
     assert [p.name for p in tmp_path.iterdir()] == ["net"]  # the name as given
     with np.load(tmp_path / "net", allow_pickle=False) as saved:
-        files = dict(saved)
-    assert str(files.pop("format")) == io.FORMAT == "fastnet-mlp/1"
-    assert files.pop("input_size") == 12 and files.pop("output_size") == 4
-    sizes = files.pop("hidden_size_list")
-    assert sizes.dtype == np.int64 and sizes.tolist() == [9, 7]
-    assert str(files.pop("activation")) == "sigmoid"
-    assert files.pop("use_batchnorm").dtype == np.bool_
-    assert files.pop("dropout_ratio") == 0.3
+        return dict(saved)
+
+
+def assert_params_and_running(files, net, running):
+    """``files`` hold ``net``'s params, and running statistics of the ``running`` layers,
+    all float32, and nothing else."""
     expected = {f"params/{key}": value.shape for key, value in net.params.items()}
-    expected.update({f"running/{stat}{i}": (width,) for i, width in enumerate([9, 7], 1)
+    expected.update({f"running/{stat}{i}": (SIZES[1][i - 1],) for i in running
                      for stat in ("mean", "var")})
     assert {key: value.shape for key, value in files.items()} == expected
     assert all(value.dtype == np.float32 for value in files.values())
 
 
+def test_file_format_as_documented(tmp_path):
+    net = make_net(nets, CASES["sigmoid-bn-dropout"], np.float32)
+    files = read_back(net, tmp_path)
+    assert str(files.pop("format")) == "fastnet-mlp/1" and io.FORMAT == "fastnet-mlp/2"
+    assert files.pop("input_size") == 10 and files.pop("output_size") == 4
+    sizes = files.pop("hidden_size_list")
+    assert sizes.dtype == np.int64 and sizes.tolist() == [12, 6]
+    assert str(files.pop("activation")) == "sigmoid"
+    assert files.pop("use_batchnorm").dtype == np.bool_
+    assert files.pop("dropout_ratio") == 0.3
+    assert_params_and_running(files, net, running=[1, 2])
+
+
+@pytest.mark.parametrize("case_id, running", [("switchable-sigmoid-dropout", [1, 2]),
+                                              ("instance-6", []), ("weight-wd", [])])
+def test_version_2_as_documented(case_id, running, tmp_path):
+    net = trained(make_net(nets, CASES[case_id], np.float32), np.float32)
+    files = read_back(net, tmp_path)
+    assert str(files.pop("format")) == "fastnet-mlp/2"
+    for key in ("input_size", "output_size", "hidden_size_list", "dropout_ratio"):
+        files.pop(key)
+    assert str(files.pop("activation")) == net.activation
+    normalization = files.pop("normalization")
+    assert normalization.dtype.kind == "U" and str(normalization) == net.normalization
+    groups = files.pop("groups")
+    assert groups.dtype == np.int64 and groups.shape == () and groups == net.groups
+    assert "use_batchnorm" not in files
+    assert_params_and_running(files, net, running)
+
+
 # ------------------------------------------------------------------ safe writes
 
-@pytest.fixture
-def small_net():
-    return make_net(nets, NET_CASES[0], np.float32)
+@pytest.fixture(params=["plain", "switchable"])  # a version-1 and a version-2 file
+def small_net(request):
+    return make_net(nets, CASES[request.param], np.float32)
 
 
 def test_refuses_to_overwrite_unless_asked(small_net, tmp_path):
@@ -210,7 +295,7 @@ def test_a_failed_save_keeps_the_old_file_and_leaves_no_temporary(patch, small_n
     path = tmp_path / "net.npz"
     io.save_net(small_net, path)
     before = path.read_bytes()
-    other = make_net(nets, NET_CASES[0], np.float32, seed=4)
+    other = make_net(nets, CASES["plain"], np.float32, seed=4)
     with monkeypatch.context() as m:
         patch(m)
         with pytest.raises((OSError, KeyboardInterrupt)):
@@ -236,53 +321,100 @@ def saved_arrays(net, tmp_path):
         return dict(saved)
 
 
-def _without(key):
-    return lambda arrays: arrays.pop(key)
+def _without(*keys):
+    return lambda arrays: [arrays.pop(key) for key in keys]
 
 
 def _set(key, value):
     return lambda arrays: arrays.__setitem__(key, value)
 
 
+FORMATS = r"'fastnet-mlp/1' or 'fastnet-mlp/2'"
+# id, the case saved (12-6 hidden units), how the file is spoiled, the error's message
 BAD_FILES = [
-    ("no-format", _without("format"),
-     r"is not a fastnet net: expected format 'fastnet-mlp/1', found no 'format' entry"),
-    ("other-format", _set("format", np.str_("keras-h5/3")),
-     r"is not a fastnet net: expected format 'fastnet-mlp/1', found 'keras-h5/3'"),
-    ("newer-version", _set("format", np.str_("fastnet-mlp/2")),
-     r"has format 'fastnet-mlp/2', newer than this fastnet reads \('fastnet-mlp/1'\)"),
-    ("missing-architecture", _without("activation"), r"lacks activation \(format"),
-    ("missing-param", _without("params/b2"), (
+    ("no-format", "plain", _without("format"),
+     rf"is not a fastnet net: expected format {FORMATS}, found no 'format' entry"),
+    ("other-format", "plain", _set("format", np.str_("keras-h5/3")),
+     rf"is not a fastnet net: expected format {FORMATS}, found 'keras-h5/3'"),
+    ("newer-version", "layer", _set("format", np.str_("fastnet-mlp/3")),
+     (r"has format 'fastnet-mlp/3', newer than this fastnet reads \('fastnet-mlp/2'\); "
+      r"load it with a newer fastnet")),
+    ("missing-architecture", "plain", _without("activation"),
+     (r"lacks activation \(format fastnet-mlp/1 needs input_size, hidden_size_list, "
+      r"output_size, activation, use_batchnorm, dropout_ratio\)")),
+    ("v2-missing-normalization", "layer", _without("normalization", "groups"),
+     (r"lacks normalization, groups \(format fastnet-mlp/2 needs input_size, "
+      r"hidden_size_list, output_size, activation, normalization, groups, dropout_ratio\)")),
+    ("v2-is-not-v1", "bn", _set("format", np.str_("fastnet-mlp/2")),
+     r"lacks normalization, groups \(format fastnet-mlp/2 needs"),
+    ("unknown-normalization", "layer", _set("normalization", np.str_("batchnorm")),
+     (r": normalization must be one of 'none', 'batch', 'layer', 'group', 'instance', "
+      r"'weight', 'switchable', got 'batchnorm'")),
+    ("groups-not-dividing", "group", _set("groups", np.int64(5)),
+     (r": groups 5 does not divide the hidden size 12 \(group norm needs groups dividing "
+      r"every hidden size\)")),
+    ("groups-zero", "layer", _set("groups", np.int64(0)), r": groups must be >= 1, got 0"),
+    ("groups-float", "group", _set("groups", np.float64(2)),
+     r": groups must be a scalar of kind 'iu', got dtype float64 and shape \(\)"),
+    ("unknown-activation", "layer", _set("activation", np.str_("softsign")),
+     r": cannot build the net it describes: .*softsign"),
+    ("missing-param", "plain", _without("params/b2"), (
         r"holds parameters \['W1', 'W2', 'W3', 'b1', 'b3'\], the net it describes has "
         r"\['W1', 'W2', 'W3', 'b1', 'b2', 'b3'\]")),
-    ("missing-W1", _without("params/W1"), r"lacks params/W1"),
-    ("wrong-shape", _set("params/W2", np.zeros((9, 5), np.float32)),
-     r": W2 has shape \(9, 5\), the net expects \(9, 7\)"),
-    ("int-param", _set("params/b1", np.zeros(9, np.int64)), r"b1 must be a float array"),
-    ("bad-sizes", _set("hidden_size_list", np.array([9.0, 7.0])),
+    ("missing-mixing-weight", "switchable", _without("params/var_weight2"),
+     r"holds parameters \[.*\], the net it describes has \[.*'var_weight2'\]"),
+    ("weight-norm-named-plain", "weight-wd", _set("normalization", np.str_("none")),
+     (r"holds parameters \['b1', 'b2', 'b3', 'g1', .*\], the net it describes has "
+      r"\['W1', 'W2', 'W3', 'b1', 'b2', 'b3'\]")),
+    ("missing-b1", "plain", _without("params/b1"),
+     r"lacks params/b1 \(a fastnet-mlp/1 net has params/b1 ... params/b3\)"),
+    ("wrong-shape", "plain", _set("params/W2", np.zeros((12, 5), np.float32)),
+     r": W2 has shape \(12, 5\), the net expects \(12, 6\)"),
+    ("wrong-gamma-shape", "instance-tanh", _set("params/gamma1", np.ones(12, np.float32)),
+     r": gamma1 has shape \(12,\), the net expects \(2,\)"),
+    ("int-param", "plain", _set("params/b2", np.zeros(6, np.int64)),
+     r": b2 must be a float array, got dtype int64"),
+    ("float16-b1", "weight-wd", _set("params/b1", np.zeros(12, np.float16)),
+     r": b1 must be a float32 or float64 array \(the net's dtype\), got dtype float16"),
+    ("bad-sizes", "plain", _set("hidden_size_list", np.array([12.0, 6.0])),
      r"hidden_size_list must be a 1-D integer array"),
-    ("bad-flag", _set("use_batchnorm", np.array([1, 0])), r"use_batchnorm must be a scalar"),
+    ("bad-flag", "plain", _set("use_batchnorm", np.array([1, 0])),
+     r"use_batchnorm must be a scalar"),
+    ("missing-running-var", "bn", _without("running/var2"),
+     r"has running/mean2 but lacks running/var2"),
+    ("switchable-missing-running-mean", "switchable", _without("running/mean1"),
+     r"has running/var1 but lacks running/mean1"),
+    ("running-shape", "switchable", _set("running/var2", np.ones(3, np.float32)),
+     r": running/var2 has shape \(3,\), the net expects \(6,\)"),
+    ("stray-running-stats", "layer", _set("running/mean1", np.zeros(12, np.float32)),
+     r"holds running/mean1, but the net it describes has no running statistics there"),
 ]
 
 
-@pytest.mark.parametrize("corrupt, match", [pytest.param(*b[1:], id=b[0]) for b in BAD_FILES])
-def test_files_that_are_not_saved_nets_raise_value_error(corrupt, match, small_net, tmp_path):
-    arrays = saved_arrays(small_net, tmp_path)
+@pytest.mark.parametrize("case_id, corrupt, match",
+                         [pytest.param(*b[1:], id=b[0]) for b in BAD_FILES])
+def test_files_that_are_not_saved_nets_raise_value_error(case_id, corrupt, match, tmp_path):
+    arrays = saved_arrays(trained(make_net(nets, CASES[case_id], np.float32), np.float32),
+                          tmp_path)
     corrupt(arrays)
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match=match) as error:
         io.load_net(path)
-    assert str(path) in str(error.value)
+    message = str(error.value)
+    assert message.startswith(str(path)) and "\n" not in message
 
 
-def test_missing_running_variance(tmp_path):
-    net = make_net(nets, next(c for c in NET_CASES if c.id == "bn"), np.float32)
-    arrays = saved_arrays(net, tmp_path)
-    del arrays["running/var2"]
-    np.savez(tmp_path / "bad.npz", **arrays)
-    with pytest.raises(ValueError, match="has running/mean2 but lacks running/var2"):
-        io.load_net(tmp_path / "bad.npz")
+def test_a_fastnet_that_reads_version_1_only_refuses_version_2(tmp_path, monkeypatch):
+    """What a fastnet of the first format does with a version-2 file: its reader had
+    this module's check, with 1 as the newest version."""
+    io.save_net(make_net(nets, CASES["layer"], np.float32), tmp_path / "net.npz")
+    monkeypatch.setattr(io, "FORMAT_VERSION", 1)
+    monkeypatch.setattr(io, "FORMAT", "fastnet-mlp/1")
+    monkeypatch.setattr(io, "FORMATS", ("fastnet-mlp/1",))
+    with pytest.raises(ValueError, match=r"net.npz has format 'fastnet-mlp/2', newer than "
+                       r"this fastnet reads \('fastnet-mlp/1'\); load it with a newer"):
+        io.load_net(tmp_path / "net.npz")
 
 
 @pytest.mark.parametrize("content, match", [
