@@ -234,7 +234,12 @@ def restore(net, optimizer, ckpt):
 def evaluate(net, x, t):
     """Mean cross-entropy (float64, no weight decay) and accuracy of ``net`` on
     ``(x, t)`` from one inference pass."""
-    logits = net.predict(x).astype(np.float64)
+    return evaluate_logits(net.predict(x), t)
+
+
+def evaluate_logits(logits, t):
+    """Mean cross-entropy (float64) and accuracy of ``logits`` (N, C) for labels ``t``."""
+    logits = logits.astype(np.float64)
     top = logits.max(axis=1)
     log_z = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
     loss = float(np.mean(log_z - logits[np.arange(len(t)), t]))
@@ -267,9 +272,7 @@ def train_unit(unit, data, dtype=np.float32, backend="fastnet"):
     try:
         _train(unit, data, dtype, backend, out)
     except Exception as err:  # noqa: BLE001 (a trial's bug must not stop the sweep)
-        out.status = "failed"
-        out.error = "".join(traceback.format_exception_only(type(err), err)).strip()
-        out.checkpoint = None
+        _fail(out, err)
     out.wall_time = time.perf_counter() - start
     return out
 
@@ -278,13 +281,9 @@ def _train(unit, data, dtype, backend, out):
     config = unit.config
     net, optimizer = build(config, unit.seed, data, dtype, backend)
     order = _Order(_net_seeds(unit.seed)[1], len(data.x_train), config["mini_batch_size"])
-    step = 0
     if unit.checkpoint is not None:
         restore(net, optimizer, unit.checkpoint)
-        step = unit.checkpoint.step
-    stop = epoch_step(unit.stop_epoch, order.per_epoch)
-    evals = sorted({epoch_step(e, order.per_epoch): e for e in (*unit.eval_epochs, unit.stop_epoch)
-                    if step < epoch_step(e, order.per_epoch) <= stop}.items())
+    step, evals = _plan(unit, order.per_epoch)
     x, t = data.x_train, data.t_train
     for eval_step, epoch in evals:
         while step < eval_step:
@@ -309,6 +308,15 @@ def _train(unit, data, dtype, backend, out):
         out.status = "done"
 
 
+def _plan(unit, per_epoch):
+    """``unit``'s first step and its evaluations, ``(step count, epoch)`` pairs in order:
+    each of its ``eval_epochs`` after its checkpoint up to its stop epoch, and that."""
+    step = unit.checkpoint.step if unit.checkpoint is not None else 0
+    stop = epoch_step(unit.stop_epoch, per_epoch)
+    return step, sorted({epoch_step(e, per_epoch): e for e in (*unit.eval_epochs, unit.stop_epoch)
+                         if step < epoch_step(e, per_epoch) <= stop}.items())
+
+
 def _step(net, x, t, optimizer):
     """One training step; the mini-batch loss where the net's fused step gives it (the
     reference's book path does not: its divergence shows at the next evaluation)."""
@@ -319,5 +327,127 @@ def _step(net, x, t, optimizer):
 
 
 def run_units(units, data, dtype=np.float32, backend="fastnet"):
-    """Train each of ``units`` in turn (a worker's chunk); their ``Outcome`` list."""
-    return [train_unit(unit, data, dtype, backend) for unit in units]
+    """Train ``units`` (a worker's chunk); their ``Outcome`` list, in order.
+
+    Units that can step together (``population_key``: one architecture, optimizer,
+    batch size and step range) train as one ``fastnet.population.Population``, the
+    others one by one.  A trial's results are the same either way, bit for bit (see
+    ``train_population``)."""
+    groups = {}
+    for unit in units:
+        key = population_key(unit, backend)
+        groups.setdefault(key if key is not None else ("alone", unit.index), []).append(unit)
+    outcomes = {}
+    for key, group in groups.items():
+        if key[0] == "alone" or len(group) == 1:
+            outcomes.update((u.index, train_unit(u, data, dtype, backend)) for u in group)
+        else:
+            outcomes.update((o.index, o) for o in train_population(group, data, dtype))
+    return [outcomes[unit.index] for unit in units]
+
+
+def population_key(unit, backend="fastnet"):
+    """What trials must share to step as one population: the net's shape and options,
+    the optimizer, the batch size, the epochs, and the unit's step range and
+    evaluations; None for a unit that trains alone (the reference backend, a
+    normalization the population's compiled step does not run)."""
+    from ..population import NORMALIZATIONS
+
+    config = unit.config
+    if backend != "fastnet" or config.get("normalization") not in NORMALIZATIONS:
+        return None
+    return ("population", tuple(config["hidden_size_list"]), config["activation"],
+            config["use_batchnorm"], config.get("normalization"), config["use_dropout"],
+            config["optimizer"], config["mini_batch_size"], config["epochs"],
+            unit.checkpoint.step if unit.checkpoint is not None else 0, unit.stop_epoch,
+            tuple(unit.eval_epochs))
+
+
+def train_population(units, data, dtype=np.float32):
+    """Train ``units`` (one ``population_key``) together; their ``Outcome`` list.
+
+    Each trial's net and optimizer are built (and restored) as ``train_unit`` builds
+    them, then stepped as members of one ``fastnet.population.Population``, each on its
+    own mini-batches (gathered in the compiled step).  A member computes what its net
+    alone computes with BLAS single-threaded, and the sweep's padded inputs make a net
+    alone independent of BLAS's threads, so a trial's curve is the same bit for bit
+    whichever way it trained.  A member whose loss is not finite is recorded diverged
+    and dropped, the others go on; a trial that fails to build fails alone; an error
+    while stepping fails the members still training.  Each trial's wall time is its
+    share of the group's."""
+    from ..population import Population
+
+    start = time.perf_counter()
+    outs = [Outcome(u.index, "running", host=socket.gethostname()) for u in units]
+    members, live = [], []
+    for i, unit in enumerate(units):
+        try:
+            net, optimizer = build(unit.config, unit.seed, data, dtype)
+            if unit.checkpoint is not None:
+                restore(net, optimizer, unit.checkpoint)
+        except Exception as err:  # noqa: BLE001 (as train_unit: the trial fails alone)
+            _fail(outs[i], err)
+            continue
+        members.append((net, optimizer))
+        live.append(i)
+    try:
+        if live:
+            _train_members(units, live, Population.from_members(members), data, outs)
+    except Exception as err:  # noqa: BLE001
+        for out in outs:
+            if out.status == "running" and out.checkpoint is None:
+                _fail(out, err)
+    share = (time.perf_counter() - start) / len(units)
+    for out in outs:
+        out.wall_time = share
+    return outs
+
+
+def _fail(out, err):
+    out.status = "failed"
+    out.error = "".join(traceback.format_exception_only(type(err), err)).strip()
+    out.checkpoint = None
+
+
+def _train_members(units, live, population, data, outs):
+    """Step ``population`` (members: ``units[i]`` for i in ``live``) through the units'
+    common plan, recording into ``outs``."""
+    orders = [_Order(_net_seeds(units[i].seed)[1], len(data.x_train),
+                     units[i].config["mini_batch_size"]) for i in live]
+    step, evals = _plan(units[0], orders[0].per_epoch)
+
+    def drop(finite):
+        nonlocal live, orders
+        for i in np.asarray(live)[~finite]:
+            outs[i].status = "diverged"
+        if finite.any():
+            population.keep(finite)
+        live = [i for i, ok in zip(live, finite) if ok]
+        orders = [order for order, ok in zip(orders, finite) if ok]
+
+    for eval_step, epoch in evals:
+        while step < eval_step and live:
+            rows = np.stack([order.batch_at(step) for order in orders])
+            losses = population.train_step(data.x_train, data.t_train, rows=rows)
+            step += 1
+            if not np.isfinite(losses).all():
+                drop(np.isfinite(losses))
+        if not live:
+            return
+        for prefix, (xs, ts) in (("train", (data.x_train_eval, data.t_train_eval)),
+                                 ("val", (data.x_val, data.t_val))):
+            for i, logits in zip(live, population.predict(xs)):
+                loss, acc = evaluate_logits(logits, ts)
+                getattr(outs[i], f"{prefix}_loss").append(loss)
+                getattr(outs[i], f"{prefix}_acc").append(acc)
+        for i in live:
+            outs[i].epochs.append(float(epoch))
+        drop(np.array([math.isfinite(outs[i].val_loss[-1]) for i in live]))
+        if not live:
+            return
+    for k, i in enumerate(live):
+        if units[i].stop_epoch < units[i].config["epochs"]:
+            outs[i].checkpoint = checkpoint(population.member(k),
+                                            population.member_optimizer(k), step)
+        else:
+            outs[i].status = "done"

@@ -96,3 +96,79 @@ def test_steps_and_epochs_are_counted_as_the_books_trainer_counts_them():
 def test_bad_data_is_refused(train, validation, message):
     with pytest.raises(ValueError, match=message):
         trial.TrialData.from_arrays(train, validation)
+
+
+def outcome_fields(out):
+    """An Outcome's recorded fields and checkpoint (parameters, optimizer state), for
+    bitwise comparison; the wall time and host aside."""
+    ckpt = out.checkpoint
+    curves = [np.array(getattr(out, key)).tobytes()  # NaN equals NaN as bytes
+              for key in ("epochs", "train_loss", "train_acc", "val_loss", "val_acc")]
+    return (out.index, out.status, *curves, out.error,
+            None if ckpt is None else (ckpt.step, {k: v.tobytes() for k, v in ckpt.params.items()},
+                                       [(m.tobytes(), v.tobytes()) for m, v in ckpt.running],
+                                       ckpt.dropout_steps, ckpt.optimizer_iter,
+                                       {name: {k: v.tobytes() for k, v in values.items()}
+                                        for name, values in ckpt.optimizer_state.items()}))
+
+
+# A chunk of trials of one architecture that differ per member (lr, weight decay, init,
+# dropout ratio), with a diverging one (lr 1e6) and one that fails to build (lr -1).
+POPULATION_CASES = [
+    {"optimizer": "Adam", "lr": 1e-3}, {"optimizer": "Momentum", "lr": 0.05},
+    {"optimizer": "SGD", "use_batchnorm": True}, {"optimizer": "RMSprop", "lr": 1e-3,
+                                                   "use_dropout": True},
+]
+MEMBERS = [{}, {"lr_scale": 3.0, "weight_decay_lambda": 1e-3}, {"weight_init_std": 0.05},
+           {"lr_scale": 1e6}, {"lr_scale": -1.0}, {"dropout_ratio": 0.2}]
+
+
+def member_units(case, stop_epoch=3, checkpoints=None):
+    units = []
+    for i, member in enumerate(MEMBERS):
+        config = {**CONFIG, **case, **{k: v for k, v in member.items() if k != "lr_scale"}}
+        config["lr"] = config["lr"] * member.get("lr_scale", 1.0)
+        units.append(trial.Unit(i, config, 11 + i, stop_epoch, (1, 1.5, 2, 3),
+                                checkpoints[i] if checkpoints else None))
+    return units
+
+
+@pytest.mark.parametrize("case", POPULATION_CASES,
+                         ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_chunk_trained_as_a_population_records_what_each_trial_alone_records(case, threads):
+    from fastnet import threads as fastnet_threads
+    rng = np.random.default_rng(2)
+    x = rng.random((150, 784), dtype=np.float32)  # padded to 800: thread-count independent
+    t = (x[:, :10].argmax(axis=1) + rng.integers(0, 2, 150)) % 10
+    data = trial.TrialData.from_arrays((x[:120], t[:120]), (x[120:], t[120:]))
+    before = fastnet_threads.get_num_threads()
+    fastnet_threads.set_num_threads(threads)
+    try:
+        units = member_units(case, 1.5)  # to a rung: checkpoints
+        statuses = []
+        while units:
+            alone = [trial.train_unit(unit, data) for unit in units]
+            together = trial.run_units(units, data)
+            assert len({trial.population_key(u) for u in units}) == 1
+            assert [outcome_fields(o) for o in together] == [outcome_fields(o) for o in alone]
+            statuses += [(o.index, o.status) for o in alone]
+            units = [trial.Unit(u.index, u.config, u.seed, 3, u.eval_epochs, o.checkpoint)
+                     for u, o in zip(units, alone) if o.checkpoint is not None]
+    finally:
+        fastnet_threads.set_num_threads(before)
+    ends = dict(statuses)  # each trial's last status
+    assert ends[4] == "failed" and {ends[i] for i in (0, 1, 2, 5)} == {"done"}
+    # lr x 1e6 diverges but for the optimizers that normalize their steps
+    assert ends[3] == ("done" if case["optimizer"] in ("Adam", "RMSprop") else "diverged")
+
+
+def test_units_that_cannot_step_together_train_alone():
+    data = make_data()
+    units = [trial.Unit(0, CONFIG, 1, 3, (1, 2, 3)),
+             trial.Unit(1, {**CONFIG, "mini_batch_size": 10}, 2, 3, (1, 2, 3)),
+             trial.Unit(2, CONFIG, 3, 1.5, (1, 2, 3))]
+    assert len({trial.population_key(u) for u in units}) == 3
+    assert trial.population_key(units[0], "reference") is None
+    assert ([outcome_fields(o) for o in trial.run_units(units, data)]
+            == [outcome_fields(trial.train_unit(u, data)) for u in units])
