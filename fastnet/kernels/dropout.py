@@ -3,7 +3,7 @@ unchanged) and the inverted one (kept elements times ``scale = 1 / (1 - ratio)``
 
 Element ``i`` is kept when ``u_i >= ratio``, ``u_i`` being number ``i`` of the stream
 whose 64-bit key the caller derives from (seed, step) with
-``fastnet.reference.random.stream_key``; see that module for the generator.  Each
+``fastnet._book.stream_key``; see ``fastnet.reference.random`` for the generator.  Each
 element's draw depends only on (key, i), so the mask is identical on any thread count.
 
 ``u_i = m_i * 2**-53`` is a float64 multiple of 2**-53 in [0, 1), ``m_i`` the top 53
