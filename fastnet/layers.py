@@ -23,7 +23,6 @@ from .kernels.jit import pick
 
 BN_EPS = 10e-7  # the book's 1e-6
 NORM_EPS = 1e-6  # the other normalizations' default, the book's batch-norm epsilon
-_NO_MASK = np.empty(0, dtype=bool)
 
 
 def _flat_kernel(kernel, *arrays):
@@ -157,7 +156,7 @@ class Affine:
             raise ValueError(f"x has {self.x.shape[1]} features per sample (shape "
                              f"{x.shape}) but W expects {W.shape[0]} (W shape {W.shape})")
         out = np.empty((self.x.shape[0], W.shape[1]), dtype=W.dtype)
-        affine.affine_forward(self.x, W, b, activations.IDENTITY, out)
+        affine.affine_forward(self.x, W, b, out)
         return out
 
     def backward(self, dout):
@@ -169,8 +168,7 @@ class Affine:
         self.dW = np.empty_like(W)
         self.db = np.empty_like(b)
         dx = np.empty_like(self.x)
-        affine.affine_backward(dout, self.x, W, dout, activations.IDENTITY, _NO_MASK, dout,
-                               self.dW, self.db, dx)
+        affine.affine_backward(dout, self.x, W, self.dW, self.db, dx)
         return dx.reshape(self.original_x_shape)
 
 
@@ -224,9 +222,8 @@ class Dropout(_MaskedBackward, _book.DropoutArgs):
             return self.infer(x)
         out = np.empty_like(x)
         self.mask = np.empty(x.shape, dtype=bool)
-        _flat_kernel(dropout.dropout_forward, x, activations.IDENTITY,
-                     _book.stream_key(self.seed, self.step), self.dropout_ratio,
-                     x.dtype.type(self.kept_scale), self.mask, out)
+        _flat_kernel(dropout.dropout_forward, x, _book.stream_key(self.seed, self.step),
+                     self.dropout_ratio, x.dtype.type(self.kept_scale), self.mask, out)
         self.step += 1
         return out
 

@@ -58,14 +58,23 @@ def store_kept(y, key, threshold, i, scale, mask, out):
 
 
 @serial_and_parallel
-def dropout_forward(x, act, key, ratio, scale, mask, out):
+def dropout_forward(x, key, ratio, scale, mask, out):
+    """The Dropout layer: ``mask = u >= ratio`` and ``out = x * mask * scale`` (flat
+    arrays; ``scale`` as in ``activation_dropout_forward``)."""
+    threshold = keep_threshold(ratio)
+    for i in prange(x.size):
+        store_kept(x[i], key, threshold, i, scale, mask, out)
+
+
+@serial_and_parallel
+def activation_dropout_forward(x, act, key, ratio, scale, mask, out):
     """``mask = u >= ratio`` and ``out = act(x) * mask * scale`` (flat arrays of
     ``x.size`` elements, ``ratio`` a float in [0, 1], ``scale`` a scalar of ``x``'s dtype:
     1 for the book's dropout, ``1 / (1 - ratio)`` for inverted dropout; ``out`` apart
     from ``x``, as an in-place pass does not vectorise).
 
-    The activation (``IDENTITY`` for the Dropout layer alone) is fused in so that a
-    net's activation and dropout take one pass.  The identity and ReLU get loops of
+    The activation is fused in so that a net's activation and dropout take one pass
+    (``dropout_forward`` is the Dropout layer alone).  The identity and ReLU get loops of
     their own: LLVM leaves a loop that tests ``act`` per element unvectorised.
     """
     threshold = keep_threshold(ratio)
