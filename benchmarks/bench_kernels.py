@@ -27,6 +27,15 @@ def _pick(kernel, size):
     return kernel
 
 
+def _fused_affine(name, old_name):
+    """The affine kernel with the activation fused in: ``name``, called ``old_name``
+    before the Affine layer got plain kernels of its own."""
+    try:
+        return fastnet_api("fastnet.kernels.affine", name)
+    except NotImplementedError:
+        return fastnet_api("fastnet.kernels.affine", old_name)
+
+
 def bind(kernel, **named):
     """``kernel``'s positional arguments, taken from ``named`` by parameter name."""
     wanted = list(inspect.signature(kernel.py_func).parameters)
@@ -96,7 +105,7 @@ class AffineForward:
         W = standard_normal((k, d), dtype, np.sqrt(2 / k))
         b = standard_normal(d, dtype, 0.1)
         if implementation == "fastnet":
-            kernel = fastnet_api("fastnet.kernels.affine", "affine_forward")
+            kernel = _fused_affine("affine_act_forward", "affine_forward")
             args = bind(kernel, x=x, W=W, b=b, act=fastnet_api("fastnet.kernels.activations",
                                                                "RELU"),
                         out=np.empty((n, d), dtype))
@@ -124,7 +133,7 @@ class AffineBackward:
         b = np.zeros(d, dtype)
         dout = standard_normal((n, d), dtype, 1e-2)
         if implementation == "fastnet":
-            kernel = fastnet_api("fastnet.kernels.affine", "affine_backward")
+            kernel = _fused_affine("affine_act_backward", "affine_backward")
             y = np.maximum(x @ W, 0)
             args = bind(kernel, dout=dout, x=x, W=W, y=y,
                         act=fastnet_api("fastnet.kernels.activations", "RELU"),

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .kernels import network
-from .reference.nets import NORMALIZATIONS
+from ._book import NORMALIZATIONS
 
 # The normalizations that the compiled training step runs (None: none)
 FUSED_NORMALIZATIONS = (None, "batch", "layer", "weight")
@@ -92,7 +92,7 @@ class NetLayout:
     One layout serves one net (arenas of shape ``(size,)``) or a population of K nets of
     the architecture (``(K, size)``: member k's arena is row k); ``params(arena)`` and
     ``running(arena)`` name the views of either.  ``normalization`` is one of
-    ``fastnet.reference.nets.NORMALIZATIONS`` or None (``use_batchnorm=True`` is
+    ``fastnet._book.NORMALIZATIONS`` or None (``use_batchnorm=True`` is
     ``'batch'``); ``groups`` is instance norm's number of channels per hidden layer.
     """
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, datasets
+from . import __version__, _book, datasets
 from .datasets import LOADERS, load_dataset
 from .experiments import EXPERIMENTS
 from .experiments.shared import (
@@ -29,15 +29,13 @@ from .experiments.shared import (
     run_experiment,
 )
 from .io import load_net, save_net
-from .reference import nets as reference_nets
-from .reference import optimizers as reference_optimizers
 from .sweep.cli import SweepCommandError
 from .sweep.cli import add_parser as add_sweep_parser
 
-ACTIVATIONS = tuple(reference_nets.ACTIVATION_LAYERS)
-INIT_NAMES = reference_nets.HE_NAMES + reference_nets.XAVIER_NAMES
-OPTIMIZERS = tuple(reference_optimizers.OPTIMIZERS)
-NORMALIZATIONS = reference_nets.NORMALIZATIONS
+ACTIVATIONS = tuple(_book.ACTIVATION_LAYERS)
+INIT_NAMES = _book.HE_NAMES + _book.XAVIER_NAMES
+OPTIMIZERS = tuple(_book.OPTIMIZER_CLASSES)
+NORMALIZATIONS = _book.NORMALIZATIONS
 DEFAULT_HIDDEN = [100, 100, 100, 100]
 # Flags that fix the architecture: with --load they default to the file's values.
 # --batchnorm before --normalization, which it sets: a mismatch names the flag given.

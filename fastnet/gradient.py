@@ -1,7 +1,10 @@
 """The book's ``common/gradient.py``: ``numerical_gradient(f, x)`` by central differences.
 
-Not a hot path (it exists to check backpropagation), so it is the NumPy reference.
+Not a hot path (it exists to check backpropagation): plain NumPy, the one
+implementation the nets and the reference share (``fastnet._book``).
 """
-from .reference.functions import numerical_gradient
+from . import _book
+
+numerical_gradient = _book.numerical_gradient
 
 __all__ = ["numerical_gradient"]

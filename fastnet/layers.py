@@ -1,5 +1,5 @@
-"""The book's layers on compiled kernels: same classes, attributes and formulas as
-``fastnet.reference.layers`` (see there, and ``docs`` of each class).
+"""The book's layers on compiled kernels: the classes, attributes and formulas of the
+book's ``common/layers.py`` (``fastnet.reference.layers`` is their NumPy oracle).
 
 Each ``forward``/``backward`` validates its input once (float32 or float64, shapes,
 labels) and calls one kernel.  Layers follow the dtype of what they are given; an
@@ -17,15 +17,12 @@ import numbers
 
 import numpy as np
 
-from . import _validate
+from . import _book, _validate
 from .kernels import activations, affine, batchnorm, dropout, normalization, softmax
 from .kernels.jit import pick
-from .reference import layers as reference
-from .reference.random import stream_key
 
 BN_EPS = 10e-7  # the book's 1e-6
 NORM_EPS = 1e-6  # the other normalizations' default, the book's batch-norm epsilon
-_NO_MASK = np.empty(0, dtype=bool)
 
 
 def _flat_kernel(kernel, *arrays):
@@ -82,7 +79,7 @@ class _MaskedBackward:
 
 
 class Relu(_MaskedBackward):
-    __doc__ = reference.Relu.__doc__
+    """``out = max(0, x)``; ``dx = dout`` where ``x > 0``, else 0."""
 
     def __init__(self):
         self.mask = None
@@ -117,17 +114,22 @@ class _Elementwise:
 
 
 class Sigmoid(_Elementwise):
-    __doc__ = reference.Sigmoid.__doc__
+    """``out = 1 / (1 + exp(-x))``; ``dx = dout * (1 - out) * out``."""
     code = activations.SIGMOID
 
 
 class Tanh(_Elementwise):
-    __doc__ = reference.Tanh.__doc__
+    """``out = tanh(x)``; ``dx = dout * (1 - out**2)``."""
     code = activations.TANH
 
 
 class Affine:
-    __doc__ = reference.Affine.__doc__
+    """``out = x @ W + b`` with ``x`` flattened to (N, -1).
+
+    backward: ``dW = x.T @ dout``, ``db = sum(dout, axis=0)``, ``dx = dout @ W.T``
+    in the original shape of ``x``.  ``W`` and ``b`` are the caller's arrays (not
+    copies), so an optimizer updating them in place is seen here.
+    """
 
     def __init__(self, W, b):
         self.W = W
@@ -154,7 +156,7 @@ class Affine:
             raise ValueError(f"x has {self.x.shape[1]} features per sample (shape "
                              f"{x.shape}) but W expects {W.shape[0]} (W shape {W.shape})")
         out = np.empty((self.x.shape[0], W.shape[1]), dtype=W.dtype)
-        affine.affine_forward(self.x, W, b, activations.IDENTITY, out)
+        affine.affine_forward(self.x, W, b, out)
         return out
 
     def backward(self, dout):
@@ -166,13 +168,16 @@ class Affine:
         self.dW = np.empty_like(W)
         self.db = np.empty_like(b)
         dx = np.empty_like(self.x)
-        affine.affine_backward(dout, self.x, W, dout, activations.IDENTITY, _NO_MASK, dout,
-                               self.dW, self.db, dx)
+        affine.affine_backward(dout, self.x, W, self.dW, self.db, dx)
         return dx.reshape(self.original_x_shape)
 
 
 class SoftmaxWithLoss:
-    __doc__ = reference.SoftmaxWithLoss.__doc__
+    """``y = softmax(x)``, ``loss = -sum(log(y[i, t_i] + 1e-7)) / N``.
+
+    ``t`` holds class indices (N,) or one-hot rows (N, C).  backward:
+    ``dx = dout * (y - onehot(t)) / N``.
+    """
 
     def __init__(self):
         self.loss = None
@@ -197,19 +202,28 @@ class SoftmaxWithLoss:
         return dx
 
 
-class Dropout(_MaskedBackward, reference.Dropout):
-    __doc__ = reference.Dropout.__doc__
+class Dropout(_MaskedBackward, _book.DropoutArgs):
+    """The book's dropout, or inverted dropout with ``inverted=True``.
+
+    Training: ``mask = u >= dropout_ratio`` for the float64 uniforms ``u`` of stream
+    ``(seed, step)`` (``fastnet.kernels.dropout``; ``step`` counts the training passes),
+    ``out = x * mask``, times ``kept_scale = 1 / (1 - dropout_ratio)`` (0 at ratio 1)
+    when inverted; inference: ``out = x * (1 - dropout_ratio)``, a copy of ``x`` when
+    inverted.  backward: ``dx = dout * mask`` (times ``kept_scale`` when inverted).
+    ``seed=None`` draws the seed from the global ``np.random`` state.  A ratio of 0
+    keeps everything, 1 drops everything, in float32 as in float64.
+    """
+
     zeroed_where = False
 
     def forward(self, x, train_flg=True):
         x = _validate.float_array(x, "x")
         if not train_flg:
-            return super().forward(x, train_flg=False)  # x * (1 - ratio), or a copy
+            return self.infer(x)
         out = np.empty_like(x)
         self.mask = np.empty(x.shape, dtype=bool)
-        _flat_kernel(dropout.dropout_forward, x, activations.IDENTITY,
-                     stream_key(self.seed, self.step), self.dropout_ratio,
-                     x.dtype.type(self.kept_scale), self.mask, out)
+        _flat_kernel(dropout.dropout_forward, x, _book.stream_key(self.seed, self.step),
+                     self.dropout_ratio, x.dtype.type(self.kept_scale), self.mask, out)
         self.step += 1
         return out
 
@@ -224,9 +238,15 @@ class Dropout(_MaskedBackward, reference.Dropout):
 
 
 class BatchNormalization:
-    __doc__ = reference.BatchNormalization.__doc__ + """
-    A training pass on a single sample is a ValueError: its batch statistics would
-    normalize every feature to 0.
+    """Batch normalization (Ioffe and Szegedy 2015) of each feature over the batch.
+
+    Training: ``mu``, ``var`` (biased) of the batch, ``xn = (x - mu) / sqrt(var + 10e-7)``,
+    ``out = gamma * xn + beta``, and ``running = momentum * running + (1 - momentum) *
+    batch_stat`` for the mean and the variance (zeros before the first batch).
+    Inference normalizes with the running statistics.  Input of more than two
+    dimensions, e.g. (N, C, H, W), is flattened to (N, -1) and restored.  A training
+    pass on a single sample is a ValueError: its batch statistics would normalize every
+    feature to 0.
     """
 
     def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):

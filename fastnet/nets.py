@@ -1,7 +1,8 @@
 """The book's nets on compiled kernels, with a fused training step.
 
-``MultiLayerNet`` and ``MultiLayerNetExtend`` are their ``fastnet.reference.nets``
-namesakes built from ``fastnet.layers``.  The book's calls run compiled whole-net
+``MultiLayerNet`` and ``MultiLayerNetExtend`` are the book's nets of ``fastnet._book``
+(arguments, weight init, layer by layer; shared with their ``fastnet.reference.nets``
+namesakes, the NumPy oracle) built from ``fastnet.layers``.  The book's calls run compiled whole-net
 passes: ``gradient()`` one fused forward and backward (``network.mlp_train_step``),
 ``predict``/``loss``/``accuracy`` one inference pass over chunks of rows,
 ``numerical_gradient()`` one float64 call, and ``optimizer.update(net.params, grads)``
@@ -29,12 +30,9 @@ two kernel calls:
 """
 import numpy as np
 
-from . import _validate, layers, optimizers
+from . import _book, _validate, layers, optimizers
 from .arena import ArenaDict, NetLayout
 from .kernels import activations, network, normalization
-from .reference import nets as reference
-from .reference.functions import numerical_gradient
-from .reference.random import stream_key
 
 INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
 NUMERICAL_H = 1e-4  # the book's step of central differences
@@ -182,7 +180,7 @@ class _FusedNet:
         """Batch norm's momenta, dropout's ratios and the dropout layers' next stream keys."""
         return (np.array([bn.momentum for bn in self._batchnorms], np.float64),
                 np.array([d.dropout_ratio for d in self._dropouts], np.float64),
-                np.array([stream_key(d.seed, d.step) for d in self._dropouts], np.uint64))
+                np.array([_book.stream_key(d.seed, d.step) for d in self._dropouts], np.uint64))
 
     def _forward_backward(self, x, labels, sgd, weight_decay):
         """The fused kernel on one mini-batch (params already synced); returns the mean
@@ -315,7 +313,7 @@ class _FusedNet:
                 dropout.step = step
             return self._loss(x, labels, True)
 
-        grads = {key: numerical_gradient(rewound_loss, self.params[key]).astype(np.float64)
+        grads = {key: _book.numerical_gradient(rewound_loss, self.params[key]).astype(np.float64)
                  for key in self.params}
         for dropout, step in zip(self._dropouts, steps):
             dropout.step = step
@@ -375,8 +373,8 @@ class _FusedNet:
         return np.sum(y == t) / float(x.shape[0])
 
 
-class MultiLayerNet(_FusedNet, reference.MultiLayerNet):
-    __doc__ = reference.MultiLayerNet.__doc__
+class MultiLayerNet(_FusedNet, _book.LayerNet):
+    __doc__ = _book.LayerNet.__doc__
 
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                  weight_init_std="relu", weight_decay_lambda=0, *, dtype=np.float32,
@@ -386,8 +384,8 @@ class MultiLayerNet(_FusedNet, reference.MultiLayerNet):
         self._build_arenas()
 
 
-class MultiLayerNetExtend(_FusedNet, reference.MultiLayerNetExtend):
-    __doc__ = reference.MultiLayerNetExtend.__doc__
+class MultiLayerNetExtend(_FusedNet, _book.LayerNetExtend):
+    __doc__ = _book.LayerNetExtend.__doc__
 
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                  weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
@@ -401,13 +399,21 @@ class MultiLayerNetExtend(_FusedNet, reference.MultiLayerNetExtend):
         self._build_arenas()
 
     def estimate_population_statistics(self, x_train, batch_size):
-        # The reference's docstring (inspect.getdoc finds it).  The statistics come from
-        # the batch-norm kernel: with momentum 0 a training pass leaves each batch's
-        # statistics in the running-statistics arena; they are summed in float64 and
-        # the estimate is written back into the arena, where inference reads it.
+        """Set batch norm's test-time statistics to the paper's population estimate
+        (Ioffe and Szegedy 2015, Algorithm 2): over the whole batches of ``m =
+        batch_size`` consecutive rows of ``x_train``, in training mode, ``running_mean =
+        mean of the batch means`` and ``running_var = m / (m - 1) * mean of the batch
+        variances``.  Dropout runs as in training (each layer's ``step`` advances);
+        weights, gammas and betas are not changed.  ValueError without batch norm, for
+        ``batch_size`` < 2, or for fewer than ``batch_size`` samples.
+        """
+        # The statistics come from the batch-norm kernel: with momentum 0 a training pass
+        # leaves each batch's statistics in the running-statistics arena; they are summed
+        # in float64 and the estimate is written back into the arena, where inference
+        # reads it.
         m = batch_size
         x = self._rows(x_train)
-        n_batches = reference.population_batches(self.use_batchnorm, len(x), m)
+        n_batches = _book.population_batches(self.use_batchnorm, len(x), m)
         momenta = [bn.momentum for bn in self._batchnorms]
         sums = np.zeros(self._running.size)
         try:

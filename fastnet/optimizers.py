@@ -1,8 +1,9 @@
 """The book's optimizers on fused kernels (``fastnet.kernels.optimizers``).
 
-Each class is its ``fastnet.reference.optimizers`` namesake (same hyperparameters,
-validation and lazily created state dicts ``v``/``h``/``m``/``iter``) with ``update``
-running one fused pass per parameter instead of several NumPy expressions.
+Each class takes the book's hyperparameters (checked by ``fastnet._book``, as its
+``fastnet.reference.optimizers`` namesake, the NumPy oracle, checks them) and keeps
+lazily created state dicts ``v``/``h``/``m``/``iter``, with ``update`` running one fused
+pass per parameter instead of several NumPy expressions.
 ``update_flat`` does the same over a whole parameter arena in one pass; the nets'
 fast ``train_step`` uses it, and so does ``update`` when given a net's own
 ``params``/``grads`` dicts, and the per-key state dicts then hold views into the
@@ -19,11 +20,10 @@ import numbers
 
 import numpy as np
 
-from . import _validate
+from . import _book, _validate
 from .arena import ArenaDict
 from .kernels import optimizers as kernels
 from .kernels.jit import pick
-from .reference import optimizers as reference
 
 EPS = 1e-7
 
@@ -216,8 +216,9 @@ def _store(values, key, value):
         values[key] = value
 
 
-class SGD(_FusedUpdate, reference.SGD):
-    __doc__ = reference.SGD.__doc__
+class SGD(_FusedUpdate, _book.SGDArgs):
+    """Stochastic gradient descent: ``p -= lr * g``."""
+
     kernel = staticmethod(kernels.sgd)
 
     def _hyperparameters(self):
@@ -228,8 +229,9 @@ class SGD(_FusedUpdate, reference.SGD):
         return p
 
 
-class Momentum(_FusedUpdate, reference.Momentum):
-    __doc__ = reference.Momentum.__doc__
+class Momentum(_FusedUpdate, _book.MomentumArgs):
+    """Momentum SGD: ``v = momentum * v - lr * g; p += v``."""
+
     kernel = staticmethod(kernels.momentum)
     state_names = ("v",)
 
@@ -242,8 +244,13 @@ class Momentum(_FusedUpdate, reference.Momentum):
         return p
 
 
-class Nesterov(_FusedUpdate, reference.Nesterov):
-    __doc__ = reference.Nesterov.__doc__
+class Nesterov(_FusedUpdate, _book.MomentumArgs):
+    """Nesterov's accelerated gradient (Bengio et al. 2012, arXiv:1212.0901).
+
+    ``p += momentum**2 * v; p -= (1 + momentum) * lr * g; v = momentum * v - lr * g``,
+    in that order: ``p`` moves with the velocity of the *previous* step.
+    """
+
     kernel = staticmethod(kernels.nesterov)
     state_names = ("v",)
 
@@ -258,8 +265,9 @@ class Nesterov(_FusedUpdate, reference.Nesterov):
         return p
 
 
-class AdaGrad(_FusedUpdate, reference.AdaGrad):
-    __doc__ = reference.AdaGrad.__doc__
+class AdaGrad(_FusedUpdate, _book.AdaGradArgs):
+    """AdaGrad: ``h += g * g; p -= lr * g / (sqrt(h) + eps)``, ``eps = 1e-7``."""
+
     kernel = staticmethod(kernels.adagrad)
     state_names = ("h",)
 
@@ -272,8 +280,10 @@ class AdaGrad(_FusedUpdate, reference.AdaGrad):
         return p
 
 
-class RMSprop(_FusedUpdate, reference.RMSprop):
-    __doc__ = reference.RMSprop.__doc__
+class RMSprop(_FusedUpdate, _book.RMSpropArgs):
+    """RMSprop: ``h = decay_rate * h + (1 - decay_rate) * g * g;
+    p -= lr * g / (sqrt(h) + eps)``, ``eps = 1e-7``."""
+
     kernel = staticmethod(kernels.rmsprop)
     state_names = ("h",)
 
@@ -287,8 +297,14 @@ class RMSprop(_FusedUpdate, reference.RMSprop):
         return p
 
 
-class Adam(_FusedUpdate, reference.Adam):
-    __doc__ = reference.Adam.__doc__
+class Adam(_FusedUpdate, _book.AdamArgs):
+    """Adam (Kingma and Ba, arXiv:1412.6980v8), bias correction folded into the step.
+
+    ``iter += 1; lr_t = lr * sqrt(1 - beta2**iter) / (1 - beta1**iter);
+    m += (1 - beta1) * (g - m); v += (1 - beta2) * (g * g - v);
+    p -= lr_t * m / (sqrt(v) + eps)``, ``eps = 1e-7`` on the uncorrected ``sqrt(v)``.
+    """
+
     kernel = staticmethod(kernels.adam)
     state_names = ("m", "v")
 
@@ -309,8 +325,17 @@ class Adam(_FusedUpdate, reference.Adam):
         self.iter -= 1
 
 
-class AdamW(Adam, reference.AdamW):
-    __doc__ = reference.AdamW.__doc__
+class AdamW(Adam, _book.AdamWArgs):
+    """AdamW (Loshchilov and Hutter, arXiv:1711.05101), as ``torch.optim.AdamW``.
+
+    ``iter += 1; m += (1 - beta1) * (g - m); v += (1 - beta2) * (g * g - v);
+    m_hat = m / (1 - beta1**iter); v_hat = v / (1 - beta2**iter);
+    p -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * p)``: decoupled weight
+    decay, applied to every parameter given; ``eps`` (default 1e-8) on the corrected
+    ``sqrt(v_hat)``.  Leave the nets' ``weight_decay_lambda`` at 0 with it (see
+    ``fastnet.reference.optimizers.AdamW`` for the conventions).
+    """
+
     kernel = staticmethod(kernels.adamw)
 
     def _begin_step(self):
@@ -329,10 +354,10 @@ class AdamW(Adam, reference.AdamW):
         return p
 
 
-OPTIMIZERS = {name: globals()[cls.__name__] for name, cls in reference.OPTIMIZERS.items()}
+OPTIMIZERS = {name: globals()[cls] for name, cls in _book.OPTIMIZER_CLASSES.items()}
 
 
 def make_optimizer(name, **kwargs):
     """The optimizer called ``name`` (case-insensitive): sgd, momentum, nesterov, adagrad,
     rmsprop, adam or adamw."""
-    return reference.optimizer_class(name, OPTIMIZERS)(**kwargs)
+    return _book.optimizer_class(name, OPTIMIZERS)(**kwargs)

@@ -35,11 +35,10 @@ import numbers
 
 import numpy as np
 
-from . import _validate, nets, optimizers, threads
+from . import _book, _validate, nets, optimizers, threads
 from .arena import NetLayout
 from .kernels import activations
 from .kernels import population as kernels
-from .reference.random import stream_key
 
 NET_KEYS = ("seed", "weight_init_std", "weight_decay_lambda", "dropout_ratio")
 # What a population's members may normalize with: what the compiled step runs in place
@@ -359,7 +358,7 @@ class Population:
         shares = self._shares()
         workspaces = self._training_workspaces(n, shares)
         hyper = np.array([opt.kernel_scalars() for opt in self._optimizers], self.dtype)
-        keys = stream_key(self._seeds, self._steps[:, None])
+        keys = _book.stream_key(self._seeds, self._steps[:, None])
         if self._seeds.size:
             self._steps += np.uint64(1)
         losses, penalties = np.empty(len(self)), np.empty(len(self))

@@ -226,10 +226,9 @@ def _affine_kernels(build, inputs, case):
     for k, (x, dout) in enumerate(zip(inputs.xs, inputs.douts)):
         x2 = x.reshape(x.shape[0], -1)
         out = np.empty((x2.shape[0], W.shape[1]), W.dtype)
-        affine.affine_forward(x2, W, b, activations.IDENTITY, out)
+        affine.affine_forward(x2, W, b, out)
         dW, db, dx = np.empty_like(W), np.empty_like(b), np.empty_like(x2)
-        affine.affine_backward(dout, x2, W, dout, activations.IDENTITY, np.empty(0, bool), dout,
-                               dW, db, dx)
+        affine.affine_backward(dout, x2, W, dW, db, dx)
         trace.update({f"forward@{k}": out, f"dx@{k}": dx.reshape(x.shape), f"dW@{k}": dW,
                       f"db@{k}": db})
     return trace
@@ -256,8 +255,7 @@ def _dropout_kernels(build, inputs, case):
             continue
         out, mask, dx = np.empty_like(x), np.empty(x.shape, bool), np.empty_like(dout)
         scale = x.dtype.type(1 / (1 - ratio) if ratio < 1 else 0) if inverted else x.dtype.type(1)
-        build(dropout.dropout_forward)(x.reshape(-1), activations.IDENTITY,
-                                       stream_key(seed, step), ratio, scale,
+        build(dropout.dropout_forward)(x.reshape(-1), stream_key(seed, step), ratio, scale,
                                        mask.reshape(-1), out.reshape(-1))
         step += 1
         if inverted:

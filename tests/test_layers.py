@@ -240,8 +240,8 @@ TINY_DRAW_SEED, TINY_DRAW_AT = 3, 2600227
 def kernel_dropout(build, x, ratio, seed=TINY_DRAW_SEED, step=0):
     """``(mask, out)`` of the dropout kernel's ``build`` over the flat array ``x``."""
     out, mask = np.empty_like(x), np.empty(x.shape, bool)
-    build(dropout.dropout_forward)(x, activations.IDENTITY, stream_key(seed, step), ratio,
-                                   x.dtype.type(1), mask, out)
+    build(dropout.dropout_forward)(x, stream_key(seed, step), ratio, x.dtype.type(1), mask,
+                                   out)
     return mask, out
 
 

@@ -400,3 +400,56 @@ def test_shuffle_dataset_keeps_pairs():
     first = shuffle_dataset(x, t)[1]
     np.random.seed(4)
     assert_array_equal(shuffle_dataset(x, t)[1], first)
+
+
+# ------------------------------------------------------------------ independence
+
+# The product's modules that may import the reference: the book's plain functions,
+# re-exported (no compiled version exists), and the code that compares against it.
+MAY_IMPORT_REFERENCE = {"functions.py", "util.py", "bench", "experiments"}
+
+
+def _imports_of(path):
+    import ast
+
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            yield "." * node.level + (node.module or ""), [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, []
+
+
+def test_product_does_not_import_the_reference():
+    """The oracle stays independent: what both need is in ``fastnet._book``."""
+    import pathlib
+
+    import fastnet
+
+    root = pathlib.Path(fastnet.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        relative = path.relative_to(root)
+        if relative.parts[0] in MAY_IMPORT_REFERENCE | {"reference"}:
+            continue
+        for module, names in _imports_of(path):
+            if "reference" in module.split(".") or "reference" in names:
+                offenders.append(f"{relative}: {module} {names}")
+    assert not offenders
+
+
+@pytest.mark.parametrize("module", ["layers", "optimizers", "nets", "trainer"])
+def test_no_product_class_subclasses_the_reference(module):
+    import importlib
+    import inspect
+
+    product = importlib.import_module(f"fastnet.{module}")
+    for name, cls in inspect.getmembers(product, inspect.isclass):
+        if cls.__module__ != product.__name__:
+            continue
+        assert not [base for base in cls.__mro__
+                    if base.__module__.startswith("fastnet.reference")], name
+        reference = getattr(importlib.import_module(f"fastnet.reference.{module}"), name, None)
+        if reference is not None:
+            assert inspect.signature(cls) == inspect.signature(reference), name

@@ -3,7 +3,7 @@ unchanged) and the inverted one (kept elements times ``scale = 1 / (1 - ratio)``
 
 Element ``i`` is kept when ``u_i >= ratio``, ``u_i`` being number ``i`` of the stream
 whose 64-bit key the caller derives from (seed, step) with
-``fastnet.reference.random.stream_key``; see that module for the generator.  Each
+``fastnet._book.stream_key``; see ``fastnet.reference.random`` for the generator.  Each
 element's draw depends only on (key, i), so the mask is identical on any thread count.
 
 ``u_i = m_i * 2**-53`` is a float64 multiple of 2**-53 in [0, 1), ``m_i`` the top 53
@@ -58,14 +58,23 @@ def store_kept(y, key, threshold, i, scale, mask, out):
 
 
 @serial_and_parallel
-def dropout_forward(x, act, key, ratio, scale, mask, out):
+def dropout_forward(x, key, ratio, scale, mask, out):
+    """The Dropout layer: ``mask = u >= ratio`` and ``out = x * mask * scale`` (flat
+    arrays; ``scale`` as in ``activation_dropout_forward``)."""
+    threshold = keep_threshold(ratio)
+    for i in prange(x.size):
+        store_kept(x[i], key, threshold, i, scale, mask, out)
+
+
+@serial_and_parallel
+def activation_dropout_forward(x, act, key, ratio, scale, mask, out):
     """``mask = u >= ratio`` and ``out = act(x) * mask * scale`` (flat arrays of
     ``x.size`` elements, ``ratio`` a float in [0, 1], ``scale`` a scalar of ``x``'s dtype:
     1 for the book's dropout, ``1 / (1 - ratio)`` for inverted dropout; ``out`` apart
     from ``x``, as an in-place pass does not vectorise).
 
-    The activation (``IDENTITY`` for the Dropout layer alone) is fused in so that a
-    net's activation and dropout take one pass.  The identity and ReLU get loops of
+    The activation is fused in so that a net's activation and dropout take one pass
+    (``dropout_forward`` is the Dropout layer alone).  The identity and ReLU get loops of
     their own: LLVM leaves a loop that tests ``act`` per element unvectorised.
     """
     threshold = keep_threshold(ratio)

@@ -29,11 +29,11 @@ import numpy as np
 
 from . import optimizers
 from .activations import IDENTITY, TANH
-from .affine import activation_grad_colsum, affine_forward
+from .affine import activation_grad_colsum, affine_act_forward
 from .activations import activate_row
 from .batchnorm import batchnorm_backward, batchnorm_forward_train, batchnorm_infer_act
 from .blas import gemm, gemm_update
-from .dropout import dropout_forward
+from .dropout import activation_dropout_forward
 from .jit import inline, jit
 from .normalization import group_norm_backward, group_norm_forward
 from .softmax import LOG_EPS, softmax_cross_entropy_grad, softmax_row
@@ -91,7 +91,7 @@ def train_forward(x, labels, dims, layout, act, params, running, norm, bn_moment
         # out = act(z) (* mask) with z = h W + b, normalised; the activation goes into
         # the last pass before dropout, dropout into its own
         z = view(scratch[0], 0, n, d) if normed or dropout else out
-        affine_forward(h, w, b, IDENTITY if normed or dropout else act, z)
+        affine_act_forward(h, w, b, IDENTITY if normed or dropout else act, z)
         if norm == LAYER_NORM:
             y = view(scratch[1], 0, n, d) if dropout else out
             layer_norm_rows(z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
@@ -110,18 +110,19 @@ def train_forward(x, labels, dims, layout, act, params, running, norm, bn_moment
                 stds[std_offset:std_offset + d], y)
             z = y
         if dropout:
-            dropout_forward(z.reshape(n * d), act, keys[l], dropout_ratios[l], z.dtype.type(1),
-                            masks[offset:offset + n * d], acts[offset:offset + n * d])
+            activation_dropout_forward(z.reshape(n * d), act, keys[l], dropout_ratios[l],
+                                       z.dtype.type(1), masks[offset:offset + n * d],
+                                       acts[offset:offset + n * d])
         h = out
         offset += n * d
         std_offset += std_width(norm, n, d)
 
     last = n_layers - 1
     w = view(params, layout[last, W], dims[last], dims[last + 1])
-    # An int64, not the literal 0: a literal argument compiles a second affine_forward
+    # An int64, not the literal 0: a literal argument compiles a second affine_act_forward
     # (about a second of a cold start) beside the one Python's calls use.
-    affine_forward(h, w, params[layout[last, B]:layout[last, B] + dims[last + 1]],
-                   np.int64(IDENTITY), logits)
+    affine_act_forward(h, w, params[layout[last, B]:layout[last, B] + dims[last + 1]],
+                       np.int64(IDENTITY), logits)
     return softmax_cross_entropy_grad(logits, labels, 1.0 / n, logits)
 
 
@@ -269,7 +270,7 @@ def infer_chunk(x, dims, layout, act, params, running, norm, eps, dropout_scales
         w = view(params, layout[l, W], d_in, d)
         b = params[layout[l, B]:layout[l, B] + d]
         z = view(scratch[1 - cur], 0, n, d)
-        affine_forward(h, w, b, IDENTITY if normed else act, z)
+        affine_act_forward(h, w, b, IDENTITY if normed else act, z)
         if norm == LAYER_NORM:  # xn is not kept: out receives it, then the output
             out = view(scratch[cur], 0, n, d)
             layer_norm_rows(z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
@@ -294,8 +295,8 @@ def infer_chunk(x, dims, layout, act, params, running, norm, eps, dropout_scales
         std_offset += d
     last = n_layers - 1
     w = view(params, layout[last, W], dims[last], dims[last + 1])
-    affine_forward(h, w, params[layout[last, B]:layout[last, B] + dims[last + 1]],
-                   np.int64(IDENTITY), logits)  # an int64: see train_forward
+    affine_act_forward(h, w, params[layout[last, B]:layout[last, B] + dims[last + 1]],
+                       np.int64(IDENTITY), logits)  # an int64: see train_forward
 
 
 @inline

@@ -5,6 +5,8 @@ are weak under NumPy's promotion rules, so ``1 / (1 + x)`` does not upcast).
 """
 import numpy as np
 
+from .._book import numerical_gradient  # noqa: F401 (the book's, shared with fastnet.nets)
+
 
 def identity_function(x):
     """``x`` itself (the output activation of a regression net)."""
@@ -83,24 +85,3 @@ def cross_entropy_error(y, t):
 def softmax_loss(X, t):
     """``cross_entropy_error(softmax(X), t)``."""
     return cross_entropy_error(softmax(X), t)
-
-
-def numerical_gradient(f, x):
-    """Central differences ``(f(x + h e_i) - f(x - h e_i)) / 2h``, ``h = 1e-4``.
-
-    ``x`` (any shape) is perturbed in place one element at a time and restored, so
-    ``f`` may ignore its argument and read ``x`` through a closure, as the nets do.
-    """
-    h = 1e-4
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        original = x[idx]
-        try:
-            x[idx] = original + h
-            f_plus = f(x)
-            x[idx] = original - h
-            f_minus = f(x)
-        finally:
-            x[idx] = original
-        grad[idx] = (f_plus - f_minus) / (2 * h)
-    return grad

@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 
+from .. import _book
 from .functions import class_indices, cross_entropy_error, sigmoid, softmax
-from .random import counter_uniform, draw_seed, resolve_rng
+from .random import counter_uniform
 
 
 class Relu:
@@ -110,7 +111,7 @@ class SoftmaxWithLoss:
         return dx * np.asarray(dout / batch_size, dtype=dx.dtype)
 
 
-class Dropout:
+class Dropout(_book.DropoutArgs):
     """The book's dropout, or inverted dropout with ``inverted=True``.
 
     Training: ``mask = u >= dropout_ratio`` for float64 uniforms ``u`` in [0, 1),
@@ -134,30 +135,9 @@ class Dropout:
     the ratio, and so drops the rare draw of exactly 0 at ratio 0.
     """
 
-    def __init__(self, dropout_ratio=0.5, seed=None, *, inverted=False):
-        if isinstance(dropout_ratio, bool) or not 0 <= dropout_ratio <= 1:
-            raise ValueError(f"dropout_ratio must be in [0, 1], got {dropout_ratio!r}")
-        if seed is None:
-            seed = draw_seed(resolve_rng())
-        if seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.dropout_ratio = float(dropout_ratio)
-        self.seed = int(seed)
-        self.inverted = bool(inverted)
-        self.step = 0
-        self.mask = None
-
-    @property
-    def kept_scale(self):
-        """The factor of a kept element in training: 1, or ``1 / (1 - dropout_ratio)``
-        (0 at ratio 1) when inverted."""
-        if not self.inverted:
-            return 1.0
-        return 1 / (1 - self.dropout_ratio) if self.dropout_ratio < 1 else 0.0
-
     def forward(self, x, train_flg=True):
         if not train_flg:
-            return x.copy() if self.inverted else x * x.dtype.type(1 - self.dropout_ratio)
+            return self.infer(x)
         u = counter_uniform(self.seed, self.step, x.size).reshape(x.shape)
         self.mask = u >= self.dropout_ratio
         self.step += 1

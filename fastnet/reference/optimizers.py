@@ -4,37 +4,14 @@
 ``params`` in place, so layers holding those arrays see the new values.  State
 (``v``, ``h``, ``m``, ``iter``) is created lazily, one zero array per key the first
 time the key is seen, shaped and typed like the parameter.  In the formulas below
-``p`` is a parameter, ``g`` its gradient and ``eps = 1e-7``.
+``p`` is a parameter, ``g`` its gradient and ``eps = 1e-7``.  The hyperparameters and
+their checks are ``fastnet._book``'s, shared with ``fastnet.optimizers``.
 """
 import math
 
 import numpy as np
 
-
-# Hyperparameters are kept as Python floats: a NumPy float64 scalar would promote
-# float32 parameters and state to float64.
-def _check_lr(lr):
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"Invalid learning rate: {lr!r} (must be a finite number > 0)")
-    return float(lr)
-
-
-def _check_positive(name, value):
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"Invalid {name}: {value!r} (must be a finite number > 0)")
-    return float(value)
-
-
-def _check_nonnegative(name, value):
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"Invalid {name}: {value!r} (must be a finite number >= 0)")
-    return float(value)
-
-
-def _check_fraction(name, value):
-    if not 0 <= value < 1:
-        raise ValueError(f"Invalid {name}: {value!r} (must be in [0, 1))")
-    return float(value)
+from .. import _book
 
 
 def _add_zeros_for_new_keys(state, params):
@@ -44,24 +21,16 @@ def _add_zeros_for_new_keys(state, params):
             state[key] = np.zeros_like(param)
 
 
-class SGD:
+class SGD(_book.SGDArgs):
     """Stochastic gradient descent: ``p -= lr * g``."""
-
-    def __init__(self, lr=0.01):
-        self.lr = _check_lr(lr)
 
     def update(self, params, grads):
         for key in params:
             params[key] -= self.lr * grads[key]
 
 
-class Momentum:
+class Momentum(_book.MomentumArgs):
     """Momentum SGD: ``v = momentum * v - lr * g; p += v``."""
-
-    def __init__(self, lr=0.01, momentum=0.9):
-        self.lr = _check_lr(lr)
-        self.momentum = _check_fraction("momentum", momentum)
-        self.v = {}
 
     def update(self, params, grads):
         _add_zeros_for_new_keys(self.v, params)
@@ -86,12 +55,8 @@ class Nesterov(Momentum):
             self.v[key] = self.momentum * self.v[key] - self.lr * grads[key]
 
 
-class AdaGrad:
+class AdaGrad(_book.AdaGradArgs):
     """AdaGrad: ``h += g * g; p -= lr * g / (sqrt(h) + eps)``."""
-
-    def __init__(self, lr=0.01):
-        self.lr = _check_lr(lr)
-        self.h = {}
 
     def update(self, params, grads):
         _add_zeros_for_new_keys(self.h, params)
@@ -100,13 +65,8 @@ class AdaGrad:
             params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + 1e-7)
 
 
-class RMSprop:
+class RMSprop(_book.RMSpropArgs):
     """RMSprop: ``h = decay_rate * h + (1 - decay_rate) * g * g; p -= lr * g / (sqrt(h) + eps)``."""
-
-    def __init__(self, lr=0.01, decay_rate=0.99):
-        self.lr = _check_lr(lr)
-        self.decay_rate = _check_fraction("decay_rate", decay_rate)
-        self.h = {}
 
     def update(self, params, grads):
         _add_zeros_for_new_keys(self.h, params)
@@ -116,7 +76,7 @@ class RMSprop:
             params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + 1e-7)
 
 
-class Adam:
+class Adam(_book.AdamArgs):
     """Adam (Kingma and Ba, arXiv:1412.6980v8), bias correction folded into the step.
 
     ``iter += 1; lr_t = lr * sqrt(1 - beta2**iter) / (1 - beta1**iter);
@@ -124,14 +84,6 @@ class Adam:
     p -= lr_t * m / (sqrt(v) + eps)``.  Folding the correction into ``lr_t`` puts
     ``eps`` on the uncorrected ``sqrt(v)``, a slightly different convention from the paper.
     """
-
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
-        self.lr = _check_lr(lr)
-        self.beta1 = _check_fraction("beta1", beta1)
-        self.beta2 = _check_fraction("beta2", beta2)
-        self.iter = 0
-        self.m = {}
-        self.v = {}
 
     def update(self, params, grads):
         _add_zeros_for_new_keys(self.m, params)
@@ -144,7 +96,7 @@ class Adam:
             params[key] -= lr_t * self.m[key] / (np.sqrt(self.v[key]) + 1e-7)
 
 
-class AdamW(Adam):
+class AdamW(Adam, _book.AdamWArgs):
     """Adam with decoupled weight decay (Loshchilov and Hutter, "Decoupled Weight Decay
     Regularization", ICLR 2019, arXiv:1711.05101), as ``torch.optim.AdamW`` computes it.
 
@@ -165,11 +117,6 @@ class AdamW(Adam):
     that sets ``lr`` scales both terms.
     """
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, weight_decay=0.01, eps=1e-8):
-        super().__init__(lr, beta1, beta2)
-        self.weight_decay = _check_nonnegative("weight_decay", weight_decay)
-        self.eps = _check_positive("eps", eps)
-
     def update(self, params, grads):
         _add_zeros_for_new_keys(self.m, params)
         _add_zeros_for_new_keys(self.v, params)
@@ -183,26 +130,9 @@ class AdamW(Adam):
                                       + self.weight_decay * params[key])
 
 
-OPTIMIZERS = {
-    "sgd": SGD,
-    "momentum": Momentum,
-    "nesterov": Nesterov,
-    "adagrad": AdaGrad,
-    "rmsprop": RMSprop,
-    "adam": Adam,
-    "adamw": AdamW,
-}
-
-
-def optimizer_class(name, registry=None):
-    """The class called ``name`` (case-insensitive) in ``registry`` (default ``OPTIMIZERS``)."""
-    registry = OPTIMIZERS if registry is None else registry
-    found = registry.get(str(name).lower())
-    if found is None:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(registry)}")
-    return found
+OPTIMIZERS = {name: globals()[cls] for name, cls in _book.OPTIMIZER_CLASSES.items()}
 
 
 def make_optimizer(name, **kwargs):
     """The optimizer called ``name`` (case-insensitive, a key of ``OPTIMIZERS``)."""
-    return optimizer_class(name)(**kwargs)
+    return _book.optimizer_class(name, OPTIMIZERS)(**kwargs)
