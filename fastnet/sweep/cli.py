@@ -139,14 +139,16 @@ def _add_run(verbs):
 def _space(args):
     from .space import Space, parse_param
 
-    params = {}
+    params, spelled = {}, {}
     for text in args.param:
         name, value = parse_param(text)
-        if name in params:
-            raise ValueError(f"{name} is given twice (--param {text!r})")
-        params[name] = value
+        key = text.partition("=")[0]
+        if name in spelled:
+            also = "" if key == spelled[name] else f", as {spelled[name]!r} and {key!r}"
+            raise ValueError(f"{key} is given twice{also} (--param {text!r})")
+        params[key], spelled[name] = value, key
     if args.epochs is not None:
-        if "epochs" in params:
+        if "epochs" in spelled:
             raise ValueError("give the epochs once: --epochs or --param epochs=...")
         params["epochs"] = args.epochs
     return Space(params)
