@@ -94,8 +94,12 @@ def _add_run(verbs):
         "resumes.  --param NAME=LOW:HIGH[:linear|log|one-minus-log|int|log-int], "
         "NAME=A,B,C:choice or NAME=VALUE (repeatable); names are MultiLayerNetExtend's, "
         "the optimizers' and the trainer's (lr, momentum, beta1, beta2, decay_rate, "
-        "weight_decay, hidden (100x4 or 100-50), activation, weight_init_std, batchnorm, "
-        "dropout, dropout_ratio, optimizer, batch_size, epochs).")
+        "weight_decay (L2 in the loss), decoupled_weight_decay (AdamW's), hidden (100x4 or "
+        "100-50), activation, weight_init_std, batchnorm, normalization (batch, layer, "
+        "group, instance, weight, switchable or none), groups, dropout, dropout_ratio, "
+        "optimizer (sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw), lr_schedule "
+        "(step, exponential, inverse_time, cosine or none; per epoch) with step_size, gamma, "
+        "lr_decay_rate, decay_steps, alpha, batch_size, epochs).")
     p.set_defaults(run=run_command)
     _add_db(p)
     p.add_argument("--param", action="append", default=[], metavar="SPEC",

@@ -306,3 +306,30 @@ def test_a_sweep_file_made_before_the_newer_parameters_resumes(data, tmp_path):
     for a, b in zip(aged, table(whole)[:3]):  # the old trials trained as today's do
         assert {k: v for k, v in a.items() if k != "config"} == {
             k: v for k, v in b.items() if k != "config"}
+
+
+class ListedSampler(sweep.Sampler):
+    """docs/sweeps.md's sampler protocol: trial i is the i-th of a list of values."""
+
+    kind = "listed"
+
+    def __init__(self, space, lrs):
+        super().__init__(space, lrs=list(lrs))
+
+    def __len__(self):
+        return len(self.settings["lrs"])
+
+    def sample(self, index, history=()):
+        return self.space.complete({**self.space.constants, "lr": self.settings["lrs"][index]})
+
+
+def test_a_sampler_written_to_the_documented_protocol_runs_and_resumes(data, tmp_path):
+    space = sweep.Space({**SPACE, "lr": sweep.log_uniform(1e-3, 1.0)})
+    sampler = ListedSampler(space, [0.5, 0.05, 0.005])
+    with pytest.raises(ValueError, match="the listed sampler has 3 points, fewer than the 4"):
+        sweep.run(space, 4, data, sampler=sampler, workers=1, progress=False)
+    db = tmp_path / "listed.db"
+    results = sweep.run(space, 3, data, sampler=sampler, db=db, workers=1, progress=False)
+    assert [r.config["lr"] for r in results] == [0.5, 0.05, 0.005]
+    assert table(sweep.run(space, 3, data, sampler=sampler, db=db, progress=False)) == table(
+        results)
