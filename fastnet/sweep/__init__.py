@@ -31,7 +31,7 @@ from .space import (
 from .store import NotASweepError, SpecMismatchError, SweepStore, SweepStoreError, TrialResult
 
 __all__ = ["CoarseToFineSampler", "GridSampler", "MedianPruner", "NotASweepError",
-           "RandomSampler", "Sampler", "SobolSampler", "Space", "SpecMismatchError", "SuccessiveHalving",
-           "SweepInterrupted", "SweepStore", "SweepStoreError", "TrialResult", "choice",
-           "data_spec", "int_uniform", "log_int", "log_uniform", "one_minus_log_uniform",
-           "run", "uniform"]
+           "RandomSampler", "Sampler", "SobolSampler", "Space", "SpecMismatchError",
+           "SuccessiveHalving", "SweepInterrupted", "SweepStore", "SweepStoreError",
+           "TrialResult", "choice", "data_spec", "int_uniform", "log_int", "log_uniform",
+           "one_minus_log_uniform", "run", "uniform"]

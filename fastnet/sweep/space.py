@@ -620,7 +620,8 @@ class Space:
                              f"{say('use_batchnorm')}")
         for schedule in self.values("lr_schedule"):
             for key in SCHEDULE_ARGUMENTS.get(schedule, ()):
-                if key not in self.params and _schedule_default(schedule, key, {"epochs": 1}) is None:
+                needed = _schedule_default(schedule, key, {"epochs": 1}) is None
+                if needed and key not in self.params:
                     raise ValueError(f"{say('lr_schedule')} {schedule!r} needs {key} "
                                      f"(--param {key}=...)")
 
