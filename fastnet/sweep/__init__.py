@@ -18,7 +18,7 @@ the kernels nor the nets, so a coordinator that only records starts fast.
 from .data import data_spec
 from .pruners import MedianPruner, SuccessiveHalving
 from .run import SweepInterrupted, run
-from .samplers import CoarseToFineSampler, GridSampler, RandomSampler, SobolSampler
+from .samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler, SobolSampler
 from .space import (
     Space,
     choice,
@@ -31,7 +31,7 @@ from .space import (
 from .store import NotASweepError, SpecMismatchError, SweepStore, SweepStoreError, TrialResult
 
 __all__ = ["CoarseToFineSampler", "GridSampler", "MedianPruner", "NotASweepError",
-           "RandomSampler", "SobolSampler", "Space", "SpecMismatchError", "SuccessiveHalving",
-           "SweepInterrupted", "SweepStore", "SweepStoreError", "TrialResult", "choice",
-           "data_spec", "int_uniform", "log_int", "log_uniform", "one_minus_log_uniform",
-           "run", "uniform"]
+           "RandomSampler", "Sampler", "SobolSampler", "Space", "SpecMismatchError",
+           "SuccessiveHalving", "SweepInterrupted", "SweepStore", "SweepStoreError",
+           "TrialResult", "choice", "data_spec", "int_uniform", "log_int", "log_uniform",
+           "one_minus_log_uniform", "run", "uniform"]

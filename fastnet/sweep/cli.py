@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .store import SweepStore, SweepStoreError
@@ -93,8 +94,12 @@ def _add_run(verbs):
         "resumes.  --param NAME=LOW:HIGH[:linear|log|one-minus-log|int|log-int], "
         "NAME=A,B,C:choice or NAME=VALUE (repeatable); names are MultiLayerNetExtend's, "
         "the optimizers' and the trainer's (lr, momentum, beta1, beta2, decay_rate, "
-        "weight_decay, hidden (100x4 or 100-50), activation, weight_init_std, batchnorm, "
-        "dropout, dropout_ratio, optimizer, batch_size, epochs).")
+        "weight_decay (L2 in the loss), decoupled_weight_decay (AdamW's), hidden (100x4 or "
+        "100-50), activation, weight_init_std, batchnorm, normalization (batch, layer, "
+        "group, instance, weight, switchable or none), groups, dropout, dropout_ratio, "
+        "optimizer (sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw), lr_schedule "
+        "(step, exponential, inverse_time, cosine or none; per epoch) with step_size, gamma, "
+        "lr_decay_rate, decay_steps, alpha, batch_size, epochs).")
     p.set_defaults(run=run_command)
     _add_db(p)
     p.add_argument("--param", action="append", default=[], metavar="SPEC",
@@ -139,14 +144,16 @@ def _add_run(verbs):
 def _space(args):
     from .space import Space, parse_param
 
-    params = {}
+    params, spelled = {}, {}
     for text in args.param:
         name, value = parse_param(text)
-        if name in params:
-            raise ValueError(f"{name} is given twice (--param {text!r})")
-        params[name] = value
+        key = text.partition("=")[0]
+        if name in spelled:
+            also = "" if key == spelled[name] else f", as {spelled[name]!r} and {key!r}"
+            raise ValueError(f"{key} is given twice{also} (--param {text!r})")
+        params[key], spelled[name] = value, key
     if args.epochs is not None:
-        if "epochs" in params:
+        if "epochs" in spelled:
             raise ValueError("give the epochs once: --epochs or --param epochs=...")
         params["epochs"] = args.epochs
     return Space(params)
@@ -170,10 +177,13 @@ def run_command(args):
     start = time.perf_counter()
     signal.signal(signal.SIGTERM, _interrupt)  # kill: stop as Ctrl-C does, pool closed
     try:
-        results = run(space, args.trials, spec, sampler=sampler, pruner=pruner, db=args.db,
-                      seed=args.seed, executor=args.executor, scheduler=args.scheduler,
-                      workers=args.workers, threads_per_worker=args.threads_per_worker,
-                      bracket_size=args.bracket_size, dtype=args.dtype, progress=None)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            results = run(space, args.trials, spec, sampler=sampler, pruner=pruner,
+                          db=args.db, seed=args.seed, executor=args.executor,
+                          scheduler=args.scheduler, workers=args.workers,
+                          threads_per_worker=args.threads_per_worker,
+                          bracket_size=args.bracket_size, dtype=args.dtype, progress=None)
     except (ValueError, SweepStoreError, SweepInterrupted) as err:
         raise SweepCommandError(str(err)) from None
     except (OSError, sqlite3.Error) as err:
@@ -187,12 +197,17 @@ def run_command(args):
     print(f"{len(results)} trials in {args.db} ("
           + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
           + f"); this run {time.perf_counter() - start:.1f} s")
-    _print_table(results, 10, space.dimensions)
+    _print_table(results, 10, _columns(space))
     return 0
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning of a sweep command as one line for the user, without the source line."""
+    print(f"fastnet sweep: warning: {message}", file=sys.stderr)
 
 
 def _open(path):
@@ -210,20 +225,47 @@ def show_command(args):
     store = _open(args.db)
     try:
         results = store.results()
-        dimensions = Space.from_json(store.spec["space"]).dimensions
+        counts, total = store.count(), store.spec["trials"]
+        columns = _columns(Space.from_json(store.spec["space"]))
     finally:
         store.close()
-    _print_table(results, args.top, dimensions)
+    print(_progress(counts, total))
+    _print_table(results, args.top, columns)
     return 0
 
 
-def _print_table(results, top, dimensions):
+def _progress(counts, total):
+    """``'7 of 10 trials recorded (5 done, 2 pruned), 1 running, 2 pending'``: the
+    store's ``count()`` against the sweep's ``total``."""
+    ended = {status: n for status, n in counts.items() if status != "running" and n}
+    recorded = sum(ended.values())
+    pending = max(total - recorded - counts["running"], 0)
+    detail = ", ".join(f"{n} {status}" for status, n in ended.items())
+    return (f"{recorded} of {total} trials recorded" + (f" ({detail})" if detail else "")
+            + f", {counts['running']} running, {pending} pending")
+
+
+def _columns(space):
+    """The configuration entries a table shows: the sampled parameters, and where the
+    optimizer is sampled, the learning rate and AdamW's decay if the space does not set
+    them (each trial has its optimizer's own)."""
+    from .space import OPTIMIZER_DEFAULTS
+
+    columns = list(space.dimensions)
+    if "optimizer" in space.dimensions:
+        used = {key for name in space.params["optimizer"].options
+                for key in OPTIMIZER_DEFAULTS[name]}
+        columns += sorted(used - set(space.params))
+    return columns
+
+
+def _print_table(results, top, columns):
     # finished trials first: a pruned trial's accuracy is from an earlier epoch
     ranked = sorted((r for r in results if r.score is not None),
                     key=lambda r: (r.status != "done", -r.score, r.index))[:top]
-    header = ["rank", "trial", "status", "val_acc", "val_loss", "epochs", *dimensions]
+    header = ["rank", "trial", "status", "val_acc", "val_loss", "epochs", *columns]
     rows = [[str(k), str(r.index), r.status, f"{r.score:.4f}", f"{r.val_loss_final:.4f}",
-             f"{r.epochs[-1]:g}", *(_cell(r.config[d]) for d in dimensions)]
+             f"{r.epochs[-1]:g}", *(_cell(r.config.get(d)) for d in columns)]
             for k, r in enumerate(ranked, 1)]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -257,8 +299,9 @@ def export_command(args):
 
     store = _open(args.db)
     try:
-        # CSV: the sampled parameters only; JSON: every field, curves included
-        columns = list(Space.from_json(store.spec["space"]).dimensions)
+        # CSV: the sampled parameters (and lr where the optimizer is); JSON: every
+        # field, curves included
+        columns = _columns(Space.from_json(store.spec["space"]))
         columns = columns if args.format == "csv" else None
         if args.out is None:
             try:

@@ -101,6 +101,8 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     module again: a script must call ``run`` under ``if __name__ == "__main__":``.
     """
     space = space if isinstance(space, Space) else Space(space)
+    for message in space.ignored():  # once per run, before anything trains
+        warnings.warn(message, UserWarning, stacklevel=2)
     if int(trials) != trials or trials < 1:
         raise ValueError(f"trials must be a positive integer, got {trials!r}")
     if int(bracket_size) != bracket_size or bracket_size < 1:

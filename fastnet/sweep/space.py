@@ -8,7 +8,10 @@ values (``from_unit``) and back (``to_unit``), so samplers work in the unit cube
 [0, 1)^d, one axis per sampled parameter, whatever the parameters are.
 
 A configuration is a plain dict of canonical parameter names (the book's, see
-``PARAMETERS``) to JSON-able values; ``Space.complete`` fills in every default.
+``PARAMETERS``) to JSON-able values; ``Space.complete`` fills in every default, and
+for the defaults that depend on other parameters (the optimizer's learning rate, a
+schedule's arguments) the value the trial uses.  Learning-rate schedules are
+``fastnet.schedules``' by name (``lr_schedule``), each argument its own parameter.
 Nothing here imports the kernels or the nets.
 """
 import copy
@@ -21,7 +24,8 @@ from typing import ClassVar
 __all__ = [
     "Distribution", "Uniform", "LogUniform", "OneMinusLogUniform", "IntUniform", "LogInt",
     "Choice", "uniform", "log_uniform", "one_minus_log_uniform", "int_uniform", "log_int",
-    "choice", "distribution_from_json", "Parameter", "PARAMETERS", "Space", "parse_param",
+    "choice", "distribution_from_json", "Parameter", "PARAMETERS", "OPTIMIZER_HYPERPARAMETERS",
+    "OPTIMIZER_DEFAULTS", "SCHEDULE_ARGUMENTS", "schedule_spec", "Space", "parse_param",
 ]
 
 
@@ -284,22 +288,25 @@ def distribution_from_json(d):
 # rejects it with the parameter's usual message).
 
 class _Numbers:
-    """Finite numbers from ``low`` (open or closed) up to ``high`` (open), of one
+    """Finite numbers from ``low`` up to ``high`` (each end open or closed), of one
     kind: 'int', 'float' (ints accepted, stored as floats) or 'number' (either)."""
 
-    def __init__(self, kind, low, low_open=False, high=None):
-        self.kind, self.low, self.low_open, self.high = kind, low, low_open, high
+    def __init__(self, kind, low, low_open=False, high=None, high_open=True):
+        self.kind, self.low, self.low_open = kind, low, low_open
+        self.high, self.high_open = high, high_open
         self.integer = kind == "int"
         article = "an" if self.integer else "a"
         if high is not None:
-            self.expected = f"{article} {kind} in [{low}, {high})"
+            self.expected = (f"{article} {kind} in {'(' if low_open else '['}{low}, "
+                             f"{high}{')' if high_open else ']'}")
         else:
             self.expected = f"{article} {kind} {'>' if low_open else '>='} {low}"
 
     def accepts(self, value):
         return (_is_real(value) and (not self.integer or isinstance(value, numbers.Integral))
                 and (value > self.low if self.low_open else value >= self.low)
-                and (self.high is None or value < self.high))
+                and (self.high is None
+                     or (value < self.high if self.high_open else value <= self.high)))
 
     def canonical(self, value):
         if self.kind == "float" or not isinstance(value, numbers.Integral):
@@ -316,13 +323,17 @@ class _Numbers:
 
 
 class _Names:
-    """One of a few names, case-insensitive in, the canonical spelling out."""
+    """One of a few names, case-insensitive in, the canonical spelling out; ``aliases``
+    maps short spellings to names."""
 
     integer = False
 
-    def __init__(self, *names):
-        self.names = {name.lower(): name for name in names}
-        self.expected = f"one of {', '.join(map(repr, names))}"
+    def __init__(self, *names, aliases=None):
+        aliases = aliases or {}
+        self.names = {**{alias.lower(): name for alias, name in aliases.items()},
+                      **{name.lower(): name for name in names}}
+        self.expected = f"one of {', '.join(map(repr, names))}" + (
+            f" (or {', '.join(aliases)})" if aliases else "")
 
     def accepts(self, value):
         return isinstance(value, str) and value.lower() in self.names
@@ -403,7 +414,7 @@ class _Either:
 class Parameter:
     """One searchable parameter: canonical ``name``, ``default``, CLI ``aliases`` and
     the values it takes (``expected``, in words).  A parameter whose default is None
-    also takes None (meaning: not set)."""
+    also takes None (meaning: not set; ``none`` on the command line)."""
 
     def __init__(self, name, domain, default, aliases=()):
         self.name, self.default, self.aliases = name, default, tuple(aliases)
@@ -414,40 +425,77 @@ class Parameter:
     def __repr__(self):
         return f"Parameter({self.name!r}: {self.expected}, default {self.default!r})"
 
-    def canonical(self, value, where=""):
+    def canonical(self, value, where="", spelled=None):
         """``value`` in the form a configuration stores (optimizer names capitalized
         as the book does, tuples as lists, floats as floats); ValueError naming the
-        parameter when the value is not one it takes."""
+        parameter as the user ``spelled`` it (default: its name) when the value is not
+        one it takes."""
         if value is None and self.default is None:
             return None
         if not self._domain.accepts(value):
-            raise ValueError(f"{self.name} must be {self.expected}, got {value!r}{where}")
+            raise ValueError(f"{spelled or self.name} must be {self.expected}, "
+                             f"got {value!r}{where}")
         return self._domain.canonical(value)
 
-    def check(self, spec):
+    def check(self, spec, spelled=None):
         """A distribution or constant for this parameter, checked: a constant and
         every option of a choice in canonical form, both ends of a range values the
         parameter takes (so ``dropout_ratio=uniform(0, 1)`` is refused: 1 is not in
         [0, 1))."""
         if isinstance(spec, Choice):
-            return Choice([self.canonical(option, f" (an option of {spec!r})")
+            return Choice([self.canonical(option, f" (an option of {spec!r})", spelled)
                            for option in spec.options])
         if isinstance(spec, Distribution):
             for end in ("low", "high"):
-                self.canonical(getattr(spec, end), f" (the {end} end of {spec!r})")
+                self.canonical(getattr(spec, end), f" (the {end} end of {spec!r})", spelled)
             return spec
-        return self.canonical(spec)
+        return self.canonical(spec, spelled=spelled)
 
     def parse(self, text):
-        """The value ``text`` spells on the command line (checked by ``canonical``)."""
+        """The value ``text`` spells on the command line (checked by ``canonical``);
+        ``none`` is None where the parameter takes None."""
+        if self.default is None and text.lower() == "none":
+            return None
         return self._domain.parse(text)
 
 
 _BETA = _Numbers("float", 0, high=1)
 _INIT_NAMES = _Names("relu", "he", "sigmoid", "xavier")
+_OPTIMIZER_NAMES = ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "AdamW")
+_NORMALIZATIONS = ("batch", "layer", "group", "instance", "weight", "switchable")
 
-# Defaults are MultiLayerNetExtend's, the optimizers' and the Trainer's; lr None is the
-# optimizer's own (0.01; Adam's 0.001).
+# Each optimizer's hyperparameters: configuration name -> the optimizer's keyword.
+# AdamW's decoupled decay is ``decoupled_weight_decay`` here: ``weight_decay`` is the
+# sweep's name of the book's L2 term in the loss (``weight_decay_lambda``).
+OPTIMIZER_HYPERPARAMETERS = {
+    "SGD": {"lr": "lr"}, "Momentum": {"lr": "lr", "momentum": "momentum"},
+    "Nesterov": {"lr": "lr", "momentum": "momentum"}, "AdaGrad": {"lr": "lr"},
+    "RMSprop": {"lr": "lr", "decay_rate": "decay_rate"},
+    "Adam": {"lr": "lr", "beta1": "beta1", "beta2": "beta2"},
+    "AdamW": {"lr": "lr", "beta1": "beta1", "beta2": "beta2",
+              "decoupled_weight_decay": "weight_decay"},
+}
+# The optimizers' own defaults where they differ between optimizers (the parameter's
+# default is None, and a configuration stores the value its optimizer uses).
+OPTIMIZER_DEFAULTS = {
+    "SGD": {"lr": 0.01}, "Momentum": {"lr": 0.01}, "Nesterov": {"lr": 0.01},
+    "AdaGrad": {"lr": 0.01}, "RMSprop": {"lr": 0.01}, "Adam": {"lr": 0.001},
+    "AdamW": {"lr": 0.001, "decoupled_weight_decay": 0.01},
+}
+# Each learning-rate schedule's arguments (``fastnet.schedules``): configuration name ->
+# the schedule's field, and the fields' defaults (cosine_decay's decay_steps defaults to
+# the trial's epochs, rounded up).  ``lr_decay_rate``: ``decay_rate`` is RMSprop's.
+SCHEDULE_ARGUMENTS = {
+    "step_decay": {"step_size": "step_size", "gamma": "gamma"},
+    "exponential_decay": {"gamma": "gamma"},
+    "inverse_time_decay": {"lr_decay_rate": "decay_rate"},
+    "cosine_decay": {"decay_steps": "decay_steps", "alpha": "alpha"},
+}
+_SCHEDULE_DEFAULTS = {"step_decay": {"gamma": 0.1}, "cosine_decay": {"alpha": 0.0}}
+
+# Defaults are MultiLayerNetExtend's, the optimizers' and the Trainer's; those of None
+# are filled in by ``Space.complete`` with the value the trial uses, where one is used
+# (lr: the optimizer's own, 0.01, Adam's and AdamW's 0.001).
 PARAMETERS = {parameter.name: parameter for parameter in [
     Parameter("hidden_size_list", _LayerSizes(), [100, 100, 100, 100], aliases=["hidden"]),
     Parameter("hidden_size", _Numbers("int", 1), None),
@@ -456,16 +504,25 @@ PARAMETERS = {parameter.name: parameter for parameter in [
     Parameter("weight_init_std", _Either(_Numbers("float", 0, low_open=True), _INIT_NAMES),
               "relu"),
     Parameter("use_batchnorm", _Bool(), False, aliases=["batchnorm"]),
+    Parameter("normalization", _Names(*_NORMALIZATIONS), None),
+    Parameter("groups", _Numbers("int", 1), 2),
     Parameter("use_dropout", _Bool(), False, aliases=["dropout"]),
     Parameter("dropout_ratio", _BETA, 0.5),
     Parameter("weight_decay_lambda", _Numbers("float", 0), 0.0, aliases=["weight_decay"]),
-    Parameter("optimizer", _Names("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"),
-              "SGD"),
+    Parameter("optimizer", _Names(*_OPTIMIZER_NAMES), "SGD"),
     Parameter("lr", _Numbers("float", 0, low_open=True), None),
     Parameter("momentum", _BETA, 0.9),
     Parameter("beta1", _BETA, 0.9),
     Parameter("beta2", _BETA, 0.999),
     Parameter("decay_rate", _BETA, 0.99),
+    Parameter("decoupled_weight_decay", _Numbers("float", 0), None),
+    Parameter("lr_schedule", _Names(*SCHEDULE_ARGUMENTS, aliases={
+        name.removesuffix("_decay"): name for name in SCHEDULE_ARGUMENTS}), None),
+    Parameter("step_size", _Numbers("int", 1), None),
+    Parameter("gamma", _Numbers("float", 0, low_open=True, high=1, high_open=False), None),
+    Parameter("lr_decay_rate", _Numbers("float", 0), None),
+    Parameter("decay_steps", _Numbers("int", 1), None),
+    Parameter("alpha", _Numbers("float", 0, high=1, high_open=False), None),
     Parameter("mini_batch_size", _Numbers("int", 1), 100, aliases=["batch_size"]),
     Parameter("epochs", _Numbers("number", 0, low_open=True), 20),
 ]}
@@ -474,10 +531,52 @@ PARAMETERS = {parameter.name: parameter for parameter in [
 _NAMES = {alias: parameter.name for parameter in PARAMETERS.values()
           for alias in (parameter.name, *parameter.aliases)}
 
+# Parameters that only some values of another one read: name -> (that one, its values
+# that read it).  ``Space.ignored`` warns of a given parameter no trial reads.
+_READ_ONLY_WITH = {
+    "dropout_ratio": ("use_dropout", (True,)),
+    "groups": ("normalization", ("group", "instance")),
+    **{name: ("optimizer", tuple(o for o, names in OPTIMIZER_HYPERPARAMETERS.items()
+                                 if name in names))
+       for names in OPTIMIZER_HYPERPARAMETERS.values() for name in names if name != "lr"},
+    **{name: ("lr_schedule", tuple(s for s, names in SCHEDULE_ARGUMENTS.items()
+                                   if name in names))
+       for names in SCHEDULE_ARGUMENTS.values() for name in names},
+}
+
+
+def _schedule_default(name, key, config):
+    """The default of argument ``key`` of schedule ``name`` in ``config``; None where
+    the schedule needs it given."""
+    if key == "decay_steps":
+        return max(1, math.ceil(config["epochs"]))
+    return _SCHEDULE_DEFAULTS.get(name, {}).get(key)
+
+
+def schedule_spec(config):
+    """The ``fastnet.schedules`` spec (``{"name": ..., **arguments}``) of a complete
+    ``config``'s ``lr_schedule``, None without one; ValueError for a missing argument."""
+    name = config.get("lr_schedule")
+    if name is None:
+        return None
+    spec = {"name": name}
+    for key, field in SCHEDULE_ARGUMENTS[name].items():
+        value = config.get(key)
+        spec[field] = _schedule_default(name, key, config) if value is None else value
+        if spec[field] is None:
+            raise ValueError(f"lr_schedule {name!r} needs {key} (--param {key}=...)")
+    return spec
+
+
+def _spellings(spelled):
+    """``name`` as the user spelled it: ``spelled[name]`` where given, else the name."""
+    return lambda name: spelled.get(name, name)
+
 
 def _canonical_items(mapping, what):
-    """``mapping`` with every key a canonical parameter name; ValueError for an
-    unknown name or one given twice (say as ``batch_size`` and ``mini_batch_size``)."""
+    """``(given, spelled)``: ``mapping`` with every key a canonical parameter name, and
+    each name's spelling in ``mapping``; ValueError for an unknown name or one given
+    twice (say as ``batch_size`` and ``mini_batch_size``)."""
     if not isinstance(mapping, dict):
         raise ValueError(f"{what} must be a dict of parameter names to values, got {mapping!r}")
     given, spelled = {}, {}
@@ -488,7 +587,7 @@ def _canonical_items(mapping, what):
         if name in given:
             raise ValueError(f"{name} is given twice, as {spelled[name]!r} and {key!r}")
         given[name], spelled[name] = value, key
-    return given
+    return given, spelled
 
 
 class Space:
@@ -498,24 +597,64 @@ class Space:
     aliases (``batch_size``), values are checked against the parameter
     (``Parameter.check``).  ``params`` holds them by canonical name, ``dimensions`` the
     names of the distributions in sorted order (the axes of the unit cube samplers
-    draw from), ``constants`` the rest.  Raises ValueError naming the parameter for an
-    unknown name (with the closest known one), a name given twice, or a value the
-    parameter does not take.
+    draw from), ``constants`` the rest, ``spelled`` each name as it was given.  Raises
+    ValueError naming the parameter as given for an unknown name (with the closest
+    known one), a name given twice, a value the parameter does not take, a learning-rate
+    schedule whose arguments are missing, or ``use_batchnorm`` together with
+    ``normalization``.
     """
 
     def __init__(self, params):
-        given = _canonical_items(params, "params")
-        self.params = {name: PARAMETERS[name].check(given[name]) for name in sorted(given)}
+        given, spelled = _canonical_items(params, "params")
+        self.spelled = {name: spelled[name] for name in sorted(given)}
+        self.params = {name: PARAMETERS[name].check(given[name], spelled[name])
+                       for name in sorted(given)}
         self.dimensions = tuple(name for name, spec in self.params.items()
                                 if isinstance(spec, Distribution))
         self.constants = {name: spec for name, spec in self.params.items()
                           if name not in self.dimensions}
+        say = _spellings(self.spelled)
+        if "normalization" in self.params and True in self.values("use_batchnorm"):
+            raise ValueError(f"{say('use_batchnorm')} and {say('normalization')} conflict: "
+                             f"give {say('normalization')}=batch in place of "
+                             f"{say('use_batchnorm')}")
+        for schedule in self.values("lr_schedule"):
+            for key in SCHEDULE_ARGUMENTS.get(schedule, ()):
+                needed = _schedule_default(schedule, key, {"epochs": 1}) is None
+                if needed and key not in self.params:
+                    raise ValueError(f"{say('lr_schedule')} {schedule!r} needs {key} "
+                                     f"(--param {key}=...)")
 
     def __eq__(self, other):
         return isinstance(other, Space) and self.params == other.params
 
     def __repr__(self):
         return f"Space({self.params!r})"
+
+    def values(self, name):
+        """The values parameter ``name`` may take in this space: its constant, its
+        choice's options or its default; None for a numeric range."""
+        spec = self.params.get(name, PARAMETERS[name].default)
+        if isinstance(spec, Choice):
+            return list(spec.options)
+        return None if isinstance(spec, Distribution) else [spec]
+
+    def ignored(self):
+        """One message for each parameter of the space that no trial reads (say
+        ``momentum`` where the only optimizer is Adam): it changes nothing."""
+        say = _spellings(self.spelled)
+        messages = []
+        for name in self.params:
+            if name not in _READ_ONLY_WITH:
+                continue
+            controller, readers = _READ_ONLY_WITH[name]
+            values = self.values(controller)
+            if values is not None and not any(_same(v, r) for v in values for r in readers):
+                messages.append(
+                    f"{say(name)} is given but no trial reads it: only {say(controller)} "
+                    f"{' or '.join(map(repr, readers))} does, and this space's "
+                    f"{say(controller)} is {' or '.join(map(repr, values))}")
+        return messages
 
     @staticmethod
     def complete(config):
@@ -524,11 +663,16 @@ class Space:
 
         ``hidden_size`` and ``hidden_layers`` (when either is set) override
         ``hidden_size_list``: it becomes ``[hidden_size] * hidden_layers``, the one not
-        set taken from the list (its first width, its length).  ValueError as for
-        ``Space``; a distribution is not a value.
+        set taken from the list (its first width, its length).  Defaults of None that
+        the trial reads become the value it uses: ``lr`` and ``decoupled_weight_decay``
+        the optimizer's own, the arguments of ``lr_schedule`` the schedule's defaults
+        (``decay_steps``: the epochs, rounded up); ``use_batchnorm`` and
+        ``normalization='batch'`` imply each other.  ValueError as for ``Space``; a
+        distribution is not a value.
         """
-        given = {name: PARAMETERS[name].canonical(value)
-                 for name, value in _canonical_items(config, "config").items()}
+        given, spelled = _canonical_items(config, "config")
+        given = {name: PARAMETERS[name].canonical(value, spelled=spelled[name])
+                 for name, value in given.items()}
         full = {name: given[name] if name in given else copy.deepcopy(parameter.default)
                 for name, parameter in PARAMETERS.items()}
         width, layers = full["hidden_size"], full["hidden_layers"]
@@ -536,6 +680,18 @@ class Space:
             sizes = full["hidden_size_list"]
             full["hidden_size_list"] = ([sizes[0] if width is None else width]
                                         * (len(sizes) if layers is None else layers))
+        if full["use_batchnorm"] and full["normalization"] not in (None, "batch"):
+            say = _spellings(spelled)
+            raise ValueError(f"{say('use_batchnorm')}=True and {say('normalization')}="
+                             f"{full['normalization']!r} conflict")
+        if full["use_batchnorm"] or full["normalization"] == "batch":
+            full["use_batchnorm"], full["normalization"] = True, "batch"
+        for name, value in OPTIMIZER_DEFAULTS[full["optimizer"]].items():
+            if full[name] is None:
+                full[name] = value
+        spec = schedule_spec(full)
+        for key, field in SCHEDULE_ARGUMENTS.get(full["lr_schedule"], {}).items():
+            full[key] = spec[field]
         return full
 
     def config_from_unit(self, u_vector):
@@ -581,7 +737,8 @@ def parse_param(text):
     choice, ``use_batchnorm=true`` a constant (booleans true/false).  Hidden layers:
     ``hidden=100x4`` is ``[100, 100, 100, 100]``, ``hidden=100-50`` is ``[100, 50]``,
     ``hidden=100x4,200x2:choice`` a choice of two lists.  Names may be aliases.  The
-    value is checked as ``Space`` checks it; ValueError naming the parameter otherwise.
+    value is checked as ``Space`` checks it; ValueError naming the parameter as typed
+    otherwise.
     """
     key, equals, spec = text.partition("=")
     if not equals:
@@ -591,27 +748,27 @@ def parse_param(text):
     parameter = PARAMETERS[_NAMES[key]]
     parts = spec.split(":")
     if len(parts) == 1:
-        return parameter.name, parameter.check(parameter.parse(spec))
+        return parameter.name, parameter.check(parameter.parse(spec), key)
     if len(parts) == 2 and parts[1] == "choice":
         options = parts[0].split(",") if parts[0] else []  # ''.split(',') is ['']
         try:
             distribution = choice([parameter.parse(option) for option in options])
         except ValueError as err:
-            raise ValueError(f"{parameter.name}: {err}") from None
-        return parameter.name, parameter.check(distribution)
+            raise ValueError(f"{key}: {err}") from None
+        return parameter.name, parameter.check(distribution, key)
     if len(parts) > 3 or parts[-1] == "choice":
         raise ValueError(f"--param must be {_SYNTAX}, got {text!r}")
     scale = parts[2] if len(parts) == 3 else "int" if parameter.integer else "linear"
     if scale not in _RANGE_SCALES:
-        raise _unknown(f"scale for {parameter.name}", scale, [*_RANGE_SCALES, "choice"])
+        raise _unknown(f"scale for {key}", scale, [*_RANGE_SCALES, "choice"])
     make, number = _RANGE_SCALES[scale]
     try:
         low, high = number(parts[0]), number(parts[1])
     except ValueError:
-        raise ValueError(f"{parameter.name}: the ends of the {scale} range must be "
+        raise ValueError(f"{key}: the ends of the {scale} range must be "
                          f"{'ints' if number is int else 'numbers'}, got {spec!r}") from None
     try:
         distribution = make(low, high)
     except ValueError as err:
-        raise ValueError(f"{parameter.name}: {err}") from None
-    return parameter.name, parameter.check(distribution)
+        raise ValueError(f"{key}: {err}") from None
+    return parameter.name, parameter.check(distribution, key)

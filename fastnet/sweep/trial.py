@@ -4,9 +4,11 @@ A trial is a configuration (``fastnet.sweep.space``'s canonical names), a seed a
 sweep's data.  Its training is a pure function of those: the net starts from
 ``MultiLayerNetExtend(..., seed=net_seed)`` and step ``s`` trains on the slice ``j`` of
 epoch ``e``'s permutation (``e, j = divmod(s, steps_per_epoch)``), drawn from
-``SeedSequence([order_seed, e])``.  So a trial stopped at a rung and continued later
-from its ``Checkpoint`` (parameters, running statistics, dropout streams, optimizer
-state) ends bit for bit where an uninterrupted run ends, and a trial trained again
+``SeedSequence([order_seed, e])``, with the learning rate ``lr * schedule(e)`` where
+the configuration has an ``lr_schedule`` (per epoch, as the Trainer applies it).  So a
+trial stopped at a rung and continued later from its ``Checkpoint`` (parameters,
+running statistics, dropout streams, optimizer state; the schedule's position is the
+step) ends bit for bit where an uninterrupted run ends, and a trial trained again
 from scratch after a crash retraces the same steps.
 
 **Thread-count independence.**  OpenBLAS's last bits can depend on its thread count
@@ -33,19 +35,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..schedules import make_schedule
+from .space import OPTIMIZER_HYPERPARAMETERS, schedule_spec
+
 PAD_MULTIPLE = 32  # pad an inner GEMM dimension to a multiple of this ...
 PAD_ABOVE = 448    # ... when it is larger than this (see the module doc)
 
-# The configuration entries MultiLayerNetExtend takes as keyword arguments.
+# The configuration entries MultiLayerNetExtend takes as keyword arguments, and the
+# defaults of those a configuration made before they were searchable lacks.
 NET_OPTIONS = ("activation", "weight_init_std", "weight_decay_lambda", "use_dropout",
                "dropout_ratio", "use_batchnorm")
+NEWER_NET_OPTIONS = {"normalization": None, "groups": 2}
 # The book's names of each optimizer's state (dicts keyed like ``params``).
 OPTIMIZER_STATE = {"SGD": (), "Momentum": ("v",), "Nesterov": ("v",), "AdaGrad": ("h",),
-                   "RMSprop": ("h",), "Adam": ("m", "v")}
-OPTIMIZER_HYPERPARAMETERS = {
-    "SGD": ("lr",), "Momentum": ("lr", "momentum"), "Nesterov": ("lr", "momentum"),
-    "AdaGrad": ("lr",), "RMSprop": ("lr", "decay_rate"), "Adam": ("lr", "beta1", "beta2"),
-}
+                   "RMSprop": ("h",), "Adam": ("m", "v"), "AdamW": ("m", "v")}
 
 
 def padded_width(n):
@@ -183,6 +186,7 @@ def build(config, seed, data, dtype=np.float32, backend="fastnet"):
     net_seed, _ = _net_seeds(seed)
     args = (data.output_size,)
     kwargs = {key: config[key] for key in NET_OPTIONS}
+    kwargs.update({key: config.get(key, default) for key, default in NEWER_NET_OPTIONS.items()})
     hidden = config["hidden_size_list"]  # Space.complete applied hidden_size/_layers
     net = nets.MultiLayerNetExtend(data.input_size, hidden, *args, seed=net_seed, dtype=dtype, **kwargs)
     width = data.x_train.shape[1]
@@ -196,8 +200,8 @@ def build(config, seed, data, dtype=np.float32, backend="fastnet"):
             mine.seed = theirs.seed
         net = padded
     name = config["optimizer"]
-    hyper = {key: config[key] for key in OPTIMIZER_HYPERPARAMETERS[name]
-             if config[key] is not None}  # lr None: the optimizer's default
+    hyper = {keyword: config[key] for key, keyword in OPTIMIZER_HYPERPARAMETERS[name].items()
+             if config.get(key) is not None}  # None (a config made before): its default
     return net, optimizers.make_optimizer(name, **hyper)
 
 
@@ -206,13 +210,18 @@ def _layers(net, kind):
     return [layer for key, layer in net.layers.items() if key.startswith(kind)]
 
 
+def _with_running_statistics(net):
+    """``net``'s layers that keep running statistics (batch and switchable norm), in order."""
+    return [layer for layer in net.layers.values() if hasattr(layer, "running_mean")]
+
+
 def checkpoint(net, optimizer, step):
     """A copy of ``net``'s and ``optimizer``'s training state after ``step`` steps."""
     state = {name: {key: np.array(value) for key, value in getattr(optimizer, name).items()}
              for name in OPTIMIZER_STATE[type(optimizer).__name__]}
     return Checkpoint(step, {key: np.array(value) for key, value in net.params.items()},
-                      [(bn.running_mean.copy(), bn.running_var.copy())
-                       for bn in _layers(net, "BatchNorm")],
+                      [(np.array(layer.running_mean), np.array(layer.running_var))
+                       for layer in _with_running_statistics(net)],
                       [d.step for d in _layers(net, "Dropout")], state, getattr(optimizer, "iter", None))
 
 
@@ -220,9 +229,12 @@ def restore(net, optimizer, ckpt):
     """Put ``ckpt``'s state into a freshly built ``net`` and ``optimizer``."""
     for key, value in ckpt.params.items():
         net.params[key][...] = value
-    for bn, (mean, var) in zip(_layers(net, "BatchNorm"), ckpt.running):
-        bn.running_mean[...] = mean
-        bn.running_var[...] = var
+    for layer, stats in zip(_with_running_statistics(net), ckpt.running):
+        for name, value in zip(("running_mean", "running_var"), stats):
+            if getattr(layer, name) is None:  # made at the first forward: make it now
+                setattr(layer, name, value.copy())
+            else:
+                getattr(layer, name)[...] = value
     for d, step in zip(_layers(net, "Dropout"), ckpt.dropout_steps):
         d.step = step
     for name, values in ckpt.optimizer_state.items():
@@ -284,9 +296,13 @@ def _train(unit, data, dtype, backend, out):
     if unit.checkpoint is not None:
         restore(net, optimizer, unit.checkpoint)
     step, evals = _plan(unit, order.per_epoch)
+    spec = schedule_spec(config)
+    schedule, lr0 = (make_schedule(**spec), optimizer.lr) if spec else (None, None)
     x, t = data.x_train, data.t_train
     for eval_step, epoch in evals:
         while step < eval_step:
+            if schedule is not None:  # per epoch, as the Trainer applies it
+                optimizer.lr = lr0 * schedule(step // order.per_epoch)
             rows = order.batch_at(step)
             loss = _step(net, x[rows], t[rows], optimizer)
             step += 1
@@ -350,11 +366,13 @@ def population_key(unit, backend="fastnet"):
     """What trials must share to step as one population: the net's shape and options,
     the optimizer, the batch size, the epochs, and the unit's step range and
     evaluations; None for a unit that trains alone (the reference backend, a
-    normalization the population's compiled step does not run)."""
+    normalization the population's compiled step does not run, a learning-rate
+    schedule)."""
     from ..population import NORMALIZATIONS
 
     config = unit.config
-    if backend != "fastnet" or config.get("normalization") not in NORMALIZATIONS:
+    if (backend != "fastnet" or config.get("normalization") not in NORMALIZATIONS
+            or schedule_spec(config)):
         return None
     return ("population", tuple(config["hidden_size_list"]), config["activation"],
             config["use_batchnorm"], config.get("normalization"), config["use_dropout"],

@@ -2,6 +2,7 @@
 and threads, with and without pruning, for every sampler; on a Dask cluster, a worker
 of which is killed mid-chunk; diverged trials; resuming after a crash inside."""
 import importlib
+import json
 import os
 import sqlite3
 import threading
@@ -265,3 +266,70 @@ def test_workers_that_keep_dying_stop_the_sweep_without_failing_its_trials(
         sweep.run(SPACE, 2, data, db=db, workers=1, progress=False)
     store = sweep.SweepStore.open(db, readonly=True)
     assert store.results() == [] and store.count()["failed"] == 0
+
+
+def test_a_parameter_no_trial_reads_is_warned_of_before_anything_runs(data):
+    with pytest.warns(UserWarning, match="^momentum is given but no trial reads it: only "
+                      "optimizer 'Momentum' or 'Nesterov' does, and this space's optimizer is "
+                      "'Adam'$"), pytest.raises(ValueError, match="trials must be"):
+        sweep.run({"optimizer": "adam", "momentum": 0.95}, 0, data)
+
+
+# The parameters, and so the configurations, of the sweeps made before normalizations,
+# AdamW and learning-rate schedules were searchable; lr was None where not searched.
+BEFORE = ("hidden_size_list", "hidden_size", "hidden_layers", "activation", "weight_init_std",
+          "use_batchnorm", "use_dropout", "dropout_ratio", "weight_decay_lambda", "optimizer",
+          "lr", "momentum", "beta1", "beta2", "decay_rate", "mini_batch_size", "epochs")
+
+
+def test_a_sweep_file_made_before_the_newer_parameters_resumes(data, tmp_path):
+    """A file whose trials 0-2 were recorded in the old form (no newer keys, lr None)
+    and whose other trials did not run: the same sweep resumes it, keeps those three
+    as they are and records the others as a sweep of today does."""
+    space = {**SPACE, "optimizer": sweep.choice(["Momentum", "Adam"])}
+    del space["lr"]
+    whole = sweep.run(space, 6, data, db=tmp_path / "whole.db", workers=1, progress=False)
+    old = tmp_path / "old.db"
+    old.write_bytes((tmp_path / "whole.db").read_bytes())
+    with sqlite3.connect(old) as conn:
+        conn.execute('DELETE FROM trials WHERE "index" >= 3')
+        for index, config in conn.execute('SELECT "index", config FROM trials').fetchall():
+            config = {k: v for k, v in json.loads(config).items() if k in BEFORE} | {"lr": None}
+            conn.execute('UPDATE trials SET config = ? WHERE "index" = ?',
+                         (json.dumps(config, sort_keys=True), index))
+    with sweep.SweepStore.open(old, readonly=True) as store:
+        aged = table(store.results())
+    resumed = sweep.run(space, 6, data, db=old, workers=1, progress=False)
+    assert table(resumed)[:3] == aged and table(resumed)[3:] == table(whole)[3:]
+    assert [r.config["lr"] for r in whole] == [
+        {"Momentum": 0.01, "Adam": 0.001}[r.config["optimizer"]] for r in whole]
+    for a, b in zip(aged, table(whole)[:3]):  # the old trials trained as today's do
+        assert {k: v for k, v in a.items() if k != "config"} == {
+            k: v for k, v in b.items() if k != "config"}
+
+
+class ListedSampler(sweep.Sampler):
+    """docs/sweeps.md's sampler protocol: trial i is the i-th of a list of values."""
+
+    kind = "listed"
+
+    def __init__(self, space, lrs):
+        super().__init__(space, lrs=list(lrs))
+
+    def __len__(self):
+        return len(self.settings["lrs"])
+
+    def sample(self, index, history=()):
+        return self.space.complete({**self.space.constants, "lr": self.settings["lrs"][index]})
+
+
+def test_a_sampler_written_to_the_documented_protocol_runs_and_resumes(data, tmp_path):
+    space = sweep.Space({**SPACE, "lr": sweep.log_uniform(1e-3, 1.0)})
+    sampler = ListedSampler(space, [0.5, 0.05, 0.005])
+    with pytest.raises(ValueError, match="the listed sampler has 3 points, fewer than the 4"):
+        sweep.run(space, 4, data, sampler=sampler, workers=1, progress=False)
+    db = tmp_path / "listed.db"
+    results = sweep.run(space, 3, data, sampler=sampler, db=db, workers=1, progress=False)
+    assert [r.config["lr"] for r in results] == [0.5, 0.05, 0.005]
+    assert table(sweep.run(space, 3, data, sampler=sampler, db=db, progress=False)) == table(
+        results)

@@ -180,8 +180,10 @@ def test_space_json_round_trip():
 def test_parameters_table():
     assert list(PARAMETERS) == [
         "hidden_size_list", "hidden_size", "hidden_layers", "activation", "weight_init_std",
-        "use_batchnorm", "use_dropout", "dropout_ratio", "weight_decay_lambda", "optimizer",
-        "lr", "momentum", "beta1", "beta2", "decay_rate", "mini_batch_size", "epochs"]
+        "use_batchnorm", "normalization", "groups", "use_dropout", "dropout_ratio",
+        "weight_decay_lambda", "optimizer", "lr", "momentum", "beta1", "beta2", "decay_rate",
+        "decoupled_weight_decay", "lr_schedule", "step_size", "gamma", "lr_decay_rate",
+        "decay_steps", "alpha", "mini_batch_size", "epochs"]
     assert {alias: p.name for p in PARAMETERS.values() for alias in p.aliases} == {
         "hidden": "hidden_size_list", "batchnorm": "use_batchnorm", "dropout": "use_dropout",
         "weight_decay": "weight_decay_lambda", "batch_size": "mini_batch_size"}
@@ -189,8 +191,12 @@ def test_parameters_table():
         assert parameter.canonical(parameter.default) == parameter.default
 
 
+# What Space.complete fills in where a default is None: the value the trial uses.
+USED = {"lr": 0.01}
+
+
 def test_complete_fills_every_default():
-    assert Space.complete({}) == {name: p.default for name, p in PARAMETERS.items()}
+    assert Space.complete({}) == {name: p.default for name, p in PARAMETERS.items()} | USED
     config = Space.complete({})
     config["hidden_size_list"].append(1)
     assert Space.complete({})["hidden_size_list"] == [100, 100, 100, 100]
@@ -211,9 +217,25 @@ def test_complete_fills_every_default():
     ({"hidden_layers": 2, "hidden_size_list": [30, 20, 10]},
      {"hidden_layers": 2, "hidden_size_list": [30, 30]}),
     ({"hidden_size": None}, {}),
+    # the value the trial uses where the default depends on another parameter
+    ({"optimizer": "adam"}, {"optimizer": "Adam", "lr": 0.001}),
+    ({"optimizer": "AdamW"}, {"optimizer": "AdamW", "lr": 0.001, "decoupled_weight_decay": 0.01}),
+    ({"optimizer": "adamw", "decoupled_weight_decay": 0, "lr": 0.1},
+     {"optimizer": "AdamW", "lr": 0.1, "decoupled_weight_decay": 0.0}),
+    ({"use_batchnorm": True}, {"use_batchnorm": True, "normalization": "batch"}),
+    ({"normalization": "batch"}, {"use_batchnorm": True, "normalization": "batch"}),
+    ({"normalization": "layer", "groups": 4}, {"normalization": "layer", "groups": 4}),
+    ({"lr_schedule": "cosine", "epochs": 2.5},
+     {"lr_schedule": "cosine_decay", "decay_steps": 3, "alpha": 0.0, "epochs": 2.5}),
+    ({"lr_schedule": "step", "step_size": 2}, {"lr_schedule": "step_decay", "step_size": 2,
+                                              "gamma": 0.1}),
+    ({"lr_schedule": "exponential", "gamma": 0.5, "step_size": 3},
+     {"lr_schedule": "exponential_decay", "gamma": 0.5, "step_size": 3}),
+    ({"lr_schedule": "inverse_time", "lr_decay_rate": 1},
+     {"lr_schedule": "inverse_time_decay", "lr_decay_rate": 1.0}),
 ])
 def test_complete_canonical_values(config, changed):
-    expected = {name: p.default for name, p in PARAMETERS.items()} | changed
+    expected = {name: p.default for name, p in PARAMETERS.items()} | USED | changed
     complete = Space.complete(config)
     assert complete == expected
     assert all(type(complete[k]) is type(v) for k, v in changed.items())
@@ -252,6 +274,20 @@ def test_complete_canonical_values(config, changed):
     ("weight_init_std=Xavier,0.01:choice", "weight_init_std", choice(["xavier", 0.01])),
     ("batch_size=100", "mini_batch_size", 100),
     ("hidden_layers=1,2,3:choice", "hidden_layers", choice([1, 2, 3])),
+    ("optimizer=sgd,adamw:choice", "optimizer", choice(["SGD", "AdamW"])),
+    ("decoupled_weight_decay=1e-4:1e-1:log", "decoupled_weight_decay", log_uniform(1e-4, 0.1)),
+    ("normalization=batch,layer,none:choice", "normalization", choice(["batch", "layer", None])),
+    ("normalization=Group", "normalization", "group"),
+    ("groups=2,4:choice", "groups", choice([2, 4])),
+    ("lr_schedule=cosine,none:choice", "lr_schedule", choice(["cosine_decay", None])),
+    ("lr_schedule=Cosine_Decay", "lr_schedule", "cosine_decay"),
+    ("lr_schedule=none", "lr_schedule", None),
+    ("step_size=1:10", "step_size", int_uniform(1, 10)),
+    ("gamma=0.1:1", "gamma", uniform(0.1, 1)),
+    ("lr_decay_rate=0.01:1:log", "lr_decay_rate", log_uniform(0.01, 1)),
+    ("decay_steps=5", "decay_steps", 5),
+    ("alpha=0:0.5", "alpha", uniform(0, 0.5)),
+    ("lr=none", "lr", None),
 ])
 def test_parse_param(text, name, value):
     parsed = parse_param(text)
@@ -260,7 +296,9 @@ def test_parse_param(text, name, value):
     assert Space(dict([parsed])).params[name] == value
 
 
-OPTIMIZERS = "'SGD', 'Momentum', 'Nesterov', 'AdaGrad', 'RMSprop', 'Adam'"
+OPTIMIZERS = "'SGD', 'Momentum', 'Nesterov', 'AdaGrad', 'RMSprop', 'Adam', 'AdamW'"
+SCHEDULES = ("'step_decay', 'exponential_decay', 'inverse_time_decay', 'cosine_decay' "
+             "(or step, exponential, inverse_time, cosine)")
 KNOWN = ", ".join(PARAMETERS)
 DISTRIBUTION_TYPES = "uniform, log_uniform, one_minus_log_uniform, int_uniform, log_int, choice"
 SYNTAX = ("--param must be name=value, name=low:high[:linear|log|one-minus-log|int|log-int] "
@@ -317,19 +355,19 @@ BAD_INPUTS = [
      "dropout_ratio must be a float in [0, 1), got 1.0 (the high end of uniform(0.0, 1.0))"),
     ("int-parameter-float-range", lambda: Space({"hidden_size": uniform(1, 10)}),
      "hidden_size must be an int >= 1 (or None), got 1.0 (the low end of uniform(1.0, 10.0))"),
-    ("option", lambda: Space({"optimizer": choice(["adam", "adamw"])}),
-     f"optimizer must be one of {OPTIMIZERS}, got 'adamw' "
-     "(an option of choice(['adam', 'adamw']))"),
+    ("option", lambda: Space({"optimizer": choice(["adam", "adamx"])}),
+     f"optimizer must be one of {OPTIMIZERS}, got 'adamx' "
+     "(an option of choice(['adam', 'adamx']))"),
     ("lr-zero", lambda: Space({"lr": 0}), "lr must be a float > 0 (or None), got 0"),
     ("weight-decay-negative", lambda: Space({"weight_decay": -1e-3}),
-     "weight_decay_lambda must be a float >= 0, got -0.001"),
+     "weight_decay must be a float >= 0, got -0.001"),
     ("momentum-1", lambda: Space({"momentum": 1.0}), "momentum must be a float in [0, 1), got 1.0"),
     ("batch-size-float", lambda: Space({"batch_size": 10.0}),
-     "mini_batch_size must be an int >= 1, got 10.0"),
+     "batch_size must be an int >= 1, got 10.0"),
     ("epochs-zero", lambda: Space({"epochs": 0}), "epochs must be a number > 0, got 0"),
     ("bool", lambda: Space({"use_batchnorm": 1}), "use_batchnorm must be true or false, got 1"),
     ("hidden-empty", lambda: Space({"hidden": []}),
-     "hidden_size_list must be a non-empty list of ints >= 1 (on the command line 100x4 or "
+     "hidden must be a non-empty list of ints >= 1 (on the command line 100x4 or "
      "100-50), got []"),
     ("weight-init-name", lambda: Space({"weight_init_std": "kaiming"}),
      "weight_init_std must be a float > 0 or one of 'relu', 'he', 'sigmoid', 'xavier', "
@@ -370,13 +408,56 @@ BAD_INPUTS = [
      "hidden_size must be an int >= 1 (or None), got 1.5"),
     ("param-empty-value", lambda: parse_param("lr="), "lr must be a float > 0 (or None), got ''"),
     ("param-layer-sizes", lambda: parse_param("hidden=100y4"),
-     "hidden_size_list must be a non-empty list of ints >= 1 (on the command line 100x4 or "
+     "hidden must be a non-empty list of ints >= 1 (on the command line 100x4 or "
      "100-50), got '100y4'"),
     ("param-bool", lambda: parse_param("batchnorm=yes"),
-     "use_batchnorm must be true or false, got 'yes'"),
-    ("param-option", lambda: parse_param("optimizer=adam,adamw:choice"),
-     f"optimizer must be one of {OPTIMIZERS}, got 'adamw' "
-     "(an option of choice(['adam', 'adamw']))"),
+     "batchnorm must be true or false, got 'yes'"),
+    ("param-option", lambda: parse_param("optimizer=adam,adamx:choice"),
+     f"optimizer must be one of {OPTIMIZERS}, got 'adamx' "
+     "(an option of choice(['adam', 'adamx']))"),
+    # --- the user's spelling of an alias
+    ("alias-option", lambda: Space({"batch_size": choice([10, 0])}),
+     "batch_size must be an int >= 1, got 0 (an option of choice([10, 0]))"),
+    ("alias-range-end", lambda: Space({"batch_size": uniform(1, 10)}),
+     "batch_size must be an int >= 1, got 1.0 (the low end of uniform(1.0, 10.0))"),
+    ("alias-complete", lambda: Space.complete({"weight_decay": -1}),
+     "weight_decay must be a float >= 0, got -1"),
+    ("alias-param-range-ends", lambda: parse_param("batch_size=1.5:4:int"),
+     "batch_size: the ends of the int range must be ints, got '1.5:4:int'"),
+    ("alias-param-bad-range", lambda: parse_param("weight_decay=0:1e-2:log"),
+     "weight_decay: log_uniform: a log range needs low > 0, got low=0.0"),
+    ("alias-param-scale", lambda: parse_param("batch_size=1:4:lg"),
+     "unknown scale for batch_size 'lg' (did you mean 'log'?); known: linear, log, "
+     "one-minus-log, int, log-int, choice"),
+    ("alias-param-choice", lambda: parse_param("hidden=:choice"),
+     "hidden: choice: needs at least one option, got none"),
+    # --- normalizations, AdamW, learning-rate schedules
+    ("normalization-name", lambda: Space({"normalization": "batchnorm"}),
+     "normalization must be one of 'batch', 'layer', 'group', 'instance', 'weight', "
+     "'switchable' (or None), got 'batchnorm'"),
+    ("normalization-and-batchnorm", lambda: Space({"batchnorm": choice([True, False]),
+                                                   "normalization": "layer"}),
+     "batchnorm and normalization conflict: give normalization=batch in place of batchnorm"),
+    ("complete-normalization-and-batchnorm",
+     lambda: Space.complete({"use_batchnorm": True, "normalization": "layer"}),
+     "use_batchnorm=True and normalization='layer' conflict"),
+    ("groups-zero", lambda: Space({"groups": 0}), "groups must be an int >= 1, got 0"),
+    ("decoupled-weight-decay-negative", lambda: Space({"decoupled_weight_decay": -0.1}),
+     "decoupled_weight_decay must be a float >= 0 (or None), got -0.1"),
+    ("schedule-name", lambda: parse_param("lr_schedule=linear"),
+     f"lr_schedule must be one of {SCHEDULES} (or None), got 'linear'"),
+    ("schedule-needs-its-argument", lambda: Space({"lr_schedule": "step"}),
+     "lr_schedule 'step_decay' needs step_size (--param step_size=...)"),
+    ("schedule-option-needs-its-argument",
+     lambda: Space({"lr_schedule": choice(["cosine", "exponential"])}),
+     "lr_schedule 'exponential_decay' needs gamma (--param gamma=...)"),
+    ("complete-schedule-argument", lambda: Space.complete({"lr_schedule": "inverse_time"}),
+     "lr_schedule 'inverse_time_decay' needs lr_decay_rate (--param lr_decay_rate=...)"),
+    ("gamma-zero", lambda: Space({"gamma": 0}), "gamma must be a float in (0, 1] (or None), got 0"),
+    ("alpha-range", lambda: parse_param("alpha=0:1.5"),
+     "alpha must be a float in [0, 1] (or None), got 1.5 (the high end of uniform(0.0, 1.5))"),
+    ("step-size-float", lambda: parse_param("step_size=2.5"),
+     "step_size must be an int >= 1 (or None), got 2.5"),
 ]
 
 
@@ -393,3 +474,72 @@ def test_error_messages_are_one_line():
             call()
         assert "\n" not in str(info.value)
 
+
+
+def test_a_schedule_choice_with_the_arguments_of_each():
+    name, value = parse_param("lr_schedule=cosine,step:choice")
+    space = Space({name: value, "step_size": int_uniform(1, 5), "alpha": 0.1})
+    assert space.params["lr_schedule"] == choice(["cosine_decay", "step_decay"])
+    assert space.config_from_unit([0.75, 0.1]) == Space.complete(
+        {"lr_schedule": "step_decay", "step_size": 1, "alpha": 0.1})
+
+
+def test_the_tables_say_what_the_optimizers_and_schedules_take():
+    import dataclasses
+    import inspect
+
+    from fastnet import optimizers, schedules
+    from fastnet.sweep.space import (
+        OPTIMIZER_DEFAULTS, OPTIMIZER_HYPERPARAMETERS, SCHEDULE_ARGUMENTS)
+
+    names = [cls.__name__ for cls in optimizers.OPTIMIZERS.values()]
+    assert list(OPTIMIZER_HYPERPARAMETERS) == list(OPTIMIZER_DEFAULTS) == names
+    assert PARAMETERS["optimizer"].check(choice(names)) == choice(names)
+    for name, hyper in OPTIMIZER_HYPERPARAMETERS.items():
+        signature = inspect.signature(optimizers.make_optimizer(name).__init__).parameters
+        assert set(hyper.values()) == set(signature) - {"eps"}, name
+        for key, keyword in hyper.items():  # the sweep's default is the optimizer's
+            default = PARAMETERS[key].default
+            expected = OPTIMIZER_DEFAULTS[name][key] if default is None else default
+            assert signature[keyword].default == expected, (name, key)
+        assert Space.complete({"optimizer": name})["lr"] == signature["lr"].default
+    assert list(SCHEDULE_ARGUMENTS) == list(schedules.SCHEDULES)
+    for name, arguments in SCHEDULE_ARGUMENTS.items():
+        fields = dataclasses.fields(schedules.SCHEDULES[name])
+        assert list(arguments.values()) == [f.name for f in fields], name
+        for key, f in zip(arguments, fields):
+            if f.default is not dataclasses.MISSING:  # what complete fills in
+                config = Space.complete({"lr_schedule": name, "step_size": 1, "gamma": 0.5,
+                                         "lr_decay_rate": 1} | {key: None})
+                assert config[key] == f.default, (name, key)
+
+
+IGNORED = [
+    ({"optimizer": "Adam", "momentum": one_minus_log_uniform(0.5, 0.99)},
+     ["momentum is given but no trial reads it: only optimizer 'Momentum' or 'Nesterov' "
+      "does, and this space's optimizer is 'Adam'"]),
+    ({"optimizer": choice(["adam", "momentum"]), "momentum": 0.95}, []),
+    ({"beta1": 0.8, "decay_rate": 0.9},
+     ["beta1 is given but no trial reads it: only optimizer 'Adam' or 'AdamW' does, and "
+      "this space's optimizer is 'SGD'",
+      "decay_rate is given but no trial reads it: only optimizer 'RMSprop' does, and this "
+      "space's optimizer is 'SGD'"]),
+    ({"optimizer": "adam", "decoupled_weight_decay": log_uniform(1e-4, 1e-1)},
+     ["decoupled_weight_decay is given but no trial reads it: only optimizer 'AdamW' does, "
+      "and this space's optimizer is 'Adam'"]),
+    ({"lr_schedule": choice(["cosine", None]), "step_size": 3},
+     ["step_size is given but no trial reads it: only lr_schedule 'step_decay' does, and "
+      "this space's lr_schedule is 'cosine_decay' or None"]),
+    ({"groups": 4, "normalization": choice(["layer", "batch"])},
+     ["groups is given but no trial reads it: only normalization 'group' or 'instance' "
+      "does, and this space's normalization is 'layer' or 'batch'"]),
+    ({"dropout_ratio": uniform(0.1, 0.5)},
+     ["dropout_ratio is given but no trial reads it: only use_dropout True does, and this "
+      "space's use_dropout is False"]),
+    ({"dropout": True, "dropout_ratio": 0.2, "normalization": "group", "groups": 4}, []),
+]
+
+
+@pytest.mark.parametrize("params, messages", IGNORED)
+def test_a_parameter_no_trial_reads_is_named_once(params, messages):
+    assert Space(params).ignored() == messages

@@ -302,9 +302,75 @@ def test_show_prints_the_best_trials(small_db, capsys):
     best = sorted((r for r in results if r.score is not None), key=lambda r: (-r.score, r.index))
     status, out, _ = sweep(capsys, "show", "--db", small_db, "--top", 3)
     lines = out.splitlines()
-    assert status == 0 and len(lines) == 4
-    assert lines[0].split() == ["rank", "trial", "status", "val_acc", "val_loss", "epochs",
+    assert status == 0 and len(lines) == 5
+    pruned = sum(r.status == "pruned" for r in results)
+    assert lines[0] == (f"6 of 6 trials recorded ({6 - pruned} done, {pruned} pruned), "
+                        "0 running, 0 pending")
+    assert lines[1].split() == ["rank", "trial", "status", "val_acc", "val_loss", "epochs",
                                 "lr", "momentum"]
-    for rank, (line, r) in enumerate(zip(lines[1:], best), 1):
+    for rank, (line, r) in enumerate(zip(lines[2:], best), 1):
         cells = line.split()
         assert cells[:4] == [str(rank), str(r.index), r.status, f"{r.score:.4f}"]
+
+
+@pytest.mark.parametrize("counts, total, line", [
+    ({"running": 0, "done": 0, "pruned": 0, "diverged": 0, "failed": 0}, 10,
+     "0 of 10 trials recorded, 0 running, 10 pending"),
+    ({"running": 2, "done": 5, "pruned": 1, "diverged": 0, "failed": 1}, 10,
+     "7 of 10 trials recorded (5 done, 1 pruned, 1 failed), 2 running, 1 pending"),
+    ({"running": 0, "done": 3, "pruned": 0, "diverged": 1, "failed": 0}, 4,
+     "4 of 4 trials recorded (3 done, 1 diverged), 0 running, 0 pending"),
+])
+def test_show_counts_the_recorded_running_and_pending_trials(counts, total, line):
+    from fastnet.sweep.cli import _progress
+
+    assert _progress(counts, total) == line
+
+
+def test_show_of_a_sweep_in_progress(small_db, tmp_path, capsys):
+    from fastnet.sweep import SweepStore
+
+    db = tmp_path / "partial.db"
+    db.write_bytes(small_db.read_bytes())
+    with sqlite3.connect(db) as conn:
+        conn.execute('DELETE FROM trials WHERE "index" >= 3')
+    with SweepStore.open(db) as store:
+        store.mark_running([3], "somewhere")
+    status, out, _ = sweep(capsys, "show", "--db", db)
+    assert status == 0 and out.splitlines()[0].startswith("3 of 6 trials recorded (")
+    assert out.splitlines()[0].endswith("), 1 running, 2 pending")
+
+
+def test_a_parameter_no_trial_reads_is_warned_of_once_in_one_line(mnist_dir, tmp_path, capsys):
+    args = run_args(tmp_path / "adam.db", mnist_dir, 2)
+    args[args.index("optimizer=Momentum")] = "optimizer=adam"
+    status, _, err = sweep(capsys, *args)
+    assert status == 0
+    assert err == ("fastnet sweep: warning: momentum is given but no trial reads it: only "
+                   "optimizer 'Momentum' or 'Nesterov' does, and this space's optimizer is "
+                   "'Adam'\n")
+
+
+def test_the_learning_rate_an_optimizer_chose_is_recorded_and_shown(
+        mnist_dir, tmp_path, capsys):
+    db = tmp_path / "optimizers.db"
+    args = run_args(db, mnist_dir, 4, "--param", "batch_size=20")
+    args[args.index("lr=1e-2:1:log")] = "optimizer=sgd,adamw:choice"
+    args[args.index("optimizer=Momentum")] = "normalization=layer"
+    args[args.index("momentum=0.5:0.99:one-minus-log")] = "lr_schedule=cosine"
+    args[args.index("batch_size=40")] = "epochs=1"
+    del args[args.index("--epochs"):args.index("--epochs") + 2]
+    status, _, err = sweep(capsys, *args)
+    assert status == 0 and err == ""
+    text, rows = exported(capsys, db)
+    lines = list(csv.reader(io.StringIO(text)))
+    assert lines[0] == ["index", "round", "status", "optimizer", "decoupled_weight_decay", "lr",
+                        "val_acc", "val_loss"]
+    used = {"SGD": ["", "0.01"], "AdamW": ["0.01", "0.001"]}
+    assert all(line[4:6] == used[line[3]] for line in lines[1:]) and len(lines) == 5
+    assert {line[3] for line in lines[1:]} == {"SGD", "AdamW"}
+    for row in rows:
+        assert row["status"] == "done" and row["config"]["normalization"] == "layer"
+        assert row["config"]["lr_schedule"] == "cosine_decay" and row["config"]["decay_steps"] == 1
+    status, out, _ = sweep(capsys, "show", "--db", db)
+    assert out.splitlines()[1].split()[-3:] == ["optimizer", "decoupled_weight_decay", "lr"]

@@ -5,18 +5,41 @@ import pytest
 from fastnet.nets import MultiLayerNetExtend
 from fastnet.optimizers import make_optimizer
 from fastnet.sweep import trial
+from fastnet.sweep.space import Space
 
 CONFIG = {"hidden_size_list": [30, 20], "hidden_size": None, "hidden_layers": None,
           "activation": "relu", "weight_init_std": "relu", "use_batchnorm": False,
           "use_dropout": False, "dropout_ratio": 0.5, "weight_decay_lambda": 0.0,
           "optimizer": "SGD", "lr": 0.1, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999,
           "decay_rate": 0.99, "mini_batch_size": 25, "epochs": 3}
-# Every optimizer, with batch norm, dropout and weight decay in turn.
-CASES = [{"optimizer": name, "lr": 0.01} for name in trial.OPTIMIZER_HYPERPARAMETERS] + [
+# Every optimizer, with batch norm, dropout and weight decay in turn (CONFIG is a
+# configuration made before normalizations, AdamW and schedules were searchable) ...
+BOOK = [{"optimizer": name, "lr": 0.01} for name in trial.OPTIMIZER_HYPERPARAMETERS] + [
     {"use_batchnorm": True, "optimizer": "Adam", "lr": 1e-3},
     {"use_dropout": True, "dropout_ratio": 0.3, "optimizer": "Momentum"},
     {"weight_decay_lambda": 1e-3, "optimizer": "RMSprop", "lr": 1e-3},
 ]
+# ... then, completed as a sweep completes them: every normalization, AdamW with its
+# decoupled decay, and every schedule, whose rate changes between the two halves.
+SEARCHED = [
+    *({"normalization": name, "groups": 2, "optimizer": "Adam"}
+      for name in ("batch", "layer", "group", "instance", "weight", "switchable")),
+    {"normalization": "layer", "use_dropout": True, "optimizer": "Momentum"},
+    {"optimizer": "AdamW", "decoupled_weight_decay": 0.1},
+    {"optimizer": "AdamW", "lr": 0.01, "lr_schedule": "cosine", "normalization": "layer"},
+    {"lr_schedule": "step", "step_size": 1, "gamma": 0.5, "optimizer": "Momentum"},
+    {"lr_schedule": "exponential", "gamma": 0.7},
+    {"lr_schedule": "inverse_time", "lr_decay_rate": 1.0, "optimizer": "RMSprop"},
+    {"lr_schedule": "cosine", "decay_steps": 2, "alpha": 0.1, "use_batchnorm": True},
+]
+
+
+def case_id(case):
+    return "-".join(f"{k}={v}" for k, v in case.items())
+
+
+CASES = [pytest.param({**CONFIG, **case}, id=case_id(case)) for case in BOOK] + [
+    pytest.param(Space.complete({**CONFIG, **case}), id=case_id(case)) for case in SEARCHED]
 
 
 def make_data(d=40, n=130, n_val=30, seed=0):
@@ -30,9 +53,9 @@ def test_padded_width():
     assert [trial.padded_width(n) for n in (10, 448, 449, 784, 800)] == [10, 448, 480, 800, 800]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-def test_a_trial_continued_from_its_checkpoint_ends_where_an_uninterrupted_one_does(case):
-    config, data = {**CONFIG, **case}, make_data()
+@pytest.mark.parametrize("config", CASES)
+def test_a_trial_continued_from_its_checkpoint_ends_where_an_uninterrupted_one_does(config):
+    data = make_data()
     whole = trial.train_unit(trial.Unit(0, config, 7, 3, (1, 2, 3)), data, np.float64)
     first = trial.train_unit(trial.Unit(0, config, 7, 1.5, (1, 1.5, 2, 3)), data, np.float64)
     assert first.status == "running" and first.epochs == [1.0, 1.5]
@@ -42,6 +65,17 @@ def test_a_trial_continued_from_its_checkpoint_ends_where_an_uninterrupted_one_d
     assert rest.epochs == [2.0, 3.0]
     for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
         assert getattr(rest, key) == getattr(whole, key)[1:]  # bit for bit
+
+
+def test_a_schedule_sets_the_learning_rate_of_each_epoch():
+    """gamma 1e-30 from the second epoch on: the updates vanish below float64's
+    resolution, so the net stops changing after one epoch and not before."""
+    config, data = Space.complete({**CONFIG, "lr_schedule": "step", "step_size": 1,
+                                   "gamma": 1e-30}), make_data()
+    out = trial.train_unit(trial.Unit(0, config, 7, 3, (1, 2, 3)), data, np.float64)
+    plain = trial.train_unit(trial.Unit(0, CONFIG, 7, 3, (1, 2, 3)), data, np.float64)
+    assert out.val_loss[0] == plain.val_loss[0] and out.val_loss[1:] == out.val_loss[:2]
+    assert plain.val_loss[2] != plain.val_loss[1]
 
 
 def test_the_first_layer_is_padded_with_zero_rows_that_stay_zero():
@@ -118,6 +152,7 @@ POPULATION_CASES = [
     {"optimizer": "Adam", "lr": 1e-3}, {"optimizer": "Momentum", "lr": 0.05},
     {"optimizer": "SGD", "use_batchnorm": True}, {"optimizer": "RMSprop", "lr": 1e-3,
                                                    "use_dropout": True},
+    {"optimizer": "AdamW", "lr": 1e-3, "decoupled_weight_decay": 0.1, "normalization": "layer"},
 ]
 MEMBERS = [{}, {"lr_scale": 3.0, "weight_decay_lambda": 1e-3}, {"weight_init_std": 0.05},
            {"lr_scale": 1e6}, {"lr_scale": -1.0}, {"dropout_ratio": 0.2}]
@@ -126,7 +161,8 @@ MEMBERS = [{}, {"lr_scale": 3.0, "weight_decay_lambda": 1e-3}, {"weight_init_std
 def member_units(case, stop_epoch=3, checkpoints=None):
     units = []
     for i, member in enumerate(MEMBERS):
-        config = {**CONFIG, **case, **{k: v for k, v in member.items() if k != "lr_scale"}}
+        config = Space.complete({**CONFIG, **case,
+                                 **{k: v for k, v in member.items() if k != "lr_scale"}})
         config["lr"] = config["lr"] * member.get("lr_scale", 1.0)
         units.append(trial.Unit(i, config, 11 + i, stop_epoch, (1, 1.5, 2, 3),
                                 checkpoints[i] if checkpoints else None))
@@ -159,7 +195,8 @@ def test_a_chunk_trained_as_a_population_records_what_each_trial_alone_records(c
         fastnet_threads.set_num_threads(before)
     ends = dict(statuses)  # each trial's last status
     assert ends[4] == "failed" and {ends[i] for i in (0, 1, 2, 5)} == {"done"}
-    # lr x 1e6 diverges but for the optimizers that normalize their steps
+    # lr x 1e6 diverges but for the optimizers that normalize their steps (AdamW's
+    # decoupled decay, lr x 0.1 a step, does diverge)
     assert ends[3] == ("done" if case["optimizer"] in ("Adam", "RMSprop") else "diverged")
 
 
@@ -167,8 +204,13 @@ def test_units_that_cannot_step_together_train_alone():
     data = make_data()
     units = [trial.Unit(0, CONFIG, 1, 3, (1, 2, 3)),
              trial.Unit(1, {**CONFIG, "mini_batch_size": 10}, 2, 3, (1, 2, 3)),
-             trial.Unit(2, CONFIG, 3, 1.5, (1, 2, 3))]
-    assert len({trial.population_key(u) for u in units}) == 3
+             trial.Unit(2, CONFIG, 3, 1.5, (1, 2, 3)),
+             trial.Unit(3, Space.complete({**CONFIG, "lr_schedule": "exponential",
+                                           "gamma": 0.7}), 4, 3, (1, 2, 3)),
+             trial.Unit(4, Space.complete({**CONFIG, "normalization": "group"}), 4, 3,
+                        (1, 2, 3))]
+    assert len({trial.population_key(u) for u in units[:3]}) == 3
+    assert trial.population_key(units[3]) is trial.population_key(units[4]) is None
     assert trial.population_key(units[0], "reference") is None
     assert ([outcome_fields(o) for o in trial.run_units(units, data)]
             == [outcome_fields(trial.train_unit(u, data)) for u in units])
