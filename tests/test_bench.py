@@ -48,9 +48,10 @@ def test_mlp_sgd_json(capsys):
 
 
 POPULATION_IMPLEMENTATIONS = {"population", "population-per-member", "sequential",
-                              "gemm-floor"}
+                              "gemm-floor", "gemm-floor-serial"}
 POPULATION_RATIOS = {"speedup_vs_sequential", "speedup_vs_torch", "population_over_floor",
-                     "per_member_batches_over_shared", "ms_per_member"}
+                     "population_over_serial_floor", "per_member_batches_over_shared",
+                     "ms_per_member"}
 
 
 def test_population_json(capsys):

@@ -112,7 +112,10 @@ def _population_workload(name, worker, settings, progress):
     for variant in POPULATION_VARIANTS:
         worker.add_to(name, samplers, notes, skipped, variant)
     samplers["gemm-floor"] = harness.local(population_floor_step(spec, x))
-    notes["gemm-floor"] = "each member's GEMMs, compiled fastnet blas.gemm"
+    notes["gemm-floor"] = ("each member's GEMMs, compiled fastnet blas.gemm, members "
+                           "shared among the threads as the population shares them")
+    samplers["gemm-floor-serial"] = harness.local(population_floor_step(spec, x, False))
+    notes["gemm-floor-serial"] = "the same GEMMs one member after another, BLAS on every thread"
     ms = harness.measure(samplers, settings, progress)
     med = {k: v["median"] for k, v in ms.items()}
     torch_best = min((med[v] for v in POPULATION_VARIANTS if v in med), default=None)
@@ -120,6 +123,7 @@ def _population_workload(name, worker, settings, progress):
         "speedup_vs_sequential": _ratio(med["sequential"], med["population"]),
         "speedup_vs_torch": _ratio(torch_best, med["population"]),
         "population_over_floor": _ratio(med["population"], med["gemm-floor"]),
+        "population_over_serial_floor": _ratio(med["population"], med["gemm-floor-serial"]),
         "per_member_batches_over_shared": _ratio(med["population-per-member"],
                                                  med["population"]),
         "ms_per_member": med["population"] / spec.k,

@@ -18,7 +18,8 @@ Every builder returns a zero-argument function, one call of which is one timed s
 * populations (``POPULATIONS``, issue 10): ``population_step`` (``Population.train_step``
   of K members), ``sequential_step`` (K fused ``train_step`` calls), ``torch_vmap_step``
   (``torch.func.vmap``), ``torch_bmm_step`` (``torch.baddbmm`` over weight stacks) and
-  ``population_floor_step`` (the K members' GEMMs back to back);
+  ``population_floor_step`` (the K members' GEMMs back to back, shared among the
+  threads as the population shares its members, or each on every thread);
 * ``STARTUP_FASTNET`` and ``STARTUP_TORCH``: a new process's import, build and first step.
 
 Issue 11's normalization layers, one at a time, are in ``norm_workload``.
@@ -364,14 +365,21 @@ def gemm_floor_njit_step(spec, x):
     return lambda: kernel(x, dims, flat_w, wgrads, acts, scratch, dlogits)
 
 
-def population_floor_step(spec, x):
-    """The population's GEMMs back to back: each member's ``gemm_floor_njit_step``."""
+def population_floor_step(spec, x, shared=True):
+    """The population's GEMMs back to back: each member's ``gemm_floor_njit_step``,
+    run as the population runs its members (``shared``: threads share the members,
+    BLAS single-threaded, ``fastnet.threads.run_shares``) or one after another with
+    BLAS on every thread."""
+    from fastnet import threads
+
     floors = [gemm_floor_njit_step(spec.net, x) for _ in range(spec.k)]
 
-    def step():
-        for floor in floors:
+    def chain(first, last, share=0):
+        for floor in floors[first:last]:
             floor()
-    return step
+    if not shared:
+        return lambda: chain(0, spec.k)
+    return lambda: threads.run_shares(chain, spec.k, threads.get_num_threads())
 
 
 # --------------------------------------------------------------------------- Adam alone
