@@ -66,10 +66,13 @@ def default_workers():
 
 class InProcessExecutor:
     """Trains chunks here, one after the other, with ``threads`` threads (restored on
-    ``close``); the simplest and fastest start for one worker."""
+    ``close``); the simplest and fastest start for one worker.  A chunk of up to
+    ``MAX_CHUNK`` trials, so that trials of one shape train as a population whose
+    members the threads share (``trial.run_units``); its trials are recorded when it
+    ends."""
 
     workers = 1
-    chunks_in_flight = max_chunk = 1  # each trial recorded as it ends
+    chunks_in_flight, max_chunk = 1, MAX_CHUNK
 
     def __init__(self, source, dtype, backend, threads=None):
         from ..threads import get_num_threads, set_num_threads

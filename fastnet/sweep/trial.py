@@ -250,12 +250,14 @@ def evaluate(net, x, t):
 
 
 def evaluate_logits(logits, t):
-    """Mean cross-entropy (float64) and accuracy of ``logits`` (N, C) for labels ``t``."""
+    """Mean cross-entropy (float64) and accuracy of ``logits`` (N, C) for labels ``t``
+    (N,): two floats; of ``logits`` (K, N, C), K nets' logits: two arrays of K."""
     logits = logits.astype(np.float64)
-    top = logits.max(axis=1)
-    log_z = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
-    loss = float(np.mean(log_z - logits[np.arange(len(t)), t]))
-    return loss, float(np.mean(np.argmax(logits, axis=1) == t))
+    top = logits.max(axis=-1)
+    log_z = top + np.log(np.exp(logits - top[..., None]).sum(axis=-1))
+    loss = np.mean(log_z - logits[..., np.arange(len(t)), t], axis=-1)
+    acc = np.mean(np.argmax(logits, axis=-1) == t, axis=-1)
+    return (float(loss), float(acc)) if logits.ndim == 2 else (loss, acc)
 
 
 class _Order:
@@ -438,7 +440,7 @@ def _train_members(units, live, population, data, outs):
         nonlocal live, orders
         for i in np.asarray(live)[~finite]:
             outs[i].status = "diverged"
-        if finite.any():
+        if finite.any() and not finite.all():
             population.keep(finite)
         live = [i for i, ok in zip(live, finite) if ok]
         orders = [order for order, ok in zip(orders, finite) if ok]
@@ -454,8 +456,8 @@ def _train_members(units, live, population, data, outs):
             return
         for prefix, (xs, ts) in (("train", (data.x_train_eval, data.t_train_eval)),
                                  ("val", (data.x_val, data.t_val))):
-            for i, logits in zip(live, population.predict(xs)):
-                loss, acc = evaluate_logits(logits, ts)
+            losses, accs = evaluate_logits(population.predict(xs), ts)
+            for i, loss, acc in zip(live, losses.tolist(), accs.tolist()):
                 getattr(outs[i], f"{prefix}_loss").append(loss)
                 getattr(outs[i], f"{prefix}_acc").append(acc)
         for i in live:
