@@ -30,6 +30,11 @@ at a time across threads (``pick`` in ``fastnet.kernels.jit``).  A layer the use
 (``NUMBA_THREADING_LAYER`` or ``..._PRIORITY``) is honoured as it is (with the
 ``tbb`` wheel loaded, so that ``tbb`` or ``safe`` find it).
 
+A third way of sharing the cores is for work made of independent items that each call
+BLAS, a population's members: ``run_shares`` gives each thread whole items with BLAS
+single-threaded (small GEMMs split poorly over cores), and an item's bits then do not
+depend on the thread count.
+
 ``set_num_threads(n)`` gives both pools the same ``n``.  For parallel sweeps, run
 ``workers x n <= cores``: e.g. 2 workers with ``set_num_threads(1)`` on 2 cores.  The
 environment variable ``FASTNET_NUM_THREADS`` applies ``set_num_threads`` at import.
@@ -60,8 +65,12 @@ def set_num_threads(n):
         raise ValueError(f"n must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
                          f"(NUMBA_NUM_THREADS), got {n}")
     numba.set_num_threads(n)
+    global _blas_after
     with _blas_lock:
-        _blas_limit(n)
+        if _blas_users:  # BLAS is single-threaded for run_shares: n applies after it
+            _blas_after = n
+        else:
+            _blas_limit(n)
 
 
 def get_num_threads():
@@ -111,10 +120,11 @@ def _choose_threading_layer():
 def _unlock_in_child():
     # A fork taken while another thread held a lock must not leave the child locked, and
     # the parent's helper threads do not exist in the child.
-    global _one_at_a_time, _blas_lock, _blas_users, _blas_limiter, _pool, _pool_size
+    global _one_at_a_time, _blas_lock, _blas_users, _blas_limiter, _blas_after, _pool
+    global _pool_size
     _one_at_a_time = threading.Lock()
     _blas_lock = threading.Lock()
-    _blas_users, _blas_limiter = 0, None
+    _blas_users, _blas_limiter, _blas_after = 0, None, None
     _pool, _pool_size = None, 0
 
 
@@ -179,13 +189,15 @@ def _blas_single_threaded_enter():
 
 
 def _blas_single_threaded_exit():
-    global _blas_users, _blas_limiter
+    global _blas_users, _blas_limiter, _blas_after
     with _blas_lock:
         _blas_users -= 1
         if _blas_users == 0:
             _take_blas_control()
             _blas_limiter.restore_original_limits()
-            _blas_limiter = None
+            if _blas_after is not None:  # a set_num_threads made meanwhile
+                _blas_limit(_blas_after)
+            _blas_limiter, _blas_after = None, None
 
 
 def _executor(workers):
@@ -259,7 +271,7 @@ _USER_CHOSE_LAYER = _user_chose_layer()
 TBB_RUNTIME = _choose_threading_layer()
 _one_at_a_time = threading.Lock()
 _blas_lock = threading.Lock()  # guards the BLAS limit's users and the helper pool
-_blas_users, _blas_limiter = 0, None
+_blas_users, _blas_limiter, _blas_after = 0, None, None
 _pool, _pool_size = None, 0
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_unlock_in_child)

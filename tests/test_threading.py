@@ -184,3 +184,25 @@ def test_run_shares_raises_a_share_error_after_every_share_ended():
     with pytest.raises(ZeroDivisionError, match="share 1"):
         threads.run_shares(call, 3, 3)
     assert sorted(ended) == [0, 2] and blas_threads() == before
+
+
+def test_set_num_threads_during_run_shares_applies_after_it():
+    import numba
+
+    from fastnet import threads
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 threads")
+    before = threads.get_num_threads()
+    inside = []
+
+    def call(first, last, share):
+        threads.set_num_threads(2)  # another thread's call, say
+        inside.append(blas_threads())
+
+    try:
+        threads.set_num_threads(1)
+        threads.run_shares(call, 1, 1)
+        assert set(inside[0]) == {1}  # the share's BLAS stayed single-threaded
+        assert set(blas_threads()) == {2} and threads.get_num_threads() == 2
+    finally:
+        threads.set_num_threads(before)
