@@ -194,6 +194,101 @@ def test_compare():
         ("grad diff W1", False), ("grad diff b3", True), ("grad diff beta2", True)]
 
 
+def runs(metric, values, **others):
+    """Synthetic runs of a script: one ``parse_output`` dict per value of ``metric``."""
+    return [{metric: v, **others} for v in values]
+
+
+BOOK = [0.683, 0.643, 0.650, 0.671, 0.659, 0.648, 0.662, 0.676, 0.655, 0.667]
+SAME = [0.661, 0.672, 0.648, 0.655, 0.679, 0.644, 0.666, 0.652, 0.670, 0.658]
+
+
+def test_compare_runs_equal():
+    checks = book_workload.compare_runs("overfit_dropout", runs("train acc", BOOK, epochs=3.0),
+                                        runs("train acc", SAME, epochs=3.0))
+    assert len(checks) == 1
+    check = checks[0]
+    assert check["metric"] == "train acc" and check["test"] == "Welch"
+    assert check["reference"] == pytest.approx(np.mean(BOOK))
+    assert check["fastnet_sd"] == pytest.approx(np.std(SAME, ddof=1))
+    assert check["n_reference"] == check["n_fastnet"] == 10
+    assert check["p_value"] > 0.5 and not check["significant"] and check["agree"]
+    assert check["tolerance"] == pytest.approx(
+        book_workload.PRACTICAL_FRACTION * book_workload.ACCURACY_TOLERANCE)
+
+
+def test_compare_runs_shifted():
+    """Ten points lower, far outside the spread and the practical size: differ."""
+    shifted = [v - 0.10 for v in SAME]
+    [check] = book_workload.compare_runs("overfit_dropout", runs("train acc", BOOK),
+                                         runs("train acc", shifted))
+    assert check["p_value"] < 1e-6 and check["significant"] and not check["agree"]
+
+
+def test_compare_runs_shifted_within_the_practical_size():
+    """A shift of 1.5 points is significant at ten runs but under half the bound of 5
+    points: agree, as are float32's 1e-4 against float64's 1e-7 in the gradient check."""
+    shifted = [v - 0.015 for v in SAME]
+    [check] = book_workload.compare_runs("overfit_dropout", runs("train acc", BOOK),
+                                         runs("train acc", shifted))
+    assert check["significant"] and check["agree"]
+    [check] = book_workload.compare_runs("batch_norm_gradient_check",
+                                         runs("grad diff W1", [1e-7, 1.1e-7, 0.9e-7]),
+                                         runs("grad diff W1", [1e-4, 1.02e-4, 0.98e-4]))
+    assert check["significant"] and check["agree"]
+    assert check["tolerance"] == pytest.approx(0.5 * (1e-3 + 0.5 * 1e-4))
+
+
+def test_compare_runs_constant_and_missing():
+    """Runs that all print the same value (no variance to test) and a metric one run
+    did not print (disagrees, as in the one-pair check)."""
+    [check] = book_workload.compare_runs("overfit_weight_decay", runs("train acc", [1.0] * 3),
+                                         runs("train acc", [1.0] * 3))
+    assert check["p_value"] == 1.0 and check["agree"]
+    [check] = book_workload.compare_runs("overfit_weight_decay", runs("train acc", [1.0] * 3),
+                                         runs("train acc", [0.5] * 3))
+    assert check["p_value"] == 0.0 and not check["agree"]
+    fastnet = runs("train acc", [0.97, 0.98, 0.99])
+    del fastnet[1]["train acc"]
+    [check] = book_workload.compare_runs("overfit_weight_decay",
+                                         runs("train acc", [0.97, 0.98, 0.99]), fastnet)
+    assert check["n_fastnet"] == 2 and check["p_value"] is None and not check["agree"]
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_compare_runs_falls_back_to_one_pair(n):
+    """Under ``MIN_RUNS`` runs a way, the last run of each is compared as ``compare`` does."""
+    reference = runs("train acc", [0.5] * (n - 1) + [0.99], **{"test acc": 0.75})
+    fastnet = runs("train acc", [0.5] * (n - 1) + [0.97], **{"test acc": 0.69})
+    checks = book_workload.compare_runs("overfit_weight_decay", reference, fastnet)
+    assert [(c["metric"], c["agree"], c["test"]) for c in checks] == [
+        ("train acc", True, "one pair"), ("test acc", False, "one pair")]
+    assert all(c["p_value"] is None and c["n_reference"] == 1 for c in checks)
+    assert book_workload.compare_runs("overfit_weight_decay", [], fastnet) == []
+
+
+def test_by_metric_keeps_every_run():
+    assert book_workload.by_metric([{"a": 1.0, "b": 2.0}, {"a": 3.0}]) == {
+        "a": [1.0, 3.0], "b": [2.0, None]}
+
+
+def test_report_shows_the_runs():
+    entry = {"checks": book_workload.compare_runs("overfit_dropout", runs("train acc", BOOK[:3]),
+                                                  runs("train acc", SAME[:4])),
+             "results": {"reference": {"train acc": BOOK[:3]},
+                         "fastnet": {"train acc": SAME[:4]}}}
+    meta = {**harness.environment(1), "torch": None, "torch_note": "not installed"}
+    result = {"description": "synthetic", "unit": "s", "implementations": {}, "notes": {},
+              "skipped": {}, "ratios": {}, "targets": [], "scripts": {"overfit_dropout": entry}}
+    text = bench.format_report({"meta": meta, "workloads": {"book-scripts": result}})
+    lines = text.splitlines()
+    at = lines.index("book-scripts: synthetic") + 1
+    assert lines[at].startswith("  overfit_dropout: train acc: reference 0.6587 sd 0.02136 "
+                                "(n 3), fastnet 0.659 sd 0.01017 (n 4); Welch p 0.98")
+    assert lines[at].endswith("practical size 0.025: agree")
+    assert lines[at + 1] == "      runs: reference 0.683 0.643 0.65; fastnet 0.661 0.672 0.648 0.655"
+
+
 # --------------------------------------------------------------------------- the workload
 
 @pytest.mark.slow

@@ -59,7 +59,8 @@ def build_parser():
                         help="book-scripts: scale of each script's iterations/epochs/trials "
                              "(default 1, the book's; 0.05 with --quick)")
     parser.add_argument("--book-runs", type=int, default=None,
-                        help="book-scripts: runs of each script each way (default 1)")
+                        help="book-scripts: runs of each script each way (default 1); from 3, "
+                             "the results are compared by Welch's t-test")
     parser.add_argument("--book-data", choices=DATASETS, default=None,
                         help="book-scripts: the data load_mnist gives the scripts (default "
                              "auto: MNIST, else Fashion-MNIST, else MNIST's test digits, "

@@ -121,7 +121,8 @@ def _workload_lines(name, result):
 
 
 def _script_lines(scripts):
-    """The book-scripts workload's checks: what each way printed, and whether it agrees."""
+    """The book-scripts workload's checks: what each way printed, and whether it agrees;
+    with repeated runs, the means, standard deviations, Welch's p and each run's values."""
     def value(v):
         return "-" if v is None else f"{v:.4g}"
 
@@ -131,9 +132,20 @@ def _script_lines(scripts):
             lines.append(f"  {name}: failed: {entry['error'].splitlines()[0]}")
         for check in entry["checks"]:
             verdict = "agree" if check["agree"] else "DIFFER"
-            lines.append(f"  {name}: {check['metric']}: reference {value(check['reference'])}, "
-                         f"fastnet {value(check['fastnet'])} (within {value(check['tolerance'])}: "
-                         f"{verdict})")
+            if check.get("test") != "Welch":
+                lines.append(f"  {name}: {check['metric']}: reference "
+                             f"{value(check['reference'])}, fastnet {value(check['fastnet'])} "
+                             f"(within {value(check['tolerance'])}: {verdict})")
+                continue
+            means = ", ".join(f"{way} {value(check[way])} sd {value(check[f'{way}_sd'])} "
+                              f"(n {check[f'n_{way}']})" for way in ("reference", "fastnet"))
+            lines.append(f"  {name}: {check['metric']}: {means}; Welch p "
+                         f"{value(check['p_value'])}, practical size "
+                         f"{value(check['tolerance'])}: {verdict}")
+            runs = entry.get("results", {})
+            lines.append("      runs: " + "; ".join(
+                f"{way} " + " ".join(value(v) for v in runs[way].get(check["metric"], []))
+                for way in ("reference", "fastnet") if way in runs))
     return lines
 
 
