@@ -1,9 +1,12 @@
-"""The one place where fastnet reads NumPy's and Numba's private attributes.
+"""The one place where fastnet reads NumPy's, Numba's and multiprocessing's private
+attributes.
 
 Each read is guarded: where an upgrade has moved the attribute, the function raises
 ``UpstreamChanged`` naming what it looked for, and ``tests/test_upstream.py`` fails
 loudly, instead of fastnet silently taking a slower or wrong path.
 """
+import multiprocessing
+
 import numba
 import numpy as np
 
@@ -36,3 +39,11 @@ def numba_cache_dir(dispatcher):
     if not isinstance(path, str):
         raise UpstreamChanged(f"numba {numba.__version__}: FunctionCache._cache_path not found")
     return path
+
+
+def importing_main_in_spawned_child():
+    """Whether this is a spawned process still importing its parent's main module: the
+    flag (``current_process()._inheriting``) behind multiprocessing's own
+    "bootstrapping phase" error, which ``multiprocessing.spawn`` reads the same way
+    (absent outside that phase)."""
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))

@@ -53,3 +53,14 @@ def test_numba_compiles_through_the_dispatchers_compile_method():
     assert seen[:2] == [caller, callee]
     assert events == [caller, callee]
     assert isinstance(softmax.softmax, Dispatcher) and softmax.softmax in jit.KERNELS
+
+
+def test_multiprocessing_spawn_still_reads_the_inheriting_flag():
+    """``_upstream.importing_main_in_spawned_child`` reads the flag that
+    ``multiprocessing.spawn``'s own check of an unguarded main module reads."""
+    import inspect
+    import multiprocessing.spawn
+
+    from fastnet import _upstream
+    assert "_inheriting" in inspect.getsource(multiprocessing.spawn._check_not_importing_main)
+    assert _upstream.importing_main_in_spawned_child() is False

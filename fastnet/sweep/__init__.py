@@ -16,6 +16,7 @@ One module per role: ``space`` (distributions and the searchable parameters),
 the kernels nor the nets, so a coordinator that only records starts fast.
 """
 from .data import data_spec
+from .executors import WorkersDidNotStart
 from .pruners import MedianPruner, SuccessiveHalving
 from .run import SweepInterrupted, run
 from .samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler, SobolSampler
@@ -33,5 +34,5 @@ from .store import NotASweepError, SpecMismatchError, SweepStore, SweepStoreErro
 __all__ = ["CoarseToFineSampler", "GridSampler", "MedianPruner", "NotASweepError",
            "RandomSampler", "Sampler", "SobolSampler", "Space", "SpecMismatchError",
            "SuccessiveHalving", "SweepInterrupted", "SweepStore", "SweepStoreError",
-           "TrialResult", "choice", "data_spec", "int_uniform", "log_int", "log_uniform",
-           "one_minus_log_uniform", "run", "uniform"]
+           "TrialResult", "WorkersDidNotStart", "choice", "data_spec", "int_uniform",
+           "log_int", "log_uniform", "one_minus_log_uniform", "run", "uniform"]

@@ -5,9 +5,16 @@ of ``trial.Outcome``.  Every worker sets its thread limits (``fastnet.set_num_th
 BLAS and Numba alike) before its first kernel runs, so that ``workers x threads``
 never exceeds the cores: the local default is one process per core with one thread
 each.  Workers load the sweep's data once (a ``DataSpec`` is loaded where the worker
-runs; arrays are shipped once per worker, or scattered once to a Dask cluster).
+runs; arrays are written once to a temporary file that each local worker reads, or
+scattered once to a Dask cluster).
 Spawned, not forked, local workers import the main module again, so a script that
-starts more than one must do it under ``if __name__ == "__main__":``.
+starts more than one must do it under ``if __name__ == "__main__":``.  A worker that
+finds ``run`` called while it imports the main module exits with
+``UNGUARDED_MAIN_EXIT``, and the pool, which sees every worker ready before it takes
+chunks, stops the sweep with ``WorkersDidNotStart`` saying so (likewise when the
+initializer raises, with its error, or a worker is killed while it starts).  Arrays
+reach the workers through a temporary file, not the spawned process's start-up pipe:
+a child that dies before reading that pipe would block its parent's write forever.
 
 A worker that dies (killed, out of memory) loses only its chunk: the local pool is
 rebuilt and the chunk submitted again, and Dask's scheduler moves the task to another
@@ -15,13 +22,18 @@ worker.  A local worker whose coordinator dies (kill -9) exits within a second. 
 coordinator records each trial once, whoever trained it.
 """
 import concurrent.futures as cf
-import multiprocessing
+import multiprocessing.context
 import os
+import pickle
+import signal
+import sys
+import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures.process import BrokenProcessPool
 
+from .. import _upstream
 from . import trial
 from .data import load
 
@@ -30,6 +42,29 @@ _WORKER = {}  # this worker process's data and dtype, set once
 # trials come back (and are recorded) together, so a kill loses at most its chunks.
 CHUNKS_PER_WORKER = 2
 MAX_CHUNK = 8
+# How a spawned worker exits when it finds the main module starting a sweep at import
+UNGUARDED_MAIN_EXIT = 78  # EX_CONFIG of sysexits.h
+GUARD_ADVICE = ('call fastnet.sweep.run under `if __name__ == "__main__":` ("Safe importing '
+                'of main module" in the docs of Python\'s multiprocessing)')
+
+
+class SweepInterrupted(RuntimeError):
+    """The sweep stopped before its end (its workers keep dying, or cannot start); what
+    ended is stored."""
+
+
+class WorkersDidNotStart(SweepInterrupted):
+    """The local pool's worker processes ended or failed before they were ready to
+    train; the message says how, and what to do about a script without a main guard."""
+
+
+def exit_if_importing_main():
+    """Exit a spawned process that is still importing its parent's main module: there a
+    call of ``run`` comes from a script without a main guard, and multiprocessing would
+    refuse to start workers anyway, after the data had loaded for nothing.  The exit
+    status ``UNGUARDED_MAIN_EXIT`` tells the coordinator why."""
+    if _upstream.importing_main_in_spawned_child():
+        raise SystemExit(UNGUARDED_MAIN_EXIT)
 
 
 def _init_worker(threads, source, dtype, backend):
@@ -41,7 +76,18 @@ def _init_worker(threads, source, dtype, backend):
 
 def _init_local_worker(coordinator, threads, source, dtype, backend):
     _exit_with_parent(coordinator)
-    _init_worker(threads, source, dtype, backend)
+    try:
+        if isinstance(source, str):  # the arrays, in the file the coordinator wrote
+            with open(source, "rb") as file:
+                source = pickle.load(file)
+        _init_worker(threads, source, dtype, backend)
+    except Exception as err:  # noqa: BLE001 (raised by every task: the coordinator sees it)
+        _WORKER["error"] = err
+
+
+def _check_started():
+    if "error" in _WORKER:
+        raise _WORKER["error"]
 
 
 def _exit_with_parent(parent, interval=1.0):
@@ -56,6 +102,7 @@ def _exit_with_parent(parent, interval=1.0):
 
 
 def _run_chunk(units):
+    _check_started()
     return trial.run_units(units, _WORKER["data"], _WORKER["dtype"], _WORKER["backend"])
 
 
@@ -95,22 +142,91 @@ class InProcessExecutor:
         self._set(self._restore)
 
 
+class _SpawnContext(multiprocessing.context.SpawnContext):
+    """The spawn context, keeping the processes it starts: a broken pool does not say
+    how its workers ended, their exit codes do."""
+
+    def __init__(self):
+        super().__init__()
+        self.processes = []
+
+    def Process(self, *args, **kwargs):
+        process = super().Process(*args, **kwargs)
+        self.processes.append(process)
+        return process
+
+
+def _start_failure(err, processes):
+    """One line: why the workers ``processes`` of a pool did not start, ``err`` being
+    what their first task raised."""
+    if not isinstance(err, BrokenProcessPool):  # the initializer raised it
+        return (f"the sweep's worker processes could not start: loading the data or "
+                f"setting their threads raised {type(err).__name__}: {err}")
+    codes = [p.exitcode for p in processes if p.exitcode is not None]
+    if UNGUARDED_MAIN_EXIT in codes:
+        main = getattr(sys.modules["__main__"], "__file__", None) or "the main module"
+        return (f"the sweep's worker processes could not start: {main} starts the sweep "
+                f"when imported, and each spawned worker imports it again; {GUARD_ADVICE}")
+    # the pool terminates the survivors of a broken pool: the first other end is the cause
+    code = next((c for c in codes if c != -signal.SIGTERM), codes[0] if codes else None)
+    if code is None:
+        how = "ended"
+    elif code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+    else:
+        how = f"exited with status {code}"
+    advice = f"; if the script's top level does more than define things, {GUARD_ADVICE}"
+    return (f"a worker process of the sweep {how} before it was ready to train (its own "
+            f"error, if any, is printed above){advice if code and code > 0 else ''}")
+
+
 class LocalExecutor:
     """A pool of ``workers`` spawned processes with ``threads`` threads each
     (``workers * threads`` should not exceed the cores).  Spawned, not forked: a forked
-    OpenMP or TBB runtime can deadlock."""
+    OpenMP or TBB runtime can deadlock.  Raises ``WorkersDidNotStart`` when the workers
+    cannot start."""
 
     max_chunk = MAX_CHUNK
 
     def __init__(self, source, dtype, backend, workers, threads=1):
         self.workers = workers
         self.chunks_in_flight = CHUNKS_PER_WORKER * workers
+        self._folder = None
+        if not isinstance(source, dict):  # arrays: a file, not the start-up pipe
+            self._folder = tempfile.TemporaryDirectory(prefix="fastnet-sweep-")
+            path = os.path.join(self._folder.name, "data.pickle")
+            with open(path, "wb") as file:
+                pickle.dump(source, file, protocol=pickle.HIGHEST_PROTOCOL)
+            source = path
         self._args = (os.getpid(), threads, source, dtype, backend)
-        self._pool = self._new_pool()
+        try:
+            self._pool = self._new_pool()
+        except BaseException:
+            self._remove_data()
+            raise
 
     def _new_pool(self):
-        return cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+        """A pool whose workers are ready: each one's first task waits for its
+        initializer, so that a worker that cannot start stops the sweep at once, with
+        why, instead of breaking pool after pool."""
+        context = _SpawnContext()
+        pool = cf.ProcessPoolExecutor(self.workers, mp_context=context,
                                       initializer=_init_local_worker, initargs=self._args)
+        try:
+            for future in [pool.submit(_check_started) for _ in range(self.workers)]:
+                future.result()
+        except Exception as err:  # noqa: BLE001 (any: the initializer's own error)
+            pool.shutdown(wait=True, cancel_futures=True)  # joins the workers: exit codes
+            cause = None if isinstance(err, BrokenProcessPool) else err  # its traceback
+            raise WorkersDidNotStart(_start_failure(err, context.processes)) from cause
+        return pool
+
+    def _remove_data(self):
+        if self._folder is not None:
+            self._folder.cleanup()
 
     def submit(self, units):
         try:
@@ -125,7 +241,10 @@ class LocalExecutor:
         return cf.wait(futures, return_when=cf.FIRST_COMPLETED).done
 
     def close(self):
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            self._remove_data()
 
 
 def _dask_run_chunk(source, key, units, threads, dtype, backend):

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import data as sweep_data
 from . import executors, pruners, samplers
+from .executors import SweepInterrupted
 from .space import Space
 from .store import SweepStore, SweepStoreError, TrialResult
 from .trial import BACKENDS, Unit
@@ -95,11 +96,15 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     for a bad specification or data, ``SweepStoreError`` for a ``db`` that is not a
     sweep, holds another one or is in use by another run; none of them writes anything.
     ``SweepInterrupted`` when workers keep dying (what ended before is kept; run again
-    to resume).
+    to resume), ``WorkersDidNotStart`` (a ``SweepInterrupted``) when the local workers
+    cannot start, with why.
 
     With ``workers`` > 1 the local executor spawns processes, which import the main
-    module again: a script must call ``run`` under ``if __name__ == "__main__":``.
+    module again: a script must call ``run`` under ``if __name__ == "__main__":``.  A
+    spawned process that calls ``run`` while it imports the main module exits at once,
+    and the sweep it belongs to raises ``WorkersDidNotStart`` saying so.
     """
+    executors.exit_if_importing_main()
     space = space if isinstance(space, Space) else Space(space)
     for message in space.ignored():  # once per run, before anything trains
         warnings.warn(message, UserWarning, stacklevel=2)
@@ -148,10 +153,6 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
         if coordinator.unfinished():
             coordinator.run(pool)
         return [r for r in store.results() if r.index < trials]
-
-
-class SweepInterrupted(RuntimeError):
-    """The sweep stopped before its end (its workers keep dying); what ended is stored."""
 
 
 @contextlib.contextmanager
