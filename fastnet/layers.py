@@ -277,7 +277,7 @@ class BatchNormalization:
             self.std = np.empty(x.shape[1], x.dtype)
             pick(batchnorm.batchnorm_forward_train, x.size)(
                 x, gamma, beta, BN_EPS, self.momentum, self.running_mean,
-                self.running_var, activations.IDENTITY, self.xn, self.std, out)
+                self.running_var, self.xn, self.std, out)
         else:
             pick(batchnorm.batchnorm_forward_infer, x.size)(
                 x, gamma, beta, self.running_mean, self.running_var, BN_EPS, out)

@@ -286,8 +286,8 @@ def _batchnorm_kernels(build, inputs, case):
         else:
             xn, std = np.empty_like(x2), np.empty(x2.shape[1], dtype)
             build(batchnorm.batchnorm_forward_train)(
-                x2, gamma, beta, fast_layers.BN_EPS, momentum, running_mean, running_var,
-                activations.IDENTITY, xn, std, out)
+                x2, gamma, beta, fast_layers.BN_EPS, momentum, running_mean, running_var, xn,
+                std, out)
             dgamma, dbeta, dx = np.empty_like(gamma), np.empty_like(gamma), np.empty_like(x2)
             build(batchnorm.batchnorm_backward)(dout.reshape(x2.shape), xn, std, gamma,
                                                 dgamma, dbeta, dx)
