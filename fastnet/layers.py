@@ -65,20 +65,7 @@ def _running_stats(layer, width, dtype):
             setattr(layer, name, np.array(stat, dtype=dtype))
 
 
-class _MaskedBackward:
-    """``dx = dout`` zeroed where ``self.mask == zeroed_where`` (ReLU's mask marks the
-    zeroed entries, dropout's the kept ones)."""
-
-    zeroed_where = True
-
-    def backward(self, dout):
-        dout = _like(dout, self.mask)
-        dx = np.empty_like(dout)
-        _flat_kernel(activations.zero_where, dout, self.mask, self.zeroed_where, dx)
-        return dx
-
-
-class Relu(_MaskedBackward):
+class Relu:
     """``out = max(0, x)``; ``dx = dout`` where ``x > 0``, else 0."""
 
     def __init__(self):
@@ -90,6 +77,12 @@ class Relu(_MaskedBackward):
         self.mask = np.empty(x.shape, dtype=bool)
         _flat_kernel(activations.relu_forward, x, out, self.mask)
         return out
+
+    def backward(self, dout):
+        dout = _like(dout, self.mask)
+        dx = np.empty_like(dout)
+        _flat_kernel(activations.relu_backward, dout, self.mask, dx)
+        return dx
 
 
 class _Elementwise:
@@ -202,7 +195,7 @@ class SoftmaxWithLoss:
         return dx
 
 
-class Dropout(_MaskedBackward, _book.DropoutArgs):
+class Dropout(_book.DropoutArgs):
     """The book's dropout, or inverted dropout with ``inverted=True``.
 
     Training: ``mask = u >= dropout_ratio`` for the float64 uniforms ``u`` of stream
@@ -213,8 +206,6 @@ class Dropout(_MaskedBackward, _book.DropoutArgs):
     ``seed=None`` draws the seed from the global ``np.random`` state.  A ratio of 0
     keeps everything, 1 drops everything, in float32 as in float64.
     """
-
-    zeroed_where = False
 
     def forward(self, x, train_flg=True):
         x = _validate.float_array(x, "x")
@@ -228,8 +219,6 @@ class Dropout(_MaskedBackward, _book.DropoutArgs):
         return out
 
     def backward(self, dout):
-        if not self.inverted:
-            return super().backward(dout)
         dout = _like(dout, self.mask)
         dx = np.empty_like(dout)
         _flat_kernel(dropout.dropout_backward, dout, self.mask,

@@ -204,7 +204,7 @@ def _relu_kernels(build, inputs, case):
     for k, (x, dout) in enumerate(zip(inputs.xs, inputs.douts)):
         out, mask, dx = np.empty_like(x), np.empty(x.shape, bool), np.empty_like(dout)
         build(activations.relu_forward)(x.reshape(-1), out.reshape(-1), mask.reshape(-1))
-        build(activations.zero_where)(dout.reshape(-1), mask.reshape(-1), True, dx.reshape(-1))
+        build(activations.relu_backward)(dout.reshape(-1), mask.reshape(-1), dx.reshape(-1))
         trace.update({f"forward@{k}": out, f"dx@{k}": dx, f"mask@{k}": mask})
     return trace
 
@@ -258,12 +258,8 @@ def _dropout_kernels(build, inputs, case):
         build(dropout.dropout_forward)(x.reshape(-1), stream_key(seed, step), ratio, scale,
                                        mask.reshape(-1), out.reshape(-1))
         step += 1
-        if inverted:
-            build(dropout.dropout_backward)(dout.reshape(-1), mask.reshape(-1), scale,
-                                            dx.reshape(-1))
-        else:
-            build(activations.zero_where)(dout.reshape(-1), mask.reshape(-1), False,
-                                          dx.reshape(-1))
+        build(dropout.dropout_backward)(dout.reshape(-1), mask.reshape(-1), scale,
+                                        dx.reshape(-1))
         trace.update({f"forward@{k}": out, f"dx@{k}": dx, f"mask@{k}": mask,
                       f"step@{k}": np.array(step)})
     return trace

@@ -61,11 +61,10 @@ def relu_forward(x, out, mask):
 
 
 @serial_and_parallel
-def zero_where(dout, mask, value, dx):
-    """``dx = dout`` with the entries where ``mask == value`` zeroed (the backward of
-    ReLU, whose mask marks zeros, and of dropout, whose mask marks kept entries)."""
+def relu_backward(dout, mask, dx):
+    """``dx = dout`` with the entries where ``mask`` (``relu_forward``'s) zeroed."""
     for i in prange(dout.size):
-        dx[i] = 0 if mask[i] == value else dout[i]
+        dx[i] = 0 if mask[i] else dout[i]
 
 
 @serial_and_parallel
