@@ -86,9 +86,10 @@ class Relu:
 
 
 class _Elementwise:
-    """An activation layer that keeps its output for the backward pass."""
+    """An activation layer that keeps its output for the backward pass: ``forward_kernel
+    (x, out)`` and ``backward_kernel(dout, out, dx)`` over flat arrays."""
 
-    code = None
+    forward_kernel = backward_kernel = None
 
     def __init__(self):
         self.out = None
@@ -96,24 +97,26 @@ class _Elementwise:
     def forward(self, x):
         x = _validate.float_array(x, "x")
         self.out = np.empty_like(x)
-        _flat_kernel(activations.activation_forward, x, self.code, self.out)
+        _flat_kernel(self.forward_kernel, x, self.out)
         return self.out
 
     def backward(self, dout):
         dout = _like(dout, self.out)
         dx = np.empty_like(dout)
-        _flat_kernel(activations.activation_backward, dout, self.out, self.code, dx)
+        _flat_kernel(self.backward_kernel, dout, self.out, dx)
         return dx
 
 
 class Sigmoid(_Elementwise):
     """``out = 1 / (1 + exp(-x))``; ``dx = dout * (1 - out) * out``."""
-    code = activations.SIGMOID
+    forward_kernel = staticmethod(activations.sigmoid_forward)
+    backward_kernel = staticmethod(activations.sigmoid_backward)
 
 
 class Tanh(_Elementwise):
     """``out = tanh(x)``; ``dx = dout * (1 - out**2)``."""
-    code = activations.TANH
+    forward_kernel = staticmethod(activations.tanh_forward)
+    backward_kernel = staticmethod(activations.tanh_backward)
 
 
 class Affine:

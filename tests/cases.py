@@ -209,13 +209,12 @@ def _relu_kernels(build, inputs, case):
     return trace
 
 
-def _activation_kernels(code, build, inputs, case):
+def _activation_kernels(forward, backward, build, inputs, case):
     trace = {}
     for k, (x, dout) in enumerate(zip(inputs.xs, inputs.douts)):
         out, dx = np.empty_like(x), np.empty_like(dout)
-        build(activations.activation_forward)(x.reshape(-1), code, out.reshape(-1))
-        build(activations.activation_backward)(dout.reshape(-1), out.reshape(-1), code,
-                                               dx.reshape(-1))
+        build(forward)(x.reshape(-1), out.reshape(-1))
+        build(backward)(dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
         trace.update({f"forward@{k}": out, f"dx@{k}": dx, f"out@{k}": out})
     return trace
 
@@ -413,9 +412,11 @@ BN_ATTRS = ("running_mean", "running_var", "xn", "std", "dgamma", "dbeta")
 LAYER_CASES = [
     LayerCase("relu", "Relu", attrs=("mask",), kernels=_relu_kernels, exact=True),
     LayerCase("sigmoid", "Sigmoid", attrs=("out",),
-              kernels=functools.partial(_activation_kernels, activations.SIGMOID)),
+              kernels=functools.partial(_activation_kernels, activations.sigmoid_forward,
+                                        activations.sigmoid_backward)),
     LayerCase("tanh", "Tanh", attrs=("out",),
-              kernels=functools.partial(_activation_kernels, activations.TANH)),
+              kernels=functools.partial(_activation_kernels, activations.tanh_forward,
+                                        activations.tanh_backward)),
     LayerCase("affine", "Affine", init=_affine_init, out_width=6, attrs=("dW", "db"),
               kernels=_affine_kernels, parallel=False),
     LayerCase("affine-4d", "Affine", shape=("N", 2, 3, "D"), init=_affine_init, out_width=6,
