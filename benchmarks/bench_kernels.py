@@ -197,6 +197,7 @@ class BatchNorm:
             backward_kernel = fastnet_api("fastnet.kernels.batchnorm", "batchnorm_backward")
             named = {"x": x, "dout": dout, "gamma": gamma, "beta": beta,
                      "eps": fastnet_api("fastnet.layers", "BN_EPS"),
+                     # older commits' batchnorm_forward_train takes an activation
                      "act": fastnet_api("fastnet.kernels.activations", "IDENTITY"),
                      "momentum": 0.9, "running_mean": np.zeros(d, dtype),
                      "running_var": np.zeros(d, dtype), "xn": np.empty_like(x),

@@ -65,20 +65,7 @@ def _running_stats(layer, width, dtype):
             setattr(layer, name, np.array(stat, dtype=dtype))
 
 
-class _MaskedBackward:
-    """``dx = dout`` zeroed where ``self.mask == zeroed_where`` (ReLU's mask marks the
-    zeroed entries, dropout's the kept ones)."""
-
-    zeroed_where = True
-
-    def backward(self, dout):
-        dout = _like(dout, self.mask)
-        dx = np.empty_like(dout)
-        _flat_kernel(activations.zero_where, dout, self.mask, self.zeroed_where, dx)
-        return dx
-
-
-class Relu(_MaskedBackward):
+class Relu:
     """``out = max(0, x)``; ``dx = dout`` where ``x > 0``, else 0."""
 
     def __init__(self):
@@ -91,11 +78,18 @@ class Relu(_MaskedBackward):
         _flat_kernel(activations.relu_forward, x, out, self.mask)
         return out
 
+    def backward(self, dout):
+        dout = _like(dout, self.mask)
+        dx = np.empty_like(dout)
+        _flat_kernel(activations.relu_backward, dout, self.mask, dx)
+        return dx
+
 
 class _Elementwise:
-    """An activation layer that keeps its output for the backward pass."""
+    """An activation layer that keeps its output for the backward pass: ``forward_kernel
+    (x, out)`` and ``backward_kernel(dout, out, dx)`` over flat arrays."""
 
-    code = None
+    forward_kernel = backward_kernel = None
 
     def __init__(self):
         self.out = None
@@ -103,24 +97,26 @@ class _Elementwise:
     def forward(self, x):
         x = _validate.float_array(x, "x")
         self.out = np.empty_like(x)
-        _flat_kernel(activations.activation_forward, x, self.code, self.out)
+        _flat_kernel(self.forward_kernel, x, self.out)
         return self.out
 
     def backward(self, dout):
         dout = _like(dout, self.out)
         dx = np.empty_like(dout)
-        _flat_kernel(activations.activation_backward, dout, self.out, self.code, dx)
+        _flat_kernel(self.backward_kernel, dout, self.out, dx)
         return dx
 
 
 class Sigmoid(_Elementwise):
     """``out = 1 / (1 + exp(-x))``; ``dx = dout * (1 - out) * out``."""
-    code = activations.SIGMOID
+    forward_kernel = staticmethod(activations.sigmoid_forward)
+    backward_kernel = staticmethod(activations.sigmoid_backward)
 
 
 class Tanh(_Elementwise):
     """``out = tanh(x)``; ``dx = dout * (1 - out**2)``."""
-    code = activations.TANH
+    forward_kernel = staticmethod(activations.tanh_forward)
+    backward_kernel = staticmethod(activations.tanh_backward)
 
 
 class Affine:
@@ -202,7 +198,7 @@ class SoftmaxWithLoss:
         return dx
 
 
-class Dropout(_MaskedBackward, _book.DropoutArgs):
+class Dropout(_book.DropoutArgs):
     """The book's dropout, or inverted dropout with ``inverted=True``.
 
     Training: ``mask = u >= dropout_ratio`` for the float64 uniforms ``u`` of stream
@@ -213,8 +209,6 @@ class Dropout(_MaskedBackward, _book.DropoutArgs):
     ``seed=None`` draws the seed from the global ``np.random`` state.  A ratio of 0
     keeps everything, 1 drops everything, in float32 as in float64.
     """
-
-    zeroed_where = False
 
     def forward(self, x, train_flg=True):
         x = _validate.float_array(x, "x")
@@ -228,8 +222,6 @@ class Dropout(_MaskedBackward, _book.DropoutArgs):
         return out
 
     def backward(self, dout):
-        if not self.inverted:
-            return super().backward(dout)
         dout = _like(dout, self.mask)
         dx = np.empty_like(dout)
         _flat_kernel(dropout.dropout_backward, dout, self.mask,
@@ -277,7 +269,7 @@ class BatchNormalization:
             self.std = np.empty(x.shape[1], x.dtype)
             pick(batchnorm.batchnorm_forward_train, x.size)(
                 x, gamma, beta, BN_EPS, self.momentum, self.running_mean,
-                self.running_var, activations.IDENTITY, self.xn, self.std, out)
+                self.running_var, self.xn, self.std, out)
         else:
             pick(batchnorm.batchnorm_forward_infer, x.size)(
                 x, gamma, beta, self.running_mean, self.running_var, BN_EPS, out)

@@ -204,18 +204,17 @@ def _relu_kernels(build, inputs, case):
     for k, (x, dout) in enumerate(zip(inputs.xs, inputs.douts)):
         out, mask, dx = np.empty_like(x), np.empty(x.shape, bool), np.empty_like(dout)
         build(activations.relu_forward)(x.reshape(-1), out.reshape(-1), mask.reshape(-1))
-        build(activations.zero_where)(dout.reshape(-1), mask.reshape(-1), True, dx.reshape(-1))
+        build(activations.relu_backward)(dout.reshape(-1), mask.reshape(-1), dx.reshape(-1))
         trace.update({f"forward@{k}": out, f"dx@{k}": dx, f"mask@{k}": mask})
     return trace
 
 
-def _activation_kernels(code, build, inputs, case):
+def _activation_kernels(forward, backward, build, inputs, case):
     trace = {}
     for k, (x, dout) in enumerate(zip(inputs.xs, inputs.douts)):
         out, dx = np.empty_like(x), np.empty_like(dout)
-        build(activations.activation_forward)(x.reshape(-1), code, out.reshape(-1))
-        build(activations.activation_backward)(dout.reshape(-1), out.reshape(-1), code,
-                                               dx.reshape(-1))
+        build(forward)(x.reshape(-1), out.reshape(-1))
+        build(backward)(dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
         trace.update({f"forward@{k}": out, f"dx@{k}": dx, f"out@{k}": out})
     return trace
 
@@ -258,12 +257,8 @@ def _dropout_kernels(build, inputs, case):
         build(dropout.dropout_forward)(x.reshape(-1), stream_key(seed, step), ratio, scale,
                                        mask.reshape(-1), out.reshape(-1))
         step += 1
-        if inverted:
-            build(dropout.dropout_backward)(dout.reshape(-1), mask.reshape(-1), scale,
-                                            dx.reshape(-1))
-        else:
-            build(activations.zero_where)(dout.reshape(-1), mask.reshape(-1), False,
-                                          dx.reshape(-1))
+        build(dropout.dropout_backward)(dout.reshape(-1), mask.reshape(-1), scale,
+                                        dx.reshape(-1))
         trace.update({f"forward@{k}": out, f"dx@{k}": dx, f"mask@{k}": mask,
                       f"step@{k}": np.array(step)})
     return trace
@@ -286,8 +281,8 @@ def _batchnorm_kernels(build, inputs, case):
         else:
             xn, std = np.empty_like(x2), np.empty(x2.shape[1], dtype)
             build(batchnorm.batchnorm_forward_train)(
-                x2, gamma, beta, fast_layers.BN_EPS, momentum, running_mean, running_var,
-                activations.IDENTITY, xn, std, out)
+                x2, gamma, beta, fast_layers.BN_EPS, momentum, running_mean, running_var, xn,
+                std, out)
             dgamma, dbeta, dx = np.empty_like(gamma), np.empty_like(gamma), np.empty_like(x2)
             build(batchnorm.batchnorm_backward)(dout.reshape(x2.shape), xn, std, gamma,
                                                 dgamma, dbeta, dx)
@@ -417,9 +412,11 @@ BN_ATTRS = ("running_mean", "running_var", "xn", "std", "dgamma", "dbeta")
 LAYER_CASES = [
     LayerCase("relu", "Relu", attrs=("mask",), kernels=_relu_kernels, exact=True),
     LayerCase("sigmoid", "Sigmoid", attrs=("out",),
-              kernels=functools.partial(_activation_kernels, activations.SIGMOID)),
+              kernels=functools.partial(_activation_kernels, activations.sigmoid_forward,
+                                        activations.sigmoid_backward)),
     LayerCase("tanh", "Tanh", attrs=("out",),
-              kernels=functools.partial(_activation_kernels, activations.TANH)),
+              kernels=functools.partial(_activation_kernels, activations.tanh_forward,
+                                        activations.tanh_backward)),
     LayerCase("affine", "Affine", init=_affine_init, out_width=6, attrs=("dW", "db"),
               kernels=_affine_kernels, parallel=False),
     LayerCase("affine-4d", "Affine", shape=("N", 2, 3, "D"), init=_affine_init, out_width=6,

@@ -61,22 +61,46 @@ def relu_forward(x, out, mask):
 
 
 @serial_and_parallel
-def zero_where(dout, mask, value, dx):
-    """``dx = dout`` with the entries where ``mask == value`` zeroed (the backward of
-    ReLU, whose mask marks zeros, and of dropout, whose mask marks kept entries)."""
+def relu_backward(dout, mask, dx):
+    """``dx = dout`` with the entries where ``mask`` (``relu_forward``'s) zeroed."""
     for i in prange(dout.size):
-        dx[i] = 0 if mask[i] == value else dout[i]
+        dx[i] = 0 if mask[i] else dout[i]
 
 
-@serial_and_parallel
-def activation_forward(x, act, out):
-    """``out = act(x)`` element-wise (flat arrays)."""
+@inline
+def activate_each(x, act, out):
+    """``out = act(x)`` element-wise over flat arrays (the ``prange`` loop, inlined, runs
+    in parallel in the callers' parallel builds)."""
     for i in prange(x.size):
         out[i] = activate(x[i], act)
 
 
-@serial_and_parallel
-def activation_backward(dout, y, act, dx):
-    """``dx = dout * act'(y)`` with ``y`` the forward output (flat arrays)."""
+@inline
+def activation_grad_each(dout, y, act, dx):
+    """``dx = dout * act'(y)`` element-wise over flat arrays, ``y`` the forward output."""
     for i in prange(dout.size):
         dx[i] = dout[i] * activation_grad(y[i], act)
+
+
+@serial_and_parallel
+def sigmoid_forward(x, out):
+    """``out = 1 / (1 + exp(-x))`` (flat arrays)."""
+    activate_each(x, SIGMOID, out)
+
+
+@serial_and_parallel
+def tanh_forward(x, out):
+    """``out = tanh(x)`` (flat arrays)."""
+    activate_each(x, TANH, out)
+
+
+@serial_and_parallel
+def sigmoid_backward(dout, out, dx):
+    """``dx = dout * (1 - out) * out`` with ``out`` the forward's (flat arrays)."""
+    activation_grad_each(dout, out, SIGMOID, dx)
+
+
+@serial_and_parallel
+def tanh_backward(dout, out, dx):
+    """``dx = dout * (1 - out**2)`` with ``out`` the forward's (flat arrays)."""
+    activation_grad_each(dout, out, TANH, dx)

@@ -10,6 +10,10 @@
 Column sums are accumulated in float64 per fixed chunk of ``config.REDUCE_CHUNK`` rows
 and the chunks added in order: the same bits on any number of threads.  The variance is
 one pass of shifted sums (shift = the first row, so ``E[t^2] - E[t]^2`` cancels little).
+
+``batchnorm_forward_train``, ``batchnorm_forward_infer`` and ``batchnorm_backward`` are
+the BatchNormalization layer alone; ``batchnorm_act_forward_train`` and
+``batchnorm_infer_act`` fuse in an activation, for the nets' whole-net kernels.
 """
 import math
 
@@ -17,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from ..config import REDUCE_CHUNK
-from .activations import activate_row
+from .activations import IDENTITY, activate_row
 from .jit import inline, serial_and_parallel
 
 
@@ -47,13 +51,12 @@ def normalize_row(x, i, mean, std, gamma, beta, xn, out):
         out[i, j] = gamma[j] * xn[i, j] + beta[j]
 
 
-@serial_and_parallel
-def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running_var, act,
-                            xn, std, out):
-    """Training forward: batch statistics, running update, ``xn``, ``std`` and
-    ``out = act(gamma xn + beta)`` (``IDENTITY`` for the layer alone: a net's
-    activation is fused in).  ``xn`` and ``out`` apart from ``x``: an in-place pass
-    does not vectorise."""
+@inline
+def forward_train(x, gamma, beta, eps, momentum, running_mean, running_var, act, xn, std,
+                  out):
+    """The training forward of ``batchnorm_forward_train`` and of
+    ``batchnorm_act_forward_train``, ``act`` applied to the output row by row (its
+    ``prange`` loops, inlined, run in parallel in the callers' parallel builds)."""
     n, d = x.shape
     n_chunks = (n + REDUCE_CHUNK - 1) // REDUCE_CHUNK
     shift = x[0].copy()
@@ -72,6 +75,25 @@ def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running
     for i in prange(n):
         normalize_row(x, i, mean, std, gamma, beta, xn, out)
         activate_row(out, i, act)
+
+
+@serial_and_parallel
+def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running_var, xn,
+                            std, out):
+    """The BatchNormalization layer's training forward: batch statistics, running
+    update, ``xn``, ``std`` and ``out = gamma xn + beta`` (``xn`` and ``out`` apart from
+    ``x``: an in-place pass does not vectorise)."""
+    forward_train(x, gamma, beta, eps, momentum, running_mean, running_var, IDENTITY, xn,
+                  std, out)
+
+
+@serial_and_parallel
+def batchnorm_act_forward_train(x, gamma, beta, eps, momentum, running_mean, running_var,
+                                act, xn, std, out):
+    """``batchnorm_forward_train`` with an activation fused in: ``out = act(gamma xn +
+    beta)``, for a net's whole-net kernel."""
+    forward_train(x, gamma, beta, eps, momentum, running_mean, running_var, act, xn, std,
+                  out)
 
 
 @inline

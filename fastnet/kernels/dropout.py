@@ -91,7 +91,7 @@ def activation_dropout_forward(x, act, key, ratio, scale, mask, out):
 
 @serial_and_parallel
 def dropout_backward(dout, mask, scale, dx):
-    """``dx = dout * mask * scale`` (flat arrays; ``scale`` in ``dout``'s dtype): the
-    backward pass of inverted dropout."""
+    """The Dropout layer's backward: ``dx = dout * mask * scale`` (flat arrays; ``scale``
+    in ``dout``'s dtype, as in ``dropout_forward``: 1 for the book's dropout)."""
     for i in prange(dout.size):
         dx[i] = dout[i] * scale if mask[i] else dout[i] * 0

@@ -31,7 +31,7 @@ from . import optimizers
 from .activations import IDENTITY, TANH
 from .affine import activation_grad_colsum, affine_act_forward
 from .activations import activate_row
-from .batchnorm import batchnorm_backward, batchnorm_forward_train, batchnorm_infer_act
+from .batchnorm import batchnorm_act_forward_train, batchnorm_backward, batchnorm_infer_act
 from .blas import gemm, gemm_update
 from .dropout import activation_dropout_forward
 from .jit import inline, jit
@@ -101,7 +101,7 @@ def train_forward(x, labels, dims, layout, act, params, running, norm, bn_moment
             z = y
         if bn:
             y = view(scratch[1], 0, n, d) if dropout else out
-            batchnorm_forward_train(
+            batchnorm_act_forward_train(
                 z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
                 params[layout[l, BETA]:layout[l, BETA] + d], bn_eps, bn_momenta[l],
                 running[layout[l, RUNNING_MEAN]:layout[l, RUNNING_MEAN] + d],
