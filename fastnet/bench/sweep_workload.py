@@ -147,11 +147,13 @@ def _states(results):
 
 
 def _warm_up(data, space, workers):
-    """Two trials of ``space`` for 1 epoch on ``workers``: the kernels in the JIT cache."""
+    """Trials of ``space`` for 1 epoch on ``workers``, alone and as a population (chunks
+    of 1 and of 2): every kernel a sweep of it runs, in the JIT cache."""
     from fastnet import sweep
 
-    sweep.run({**space, "epochs": 1}, 2, data, workers=min(2, workers), threads_per_worker=1,
-              progress=False)
+    for chunk_size in (1, 2):
+        sweep.run({**space, "epochs": 1}, 2, data, workers=min(2, workers),
+                  threads_per_worker=1, chunk_size=chunk_size, progress=False)
 
 
 def _one(wall):
