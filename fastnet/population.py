@@ -45,6 +45,7 @@ batches run the same code.
 import copy
 import inspect
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -60,6 +61,10 @@ NORMALIZATIONS = (None, "batch", "layer")
 
 def _layers(net, kind):
     return [layer for key, layer in net.layers.items() if key.startswith(kind)]
+
+
+def _class_name(obj):
+    return f"{type(obj).__module__}.{type(obj).__name__}"
 
 
 def _num_threads(num_threads):
@@ -96,6 +101,9 @@ class Population:
     def __init__(self, input_size, hidden_size_list, output_size, configs, optimizer="SGD",
                  activation="relu", use_batchnorm=False, use_dropout=False, dtype=np.float32,
                  *, normalization=None, num_threads=None):
+        if isinstance(configs, Mapping) or not all(isinstance(c, Mapping) for c in configs):
+            raise TypeError(f"configs must be a sequence of dicts, one per member, got "
+                            f"{configs!r:.80}")
         configs = [dict(c) for c in configs]
         self.num_threads = _num_threads(num_threads)
         if not configs:
@@ -143,23 +151,30 @@ class Population:
         if (not isinstance(net, nets.MultiLayerNetExtend)
                 or net.normalization not in NORMALIZATIONS):
             raise ValueError(f"members' nets must be fastnet.nets.MultiLayerNetExtend with a "
-                             f"normalization in {NORMALIZATIONS}, got {type(net).__name__} "
+                             f"normalization in {NORMALIZATIONS}, got {_class_name(net)} "
                              f"with {getattr(net, 'normalization', None)!r}")
-        if type(optimizer) not in optimizers.OPTIMIZERS.values():
-            raise TypeError(f"members' optimizers must be fastnet.optimizers instances, got "
-                            f"{type(optimizer).__module__}.{type(optimizer).__name__}")
+        for i, (_, other) in enumerate(members):
+            if type(other) not in optimizers.OPTIMIZERS.values() or (
+                    type(other) is not type(optimizer)):
+                raise TypeError(f"members' optimizers must be instances of one "
+                                f"fastnet.optimizers class ({_class_name(optimizer)}, "
+                                f"members[0]'s), got {_class_name(other)} in members[{i}]")
         population = cls.__new__(cls)
         population.num_threads = _num_threads(num_threads)
         population.configs = [None] * len(members)
-        population._fill(len(members), members)
+        population._fill(len(members), members, "members")
         return population
 
-    def _fill(self, k, members):
-        """Arenas for ``k`` members, filled from ``members``, (net, optimizer) pairs."""
+    def _fill(self, k, members, source="configs"):
+        """Arenas for ``k`` members, filled from ``members``, (net, optimizer) pairs
+        (made from ``source``, which an error names)."""
         for i, (net, optimizer) in enumerate(members):
             if i == 0:
                 self._allocate(net, k, type(optimizer))
-            self.set_member(i, net, optimizer)
+            try:
+                self.set_member(i, net, optimizer)
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"{source}[{i}]: {err}") from None
         self._workspaces = (0, [])  # (batch size, one training workspace per share)
         self._infer_ws = (0, [])  # (rows per chunk, one inference workspace per share)
 

@@ -59,7 +59,12 @@ _TBB_RUNTIME = {"linux": "libtbb.so.12", "win32": "tbb12.dll"}
 
 
 def set_num_threads(n):
-    """Use ``n`` threads for BLAS (every loaded BLAS library) and for Numba kernels."""
+    """Use ``n`` threads for BLAS (every loaded BLAS library) and for Numba kernels.
+
+    BLAS's count is the process's; Numba's, and with it ``get_num_threads`` and what
+    a ``Population`` with ``num_threads=None`` uses, is the calling thread's (Numba's
+    rule: each thread starts with ``NUMBA_NUM_THREADS``).  So a worker thread that
+    calls this sets BLAS for everyone and Numba for itself."""
     n = int(n)
     if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"n must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
@@ -74,7 +79,8 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The number of threads Numba kernels use (BLAS is set alongside)."""
+    """The number of threads Numba kernels use in the calling thread (BLAS is set
+    alongside, process-wide; see ``set_num_threads``)."""
     return numba.get_num_threads()
 
 
@@ -200,17 +206,21 @@ def _blas_single_threaded_exit():
             _blas_limiter, _blas_after = None, None
 
 
-def _executor(workers):
-    """The process's pool of at least ``workers`` helper threads (made on first use,
-    grown when asked for more)."""
+def _submit(call, bounds):
+    """``call`` of shares 1.. of ``bounds`` submitted to the process's pool of helper
+    threads (made on first use, grown when asked for more); their futures.  Under the
+    lock, so that no other thread retires the pool between its growth and these
+    submissions (a retired pool still runs what it was given)."""
     global _pool, _pool_size
+    workers = len(bounds) - 2
     with _blas_lock:
         if _pool is None or _pool_size < workers:
             if _pool is not None:
                 _pool.shutdown(wait=False)
             _pool = concurrent.futures.ThreadPoolExecutor(workers, "fastnet-share")
             _pool_size = workers
-        return _pool
+        return [_pool.submit(call, bounds[j], bounds[j + 1], j)
+                for j in range(1, len(bounds) - 1)]
 
 
 def run_shares(call, n, shares):
@@ -230,11 +240,7 @@ def run_shares(call, n, shares):
     bounds = [n * j // shares for j in range(shares + 1)]
     _blas_single_threaded_enter()
     try:
-        futures = []
-        if shares > 1:
-            pool = _executor(shares - 1)
-            futures = [pool.submit(call, bounds[j], bounds[j + 1], j)
-                       for j in range(1, shares)]
+        futures = _submit(call, bounds) if shares > 1 else []
         try:
             call(bounds[0], bounds[1], 0)
         finally:

@@ -373,19 +373,32 @@ ERRORS = [
         [(fast_nets.MultiLayerNetExtend(*SIZES, normalization="weight"),
           fast_optimizers.SGD())]), ValueError,
      "members' nets must be fastnet.nets.MultiLayerNetExtend with a normalization in "
-     "(None, 'batch', 'layer'), got MultiLayerNetExtend with 'weight'"),
+     "(None, 'batch', 'layer'), got fastnet.nets.MultiLayerNetExtend with 'weight'"),
+    ("reference net", lambda: Population.from_members(
+        [(reference_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD())]), ValueError,
+     "got fastnet.reference.nets.MultiLayerNetExtend with None"),
     ("reference optimizer", lambda: Population.from_members(
         [(fast_nets.MultiLayerNetExtend(*SIZES), reference_optimizers.SGD())]), TypeError,
-     "members' optimizers must be fastnet.optimizers instances, got "
-     "fastnet.reference.optimizers.SGD"),
+     "members' optimizers must be instances of one fastnet.optimizers class "
+     "(fastnet.reference.optimizers.SGD, members[0]'s), got "
+     "fastnet.reference.optimizers.SGD in members[0]"),
     ("mixed optimizers", lambda: Population.from_members(
         [(fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD()),
          (fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.Adam())]), TypeError,
-     "optimizer must be a fastnet.optimizers.SGD, got fastnet.optimizers.Adam"),
+     "got fastnet.optimizers.Adam in members[1]"),
+    ("no optimizer", lambda: Population.from_members(
+        [(fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD()),
+         (fast_nets.MultiLayerNetExtend(*SIZES), None)]), TypeError,
+     "got builtins.NoneType in members[1]"),
     ("mixed nets", lambda: Population.from_members(
         [(fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD()),
          (fast_nets.MultiLayerNetExtend(6, [5, 5], 3), fast_optimizers.SGD())]), ValueError,
-     "net must be a fastnet.nets.MultiLayerNetExtend of the population's architecture"),
+     "members[1]: net must be a fastnet.nets.MultiLayerNetExtend of the population's "
+     "architecture"),
+    ("configs a dict", lambda: Population(*SIZES, {"seed": 1}), TypeError,
+     "configs must be a sequence of dicts, one per member, got {'seed': 1}"),
+    ("configs of ints", lambda: Population(*SIZES, [1, 2]), TypeError,
+     "configs must be a sequence of dicts, one per member, got [1, 2]"),
 ]
 
 

@@ -206,3 +206,27 @@ def test_set_num_threads_during_run_shares_applies_after_it():
         assert set(blas_threads()) == {2} and threads.get_num_threads() == 2
     finally:
         threads.set_num_threads(before)
+
+
+def test_run_shares_from_threads_growing_the_pool_at_once():
+    """Threads asking for more helper threads than the pool has while others submit
+    to it: every share runs (the pool is never retired between growth and submission)."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastnet import threads
+
+    def many(shares):
+        done = []
+        for k in range(2, shares):
+            threads.run_shares(lambda first, last, j: done.append(last - first), 50, k)
+        return sum(done)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            totals = list(pool.map(many, [8, 12, 16, 20]))
+    finally:
+        sys.setswitchinterval(interval)
+    assert totals == [50 * (shares - 2) for shares in (8, 12, 16, 20)]

@@ -430,8 +430,9 @@ class Parameter:
         as the book does, tuples as lists, floats as floats); ValueError naming the
         parameter as the user ``spelled`` it (default: its name) when the value is not
         one it takes."""
-        if value is None and self.default is None:
-            return None
+        if self.default is None and (value is None or isinstance(value, str)
+                                     and value.lower() == "none"):
+            return None  # 'none', the command line's spelling, from Python too
         if not self._domain.accepts(value):
             raise ValueError(f"{spelled or self.name} must be {self.expected}, "
                              f"got {value!r}{where}")

@@ -296,6 +296,15 @@ def test_parse_param(text, name, value):
     assert Space(dict([parsed])).params[name] == value
 
 
+@pytest.mark.parametrize("name, spec, value", [
+    ("normalization", choice(["batch", "none"]), choice(["batch", None])),
+    ("lr_schedule", "None", None),
+    ("lr", "none", None),
+])
+def test_none_as_the_command_line_spells_it_is_taken_from_python_too(name, spec, value):
+    assert Space({name: spec}).params[name] == value
+
+
 OPTIMIZERS = "'SGD', 'Momentum', 'Nesterov', 'AdaGrad', 'RMSprop', 'Adam', 'AdamW'"
 SCHEDULES = ("'step_decay', 'exponential_decay', 'inverse_time_decay', 'cosine_decay' "
              "(or step, exponential, inverse_time, cosine)")
