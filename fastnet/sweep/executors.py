@@ -71,7 +71,7 @@ def _init_worker(threads, source, dtype, backend):
     from ..threads import set_num_threads
 
     set_num_threads(threads)
-    _WORKER.update(data=load(source, dtype), dtype=dtype, backend=backend)
+    _WORKER.update(data=load(source, dtype), dtype=dtype, backend=backend, threads=threads)
 
 
 def _init_local_worker(coordinator, threads, source, dtype, backend):
@@ -103,7 +103,8 @@ def _exit_with_parent(parent, interval=1.0):
 
 def _run_chunk(units):
     _check_started()
-    return trial.run_units(units, _WORKER["data"], _WORKER["dtype"], _WORKER["backend"])
+    return trial.run_units(units, _WORKER["data"], _WORKER["dtype"], _WORKER["backend"],
+                           _WORKER["threads"])
 
 
 def default_workers():
@@ -126,8 +127,9 @@ class InProcessExecutor:
 
         self._restore = get_num_threads()
         self._set = set_num_threads
-        set_num_threads(threads or default_workers())
-        self._args = (load(source, dtype), dtype, backend)
+        threads = threads or default_workers()
+        set_num_threads(threads)
+        self._args = (load(source, dtype), dtype, backend, threads)
 
     def submit(self, units):
         future = cf.Future()
@@ -248,10 +250,16 @@ class LocalExecutor:
 
 
 def _dask_run_chunk(source, key, units, threads, dtype, backend):
-    """A Dask task: set up this worker for the sweep ``key`` on its first chunk."""
+    """A Dask task: set up this worker for the sweep ``key`` on its first chunk, and the
+    thread running it to ``threads`` (Numba's count is per thread, and Dask may run a
+    later task on another thread)."""
+    from ..threads import get_num_threads, set_num_threads
+
     if _WORKER.get("key") != key:
         _init_worker(threads, source, dtype, backend)
         _WORKER["key"] = key
+    elif get_num_threads() != threads:
+        set_num_threads(threads)
     return _run_chunk(units)
 
 

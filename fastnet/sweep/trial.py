@@ -344,13 +344,14 @@ def _step(net, x, t, optimizer):
     return 0.0
 
 
-def run_units(units, data, dtype=np.float32, backend="fastnet"):
+def run_units(units, data, dtype=np.float32, backend="fastnet", threads=None):
     """Train ``units`` (a worker's chunk); their ``Outcome`` list, in order.
 
     Units that can step together (``population_key``: one architecture, optimizer,
-    batch size and step range) train as one ``fastnet.population.Population``, the
-    others one by one.  A trial's results are the same either way, bit for bit (see
-    ``train_population``)."""
+    batch size and step range) train as one ``fastnet.population.Population`` on
+    ``threads`` threads (None: the calling thread's ``fastnet.get_num_threads()``),
+    the others one by one.  A trial's results are the same either way, bit for bit
+    (see ``train_population``)."""
     groups = {}
     for unit in units:
         key = population_key(unit, backend)
@@ -360,7 +361,8 @@ def run_units(units, data, dtype=np.float32, backend="fastnet"):
         if key[0] == "alone" or len(group) == 1:
             outcomes.update((u.index, train_unit(u, data, dtype, backend)) for u in group)
         else:
-            outcomes.update((o.index, o) for o in train_population(group, data, dtype))
+            outcomes.update((o.index, o) for o in train_population(group, data, dtype,
+                                                                    threads))
     return [outcomes[unit.index] for unit in units]
 
 
@@ -383,7 +385,7 @@ def population_key(unit, backend="fastnet"):
             tuple(unit.eval_epochs))
 
 
-def train_population(units, data, dtype=np.float32):
+def train_population(units, data, dtype=np.float32, threads=None):
     """Train ``units`` (one ``population_key``) together; their ``Outcome`` list.
 
     Each trial's net and optimizer are built (and restored) as ``train_unit`` builds
@@ -391,7 +393,7 @@ def train_population(units, data, dtype=np.float32):
     own mini-batches (gathered in the compiled step).  A member computes what its net
     alone computes with BLAS single-threaded, and the sweep's padded inputs make a net
     alone independent of BLAS's threads, so a trial's curve is the same bit for bit
-    whichever way it trained.  A member whose loss is not finite is recorded diverged
+    whichever way it trained, on any ``threads``.  A member whose loss is not finite is recorded diverged
     and dropped, the others go on; a trial that fails to build fails alone; an error
     while stepping fails the members still training.  Each trial's wall time is its
     share of the group's."""
@@ -412,7 +414,8 @@ def train_population(units, data, dtype=np.float32):
         live.append(i)
     try:
         if live:
-            _train_members(units, live, Population.from_members(members), data, outs)
+            _train_members(units, live, Population.from_members(members, threads), data,
+                           outs)
     except Exception as err:  # noqa: BLE001
         for out in outs:
             if out.status == "running" and out.checkpoint is None:

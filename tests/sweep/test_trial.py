@@ -188,6 +188,8 @@ def test_a_chunk_trained_as_a_population_records_what_each_trial_alone_records(c
             together = trial.run_units(units, data)
             assert len({trial.population_key(u) for u in units}) == 1
             assert [outcome_fields(o) for o in together] == [outcome_fields(o) for o in alone]
+            on_three = trial.run_units(units, data, threads=3)  # members' threads given
+            assert [outcome_fields(o) for o in on_three] == [outcome_fields(o) for o in alone]
             statuses += [(o.index, o.status) for o in alone]
             units = [trial.Unit(u.index, u.config, u.seed, 3, u.eval_epochs, o.checkpoint)
                      for u, o in zip(units, alone) if o.checkpoint is not None]
