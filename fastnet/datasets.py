@@ -20,6 +20,11 @@ standard names) or already unpacked (the same name without ``.gz``).
 Checksums are checked on download only: files found on disk are trusted as long as
 they parse, because repackagers (Debian included) re-gzip them, which changes the
 ``.gz`` bytes but not the images.
+
+The parsed arrays are cached in ``user_cache_dir()/datasets/<name>/<name>-parsed.npz``,
+which records the path, size and mtime of the files it was parsed from.  When no folder
+holds the files, that cache alone serves, without any download, as long as each file it
+records is gone or unchanged: a changed source file makes it stale, never served.
 """
 import contextlib
 import gzip
@@ -114,7 +119,8 @@ DATASETS = {
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """The dataset is on no searched folder and could not be downloaded."""
+    """The dataset is on no searched folder nor in the parsed cache, and could not be
+    downloaded."""
 
 
 def load_mnist(normalize=True, flatten=True, one_hot_label=False, data_dir=None,
@@ -124,8 +130,12 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, data_dir=None,
     Images are float32 in [0, 1] when ``normalize`` (uint8 0..255 otherwise), shaped
     ``(N, 784)`` when ``flatten`` or ``(N, 1, 28, 28)``.  Labels are int64 class indices
     ``(N,)``, or float32 one-hot ``(N, 10)`` when ``one_hot_label`` (the book's one-hot
-    is float too).  ``download=False`` never touches the network.  Raises
-    ``DatasetNotFoundError`` naming every folder searched and every mirror tried.
+    is float too).  The files come from the first folder holding all four (see the
+    module doc); when none does, from the parsed cache if every file it was parsed from
+    is gone or unchanged; else they are downloaded.  ``download=False`` never touches
+    the network.  Raises ``DatasetNotFoundError`` naming every folder searched, the
+    parsed cache and every mirror tried, and ``ValueError`` naming the file when the
+    files found are corrupt or inconsistent.
     """
     return _load("mnist", normalize, flatten, one_hot_label, data_dir, download)
 
@@ -139,9 +149,12 @@ def load_fashion_mnist(normalize=True, flatten=True, one_hot_label=False, data_d
 def load_test_set(name="mnist", normalize=True, flatten=True, one_hot_label=False,
                   data_dir=None):
     """Only the test split ``(x_test, t_test)`` of ``name`` ("mnist" or "fashion-mnist"),
-    from the first folder in the search order that holds its two files.
+    from the first folder in the search order that holds its two files, else from the
+    parsed cache if the two files it was parsed from are gone or unchanged.  Layouts and
+    dtypes as ``load_mnist``'s.
 
-    Never downloads: it is for machines where only the test images are at hand.
+    Never downloads: it is for machines where only the test images are at hand.  Raises
+    ``DatasetNotFoundError`` naming every folder searched and the parsed cache.
     """
     spec = DATASETS[name]
     names = FILES["x_test"], FILES["t_test"]
@@ -151,9 +164,15 @@ def load_test_set(name="mnist", normalize=True, flatten=True, one_hot_label=Fals
         if images and labels:
             x, t = _read_split(images, labels)
             return _images(x, normalize, flatten), _labels(t, one_hot_label)
+    cached, state = _cache_without_sources(spec, ("x_test", "t_test"))
+    if cached is not None:
+        return _images(cached["x_test"], normalize, flatten), \
+            _labels(cached["t_test"], one_hot_label)
     raise DatasetNotFoundError(
         f"{spec.title} test files ({', '.join(names)}) not found in any of: "
-        + ", ".join(f"{folder} ({origin})" for folder, origin in folders))
+        + ", ".join(f"{folder} ({origin})" for folder, origin in folders)
+        + f"; parsed cache {_cache_path(spec)}: {state}.  "
+        + _how_to_provide(spec, names, mirrors=False))
 
 
 def load_idx(path):
@@ -222,10 +241,8 @@ def fetch(name, folder, mirrors=None, checksums=None):
 
 
 def _load(name, normalize, flatten, one_hot_label, data_dir, download):
-    """Locate (or fetch) the four files, parse or load them from cache, then convert."""
-    spec = DATASETS[name]
-    folder = _locate(spec, data_dir, download)
-    raw = _parsed_arrays(spec, {key: _find(folder, fn) for key, fn in FILES.items()})
+    """The four raw arrays (see ``_raw_arrays``), converted to the book's layout."""
+    raw = _raw_arrays(DATASETS[name], data_dir, download)
     images = {k: _images(raw[k], normalize, flatten) for k in ("x_train", "x_test")}
     labels = {k: _labels(raw[k], one_hot_label) for k in ("t_train", "t_test")}
     return (images["x_train"], labels["t_train"]), (images["x_test"], labels["t_test"])
@@ -245,33 +262,42 @@ def _search_folders(spec, data_dir):
     return folders
 
 
-def _locate(spec, data_dir, download):
-    """The first folder holding all four files, downloading them if none does."""
+def _raw_arrays(spec, data_dir, download):
+    """The four raw uint8 arrays: parsed (through the cache) from the first folder
+    holding all four files; else from the parsed cache alone, when every file it was
+    parsed from is gone or unchanged; else parsed from a download."""
     looked = []
     for folder, origin in _search_folders(spec, data_dir):
         missing = _missing(folder)
         if not missing:
-            return folder
+            return _parsed_arrays(spec, _paths(folder))
         state = "missing " + ", ".join(missing) if folder.is_dir() else "no such folder"
         looked.append(f"  {folder} ({origin}): {state}")
+    cached, state = _cache_without_sources(spec, tuple(FILES))
+    if cached is not None:
+        return cached
+    looked.append(f"  {_cache_path(spec)} (parsed cache): {state}")
     if not download:
         tried = "download=False, so no download was tried."
     else:
         try:
-            return fetch(spec.name, _download_folder(spec, data_dir))
+            folder = fetch(spec.name, _download_folder(spec, data_dir))
         except DatasetNotFoundError as err:
             tried = str(err)
+        else:
+            return _parsed_arrays(spec, _paths(folder))
     raise DatasetNotFoundError(
         f"{spec.title} not found.  Looked in (all four files must be in one folder):\n"
         + "\n".join(looked) + "\n" + tried + "\n" + _how_to_provide(spec)) from None
 
 
-def _how_to_provide(spec):
+def _how_to_provide(spec, names=tuple(FILES.values()), mirrors=True):
     """The ways a user can make the files available, for the not-found message."""
-    how = (f"To provide the files ({', '.join(FILES.values())}), put them in one folder "
+    how = (f"To provide the files ({', '.join(names)}), put them in one folder "
            f"and pass data_dir=<folder>, or set FASTNET_DATA=<folder> (files directly in "
-           f"it or in <folder>/{spec.name}/), or set {spec.mirrors_env} to a space-"
-           "separated list of mirror URLs")
+           f"it or in <folder>/{spec.name}/)")
+    if mirrors:
+        how += f", or set {spec.mirrors_env} to a space-separated list of mirror URLs"
     if spec.debian_package:
         how += f", or run `apt-get install {spec.debian_package}` (Debian/Ubuntu)"
     return how + "."
@@ -294,6 +320,11 @@ def _find(folder, filename):
         if candidate.is_file():
             return candidate
     return None
+
+
+def _paths(folder):
+    """The four files' paths in ``folder``, by key."""
+    return {key: _find(folder, filename) for key, filename in FILES.items()}
 
 
 def _missing(folder):
@@ -375,7 +406,7 @@ def _parsed_arrays(spec, paths):
     The cache lives in the user cache dir and records each source's path, size and
     mtime; any change (or a different folder) makes it stale and it is rebuilt.
     """
-    cache = user_cache_dir() / "datasets" / spec.name / f"{spec.name}-parsed.npz"
+    cache = _cache_path(spec)
     stamp = ";".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
                      for p in paths.values())
     try:
@@ -390,6 +421,51 @@ def _parsed_arrays(spec, paths):
         arrays["x_" + split], arrays["t_" + split] = _read_split(images, labels)
     _write_cache(cache, stamp, arrays)
     return arrays
+
+
+def _cache_path(spec):
+    return user_cache_dir() / "datasets" / spec.name / f"{spec.name}-parsed.npz"
+
+
+def _cache_without_sources(spec, keys):
+    """``(arrays, None)``: the raw arrays ``keys`` (of ``FILES``) from the parsed cache,
+    when each file it parsed them from is gone or unchanged (same size and mtime) and
+    the arrays hold whole splits; else ``(None, why not)``, for the not-found message."""
+    cache = _cache_path(spec)
+    try:
+        with np.load(cache, allow_pickle=False) as cached:
+            stamp, arrays = str(cached["stamp"]), {key: cached[key] for key in keys}
+    except FileNotFoundError:
+        return None, "no such file"
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        return None, f"unreadable ({err})"
+    # The stamp is "<path>:<size>:<mtime_ns>" per file, in FILES order, joined by ";".
+    sources = re.findall(r"(.+?):(\d+):(-?\d+)(?:;|$)", stamp)
+    if len(sources) != len(FILES):
+        return None, "unreadable (no record of the files it was parsed from)"
+    for key, (path, size, mtime) in zip(FILES, sources):
+        if key not in keys:
+            continue
+        try:
+            now = os.stat(path)
+        except OSError:
+            continue  # gone (or out of reach): nothing the cache could disagree with
+        if (now.st_size, now.st_mtime_ns) != (int(size), int(mtime)):
+            return None, f"stale: {path}, which it was parsed from, has changed since"
+    for split in ("train", "test"):
+        images, labels = f"x_{split}", f"t_{split}"
+        if images not in keys:
+            continue
+        try:
+            for key, ndim in ((images, 3), (labels, 1)):
+                if arrays[key].dtype != np.uint8 or arrays[key].ndim != ndim:
+                    raise ValueError(f"{cache}[{key}]: {arrays[key].dtype} array of shape "
+                                     f"{arrays[key].shape}, expected {ndim}-d uint8")
+            _check_split(arrays[images], arrays[labels], f"{cache}[{images}]",
+                         f"{cache}[{labels}]")
+        except ValueError as err:
+            return None, f"invalid ({err})"
+    return arrays, None
 
 
 def _write_cache(cache, stamp, arrays):
@@ -423,6 +499,13 @@ def _atomic_file(dest):
 def _read_split(images_path, labels_path):
     """Parse and cross-check one split: 28x28 images, as many labels, labels 0..9."""
     images, labels = _read_idx(images_path, 3, "image"), _read_idx(labels_path, 1, "label")
+    _check_split(images, labels, images_path, labels_path)
+    return images, labels
+
+
+def _check_split(images, labels, images_path, labels_path):
+    """Raise ``ValueError`` unless 3-d ``images`` are 28x28, as many as the 1-d
+    ``labels``, and the labels are 0..9."""
     if images.shape[1:] != (28, 28):
         raise ValueError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, "
                          "expected 28x28")
@@ -431,7 +514,6 @@ def _read_split(images_path, labels_path):
                          f"holds {len(labels)} labels")
     if labels.size and labels.max() > 9:
         raise ValueError(f"{labels_path}: label {labels.max()} out of range 0..9")
-    return images, labels
 
 
 def _read_idx(path, ndim, kind):

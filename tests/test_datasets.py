@@ -262,6 +262,92 @@ def test_unreadable_cache_is_rebuilt(tmp_path):
         assert "stamp" in cached.files
 
 
+def cached_then_gone(folder, only=None, monkeypatch=None):
+    """Load ``folder`` once (writing the parsed cache), then delete its files (those in
+    ``only``, else all); return the arrays.  With ``monkeypatch``, parsing now fails."""
+    raw = make_dataset(folder)
+    load_mnist(data_dir=folder, download=False)
+    for name in NAMES if only is None else only:
+        os.remove(folder / name)
+    if monkeypatch is not None:
+        monkeypatch.setattr(datasets, "load_idx", lambda path: pytest.fail(f"parsed {path}"))
+    return raw
+
+
+def test_parsed_cache_serves_every_loader_when_the_files_are_gone(tmp_path, monkeypatch):
+    """Offline, with only the cache: load_mnist (downloading or not, any data_dir),
+    load_test_set and load_dataset get the cached arrays, without any download."""
+    raw = cached_then_gone(tmp_path / "data", monkeypatch=monkeypatch)
+    monkeypatch.setattr(datasets, "fetch", lambda *a, **k: pytest.fail("tried a download"))
+    for kwargs in ({}, {"download": False}, {"data_dir": tmp_path / "data"},
+                   {"data_dir": tmp_path / "elsewhere"}):
+        (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, **kwargs)
+        np.testing.assert_array_equal(x_train.reshape(-1, 28, 28), raw["x_train"])
+        np.testing.assert_array_equal(t_train, raw["t_train"])
+        np.testing.assert_array_equal(x_test.reshape(-1, 28, 28), raw["x_test"])
+        assert t_test.dtype == np.int64
+    x, t = datasets.load_test_set("mnist", flatten=False, one_hot_label=True)
+    assert x.shape == (6, 1, 28, 28) and x.dtype == np.float32
+    np.testing.assert_array_equal(t.argmax(axis=1), raw["t_test"])
+    train, test, description = datasets.load_dataset("mnist")
+    assert (len(train[0]), len(test[0])) == (12, 6) and "FALLBACK" not in description
+
+
+def test_parsed_cache_serves_when_the_remaining_files_are_unchanged(tmp_path, monkeypatch):
+    """The training files gone, the test files still there: the full cached set, not
+    the fallback split of the test digits."""
+    cached_then_gone(tmp_path / "data", only=TRAIN_NAMES, monkeypatch=monkeypatch)
+    train, test, description = datasets.load_dataset("mnist", tmp_path / "data")
+    assert (len(train[0]), len(test[0])) == (12, 6) and "FALLBACK" not in description
+
+
+def test_stale_parsed_cache_is_never_served(tmp_path, monkeypatch):
+    """A file the cache was parsed from changed: neither load_mnist nor load_test_set
+    serve the cache (load_test_set parses the test files at hand instead)."""
+    folder = tmp_path / "data"
+    cached_then_gone(folder, only=TRAIN_NAMES)
+    new = make_dataset(folder, seed=5, only=set(NAMES) - set(TRAIN_NAMES))
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_mnist(data_dir=folder, download=False)
+    assert (f"{cache_folder() / 'mnist-parsed.npz'} (parsed cache): stale: "
+            f"{(folder / NAMES[2]).resolve()}, which it was parsed from, has changed"
+            in str(err.value))
+    x, _ = datasets.load_test_set("mnist", normalize=False, data_dir=folder)
+    np.testing.assert_array_equal(x.reshape(-1, 28, 28), new["x_test"])
+    os.remove(folder / NAMES[3])  # the test labels gone, the test images changed
+    with pytest.raises(DatasetNotFoundError, match="parsed cache .*: stale: .*has changed"):
+        datasets.load_test_set("mnist", data_dir=folder)
+
+
+def test_invalid_parsed_cache_is_not_served(tmp_path):
+    cached_then_gone(tmp_path / "data")
+    cache = cache_folder() / "mnist-parsed.npz"
+    with np.load(cache) as cached:
+        arrays = dict(cached)
+    arrays["t_train"] = arrays["t_train"][:-1]
+    np.savez(cache, **arrays)
+    with pytest.raises(DatasetNotFoundError, match=r"\(parsed cache\): invalid \(.*holds 12 "
+                       r"images but .*t_train\] holds 11 labels\)"):
+        load_mnist(download=False)
+    datasets.load_test_set("mnist")  # the test split is whole
+    cache.write_bytes(b"not a zip file")
+    with pytest.raises(DatasetNotFoundError, match=r"\(parsed cache\): unreadable"):
+        load_mnist(download=False)
+
+
+def test_not_found_names_the_parsed_cache_and_how_to_provide(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_mnist(download=False)
+    assert f"{cache_folder() / 'mnist-parsed.npz'} (parsed cache): no such file" \
+        in str(err.value)
+    with pytest.raises(DatasetNotFoundError) as err:
+        datasets.load_test_set("mnist")
+    message = str(err.value)
+    assert "parsed cache" in message and "no such file" in message
+    assert "pass data_dir=<folder>, or set FASTNET_DATA=<folder>" in message
+    assert "MIRRORS" not in message  # load_test_set never downloads
+
+
 # --- downloads from a loopback server ------------------------------------------------
 
 TINY = {}  # file name -> gz bytes of a tiny valid dataset
