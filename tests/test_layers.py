@@ -391,6 +391,30 @@ def test_backward_matches_numerical_gradient(case):
     assert (np.abs(numeric["x"]).max() > 0) != drops_everything
 
 
+# ------------------------------------------------------------------ statistics
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("offset", [0.0, 1e3, -1e6])
+@pytest.mark.parametrize("size", [1, 2, 100, 4096])
+def test_group_statistics_survive_a_large_mean(dtype, offset, size):
+    """The one-pass shifted-data variance (``group_statistics``) against NumPy's two-pass
+    one in float64, on samples whose mean dwarfs their spread, outliers included."""
+    rng = np.random.default_rng(size)
+    x = (offset + rng.standard_normal((3, size)) * 0.01).astype(dtype)
+    x[1, -1] += 5.0  # the shift (the first value) far from the mean of the other samples
+    x[2, 0] -= 5.0  # and the first value itself an outlier
+    layer = fast_layers.LayerNormalization(np.ones(size, dtype), np.zeros(size, dtype))
+    out = layer.forward(x)
+    exact = x.astype(np.float64)
+    mean, var = exact.mean(axis=1, keepdims=True), exact.var(axis=1, keepdims=True)
+    std = np.sqrt(var + layer.eps)
+    assert_allclose(layer.std.reshape(3, 1), std, rtol=1e-12 if dtype == np.float64 else 1e-6)
+    # x - mean itself loses the bits of the mean's last place (both sides do), relative
+    # to the spread: float64's last place of 1e6 is 1e-10, 1e-8 of the spread.
+    atol = 1e-6 + 8 * np.finfo(np.float64).eps * abs(offset) / 0.01
+    assert_allclose(out, (exact - mean) / std, rtol=1e-6, atol=atol)
+
+
 # ------------------------------------------------------------------ PyTorch, a second opinion
 
 TORCH_NORMS = {

@@ -5,7 +5,7 @@ Group norm works on a C-contiguous (N, G, C/G, S) view of the input: N samples, 
 groups of C/G channels, S positions per channel (H*W; 1 for (N, C) input).  Each
 (sample, group) is normalized over its (C/G) * S values:
 
-    mu, var = mean and biased variance of the group   (two passes over it)
+    mu, var = mean and biased variance of the group   (one pass, shifted data)
     std = sqrt(var + eps);  xn = (x - mu) / std;  out = gamma[c] xn + beta[c]
     backward: dbeta[c] = sum(dout), dgamma[c] = sum(dout xn) over samples and positions,
               dxn = gamma[c] dout,  dx = (dxn - mean(dxn) - xn mean(dxn xn)) / std
@@ -20,11 +20,12 @@ var_k``.  The layer and batch statistics are formed from the instance ones by th
 of total variance (``var_ln = mean_c(var_in + (mu_in - mu_ln)^2)``), never as ``E[x^2]
 - E[x]^2``.
 
-Every sum is formed in float64 in a serial pass, in a fixed order; only the element-wise
-passes run in parallel, one sample per iteration.  A reduction inside a parallel loop
-is vectorised differently in the serial and the parallel build (the parallel body is
-compiled apart), so the two builds would disagree in the last bits; outside it the
-builds compile the same loop and agree bitwise, on any number of threads.
+Every sum is formed in float64, in an order fixed by the shapes alone.  Group norm's
+parallel builds give each thread whole chunks of ``ROWS_PER_TASK`` samples: a
+(sample, group)'s statistics are formed inside one iteration, and the per-channel sums
+over the batch (dgamma, dbeta) per chunk, added in chunk order afterwards.  Switchable
+norm forms its sums in a serial pass and runs only the element-wise passes in parallel.
+Both builds of a kernel agree bitwise (tested), on any number of threads.
 """
 import math
 
@@ -37,7 +38,7 @@ from .jit import inline, jit, serial_and_parallel
 # mixing weights.
 MEAN, VAR = 0, 1
 INSTANCE, LAYER, BATCH = 0, 1, 2
-ROWS_PER_TASK = 64  # samples per task of a parallel backward pass (one staging row each)
+ROWS_PER_TASK = 8  # samples per task of a parallel pass (a fixed count: thread-count independent)
 
 
 # ------------------------------------------------------------------ shared passes
@@ -54,10 +55,20 @@ def channel(row, c, s):
 
 
 @inline
+def normalize_run(x, mu, inv, scale, shift, xn, out):
+    """``xn = (x - mu) inv`` and ``out = scale xn + shift`` over a run of values with
+    scalar statistics and affine parameters (scalars, not array reads: loads LLVM must
+    assume the stores change); ``out`` reads ``xn`` back, as
+    ``batchnorm.normalize_row`` does."""
+    for k in range(x.shape[0]):
+        xn[k] = (x[k] - mu) * inv
+        out[k] = scale * xn[k] + shift
+
+
+@inline
 def normalize_channels(x, s, mean, std, gamma, beta, xn, out):
     """``xn = (x - mean[c]) / std[c]`` and ``out = gamma[c] xn + beta[c]`` over a row of
-    channels of ``s`` positions each; ``out`` reads ``xn`` back, as
-    ``batchnorm.normalize_row`` does.  One flat loop where ``s == 1``, so that it
+    channels of ``s`` positions each.  One flat loop where ``s == 1``, so that it
     vectorises."""
     if s == 1:
         for c in range(gamma.shape[0]):
@@ -65,14 +76,21 @@ def normalize_channels(x, s, mean, std, gamma, beta, xn, out):
             out[c] = gamma[c] * xn[c] + beta[c]
     else:
         for c in range(gamma.shape[0]):
-            # scalars, not array reads (loads LLVM must assume the stores change), and a
-            # slice per channel (an index from c * s may be negative to Numba, whose
+            # a slice per channel (an index from c * s may be negative to Numba, whose
             # wraparound check then keeps the loop from vectorising: 9x slower)
-            mu, inv, scale, shift = mean[c], 1 / std[c], gamma[c], beta[c]
-            xc, xnc, outc = channel(x, c, s), channel(xn, c, s), channel(out, c, s)
-            for k in range(s):
-                xnc[k] = (xc[k] - mu) * inv
-                outc[k] = scale * xnc[k] + shift
+            normalize_run(channel(x, c, s), mean[c], 1 / std[c], gamma[c], beta[c],
+                          channel(xn, c, s), channel(out, c, s))
+
+
+@inline
+def run_sums(d, xn):
+    """``sum(d)`` and ``sum(d xn)`` over a run of values, in float64."""
+    d_sum = 0.0
+    dxn_sum = 0.0
+    for k in range(d.shape[0]):
+        d_sum += d[k]
+        dxn_sum += d[k] * xn[k]
+    return d_sum, dxn_sum
 
 
 @inline
@@ -85,12 +103,7 @@ def channel_sums(dout, xn, s, d_sums, dxn_sums):
             dxn_sums[c] += dout[c] * xn[c]
     else:
         for c in range(d_sums.shape[0]):
-            d_sum = 0.0
-            dxn_sum = 0.0
-            dc, xnc = channel(dout, c, s), channel(xn, c, s)
-            for k in range(s):
-                d_sum += dc[k]
-                dxn_sum += dc[k] * xnc[k]
+            d_sum, dxn_sum = run_sums(channel(dout, c, s), channel(xn, c, s))
             d_sums[c] += d_sum
             dxn_sums[c] += dxn_sum
 
@@ -120,77 +133,113 @@ def scaled_channels(a, s, coef, stage, out):
 
 # ------------------------------------------------------------------ group norm
 
+@inline
+def group_statistics(xs, eps):
+    """The mean and ``sqrt(var + eps)`` (biased variance) of the values ``xs`` (1-D), in
+    float64, in one pass over the values shifted by the first of them: ``var =
+    mean((x - k)^2) - mean(x - k)^2`` with ``k = xs[0]``.  As ``k`` is one of the values,
+    ``(mean - k)^2 <= size var``, so the subtraction loses at most ``log2(size)`` bits of
+    the float64 sums' 53 (Chan, Golub and LeVeque 1983, "Algorithms for computing the
+    sample variance", the shifted data algorithm)."""
+    size = xs.shape[0]
+    k = np.float64(xs[0])
+    total = 0.0
+    squares = 0.0
+    for m in range(size):
+        t = xs[m] - k
+        total += t
+        squares += t * t
+    shift = total / size
+    var = max(squares / size - shift * shift, 0.0)
+    return k + shift, math.sqrt(var + eps)
+
+
 @serial_and_parallel
 def group_norm_forward(x, s, gamma, beta, eps, xn, std, out):
     """``x``, ``xn``, ``out`` (N, G, M): the M = (C/G) * S values of each group, channel
-    after channel, ``s`` positions each; ``gamma``, ``beta`` (C,); ``std`` (N, G)."""
+    after channel, ``s`` positions each; ``gamma``, ``beta`` (C,); ``std`` (N, G).
+    A chunk of ``ROWS_PER_TASK`` samples per parallel iteration: each group's
+    statistics, then its normalization."""
     n, groups, size = x.shape
     per_group = size // s
-    mean = np.empty((n, groups))
-    for i in range(n):
-        for g in range(groups):
-            total = 0.0
-            for m in range(size):
-                total += x[i, g, m]
-            mean[i, g] = total / size
-            squares = 0.0
-            for m in range(size):
-                t = x[i, g, m] - mean[i, g]
-                squares += t * t
-            std[i, g] = math.sqrt(squares / size + eps)
     for chunk in prange(n_chunks(n)):
-        stats = np.empty((2, per_group))
         for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
             for g in range(groups):
+                mu, sd = group_statistics(x[i, g], eps)
+                std[i, g] = sd
+                inv = 1 / std[i, g]
                 first = g * per_group
-                stats[0, :] = mean[i, g]
-                stats[1, :] = std[i, g]
-                normalize_channels(x[i, g], s, stats[0], stats[1],
-                                   gamma[first:first + per_group],
-                                   beta[first:first + per_group], xn[i, g], out[i, g])
+                xs, xns, outs = x[i, g], xn[i, g], out[i, g]
+                if s == 1:
+                    for c in range(per_group):
+                        xns[c] = (xs[c] - mu) * inv
+                        outs[c] = gamma[first + c] * xns[c] + beta[first + c]
+                else:
+                    for c in range(per_group):
+                        normalize_run(channel(xs, c, s), mu, inv, gamma[first + c],
+                                      beta[first + c], channel(xns, c, s),
+                                      channel(outs, c, s))
 
 
 @serial_and_parallel
 def group_norm_backward(dout, s, xn, std, gamma, dgamma, dbeta, dx):
     """``dgamma``, ``dbeta`` (C,) and ``dx`` (N, G, M) of ``group_norm_forward``:
-    ``dx = (gamma dout - mean(gamma dout) - xn mean(gamma dout xn)) / std``."""
+    ``dx = (gamma dout - mean(gamma dout) - xn mean(gamma dout xn)) / std``.
+
+    Samples in chunks of ``ROWS_PER_TASK``, a chunk per parallel iteration; each chunk
+    sums its samples' ``dout`` and ``dout xn`` per channel, and the chunks' sums are
+    added in chunk order, so the result does not depend on the thread count."""
     n, groups, size = dout.shape
     per_group = size // s
-    sums = np.zeros((2, groups * per_group))  # dbeta, dgamma
-    row = np.empty((2, per_group))
-    means = np.empty((n, groups, 2))  # mean(gamma dout), mean(gamma dout xn)
-    for i in range(n):
-        for g in range(groups):
-            first = g * per_group
-            row[:, :] = 0.0
-            channel_sums(dout[i, g], xn[i, g], s, row[0], row[1])
-            weighted = 0.0
-            weighted_xn = 0.0
-            for c in range(per_group):
-                sums[0, first + c] += row[0, c]
-                sums[1, first + c] += row[1, c]
-                weighted += gamma[first + c] * row[0, c]
-                weighted_xn += gamma[first + c] * row[1, c]
-            means[i, g, 0] = weighted / size
-            means[i, g, 1] = weighted_xn / size
-    for ch in range(groups * per_group):
-        dbeta[ch] = sums[0, ch]
-        dgamma[ch] = sums[1, ch]
-    for chunk in prange(n_chunks(n)):
-        coef = np.empty((3, per_group))
+    chunks = n_chunks(n)
+    partial = np.zeros((chunks, 2, groups * per_group))  # per chunk: dbeta, dgamma
+    for chunk in prange(chunks):
         stage = np.empty(size)
         for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
             for g in range(groups):
+                first, last = g * per_group, (g + 1) * per_group
+                # slices, not indices from first + c (see normalize_channels)
+                d_sums, dxn_sums = partial[chunk, 0, first:last], partial[chunk, 1, first:last]
+                ds, xns, dxs, gammas = dout[i, g], xn[i, g], dx[i, g], gamma[first:last]
+                weighted = 0.0  # sum(gamma dout) over the group
+                weighted_xn = 0.0  # sum(gamma dout xn)
+                if s == 1:
+                    for c in range(per_group):
+                        dv = np.float64(ds[c])
+                        d_sums[c] += dv
+                        dxn_sums[c] += dv * xns[c]
+                        weighted += gammas[c] * dv
+                        weighted_xn += gammas[c] * dv * xns[c]
+                else:
+                    for c in range(per_group):
+                        d_sum, dxn_sum = run_sums(channel(ds, c, s), channel(xns, c, s))
+                        d_sums[c] += d_sum
+                        dxn_sums[c] += dxn_sum
+                        weighted += gammas[c] * d_sum
+                        weighted_xn += gammas[c] * dxn_sum
                 inv = 1 / std[i, g]
-                first = g * per_group
-                for c in range(per_group):
-                    # gamma in float64: a group of one value gets dx = 0 exactly
-                    coef[0, c] = inv * np.float64(gamma[first + c])
-                coef[1, :] = -inv * means[i, g, 1]
-                coef[2, :] = -inv * means[i, g, 0]
+                spread, constant = -inv * (weighted_xn / size), -inv * (weighted / size)
+                # the xn and constant terms first, in float64 (see scaled_channels)
                 for m in range(size):
-                    stage[m] = xn[i, g, m]
-                scaled_channels(dout[i, g], s, coef, stage, dx[i, g])
+                    stage[m] = spread * xns[m] + constant
+                # gamma in float64: a group of one value gets dx = 0 exactly
+                if s == 1:
+                    for c in range(per_group):
+                        dxs[c] = (inv * np.float64(gammas[c])) * ds[c] + stage[c]
+                else:
+                    for c in range(per_group):
+                        scale = inv * np.float64(gammas[c])
+                        dc, stagec, dxc = channel(ds, c, s), channel(stage, c, s), channel(dxs, c, s)
+                        for k in range(s):
+                            dxc[k] = scale * dc[k] + stagec[k]
+    for ch in range(groups * per_group):
+        d_sum = 0.0
+        dxn_sum = 0.0
+        for chunk in range(chunks):
+            d_sum += partial[chunk, 0, ch]
+            dxn_sum += partial[chunk, 1, ch]
+        dbeta[ch] = d_sum
+        dgamma[ch] = dxn_sum
 
 
 # ------------------------------------------------------------------ switchable norm
