@@ -167,3 +167,42 @@ def test_bad_arguments_are_refused_before_any_run(capsys, args, message):
         bench.main([*args, "--workload", "mlp-sgd"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_gemm_recorder_counts_outermost_calls():
+    """A layer-by-layer net's train_step (which calls gradient) is one training call; the
+    wrappers are gone after the block."""
+    import numpy as np
+
+    from fastnet.bench.experiment_workload import GemmRecorder
+    from fastnet.nets import MultiLayerNetExtend
+    from fastnet.optimizers import SGD
+
+    net = MultiLayerNetExtend(784, [20], 10, normalization="group", groups=2, seed=0)
+    x, t = np.random.default_rng(0).random((8, 784), dtype=np.float32), np.arange(8)
+    with GemmRecorder() as recorder:
+        net.train_step(x, t, SGD())
+        net.accuracy(x, t)
+    assert recorder.calls == {((784, 20, 10), 8, 1, True, None): 1,
+                              ((784, 20, 10), 8, 1, False, None): 1}
+    assert len(recorder.gemms()) == 2 + 3 + 2
+    assert "train_step" not in MultiLayerNetExtend.__dict__
+
+
+def test_experiment_all_json(capsys):
+    """experiment-all: the quick experiments in this process, then their GEMMs."""
+    from fastnet.bench.experiment_workload import experiment_dataset
+    from fastnet.datasets import DatasetNotFoundError
+
+    try:
+        experiment_dataset()
+    except DatasetNotFoundError:
+        pytest.skip("neither MNIST nor Fashion-MNIST is at hand")
+    report = run_json(capsys, "--no-torch", "--workload", "experiment-all")
+    result = report["workloads"]["experiment-all"]
+    assert set(result["implementations"]) == {"fastnet", "gemm-floor"}
+    ratios = result["ratios"]
+    assert ratios["gemm_count"] > 0 and ratios["recorded_calls"] > 0
+    assert 0 < ratios["floor_share"] and ratios["fastnet_over_floor"] > 0
+    assert [t["metric"] for t in result["targets"]] == ["fastnet_over_floor"]
+    assert "experiment-all" not in DEFAULT_WORKLOADS

@@ -6,6 +6,7 @@ import time
 
 from . import harness
 from .book_workload import book_scripts_workload
+from .experiment_workload import experiment_all_workload
 from .norm_workload import (
     NORM_LAYERS,
     affine_step,
@@ -51,14 +52,17 @@ SWEEP_WORKLOADS = ["sweep-hpo", "sweep-overhead", "sweep-dask", "sweep-halving"]
 # Issue 11's numbers: each normalization layer alone, and the net with layer norm.
 NORMALIZATION_WORKLOADS = [*NORM_LAYERS, "ln-sgd"]
 WORKLOADS = [*(n for n in NETS if n not in NORMALIZATION_WORKLOADS), *POPULATIONS,
-             "adam-update", "accuracy-10k", "startup", "leak", "book-scripts", *SWEEP_WORKLOADS,
+             "adam-update", "accuracy-10k", "startup", "leak", "book-scripts", "experiment-all",
+             *SWEEP_WORKLOADS,
              *NORMALIZATION_WORKLOADS]
 # Names that select several workloads.
 WORKLOAD_GROUPS = {"normalization": NORMALIZATION_WORKLOADS}
 # Run when no workload is named: all but the book's scripts (half an hour or more), the
-# sweeps (minutes each; sweep-halving hours), the normalization group (a dozen) and the
-# populations that have no target (twelve in all, each K steps of a net).
-DEFAULT_WORKLOADS = [name for name in WORKLOADS if name != "book-scripts"
+# experiments (minutes at the book's settings), the sweeps (minutes each; sweep-halving
+# hours), the normalization group (a dozen) and the populations that have no target
+# (twelve in all, each K steps of a net).
+OPT_IN = ("book-scripts", "experiment-all")
+DEFAULT_WORKLOADS = [name for name in WORKLOADS if name not in OPT_IN
                      and name not in SWEEP_WORKLOADS and name not in NORMALIZATION_WORKLOADS
                      and (name not in POPULATIONS or name in TARGETS)]
 
@@ -312,6 +316,8 @@ def run(workloads, n_threads, settings, use_torch=True, torch_policy="default",
             elif name == "startup":
                 result = _startup_workload(use_torch, n_threads, settings, torch_policy,
                                            progress)
+            elif name == "experiment-all":
+                result = experiment_all_workload(settings, progress)
             elif name == "leak":
                 result = _leak_workload(settings, progress)
             elif name == "sweep-hpo":
