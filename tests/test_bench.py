@@ -8,7 +8,10 @@ from fastnet import bench
 from fastnet.bench.runner import DEFAULT_WORKLOADS
 
 SHORT = ["--quick", "--json", "--seconds", "0.1", "--gap", "0"]
-STEP_IMPLEMENTATIONS = {"fastnet", "reference", "gemm-floor", "gemm-floor-njit"}
+STEP_IMPLEMENTATIONS = {"fastnet", "fastnet-book-path", "reference", "gemm-floor",
+                        "gemm-floor-njit"}
+MLP_SGD_METRICS = ["speedup_vs_torch", "speedup_vs_reference", "fastnet_over_floor",
+                   "book_path_over_fused"]
 TARGET_KEYS = {"metric", "label", "op", "threshold", "value", "status"}
 
 
@@ -41,9 +44,9 @@ def test_mlp_sgd_json(capsys):
     assert list(report["workloads"]) == ["mlp-sgd"]
     result = report["workloads"]["mlp-sgd"]
     check_result(result, STEP_IMPLEMENTATIONS | {"torch"},
-                 {"speedup_vs_torch", "speedup_vs_reference", "fastnet_over_floor"})
-    assert [t["metric"] for t in result["targets"]] == [
-        "speedup_vs_torch", "speedup_vs_reference", "fastnet_over_floor"]
+                 {"speedup_vs_torch", "speedup_vs_reference", "fastnet_over_floor",
+                  "book_path_over_fused"})
+    assert [t["metric"] for t in result["targets"]] == MLP_SGD_METRICS
     assert all(t["status"] != "SKIP" for t in result["targets"])
 
 
@@ -82,7 +85,8 @@ def test_without_torch(capsys, monkeypatch):
     report = run_json(capsys, "--workload", "mlp-sgd,adam-update")
     assert report["meta"]["torch"] is None
     mlp = report["workloads"]["mlp-sgd"]
-    check_result(mlp, STEP_IMPLEMENTATIONS, {"speedup_vs_reference"})
+    check_result(mlp, STEP_IMPLEMENTATIONS, {"speedup_vs_reference", "book_path_over_fused"})
+    assert mlp["ratios"]["book_path_over_fused"] > 0
     assert "torch" in mlp["skipped"]
     assert mlp["ratios"]["speedup_vs_torch"] is None
     assert {t["metric"]: t["status"] for t in mlp["targets"]}["speedup_vs_torch"] == "SKIP"
@@ -90,6 +94,29 @@ def test_without_torch(capsys, monkeypatch):
     check_result(adam, {"fastnet", "reference", "copy-floor", "copy-floor-1t"},
                  {"fastnet_over_copy_floor"})
     assert adam["ratios"]["fastnet_over_torch"] is None
+
+
+def test_accuracy_json(capsys):
+    """accuracy-10k: net.accuracy on 10,000 images next to its chunked GEMMs."""
+    report = run_json(capsys, "--no-torch", "--workload", "accuracy-10k")
+    result = report["workloads"]["accuracy-10k"]
+    check_result(result, {"fastnet", "gemm-floor"}, {"fastnet_over_floor"})
+    assert result["ratios"]["fastnet_over_floor"] > 0
+    assert [(t["metric"], t["op"], t["threshold"]) for t in result["targets"]] == [
+        ("fastnet_over_floor", "<=", 1.2)]
+    assert "accuracy-10k" in DEFAULT_WORKLOADS
+
+
+def test_gemm_lists():
+    """The GEMM lists of a 784-100-10 net: forward per chunk, backward dW and dX."""
+    from fastnet.bench.workloads import backward_gemms, forward_gemms, gemm_list_step
+
+    assert forward_gemms([784, 100, 10], 5, chunk=2) == [
+        (2, 784, 100, 0, 0), (2, 100, 10, 0, 0), (2, 784, 100, 0, 0), (2, 100, 10, 0, 0),
+        (1, 784, 100, 0, 0), (1, 100, 10, 0, 0)]
+    assert backward_gemms([784, 100, 10], 8) == [(100, 8, 10, 1, 0), (8, 10, 100, 0, 1),
+                                                 (784, 8, 100, 1, 0)]
+    gemm_list_step(forward_gemms([784, 100, 10], 5, 2) + backward_gemms([784, 100, 10], 5))()
 
 
 def test_table_output(capsys):
@@ -116,8 +143,7 @@ def test_target_status(op, value, expected):
 def test_targets_table():
     """targets.csv names only workloads the bench runs, in the order the report shows."""
     assert set(bench.TARGETS) <= set(bench.WORKLOADS)
-    assert [t.metric for t in bench.TARGETS["mlp-sgd"]] == [
-        "speedup_vs_torch", "speedup_vs_reference", "fastnet_over_floor"]
+    assert [t.metric for t in bench.TARGETS["mlp-sgd"]] == MLP_SGD_METRICS
     assert all(t.op in (">=", "<=") for targets in bench.TARGETS.values() for t in targets)
 
 
@@ -141,3 +167,42 @@ def test_bad_arguments_are_refused_before_any_run(capsys, args, message):
         bench.main([*args, "--workload", "mlp-sgd"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_gemm_recorder_counts_outermost_calls():
+    """A layer-by-layer net's train_step (which calls gradient) is one training call; the
+    wrappers are gone after the block."""
+    import numpy as np
+
+    from fastnet.bench.experiment_workload import GemmRecorder
+    from fastnet.nets import MultiLayerNetExtend
+    from fastnet.optimizers import SGD
+
+    net = MultiLayerNetExtend(784, [20], 10, normalization="group", groups=2, seed=0)
+    x, t = np.random.default_rng(0).random((8, 784), dtype=np.float32), np.arange(8)
+    with GemmRecorder() as recorder:
+        net.train_step(x, t, SGD())
+        net.accuracy(x, t)
+    assert recorder.calls == {((784, 20, 10), 8, 1, True, None): 1,
+                              ((784, 20, 10), 8, 1, False, None): 1}
+    assert len(recorder.gemms()) == 2 + 3 + 2
+    assert "train_step" not in MultiLayerNetExtend.__dict__
+
+
+def test_experiment_all_json(capsys):
+    """experiment-all: the quick experiments in this process, then their GEMMs."""
+    from fastnet.bench.experiment_workload import experiment_dataset
+    from fastnet.datasets import DatasetNotFoundError
+
+    try:
+        experiment_dataset()
+    except DatasetNotFoundError:
+        pytest.skip("neither MNIST nor Fashion-MNIST is at hand")
+    report = run_json(capsys, "--no-torch", "--workload", "experiment-all")
+    result = report["workloads"]["experiment-all"]
+    assert set(result["implementations"]) == {"fastnet", "gemm-floor"}
+    ratios = result["ratios"]
+    assert ratios["gemm_count"] > 0 and ratios["recorded_calls"] > 0
+    assert 0 < ratios["floor_share"] and ratios["fastnet_over_floor"] > 0
+    assert [t["metric"] for t in result["targets"]] == ["fastnet_over_floor"]
+    assert "experiment-all" not in DEFAULT_WORKLOADS

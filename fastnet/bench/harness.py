@@ -28,7 +28,8 @@ import numpy as np
 # ``sweep_*``, ``overhead_*``, ``halving_*``: the sweep workloads (``sweep_workload``):
 # the HPO sweep's trials, epochs and images, the overhead run's trials, the halving
 # sweep's trials and Fashion-MNIST images (``halving_train_size`` None: all but the
-# ``halving_validation`` held out).
+# ``halving_validation`` held out).  ``experiment_floor_runs``: timings of experiment-all's
+# GEMM floor (the experiments run once).
 SWEEP_FULL = {"sweep_trials": 100, "sweep_epochs": 50, "sweep_train": 400,
               "sweep_validation": 100, "sweep_reference": True, "sweep_old_style": True,
               "overhead_trials": 1000,
@@ -39,11 +40,11 @@ SWEEP_QUICK = {**SWEEP_FULL, "sweep_trials": 4, "sweep_epochs": 2, "overhead_tri
 FULL = {"seconds": 20.0, "min_rounds": 15, "sample_s": 0.2, "gap_s": 0.15, "warm_s": 0.5,
         "startup_runs": 5, "cold_runs": 1, "leak_steps": 10_000,
         "book_scale": 1.0, "book_runs": 1, "book_data": "auto", "book_test_size": None,
-        **SWEEP_FULL}
+        "experiment_floor_runs": 5, **SWEEP_FULL}
 QUICK = {"seconds": 1.0, "min_rounds": 4, "sample_s": 0.03, "gap_s": 0.12, "warm_s": 0.15,
          "startup_runs": 1, "cold_runs": 0, "leak_steps": 2_000,
          "book_scale": 0.05, "book_runs": 1, "book_data": "auto", "book_test_size": 2_000,
-         **SWEEP_QUICK}
+         "experiment_floor_runs": 2, **SWEEP_QUICK}
 
 
 # --------------------------------------------------------------------------- threads

@@ -6,6 +6,7 @@ import time
 
 from . import harness
 from .book_workload import book_scripts_workload
+from .experiment_workload import experiment_all_workload
 from .norm_workload import (
     NORM_LAYERS,
     affine_step,
@@ -23,12 +24,16 @@ from .sweep_workload import (
 )
 from .torch_worker import POPULATION_VARIANTS, TorchWorker
 from .workloads import (
+    ACCURACY_NET,
+    ACCURACY_ROWS,
     INPUT_SIZE,
     NETS,
     OUTPUT_SIZE,
     POPULATIONS,
     STARTUP_FASTNET,
     STARTUP_TORCH,
+    accuracy_floor_step,
+    accuracy_step,
     adam_data,
     book_step,
     copy_kernels,
@@ -47,14 +52,17 @@ SWEEP_WORKLOADS = ["sweep-hpo", "sweep-overhead", "sweep-dask", "sweep-halving"]
 # Issue 11's numbers: each normalization layer alone, and the net with layer norm.
 NORMALIZATION_WORKLOADS = [*NORM_LAYERS, "ln-sgd"]
 WORKLOADS = [*(n for n in NETS if n not in NORMALIZATION_WORKLOADS), *POPULATIONS,
-             "adam-update", "startup", "leak", "book-scripts", *SWEEP_WORKLOADS,
+             "adam-update", "accuracy-10k", "startup", "leak", "book-scripts", "experiment-all",
+             *SWEEP_WORKLOADS,
              *NORMALIZATION_WORKLOADS]
 # Names that select several workloads.
 WORKLOAD_GROUPS = {"normalization": NORMALIZATION_WORKLOADS}
 # Run when no workload is named: all but the book's scripts (half an hour or more), the
-# sweeps (minutes each; sweep-halving hours), the normalization group (a dozen) and the
-# populations that have no target (twelve in all, each K steps of a net).
-DEFAULT_WORKLOADS = [name for name in WORKLOADS if name != "book-scripts"
+# experiments (minutes at the book's settings), the sweeps (minutes each; sweep-halving
+# hours), the normalization group (a dozen) and the populations that have no target
+# (twelve in all, each K steps of a net).
+OPT_IN = ("book-scripts", "experiment-all")
+DEFAULT_WORKLOADS = [name for name in WORKLOADS if name not in OPT_IN
                      and name not in SWEEP_WORKLOADS and name not in NORMALIZATION_WORKLOADS
                      and (name not in POPULATIONS or name in TARGETS)]
 
@@ -75,8 +83,10 @@ def _train_workload(name, worker, settings, progress):
     spec = NETS[name]
     x, t = make_batch(spec.batch)
     samplers = {"fastnet": harness.local(fastnet_step(spec, x, t)),
+                "fastnet-book-path": harness.local(book_step(spec, x, t, "fastnet")),
                 "reference": harness.local(book_step(spec, x, t))}
-    notes, skipped = {}, {}
+    notes = {"fastnet-book-path": "optimizer.update(net.params, net.gradient(x, t))"}
+    skipped = {}
     worker.add_to(name, samplers, notes, skipped)
     samplers["gemm-floor"] = harness.local(gemm_floor_step(spec, x))
     samplers["gemm-floor-njit"] = harness.local(gemm_floor_njit_step(spec, x))
@@ -87,6 +97,7 @@ def _train_workload(name, worker, settings, progress):
     ratios = {
         "speedup_vs_torch": _ratio(med.get("torch"), med["fastnet"]),
         "speedup_vs_reference": _ratio(med["reference"], med["fastnet"]),
+        "book_path_over_fused": _ratio(med["fastnet-book-path"], med["fastnet"]),
         "fastnet_over_floor": _ratio(med["fastnet"], med["gemm-floor"]),
         "fastnet_over_floor_njit": _ratio(med["fastnet"], med["gemm-floor-njit"]),
         # the most any implementation on this BLAS could gain: the other's time / the floor
@@ -94,6 +105,25 @@ def _train_workload(name, worker, settings, progress):
         "ceiling_vs_reference": _ratio(med["reference"], med["gemm-floor"]),
     }
     return _result(spec.describe(), "ms/step", ms, notes, skipped, ratios)
+
+
+def _accuracy_workload(settings, progress):
+    """``net.accuracy`` on 10,000 MNIST-shaped images against its GEMMs alone."""
+    from fastnet.kernels import blas
+    from fastnet.nets import INFERENCE_CHUNK
+
+    spec = ACCURACY_NET
+    x, t = make_batch(ACCURACY_ROWS)
+    samplers = {"fastnet": harness.local(accuracy_step(spec, x, t)),
+                "gemm-floor": harness.local(accuracy_floor_step(spec, x))}
+    notes = {"gemm-floor": f"each layer's forward GEMM per chunk of {INFERENCE_CHUNK:,} rows, "
+                           f"compiled fastnet blas.gemm ({blas.BACKEND})"}
+    ms = harness.measure(samplers, settings, progress)
+    med = {k: v["median"] for k, v in ms.items()}
+    ratios = {"fastnet_over_floor": _ratio(med["fastnet"], med["gemm-floor"])}
+    net = spec.describe().split(",")[0]
+    return _result(f"net.accuracy(x, t) of {net} on {ACCURACY_ROWS:,} float32 images "
+                   f"(784 features)", "ms/call", ms, notes, {}, ratios)
 
 
 def _population_workload(name, worker, settings, progress):
@@ -279,11 +309,15 @@ def run(workloads, n_threads, settings, use_torch=True, torch_policy="default",
                 result = _population_workload(name, worker, settings, progress)
             elif name == "adam-update":
                 result = _adam_update_workload(worker, settings, progress)
+            elif name == "accuracy-10k":
+                result = _accuracy_workload(settings, progress)
             elif name in NORM_LAYERS:
                 result = _norm_layer_workload(name, worker, settings, progress)
             elif name == "startup":
                 result = _startup_workload(use_torch, n_threads, settings, torch_policy,
                                            progress)
+            elif name == "experiment-all":
+                result = experiment_all_workload(settings, progress)
             elif name == "leak":
                 result = _leak_workload(settings, progress)
             elif name == "sweep-hpo":

@@ -13,6 +13,9 @@ Every builder returns a zero-argument function, one call of which is one timed s
   preallocated arrays: what a step costs with nothing but BLAS;
 * ``gemm_floor_njit_step``: the same GEMMs from one compiled function, through
   fastnet's compiled ``blas.gemm``, without Python in between;
+* ``gemm_list_step``: any list of GEMM shapes back to back through ``blas.gemm``
+  (``forward_gemms``/``backward_gemms`` give a net's); ``accuracy_step`` and
+  ``accuracy_floor_step``: ``net.accuracy`` on 10,000 images and its GEMMs (issue 8);
 * ``adam_data``, ``torch_adam_step`` and ``copy_kernels``: Adam's update alone over the
   wide net's parameters, and a copy that moves the same bytes;
 * populations (``POPULATIONS``, issue 10): ``population_step`` (``Population.train_step``
@@ -380,6 +383,91 @@ def population_floor_step(spec, x, shared=True):
     if not shared:
         return lambda: chain(0, spec.k)
     return lambda: threads.run_shares(chain, spec.k, threads.get_num_threads())
+
+
+# --------------------------------------------------------------------------- GEMM lists
+
+@cache
+def _gemm_list_kernel():
+    import numba
+
+    from fastnet import config
+    from fastnet.kernels.blas import gemm
+
+    # Not cached, as _gemm_chain_kernel.
+    @numba.njit(**dict(config.JIT, cache=False))
+    def gemm_list(gemms, a, b, c):
+        for g in range(gemms.shape[0]):
+            m, k, n, trans_a, trans_b = gemms[g]
+            out = c[:m * n].reshape((m, n))
+            if trans_a:
+                gemm(a[:m * k].reshape((k, m)).T, b[:k * n].reshape((k, n)), out)
+            elif trans_b:
+                gemm(a[:m * k].reshape((m, k)), b[:k * n].reshape((n, k)).T, out)
+            else:
+                gemm(a[:m * k].reshape((m, k)), b[:k * n].reshape((k, n)), out)
+
+    return gemm_list
+
+
+def gemm_list_step(gemms, dtype=np.float32, seed=1):
+    """A list of GEMMs back to back from one compiled function, through fastnet's
+    ``blas.gemm``: ``gemms`` is an (G, 5) int array of rows ``(m, k, n, trans_a,
+    trans_b)``, each ``C(m, n) = A(m, k) @ B(k, n)`` with A stored as its (k, m)
+    transpose when ``trans_a`` (a weight gradient ``X^T dZ``) and B as its (n, k)
+    transpose when ``trans_b`` (an input gradient ``dZ W^T``).  The operands are
+    slices of three preallocated ``dtype`` buffers of random values, as large as the
+    largest operand: the floor of the list's arithmetic, read from buffers that
+    stay as warm as the cache lets them."""
+    gemms = np.ascontiguousarray(gemms, np.int64).reshape(-1, 5)
+    rng = np.random.default_rng(seed)
+    sizes = [int((gemms[:, i] * gemms[:, j]).max(initial=1)) for i, j in ((0, 1), (1, 2), (0, 2))]
+    a, b, c = (rng.standard_normal(size).astype(dtype) for size in sizes)
+    kernel = _gemm_list_kernel()
+    return lambda: kernel(gemms, a, b, c)
+
+
+def forward_gemms(dims, rows, chunk=None):
+    """The forward GEMMs of a net of layer sizes ``dims`` on ``rows`` rows, ``chunk``
+    rows at a time (None: all at once), as ``gemm_list_step`` rows."""
+    chunk = chunk or rows
+    return [(min(chunk, rows - start), d_in, d_out, 0, 0)
+            for start in range(0, rows, chunk) for d_in, d_out in itertools.pairwise(dims)]
+
+
+def backward_gemms(dims, rows):
+    """The backward GEMMs of a training step on ``rows`` rows: per layer, last first,
+    ``dW = X^T dZ``, and ``dX = dZ W^T`` for all but the first layer."""
+    gemms = []
+    for layer in range(len(dims) - 2, -1, -1):
+        d_in, d_out = dims[layer], dims[layer + 1]
+        gemms.append((d_in, rows, d_out, 1, 0))
+        if layer:
+            gemms.append((rows, d_out, d_in, 0, 1))
+    return gemms
+
+
+# Issue 8's accuracy workload: the mlp net on 10,000 MNIST-shaped test images.
+ACCURACY_NET = NETS["mlp-sgd"]
+ACCURACY_ROWS = 10_000
+
+
+def accuracy_step(spec, x, t):
+    """fastnet's ``net.accuracy(x, t)`` of ``spec``'s net (untrained, seed 0)."""
+    from fastnet import nets
+
+    net = getattr(nets, spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=0,
+                                  **spec.extend)
+    return lambda: net.accuracy(x, t)
+
+
+def accuracy_floor_step(spec, x):
+    """The GEMMs of ``accuracy_step``: each layer's forward GEMM on every chunk of
+    ``nets.INFERENCE_CHUNK`` rows of ``x``, float32, by ``gemm_list_step``."""
+    from fastnet.nets import INFERENCE_CHUNK
+
+    dims = [INPUT_SIZE, *spec.hidden, OUTPUT_SIZE]
+    return gemm_list_step(forward_gemms(dims, x.shape[0], INFERENCE_CHUNK))
 
 
 # --------------------------------------------------------------------------- Adam alone

@@ -1,0 +1,184 @@
+"""The ``experiment-all`` workload (issue 8): ``fastnet experiment all`` against every
+GEMM it runs, timed back to back.
+
+The experiments run in this process, on fastnet's backend, with a ``GemmRecorder``
+wrapped around the nets' and the population's public methods: each outermost call
+logs the net's layer sizes and the rows it was given, nothing in the product is
+instrumented.  The calls give the GEMMs (``workloads.forward_gemms`` and
+``backward_gemms``: a training call's forward and backward, an inference call's
+forward in ``nets.INFERENCE_CHUNK`` rows at a time where the fused kernels run it),
+which ``workloads.gemm_list_step`` then runs back to back through ``blas.gemm``.
+
+Differences from the command: the hyperparameter search trains in this process
+(``workers=1``) where the command starts a worker process per core, the figures and
+curves go to a temporary folder, the printing goes nowhere, and the data is loaded
+before the clock starts.  The GEMMs of ``activation_histograms`` (NumPy's ``@`` on
+bare arrays, no net) and the optimizer paths (no GEMM) are not fastnet's and are not
+recorded.
+"""
+import contextlib
+import functools
+import io
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from . import harness
+from .workloads import backward_gemms, forward_gemms, gemm_list_step
+
+NET_METHODS = ("train_step", "gradient", "loss", "accuracy", "predict")
+POPULATION_METHODS = ("train_step", "loss", "accuracy", "predict")
+TRAINING = ("train_step", "gradient")
+
+
+def _net_call(net, method, args, kwargs):
+    """``(dims, rows, members, training, chunk)`` of one call of a net's ``method``."""
+    from fastnet.nets import INFERENCE_CHUNK
+
+    x = np.asarray(args[0])
+    dims = (net.input_size, *net.hidden_size_list, net.output_size)
+    training = method in TRAINING
+    train_mode = kwargs.get("train_flg", args[2] if len(args) > 2 else False)
+    # the fused kernels infer in chunks; the layer-by-layer path and training mode do not
+    fused = net.normalization in (None, "batch", "layer", "weight")  # as nets._FusedNet
+    chunked = not training and fused and not (
+        train_mode and (net.use_batchnorm or net.use_dropout))
+    return dims, x.shape[0], 1, training, INFERENCE_CHUNK if chunked else None
+
+
+def _population_call(pop, method, args, kwargs):
+    """The same of a ``Population`` call: one entry for its K members."""
+    from fastnet.nets import INFERENCE_CHUNK
+
+    x = np.shape(args[0])
+    rows = kwargs.get("rows", args[2] if len(args) > 2 else None)
+    n = np.shape(rows)[1] if rows is not None else x[-2] if len(x) == 3 else x[0]
+    training = method == "train_step"
+    return (tuple(pop.layout.dims), n, len(pop), training,
+            None if training else INFERENCE_CHUNK)
+
+
+class GemmRecorder(contextlib.AbstractContextManager):
+    """While entered, the public methods of ``MultiLayerNet``, ``MultiLayerNetExtend``
+    and ``Population`` are wrapped so that each outermost call (not the calls one
+    method makes to another) is counted in ``calls``; ``gemms()`` is their list."""
+
+    def __init__(self):
+        self.calls = Counter()
+        self._saved = []
+        self._depth = threading.local()
+
+    def _wrap(self, cls, name, describe):
+        original = cls.__dict__.get(name)
+        method = getattr(cls, name)
+
+        @functools.wraps(method)
+        def recorded(obj, *args, **kwargs):
+            depth = getattr(self._depth, "value", 0)
+            if depth == 0:
+                self.calls[describe(obj, name, args, kwargs)] += 1
+            self._depth.value = depth + 1
+            try:
+                return method(obj, *args, **kwargs)
+            finally:
+                self._depth.value = depth
+        self._saved.append((cls, name, original))
+        setattr(cls, name, recorded)
+
+    def __enter__(self):
+        from fastnet.nets import MultiLayerNet, MultiLayerNetExtend
+        from fastnet.population import Population
+
+        for cls in (MultiLayerNet, MultiLayerNetExtend):
+            for name in NET_METHODS:
+                self._wrap(cls, name, _net_call)
+        for name in POPULATION_METHODS:
+            self._wrap(Population, name, _population_call)
+        return self
+
+    def __exit__(self, *exc):
+        for cls, name, original in reversed(self._saved):
+            if original is None:
+                delattr(cls, name)  # inherited again
+            else:
+                setattr(cls, name, original)
+        self._saved.clear()
+
+    def gemms(self):
+        """Every recorded call's GEMMs as ``gemm_list_step`` rows, (G, 5) int64."""
+        rows = []
+        for (dims, n, members, training, chunk), count in self.calls.items():
+            call = forward_gemms(dims, n, chunk)
+            if training:
+                call += backward_gemms(dims, n)
+            rows += call * (members * count)
+        return np.array(rows, np.int64).reshape(-1, 5)
+
+
+def experiment_dataset():
+    """MNIST where its files are at hand, else Fashion-MNIST (nothing is downloaded)."""
+    from fastnet.datasets import LOADERS, DatasetNotFoundError
+
+    for name, loader in LOADERS.items():
+        with contextlib.suppress(DatasetNotFoundError):
+            loader(download=False)
+            return name
+    raise DatasetNotFoundError("experiment-all needs MNIST or Fashion-MNIST at hand")
+
+
+def run_experiments(quick):
+    """Every experiment of ``fastnet experiment all`` in this process on fastnet's
+    backend (the quick settings when ``quick``; the search on one worker), with a
+    ``GemmRecorder``; returns the wall seconds, the recorder and the dataset's name."""
+    from fastnet.experiments import EXPERIMENTS
+    from fastnet.experiments.shared import Context, get_backend
+
+    dataset = experiment_dataset()
+    with tempfile.TemporaryDirectory(prefix="fastnet-bench-exp-") as out:
+        ctx = Context(get_backend("fastnet"), Path(out), dataset=dataset, quick=quick)
+        with contextlib.redirect_stdout(io.StringIO()):
+            ctx.data()
+            recorder = GemmRecorder()
+            start = time.perf_counter()
+            with recorder:
+                for module in EXPERIMENTS.values():
+                    settings = {**module.SETTINGS, **(module.QUICK_SETTINGS if quick else {})}
+                    if "workers" in settings:
+                        settings["workers"] = 1
+                    module.run(ctx, SimpleNamespace(**settings))
+            seconds = time.perf_counter() - start
+    return seconds, recorder, dataset
+
+
+def experiment_all_workload(settings, progress):
+    """``fastnet experiment all`` (in this process, once) against its GEMMs back to back
+    (median of ``experiment_floor_runs`` runs)."""
+    from fastnet.kernels import blas
+
+    quick = settings.get("quick", False)
+    progress("  running every experiment" + (" (quick settings)" if quick else ""))
+    seconds, recorder, dataset = run_experiments(quick)
+    gemms = recorder.gemms()
+    floor = harness.local(gemm_list_step(gemms))
+    floor(1)  # compiles
+    floor_runs = [floor(1) for _ in range(settings["experiment_floor_runs"])]
+    implementations = {"fastnet": harness.summary([seconds], 1, scale=1.0),
+                       "gemm-floor": harness.summary(floor_runs, 1, scale=1.0)}
+    floor_s = implementations["gemm-floor"]["median"]
+    flops = 2 * float(np.sum(np.prod(gemms[:, :3].astype(np.float64), axis=1)))
+    notes = {"fastnet": f"{sum(recorder.calls.values()):,} calls of the nets' methods",
+             "gemm-floor": f"{len(gemms):,} GEMMs, {flops / 1e9:.2f} GFLOP, compiled "
+                           f"fastnet blas.gemm ({blas.BACKEND})"}
+    ratios = {"fastnet_over_floor": seconds / floor_s if floor_s else None,
+              "floor_share": floor_s / seconds if seconds else None,
+              "gemm_count": len(gemms), "recorded_calls": sum(recorder.calls.values())}
+    return {"description": (f"fastnet experiment all in this process on {dataset}"
+                            + (", quick settings" if quick else ", the book's settings")
+                            + "; hpo on one worker; wall s"),
+            "unit": "s", "implementations": implementations, "notes": notes,
+            "skipped": {}, "ratios": ratios}
