@@ -19,6 +19,11 @@ By role:
   own (opt-in: ``--workload book-scripts``, half an hour or more at the book's length);
 * ``norm_workload``: issue 11's normalization layers one at a time (opt-in: ``--workload
   normalization``, which also runs ``ln-sgd``, the net with layer norm);
+* ``sweep_workload`` and ``optuna_worker``: the sweeps (``sweep-*``, opt-in) against
+  their GEMM floor and against Optuna driving PyTorch in processes of their own;
+* ``experiment_workload``: ``fastnet experiment all`` in-process with the nets' calls
+  recorded, against those calls' GEMMs back to back (opt-in: ``--workload
+  experiment-all``, minutes at the book's settings);
 * ``runner``: one run, workload by workload, ratios against the targets;
 * ``report``: the targets (read from ``targets.csv``) and the text table;
 * ``cli``: the command line.

@@ -34,7 +34,8 @@ def build_parser():
                         help=f"run only this workload (repeatable, or comma-separated): "
                              f"{', '.join(WORKLOADS)}, or a group of them: "
                              f"{', '.join(WORKLOAD_GROUPS)} (default: all but book-scripts, "
-                             f"the sweep-* and the normalization workloads)")
+                             f"experiment-all, the sweep-* and the normalization "
+                             f"workloads)")
     parser.add_argument("--quick", action="store_true",
                         help="a ~40 s version: shorter timing, no cold start, a short leak run; "
                              "book-scripts: each script's length x0.05, test sets of 2,000 "
