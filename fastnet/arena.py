@@ -15,8 +15,27 @@ import math
 
 import numpy as np
 
+from . import config
 from .kernels import network
 from ._book import NORMALIZATIONS
+
+
+def aligned_empty(shape, dtype):
+    """``np.empty(shape, dtype)`` whose data starts on a ``config.ALIGNMENT``-byte
+    boundary (a cache line), C-contiguous; the arenas' allocator.  (An empty result has
+    no data, and NumPy may point it anywhere.)"""
+    dtype = np.dtype(dtype)
+    count = math.prod(shape) if isinstance(shape, tuple) else int(shape)
+    raw = np.empty(count * dtype.itemsize + config.ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % config.ALIGNMENT
+    return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def aligned_zeros(shape, dtype):
+    """``np.zeros(shape, dtype)``, aligned as ``aligned_empty``."""
+    out = aligned_empty(shape, dtype)
+    out.fill(0)
+    return out
 
 # The normalizations that the compiled training step runs (None: none)
 FUSED_NORMALIZATIONS = (None, "batch", "layer", "weight")
@@ -38,11 +57,14 @@ class ArenaDict(dict):
         removed), so that a pass over ``arena`` is a pass over the dict's arrays.
 
         Identity checks only; the ``base`` check catches a copy of the dict (``copy``,
-        ``pickle``) whose arrays no longer share the arena's memory."""
+        ``pickle``) whose arrays no longer share the arena's memory (NumPy points a view's
+        ``base`` at the array that owns the memory: the arena, or the buffer
+        ``aligned_empty`` cut the arena from)."""
         if len(self) != len(self.views):
             return False
+        owner = self.arena if self.arena.base is None else self.arena.base
         for key, view in self.views.items():
-            if self.get(key) is not view or view.base is not self.arena:
+            if self.get(key) is not view or view.base is not owner:
                 return False
         return True
 
@@ -61,7 +83,7 @@ def pack(arrays, dtype=None):
     """``(arena, layout)``: a new flat arena holding copies of ``arrays`` (key -> array,
     in order; ``dtype`` default: theirs, promoted) and its ``layout_of``."""
     layout, size = layout_of({key: np.shape(a) for key, a in arrays.items()})
-    arena = np.empty(size, dtype or np.result_type(*arrays.values()))
+    arena = aligned_empty(size, dtype or np.result_type(*arrays.values()))
     for key, view in ArenaDict(arena, layout).items():
         view[...] = arrays[key]
     return arena, layout
@@ -173,14 +195,14 @@ class NetLayout:
         widths = self.hidden_size_list
         hidden = sum(widths)
         normed = self.norm != network.NO_NORM
-        ws = {"acts": np.empty(n * hidden, dtype),
-              "xns": np.empty(n * hidden if normed else 0, dtype),
+        ws = {"acts": aligned_empty(n * hidden, dtype),
+              "xns": aligned_empty(n * hidden if normed else 0, dtype),
               # per feature (batch norm) or per sample (layer norm), layer after layer
-              "stds": np.empty(n * len(widths) if self.norm == network.LAYER_NORM
+              "stds": aligned_empty(n * len(widths) if self.norm == network.LAYER_NORM
                                else hidden, dtype),
-              "masks": np.empty(n * hidden if self.use_dropout else 0, bool),
-              "scratch": np.empty((2, n * max(widths, default=0)), dtype),
-              "logits": np.empty((n, int(self.dims[-1])), dtype)}
+              "masks": aligned_empty(n * hidden if self.use_dropout else 0, bool),
+              "scratch": aligned_empty((2, n * max(widths, default=0)), dtype),
+              "logits": aligned_empty((n, int(self.dims[-1])), dtype)}
         ws["mask_views"], offset = [], 0
         for width in widths if self.use_dropout else ():
             ws["mask_views"].append(ws["masks"][offset:offset + n * width].reshape(n, width))
@@ -191,5 +213,6 @@ class NetLayout:
         """``(stds, scratch, logits)``: the inference kernels' workspaces for chunks of up
         to ``rows`` rows (see ``fastnet.kernels.network.mlp_predict_labels``)."""
         widths = self.hidden_size_list
-        return (np.empty(sum(widths), dtype), np.empty((2, rows * max(widths, default=0)), dtype),
-                np.empty((rows, int(self.dims[-1])), dtype))
+        return (aligned_empty(sum(widths), dtype),
+                aligned_empty((2, rows * max(widths, default=0)), dtype),
+                aligned_empty((rows, int(self.dims[-1])), dtype))

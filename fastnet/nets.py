@@ -31,7 +31,7 @@ two kernel calls:
 import numpy as np
 
 from . import _book, _validate, layers, optimizers
-from .arena import ArenaDict, NetLayout
+from .arena import ArenaDict, NetLayout, aligned_empty, aligned_zeros
 from .kernels import activations, network, normalization
 
 INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
@@ -71,15 +71,15 @@ class _FusedNet:
                 == {key: p.shape for key, p in self.params.items()}), "NetLayout disagrees"
         self._views, self._n_decayed = layout.views, layout.n_decayed
         self._layout, self._dims = layout.table, layout.dims
-        self._arena = np.empty(layout.size, self.dtype)
-        self._grad_arena = np.zeros(layout.size, self.dtype)
+        self._arena = aligned_empty(layout.size, self.dtype)
+        self._grad_arena = aligned_zeros(layout.size, self.dtype)
         params = layout.params(self._arena)
         for key, view in params.views.items():
             view[...] = self.params[key]
         self.params = params
         self._bound = self.params.views
         self.grads = layout.params(self._grad_arena)
-        self._running = np.zeros(layout.running_size, self.dtype)
+        self._running = aligned_zeros(layout.running_size, self.dtype)
         if self.normalization == "weight":
             self._build_weight_norm(layout.kernel)
         self._dropouts = [layer for key, layer in self.layers.items() if key.startswith("Dropout")]
@@ -97,8 +97,8 @@ class _FusedNet:
         and ``b``, kept in arenas of their own laid out by ``kernel_layout``
         (``NetLayout.kernel``), and their gradients of W and b are turned into those of
         ``v``, ``g`` and ``b`` (``_weight_norm_grads``)."""
-        self._kernel_params = kernel_layout.params(np.empty(kernel_layout.size, self.dtype))
-        self._kernel_grads = kernel_layout.params(np.zeros(kernel_layout.size, self.dtype))
+        self._kernel_params = kernel_layout.params(aligned_empty(kernel_layout.size, self.dtype))
+        self._kernel_grads = kernel_layout.params(aligned_zeros(kernel_layout.size, self.dtype))
         self._norms = [np.empty(self.params[f"b{i}"].shape, self.dtype)
                        for i in range(1, self.hidden_layer_num + 2)]
 

@@ -21,7 +21,7 @@ import numbers
 import numpy as np
 
 from . import _book, _validate
-from .arena import ArenaDict
+from .arena import ArenaDict, aligned_zeros
 from .kernels import optimizers as kernels
 from .kernels.jit import pick
 
@@ -180,7 +180,7 @@ class _FusedUpdate:
         arenas = self.__dict__.setdefault("_arenas", {})
         arena = arenas.get(name)
         if arena is None or arena.shape != params.shape or arena.dtype != params.dtype:
-            arena = arenas[name] = np.zeros_like(params)
+            arena = arenas[name] = aligned_zeros(params.shape, params.dtype)
             per_key = getattr(self, name)
             for key, (offset, shape) in views.items():
                 view = arena[offset:offset + math.prod(shape)].reshape(shape)

@@ -50,7 +50,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import _book, _validate, nets, optimizers, threads
-from .arena import NetLayout
+from .arena import NetLayout, aligned_empty, aligned_zeros
 from .kernels import activations
 from .kernels import population as kernels
 
@@ -193,10 +193,10 @@ class Population:
                                     np.float64)
         size, n_dropout = self.layout.size, len(_layers(first, "Dropout"))
         self.indices = np.arange(k)
-        self._params = np.empty((k, size), self.dtype)
-        self._grads = np.zeros((k, size), self.dtype)
-        self._running = np.zeros((k, self.layout.running_size), self.dtype)
-        self._states = np.zeros((len(optimizer_class.state_names), k, size), self.dtype)
+        self._params = aligned_empty((k, size), self.dtype)
+        self._grads = aligned_zeros((k, size), self.dtype)
+        self._running = aligned_zeros((k, self.layout.running_size), self.dtype)
+        self._states = aligned_zeros((len(optimizer_class.state_names), k, size), self.dtype)
         self._lambdas = np.zeros(k)
         self._ratios = np.zeros((k, n_dropout))
         self._seeds = np.zeros((k, n_dropout), np.uint64)
