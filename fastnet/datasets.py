@@ -24,7 +24,8 @@ they parse, because repackagers (Debian included) re-gzip them, which changes th
 The parsed arrays are cached in ``user_cache_dir()/datasets/<name>/<name>-parsed.npz``,
 which records the path, size and mtime of the files it was parsed from.  When no folder
 holds the files, that cache alone serves, without any download, as long as each file it
-records is gone or unchanged: a changed source file makes it stale, never served.
+records lay in one of the folders searched (a cache parsed from another ``data_dir`` is
+no answer) and is gone or unchanged: a changed source file makes it stale, never served.
 """
 import contextlib
 import gzip
@@ -132,7 +133,7 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, data_dir=None,
     ``(N,)``, or float32 one-hot ``(N, 10)`` when ``one_hot_label`` (the book's one-hot
     is float too).  The files come from the first folder holding all four (see the
     module doc); when none does, from the parsed cache if every file it was parsed from
-    is gone or unchanged; else they are downloaded.  ``download=False`` never touches
+    lay in a folder searched and is gone or unchanged; else they are downloaded.  ``download=False`` never touches
     the network.  Raises ``DatasetNotFoundError`` naming every folder searched, the
     parsed cache and every mirror tried, and ``ValueError`` naming the file when the
     files found are corrupt or inconsistent.
@@ -150,7 +151,8 @@ def load_test_set(name="mnist", normalize=True, flatten=True, one_hot_label=Fals
                   data_dir=None):
     """Only the test split ``(x_test, t_test)`` of ``name`` ("mnist" or "fashion-mnist"),
     from the first folder in the search order that holds its two files, else from the
-    parsed cache if the two files it was parsed from are gone or unchanged.  Layouts and
+    parsed cache if the two files it was parsed from lay in a folder searched and are
+    gone or unchanged.  Layouts and
     dtypes as ``load_mnist``'s.
 
     Never downloads: it is for machines where only the test images are at hand.  Raises
@@ -164,7 +166,7 @@ def load_test_set(name="mnist", normalize=True, flatten=True, one_hot_label=Fals
         if images and labels:
             x, t = _read_split(images, labels)
             return _images(x, normalize, flatten), _labels(t, one_hot_label)
-    cached, state = _cache_without_sources(spec, ("x_test", "t_test"))
+    cached, state = _cache_without_sources(spec, ("x_test", "t_test"), folders)
     if cached is not None:
         return _images(cached["x_test"], normalize, flatten), \
             _labels(cached["t_test"], one_hot_label)
@@ -267,13 +269,14 @@ def _raw_arrays(spec, data_dir, download):
     holding all four files; else from the parsed cache alone, when every file it was
     parsed from is gone or unchanged; else parsed from a download."""
     looked = []
-    for folder, origin in _search_folders(spec, data_dir):
+    folders = _search_folders(spec, data_dir)
+    for folder, origin in folders:
         missing = _missing(folder)
         if not missing:
             return _parsed_arrays(spec, _paths(folder))
         state = "missing " + ", ".join(missing) if folder.is_dir() else "no such folder"
         looked.append(f"  {folder} ({origin}): {state}")
-    cached, state = _cache_without_sources(spec, tuple(FILES))
+    cached, state = _cache_without_sources(spec, tuple(FILES), folders)
     if cached is not None:
         return cached
     looked.append(f"  {_cache_path(spec)} (parsed cache): {state}")
@@ -423,14 +426,21 @@ def _parsed_arrays(spec, paths):
     return arrays
 
 
+def _resolved(folder):
+    """``folder`` as the cache's stamp records its files' folders (``Path.resolve``)."""
+    return Path(folder).expanduser().resolve()
+
+
 def _cache_path(spec):
     return user_cache_dir() / "datasets" / spec.name / f"{spec.name}-parsed.npz"
 
 
-def _cache_without_sources(spec, keys):
+def _cache_without_sources(spec, keys, folders):
     """``(arrays, None)``: the raw arrays ``keys`` (of ``FILES``) from the parsed cache,
-    when each file it parsed them from is gone or unchanged (same size and mtime) and
-    the arrays hold whole splits; else ``(None, why not)``, for the not-found message."""
+    when each file it parsed them from lay in one of the ``(folder, origin)`` pairs
+    searched now (a cache parsed from another ``data_dir``, a test's made-up files say,
+    is no answer to this search) and is gone or unchanged (same size and mtime), and the
+    arrays hold whole splits; else ``(None, why not)``, for the not-found message."""
     cache = _cache_path(spec)
     try:
         with np.load(cache, allow_pickle=False) as cached:
@@ -443,9 +453,13 @@ def _cache_without_sources(spec, keys):
     sources = re.findall(r"(.+?):(\d+):(-?\d+)(?:;|$)", stamp)
     if len(sources) != len(FILES):
         return None, "unreadable (no record of the files it was parsed from)"
+    searched = {_resolved(folder) for folder, _ in folders}
     for key, (path, size, mtime) in zip(FILES, sources):
         if key not in keys:
             continue
+        if Path(path).parent not in searched:
+            return None, (f"parsed from {Path(path).parent}, a folder this search does not "
+                          f"look in")
         try:
             now = os.stat(path)
         except OSError:

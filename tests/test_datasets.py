@@ -275,10 +275,12 @@ def cached_then_gone(folder, only=None, monkeypatch=None):
 
 
 def test_parsed_cache_serves_every_loader_when_the_files_are_gone(tmp_path, monkeypatch):
-    """Offline, with only the cache: load_mnist (downloading or not, any data_dir),
-    load_test_set and load_dataset get the cached arrays, without any download."""
+    """Offline, with only the cache: load_mnist (downloading or not, the folder given as
+    data_dir or through FASTNET_DATA), load_test_set and load_dataset get the cached
+    arrays, without any download."""
     raw = cached_then_gone(tmp_path / "data", monkeypatch=monkeypatch)
     monkeypatch.setattr(datasets, "fetch", lambda *a, **k: pytest.fail("tried a download"))
+    monkeypatch.setenv("FASTNET_DATA", str(tmp_path / "data"))
     for kwargs in ({}, {"download": False}, {"data_dir": tmp_path / "data"},
                    {"data_dir": tmp_path / "elsewhere"}):
         (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, **kwargs)
@@ -291,6 +293,20 @@ def test_parsed_cache_serves_every_loader_when_the_files_are_gone(tmp_path, monk
     np.testing.assert_array_equal(t.argmax(axis=1), raw["t_test"])
     train, test, description = datasets.load_dataset("mnist")
     assert (len(train[0]), len(test[0])) == (12, 6) and "FALLBACK" not in description
+
+
+def test_parsed_cache_of_a_folder_not_searched_is_not_served(tmp_path, monkeypatch):
+    """A cache parsed from a ``data_dir`` that this search does not look in (a test's
+    made-up files, a one-off folder) is no answer to it: not found, saying why."""
+    cached_then_gone(tmp_path / "data", monkeypatch=monkeypatch)
+    for kwargs in ({}, {"data_dir": tmp_path / "elsewhere"}):
+        with pytest.raises(DatasetNotFoundError) as err:
+            load_mnist(download=False, **kwargs)
+        assert (f"(parsed cache): parsed from {(tmp_path / 'data').resolve()}, a folder this "
+                f"search does not look in" in str(err.value))
+        with pytest.raises(DatasetNotFoundError, match="does not look in"):
+            datasets.load_test_set("mnist", **kwargs)
+    assert load_mnist(data_dir=tmp_path / "data", download=False)[0][0].shape == (12, 784)
 
 
 def test_parsed_cache_serves_when_the_remaining_files_are_unchanged(tmp_path, monkeypatch):
@@ -319,8 +335,9 @@ def test_stale_parsed_cache_is_never_served(tmp_path, monkeypatch):
         datasets.load_test_set("mnist", data_dir=folder)
 
 
-def test_invalid_parsed_cache_is_not_served(tmp_path):
+def test_invalid_parsed_cache_is_not_served(tmp_path, monkeypatch):
     cached_then_gone(tmp_path / "data")
+    monkeypatch.setenv("FASTNET_DATA", str(tmp_path / "data"))  # searched: see above
     cache = cache_folder() / "mnist-parsed.npz"
     with np.load(cache) as cached:
         arrays = dict(cached)

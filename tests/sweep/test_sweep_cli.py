@@ -377,7 +377,8 @@ def test_the_learning_rate_an_optimizer_chose_is_recorded_and_shown(
 
 
 def test_a_run_offline_with_only_the_parsed_cache_of_mnist(tmp_path, capsys):
-    """The IDX files gone and no mirror reachable: the sweep trains on the parsed cache."""
+    """The IDX files gone from the data folder and no mirror reachable: the sweep given
+    that folder trains on the parsed cache."""
     from fastnet.datasets import load_mnist
 
     folder = test_experiments.write_fake_mnist(tmp_path / "mnist", n_train=300, n_test=10)
@@ -385,6 +386,6 @@ def test_a_run_offline_with_only_the_parsed_cache_of_mnist(tmp_path, capsys):
     for path in folder.iterdir():
         path.unlink()
     status, out, err = sweep(capsys, "run", "--db", tmp_path / "s.db", "--dataset", "mnist",
-                             "--trials", 1, *SWEEP)
+                             "--data-dir", folder, "--trials", 1, *SWEEP)
     assert status == 0, err
     assert "1 trials" in out and "FALLBACK" not in err
