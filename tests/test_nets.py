@@ -23,6 +23,7 @@ from fastnet import layers as fast_layers
 from fastnet import nets as fast_nets
 from fastnet import optimizers as fast_optimizers
 from fastnet import trainer as fast_trainer
+from fastnet.kernels import network
 from fastnet.reference import nets as reference_nets
 from fastnet.reference import optimizers as reference_optimizers
 from fastnet.reference import trainer as reference_trainer
@@ -529,8 +530,9 @@ def test_nets_show_the_books_parameters(name):
 
 @pytest.mark.parametrize("case", NORM_NETS)
 def test_normalized_net_gradient_matches_numerical_gradient(case):
-    """The layer-by-layer path: backprop against central differences, float64; the
-    numerical gradient leaves the net as it was (dropout steps, running statistics)."""
+    """Backprop against central differences, float64 (the fused kernels', or the
+    layers' for switchable norm and weight norm's numerical gradient); the numerical
+    gradient leaves the net as it was (dropout steps, running statistics)."""
     net = make_net(fast_nets, case, np.float64, seed=3, sizes=NORM_NET_SIZES)
     x, t = batch(0, sizes=NORM_NET_SIZES)
     before = {k: v.copy() for k, v in net.params.items()}
@@ -628,9 +630,9 @@ def test_weight_normalized_net_starts_as_the_plain_net(module):
 
 
 @pytest.mark.parametrize("normalization, fused", [("layer", True), ("weight", True),
-                                                  ("group", False), ("switchable", False)])
+                                                  ("group", True), ("instance", True),
+                                                  ("switchable", False)])
 def test_which_normalizations_run_the_fused_step(normalization, fused, monkeypatch):
-    from fastnet.kernels import network
     calls = []
     step = network.mlp_train_step
     monkeypatch.setattr(network, "mlp_train_step", lambda *args: calls.append(1) or step(*args))

@@ -38,6 +38,7 @@ TRAINING = ("train_step", "gradient")
 
 def _net_call(net, method, args, kwargs):
     """``(dims, rows, members, training, chunk)`` of one call of a net's ``method``."""
+    from fastnet.arena import FUSED_NORMALIZATIONS
     from fastnet.nets import INFERENCE_CHUNK
 
     x = np.asarray(args[0])
@@ -45,7 +46,7 @@ def _net_call(net, method, args, kwargs):
     training = method in TRAINING
     train_mode = kwargs.get("train_flg", args[2] if len(args) > 2 else False)
     # the fused kernels infer in chunks; the layer-by-layer path and training mode do not
-    fused = net.normalization in (None, "batch", "layer", "weight")  # as nets._FusedNet
+    fused = net.normalization in FUSED_NORMALIZATIONS  # as nets._FusedNet
     chunked = not training and fused and not (
         train_mode and (net.use_batchnorm or net.use_dropout))
     return dims, x.shape[0], 1, training, INFERENCE_CHUNK if chunked else None
