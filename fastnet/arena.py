@@ -37,8 +37,9 @@ def aligned_zeros(shape, dtype):
     out.fill(0)
     return out
 
-# The normalizations that the compiled training step runs (None: none)
-FUSED_NORMALIZATIONS = (None, "batch", "layer", "weight")
+# The normalizations that the compiled training step runs (None: none); switchable
+# norm runs layer by layer
+FUSED_NORMALIZATIONS = (None, "batch", "layer", "group", "instance", "weight")
 
 
 class ArenaDict(dict):
@@ -102,14 +103,17 @@ class NetLayout:
     (``running_size`` elements).  ``dims`` are the widths from input to output.
 
     ``fused``: whether the compiled training step runs the net (no normalization,
-    batch, layer or weight norm; the others run layer by layer), with ``norm`` its
+    batch, layer, group, instance or weight norm; switchable norm runs layer by layer),
+    with ``norm`` its
     normalization code (``fastnet.kernels.network.NORM_CODES``).  ``kernel`` is the
     layout of the arena the fused kernels run on: this one, or for weight norm a plain
     net's (``W1..WL``, ``b1..bL``), where the effective weights ``W = g v / ||v||`` are
     formed before each pass.  ``table`` is the compiled step's per-layer row of offsets
     (``fastnet.kernels.network``'s columns: W and b into ``kernel``'s arena, gamma and
-    beta of batch and layer norm, running mean and variance of batch norm); zeros where
-    the net is not ``fused``.
+    beta of batch norm and of the group-norm family, running mean and variance of batch
+    norm) and of the group-norm family's groups and positions per channel (layer norm:
+    1 and 1; group norm: ``groups`` and 1; instance norm: ``groups`` and D / groups);
+    zeros where the net is not ``fused``.
 
     One layout serves one net (arenas of shape ``(size,)``) or a population of K nets of
     the architecture (``(K, size)``: member k's arena is row k); ``params(arena)`` and
@@ -170,7 +174,18 @@ class NetLayout:
             if self.use_batchnorm and i < n_layers:
                 start = sum(widths[:i - 1])
                 row += [start, sum(widths) + start]
+            if self.norm == network.GROUP_NORM and i < n_layers:
+                row += [0, 0, *self._groups_and_positions(widths[i - 1])]
             self.table[i - 1, :len(row)] = row
+
+    def _groups_and_positions(self, width):
+        """The group-norm family's view of a hidden layer of ``width`` units: its groups
+        and each channel's positions (see ``fastnet.kernels.network``)."""
+        if self.normalization == "layer":
+            return 1, 1
+        if self.normalization == "group":
+            return self.groups, 1
+        return self.groups, width // self.groups  # instance norm
 
     def params(self, arena):
         """``ArenaDict`` of the parameter views into one net's ``arena`` (``(size,)``)."""
@@ -195,11 +210,13 @@ class NetLayout:
         widths = self.hidden_size_list
         hidden = sum(widths)
         normed = self.norm != network.NO_NORM
+        grouped = self.norm == network.GROUP_NORM
         ws = {"acts": aligned_empty(n * hidden, dtype),
               "xns": aligned_empty(n * hidden if normed else 0, dtype),
-              # per feature (batch norm) or per sample (layer norm), layer after layer
-              "stds": aligned_empty(n * len(widths) if self.norm == network.LAYER_NORM
-                               else hidden, dtype),
+              # per feature (batch norm) or per sample and group (the group-norm
+              # family), layer after layer
+              "stds": aligned_empty(n * int(self.table[:-1, network.GROUPS].sum())
+                                    if grouped else hidden, dtype),
               "masks": aligned_empty(n * hidden if self.use_dropout else 0, bool),
               "scratch": aligned_empty((2, n * max(widths, default=0)), dtype),
               "logits": aligned_empty((n, int(self.dims[-1])), dtype)}

@@ -19,11 +19,12 @@ two kernel calls:
   once per batch size, so a step allocates nothing but a few small arrays;
 * the optimizer's fused ``update_flat`` folds weight decay into its single pass, and
   plain SGD takes no pass at all: the weight-gradient GEMM applies it (``beta = 1``);
-* batch, layer and weight norm run inside the fused kernels (weight norm's effective
-  weights formed before, its gradients of v and g after); the other normalizations of
-  ``MultiLayerNetExtend(normalization=...)`` run the book's path, layer by layer
-  (``gradient()``, ``train_step()``, ``numerical_gradient()`` in the net's dtype, and
-  inference), and so does weight norm's ``numerical_gradient()``;
+* batch, layer, group, instance and weight norm run inside the fused kernels (layer,
+  group and instance norm are one group-norm kernel; weight norm's effective weights
+  formed before, its gradients of v and g after); switchable norm, the one other
+  normalization of ``MultiLayerNetExtend(normalization=...)``, runs the book's path,
+  layer by layer (``gradient()``, ``train_step()``, ``numerical_gradient()`` in the
+  net's dtype, and inference), and so does weight norm's ``numerical_gradient()``;
 * an array the user re-binds (``net.params['W1'] = loaded``, or a batch-norm layer's
   ``running_mean``) is copied into the arenas before the next forward pass or step,
   where the book's layers would keep using the old one.
@@ -40,9 +41,9 @@ NUMERICAL_H = 1e-4  # the book's step of central differences
 
 def fused_norm_eps(normalization):
     """The epsilon the fused kernels normalize with in a net of ``normalization``: the
-    layers' own (``layers.NORM_EPS`` for layer norm, the book's ``layers.BN_EPS`` for
-    batch norm; unused by the others)."""
-    return layers.NORM_EPS if normalization == "layer" else layers.BN_EPS
+    layers' own (``layers.NORM_EPS`` for layer, group and instance norm, the book's
+    ``layers.BN_EPS`` for batch norm; unused by the others)."""
+    return layers.NORM_EPS if normalization in ("layer", "group", "instance") else layers.BN_EPS
 
 
 class _FusedNet:
@@ -55,7 +56,8 @@ class _FusedNet:
     @property
     def _fused(self):
         """Whether the fused kernels (``network.py``) run this net: no normalization,
-        batch, layer or weight norm.  The others run the layers one by one."""
+        batch, layer, group, instance or weight norm.  Switchable norm runs the layers
+        one by one."""
         return self._net_layout.fused
 
     @property

@@ -629,6 +629,8 @@ NORM_NET_CASES = [
     NetCase("switchable", {"normalization": "switchable"}),
     NetCase("layer-dropout-wd", {"normalization": "layer", "use_dropout": True,
                                  "dropout_ratio": 0.2, "weight_decay_lambda": 0.05}),
+    NetCase("instance-dropout-wd", {"normalization": "instance", "use_dropout": True,
+                                    "dropout_ratio": 0.2, "weight_decay_lambda": 0.05}),
     NetCase("switchable-sigmoid-dropout", {"normalization": "switchable",
                                            "activation": "sigmoid", "use_dropout": True}),
 ]

@@ -178,7 +178,7 @@ def test_gemm_recorder_counts_outermost_calls():
     from fastnet.nets import MultiLayerNetExtend
     from fastnet.optimizers import SGD
 
-    net = MultiLayerNetExtend(784, [20], 10, normalization="group", groups=2, seed=0)
+    net = MultiLayerNetExtend(784, [20], 10, normalization="switchable", seed=0)
     x, t = np.random.default_rng(0).random((8, 784), dtype=np.float32), np.arange(8)
     with GemmRecorder() as recorder:
         net.train_step(x, t, SGD())

@@ -19,10 +19,12 @@ from cases import (
 )
 from numpy.testing import assert_allclose, assert_array_equal
 
+from fastnet import _book
 from fastnet import layers as fast_layers
 from fastnet import nets as fast_nets
 from fastnet import optimizers as fast_optimizers
 from fastnet import trainer as fast_trainer
+from fastnet.kernels import network
 from fastnet.reference import nets as reference_nets
 from fastnet.reference import optimizers as reference_optimizers
 from fastnet.reference import trainer as reference_trainer
@@ -529,8 +531,9 @@ def test_nets_show_the_books_parameters(name):
 
 @pytest.mark.parametrize("case", NORM_NETS)
 def test_normalized_net_gradient_matches_numerical_gradient(case):
-    """The layer-by-layer path: backprop against central differences, float64; the
-    numerical gradient leaves the net as it was (dropout steps, running statistics)."""
+    """Backprop against central differences, float64 (the fused kernels', or the
+    layers' for switchable norm and weight norm's numerical gradient); the numerical
+    gradient leaves the net as it was (dropout steps, running statistics)."""
     net = make_net(fast_nets, case, np.float64, seed=3, sizes=NORM_NET_SIZES)
     x, t = batch(0, sizes=NORM_NET_SIZES)
     before = {k: v.copy() for k, v in net.params.items()}
@@ -628,9 +631,9 @@ def test_weight_normalized_net_starts_as_the_plain_net(module):
 
 
 @pytest.mark.parametrize("normalization, fused", [("layer", True), ("weight", True),
-                                                  ("group", False), ("switchable", False)])
+                                                  ("group", True), ("instance", True),
+                                                  ("switchable", False)])
 def test_which_normalizations_run_the_fused_step(normalization, fused, monkeypatch):
-    from fastnet.kernels import network
     calls = []
     step = network.mlp_train_step
     monkeypatch.setattr(network, "mlp_train_step", lambda *args: calls.append(1) or step(*args))
@@ -638,3 +641,72 @@ def test_which_normalizations_run_the_fused_step(normalization, fused, monkeypat
     x, t = batch(0, dtype=np.float32, sizes=NORM_NET_SIZES)
     assert np.isfinite(net.train_step(x, t, fast_optimizers.SGD()))
     assert bool(calls) == fused
+
+
+# ------------------------------------------------------------------ the group-norm family, fused
+
+GROUPED_SIZES = (6, [8, 8], 3)  # every groups of 1, 2, 4, 8 divides both hidden layers
+
+
+def layer_by_layer_gradient(net, x, t):
+    """The book's backprop through ``net``'s layer classes (``fastnet.layers``), not the
+    fused kernels, as copies."""
+    return {key: np.array(grad) for key, grad in _book.LayerNetExtend.gradient(net, x, t).items()}
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4, 8])
+@pytest.mark.parametrize("normalization", ["group", "instance"])
+def test_fused_group_norm_family_matches_the_layers(normalization, groups, monkeypatch):
+    """Group and instance norm run the fused kernels (groups = 1 to groups = D: instance
+    norm's channels of 8 positions down to one); the fused gradient equals the layer
+    classes', so do the central differences of each (float64; tanh, smooth where
+    one-value groups leave every output at beta), and inference equals the layers'.
+    (Backprop against central differences: over the net cases, group and instance
+    among them, in ``test_normalized_net_gradient_matches_numerical_gradient``.)"""
+    calls = []
+    for name in ("mlp_train_step", "mlp_numerical_gradient", "mlp_predict",
+                 "mlp_predict_labels", "mlp_cross_entropy"):
+        kernel = getattr(network, name)
+        monkeypatch.setattr(network, name, lambda *args, kernel=kernel, name=name:
+                            calls.append(name) or kernel(*args))
+    net = fast_nets.MultiLayerNetExtend(*GROUPED_SIZES, activation="tanh",
+                                        weight_decay_lambda=0.05, normalization=normalization,
+                                        groups=groups, dtype=np.float64, seed=0)
+    assert net._fused
+    width = groups if normalization == "instance" else 8
+    assert net.params["gamma1"].shape == net.params["beta2"].shape == (width,)
+    x, t = batch(0, sizes=GROUPED_SIZES)
+    for key in ("gamma1", "beta1", "gamma2", "beta2"):  # away from the initial 1s and 0s
+        net.params[key][...] += np.linspace(-0.3, 0.3, width)
+    fused = {key: grad.copy() for key, grad in net.gradient(x, t).items()}
+    assert calls == ["mlp_train_step"]
+    layered = layer_by_layer_gradient(net, x, t)
+    numeric = net.numerical_gradient(x, t)
+    layered_numeric = net._layer_numerical_gradient(x, t)
+    assert fused.keys() == layered.keys() == numeric.keys() == layered_numeric.keys()
+    for key in fused:
+        assert_allclose(fused[key], layered[key], rtol=1e-12, atol=1e-14, err_msg=key)
+        assert_allclose(numeric[key], layered_numeric[key], rtol=1e-8, atol=1e-10,
+                        err_msg=key)
+
+    logits = _book.LayerNetExtend.predict(net, x)
+    assert_allclose(net.predict(x), logits, rtol=1e-12, atol=1e-14)
+    assert_allclose(net.loss(x, t), _book.LayerNetExtend.loss(net, x, t), rtol=1e-12)
+    assert net.accuracy(x, t) == np.mean(np.argmax(logits, axis=1) == t)
+    assert calls == ["mlp_train_step", "mlp_numerical_gradient", "mlp_predict",
+                     "mlp_cross_entropy", "mlp_predict_labels"]
+
+
+@pytest.mark.parametrize("n", [8, 1 << 14], ids=["serial-layers", "parallel-layers"])
+@pytest.mark.parametrize("normalization", ["layer", "group", "instance"])
+def test_fused_group_norm_family_is_the_layers_bit_for_bit(normalization, n):
+    """The fused step (serial group-norm kernels) against the layer classes, whose
+    group-norm kernels are the parallel builds for ``n`` rows of 16 units: bitwise equal
+    gradients, float32."""
+    sizes = (6, [16, 16], 3)
+    net = fast_nets.MultiLayerNetExtend(*sizes, normalization=normalization, groups=4,
+                                        seed=2)
+    x, t = batch(0, n=n, dtype=np.float32, sizes=sizes)
+    fused = {key: grad.copy() for key, grad in net.gradient(x, t).items()}
+    for key, grad in layer_by_layer_gradient(net, x, t).items():
+        assert_array_equal(fused[key], grad, err_msg=key)

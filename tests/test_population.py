@@ -32,7 +32,8 @@ SIZES = (6, [5, 4], 3)  # input, hidden, output
 N = 8
 # the population's own arguments
 SHARED = ("activation", "use_batchnorm", "use_dropout", "normalization")
-# every net case a population trains: those of one net's fused step but weight norm
+# every net case a population trains: those of one net's fused step but weight, group and
+# instance norm (a population runs None, batch and layer norm)
 POP_NETS = NETS + [p for p in NORM_NETS if p.values[0].kwargs["normalization"] == "layer"]
 LR_SCALES = (1.0, 0.5, 2.0)
 DECAYS = (0.0, 0.05, 0.1)

@@ -2,15 +2,25 @@
 central-difference gradient (``mlp_numerical_gradient``) and its inference forward pass
 (``mlp_predict``, ``mlp_predict_labels``, ``mlp_cross_entropy``).
 
-The net is ``[Affine -> (BatchNorm or LayerNorm) -> act -> (Dropout)] * (L-1) -> Affine
+The net is ``[Affine -> (BatchNorm or GroupNorm) -> act -> (Dropout)] * (L-1) -> Affine
 -> SoftmaxWithLoss``, the book's ``MultiLayerNetExtend`` (``norm``: ``NO_NORM``,
-``BATCH_NORM`` or ``LAYER_NORM``).  Parameters, gradients and
-running statistics live in flat arenas; ``layout[l]`` holds the offsets of layer l's
-``W, b, gamma, beta`` (into ``params``/``grads``) and ``running_mean, running_var``
-(into ``running``).  Hidden activations, normalised values, stds and dropout masks live
-in workspaces sized for the batch, laid out layer after layer (layer norm's stds: one
-per sample and layer).  Nothing is allocated
-here but batch norm's small per-column and per-chunk arrays.
+``BATCH_NORM`` or ``GROUP_NORM``).  ``GROUP_NORM`` is the family of
+``normalization.group_norm_forward``: hidden layer l's D units viewed as
+``layout[l, GROUPS]`` groups of D / groups values, each channel of them
+``layout[l, POSITIONS]`` positions long, with one gamma and beta per channel:
+
+* layer norm: one group, one position (gamma, beta: D);
+* group norm (``groups=G``): G groups, one position (gamma, beta: D);
+* instance norm (``groups=G``): G groups of one channel of D / G positions (gamma,
+  beta: G).
+
+Parameters, gradients and running statistics live in flat arenas; ``layout[l]`` holds
+the offsets of layer l's ``W, b, gamma, beta`` (into ``params``/``grads``) and
+``running_mean, running_var`` (into ``running``), and the group-norm family's groups and
+positions.  Hidden activations, normalised values, stds and dropout masks live in
+workspaces sized for the batch, laid out layer after layer (the group-norm family's
+stds: one per sample and group).  Nothing is allocated here but the normalizations'
+small per-column, per-group and per-chunk arrays.
 
 Dropout keeps ``h = y * mask`` in place of ``y``: wherever the mask keeps an element,
 ``h == y`` and the activation's gradient reads the same value.  Where it drops one,
@@ -38,12 +48,15 @@ from .jit import inline, jit
 from .normalization import group_norm_backward, group_norm_forward
 from .softmax import LOG_EPS, softmax_cross_entropy_grad, softmax_row
 
-# The columns of ``layout``: offsets of each layer's arrays in the arenas.
-W, B, GAMMA, BETA, RUNNING_MEAN, RUNNING_VAR = range(6)
-LAYOUT_COLUMNS = 6
-# The normalization after each hidden Affine
-NO_NORM, BATCH_NORM, LAYER_NORM = range(3)
-NORM_CODES = {None: NO_NORM, "batch": BATCH_NORM, "layer": LAYER_NORM}
+# The columns of ``layout``: offsets of each layer's arrays in the arenas, then the
+# group-norm family's groups and positions per channel (zeros for the other norms)
+W, B, GAMMA, BETA, RUNNING_MEAN, RUNNING_VAR, GROUPS, POSITIONS = range(8)
+LAYOUT_COLUMNS = 8
+# The normalization after each hidden Affine: layer, group and instance norm are one
+# kernel (``GROUP_NORM``), told apart by ``layout``'s groups and positions
+NO_NORM, BATCH_NORM, GROUP_NORM = range(3)
+NORM_CODES = {None: NO_NORM, "batch": BATCH_NORM, "layer": GROUP_NORM, "group": GROUP_NORM,
+              "instance": GROUP_NORM}
 
 
 @inline
@@ -52,21 +65,36 @@ def view(arena, offset, rows, cols):
 
 
 @inline
-def layer_norm_rows(z, gamma, beta, eps, xn, std, act, out):
-    """``out = act(gamma (z - mean) / std + beta)`` per row of ``z`` (N, D): layer norm
-    (``group_norm_forward`` with one group), ``xn`` (N, D) and ``std`` (N,) kept."""
-    n, d = z.shape
-    group_norm_forward(z.reshape((n, 1, d)), 1, gamma, beta, eps, xn.reshape((n, 1, d)),
-                       std.reshape((n, 1)), out.reshape((n, 1, d)))
+def grouped(rows, groups):
+    """``rows`` (N, D) viewed as (N, groups, D / groups)."""
+    n, d = rows.shape
+    return rows.reshape((n, groups, d // groups))
+
+
+@inline
+def group_norm_rows(z, groups, positions, gamma, beta, eps, xn, std, act, out):
+    """``out = act(gamma (z - mean) / std + beta)`` over each of the ``groups`` groups of
+    each row of ``z`` (N, D), channels of ``positions`` values each (see the module
+    docstring); ``xn`` (N, D) and ``std`` (N * groups,) kept."""
+    n = z.shape[0]
+    group_norm_forward(grouped(z, groups), positions, gamma, beta, eps, grouped(xn, groups),
+                       std.reshape((n, groups)), grouped(out, groups))
     for i in range(n):
         activate_row(out, i, act)
 
 
 @inline
-def std_width(norm, n, d):
-    """A layer's entries in the ``stds`` workspace: per feature (batch norm), per sample
-    (layer norm)."""
-    return n if norm == LAYER_NORM else d
+def std_width(norm, layout, l, n, d):
+    """Hidden layer l's entries in the ``stds`` workspace: per feature (batch norm), per
+    sample and group (the group-norm family)."""
+    return n * layout[l, GROUPS] if norm == GROUP_NORM else d
+
+
+@inline
+def norm_width(norm, layout, l, d):
+    """The length of hidden layer l's gamma and beta: one per channel (D / positions) in
+    the group-norm family, one per feature in batch norm."""
+    return d // layout[l, POSITIONS] if norm == GROUP_NORM else d
 
 
 @inline
@@ -92,11 +120,14 @@ def train_forward(x, labels, dims, layout, act, params, running, norm, bn_moment
         # the last pass before dropout, dropout into its own
         z = view(scratch[0], 0, n, d) if normed or dropout else out
         affine_act_forward(h, w, b, IDENTITY if normed or dropout else act, z)
-        if norm == LAYER_NORM:
+        if norm == GROUP_NORM:
             y = view(scratch[1], 0, n, d) if dropout else out
-            layer_norm_rows(z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
-                            params[layout[l, BETA]:layout[l, BETA] + d], bn_eps,
-                            view(xns, offset, n, d), stds[std_offset:std_offset + n],
+            width = norm_width(norm, layout, l, d)
+            group_norm_rows(z, layout[l, GROUPS], layout[l, POSITIONS],
+                            params[layout[l, GAMMA]:layout[l, GAMMA] + width],
+                            params[layout[l, BETA]:layout[l, BETA] + width], bn_eps,
+                            view(xns, offset, n, d),
+                            stds[std_offset:std_offset + std_width(norm, layout, l, n, d)],
                             IDENTITY if dropout else act, y)
             z = y
         if bn:
@@ -115,7 +146,7 @@ def train_forward(x, labels, dims, layout, act, params, running, norm, bn_moment
                                        acts[offset:offset + n * d])
         h = out
         offset += n * d
-        std_offset += std_width(norm, n, d)
+        std_offset += std_width(norm, layout, l, n, d)
 
     last = n_layers - 1
     w = view(params, layout[last, W], dims[last], dims[last + 1])
@@ -156,9 +187,9 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running, norm,
                          bn_eps, dropout_ratios, keys, acts, xns, stds, masks, scratch, logits)
     offset = 0  # past the last hidden layer's entries in the workspaces
     std_offset = 0
-    for l in range(1, n_layers):
-        offset += n * dims[l]
-        std_offset += std_width(norm, n, dims[l])
+    for l in range(n_layers - 1):
+        offset += n * dims[l + 1]
+        std_offset += std_width(norm, layout, l, n, dims[l + 1])
 
     no_mask = masks[:0]
     dz = logits
@@ -168,23 +199,26 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running, norm,
         gb = grads[layout[l, B]:layout[l, B] + d]
         if l < n_layers - 1:
             offset -= n * d
-            std_offset -= std_width(norm, n, d)
+            std_offset -= std_width(norm, layout, l, n, d)
             dh = view(scratch[dh_row], 0, n, d)
             dz = view(scratch[1 - dh_row], 0, n, d)
             keep = masks[offset:offset + n * d] if act == TANH else no_mask
             activation_grad_colsum(dh, view(acts, offset, n, d), act, keep, dz, gb)
-            gamma = params[layout[l, GAMMA]:layout[l, GAMMA] + d]
-            dgamma = grads[layout[l, GAMMA]:layout[l, GAMMA] + d]
-            dbeta = grads[layout[l, BETA]:layout[l, BETA] + d]
+            width = norm_width(norm, layout, l, d)
+            gamma = params[layout[l, GAMMA]:layout[l, GAMMA] + width]
+            dgamma = grads[layout[l, GAMMA]:layout[l, GAMMA] + width]
+            dbeta = grads[layout[l, BETA]:layout[l, BETA] + width]
             # through the normalisation, back into the row dh is done with
             if norm == BATCH_NORM:
                 batchnorm_backward(dz, view(xns, offset, n, d),
                                    stds[std_offset:std_offset + d], gamma, dgamma, dbeta, dh)
-            elif norm == LAYER_NORM:
-                group_norm_backward(dz.reshape((n, 1, d)), 1,
-                                    view(xns, offset, n, d).reshape((n, 1, d)),
-                                    stds[std_offset:std_offset + n].reshape((n, 1)), gamma,
-                                    dgamma, dbeta, dh.reshape((n, 1, d)))
+            elif norm == GROUP_NORM:
+                groups = layout[l, GROUPS]
+                group_norm_backward(grouped(dz, groups), layout[l, POSITIONS],
+                                    grouped(view(xns, offset, n, d), groups),
+                                    stds[std_offset:std_offset + n * groups].reshape(
+                                        (n, groups)),
+                                    gamma, dgamma, dbeta, grouped(dh, groups))
             if normed:
                 dz = dh
                 activation_grad_colsum(dz, dz, IDENTITY, no_mask, dz, gb)
@@ -200,9 +234,11 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running, norm,
             gemm_update(h_in.T, dz, -lr, 1 - lr * sgd[1], w)
             optimizers.sgd(params[layout[l, B]:layout[l, B] + d], gb, lr, no_decay)
             if normed and l < n_layers - 1:
+                width = norm_width(norm, layout, l, d)
                 for column in (GAMMA, BETA):
-                    optimizers.sgd(params[layout[l, column]:layout[l, column] + d],
-                                   grads[layout[l, column]:layout[l, column] + d], lr, no_decay)
+                    optimizers.sgd(params[layout[l, column]:layout[l, column] + width],
+                                   grads[layout[l, column]:layout[l, column] + width], lr,
+                                   no_decay)
         elif weight_decay:  # gW = wd W + h^T dz: BLAS's beta = 1 adds the product
             gw = view(grads, layout[l, W], d_in, d)
             for i in range(d_in):
@@ -252,8 +288,8 @@ def infer_chunk(x, dims, layout, act, params, running, norm, eps, dropout_scales
                 scratch, logits):
     """``logits = net(x)`` in inference mode for the rows of ``x`` (at most a chunk):
     batch norm with the running statistics (``stds`` already holds ``sqrt(var + eps)``)
-    or layer norm, the activation, dropout's ``* (1 - ratio)`` (``dropout_scales``, empty
-    for none).
+    or the group-norm family, the activation, dropout's ``* (1 - ratio)``
+    (``dropout_scales``, empty for none).
 
     Activations ping-pong between the two rows of ``scratch``: an affine layer writes
     the row its input is not in; batch norm then writes back into the input's row, free
@@ -271,11 +307,13 @@ def infer_chunk(x, dims, layout, act, params, running, norm, eps, dropout_scales
         b = params[layout[l, B]:layout[l, B] + d]
         z = view(scratch[1 - cur], 0, n, d)
         affine_act_forward(h, w, b, IDENTITY if normed else act, z)
-        if norm == LAYER_NORM:  # xn is not kept: out receives it, then the output
+        if norm == GROUP_NORM:  # xn is not kept: out receives it, then the output
             out = view(scratch[cur], 0, n, d)
-            layer_norm_rows(z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
-                            params[layout[l, BETA]:layout[l, BETA] + d], eps, out,
-                            np.empty(n, out.dtype), act, out)
+            width = norm_width(norm, layout, l, d)
+            group_norm_rows(z, layout[l, GROUPS], layout[l, POSITIONS],
+                            params[layout[l, GAMMA]:layout[l, GAMMA] + width],
+                            params[layout[l, BETA]:layout[l, BETA] + width], eps, out,
+                            np.empty(n * layout[l, GROUPS], out.dtype), act, out)
         elif norm == BATCH_NORM:
             out = view(scratch[cur], 0, n, d)
             batchnorm_infer_act(
