@@ -127,6 +127,19 @@ class _FusedNet:
                 dg += weight_decay * self.params[f"g{i}"]
             self.grads[f"b{i}"][...] = self._kernel_grads[f"b{i}"]
 
+    def __setstate__(self, state):
+        """A copy (``copy.deepcopy``, pickle) gets arenas of its own, built as at
+        construction from the copied parameters and running statistics: the copied
+        ``params`` arrays and layers no longer share the copied arenas' memory, and
+        binding them again would train one set of arrays and report another."""
+        self.__dict__.update(state)
+        running = [(bn, bn.running_mean, bn.running_var) for bn in self._batchnorms]
+        self._build_arenas()
+        for bn, mean, var in running:
+            for view, value in zip(self._running_views[bn], (mean, var)):
+                if value is not None:
+                    view[...] = value
+
     def _bind_params(self):
         """Point ``params``, every layer and the running statistics at the arenas."""
         self.params.update(self._bound)

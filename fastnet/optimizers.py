@@ -174,6 +174,12 @@ class _FusedUpdate:
                                     np.array(np.broadcast_to(state, param.shape), param.dtype))
         return state
 
+    def __setstate__(self, state):
+        """A copy (``copy.deepcopy``, pickle) keeps the per-key state (``m``, ``v``...) and
+        drops the flat state arenas, which no longer share its memory: the next update
+        of an arena builds them again from the per-key state."""
+        self.__dict__.update({k: v for k, v in state.items() if k != "_arenas"})
+
     def _state_arena(self, name, params, views):
         """The flat state arena ``name`` for ``params``, made on first use; the per-key
         dict then holds views into it (state that already existed is carried over)."""

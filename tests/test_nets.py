@@ -2,7 +2,9 @@
 reference nets, the fused ``train_step`` vs the book's ``gradient()`` + ``update()``,
 shared parameter views, dtypes, the Trainer and seeds.  Driven by ``cases.NET_CASES``
 and ``cases.OPTIMIZER_CASES``."""
+import copy
 import inspect
+import pickle
 
 import numpy as np
 import pytest
@@ -226,6 +228,44 @@ def test_gradient_returns_the_gradient_arena():
     second = net.gradient(*batch(1))
     assert second is first
     assert not np.array_equal(kept["W1"], second["W1"])
+
+
+COPIES = {"deepcopy": copy.deepcopy, "pickle": lambda obj: pickle.loads(pickle.dumps(obj))}
+
+
+@pytest.mark.parametrize("copy_of", list(COPIES))
+@pytest.mark.parametrize("kwargs", [{}, {"use_batchnorm": True, "use_dropout": True},
+                                    {"normalization": "layer"}, {"normalization": "weight"},
+                                    {"normalization": "switchable"}],
+                         ids=["plain", "batchnorm-dropout", "layer", "weight", "switchable"])
+def test_a_copied_net_trains_its_own_parameters(copy_of, kwargs):
+    """A trained net and its Adam copied together (``copy.deepcopy``, pickle) go on as
+    the originals do: ``params`` and the layers read the copy's own arenas (they used to
+    keep training arenas that ``params`` no longer shared), the running statistics and
+    Adam's state carry over, and the original is untouched."""
+    sizes = (13, [6, 6], 5)
+    x, t = batch(0, sizes=sizes)
+    net = fast_nets.MultiLayerNetExtend(*sizes, dtype=np.float64, seed=3, **kwargs)
+    adam = fast_optimizers.Adam(lr=0.05)
+    for _ in range(3):
+        net.train_step(x, t, adam)
+    twin, twin_adam = COPIES[copy_of]((net, adam))
+    before = {key: value.copy() for key, value in net.params.items()}
+    for _ in range(3):
+        twin.train_step(x, t, twin_adam)
+        twin_adam.update(twin.params, twin.gradient(x, t))  # the book's path too
+    assert twin.params.intact() and twin.grads.intact()
+    assert twin._arena.ctypes.data % 64 == 0
+    for key, value in net.params.items():
+        assert_array_equal(value, before[key], err_msg=key)
+    for _ in range(3):
+        net.train_step(x, t, adam)
+        adam.update(net.params, net.gradient(x, t))
+    for key, value in net.params.items():
+        assert_array_equal(twin.params[key], value, err_msg=key)
+    assert twin.loss(x, t) == net.loss(x, t)
+    twin.params[next(iter(twin.params))][...] = 0  # what params say is what it computes with
+    assert twin.loss(x, t) != net.loss(x, t)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
