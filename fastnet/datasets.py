@@ -462,8 +462,11 @@ def _cache_without_sources(spec, keys, folders):
                           f"look in")
         try:
             now = os.stat(path)
-        except OSError:
-            continue  # gone (or out of reach): nothing the cache could disagree with
+        except OSError:  # gone (or out of reach): unless in its other form (see _find)
+            other = path.removesuffix(".gz") if path.endswith(".gz") else path + ".gz"
+            if os.path.exists(other):
+                return None, f"stale: {path}, which it was parsed from, is now {other}"
+            continue
         if (now.st_size, now.st_mtime_ns) != (int(size), int(mtime)):
             return None, f"stale: {path}, which it was parsed from, has changed since"
     for split in ("train", "test"):

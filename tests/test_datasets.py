@@ -335,6 +335,20 @@ def test_stale_parsed_cache_is_never_served(tmp_path, monkeypatch):
         datasets.load_test_set("mnist", data_dir=folder)
 
 
+def test_parsed_cache_is_stale_when_a_file_comes_back_in_its_other_form(tmp_path):
+    """A file the cache was parsed from (``.gz``) gone, and the same name unpacked in its
+    folder with other images: the cache is stale, not served."""
+    folder = tmp_path / "data"
+    cached_then_gone(folder)
+    make_dataset(folder, seed=9, gz=False, only={NAMES[2]})
+    unpacked = folder / NAMES[2].removesuffix(".gz")
+    assert unpacked.is_file()
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_mnist(data_dir=folder, download=False)
+    assert (f"stale: {(folder / NAMES[2]).resolve()}, which it was parsed from, is now "
+            f"{unpacked.resolve()}" in str(err.value))
+
+
 def test_invalid_parsed_cache_is_not_served(tmp_path, monkeypatch):
     cached_then_gone(tmp_path / "data")
     monkeypatch.setenv("FASTNET_DATA", str(tmp_path / "data"))  # searched: see above
