@@ -52,7 +52,7 @@ def test_targets_are_the_issues():
         versus = "speedup_vs_reference" if spec.layer == "switchable" else "speedup_vs_torch"
         assert targets == {versus: (">=", 2.0), "fastnet_over_copy": ("<=", 1.5)}, name
     assert [(t.metric, t.op, t.threshold) for t in bench.TARGETS["ln-sgd"]] == [
-        ("speedup_vs_torch", ">=", 2.5)]
+        ("speedup_vs_torch", ">=", 2.5), ("book_path_over_fused", "<=", 1.15)]
 
 
 @pytest.mark.parametrize("name", list(norm_workload.NORM_LAYERS))
@@ -110,7 +110,8 @@ def test_with_torch(capsys):
     check_timings(report["workloads"]["norm-weight-128x100"],
                   LAYER_IMPLEMENTATIONS | {"affine", "torch"})
     net = report["workloads"]["ln-sgd"]
-    check_timings(net, {"fastnet", "reference", "torch", "gemm-floor", "gemm-floor-njit"})
+    check_timings(net, {"fastnet", "fastnet-book-path", "reference", "torch", "gemm-floor",
+                        "gemm-floor-njit"})
     assert "normalization=layer" in net["description"]
     for result in report["workloads"].values():
         assert all(t["status"] != "SKIP" for t in result["targets"])

@@ -44,7 +44,9 @@ def _net_call(net, method, args, kwargs):
     x = np.asarray(args[0])
     dims = (net.input_size, *net.hidden_size_list, net.output_size)
     training = method in TRAINING
-    train_mode = kwargs.get("train_flg", args[2] if len(args) > 2 else False)
+    flag_at = {"predict": 1, "loss": 2}.get(method)  # train_flg's position, if it has one
+    train_mode = kwargs.get("train_flg", args[flag_at] if flag_at and len(args) > flag_at
+                            else False)
     # the fused kernels infer in chunks; the layer-by-layer path and training mode do not
     fused = net.normalization in FUSED_NORMALIZATIONS
     chunked = not training and fused and not (

@@ -222,7 +222,8 @@ def group_norm_backward(dout, s, xn, std, gamma, dgamma, dbeta, dx):
                 # the xn and constant terms first, in float64 (see scaled_channels)
                 for m in range(size):
                     stage[m] = spread * xns[m] + constant
-                # gamma in float64: a group of one value gets dx = 0 exactly
+                # gamma in float64, as the bracket: no float32 rounding between terms that
+                # cancel (a group of one value: dx = 0 up to the float64 rounding)
                 if s == 1:
                     for c in range(per_group):
                         dxs[c] = (inv * np.float64(gammas[c])) * ds[c] + stage[c]
