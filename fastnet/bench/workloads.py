@@ -107,12 +107,19 @@ def make_batch(batch, seed=0):
 
 # --------------------------------------------------------------------------- training steps
 
+def make_net(spec, seed=0, package="fastnet"):
+    """The net of ``spec`` from ``package``'s ``nets`` (fastnet's, or the NumPy
+    reference's), drawn from ``seed``."""
+    nets = importlib.import_module(f"{package}.nets")
+    return getattr(nets, spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=seed,
+                                   **spec.extend)
+
+
 def fastnet_step(spec, x, t, seed=0):
     """fastnet's fused step of ``spec``: ``net.train_step(x, t, optimizer)``."""
-    from fastnet import nets, optimizers
+    from fastnet import optimizers
 
-    net = getattr(nets, spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=seed,
-                                  **spec.extend)
+    net = make_net(spec, seed)
     optimizer = getattr(optimizers, spec.optimizer)(lr=spec.lr)
     return lambda: net.train_step(x, t, optimizer)
 
@@ -147,10 +154,8 @@ def sequential_step(spec, x, t):
 def book_step(spec, x, t, package="fastnet.reference"):
     """The book's step, ``optimizer.update(net.params, net.gradient(x, t))``, on the
     nets and optimizers of ``package`` (the NumPy reference, or fastnet's layers)."""
-    nets = importlib.import_module(f"{package}.nets")
     optimizers = importlib.import_module(f"{package}.optimizers")
-    net = getattr(nets, spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=0,
-                                  **spec.extend)
+    net = make_net(spec, package=package)
     optimizer = getattr(optimizers, spec.optimizer)(lr=spec.lr)
 
     def step():
@@ -454,10 +459,7 @@ ACCURACY_ROWS = 10_000
 
 def accuracy_step(spec, x, t):
     """fastnet's ``net.accuracy(x, t)`` of ``spec``'s net (untrained, seed 0)."""
-    from fastnet import nets
-
-    net = getattr(nets, spec.net)(INPUT_SIZE, list(spec.hidden), OUTPUT_SIZE, seed=0,
-                                  **spec.extend)
+    net = make_net(spec)
     return lambda: net.accuracy(x, t)
 
 
