@@ -81,6 +81,7 @@ def run(ctx, cfg):
             ylabel=f"test accuracy after {cfg.batch_epochs} epochs",
             title="He init, lr 0.01 x batch / 100")
     ax2.set_xticks(cfg.batch_sizes, [str(b) for b in cfg.batch_sizes])
+    ax2.set_xticks([], minor=True)  # a log axis within a decade labels its minor ticks
     ax1.legend(fontsize=8, loc="lower left")
     ctx.save_figure(fig, f"{NAME}.png")
     ctx.write_csv(f"{NAME}-scales.csv", ["weight_scale", "method", "train_acc"],
