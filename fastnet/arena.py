@@ -37,9 +37,8 @@ def aligned_zeros(shape, dtype):
     out.fill(0)
     return out
 
-# The normalizations that the compiled training step runs (None: none); switchable
-# norm runs layer by layer
-FUSED_NORMALIZATIONS = (None, "batch", "layer", "group", "instance", "weight")
+# The normalizations that keep running statistics of the batch for inference
+RUNNING_NORMALIZATIONS = ("batch", "switchable")
 
 
 class ArenaDict(dict):
@@ -99,21 +98,20 @@ class NetLayout:
     or the hidden layers' normalization parameters key by key (``gamma1..``, ``beta1..``;
     switchable norm's ``mean_weight1..``, ``var_weight1..`` after), so that an optimizer
     decays a prefix of the arena; ``size``: the arena's length.  The running statistics
-    arena holds every batch-norm layer's means, then every one's variances
-    (``running_size`` elements).  ``dims`` are the widths from input to output.
+    arena holds every batch- or switchable-norm layer's means, then every one's
+    variances (``running_size`` elements; ``keeps_running``: whether there are any).
+    ``dims`` are the widths from input to output.
 
-    ``fused``: whether the compiled training step runs the net (no normalization,
-    batch, layer, group, instance or weight norm; switchable norm runs layer by layer),
-    with ``norm`` its
-    normalization code (``fastnet.kernels.network.NORM_CODES``).  ``kernel`` is the
+    ``norm`` is the compiled step's normalization code
+    (``fastnet.kernels.network.NORM_CODES``).  ``kernel`` is the
     layout of the arena the fused kernels run on: this one, or for weight norm a plain
     net's (``W1..WL``, ``b1..bL``), where the effective weights ``W = g v / ||v||`` are
     formed before each pass.  ``table`` is the compiled step's per-layer row of offsets
     (``fastnet.kernels.network``'s columns: W and b into ``kernel``'s arena, gamma and
-    beta of batch norm and of the group-norm family, running mean and variance of batch
-    norm) and of the group-norm family's groups and positions per channel (layer norm:
-    1 and 1; group norm: ``groups`` and 1; instance norm: ``groups`` and D / groups);
-    zeros where the net is not ``fused``.
+    beta of the normalization, switchable norm's mixing logits, running mean and
+    variance of batch and switchable norm) and of the group-norm family's groups and
+    positions per channel (layer norm: 1 and 1; group norm: ``groups`` and 1; instance
+    norm: ``groups`` and D / groups); zeros where a layer has no such array.
 
     One layout serves one net (arenas of shape ``(size,)``) or a population of K nets of
     the architecture (``(K, size)``: member k's arena is row k); ``params(arena)`` and
@@ -135,7 +133,7 @@ class NetLayout:
         self.hidden_size_list = widths
         self.normalization, self.groups = normalization, groups
         self.use_batchnorm, self.use_dropout = normalization == "batch", bool(use_dropout)
-        self.fused = normalization in FUSED_NORMALIZATIONS
+        self.keeps_running = normalization in RUNNING_NORMALIZATIONS
         self.norm = network.NORM_CODES.get(normalization, network.NO_NORM)
         self.dims = np.array([input_size] + widths + [output_size], np.int64)
         n_layers = len(widths) + 1
@@ -160,23 +158,31 @@ class NetLayout:
             shapes.update({f"{name}{i}": (size,) for name, sizes in per_layer.items()
                            for i, size in enumerate(sizes, 1)})
         self.views, self.size = layout_of(shapes)
-        self.running_size = 2 * sum(widths) if self.use_batchnorm else 0
+        self.running_size = 2 * sum(widths) if self.keeps_running else 0
         if normalization == "weight":
             self.kernel = NetLayout(input_size, widths, output_size, use_dropout=use_dropout)
             self.table = self.kernel.table
             return
         self.kernel = self
         self.table = np.zeros((n_layers, network.LAYOUT_COLUMNS), np.int64)
-        for i in range(1, n_layers + 1 if self.fused else 1):
-            row = [self.views[f"W{i}"][0], self.views[f"b{i}"][0]]
-            if self.norm != network.NO_NORM and i < n_layers:
-                row += [self.views[f"gamma{i}"][0], self.views[f"beta{i}"][0]]
-            if self.use_batchnorm and i < n_layers:
+        for i in range(1, n_layers + 1):
+            row = {network.W: self.views[f"W{i}"][0], network.B: self.views[f"b{i}"][0]}
+            hidden = i < n_layers
+            if self.norm != network.NO_NORM and hidden:
+                row.update({network.GAMMA: self.views[f"gamma{i}"][0],
+                            network.BETA: self.views[f"beta{i}"][0]})
+            if self.keeps_running and hidden:
                 start = sum(widths[:i - 1])
-                row += [start, sum(widths) + start]
-            if self.norm == network.GROUP_NORM and i < n_layers:
-                row += [0, 0, *self._groups_and_positions(widths[i - 1])]
-            self.table[i - 1, :len(row)] = row
+                row.update({network.RUNNING_MEAN: start,
+                            network.RUNNING_VAR: sum(widths) + start})
+            if self.norm == network.GROUP_NORM and hidden:
+                groups, positions = self._groups_and_positions(widths[i - 1])
+                row.update({network.GROUPS: groups, network.POSITIONS: positions})
+            if self.norm == network.SWITCHABLE_NORM and hidden:
+                row.update({network.MEAN_WEIGHT: self.views[f"mean_weight{i}"][0],
+                            network.VAR_WEIGHT: self.views[f"var_weight{i}"][0]})
+            for column, value in row.items():
+                self.table[i - 1, column] = value
 
     def _groups_and_positions(self, width):
         """The group-norm family's view of a hidden layer of ``width`` units: its groups
@@ -192,9 +198,9 @@ class NetLayout:
         return ArenaDict(arena, self.views)
 
     def running(self, arena):
-        """``[(running_mean, running_var)]`` views per batch-norm layer into one net's
-        running-statistics ``arena`` (empty without batch norm)."""
-        if not self.use_batchnorm:
+        """``[(running_mean, running_var)]`` views per batch- or switchable-norm layer into
+        one net's running-statistics ``arena`` (empty without either)."""
+        if not self.keeps_running:
             return []
         half = self.running_size // 2
         out, start = [], 0
@@ -217,6 +223,10 @@ class NetLayout:
               # family), layer after layer
               "stds": aligned_empty(n * int(self.table[:-1, network.GROUPS].sum())
                                     if grouped else hidden, dtype),
+              # switchable norm's statistics (``network.switchable_stats_width``)
+              "stats": aligned_empty(sum(4 * n * d + 2 * n + 2 * d + 6 for d in widths)
+                                     if self.norm == network.SWITCHABLE_NORM else 0,
+                                     np.float64),
               "masks": aligned_empty(n * hidden if self.use_dropout else 0, bool),
               "scratch": aligned_empty((2, n * max(widths, default=0)), dtype),
               "logits": aligned_empty((n, int(self.dims[-1])), dtype)}

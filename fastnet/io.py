@@ -47,7 +47,7 @@ key                         dtype    shape              meaning
 float32 or float64, the same for every parameter; the dtype of ``params/b1`` is the
 net's.  The running statistics are present when the net's batch-norm or
 switchable-norm layers have them (the layers make them on their first training batch;
-fastnet's batch-norm nets always have them).  Not saved: the weight decay, the
+fastnet's nets always have them).  Not saved: the weight decay, the
 optimizer and its state, and the dropout layers' random streams; these are training
 settings, given again to ``load_net`` (``weight_decay_lambda=``, ``seed=``) or to the
 trainer.  The layers' ``momentum`` and ``eps`` are those ``MultiLayerNetExtend`` gives
@@ -321,7 +321,7 @@ def _copy_params(net, params, files, path):
             if current is None:  # the layers make them on their first training batch
                 setattr(layer, f"running_{stat}", value.astype(net.dtype))
             else:
-                current[...] = value  # fastnet's nets keep batch norm's in one arena
+                current[...] = value  # fastnet's nets keep them in one arena
 
 
 def _check_array(value, shape, name, path):

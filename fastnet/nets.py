@@ -19,31 +19,38 @@ two kernel calls:
   once per batch size, so a step allocates nothing but a few small arrays;
 * the optimizer's fused ``update_flat`` folds weight decay into its single pass, and
   plain SGD takes no pass at all: the weight-gradient GEMM applies it (``beta = 1``);
-* batch, layer, group, instance and weight norm run inside the fused kernels (layer,
-  group and instance norm are one group-norm kernel; weight norm's effective weights
-  formed before, its gradients of v and g after); switchable norm, the one other
-  normalization of ``MultiLayerNetExtend(normalization=...)``, runs the book's path,
-  layer by layer (``gradient()``, ``train_step()``, ``numerical_gradient()`` in the
-  net's dtype, and inference), and so does weight norm's ``numerical_gradient()``;
-* an array the user re-binds (``net.params['W1'] = loaded``, or a batch-norm layer's
-  ``running_mean``) is copied into the arenas before the next forward pass or step,
-  where the book's layers would keep using the old one.
+* every normalization of ``MultiLayerNetExtend(normalization=...)`` runs inside the
+  fused kernels: batch, layer, group, instance and switchable norm (layer, group and
+  instance norm are one group-norm kernel) and weight norm (its effective weights
+  formed before, its gradients of v and g after; its ``numerical_gradient()`` runs the
+  layers, in the net's dtype);
+* an array the user re-binds (``net.params['W1'] = loaded``, or a batch- or
+  switchable-norm layer's ``running_mean``) is copied into the arenas before the next
+  forward pass or step, where the book's layers would keep using the old one.
 """
 import numpy as np
 
 from . import _book, _validate, layers, optimizers
-from .arena import ArenaDict, NetLayout, aligned_empty, aligned_zeros
+from .arena import (
+    RUNNING_NORMALIZATIONS,
+    ArenaDict,
+    NetLayout,
+    aligned_empty,
+    aligned_zeros,
+)
 from .kernels import activations, network, normalization
 
+# The prefixes of the keys of the layers that keep running statistics
+RUNNING_LAYERS = tuple(_book.NORMALIZATION_LAYERS[name] for name in RUNNING_NORMALIZATIONS)
 INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
 NUMERICAL_H = 1e-4  # the book's step of central differences
 
 
 def fused_norm_eps(normalization):
     """The epsilon the fused kernels normalize with in a net of ``normalization``: the
-    layers' own (``layers.NORM_EPS`` for layer, group and instance norm, the book's
-    ``layers.BN_EPS`` for batch norm; unused by the others)."""
-    return layers.NORM_EPS if normalization in ("layer", "group", "instance") else layers.BN_EPS
+    layers' own (``layers.NORM_EPS`` for layer, group, instance and switchable norm, the
+    book's ``layers.BN_EPS`` for batch norm; unused by the others)."""
+    return layers.BN_EPS if normalization == "batch" else layers.NORM_EPS
 
 
 class _FusedNet:
@@ -52,13 +59,6 @@ class _FusedNet:
     layers_module = layers
     use_batchnorm = use_dropout = False  # MultiLayerNetExtend's instances say otherwise
     normalization = groups = None
-
-    @property
-    def _fused(self):
-        """Whether the fused kernels (``network.py``) run this net: no normalization,
-        batch, layer, group, instance or weight norm.  Switchable norm runs the layers
-        one by one."""
-        return self._net_layout.fused
 
     @property
     def _norm_args(self):
@@ -85,10 +85,10 @@ class _FusedNet:
         if self.normalization == "weight":
             self._build_weight_norm(layout.kernel)
         self._dropouts = [layer for key, layer in self.layers.items() if key.startswith("Dropout")]
-        self._batchnorms = [layer for key, layer in self.layers.items()
-                            if key.startswith("BatchNorm")]
-        # BatchNorm layer -> its (running_mean, running_var)
-        self._running_views = dict(zip(self._batchnorms, layout.running(self._running)))
+        self._running_layers = [layer for key, layer in self.layers.items()
+                                if key.startswith(RUNNING_LAYERS)]
+        # batch- or switchable-norm layer -> its (running_mean, running_var)
+        self._running_views = dict(zip(self._running_layers, layout.running(self._running)))
         self._bind_params()
         self._workspaces = {}
         self._infer_ws = None
@@ -133,7 +133,7 @@ class _FusedNet:
         ``params`` arrays and layers no longer share the copied arenas' memory, and
         binding them again would train one set of arrays and report another."""
         self.__dict__.update(state)
-        running = [(bn, bn.running_mean, bn.running_var) for bn in self._batchnorms]
+        running = [(bn, bn.running_mean, bn.running_var) for bn in self._running_layers]
         self._build_arenas()
         for bn, mean, var in running:
             for view, value in zip(self._running_views[bn], (mean, var)):
@@ -151,7 +151,8 @@ class _FusedNet:
 
     def _sync_params(self):
         """Copy into the arenas whatever the user re-bound (an entry of ``params``, a
-        batch-norm layer's running statistics), then bind everything to them again."""
+        batch- or switchable-norm layer's running statistics), then bind everything to
+        them again."""
         rebound = [(self.params[key], view, f"params[{key!r}]")
                    for key, view in self._bound.items() if self.params[key] is not view]
         for bn, views in self._running_views.items():
@@ -192,15 +193,23 @@ class _FusedNet:
         return 0.5 * decay * float(np.dot(weights, weights)) if decay else 0.0
 
     def _training_args(self):
-        """Batch norm's momenta, dropout's ratios and the dropout layers' next stream keys."""
-        return (np.array([bn.momentum for bn in self._batchnorms], np.float64),
+        """The running statistics' momenta (batch or switchable norm), dropout's ratios
+        and the dropout layers' next stream keys."""
+        return (np.array([bn.momentum for bn in self._running_layers], np.float64),
                 np.array([d.dropout_ratio for d in self._dropouts], np.float64),
                 np.array([_book.stream_key(d.seed, d.step) for d in self._dropouts], np.uint64))
+
+    def _check_batch(self, x):
+        """Switchable norm refuses training batches of one sample, as its layer does
+        (whose batch statistics would normalize every unit's single value to 0)."""
+        if self.normalization == "switchable":
+            _validate.batch_statistics("SwitchableNormalization", x.shape[0], x.shape)
 
     def _forward_backward(self, x, labels, sgd, weight_decay):
         """The fused kernel on one mini-batch (params already synced); returns the mean
         cross-entropy.  Dropout layers advance one step and get the masks drawn (views
         into the workspace, overwritten by the next pass)."""
+        self._check_batch(x)
         momenta, ratios, keys = self._training_args()
         norm, eps = self._norm_args
         for d in self._dropouts:
@@ -211,7 +220,7 @@ class _FusedNet:
             x, labels, self._dims, self._layout, activations.CODES[self.activation],
             *self._kernel_arenas(), self._running, norm, momenta, eps, ratios, keys, sgd,
             0.0 if weight_norm else weight_decay, ws["acts"], ws["xns"], ws["stds"],
-            ws["masks"], ws["scratch"], ws["logits"])
+            ws["stats"], ws["masks"], ws["scratch"], ws["logits"])
         if weight_norm:
             self._weight_norm_grads(weight_decay)
         for d, mask in zip(self._dropouts, ws["mask_views"]):
@@ -234,14 +243,6 @@ class _FusedNet:
         x = x.reshape(x.shape[0], -1)
         self._check_features(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
-        if not self._fused:  # the book's path: backprop (decay included), then update
-            self.gradient(x, labels)
-            loss = self.last_layer.loss + self._penalty()
-            if hasattr(optimizer, "update_flat"):
-                optimizer.update_flat(self._arena, self._grad_arena, self._views)
-            else:
-                optimizer.update(self.params, self.grads)
-            return loss
         self._sync_params()
         decay = self.weight_decay_lambda
         penalty = self._penalty()
@@ -276,10 +277,6 @@ class _FusedNet:
         """
         x = self._rows(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
-        if not self._fused:
-            for key, grad in super().gradient(x, labels).items():
-                self.grads[key][...] = grad
-            return self.grads
         self._sync_params()
         self.last_layer.loss = self._forward_backward(x, labels, self._no_sgd,
                                                       self.weight_decay_lambda)
@@ -295,10 +292,11 @@ class _FusedNet:
         draws, so that the two compare directly, and the net is left as it was (dropout
         steps and running statistics included).
         """
-        if not self._fused or self.normalization == "weight":  # the kernel's are W's
+        if self.normalization == "weight":  # the kernel's are W's
             return self._layer_numerical_gradient(x, t)
         x = self._rows(x, np.float64)
         labels = _validate.labels(t, x.shape[0], self.output_size)
+        self._check_batch(x)
         self._sync_params()
         params = self._arena.astype(np.float64)
         grads = np.empty_like(params)
@@ -309,19 +307,16 @@ class _FusedNet:
             x, labels, self._dims, self._layout, activations.CODES[self.activation], params,
             self._running.astype(np.float64), norm, momenta, eps, ratios, keys,
             self.weight_decay_lambda, self._n_decayed, NUMERICAL_H, ws["acts"], ws["xns"],
-            ws["stds"], ws["masks"], ws["scratch"], ws["logits"], grads)
+            ws["stds"], ws["stats"], ws["masks"], ws["scratch"], ws["logits"], grads)
         return dict(ArenaDict(grads, self._views))
 
     def _layer_numerical_gradient(self, x, t):
-        """``numerical_gradient()`` through the layers, in the net's dtype (where the
-        fused kernels have no pass for its normalization): each evaluation rewinds the
-        dropout layers to their current step, and the running statistics are restored."""
+        """``numerical_gradient()`` through the layers, in the net's dtype (weight norm's:
+        the fused kernels differentiate W, not v and g): each evaluation rewinds the
+        dropout layers to their current step (weight norm keeps no running statistics)."""
         x = self._rows(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
         steps = [d.step for d in self._dropouts]
-        running = [(layer, layer.running_mean.copy(), layer.running_var.copy())
-                   for layer in self.layers.values()
-                   if getattr(layer, "running_mean", None) is not None]
 
         def rewound_loss(_):
             for dropout, step in zip(self._dropouts, steps):
@@ -332,9 +327,6 @@ class _FusedNet:
                  for key in self.params}
         for dropout, step in zip(self._dropouts, steps):
             dropout.step = step
-        for layer, running_mean, running_var in running:
-            layer.running_mean[...] = running_mean
-            layer.running_var[...] = running_var
         return grads
 
     # ---------------------------------------------------------------- inference
@@ -353,13 +345,13 @@ class _FusedNet:
                 INFERENCE_CHUNK, stds, scratch)
 
     def _trains_differently(self, train_flg):
-        return train_flg and (self.use_batchnorm or self.use_dropout)
+        return train_flg and (self._net_layout.keeps_running or self.use_dropout)
 
     def predict(self, x, train_flg=False):
         """The logits of ``x``.  Inference mode (batch norm's running statistics,
         dropout's ``* (1 - ratio)``) runs one compiled pass, ``INFERENCE_CHUNK`` rows at
         a time; ``train_flg=True`` (``MultiLayerNetExtend``) runs the training layers."""
-        if self._trains_differently(train_flg) or not self._fused:
+        if self._trains_differently(train_flg):
             return self._forward(self._rows(x), train_flg)
         x = self._rows(x)
         out = np.empty((x.shape[0], self.output_size), self.dtype)
@@ -368,7 +360,7 @@ class _FusedNet:
 
     def loss(self, x, t, train_flg=False):
         """Cross-entropy of ``predict(x, train_flg)`` against ``t`` plus the weight decay."""
-        if self._trains_differently(train_flg) or not self._fused:
+        if self._trains_differently(train_flg):
             return self._loss(self._rows(x), t, train_flg)
         x = self._rows(x)
         labels = _validate.labels(t, x.shape[0], self.output_size)
@@ -378,8 +370,6 @@ class _FusedNet:
     def accuracy(self, x, t):
         """The fraction of samples whose largest logit is the label (``t``: labels or
         one-hot), from one compiled inference pass."""
-        if not self._fused:
-            return super().accuracy(self._rows(x), t)
         x = self._rows(x)
         y = np.empty(x.shape[0], np.int64)
         network.mlp_predict_labels(x, *self._inference(x.shape[0]), self._infer_ws[3], y)
@@ -429,16 +419,16 @@ class MultiLayerNetExtend(_FusedNet, _book.LayerNetExtend):
         m = batch_size
         x = self._rows(x_train)
         n_batches = _book.population_batches(self.use_batchnorm, len(x), m)
-        momenta = [bn.momentum for bn in self._batchnorms]
+        momenta = [bn.momentum for bn in self._running_layers]
         sums = np.zeros(self._running.size)
         try:
-            for bn in self._batchnorms:
+            for bn in self._running_layers:
                 bn.momentum = 0.0
             for i in range(n_batches):
                 self._forward(x[i * m:(i + 1) * m], True)
                 sums += self._running
         finally:
-            for bn, momentum in zip(self._batchnorms, momenta):
+            for bn, momentum in zip(self._running_layers, momenta):
                 bn.momentum = momentum
         half = sums.size // 2  # the means, then the variances
         self._running[:half] = sums[:half] / n_batches

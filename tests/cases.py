@@ -617,8 +617,7 @@ NET_CASES = [
 ]
 NETS = [pytest.param(case, id=case.id) for case in NET_CASES]
 
-# The normalizations beyond batch norm (the layer-by-layer path of fastnet's nets), on
-# hidden layers that ``groups=2`` divides.
+# The normalizations beyond batch norm, on hidden layers that ``groups=2`` divides.
 NORM_NET_SIZES = (6, [8, 6], 3)
 NORM_NET_CASES = [
     NetCase("layer", {"normalization": "layer"}),
@@ -633,6 +632,9 @@ NORM_NET_CASES = [
                                     "dropout_ratio": 0.2, "weight_decay_lambda": 0.05}),
     NetCase("switchable-sigmoid-dropout", {"normalization": "switchable",
                                            "activation": "sigmoid", "use_dropout": True}),
+    NetCase("switchable-tanh-dropout-wd", {"normalization": "switchable", "activation": "tanh",
+                                           "use_dropout": True, "dropout_ratio": 0.2,
+                                           "weight_decay_lambda": 0.05}),
 ]
 NORM_NETS = [pytest.param(case, id=case.id) for case in NORM_NET_CASES]
 # The parameters a normalization adds to hidden layer i (``W{i}`` replaced for 'weight')

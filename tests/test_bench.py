@@ -170,12 +170,12 @@ def test_bad_arguments_are_refused_before_any_run(capsys, args, message):
 
 
 def test_gemm_recorder_counts_outermost_calls():
-    """A layer-by-layer net's train_step (which calls gradient) is one training call; the
-    wrappers are gone after the block."""
+    """A net's train_step is one training call, its accuracy one inference call in chunks;
+    the wrappers are gone after the block."""
     import numpy as np
 
     from fastnet.bench.experiment_workload import GemmRecorder
-    from fastnet.nets import MultiLayerNetExtend
+    from fastnet.nets import INFERENCE_CHUNK, MultiLayerNetExtend
     from fastnet.optimizers import SGD
 
     net = MultiLayerNetExtend(784, [20], 10, normalization="switchable", seed=0)
@@ -184,7 +184,7 @@ def test_gemm_recorder_counts_outermost_calls():
         net.train_step(x, t, SGD())
         net.accuracy(x, t)
     assert recorder.calls == {((784, 20, 10), 8, 1, True, None): 1,
-                              ((784, 20, 10), 8, 1, False, None): 1}
+                              ((784, 20, 10), 8, 1, False, INFERENCE_CHUNK): 1}
     assert len(recorder.gemms()) == 2 + 3 + 2
     assert "train_step" not in MultiLayerNetExtend.__dict__
 

@@ -187,6 +187,10 @@ BAD_INPUTS = [
     ("switchable-one-sample", lambda: L.SwitchableNormalization(ONES, ZEROS).forward(X[:1]),
      ValueError, "SwitchableNormalization in training needs at least 2 values per feature "
                  "over the batch"),
+    ("net-switchable-one-sample",
+     lambda: net(normalization="switchable").train_step(X[:1], T[:1], O.SGD()), ValueError,
+     ("SwitchableNormalization in training needs at least 2 values per feature over the "
+      "batch (batch statistics of one value normalize it to 0), got x of shape (1, 3)")),
     ("switchable-one-value-4d", lambda: L.SwitchableNormalization(ONES, ZEROS).forward(
         np.ones((1, 3, 1, 1))), ValueError, "got x of shape (1, 3, 1, 1)"),
     ("switchable-logits-2d",

@@ -245,7 +245,7 @@ def test_cache_build_compiles_what_the_cli_and_the_classes_use(tmp_path):
     # another architecture and optimizer than the build's population: the same kernels
     population = run(REPORT_COMPILED + POPULATION_STEPS, env, tmp_path)
     assert population.returncode == 0 and not compiled(population.stdout), population.stdout
-    # every normalization, fused or layer by layer, and a layer-norm population
+    # every normalization and a layer-norm population
     normalized = run(REPORT_COMPILED + NORMALIZATION_STEPS, env, tmp_path)
     assert normalized.returncode == 0 and not compiled(normalized.stdout), normalized.stdout
     mnist = os.environ.get("FASTNET_MNIST_DIR")

@@ -32,6 +32,9 @@ from fastnet.reference import optimizers as reference_optimizers
 from fastnet.reference import trainer as reference_trainer
 
 SIZES = (6, [5, 4], 3)  # input, hidden, output
+# The net cases and switchable norm's: batch statistics in training and running ones in
+# inference, as batch norm's, and (unlike the group-norm family) any hidden sizes
+TABLE_NETS = NETS + [p for p in NORM_NETS if p.values[0].kwargs["normalization"] == "switchable"]
 
 
 def make_net(module, case, dtype=np.float64, seed=0, sizes=SIZES):
@@ -49,19 +52,25 @@ def dropouts(net):
     return [layer for key, layer in net.layers.items() if key.startswith("Dropout")]
 
 
-def batchnorms(net):
-    return [layer for key, layer in net.layers.items() if key.startswith("BatchNorm")]
+def running_layers(net):
+    """The batch- and switchable-norm layers, which keep running statistics."""
+    return [layer for key, layer in net.layers.items()
+            if key.startswith(("BatchNorm", "SwitchNorm"))]
 
 
 def running_stats(net):
-    return {f"{name}{i}": np.array(getattr(bn, name))
-            for i, bn in enumerate(batchnorms(net), 1) for name in ("running_mean", "running_var")}
+    """Their running statistics, made yet or not (the reference's switchable norm makes
+    them on its first training batch)."""
+    return {f"{name}{i}": np.array(getattr(layer, name))
+            for i, layer in enumerate(running_layers(net), 1)
+            for name in ("running_mean", "running_var")
+            if getattr(layer, name) is not None}
 
 
 # ------------------------------------------------------------------ gradients
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", NETS)
+@pytest.mark.parametrize("case", TABLE_NETS)
 def test_gradient_matches_numerical_gradient(case, dtype):
     """Central differences in float64 whatever the net's dtype, with the dropout masks
     the next ``gradient()`` draws; the net is left as it was."""
@@ -90,7 +99,8 @@ def test_gradient_matches_numerical_gradient(case, dtype):
         assert {"gamma1", "beta1", "gamma2", "beta2"} <= analytic.keys()
 
 
-@pytest.mark.parametrize("case", [c for c in NETS if not c.values[0].kwargs.get("use_dropout")])
+@pytest.mark.parametrize("case", [c for c in TABLE_NETS
+                                  if not c.values[0].kwargs.get("use_dropout")])
 def test_numerical_gradient_matches_the_reference(case):
     """Without dropout (whose masks the book redraws at every evaluation) the book's
     numerical gradient, float64, to the precision of central differences."""
@@ -104,7 +114,7 @@ def test_numerical_gradient_matches_the_reference(case):
 # ------------------------------------------------------------------ fastnet vs reference
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", NETS)
+@pytest.mark.parametrize("case", TABLE_NETS)
 def test_same_seed_same_net_as_the_reference(case, dtype):
     fast, ref = make_net(fast_nets, case, dtype, seed=11), make_net(reference_nets, case, dtype, seed=11)
     assert fast.params.keys() == ref.params.keys()
@@ -168,7 +178,7 @@ def assert_same_nets(fused, book, dtype, skip=()):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("net_case", NETS)
+@pytest.mark.parametrize("net_case", TABLE_NETS)
 @pytest.mark.parametrize("opt_case", OPTIMIZERS)
 def test_train_step_matches_gradient_then_update(opt_case, net_case, dtype):
     fused, book = make_net(fast_nets, net_case, dtype), make_net(fast_nets, net_case, dtype)
@@ -196,7 +206,7 @@ def test_train_step_matches_gradient_then_update(opt_case, net_case, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("net_case", NETS)
+@pytest.mark.parametrize("net_case", TABLE_NETS)
 @pytest.mark.parametrize("opt_case", [c for c in OPTIMIZERS if c.id in ("sgd", "adam")])
 def test_book_path_matches_the_reference(opt_case, net_case, dtype, monkeypatch):
     """``optimizer.update(net.params, net.gradient(x, t))`` on fastnet's net: the
@@ -305,7 +315,7 @@ def test_arenas_start_on_cache_lines(dtype):
 # ------------------------------------------------------------------ inference
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", NETS)
+@pytest.mark.parametrize("case", TABLE_NETS)
 def test_inference_matches_the_reference(case, dtype, monkeypatch):
     """predict, loss and accuracy after some training (real running statistics), in
     chunks of 3 rows (the last one short), train_flg False and True."""
@@ -392,7 +402,7 @@ def test_train_step_dropout_masks_equal_the_layers(dtype, ratio, n):
     assert_same_nets(fused, book, np.dtype(dtype))
 
 
-@pytest.mark.parametrize("net_case", NETS)
+@pytest.mark.parametrize("net_case", TABLE_NETS)
 def test_train_step_with_a_book_optimizer(net_case):
     """An optimizer without ``update_flat`` (here the reference's) gets the dicts."""
     fused, book = make_net(fast_nets, net_case), make_net(fast_nets, net_case)
@@ -404,7 +414,7 @@ def test_train_step_with_a_book_optimizer(net_case):
     assert_same_nets(fused, book, np.dtype(np.float64))
 
 
-@pytest.mark.parametrize("case", NETS)
+@pytest.mark.parametrize("case", TABLE_NETS)
 def test_float32_stays_float32_through_train_step(case):
     net = make_net(fast_nets, case, np.float32)
     optimizer = fast_optimizers.Adam()
@@ -420,7 +430,7 @@ def test_float32_stays_float32_through_train_step(case):
 
 # ------------------------------------------------------------------ shared parameters
 
-@pytest.mark.parametrize("case", NETS)
+@pytest.mark.parametrize("case", TABLE_NETS)
 def test_in_place_edits_of_params_are_seen_by_the_layers(case):
     fast, ref = make_net(fast_nets, case, seed=2), make_net(reference_nets, case, seed=2)
     x, t = batch(2)
@@ -440,7 +450,7 @@ def test_in_place_edits_of_params_are_seen_by_the_layers(case):
         assert_close(fast.params[key], ref.params[key], np.float64, key)
 
 
-@pytest.mark.parametrize("case", NETS)
+@pytest.mark.parametrize("case", TABLE_NETS)
 def test_rebound_params_are_picked_up_by_the_next_train_step(case):
     rebound, edited = make_net(fast_nets, case, seed=5), make_net(fast_nets, case, seed=5)
     new_w1 = np.random.default_rng(9).standard_normal(rebound.params["W1"].shape)
@@ -572,8 +582,8 @@ def test_nets_show_the_books_parameters(name):
 @pytest.mark.parametrize("case", NORM_NETS)
 def test_normalized_net_gradient_matches_numerical_gradient(case):
     """Backprop against central differences, float64 (the fused kernels', or the
-    layers' for switchable norm and weight norm's numerical gradient); the numerical
-    gradient leaves the net as it was (dropout steps, running statistics)."""
+    layers' for weight norm's numerical gradient); the numerical gradient leaves the net
+    as it was (dropout steps, running statistics)."""
     net = make_net(fast_nets, case, np.float64, seed=3, sizes=NORM_NET_SIZES)
     x, t = batch(0, sizes=NORM_NET_SIZES)
     before = {k: v.copy() for k, v in net.params.items()}
@@ -670,20 +680,18 @@ def test_weight_normalized_net_starts_as_the_plain_net(module):
     assert_allclose(weighted.params["g1"], np.linalg.norm(weighted.params["v1"], axis=0))
 
 
-@pytest.mark.parametrize("normalization, fused", [("layer", True), ("weight", True),
-                                                  ("group", True), ("instance", True),
-                                                  ("switchable", False)])
-def test_which_normalizations_run_the_fused_step(normalization, fused, monkeypatch):
+@pytest.mark.parametrize("normalization", _book.NORMALIZATIONS)
+def test_every_normalization_runs_the_fused_step(normalization, monkeypatch):
     calls = []
     step = network.mlp_train_step
     monkeypatch.setattr(network, "mlp_train_step", lambda *args: calls.append(1) or step(*args))
     net = fast_nets.MultiLayerNetExtend(*NORM_NET_SIZES, normalization=normalization, seed=1)
     x, t = batch(0, dtype=np.float32, sizes=NORM_NET_SIZES)
     assert np.isfinite(net.train_step(x, t, fast_optimizers.SGD()))
-    assert bool(calls) == fused
+    assert calls == [1]
 
 
-# ------------------------------------------------------------------ the group-norm family, fused
+# ------------------------------------------------------------------ the fused normalizations
 
 GROUPED_SIZES = (6, [8, 8], 3)  # every groups of 1, 2, 4, 8 divides both hidden layers
 
@@ -694,15 +702,17 @@ def layer_by_layer_gradient(net, x, t):
     return {key: np.array(grad) for key, grad in _book.LayerNetExtend.gradient(net, x, t).items()}
 
 
-@pytest.mark.parametrize("groups", [1, 2, 4, 8])
-@pytest.mark.parametrize("normalization", ["group", "instance"])
-def test_fused_group_norm_family_matches_the_layers(normalization, groups, monkeypatch):
-    """Group and instance norm run the fused kernels (groups = 1 to groups = D: instance
-    norm's channels of 8 positions down to one); the fused gradient equals the layer
-    classes', so do the central differences of each (float64; tanh, smooth where
-    one-value groups leave every output at beta), and inference equals the layers'.
-    (Backprop against central differences: over the net cases, group and instance
-    among them, in ``test_normalized_net_gradient_matches_numerical_gradient``.)"""
+@pytest.mark.parametrize("normalization, groups", [
+    *((normalization, groups) for normalization in ("group", "instance")
+      for groups in (1, 2, 4, 8)), ("switchable", 2)])
+def test_fused_normalizations_match_the_layers(normalization, groups, monkeypatch):
+    """Group, instance and switchable norm run the fused kernels (groups = 1 to groups =
+    D: instance norm's channels of 8 positions down to one); the fused gradient (and
+    switchable norm's running statistics) equals the layer classes', so do the central
+    differences of each (float64; tanh, smooth where one-value groups leave every
+    output at beta), and inference equals the layers'.  (Backprop against central
+    differences: over the net cases, these among them, in
+    ``test_normalized_net_gradient_matches_numerical_gradient``.)"""
     calls = []
     for name in ("mlp_train_step", "mlp_numerical_gradient", "mlp_predict",
                  "mlp_predict_labels", "mlp_cross_entropy"):
@@ -712,15 +722,26 @@ def test_fused_group_norm_family_matches_the_layers(normalization, groups, monke
     net = fast_nets.MultiLayerNetExtend(*GROUPED_SIZES, activation="tanh",
                                         weight_decay_lambda=0.05, normalization=normalization,
                                         groups=groups, dtype=np.float64, seed=0)
-    assert net._fused
     width = groups if normalization == "instance" else 8
     assert net.params["gamma1"].shape == net.params["beta2"].shape == (width,)
     x, t = batch(0, sizes=GROUPED_SIZES)
-    for key in ("gamma1", "beta1", "gamma2", "beta2"):  # away from the initial 1s and 0s
-        net.params[key][...] += np.linspace(-0.3, 0.3, width)
+    for key, param in net.params.items():  # the normalizations', away from 1s and 0s
+        if key.rstrip("0123456789") not in ("W", "b"):
+            param[...] += np.linspace(-0.3, 0.3, param.size)
+    running = {key: np.array(stats) for key, stats in running_stats(net).items()}
     fused = {key: grad.copy() for key, grad in net.gradient(x, t).items()}
     assert calls == ["mlp_train_step"]
+    fused_running = running_stats(net)
+    for layer, i in zip(running_layers(net), (1, 2)):  # rewound for the layers' pass
+        layer.running_mean[...], layer.running_var[...] = (running[f"running_mean{i}"],
+                                                           running[f"running_var{i}"])
     layered = layer_by_layer_gradient(net, x, t)
+    kept = {f"{name}{i}" for name in ("running_mean", "running_var") for i in (1, 2)}
+    assert fused_running.keys() == running.keys() == (
+        kept if normalization == "switchable" else set())
+    for key, stats in running_stats(net).items():
+        assert not np.array_equal(stats, running[key]), key
+        assert_allclose(fused_running[key], stats, rtol=1e-12, atol=1e-14, err_msg=key)
     numeric = net.numerical_gradient(x, t)
     layered_numeric = net._layer_numerical_gradient(x, t)
     assert fused.keys() == layered.keys() == numeric.keys() == layered_numeric.keys()

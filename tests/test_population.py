@@ -20,7 +20,7 @@ from cases import (
     optimizer_state,
 )
 from numpy.testing import assert_array_equal
-from test_nets import batchnorms, book_step, dropouts, inert_biases, running_stats
+from test_nets import book_step, dropouts, inert_biases, running_layers, running_stats
 
 from fastnet import nets as fast_nets
 from fastnet import optimizers as fast_optimizers
@@ -285,7 +285,7 @@ def test_configs_take_the_net_and_optimizer_defaults():
     for key, value in reference.params.items():
         assert_array_equal(net.params[key], value)
     assert [d.dropout_ratio for d in dropouts(net)] == [0.5, 0.5]
-    assert net.weight_decay_lambda == 0 and not batchnorms(net)
+    assert net.weight_decay_lambda == 0 and not running_layers(net)
 
 
 # ------------------------------------------------------------------ bad input
@@ -362,6 +362,8 @@ ERRORS = [
     ("normalization", lambda: pop3(normalization="weight"), ValueError,
      ("a population's normalization must be one of (None, 'batch', 'layer') (what the "
       "compiled step runs), got 'weight'")),
+    ("switchable norm", lambda: pop3(normalization="switchable"), ValueError,
+     "a population's normalization must be one of (None, 'batch', 'layer')"),
     ("set_member dtype",
      lambda: pop3().set_member(0, fast_nets.MultiLayerNetExtend(*SIZES, dtype=np.float64)),
      ValueError, "net must be a fastnet.nets.MultiLayerNetExtend"),

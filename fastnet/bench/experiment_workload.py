@@ -38,7 +38,7 @@ TRAINING = ("train_step", "gradient")
 
 def _net_call(net, method, args, kwargs):
     """``(dims, rows, members, training, chunk)`` of one call of a net's ``method``."""
-    from fastnet.arena import FUSED_NORMALIZATIONS
+    from fastnet.arena import RUNNING_NORMALIZATIONS
     from fastnet.nets import INFERENCE_CHUNK
 
     x = np.asarray(args[0])
@@ -47,10 +47,9 @@ def _net_call(net, method, args, kwargs):
     flag_at = {"predict": 1, "loss": 2}.get(method)  # train_flg's position, if it has one
     train_mode = kwargs.get("train_flg", args[flag_at] if flag_at and len(args) > flag_at
                             else False)
-    # the fused kernels infer in chunks; the layer-by-layer path and training mode do not
-    fused = net.normalization in FUSED_NORMALIZATIONS
-    chunked = not training and fused and not (
-        train_mode and (net.use_batchnorm or net.use_dropout))
+    # the fused kernels infer in chunks; training mode (the layers) does not
+    chunked = not training and not (
+        train_mode and (net.normalization in RUNNING_NORMALIZATIONS or net.use_dropout))
     return dims, x.shape[0], 1, training, INFERENCE_CHUNK if chunked else None
 
 

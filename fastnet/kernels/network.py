@@ -2,9 +2,9 @@
 central-difference gradient (``mlp_numerical_gradient``) and its inference forward pass
 (``mlp_predict``, ``mlp_predict_labels``, ``mlp_cross_entropy``).
 
-The net is ``[Affine -> (BatchNorm or GroupNorm) -> act -> (Dropout)] * (L-1) -> Affine
--> SoftmaxWithLoss``, the book's ``MultiLayerNetExtend`` (``norm``: ``NO_NORM``,
-``BATCH_NORM`` or ``GROUP_NORM``).  ``GROUP_NORM`` is the family of
+The net is ``[Affine -> (BatchNorm, GroupNorm or SwitchNorm) -> act -> (Dropout)] * (L-1)
+-> Affine -> SoftmaxWithLoss``, the book's ``MultiLayerNetExtend`` (``norm``: ``NO_NORM``,
+``BATCH_NORM``, ``GROUP_NORM`` or ``SWITCHABLE_NORM``).  ``GROUP_NORM`` is the family of
 ``normalization.group_norm_forward``: hidden layer l's D units viewed as
 ``layout[l, GROUPS]`` groups of D / groups values, each channel of them
 ``layout[l, POSITIONS]`` positions long, with one gamma and beta per channel:
@@ -14,13 +14,20 @@ The net is ``[Affine -> (BatchNorm or GroupNorm) -> act -> (Dropout)] * (L-1) ->
 * instance norm (``groups=G``): G groups of one channel of D / G positions (gamma,
   beta: G).
 
+``SWITCHABLE_NORM`` is ``normalization.switchable_forward_train`` (``_infer``,
+``switchable_backward``) on the D units, channels of one position: the layer and the
+batch statistics mixed by the softmax of the logits ``mean_weight``, ``var_weight`` (2,),
+with running statistics as batch norm's.
+
 Parameters, gradients and running statistics live in flat arenas; ``layout[l]`` holds
-the offsets of layer l's ``W, b, gamma, beta`` (into ``params``/``grads``) and
-``running_mean, running_var`` (into ``running``), and the group-norm family's groups and
-positions.  Hidden activations, normalised values, stds and dropout masks live in
+the offsets of layer l's ``W, b, gamma, beta`` and switchable norm's ``mean_weight,
+var_weight`` (into ``params``/``grads``), ``running_mean, running_var`` (into
+``running``), and the group-norm family's groups and positions.  Hidden activations,
+normalised values, stds, switchable norm's float64 statistics and dropout masks live in
 workspaces sized for the batch, laid out layer after layer (the group-norm family's
 stds: one per sample and group).  Nothing is allocated here but the normalizations'
-small per-column, per-group and per-chunk arrays.
+small per-column, per-group and per-chunk arrays (switchable norm's backward: a few of
+batch x width).
 
 Dropout keeps ``h = y * mask`` in place of ``y``: wherever the mask keeps an element,
 ``h == y`` and the activation's gradient reads the same value.  Where it drops one,
@@ -45,18 +52,27 @@ from .batchnorm import batchnorm_act_forward_train, batchnorm_backward, batchnor
 from .blas import gemm, gemm_update
 from .dropout import activation_dropout_forward
 from .jit import inline, jit
-from .normalization import group_norm_backward, group_norm_forward
+from .normalization import (
+    group_norm_backward,
+    group_norm_forward,
+    switchable_backward,
+    switchable_forward_infer,
+    switchable_forward_train,
+)
 from .softmax import LOG_EPS, softmax_cross_entropy_grad, softmax_row
 
-# The columns of ``layout``: offsets of each layer's arrays in the arenas, then the
-# group-norm family's groups and positions per channel (zeros for the other norms)
-W, B, GAMMA, BETA, RUNNING_MEAN, RUNNING_VAR, GROUPS, POSITIONS = range(8)
-LAYOUT_COLUMNS = 8
+# The columns of ``layout``: offsets of each layer's arrays in the arenas, the
+# group-norm family's groups and positions per channel, then the offsets of switchable
+# norm's mixing logits (zeros where a norm has no such array)
+(W, B, GAMMA, BETA, RUNNING_MEAN, RUNNING_VAR, GROUPS, POSITIONS, MEAN_WEIGHT,
+ VAR_WEIGHT) = range(10)
+LAYOUT_COLUMNS = 10
 # The normalization after each hidden Affine: layer, group and instance norm are one
 # kernel (``GROUP_NORM``), told apart by ``layout``'s groups and positions
-NO_NORM, BATCH_NORM, GROUP_NORM = range(3)
+NO_NORM, BATCH_NORM, GROUP_NORM, SWITCHABLE_NORM = range(4)
 NORM_CODES = {None: NO_NORM, "batch": BATCH_NORM, "layer": GROUP_NORM, "group": GROUP_NORM,
-              "instance": GROUP_NORM}
+              "instance": GROUP_NORM, "switchable": SWITCHABLE_NORM}
+MIXED = 2  # switchable norm's mixing logits per layer: (layer, batch)
 
 
 @inline
@@ -72,6 +88,13 @@ def grouped(rows, groups):
 
 
 @inline
+def activate_rows(out, act):
+    """``out = act(out)`` in place, row by row (``activations.activate_row``)."""
+    for i in range(out.shape[0]):
+        activate_row(out, i, act)
+
+
+@inline
 def group_norm_rows(z, groups, positions, gamma, beta, eps, xn, std, act, out):
     """``out = act(gamma (z - mean) / std + beta)`` over each of the ``groups`` groups of
     each row of ``z`` (N, D), channels of ``positions`` values each (see the module
@@ -79,8 +102,7 @@ def group_norm_rows(z, groups, positions, gamma, beta, eps, xn, std, act, out):
     n = z.shape[0]
     group_norm_forward(grouped(z, groups), positions, gamma, beta, eps, grouped(xn, groups),
                        std.reshape((n, groups)), grouped(out, groups))
-    for i in range(n):
-        activate_row(out, i, act)
+    activate_rows(out, act)
 
 
 @inline
@@ -98,8 +120,58 @@ def norm_width(norm, layout, l, d):
 
 
 @inline
-def train_forward(x, labels, dims, layout, act, params, running, norm, bn_momenta, bn_eps,
-                  dropout_ratios, keys, acts, xns, stds, masks, scratch, logits):
+def switchable_stats_width(norm, n, d):
+    """A hidden layer's entries in the ``stats`` workspace (float64), for ``n`` rows of
+    ``d`` units: switchable norm's instance (2, N, D), layer (2, N) and batch (2, D)
+    statistics, mixed means and stds (N, D) each and mixing weights (2, 3); none for the
+    other norms."""
+    return 4 * n * d + 2 * n + 2 * d + 6 if norm == SWITCHABLE_NORM else 0
+
+
+@inline
+def switchable_stats(stats, offset, n, d):
+    """Views of ``switchable_stats_width``'s arrays from ``stats[offset]``."""
+    inst = stats[offset:offset + 2 * n * d].reshape((2, n, d))
+    offset += 2 * n * d
+    layer = stats[offset:offset + 2 * n].reshape((2, n))
+    offset += 2 * n
+    batch = stats[offset:offset + 2 * d].reshape((2, d))
+    offset += 2 * d
+    mean = view(stats, offset, n, d)
+    std = view(stats, offset + n * d, n, d)
+    weights = view(stats, offset + 2 * n * d, 2, 3)
+    return inst, layer, batch, mean, std, weights
+
+
+@inline
+def mixing_weights(params, layout, l, weights):
+    """``weights[0]``, ``weights[1]``: the (instance, layer, batch) weights of switchable
+    norm's mean and variance in hidden layer l, ``(0, softmax(logits))`` in float64 (a
+    unit has no positions, hence no instance statistics)."""
+    for row, column in enumerate((MEAN_WEIGHT, VAR_WEIGHT)):
+        logits = params[layout[l, column]:layout[l, column] + MIXED]
+        top = max(logits[0], logits[1])
+        e_layer = math.exp(np.float64(logits[0]) - top)
+        e_batch = math.exp(np.float64(logits[1]) - top)
+        weights[row, 0] = 0.0
+        weights[row, 1] = e_layer / (e_layer + e_batch)
+        weights[row, 2] = e_batch / (e_layer + e_batch)
+
+
+@inline
+def mixing_logit_grads(weights, dweights, grads, layout, l):
+    """The gradients of hidden layer l's mixing logits from those of its weights,
+    softmax's backward ``d logit_k = w_k (dw_k - sum_j w_j dw_j)``."""
+    for row, column in enumerate((MEAN_WEIGHT, VAR_WEIGHT)):
+        w, dw = weights[row], dweights[row]
+        dot = w[0] * dw[0] + w[1] * dw[1] + w[2] * dw[2]
+        for k in range(MIXED):
+            grads[layout[l, column] + k] = w[k + 1] * (dw[k + 1] - dot)
+
+
+@inline
+def train_forward(x, labels, dims, layout, act, params, running, norm, momenta, bn_eps,
+                  dropout_ratios, keys, acts, xns, stds, stats, masks, scratch, logits):
     """The forward pass of ``mlp_train_step`` (arguments as there): returns the mean
     cross-entropy, leaves d(loss)/d(logits) in ``logits`` and, in the workspaces, what
     the backward pass reads."""
@@ -111,6 +183,7 @@ def train_forward(x, labels, dims, layout, act, params, running, norm, bn_moment
     h = x
     offset = 0
     std_offset = 0
+    stats_offset = 0
     for l in range(n_layers - 1):
         d_in, d = dims[l], dims[l + 1]
         w = view(params, layout[l, W], d_in, d)
@@ -130,11 +203,24 @@ def train_forward(x, labels, dims, layout, act, params, running, norm, bn_moment
                             stds[std_offset:std_offset + std_width(norm, layout, l, n, d)],
                             IDENTITY if dropout else act, y)
             z = y
+        if norm == SWITCHABLE_NORM:
+            y = view(scratch[1], 0, n, d) if dropout else out
+            inst, layer, batch, mean, std, weights = switchable_stats(stats, stats_offset, n, d)
+            mixing_weights(params, layout, l, weights)
+            # one position per unit, an int64: see the last layer's call below
+            switchable_forward_train(
+                z, np.int64(1), params[layout[l, GAMMA]:layout[l, GAMMA] + d],
+                params[layout[l, BETA]:layout[l, BETA] + d], weights[0], weights[1], bn_eps,
+                momenta[l], running[layout[l, RUNNING_MEAN]:layout[l, RUNNING_MEAN] + d],
+                running[layout[l, RUNNING_VAR]:layout[l, RUNNING_VAR] + d], inst, layer, batch,
+                mean, std, view(xns, offset, n, d), y)
+            activate_rows(y, IDENTITY if dropout else act)
+            z = y
         if bn:
             y = view(scratch[1], 0, n, d) if dropout else out
             batchnorm_act_forward_train(
                 z, params[layout[l, GAMMA]:layout[l, GAMMA] + d],
-                params[layout[l, BETA]:layout[l, BETA] + d], bn_eps, bn_momenta[l],
+                params[layout[l, BETA]:layout[l, BETA] + d], bn_eps, momenta[l],
                 running[layout[l, RUNNING_MEAN]:layout[l, RUNNING_MEAN] + d],
                 running[layout[l, RUNNING_VAR]:layout[l, RUNNING_VAR] + d],
                 IDENTITY if dropout else act, view(xns, offset, n, d),
@@ -147,6 +233,7 @@ def train_forward(x, labels, dims, layout, act, params, running, norm, bn_moment
         h = out
         offset += n * d
         std_offset += std_width(norm, layout, l, n, d)
+        stats_offset += switchable_stats_width(norm, n, d)
 
     last = n_layers - 1
     w = view(params, layout[last, W], dims[last], dims[last + 1])
@@ -159,22 +246,25 @@ def train_forward(x, labels, dims, layout, act, params, running, norm, bn_moment
 
 @jit
 def mlp_train_step(x, labels, dims, layout, act, params, grads, running, norm,
-                   bn_momenta, bn_eps, dropout_ratios, keys, sgd, weight_decay,
-                   acts, xns, stds, masks, scratch, logits):
+                   momenta, bn_eps, dropout_ratios, keys, sgd, weight_decay,
+                   acts, xns, stds, stats, masks, scratch, logits):
     """Forward and backward of one mini-batch; returns the mean cross-entropy.
 
     ``grads`` receives every gradient; each weight matrix's has ``weight_decay * W``
     added (the book's ``gradient()``: pass the net's lambda), or none (pass 0 where the
     optimizer folds the decay into its own pass). ``norm`` is the hidden layers'
-    normalization, ``bn_eps`` its epsilon. With batch norm, ``bn_momenta[l]`` is
-    hidden layer l's momentum and ``running`` is updated; without, ``bn_momenta`` is
-    empty. With dropout, ``dropout_ratios[l]`` and ``keys[l]`` are hidden layer l's ratio
-    and stream key; without, both are empty. ``sgd`` is empty, or ``(lr, weight_decay)``
-    (``weight_decay`` is then not read) to apply the book's SGD in the backward
-    pass: each weight matrix then takes its step inside the GEMM that would have made
-    its gradient, ``W = (1 - lr wd) W - lr h^T dz`` (BLAS's ``beta = 1``), and that
-    gradient is never written to ``grads``; biases, gammas and betas get their gradients
-    and then ``p -= lr g``. ``scratch`` (2, N * widest hidden layer) holds what a hidden
+    normalization, ``bn_eps`` its epsilon. With batch or switchable norm, ``momenta[l]``
+    is hidden layer l's momentum of the running statistics and ``running`` is updated;
+    without, ``momenta`` is empty. ``stats`` (float64) holds switchable norm's
+    statistics, layer after layer (``switchable_stats_width``), and is empty for the
+    other norms. With dropout, ``dropout_ratios[l]`` and ``keys[l]`` are hidden layer
+    l's ratio and stream key; without, both are empty. ``sgd`` is empty, or ``(lr,
+    weight_decay)`` (``weight_decay`` is then not read) to apply the book's SGD in the
+    backward pass: each weight matrix then takes its step inside the GEMM that would
+    have made its gradient, ``W = (1 - lr wd) W - lr h^T dz`` (BLAS's ``beta = 1``),
+    and that gradient is never written to ``grads``; biases, gammas, betas and mixing
+    logits get their gradients and then ``p -= lr g``. ``scratch`` (2, N * widest
+    hidden layer) holds what a hidden
     layer computes before its activation in the forward pass, and the back-propagated
     gradients in the backward pass, so that no pass reads and writes one buffer through
     two names (such a pass does not vectorise); ``logits`` ends holding
@@ -183,13 +273,16 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running, norm,
     n = x.shape[0]
     n_layers = dims.size - 1
     normed = norm != NO_NORM
-    loss = train_forward(x, labels, dims, layout, act, params, running, norm, bn_momenta,
-                         bn_eps, dropout_ratios, keys, acts, xns, stds, masks, scratch, logits)
+    loss = train_forward(x, labels, dims, layout, act, params, running, norm, momenta,
+                         bn_eps, dropout_ratios, keys, acts, xns, stds, stats, masks, scratch,
+                         logits)
     offset = 0  # past the last hidden layer's entries in the workspaces
     std_offset = 0
+    stats_offset = 0
     for l in range(n_layers - 1):
         offset += n * dims[l + 1]
         std_offset += std_width(norm, layout, l, n, dims[l + 1])
+        stats_offset += switchable_stats_width(norm, n, dims[l + 1])
 
     no_mask = masks[:0]
     dz = logits
@@ -200,6 +293,7 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running, norm,
         if l < n_layers - 1:
             offset -= n * d
             std_offset -= std_width(norm, layout, l, n, d)
+            stats_offset -= switchable_stats_width(norm, n, d)
             dh = view(scratch[dh_row], 0, n, d)
             dz = view(scratch[1 - dh_row], 0, n, d)
             keep = masks[offset:offset + n * d] if act == TANH else no_mask
@@ -219,6 +313,14 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running, norm,
                                     stds[std_offset:std_offset + n * groups].reshape(
                                         (n, groups)),
                                     gamma, dgamma, dbeta, grouped(dh, groups))
+            elif norm == SWITCHABLE_NORM:
+                inst, layer, batch, mean, std, weights = switchable_stats(stats, stats_offset,
+                                                                          n, d)
+                dweights = np.empty((2, 3))
+                switchable_backward(dz, np.int64(1), view(xns, offset, n, d), gamma,
+                                    weights[0], weights[1], inst, layer, batch, mean, std,
+                                    dgamma, dbeta, dweights[0], dweights[1], dh)
+                mixing_logit_grads(weights, dweights, grads, layout, l)
             if normed:
                 dz = dh
                 activation_grad_colsum(dz, dz, IDENTITY, no_mask, dz, gb)
@@ -239,6 +341,11 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running, norm,
                     optimizers.sgd(params[layout[l, column]:layout[l, column] + width],
                                    grads[layout[l, column]:layout[l, column] + width], lr,
                                    no_decay)
+            if norm == SWITCHABLE_NORM and l < n_layers - 1:
+                for column in (MEAN_WEIGHT, VAR_WEIGHT):
+                    optimizers.sgd(params[layout[l, column]:layout[l, column] + MIXED],
+                                   grads[layout[l, column]:layout[l, column] + MIXED], lr,
+                                   no_decay)
         elif weight_decay:  # gW = wd W + h^T dz: BLAS's beta = 1 adds the product
             gw = view(grads, layout[l, W], d_in, d)
             for i in range(d_in):
@@ -252,9 +359,9 @@ def mlp_train_step(x, labels, dims, layout, act, params, grads, running, norm,
 
 
 @jit
-def mlp_numerical_gradient(x, labels, dims, layout, act, params, running, norm, bn_momenta,
+def mlp_numerical_gradient(x, labels, dims, layout, act, params, running, norm, momenta,
                            bn_eps, dropout_ratios, keys, weight_decay, n_decayed, h,
-                           acts, xns, stds, masks, scratch, logits, grads):
+                           acts, xns, stds, stats, masks, scratch, logits, grads):
     """``grads[i] = (L(p + h e_i) - L(p - h e_i)) / 2h`` for every element ``i`` of
     ``params`` (the book's central differences), ``L`` the training loss of
     ``train_forward`` plus ``0.5 weight_decay sum(W^2)`` over the first ``n_decayed``
@@ -267,13 +374,13 @@ def mlp_numerical_gradient(x, labels, dims, layout, act, params, running, norm, 
     for i in range(params.size):
         saved = params[i]
         params[i] = saved + h
-        plus = train_forward(x, labels, dims, layout, act, params, running, norm, bn_momenta,
-                             bn_eps, dropout_ratios, keys, acts, xns, stds, masks, scratch,
-                             logits)
+        plus = train_forward(x, labels, dims, layout, act, params, running, norm, momenta,
+                             bn_eps, dropout_ratios, keys, acts, xns, stds, stats, masks,
+                             scratch, logits)
         params[i] = saved - h
-        minus = train_forward(x, labels, dims, layout, act, params, running, norm, bn_momenta,
-                              bn_eps, dropout_ratios, keys, acts, xns, stds, masks, scratch,
-                              logits)
+        minus = train_forward(x, labels, dims, layout, act, params, running, norm, momenta,
+                              bn_eps, dropout_ratios, keys, acts, xns, stds, stats, masks,
+                              scratch, logits)
         params[i] = saved
         if weight_decay and i < n_decayed:  # the other entries' squares cancel
             others = squares - saved * saved
@@ -287,8 +394,9 @@ def mlp_numerical_gradient(x, labels, dims, layout, act, params, running, norm, 
 def infer_chunk(x, dims, layout, act, params, running, norm, eps, dropout_scales, stds,
                 scratch, logits):
     """``logits = net(x)`` in inference mode for the rows of ``x`` (at most a chunk):
-    batch norm with the running statistics (``stds`` already holds ``sqrt(var + eps)``)
-    or the group-norm family, the activation, dropout's ``* (1 - ratio)``
+    batch norm with the running statistics (``stds`` already holds ``sqrt(var + eps)``),
+    the group-norm family or switchable norm (the running statistics in place of the
+    batch's), the activation, dropout's ``* (1 - ratio)``
     (``dropout_scales``, empty for none).
 
     Activations ping-pong between the two rows of ``scratch``: an affine layer writes
@@ -314,6 +422,16 @@ def infer_chunk(x, dims, layout, act, params, running, norm, eps, dropout_scales
                             params[layout[l, GAMMA]:layout[l, GAMMA] + width],
                             params[layout[l, BETA]:layout[l, BETA] + width], eps, out,
                             np.empty(n * layout[l, GROUPS], out.dtype), act, out)
+        elif norm == SWITCHABLE_NORM:
+            out = view(scratch[cur], 0, n, d)
+            weights = np.empty((2, 3))
+            mixing_weights(params, layout, l, weights)
+            switchable_forward_infer(
+                z, np.int64(1), params[layout[l, GAMMA]:layout[l, GAMMA] + d],
+                params[layout[l, BETA]:layout[l, BETA] + d], weights[0], weights[1], eps,
+                running[layout[l, RUNNING_MEAN]:layout[l, RUNNING_MEAN] + d],
+                running[layout[l, RUNNING_VAR]:layout[l, RUNNING_VAR] + d], out)
+            activate_rows(out, act)
         elif norm == BATCH_NORM:
             out = view(scratch[cur], 0, n, d)
             batchnorm_infer_act(
@@ -338,9 +456,9 @@ def infer_chunk(x, dims, layout, act, params, running, norm, eps, dropout_scales
 
 
 @inline
-def running_stds(dims, layout, running, bn_eps, stds):
+def running_stds(dims, layout, running, norm, bn_eps, stds):
     """``stds = sqrt(running_var + eps)`` of every batch-norm layer, layer after layer."""
-    if running.size:
+    if norm == BATCH_NORM:
         offset = 0
         for l in range(dims.size - 2):
             d = dims[l + 1]
@@ -368,11 +486,11 @@ def mlp_predict(x, dims, layout, act, params, running, norm, bn_eps, dropout_sca
     """``out = net(x)``, the logits in inference mode, ``chunk`` rows at a time.
 
     ``norm`` and ``bn_eps`` as in ``mlp_train_step``; ``running`` is empty without batch
-    norm; ``dropout_scales[l]`` is hidden layer l's
+    or switchable norm; ``dropout_scales[l]`` is hidden layer l's
     ``1 - ratio`` (empty without dropout); ``stds`` (sum of hidden widths) and
     ``scratch`` (2, chunk * widest hidden layer) are workspaces.
     """
-    running_stds(dims, layout, running, bn_eps, stds)
+    running_stds(dims, layout, running, norm, bn_eps, stds)
     for start in range(0, x.shape[0], chunk):
         chunk_logits(x, start, chunk, dims, layout, act, params, running, norm, bn_eps,
                      dropout_scales, stds, scratch, out[start:])
@@ -384,7 +502,7 @@ def mlp_predict_labels(x, dims, layout, act, params, running, norm, bn_eps, drop
     """``out = argmax(net(x), axis=1)`` as ``np.argmax`` (the first largest logit, the
     first NaN if any); ``logits`` (chunk, classes) is a workspace, the rest as in
     ``mlp_predict``."""
-    running_stds(dims, layout, running, bn_eps, stds)
+    running_stds(dims, layout, running, norm, bn_eps, stds)
     for start in range(0, x.shape[0], chunk):
         y = chunk_logits(x, start, chunk, dims, layout, act, params, running, norm,
                          bn_eps, dropout_scales, stds, scratch, logits)
@@ -404,7 +522,7 @@ def mlp_cross_entropy(x, labels, dims, layout, act, params, running, norm, bn_ep
     """The mean cross-entropy ``-sum(log(softmax(net(x))[i, t_i] + 1e-7)) / N`` in
     inference mode, summed in float64 in row order (as ``softmax_cross_entropy``);
     arguments as in ``mlp_predict_labels``."""
-    running_stds(dims, layout, running, bn_eps, stds)
+    running_stds(dims, layout, running, norm, bn_eps, stds)
     loss = 0.0
     for start in range(0, x.shape[0], chunk):
         y = chunk_logits(x, start, chunk, dims, layout, act, params, running, norm,

@@ -69,6 +69,7 @@ def population_train_step(x, labels, rows, dims, layout, act, params, grads, run
     ``network.mlp_train_step``.
     """
     no_sgd = hyper[0, :0]
+    no_stats = np.empty(0)  # switchable norm's statistics: a population has no such norm
     sgd = np.empty(2, params.dtype)
     for k in range(first, last):
         if rows.shape[0]:
@@ -88,11 +89,11 @@ def population_train_step(x, labels, rows, dims, layout, act, params, grads, run
             sgd[1] = wd
             losses[k] = mlp_train_step(xk, tk, dims, layout, act, p, g, running[k], norm,
                                        bn_momenta, bn_eps, dropout_ratios[k], keys[k], sgd,
-                                       0.0, acts, xns, stds, masks, scratch, logits)
+                                       0.0, acts, xns, stds, no_stats, masks, scratch, logits)
             continue
         losses[k] = mlp_train_step(xk, tk, dims, layout, act, p, g, running[k], norm,
                                    bn_momenta, bn_eps, dropout_ratios[k], keys[k], no_sgd, 0.0,
-                                   acts, xns, stds, masks, scratch, logits)
+                                   acts, xns, stds, no_stats, masks, scratch, logits)
         if wd:  # as ``update_flat``: the decayed weights, then the rest
             update(kind, p[:n_decayed], g[:n_decayed], states[:, :, :n_decayed], k,
                    hyper[k], wd)
