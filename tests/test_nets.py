@@ -205,13 +205,20 @@ def test_train_step_matches_gradient_then_update(opt_case, net_case, dtype):
     assert {f"W{i}" for i in (1, 2, 3)} <= set(moved)
 
 
+@pytest.mark.parametrize("n", [2, 3, 8, 100])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("net_case", TABLE_NETS)
 @pytest.mark.parametrize("opt_case", [c for c in OPTIMIZERS if c.id in ("sgd", "adam")])
-def test_book_path_matches_the_reference(opt_case, net_case, dtype, monkeypatch):
+def test_book_path_matches_the_reference(opt_case, net_case, dtype, n, monkeypatch):
     """``optimizer.update(net.params, net.gradient(x, t))`` on fastnet's net: the
     reference net's trajectory (weight decay added once, by ``gradient()``), with one
-    flat update pass per step."""
+    flat update pass per step, on batches of ``n`` rows (2: the fewest batch statistics
+    allow)."""
+    if n == 2 and net_case.kwargs.get("use_batchnorm"):
+        # every unit's two values normalize to about -1 and +1 whatever the layers below
+        # do: the gradients below are what a cancellation leaves, rounding noise that
+        # Adam (float64) and float32 SGD steps turn into different trajectories
+        pytest.skip("batch norm of two samples: the gradients below it are rounding noise")
     fast, ref = make_net(fast_nets, net_case, dtype), make_net(reference_nets, net_case, dtype)
     fast_opt, ref_opt = opt_case.make(fast_optimizers), opt_case.make(reference_optimizers)
     update_flat, calls = fast_opt.update_flat, []
@@ -219,7 +226,7 @@ def test_book_path_matches_the_reference(opt_case, net_case, dtype, monkeypatch)
                         lambda *args: calls.append(args) or update_flat(*args))
     inert = inert_biases(ref, opt_case)
     for step in range(5):
-        x, t = batch(step, dtype=dtype)
+        x, t = batch(step, n=n, dtype=dtype)
         assert_close(book_step(fast, x, t, fast_opt), book_step(ref, x, t, ref_opt), dtype,
                      f"loss of step {step}", check_dtype=False)
     assert len(calls) == 5
