@@ -97,35 +97,33 @@ class _FusedNet:
     def _build_weight_norm(self, kernel_layout):
         """Weight norm's fused path: the kernels run a plain net on ``W = g v / ||v||``
         and ``b``, kept in arenas of their own laid out by ``kernel_layout``
-        (``NetLayout.kernel``), and their gradients of W and b are turned into those of
-        ``v``, ``g`` and ``b`` (``_weight_norm_grads``)."""
+        (``NetLayout.kernel``), formed in one call before each pass; their gradients of W
+        and b are turned into those of ``v``, ``g`` and ``b`` in one call after
+        (``normalization.weight_norm_layers`` and ``weight_norm_layers_backward``)."""
         self._kernel_params = kernel_layout.params(aligned_empty(kernel_layout.size, self.dtype))
         self._kernel_grads = kernel_layout.params(aligned_zeros(kernel_layout.size, self.dtype))
-        self._norms = [np.empty(self.params[f"b{i}"].shape, self.dtype)
-                       for i in range(1, self.hidden_layer_num + 2)]
+        n_layers = self.hidden_layer_num + 1
+        self._weight_norm_table = np.array(
+            [[self._views[f"{name}{i}"][0] for name in "vgb"]
+             + [kernel_layout.views[f"{name}{i}"][0] for name in "Wb"]
+             for i in range(1, n_layers + 1)], np.int64)
+        self._norms = np.empty(int(self._dims[1:].sum()), self.dtype)
 
     def _kernel_arenas(self):
         """The parameter and gradient arenas the fused kernels run on, the effective
         weights of weight norm formed first."""
         if self.normalization != "weight":
             return self._arena, self._grad_arena
-        for i, norms in enumerate(self._norms, 1):
-            normalization.weight_norm_weight(self.params[f"v{i}"], self.params[f"g{i}"], norms,
-                                             self._kernel_params[f"W{i}"])
-            self._kernel_params[f"b{i}"][...] = self.params[f"b{i}"]
+        normalization.weight_norm_layers(self._dims, self._weight_norm_table, self._arena,
+                                         self._kernel_params.arena, self._norms)
         return self._kernel_params.arena, self._kernel_grads.arena
 
     def _weight_norm_grads(self, weight_decay):
         """The gradients of v, g and b from the kernels' of W and b, ``lambda g`` added to
         g's (``0.5 lambda sum(W^2)`` is ``0.5 lambda sum(g^2)``)."""
-        for i, norms in enumerate(self._norms, 1):
-            dg = self.grads[f"g{i}"]
-            normalization.weight_norm_backward(
-                self._kernel_grads[f"W{i}"], self.params[f"v{i}"], self.params[f"g{i}"], norms,
-                self.grads[f"v{i}"], dg)
-            if weight_decay:
-                dg += weight_decay * self.params[f"g{i}"]
-            self.grads[f"b{i}"][...] = self._kernel_grads[f"b{i}"]
+        normalization.weight_norm_layers_backward(
+            self._dims, self._weight_norm_table, self._arena, self._kernel_grads.arena,
+            self._norms, weight_decay, self._grad_arena)
 
     def __setstate__(self, state):
         """A copy (``copy.deepcopy``, pickle) gets arenas of its own, built as at

@@ -204,5 +204,10 @@ def test_experiment_all_json(capsys):
     ratios = result["ratios"]
     assert ratios["gemm_count"] > 0 and ratios["recorded_calls"] > 0
     assert 0 < ratios["floor_share"] and ratios["fastnet_over_floor"] > 0
+    # experiment by experiment: each one's time, and over its own GEMMs where it has any
+    from fastnet.experiments import EXPERIMENTS
+    assert {f"{name}_s" for name in EXPERIMENTS} <= set(ratios)
+    assert ratios["optimizers_over_floor"] > 0 and ratios["normalization_over_floor"] > 0
+    assert "optimizer-paths_over_floor" not in ratios  # no net, no GEMM
     assert [t["metric"] for t in result["targets"]] == ["fastnet_over_floor"]
     assert "experiment-all" not in DEFAULT_WORKLOADS

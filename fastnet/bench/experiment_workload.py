@@ -68,10 +68,14 @@ def _population_call(pop, method, args, kwargs):
 class GemmRecorder(contextlib.AbstractContextManager):
     """While entered, the public methods of ``MultiLayerNet``, ``MultiLayerNetExtend``
     and ``Population`` are wrapped so that each outermost call (not the calls one
-    method makes to another) is counted in ``calls``; ``gemms()`` is their list."""
+    method makes to another) is counted in ``calls``, and in ``sections[section]`` for
+    the ``section`` being recorded (set it to name a part of the run, such as an
+    experiment); ``gemms()`` is their list."""
 
     def __init__(self):
         self.calls = Counter()
+        self.section = None
+        self.sections = {}
         self._saved = []
         self._depth = threading.local()
 
@@ -83,7 +87,9 @@ class GemmRecorder(contextlib.AbstractContextManager):
         def recorded(obj, *args, **kwargs):
             depth = getattr(self._depth, "value", 0)
             if depth == 0:
-                self.calls[describe(obj, name, args, kwargs)] += 1
+                call = describe(obj, name, args, kwargs)
+                self.calls[call] += 1
+                self.sections.setdefault(self.section, Counter())[call] += 1
             self._depth.value = depth + 1
             try:
                 return method(obj, *args, **kwargs)
@@ -111,10 +117,12 @@ class GemmRecorder(contextlib.AbstractContextManager):
                 setattr(cls, name, original)
         self._saved.clear()
 
-    def gemms(self):
-        """Every recorded call's GEMMs as ``gemm_list_step`` rows, (G, 5) int64."""
+    def gemms(self, section=None):
+        """Every recorded call's GEMMs (or those of ``section`` only) as
+        ``gemm_list_step`` rows, (G, 5) int64."""
+        calls = self.calls if section is None else self.sections.get(section, {})
         rows = []
-        for (dims, n, members, training, chunk), count in self.calls.items():
+        for (dims, n, members, training, chunk), count in calls.items():
             call = forward_gemms(dims, n, chunk)
             if training:
                 call += backward_gemms(dims, n)
@@ -136,7 +144,8 @@ def experiment_dataset():
 def run_experiments(quick):
     """Every experiment of ``fastnet experiment all`` in this process on fastnet's
     backend (the quick settings when ``quick``; the search on one worker), with a
-    ``GemmRecorder``; returns the wall seconds, the recorder and the dataset's name."""
+    ``GemmRecorder`` whose sections are the experiments' names; returns the wall seconds
+    (in all, and per experiment), the recorder and the dataset's name."""
     from fastnet.experiments import EXPERIMENTS
     from fastnet.experiments.shared import Context, get_backend
 
@@ -147,38 +156,50 @@ def run_experiments(quick):
             ctx.data()
             recorder = GemmRecorder()
             start = time.perf_counter()
+            each = {}
             with recorder:
-                for module in EXPERIMENTS.values():
+                for name, module in EXPERIMENTS.items():
                     settings = {**module.SETTINGS, **(module.QUICK_SETTINGS if quick else {})}
                     if "workers" in settings:
                         settings["workers"] = 1
+                    recorder.section = name
+                    began = time.perf_counter()
                     module.run(ctx, SimpleNamespace(**settings))
+                    each[name] = time.perf_counter() - began
             seconds = time.perf_counter() - start
-    return seconds, recorder, dataset
+    return seconds, each, recorder, dataset
 
 
 def experiment_all_workload(settings, progress):
     """``fastnet experiment all`` (in this process, once) against its GEMMs back to back
-    (median of ``experiment_floor_runs`` runs)."""
+    (median of ``experiment_floor_runs`` runs), in all and experiment by experiment
+    (the ratios ``<experiment>_over_floor``: where the time beyond the GEMMs goes)."""
     from fastnet.kernels import blas
 
     quick = settings.get("quick", False)
     progress("  running every experiment" + (" (quick settings)" if quick else ""))
-    seconds, recorder, dataset = run_experiments(quick)
+    seconds, each, recorder, dataset = run_experiments(quick)
     gemms = recorder.gemms()
-    floor = harness.local(gemm_list_step(gemms))
-    floor(1)  # compiles
-    floor_runs = [floor(1) for _ in range(settings["experiment_floor_runs"])]
+    floors = {name: harness.local(gemm_list_step(recorder.gemms(name)))
+              for name in each if name in recorder.sections}
+    for floor in floors.values():
+        floor(1)  # compiles
+    runs = [{name: floor(1) for name, floor in floors.items()}
+            for _ in range(settings["experiment_floor_runs"])]
+    floor_runs = [sum(run.values()) for run in runs]
     implementations = {"fastnet": harness.summary([seconds], 1, scale=1.0),
                        "gemm-floor": harness.summary(floor_runs, 1, scale=1.0)}
     floor_s = implementations["gemm-floor"]["median"]
+    by_experiment = {f"{name}_over_floor": seconds_of / float(np.median([r[name] for r in runs]))
+                     for name, seconds_of in each.items() if name in floors}
     flops = 2 * float(np.sum(np.prod(gemms[:, :3].astype(np.float64), axis=1)))
     notes = {"fastnet": f"{sum(recorder.calls.values()):,} calls of the nets' methods",
              "gemm-floor": f"{len(gemms):,} GEMMs, {flops / 1e9:.2f} GFLOP, compiled "
                            f"fastnet blas.gemm ({blas.BACKEND})"}
     ratios = {"fastnet_over_floor": seconds / floor_s if floor_s else None,
               "floor_share": floor_s / seconds if seconds else None,
-              "gemm_count": len(gemms), "recorded_calls": sum(recorder.calls.values())}
+              "gemm_count": len(gemms), "recorded_calls": sum(recorder.calls.values()),
+              **by_experiment, **{f"{name}_s": value for name, value in each.items()}}
     return {"description": (f"fastnet experiment all in this process on {dataset}"
                             + (", quick settings" if quick else ", the book's settings")
                             + "; hpo on one worker; wall s"),

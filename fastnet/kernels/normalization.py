@@ -477,3 +477,51 @@ def weight_norm_backward(dw, v, g, norms, dv, dg):
     for i in range(k_count):
         for j in range(d):
             dv[i, j] = (g[j] / norms[j]) * (dw[i, j] - dg[j] * v[i, j] / norms[j])
+
+
+# Columns of ``weight_norm_layers``' table: a layer's v, g and b in the weight-norm net's
+# arena, then its W and b in the plain net's arena that the fused kernels run on
+V_OFFSET, G_OFFSET, B_OFFSET, W_PLAIN, B_PLAIN = range(5)
+
+
+@jit
+def weight_norm_layers(dims, table, params, plain, norms):
+    """Every layer's effective weights at once: ``W = g v / ||v||`` (``weight_norm_weight``)
+    and ``b`` copied, from a weight-norm net's ``params`` arena into the plain net's
+    ``plain`` arena, at the offsets of ``table`` (one row per layer, columns ``V_OFFSET``
+    ..``B_PLAIN``); ``dims`` (L + 1,) are the widths from input to output, and ``norms``
+    (sum of ``dims[1:]``) receives each layer's column norms ``||v||``, layer after
+    layer."""
+    start = 0
+    for l in range(dims.size - 1):
+        k, d = dims[l], dims[l + 1]
+        row = table[l]
+        weight_norm_weight(params[row[V_OFFSET]:row[V_OFFSET] + k * d].reshape((k, d)),
+                           params[row[G_OFFSET]:row[G_OFFSET] + d], norms[start:start + d],
+                           plain[row[W_PLAIN]:row[W_PLAIN] + k * d].reshape((k, d)))
+        plain[row[B_PLAIN]:row[B_PLAIN] + d] = params[row[B_OFFSET]:row[B_OFFSET] + d]
+        start += d
+
+
+@jit
+def weight_norm_layers_backward(dims, table, params, plain_grads, norms, weight_decay, grads):
+    """The gradients of every layer's v, g and b in the weight-norm net's ``grads`` arena
+    (laid out as ``params``) from the plain net's gradients of W and b in ``plain_grads``
+    (``weight_norm_backward``); ``weight_decay * g`` is added to g's, the gradient of
+    ``0.5 lambda sum(W^2) = 0.5 lambda sum(g^2)``.  Arguments as ``weight_norm_layers``."""
+    start = 0
+    for l in range(dims.size - 1):
+        k, d = dims[l], dims[l + 1]
+        row = table[l]
+        g = params[row[G_OFFSET]:row[G_OFFSET] + d]
+        dg = grads[row[G_OFFSET]:row[G_OFFSET] + d]
+        weight_norm_backward(
+            plain_grads[row[W_PLAIN]:row[W_PLAIN] + k * d].reshape((k, d)),
+            params[row[V_OFFSET]:row[V_OFFSET] + k * d].reshape((k, d)), g,
+            norms[start:start + d], grads[row[V_OFFSET]:row[V_OFFSET] + k * d].reshape((k, d)),
+            dg)
+        if weight_decay != 0:
+            for j in range(d):
+                dg[j] += weight_decay * g[j]
+        grads[row[B_OFFSET]:row[B_OFFSET] + d] = plain_grads[row[B_PLAIN]:row[B_PLAIN] + d]
+        start += d
