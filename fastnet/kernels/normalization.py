@@ -21,11 +21,13 @@ of total variance (``var_ln = mean_c(var_in + (mu_in - mu_ln)^2)``), never as ``
 - E[x]^2``.
 
 Every sum is formed in float64, in an order fixed by the shapes alone.  Group norm's
-parallel builds give each thread whole chunks of ``ROWS_PER_TASK`` samples: a
-(sample, group)'s statistics are formed inside one iteration, and the per-channel sums
-over the batch (dgamma, dbeta) per chunk, added in chunk order afterwards.  Switchable
-norm forms its sums in a serial pass and runs only the element-wise passes in parallel.
-Both builds of a kernel agree bitwise (tested), on any number of threads.
+kernels are serial only: their sums along a row are reductions that LLVM vectorises
+(``reassoc``, see ``config.FASTMATH``) in an order it picks per compilation, and a
+parallel build loaded from Numba's cache was seen to round the statistics of 46 of 300
+rows differently from the same build freshly compiled, and from the serial build.  One
+build cannot disagree with another.  (The fused nets call these serial kernels too.)
+Switchable norm forms its sums in a serial pass and runs only the element-wise passes
+in parallel; both its builds agree bitwise (tested), on any number of threads.
 """
 import math
 
@@ -154,47 +156,45 @@ def group_statistics(xs, eps):
     return k + shift, math.sqrt(var + eps)
 
 
-@serial_and_parallel
+@jit
 def group_norm_forward(x, s, gamma, beta, eps, xn, std, out):
     """``x``, ``xn``, ``out`` (N, G, M): the M = (C/G) * S values of each group, channel
     after channel, ``s`` positions each; ``gamma``, ``beta`` (C,); ``std`` (N, G).
-    A chunk of ``ROWS_PER_TASK`` samples per parallel iteration: each group's
-    statistics, then its normalization."""
+    Sample after sample: each group's statistics, then its normalization."""
     n, groups, size = x.shape
     per_group = size // s
-    for chunk in prange(n_chunks(n)):
-        for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
-            for g in range(groups):
-                mu, sd = group_statistics(x[i, g], eps)
-                std[i, g] = sd
-                inv = 1 / std[i, g]
-                first = g * per_group
-                xs, xns, outs = x[i, g], xn[i, g], out[i, g]
-                if s == 1:
-                    for c in range(per_group):
-                        xns[c] = (xs[c] - mu) * inv
-                        outs[c] = gamma[first + c] * xns[c] + beta[first + c]
-                else:
-                    for c in range(per_group):
-                        normalize_run(channel(xs, c, s), mu, inv, gamma[first + c],
-                                      beta[first + c], channel(xns, c, s),
-                                      channel(outs, c, s))
+    for i in range(n):
+        for g in range(groups):
+            mu, sd = group_statistics(x[i, g], eps)
+            std[i, g] = sd
+            inv = 1 / std[i, g]
+            first = g * per_group
+            xs, xns, outs = x[i, g], xn[i, g], out[i, g]
+            if s == 1:
+                for c in range(per_group):
+                    xns[c] = (xs[c] - mu) * inv
+                    outs[c] = gamma[first + c] * xns[c] + beta[first + c]
+            else:
+                for c in range(per_group):
+                    normalize_run(channel(xs, c, s), mu, inv, gamma[first + c],
+                                  beta[first + c], channel(xns, c, s),
+                                  channel(outs, c, s))
 
 
-@serial_and_parallel
+@jit
 def group_norm_backward(dout, s, xn, std, gamma, dgamma, dbeta, dx):
     """``dgamma``, ``dbeta`` (C,) and ``dx`` (N, G, M) of ``group_norm_forward``:
     ``dx = (gamma dout - mean(gamma dout) - xn mean(gamma dout xn)) / std``.
 
-    Samples in chunks of ``ROWS_PER_TASK``, a chunk per parallel iteration; each chunk
-    sums its samples' ``dout`` and ``dout xn`` per channel, and the chunks' sums are
-    added in chunk order, so the result does not depend on the thread count."""
+    Samples in chunks of ``ROWS_PER_TASK``: each chunk sums its samples' ``dout`` and
+    ``dout xn`` per channel, and the chunks' sums are added in chunk order (pairwise
+    sums of a kind, shorter chains than one running sum over the batch)."""
     n, groups, size = dout.shape
     per_group = size // s
     chunks = n_chunks(n)
     partial = np.zeros((chunks, 2, groups * per_group))  # per chunk: dbeta, dgamma
-    for chunk in prange(chunks):
-        stage = np.empty(size)
+    stage = np.empty(size)
+    for chunk in range(chunks):
         for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
             for g in range(groups):
                 first, last = g * per_group, (g + 1) * per_group
