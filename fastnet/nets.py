@@ -367,12 +367,12 @@ class _FusedNet:
 
     def accuracy(self, x, t):
         """The fraction of samples whose largest logit is the label (``t``: labels or
-        one-hot), from one compiled inference pass."""
+        one-hot), from one compiled inference pass.  ``t`` is checked as ``loss`` and
+        ``gradient`` check it (ValueError or TypeError naming what was expected)."""
         x = self._rows(x)
+        t = _validate.labels(t, x.shape[0], self.output_size)
         y = np.empty(x.shape[0], np.int64)
         network.mlp_predict_labels(x, *self._inference(x.shape[0]), self._infer_ws[3], y)
-        if t.ndim != 1:
-            t = np.argmax(t, axis=1)
         return np.sum(y == t) / float(x.shape[0])
 
 

@@ -276,6 +276,13 @@ BAD_INPUTS = [
     ("train-step-empty", lambda: train_step(np.ones((0, 3)), T[:0]), ValueError, "x is empty"),
     ("net-loss-one-hot", lambda: net().loss(X, np.array([[1, 0, 1], [0, 1, 0]])), ValueError,
      "one-hot targets t must hold a single 1"),
+    # accuracy checks t as loss does (it broadcast a short t, and read any 2-D t by argmax)
+    ("net-accuracy-labels", lambda: net().accuracy(X, np.array([0, 7])), ValueError,
+     "class indices t must lie in [0, 3)"),
+    ("net-accuracy-short-t", lambda: net().accuracy(X, np.zeros(1, int)), ValueError,
+     "t must be class indices of shape (2,) or one-hot of shape (2, 3), got shape (1,)"),
+    ("net-accuracy-float-labels", lambda: net().accuracy(X, T.astype(float)), TypeError,
+     "class indices t must be integers"),
     ("trainer-batch-size", lambda: Trainer(net(), X, T, X, T, mini_batch_size=0, verbose=False),
      ValueError, "mini_batch_size must be >= 1, got 0"),
 ]
