@@ -79,6 +79,12 @@ def _nets(dtype):
     net.loss(x, t)
     net.gradient(x, t)
     net.numerical_gradient(x, t)
+    # Weight norm's own passes, around the same fused step (every other normalization is
+    # a code of that step, not a kernel of its own)
+    weighted = nets.MultiLayerNetExtend(6, [5, 5], 3, normalization="weight", dtype=dtype,
+                                        seed=0)
+    weighted.train_step(x, t, optimizers.Adam())
+    weighted.gradient(x, t)
     # One compiled step serves every optimizer (a code, not a type) and both batch forms.
     pop = population.Population(6, [5, 5], 3, [{"seed": 0, "weight_decay_lambda": 0.1}, {}],
                                 "Adam", use_batchnorm=True, use_dropout=True, dtype=dtype)

@@ -123,7 +123,7 @@ class _FusedNet:
         g's (``0.5 lambda sum(W^2)`` is ``0.5 lambda sum(g^2)``)."""
         normalization.weight_norm_layers_backward(
             self._dims, self._weight_norm_table, self._arena, self._kernel_grads.arena,
-            self._norms, weight_decay, self._grad_arena)
+            self._norms, float(weight_decay), self._grad_arena)  # an int 0 would compile anew
 
     def __setstate__(self, state):
         """A copy (``copy.deepcopy``, pickle) gets arenas of its own, built as at
