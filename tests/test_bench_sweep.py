@@ -56,6 +56,22 @@ def test_hpo_flops_counted_from_the_shapes():
     assert sweep_workload.train_flops([3, 4, 2], 5) == 2 * 2 * 5 * (12 + 8) + 2 * 5 * 8
 
 
+def test_halving_work_counted_from_the_results():
+    from fastnet.sweep.store import TrialResult
+
+    def result(status, epochs):
+        return TrialResult(0, 0, {}, 0, status, epochs=epochs)
+
+    # 9 steps an epoch: pruned at 2/9 (2 steps, 1 evaluation), done at 2 epochs (18
+    # steps, 4 evaluations), diverged before its first evaluation (nothing counted)
+    results = [result("pruned", [2 / 9]), result("done", [2 / 9, 2 / 3, 1, 2]),
+               result("diverged", [])]
+    assert sweep_workload.sweep_work(results, 9) == (20, 5)
+    sizes = [784, 100, 100, 100, 100, 10]
+    assert sweep_workload.halving_flops(20, 5, 100, 300) == (
+        sweep_workload.train_flops(sizes, 2000) + 5 * sweep_workload.forward_flops(sizes, 300))
+
+
 def test_sweep_workloads_without_torch(capsys, monkeypatch):
     # (not sys.modules[...] = None: SciPy's array-API checks trip over a None torch)
     has_module = harness.has_module
@@ -74,7 +90,8 @@ def test_sweep_workloads_without_torch(capsys, monkeypatch):
           {"overhead_ms_per_trial", "record_results_per_s"})
     assert overhead["ratios"]["record_results_per_s"] > 0
     halving = report["workloads"]["sweep-halving"]
-    check(halving, {"fastnet"}, {"fastnet_trials_per_hour", "fastnet_best_val_acc"})
+    check(halving, {"fastnet", "fastnet-floor"},
+          {"fastnet_trials_per_hour", "fastnet_best_val_acc", "fastnet_over_floor"})
     assert "optuna+torch" in halving["skipped"]
     assert "SCALED DOWN" in halving["description"]
 
@@ -88,8 +105,9 @@ def test_sweep_workloads_with_optuna_and_torch(capsys):
           {"optuna_torch_over_fastnet"})
     assert "COMPLETE" in hpo["notes"]["optuna+torch"]
     halving = report["workloads"]["sweep-halving"]
-    check(halving, {"fastnet", "optuna+torch"},
-          {"trials_per_hour_vs_optuna", "best_acc_gap_points"})
+    check(halving, {"fastnet", "fastnet-floor", "optuna+torch", "optuna+torch-floor"},
+          {"trials_per_hour_vs_optuna", "best_acc_gap_points", "optuna_over_floor",
+           "optuna_over_fastnet_per_flop"})
     assert all(t["status"] != "SKIP" for t in halving["targets"])
 
 

@@ -21,7 +21,8 @@ trial whose loss becomes non-finite stops and fails (fastnet records it as diver
 
 The driver prints one JSON line: the wall seconds from starting the processes to the
 last one's exit (imports included, as fastnet's worker start-up is), the count of each
-trial state and the best validation accuracy.
+trial state, the best validation accuracy, and the work done: the training steps of all
+trials up to their last evaluation, and the count of evaluations.
 """
 import itertools
 import json
@@ -153,7 +154,13 @@ def drive(job):
     for trial in done:
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
     complete = [t.value for t in done if t.state.name == "COMPLETE" and t.value is not None]
+    # the work done, for the caller's FLOP floor: each trial's steps up to its last
+    # evaluation (a failed trial's steps after it are not counted) and its evaluations
+    step_at = {resource: step for step, resource in job["evals"]}
+    reached = [sorted(t.intermediate_values) for t in done]
     print(json.dumps({"wall_s": wall, "states": states, "trials": len(done),
+                      "steps": sum(step_at[r[-1]] for r in reached if r),
+                      "evaluations": sum(len(r) for r in reached),
                       "best_val_acc": max(complete) if complete else None,
                       "procs": len(children), "torch_threads": 1,
                       "optuna": optuna.__version__}))

@@ -22,7 +22,9 @@ in the same run so that the ratios compare like with like:
   of it held out to validate), up to 2 epochs per trial, successive halving (rungs at
   2/9 and 2/3 of an epoch, reduction factor 3), against Optuna + PyTorch with
   ``SuccessiveHalvingPruner`` at the same rungs and on the same configurations:
-  trials per hour and best validation accuracy of each.
+  trials per hour and best validation accuracy of each; and each side's FLOP floor (the
+  GEMM FLOPs of the steps and evaluations it ran / the large-sgemm rate), as the
+  pruners choose differently how far each trial trains.
 
 Times are wall times of whole sweeps as a user sees them: worker start-up (process
 spawn, imports, kernels loaded from the JIT cache) included on both sides.  A warm-up
@@ -78,6 +80,25 @@ def hpo_flops(hidden=HPO["hidden"], n_train=HPO["train"], n_val=HPO["validation"
     steps = max(n_train // batch, 1)
     per_epoch = train_flops(sizes, steps * min(batch, n_train)) + forward_flops(sizes, n_train + n_val)
     return epochs * per_epoch
+
+
+def halving_flops(steps, evaluations, batch, n_eval, hidden=HALVING["hidden"], inputs=784,
+                  classes=10):
+    """GEMM FLOPs of a sweep's work: ``steps`` training steps of ``batch`` images and
+    ``evaluations`` forward passes over ``n_eval`` images (the training-evaluation and
+    validation sets together), summed over its trials."""
+    sizes = [inputs, *hidden, classes]
+    return train_flops(sizes, steps * batch) + evaluations * forward_flops(sizes, n_eval)
+
+
+def sweep_work(results, per_epoch):
+    """``(steps, evaluations)`` of a sweep's ``results``: each trial's steps up to its
+    last evaluation (a diverged trial's steps after it are not counted, as the Optuna
+    worker counts a failed trial's) and its count of evaluations."""
+    from fastnet.sweep.trial import epoch_step
+
+    return (sum(epoch_step(r.epochs[-1], per_epoch) for r in results if r.epochs),
+            sum(len(r.epochs) for r in results))
 
 
 def sgemm_rate(n=SGEMM_N, repeats=7):
@@ -464,21 +485,29 @@ def sweep_halving_workload(n_threads, settings, use_torch, progress):
              "weight_decay_lambda": sweep.log_uniform(*HALVING["weight_decay"])}
     pruner = sweep.SuccessiveHalving(HALVING["min_epochs"], HALVING["reduction_factor"])
     trial_data = load(spec)
+    per_epoch = max(len(trial_data.x_train) // HALVING["batch"], 1)
+    n_eval = len(trial_data.x_val) + len(trial_data.x_train_eval)
     _warm_up(spec, space, n_threads)
+    rate = sgemm_rate()
     progress(f"  fastnet: {trials} trials, successive halving, {n_threads} workers x 1 thread")
     wall, results = _timed(lambda: sweep.run(space, trials, spec, pruner=pruner,
                                              workers=n_threads, threads_per_worker=1,
                                              seed=SEED, progress=False))
     best = _best(results, "done")  # as Optuna's best: trials that trained to the end
-    impls = {"fastnet": _one(wall)}
-    notes = {"fastnet": f"best val acc {best:.4f} (of trials done), {_states(results)}"}
+    steps, evaluations = sweep_work(results, per_epoch)
+    flops = halving_flops(steps, evaluations, HALVING["batch"], n_eval)
+    impls = {"fastnet": _one(wall), "fastnet-floor": _one(flops / rate)}
+    notes = {"fastnet": (f"best val acc {best:.4f} (of trials done), {_states(results)}, "
+                         f"{steps:,} steps, {evaluations} evaluations"),
+             "fastnet-floor": (f"fastnet's work: {flops / 1e9:.0f} GFLOP / {rate / 1e9:.1f} "
+                               f"GFLOP/s ({SGEMM_N}^3 sgemm, {n_threads} threads)")}
     skipped = {}
-    ratios = {"fastnet_trials_per_hour": trials / wall * 3600, "fastnet_best_val_acc": best}
+    ratios = {"fastnet_trials_per_hour": trials / wall * 3600, "fastnet_best_val_acc": best,
+              "fastnet_over_floor": wall * rate / flops, "sgemm_gflops": rate / 1e9}
     reason = optuna_skip_reason(use_torch)
     if reason:
         skipped["optuna+torch"] = reason
     else:
-        per_epoch = max(len(trial_data.x_train) // HALVING["batch"], 1)
         ninths = [2, 6, 9, 18]  # 2/9, 2/3, 1 and 2 epochs, the sweep's evaluations
         evals = [[int(per_epoch * k / 9 + 1e-9), k] for k in ninths]
         procs = settings.get("optuna_procs") or n_threads
@@ -487,9 +516,18 @@ def sweep_halving_workload(n_threads, settings, use_torch, progress):
                          evals, procs, n_threads,
                          pruner={"min_resource": 2, "reduction_factor": HALVING["reduction_factor"]},
                          lr_range=HALVING["lr"], wd_range=HALVING["weight_decay"])
+        optuna_flops = halving_flops(out["steps"], out["evaluations"], HALVING["batch"], n_eval)
         impls["optuna+torch"] = _one(out["wall_s"])
-        notes["optuna+torch"] = f"best val acc {out['best_val_acc']:.4f}, {out['states']}"
+        impls["optuna+torch-floor"] = _one(optuna_flops / rate)
+        notes["optuna+torch"] = (f"best val acc {out['best_val_acc']:.4f}, {out['states']}, "
+                                 f"{out['steps']:,} steps, {out['evaluations']} evaluations")
+        notes["optuna+torch-floor"] = f"Optuna's work: {optuna_flops / 1e9:.0f} GFLOP"
         ratios["optuna_trials_per_hour"] = trials / out["wall_s"] * 3600
+        ratios["optuna_over_floor"] = out["wall_s"] * rate / optuna_flops
+        # time per GEMM FLOP of work done, Optuna's over fastnet's: the speed ratio with
+        # the pruners' different choices of what to train taken out
+        ratios["optuna_over_fastnet_per_flop"] = ((out["wall_s"] / optuna_flops)
+                                                  / (wall / flops))
         ratios["optuna_best_val_acc"] = out["best_val_acc"]
         ratios["trials_per_hour_vs_optuna"] = out["wall_s"] / wall
         if out["best_val_acc"] is not None and best is not None:
