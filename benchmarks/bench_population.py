@@ -2,6 +2,8 @@
 sequential fused steps, PyTorch's batched versions and the GEMM floor (``common.
 population_step`` says what each implementation runs); and the peak memory of a
 population against its K nets' arenas."""
+import gc
+
 import numpy as np
 
 from .common import (
@@ -11,6 +13,8 @@ from .common import (
     batch,
     fastnet_api,
     population_step,
+    reset_peak_rss,
+    status_bytes,
 )
 
 IMPLEMENTATIONS = ["population", "population-per-member", "sequential", "torch-vmap",
@@ -57,3 +61,45 @@ class PopulationMemory:
             INPUT_SIZE, POPULATION_NETS["mlp-adam"].hidden, OUTPUT_SIZE)
         arenas = 4 * k * layout.size * np.dtype(np.float32).itemsize
         return (arenas + self.x.nbytes + self.t.nbytes) / 2**20
+
+
+class PopulationPeakOverArenas:
+    """Issue 10's bound, as ``fastnet bench``'s ``pop<K>-<net>-memory`` measures it: the
+    peak RSS growth of building K members and running 5 train steps, over K nets'
+    arenas (parameters, gradients, optimizer state, a training workspace for the batch)
+    plus the batch; at most 1.2.  The peak is reset after setup has compiled the step
+    on a population of 4-unit hidden layers (one member per thread), whose small arrays
+    leave no freed memory for the measured population to reuse.  Linux only."""
+
+    params = ([16, 64], ["mlp-sgd", "mlp-adam"])
+    param_names = ("k", "net")
+    unit = "peak RSS growth / arenas"
+
+    def setup(self, k, net):
+        reset_peak_rss()
+        spec = POPULATION_NETS[net]
+        self.x, self.t = batch(spec.batch)
+        layout = fastnet_api("fastnet.arena", "NetLayout")(INPUT_SIZE, spec.hidden,
+                                                           OUTPUT_SIZE)
+        if not hasattr(layout, "workspace"):
+            raise NotImplementedError("this fastnet's NetLayout has no workspace()")
+        states = len(fastnet_api("fastnet.optimizers", spec.optimizer).state_names)
+        itemsize = np.dtype(np.float32).itemsize
+        workspace = sum(a.nbytes for a in layout.workspace(spec.batch, np.float32).values()
+                        if isinstance(a, np.ndarray))
+        self.expected = (k * ((2 + states) * layout.size * itemsize + workspace)
+                         + self.x.nbytes + self.t.nbytes)
+        threads = fastnet_api("fastnet.threads", "get_num_threads")()
+        warm = fastnet_api("fastnet.population", "Population")(
+            INPUT_SIZE, [4] * len(spec.hidden), OUTPUT_SIZE,
+            [{"seed": i, "lr": spec.lr} for i in range(threads)], spec.optimizer)
+        warm.train_step(self.x, self.t)
+
+    def track_peak_rss_over_arenas(self, k, net):
+        gc.collect()
+        reset_peak_rss()
+        before = status_bytes("VmRSS")
+        step = population_step("population", net, k, self.x, self.t)
+        for _ in range(5):
+            step()
+        return (status_bytes("VmHWM") - before) / self.expected

@@ -93,6 +93,29 @@ def net_params(hidden, dtype=np.float32, seed=2):
     return params, grads
 
 
+# --------------------------------------------------------------------------- memory
+
+def status_bytes(field):
+    """``field`` of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in bytes (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # kB
+    raise KeyError(field)
+
+
+def reset_peak_rss():
+    """Set this process's peak RSS (``VmHWM``) to its RSS now ("5" written to
+    ``/proc/self/clear_refs``), or ``NotImplementedError`` (asv's "skipped") where
+    the kernel does not allow it (not Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        status_bytes("VmHWM")
+    except (OSError, KeyError) as exc:
+        raise NotImplementedError(f"the peak RSS cannot be reset here: {exc}") from exc
+
+
 # --------------------------------------------------------------------------- torch
 
 def require_torch():

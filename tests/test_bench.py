@@ -211,3 +211,48 @@ def test_experiment_all_json(capsys):
     assert "optimizer-paths_over_floor" not in ratios  # no net, no GEMM
     assert [t["metric"] for t in result["targets"]] == ["fastnet_over_floor"]
     assert "experiment-all" not in DEFAULT_WORKLOADS
+
+
+def test_population_memory_of_a_small_population():
+    """The measurement itself (a new process): sane values, not a bound."""
+    import math
+
+    from fastnet.bench.memory_workload import population_memory
+    from fastnet.bench.workloads import NetSpec, PopulationSpec
+
+    spec = PopulationSpec(NetSpec("MultiLayerNet", (50, 50), 32, "Adam", 0.001), 3)
+    result = population_memory(spec, n_threads=1, steps=5)
+    assert result["k"] == 3 and result["steps"] == 5 and result["finite"]
+    assert 0 < result["baseline_mb"] <= result["peak_mb"]
+    assert result["growth_mb"] == result["peak_mb"] - result["baseline_mb"]
+    assert 0 < result["arenas_mb"] and 0 < result["workspaces_mb"] and 0 < result["batch_mb"]
+    assert result["expected_mb"] == pytest.approx(
+        result["arenas_mb"] + result["workspaces_mb"] + result["batch_mb"])
+    assert math.isfinite(result["peak_rss_over_arenas"])
+    assert result["peak_rss_over_arenas"] >= 0
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_net_arena_bytes_are_a_trained_nets(optimizer):
+    """The bound's base is what one net trained alone holds in its arenas."""
+    from fastnet import optimizers
+    from fastnet.bench.memory_workload import net_arena_bytes
+    from fastnet.bench.workloads import INPUT_SIZE, OUTPUT_SIZE, make_batch
+    from fastnet.nets import MultiLayerNet
+
+    net = MultiLayerNet(INPUT_SIZE, [30, 20], OUTPUT_SIZE, seed=0)
+    opt = optimizers.OPTIMIZERS[optimizer.lower()]()
+    net.train_step(*make_batch(16), opt)
+    held = net.params.arena.nbytes + net.grads.arena.nbytes + sum(
+        view.nbytes for name in opt.state_names for view in getattr(opt, name).values())
+    assert net_arena_bytes([30, 20], 16, optimizer)["arenas"] == held
+
+
+def test_population_memory_json(capsys):
+    report = run_json(capsys, "--no-torch", "--workload", "pop16-mlp-sgd-memory")
+    result = report["workloads"]["pop16-mlp-sgd-memory"]
+    check_result(result, set(), {"peak_rss_over_arenas", "growth_mb", "expected_mb"})
+    assert result["unit"] == "MB" and result["ratios"]["growth_mb"] > 0
+    assert [t["metric"] for t in result["targets"]] == ["peak_rss_over_arenas"]
+    assert "pop16-mlp-sgd-memory" in DEFAULT_WORKLOADS
+    assert "pop4-mlp-sgd-memory" not in DEFAULT_WORKLOADS  # no target, as pop4-mlp-sgd

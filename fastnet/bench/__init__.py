@@ -21,6 +21,8 @@ By role:
   normalization``, which also runs ``ln-sgd``, the net with layer norm);
 * ``sweep_workload`` and ``optuna_worker``: the sweeps (``sweep-*``, opt-in) against
   their GEMM floor and against Optuna driving PyTorch in processes of their own;
+* ``memory_workload``: a population's peak RSS growth in a new process against K nets'
+  arenas and the batch (``pop*-memory``, issue 10);
 * ``experiment_workload``: ``fastnet experiment all`` in-process with the nets' calls
   recorded, against those calls' GEMMs back to back (opt-in: ``--workload
   experiment-all``, minutes at the book's settings);

@@ -7,6 +7,7 @@ import time
 from . import harness
 from .book_workload import book_scripts_workload
 from .experiment_workload import experiment_all_workload
+from .memory_workload import MEMORY_WORKLOADS, memory_workload
 from .norm_workload import (
     NORM_LAYERS,
     affine_step,
@@ -52,7 +53,7 @@ SWEEP_WORKLOADS = ["sweep-hpo", "sweep-overhead", "sweep-dask", "sweep-halving"]
 # Issue 11's numbers: each normalization layer alone, and the net with layer norm.
 NORMALIZATION_WORKLOADS = [*NORM_LAYERS, "ln-sgd"]
 WORKLOADS = [*(n for n in NETS if n not in NORMALIZATION_WORKLOADS), *POPULATIONS,
-             "adam-update", "accuracy-10k", "startup", "leak", "book-scripts", "experiment-all",
+             *MEMORY_WORKLOADS, "adam-update", "accuracy-10k", "startup", "leak", "book-scripts", "experiment-all",
              *SWEEP_WORKLOADS,
              *NORMALIZATION_WORKLOADS]
 # Names that select several workloads.
@@ -60,11 +61,12 @@ WORKLOAD_GROUPS = {"normalization": NORMALIZATION_WORKLOADS}
 # Run when no workload is named: all but the book's scripts (half an hour or more), the
 # experiments (minutes at the book's settings), the sweeps (minutes each; sweep-halving
 # hours), the normalization group (a dozen) and the populations that have no target
-# (twelve in all, each K steps of a net).
+# (twelve in all, each K steps of a net; their memory workloads likewise).
 OPT_IN = ("book-scripts", "experiment-all")
 DEFAULT_WORKLOADS = [name for name in WORKLOADS if name not in OPT_IN
                      and name not in SWEEP_WORKLOADS and name not in NORMALIZATION_WORKLOADS
-                     and (name not in POPULATIONS or name in TARGETS)]
+                     and (name not in POPULATIONS and name not in MEMORY_WORKLOADS
+                          or name in TARGETS)]
 
 
 def _result(description, unit, implementations, notes, skipped, ratios):
@@ -307,6 +309,8 @@ def run(workloads, n_threads, settings, use_torch=True, torch_policy="default",
                 result = _train_workload(name, worker, settings, progress)
             elif name in POPULATIONS:
                 result = _population_workload(name, worker, settings, progress)
+            elif name in MEMORY_WORKLOADS:
+                result = memory_workload(name, n_threads, progress)
             elif name == "adam-update":
                 result = _adam_update_workload(worker, settings, progress)
             elif name == "accuracy-10k":
