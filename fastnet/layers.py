@@ -46,11 +46,17 @@ def _param_dtype(param):
 
 
 def _vector_params(layer, names, width, dtype):
-    """The layer's attributes ``names``, each checked to be (width,), as C-contiguous
-    arrays of ``dtype``."""
-    return [np.ascontiguousarray(
-        _validate.same_shape(np.asarray(getattr(layer, name)), (width,), name), dtype=dtype)
-        for name in names]
+    """The layer's attributes ``names``, each checked to be (width,), one value per
+    feature (channel) of ``x``, as C-contiguous arrays of ``dtype``.  ValueError naming
+    both widths otherwise: which of the two is wrong, only the caller knows."""
+    out = []
+    for name in names:
+        value = np.asarray(getattr(layer, name))
+        if value.shape != (width,):
+            raise ValueError(f"{name} must have shape ({width},), got {value.shape}: one "
+                             f"value per feature (channel) of x, which has {width}")
+        out.append(np.ascontiguousarray(value, dtype=dtype))
+    return out
 
 
 def _running_stats(layer, width, dtype):

@@ -171,6 +171,10 @@ BAD_INPUTS = [
      ValueError, "gamma must have shape (3,), got (12,)"),
     ("layernorm-gamma-shape", lambda: L.LayerNormalization(np.ones(4), np.zeros(4)).forward(X),
      ValueError, "gamma must have shape (3,), got (4,)"),
+    # the message names x's width too: a wrong x is as likely as a wrong gamma
+    ("layernorm-x-width", lambda: L.LayerNormalization(ONES, ZEROS).forward(np.ones((2, 4))),
+     ValueError, "gamma must have shape (4,), got (3,): one value per feature (channel) of "
+                 "x, which has 4"),
     ("layernorm-beta-shape", lambda: L.LayerNormalization(ONES, np.zeros(2)).forward(X),
      ValueError, "beta must have shape (3,), got (2,)"),
     ("layernorm-1d", lambda: L.LayerNormalization(ONES, ZEROS).forward(np.ones(3)), ValueError,
