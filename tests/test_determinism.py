@@ -111,3 +111,79 @@ def test_training_is_bitwise_identical_on_1_and_2_threads(tmp_path, shape, vary_
     assert one["fused/losses"][-1] < one["fused/losses"][0]  # it trained
     differ = [k for k in one if one[k].tobytes() != two[k].tobytes()]
     assert not differ, f"differ between 1 and 2 threads: {differ}"
+
+
+# Bitwise determinism across processes whatever they ran before: not met yet.  A fused
+# kernel that calls a separately compiled kernel (group norm's, say) carries a copy of
+# it, optimised again inside the caller; at run time the call goes to whichever
+# definition the JIT linker saw first: the callee's own build when this process compiled
+# or loaded it before, the caller's copy when the caller came from the cache alone.
+# Where the two builds sum a row in different orders (vectorised reductions), the last
+# bits of a result depend on the process's history.  Compiling those callees into the
+# fused kernels (``numba.njit(inline="always")``) fixes it, at a price not paid yet: on
+# an empty cache, a plain net's first step and accuracy took 41 s instead of 31 s, and a
+# population's 74 s instead of 46 s.
+NORM_NETS = """
+import sys
+import numpy as np
+from fastnet import layers, nets
+from fastnet.population import Population
+
+path, layers_first = sys.argv[1], sys.argv[2] == "layers-first"
+rng = np.random.default_rng(0)
+# rows long enough for the reductions' vector loops (a short row is summed in order)
+x, t = rng.standard_normal((40, 16)), rng.integers(0, 5, 40)
+if layers_first:  # the layer classes' own builds of the same kernels, loaded first
+    for layer in (layers.LayerNormalization(np.ones(256), np.zeros(256)),
+                  layers.GroupNormalization(np.ones(256), np.zeros(256), 4),
+                  layers.SwitchableNormalization(np.ones(256), np.zeros(256))):
+        out = layer.forward(rng.standard_normal((40, 256)))
+        layer.backward(np.ones_like(out))
+        layer.forward(out, train_flg=False)
+    instance = layers.InstanceNormalization(np.ones(4), np.zeros(4))
+    instance.backward(instance.forward(rng.standard_normal((40, 4, 64))))
+results = {}
+
+def population():  # its kernels call the nets' kernels: before or after those ran
+    pop = Population(16, [256, 256], 5, [{"seed": 0}, {"seed": 1}], "Adam",
+                     normalization="layer", dtype=np.float64)
+    results["population/losses"] = np.array([pop.train_step(x, t) for _ in range(2)])
+    results["population/predict"] = pop.predict(x)
+
+if not layers_first:
+    population()
+for norm in ("layer", "group", "instance", "switchable"):
+    net = nets.MultiLayerNetExtend(16, [256, 256], 5, normalization=norm, groups=4, seed=0,
+                                   dtype=np.float64)
+    for key, grad in net.gradient(x, t).items():
+        results[f"{norm}/grad/{key}"] = grad
+    results[f"{norm}/predict"] = net.predict(x)
+    results[f"{norm}/loss"] = np.array(net.loss(x, t))
+if layers_first:
+    population()
+np.savez(path, **results)
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="float64 group/switchable norm nets and populations: "
+                   "a kernel's call resolves to the callee's own build or to the caller's "
+                   "copy, as the process ran before (see the comment above)")
+def test_results_do_not_depend_on_what_the_process_compiled_or_loaded_before(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(NUMBA_CACHE_DIR=str(tmp_path / "cache"),  # empty: the first run compiles
+               PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+    runs = {}
+    for name, mode in (("compiled", "nets"), ("cached", "nets"),
+                       ("cached-after-layers", "layers-first")):
+        done = subprocess.run([sys.executable, "-c", NORM_NETS, str(tmp_path / name), mode],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                              check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        with np.load(tmp_path / f"{name}.npz") as data:
+            runs[name] = dict(data)
+    first = runs["compiled"]
+    assert {"layer/grad/W1", "group/grad/gamma2", "instance/predict",
+            "switchable/grad/mean_weight1", "population/predict"} <= first.keys()
+    for name, other in runs.items():
+        differ = [k for k in first if first[k].tobytes() != other[k].tobytes()]
+        assert not differ, f"{name} differs from the compiling run: {differ}"
