@@ -54,7 +54,8 @@ def _vector_params(layer, names, width, dtype):
         value = np.asarray(getattr(layer, name))
         if value.shape != (width,):
             raise ValueError(f"{name} must have shape ({width},), got {value.shape}: one "
-                             f"value per feature (channel) of x, which has {width}")
+                             f"value for each of the {width} features (channels) the layer "
+                             f"normalizes in x")
         out.append(np.ascontiguousarray(value, dtype=dtype))
     return out
 
@@ -284,9 +285,11 @@ class BatchNormalization:
     def backward(self, dout):
         if self.xn is None:
             raise RuntimeError("backward called before a training forward")
-        dout = _validate.same_shape(
-            _validate.float_array(dout, "dout", self.xn.dtype).reshape(self.xn.shape[0], -1),
-            self.xn.shape, "dout (flattened)")
+        dout = _validate.float_array(dout, "dout", self.xn.dtype)
+        if dout.size != self.xn.size or dout.shape[0] != self.xn.shape[0]:
+            raise ValueError(f"dout must have the shape of the forward's output, "
+                             f"{self.input_shape}, got {dout.shape}")
+        dout = dout.reshape(self.xn.shape)  # flattened, as the forward flattened x
         gamma, _ = self._params(self.xn.shape[1], self.xn.dtype)
         self.dgamma = np.empty_like(gamma)
         self.dbeta = np.empty_like(gamma)

@@ -66,7 +66,10 @@ BAD_INPUTS = [
     ("batchnorm-width", lambda: batchnorm(width=4).forward(X), ValueError,
      "gamma must have shape (3,), got (4,)"),
     ("batchnorm-dout-shape", lambda: forwarded(batchnorm(), X).backward(np.ones((2, 4))),
-     ValueError, "dout (flattened) must have shape (2, 3), got (2, 4)"),
+     ValueError, "dout must have the shape of the forward's output, (2, 3), got (2, 4)"),
+    # a dout of another batch size (a raw NumPy reshape error before)
+    ("batchnorm-dout-batch", lambda: forwarded(batchnorm(), X).backward(np.ones((5, 3))),
+     ValueError, "dout must have the shape of the forward's output, (2, 3), got (5, 3)"),
     ("softmax-1d-x", lambda: L.SoftmaxWithLoss().forward(np.ones(3), np.array([0])), ValueError,
      "x must have at least 2 dimension(s), got shape (3,)"),
     ("softmax-3d-x", lambda: L.SoftmaxWithLoss().forward(np.ones((2, 3, 1)), T), ValueError,
@@ -173,8 +176,8 @@ BAD_INPUTS = [
      ValueError, "gamma must have shape (3,), got (4,)"),
     # the message names x's width too: a wrong x is as likely as a wrong gamma
     ("layernorm-x-width", lambda: L.LayerNormalization(ONES, ZEROS).forward(np.ones((2, 4))),
-     ValueError, "gamma must have shape (4,), got (3,): one value per feature (channel) of "
-                 "x, which has 4"),
+     ValueError, "gamma must have shape (4,), got (3,): one value for each of the 4 "
+                 "features (channels) the layer normalizes in x"),
     ("layernorm-beta-shape", lambda: L.LayerNormalization(ONES, np.zeros(2)).forward(X),
      ValueError, "beta must have shape (3,), got (2,)"),
     ("layernorm-1d", lambda: L.LayerNormalization(ONES, ZEROS).forward(np.ones(3)), ValueError,
