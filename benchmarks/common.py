@@ -10,6 +10,7 @@ benchmark instead of failing it.  The headline nets match ``fastnet bench``'s
 (``fastnet/bench/workloads.py``), plus ``ln-sgd``, the layer-norm net of issue 11's
 targets.
 """
+import ctypes
 import importlib
 import itertools
 import math
@@ -105,9 +106,15 @@ def status_bytes(field):
 
 
 def reset_peak_rss():
-    """Set this process's peak RSS (``VmHWM``) to its RSS now ("5" written to
-    ``/proc/self/clear_refs``), or ``NotImplementedError`` (asv's "skipped") where
-    the kernel does not allow it (not Linux)."""
+    """Hand freed heap memory back to the system (glibc's ``malloc_trim``, where there
+    is one: what compiling freed is then not reused unseen) and set this process's peak
+    RSS (``VmHWM``) to its RSS now ("5" written to ``/proc/self/clear_refs``), or
+    ``NotImplementedError`` (asv's "skipped") where the kernel does not allow it (not
+    Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")

@@ -226,10 +226,9 @@ def test_population_memory_of_a_small_population():
     assert 0 < result["baseline_mb"] <= result["peak_mb"]
     assert result["growth_mb"] == result["peak_mb"] - result["baseline_mb"]
     assert 0 < result["arenas_mb"] and 0 < result["workspaces_mb"] and 0 < result["batch_mb"]
-    assert result["expected_mb"] == pytest.approx(
-        result["arenas_mb"] + result["workspaces_mb"] + result["batch_mb"])
+    assert result["expected_mb"] == pytest.approx(result["arenas_mb"] + result["batch_mb"])
     assert math.isfinite(result["peak_rss_over_arenas"])
-    assert result["peak_rss_over_arenas"] >= 0
+    assert result["peak_rss_over_arenas"] >= result["peak_rss_over_arenas_and_workspaces"] >= 0
 
 
 @pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
