@@ -165,9 +165,16 @@ np.savez(path, **results)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="float64 group/switchable norm nets and populations: "
-                   "a kernel's call resolves to the callee's own build or to the caller's "
-                   "copy, as the process ran before (see the comment above)")
+class ProcessHistoryChangedBits(AssertionError):
+    """Results of the same net differ between processes that ran different things."""
+
+
+# Not strict: on a CPU where both builds happen to sum in the same order it passes.
+@pytest.mark.slow
+@pytest.mark.xfail(raises=ProcessHistoryChangedBits,
+                   reason="float64 layer/group/instance/switchable norm nets and a layer-norm "
+                          "population: a kernel's call resolves to the callee's own build "
+                          "or to the caller's copy, as the process ran before (see above)")
 def test_results_do_not_depend_on_what_the_process_compiled_or_loaded_before(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env.update(NUMBA_CACHE_DIR=str(tmp_path / "cache"),  # empty: the first run compiles
@@ -186,4 +193,5 @@ def test_results_do_not_depend_on_what_the_process_compiled_or_loaded_before(tmp
             "switchable/grad/mean_weight1", "population/predict"} <= first.keys()
     for name, other in runs.items():
         differ = [k for k in first if first[k].tobytes() != other[k].tobytes()]
-        assert not differ, f"{name} differs from the compiling run: {differ}"
+        if differ:
+            raise ProcessHistoryChangedBits(f"{name} differs from the compiling run: {differ}")
