@@ -53,9 +53,8 @@ SWEEP_WORKLOADS = ["sweep-hpo", "sweep-overhead", "sweep-dask", "sweep-halving"]
 # Issue 11's numbers: each normalization layer alone, and the net with layer norm.
 NORMALIZATION_WORKLOADS = [*NORM_LAYERS, "ln-sgd"]
 WORKLOADS = [*(n for n in NETS if n not in NORMALIZATION_WORKLOADS), *POPULATIONS,
-             *MEMORY_WORKLOADS, "adam-update", "accuracy-10k", "startup", "leak", "book-scripts", "experiment-all",
-             *SWEEP_WORKLOADS,
-             *NORMALIZATION_WORKLOADS]
+             *MEMORY_WORKLOADS, "adam-update", "accuracy-10k", "startup", "leak",
+             "book-scripts", "experiment-all", *SWEEP_WORKLOADS, *NORMALIZATION_WORKLOADS]
 # Names that select several workloads.
 WORKLOAD_GROUPS = {"normalization": NORMALIZATION_WORKLOADS}
 # Run when no workload is named: all but the book's scripts (half an hour or more), the
