@@ -4,15 +4,23 @@ Kernels never hard-code ``fastmath=`` or ``parallel=``; they take ``JIT`` or
 ``PARALLEL_JIT`` from here.  The fastmath *set* leaves out ``nnan`` and ``ninf`` so a
 kernel can still see a NaN or an Inf, and ``contract`` so that no multiply-add is fused
 into an FMA in one build of a kernel and not in another: the serial and parallel builds
-then round alike.  (``reassoc`` lets LLVM vectorise reductions; the order it picks is
-fixed at compile time, not by the thread count.)
+then round alike.  It leaves out ``arcp`` (``x / n`` turned into ``x * (1 / n)``) for the
+same reason: batch norm's backward rounded ``dx`` differently in its serial and parallel
+builds once ``reassoc`` was gone.  And it leaves out ``reassoc``: with it LLVM
+vectorises a sum in an order of its choosing, and a kernel that a fused kernel calls is
+compiled a second time inside its caller, so the same sum rounded one way in the
+kernel's own build and another way in the caller's copy, and which copy a call reached
+depended on what the process had compiled or loaded before (a float64 layer-norm net's
+last bits changed with the process's history).  Without it every sum runs in the order
+its source writes; the long sums along a row write their vector partial sums out
+(``kernels.lanes``).
 """
 import os
 from pathlib import Path
 
 import platformdirs
 
-FASTMATH = frozenset({"nsz", "arcp", "afn", "reassoc"})
+FASTMATH = frozenset({"nsz", "afn"})
 
 JIT = {"cache": True, "nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
 PARALLEL_JIT = dict(JIT, parallel=True)

@@ -113,16 +113,14 @@ def test_training_is_bitwise_identical_on_1_and_2_threads(tmp_path, shape, vary_
     assert not differ, f"differ between 1 and 2 threads: {differ}"
 
 
-# Bitwise determinism across processes whatever they ran before: not met yet.  A fused
-# kernel that calls a separately compiled kernel (group norm's, say) carries a copy of
-# it, optimised again inside the caller; at run time the call goes to whichever
-# definition the JIT linker saw first: the callee's own build when this process compiled
-# or loaded it before, the caller's copy when the caller came from the cache alone.
-# Where the two builds sum a row in different orders (vectorised reductions), the last
-# bits of a result depend on the process's history.  Compiling those callees into the
-# fused kernels (``numba.njit(inline="always")``) fixes it, at a price not paid yet: on
-# an empty cache, a plain net's first step and accuracy took 41 s instead of 31 s, and a
-# population's 74 s instead of 46 s.
+# Bitwise determinism across processes whatever they ran before.  A fused kernel that
+# calls a separately compiled kernel (group norm's, say) carries a copy of it, optimised
+# again inside the caller; at run time the call goes to whichever definition the JIT
+# linker saw first: the callee's own build when this process compiled or loaded it
+# before, the caller's copy when the caller came from the cache alone.  With ``reassoc``
+# the two copies summed a row in different orders and a float64 net's last bits
+# depended on the process's history; without it (``config.FASTMATH``) every copy sums in
+# the source's order.  The test runs a compiling, a cached and a layers-first process.
 NORM_NETS = """
 import sys
 import numpy as np
@@ -169,12 +167,7 @@ class ProcessHistoryChangedBits(AssertionError):
     """Results of the same net differ between processes that ran different things."""
 
 
-# Not strict: on a CPU where both builds happen to sum in the same order it passes.
 @pytest.mark.slow
-@pytest.mark.xfail(raises=ProcessHistoryChangedBits,
-                   reason="float64 layer/group/instance/switchable norm nets and a layer-norm "
-                          "population: a kernel's call resolves to the callee's own build "
-                          "or to the caller's copy, as the process ran before (see above)")
 def test_results_do_not_depend_on_what_the_process_compiled_or_loaded_before(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env.update(NUMBA_CACHE_DIR=str(tmp_path / "cache"),  # empty: the first run compiles

@@ -20,13 +20,14 @@ var_k``.  The layer and batch statistics are formed from the instance ones by th
 of total variance (``var_ln = mean_c(var_in + (mu_in - mu_ln)^2)``), never as ``E[x^2]
 - E[x]^2``.
 
-Every sum is formed in float64, in an order fixed by the shapes alone.  Group norm's
-kernels are serial only: their sums along a row are reductions that LLVM vectorises
-(``reassoc``, see ``config.FASTMATH``) in an order it picks per compilation, and a
-parallel build loaded from Numba's cache was seen to round the statistics of 46 of 300
-rows differently from the same build freshly compiled, and from the serial build.  One
-build cannot disagree with another.  (The fused nets call these serial kernels too.)
-Switchable norm forms its sums in a serial pass and runs only the element-wise passes
+Every sum is formed in float64, in an order fixed by the shapes alone: the compiler
+may not reorder a sum (no ``reassoc``, see ``config.FASTMATH``), so a kernel rounds
+alike in its own build, in its parallel build and in the copy a fused kernel compiles
+into itself, whatever the process compiled or loaded before.  The sums along a row (a
+group's statistics, a channel's or a sample's sums in backward) run as eight
+interleaved partial sums in one vector register, combined pairwise (``moments``,
+``run_sums``, through ``lanes.lane_sums``).  Group norm's kernels are serial;
+switchable norm forms its sums in a serial pass and runs only the element-wise passes
 in parallel; both its builds agree bitwise (tested), on any number of threads.
 """
 import math
@@ -35,6 +36,7 @@ import numpy as np
 from numba import prange
 
 from .jit import inline, jit, serial_and_parallel
+from .lanes import LANES, lane_sums
 
 # Row of the (2, N, C) / (2, N) / (2, C) statistics arrays, and entry of the three-way
 # mixing weights.
@@ -85,13 +87,32 @@ def normalize_channels(x, s, mean, std, gamma, beta, xn, out):
 
 
 @inline
+def moments(xs, k):
+    """``sum(xs - k)`` and ``sum((xs - k)^2)`` over the 1-D ``xs``, in float64, in an
+    order fixed by the length alone: ``lanes.lane_sums`` over the first ``len - len %
+    LANES`` elements, then the rest in order (see the module doc: no sum may leave its
+    order to the compiler)."""
+    n = xs.shape[0]
+    body = n - n % LANES
+    total, squares = lane_sums(xs, k, xs, k, body)
+    for m in range(body, n):
+        t = xs[m] - k
+        total += t
+        squares += t * t
+    return total, squares
+
+
+@inline
 def run_sums(d, xn):
-    """``sum(d)`` and ``sum(d xn)`` over a run of values, in float64."""
-    d_sum = 0.0
-    dxn_sum = 0.0
-    for k in range(d.shape[0]):
-        d_sum += d[k]
-        dxn_sum += d[k] * xn[k]
+    """``sum(d)`` and ``sum(d xn)`` over a run of values, in float64 (the products too),
+    in the order of ``moments``.  ``xn`` must be at least as long as ``d`` (not checked:
+    every caller passes two runs of one length)."""
+    n = d.shape[0]
+    body = n - n % LANES
+    d_sum, dxn_sum = lane_sums(d, 0.0, xn, 0.0, body)
+    for m in range(body, n):
+        d_sum += d[m]
+        dxn_sum += np.float64(d[m]) * xn[m]
     return d_sum, dxn_sum
 
 
@@ -102,7 +123,7 @@ def channel_sums(dout, xn, s, d_sums, dxn_sums):
     if s == 1:
         for c in range(d_sums.shape[0]):
             d_sums[c] += dout[c]
-            dxn_sums[c] += dout[c] * xn[c]
+            dxn_sums[c] += np.float64(dout[c]) * xn[c]  # as run_sums: products in float64
     else:
         for c in range(d_sums.shape[0]):
             d_sum, dxn_sum = run_sums(channel(dout, c, s), channel(xn, c, s))
@@ -145,12 +166,7 @@ def group_statistics(xs, eps):
     sample variance", the shifted data algorithm)."""
     size = xs.shape[0]
     k = np.float64(xs[0])
-    total = 0.0
-    squares = 0.0
-    for m in range(size):
-        t = xs[m] - k
-        total += t
-        squares += t * t
+    total, squares = moments(xs, k)
     shift = total / size
     var = max(squares / size - shift * shift, 0.0)
     return k + shift, math.sqrt(var + eps)
@@ -204,12 +220,13 @@ def group_norm_backward(dout, s, xn, std, gamma, dgamma, dbeta, dx):
                 weighted = 0.0  # sum(gamma dout) over the group
                 weighted_xn = 0.0  # sum(gamma dout xn)
                 if s == 1:
+                    # stage holds gamma dout for the two sums, then the bracket below
                     for c in range(per_group):
                         dv = np.float64(ds[c])
                         d_sums[c] += dv
                         dxn_sums[c] += dv * xns[c]
-                        weighted += gammas[c] * dv
-                        weighted_xn += gammas[c] * dv * xns[c]
+                        stage[c] = gammas[c] * dv
+                    weighted, weighted_xn = run_sums(stage[:per_group], xns)
                 else:
                     for c in range(per_group):
                         d_sum, dxn_sum = run_sums(channel(ds, c, s), channel(xns, c, s))
@@ -260,14 +277,10 @@ def sample_statistics(x, s, inst, layer):
         else:
             for c in range(c_count):
                 xc = channel(x[i], c, s)  # see normalize_channels
-                total = 0.0
-                for k in range(s):
-                    total += xc[k]
-                mean = total / s
-                squares = 0.0
-                for k in range(s):
-                    t = xc[k] - mean
-                    squares += t * t
+                # two passes (the mean, then the squares about it); LLVM drops the
+                # unused half of each call's sums as dead code
+                mean = moments(xc, 0.0)[0] / s
+                squares = moments(xc, mean)[1]
                 inst[MEAN, i, c] = mean
                 inst[VAR, i, c] = squares / s
         total = 0.0

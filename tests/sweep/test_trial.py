@@ -198,8 +198,12 @@ def test_a_chunk_trained_as_a_population_records_what_each_trial_alone_records(c
     ends = dict(statuses)  # each trial's last status
     assert ends[4] == "failed" and {ends[i] for i in (0, 1, 2, 5)} == {"done"}
     # lr x 1e6 diverges but for the optimizers that normalize their steps (AdamW's
-    # decoupled decay, lr x 0.1 a step, does diverge)
-    assert ends[3] == ("done" if case["optimizer"] in ("Adam", "RMSprop") else "diverged")
+    # decoupled decay, lr x 0.1 a step, does diverge).  Under batch norm, which rescales
+    # whatever the weights grow to, SGD's losses reach 1e31 and whether one of them
+    # overflows float32 turns on last bits (it did while LLVM could reorder sums and
+    # divisions, it does not since): not asserted; the other cases check a diverged member.
+    if not case.get("use_batchnorm"):
+        assert ends[3] == ("done" if case["optimizer"] in ("Adam", "RMSprop") else "diverged")
 
 
 def test_units_that_cannot_step_together_train_alone():
