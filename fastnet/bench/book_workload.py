@@ -135,6 +135,7 @@ for net in nets:
             optimizer.update(net.params, net.gradient(x[:n], t[:n]))
             net.loss(x[:n], t[:n])
     net.accuracy(x, t)
+nets[-1].numerical_gradient(x[:1], t[:1])  # batch_norm_gradient_check's float64 kernel
 Trainer(nets[-1], x, t, x, t, epochs=1, verbose=False).train()
 print({})
 """
