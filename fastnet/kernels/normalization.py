@@ -267,7 +267,7 @@ def sample_statistics(x, s, inst, layer):
     """For each sample i of ``x`` (N, C * S): ``inst[:, i, c]`` the mean and variance of
     each channel over its ``s`` positions, ``layer[:, i]`` those of the whole sample
     (pooled from the channels' by the law of total variance,
-    ``mean_c(var_c + (mean_c - mean)^2)``)."""
+    ``(sum_c var_c + sum_c (mean_c - mean)^2) / C``)."""
     c_count = inst.shape[2]
     for i in range(inst.shape[1]):
         if s == 1:
@@ -283,14 +283,8 @@ def sample_statistics(x, s, inst, layer):
                 squares = moments(xc, mean)[1]
                 inst[MEAN, i, c] = mean
                 inst[VAR, i, c] = squares / s
-        total = 0.0
-        for c in range(c_count):
-            total += inst[MEAN, i, c]
-        mean = total / c_count
-        spread = 0.0
-        for c in range(c_count):
-            t = inst[MEAN, i, c] - mean
-            spread += inst[VAR, i, c] + t * t
+        mean = moments(inst[MEAN, i], 0.0)[0] / c_count
+        spread = moments(inst[VAR, i], 0.0)[0] + moments(inst[MEAN, i], mean)[1]
         layer[MEAN, i] = mean
         layer[VAR, i] = spread / c_count
 
@@ -403,15 +397,10 @@ def switchable_backward(dout, s, xn, gamma, w_mean, w_var, inst, layer, batch, m
     dw = np.zeros((2, 3))
     for m in range(2):
         for i in range(n):
-            total = 0.0
-            weighted_inst = 0.0
-            weighted_batch = 0.0
             for c in range(c_count):
-                v = dstat[m, i, c]
-                total += v
-                d_batch[m, c] += v
-                weighted_inst += v * inst[m, i, c]
-                weighted_batch += v * batch[m, c]
+                d_batch[m, c] += dstat[m, i, c]
+            total, weighted_inst = run_sums(dstat[m, i], inst[m, i])
+            weighted_batch = run_sums(dstat[m, i], batch[m])[1]
             d_layer[m, i] = total
             dw[m, INSTANCE] += weighted_inst
             dw[m, LAYER] += total * layer[m, i]
