@@ -25,7 +25,7 @@ may not reorder a sum (no ``reassoc``, see ``config.FASTMATH``), so a kernel rou
 alike in its own build, in its parallel build and in the copy a fused kernel compiles
 into itself, whatever the process compiled or loaded before.  The sums along a row (a
 group's statistics, a channel's or a sample's sums in backward) run as eight
-interleaved partial sums in one vector register, combined pairwise (``moments``,
+interleaved partial sums held in one vector, combined pairwise (``moments``,
 ``run_sums``, through ``lanes.lane_sums``).  Group norm's kernels are serial;
 switchable norm forms its sums in a serial pass and runs only the element-wise passes
 in parallel; both its builds agree bitwise (tested), on any number of threads.
@@ -278,7 +278,7 @@ def sample_statistics(x, s, inst, layer):
             for c in range(c_count):
                 xc = channel(x[i], c, s)  # see normalize_channels
                 # two passes (the mean, then the squares about it); LLVM drops the
-                # unused half of each call's sums as dead code
+                # unused half of each call's sums as dead code (checked in the IR)
                 mean = moments(xc, 0.0)[0] / s
                 squares = moments(xc, mean)[1]
                 inst[MEAN, i, c] = mean
