@@ -20,22 +20,26 @@ from .kernels import network
 from ._book import NORMALIZATIONS
 
 
-def aligned_empty(shape, dtype):
-    """``np.empty(shape, dtype)`` whose data starts on a ``config.ALIGNMENT``-byte
-    boundary (a cache line), C-contiguous; the arenas' allocator.  (An empty result has
-    no data, and NumPy may point it anywhere.)"""
+def _aligned(shape, dtype, allocate):
     dtype = np.dtype(dtype)
     count = math.prod(shape) if isinstance(shape, tuple) else int(shape)
-    raw = np.empty(count * dtype.itemsize + config.ALIGNMENT, np.uint8)
+    raw = allocate(count * dtype.itemsize + config.ALIGNMENT, np.uint8)
     start = -raw.ctypes.data % config.ALIGNMENT
     return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
 
 
+def aligned_empty(shape, dtype):
+    """``np.empty(shape, dtype)`` whose data starts on a ``config.ALIGNMENT``-byte
+    boundary (a cache line), C-contiguous; the arenas' allocator.  (An empty result has
+    no data, and NumPy may point it anywhere.)"""
+    return _aligned(shape, dtype, np.empty)
+
+
 def aligned_zeros(shape, dtype):
-    """``np.zeros(shape, dtype)``, aligned as ``aligned_empty``."""
-    out = aligned_empty(shape, dtype)
-    out.fill(0)
-    return out
+    """``np.zeros(shape, dtype)``, aligned as ``aligned_empty``.  Like ``np.zeros``, a
+    large one takes fresh zero pages from the system, which count in the resident memory
+    only once written."""
+    return _aligned(shape, dtype, np.zeros)
 
 # The normalizations that keep running statistics of the batch for inference
 RUNNING_NORMALIZATIONS = ("batch", "switchable")

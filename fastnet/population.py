@@ -175,6 +175,7 @@ class Population:
                 self.set_member(i, net, optimizer)
             except (TypeError, ValueError) as err:
                 raise type(err)(f"{source}[{i}]: {err}") from None
+            del net, optimizer  # before ``members`` makes the next: one net at a time
         self._workspaces = (0, [])  # (batch size, one training workspace per share)
         self._infer_ws = (0, [])  # (rows per chunk, one inference workspace per share)
 
