@@ -359,7 +359,7 @@ class GroupNormalization:
         self.xn = np.empty_like(x)
         self.std = np.empty((x.shape[0], groups), x.dtype)
         out = np.empty_like(x)
-        normalization.group_norm_forward(
+        pick(normalization.group_norm_forward, x.size)(
             x, self._positions(), gamma, beta, self.eps, self.xn, self.std, out)
         return out.reshape(self.input_shape)
 
@@ -373,7 +373,7 @@ class GroupNormalization:
         self.dgamma = np.empty_like(gamma)
         self.dbeta = np.empty_like(gamma)
         dx = np.empty_like(dout)
-        normalization.group_norm_backward(
+        pick(normalization.group_norm_backward, dout.size)(
             dout, self._positions(), self.xn, self.std, gamma, self.dgamma, self.dbeta, dx)
         return dx.reshape(self.input_shape)
 

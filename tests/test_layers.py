@@ -23,7 +23,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from fastnet import config
 from fastnet import layers as fast_layers
-from fastnet.kernels import activations, dropout
+from fastnet.kernels import activations, dropout, normalization
 from fastnet.kernels.jit import pick
 from fastnet.reference import layers as reference_layers
 from fastnet.reference.functions import numerical_gradient
@@ -88,11 +88,16 @@ def test_parallel_sized_input_matches_reference(case, dtype):
     check_against_reference(case, make_inputs(case, dtype, n=n, d=64, seed=5), dtype)
 
 
-def test_pick_chooses_the_build_by_size():
-    from fastnet.kernels import activations
-    kernel = activations.relu_forward
-    assert pick(kernel, config.PARALLEL_MIN_SIZE) is kernel.parallel_version
-    assert pick(kernel, config.PARALLEL_MIN_SIZE - 1) is kernel
+@pytest.mark.parametrize("kernel, minimum", [
+    (activations.relu_forward, "PARALLEL_MIN_SIZE"),
+    (normalization.group_norm_forward, "GROUP_NORM_PARALLEL_MIN_SIZE"),
+    (normalization.group_norm_backward, "GROUP_NORM_PARALLEL_MIN_SIZE")])
+def test_pick_chooses_the_build_by_size(kernel, minimum, monkeypatch):
+    size = getattr(config, minimum)
+    assert pick(kernel, size) is kernel.parallel_version
+    assert pick(kernel, size - 1) is kernel
+    monkeypatch.setattr(config, minimum, size + 1)  # read at each call
+    assert pick(kernel, size) is kernel
 
 
 # ------------------------------------------------------------------ kernels

@@ -58,20 +58,27 @@ def inline(fn):
     return numba.njit(inline="always", fastmath=set(config.FASTMATH))(fn)
 
 
-def serial_and_parallel(fn):
+def serial_and_parallel(fn=None, *, min_size="PARALLEL_MIN_SIZE"):
     """Compile ``fn`` twice: as written (``prange`` runs as ``range``) and parallel.
 
     Small arrays take the serial version, because waking the thread pool costs more
-    than the work; ``pick`` chooses by size.  Both versions execute the same
+    than the work; ``pick`` chooses by size: the parallel build from the number of
+    elements that ``min_size`` names in ``config`` (read at each call;
+    ``@serial_and_parallel(min_size="...")`` for a kernel whose crossover lies
+    elsewhere than ``PARALLEL_MIN_SIZE``).  Both versions execute the same
     arithmetic in the same order per element, so they agree bitwise.  The parallel
     copy gets its own qualified name so Numba's on-disk cache keeps the two apart.
     """
+    if fn is None:
+        return functools.partial(serial_and_parallel, min_size=min_size)
     twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel",
                               fn.__defaults__, fn.__closure__)
     twin.__qualname__ = fn.__qualname__ + "_parallel"
     twin.__doc__ = fn.__doc__
     serial = _cached(fn, config.JIT)
     serial.parallel_version = _cached(twin, config.PARALLEL_JIT)
+    getattr(config, min_size)  # an AttributeError now for a name config lacks
+    serial.parallel_min_size = min_size
     return serial
 
 
@@ -79,7 +86,7 @@ def pick(kernel, size):
     """The serial or the parallel build of ``kernel`` for a pass over ``size`` elements;
     the parallel build behind a process-wide lock where Numba's threading layer is not
     thread-safe (see ``fastnet.threads``)."""
-    if size < config.PARALLEL_MIN_SIZE:
+    if size < getattr(config, kernel.parallel_min_size):
         return kernel
     if threads.parallel_kernels_threadsafe():
         return kernel.parallel_version

@@ -26,9 +26,11 @@ alike in its own build, in its parallel build and in the copy a fused kernel com
 into itself, whatever the process compiled or loaded before.  The sums along a row (a
 group's statistics, a channel's or a sample's sums in backward) run as eight
 interleaved partial sums held in one vector, combined pairwise (``moments``,
-``run_sums``, through ``lanes.lane_sums``).  Group norm's kernels are serial;
-switchable norm forms its sums in a serial pass and runs only the element-wise passes
-in parallel; both its builds agree bitwise (tested), on any number of threads.
+``run_sums``, through ``lanes.lane_sums``).  Group norm's parallel builds split the
+samples (forward) or fixed chunks of ``ROWS_PER_TASK`` samples whose partial sums are
+added in chunk order (backward); switchable norm forms its sums in a serial pass and
+runs only the element-wise passes in parallel.  Each kernel's serial and parallel
+builds agree bitwise (tested), on any number of threads.
 """
 import math
 
@@ -132,26 +134,20 @@ def channel_sums(dout, xn, s, d_sums, dxn_sums):
 
 
 @inline
-def scaled_channels(a, s, coef, stage, out):
-    """``out = coef[0, c] a + (coef[1, c] b + coef[2, c])`` over a row of channels of
-    ``s`` positions each, ``b`` in ``stage`` on entry; the bracket is formed in
-    ``stage`` (float64) first.  Separate loops, so that LLVM cannot reassociate the
-    three terms differently in the serial build and in the parallel build's separately
-    compiled loop body (it did: a last-bit difference per element), and in float64, so
-    that no float32 rounding falls between terms that cancel."""
+def scaled_channels(a, b, s, coef, out):
+    """``out = coef[0, c] a + (coef[1, c] b + coef[2, c])`` over rows of channels of ``s``
+    positions each, in float64, so that no float32 rounding falls between terms that
+    cancel.  One expression per element: no fast-math flag lets LLVM regroup it, so
+    every build rounds it alike (``config.FASTMATH``)."""
     if s == 1:
         for c in range(coef.shape[1]):
-            stage[c] = coef[1, c] * stage[c] + coef[2, c]
-        for c in range(coef.shape[1]):
-            out[c] = coef[0, c] * a[c] + stage[c]
+            out[c] = coef[0, c] * a[c] + (coef[1, c] * np.float64(b[c]) + coef[2, c])
     else:
         for c in range(coef.shape[1]):
             alpha, beta, constant = coef[0, c], coef[1, c], coef[2, c]  # see normalize_channels
-            ac, stagec, outc = channel(a, c, s), channel(stage, c, s), channel(out, c, s)
+            ac, bc, outc = channel(a, c, s), channel(b, c, s), channel(out, c, s)
             for k in range(s):
-                stagec[k] = beta * stagec[k] + constant
-            for k in range(s):
-                outc[k] = alpha * ac[k] + stagec[k]
+                outc[k] = alpha * ac[k] + (beta * np.float64(bc[k]) + constant)
 
 
 # ------------------------------------------------------------------ group norm
@@ -172,14 +168,15 @@ def group_statistics(xs, eps):
     return k + shift, math.sqrt(var + eps)
 
 
-@jit
+@serial_and_parallel(min_size="GROUP_NORM_PARALLEL_MIN_SIZE")
 def group_norm_forward(x, s, gamma, beta, eps, xn, std, out):
     """``x``, ``xn``, ``out`` (N, G, M): the M = (C/G) * S values of each group, channel
     after channel, ``s`` positions each; ``gamma``, ``beta`` (C,); ``std`` (N, G).
-    Sample after sample: each group's statistics, then its normalization."""
+    Each sample (in parallel in the parallel build): each group's statistics, then its
+    normalization."""
     n, groups, size = x.shape
     per_group = size // s
-    for i in range(n):
+    for i in prange(n):
         for g in range(groups):
             mu, sd = group_statistics(x[i, g], eps)
             std[i, g] = sd
@@ -197,20 +194,22 @@ def group_norm_forward(x, s, gamma, beta, eps, xn, std, out):
                                   channel(outs, c, s))
 
 
-@jit
+@serial_and_parallel(min_size="GROUP_NORM_PARALLEL_MIN_SIZE")
 def group_norm_backward(dout, s, xn, std, gamma, dgamma, dbeta, dx):
     """``dgamma``, ``dbeta`` (C,) and ``dx`` (N, G, M) of ``group_norm_forward``:
     ``dx = (gamma dout - mean(gamma dout) - xn mean(gamma dout xn)) / std``.
 
     Samples in chunks of ``ROWS_PER_TASK``: each chunk sums its samples' ``dout`` and
     ``dout xn`` per channel, and the chunks' sums are added in chunk order (pairwise
-    sums of a kind, shorter chains than one running sum over the batch)."""
+    sums of a kind, shorter chains than one running sum over the batch).  The chunks
+    run in parallel in the parallel build; their count does not depend on the threads'."""
     n, groups, size = dout.shape
     per_group = size // s
     chunks = n_chunks(n)
     partial = np.zeros((chunks, 2, groups * per_group))  # per chunk: dbeta, dgamma
-    stage = np.empty(size)
-    for chunk in range(chunks):
+    stages = np.empty((chunks, size if s == 1 else 0))  # gamma dout, per task (s == 1)
+    for chunk in prange(chunks):
+        stage = stages[chunk]
         for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
             for g in range(groups):
                 first, last = g * per_group, (g + 1) * per_group
@@ -220,7 +219,7 @@ def group_norm_backward(dout, s, xn, std, gamma, dgamma, dbeta, dx):
                 weighted = 0.0  # sum(gamma dout) over the group
                 weighted_xn = 0.0  # sum(gamma dout xn)
                 if s == 1:
-                    # stage holds gamma dout for the two sums, then the bracket below
+                    # stage holds gamma dout for the two sums
                     for c in range(per_group):
                         dv = np.float64(ds[c])
                         d_sums[c] += dv
@@ -236,20 +235,20 @@ def group_norm_backward(dout, s, xn, std, gamma, dgamma, dbeta, dx):
                         weighted_xn += gammas[c] * dxn_sum
                 inv = 1 / std[i, g]
                 spread, constant = -inv * (weighted_xn / size), -inv * (weighted / size)
-                # the xn and constant terms first, in float64 (see scaled_channels)
-                for m in range(size):
-                    stage[m] = spread * xns[m] + constant
-                # gamma in float64, as the bracket: no float32 rounding between terms that
-                # cancel (a group of one value: dx = 0 up to the float64 rounding)
+                # in float64, the xn and constant terms bracketed, gamma too: no float32
+                # rounding between terms that cancel (a group of one value: dx = 0 up to
+                # the float64 rounding); written in one expression, as no fast-math flag
+                # lets LLVM regroup it
                 if s == 1:
                     for c in range(per_group):
-                        dxs[c] = (inv * np.float64(gammas[c])) * ds[c] + stage[c]
+                        dxs[c] = ((inv * np.float64(gammas[c])) * ds[c]
+                                  + (spread * xns[c] + constant))
                 else:
                     for c in range(per_group):
                         scale = inv * np.float64(gammas[c])
-                        dc, stagec, dxc = channel(ds, c, s), channel(stage, c, s), channel(dxs, c, s)
+                        dc, xnc, dxc = channel(ds, c, s), channel(xns, c, s), channel(dxs, c, s)
                         for k in range(s):
-                            dxc[k] = scale * dc[k] + stagec[k]
+                            dxc[k] = scale * dc[k] + (spread * xnc[k] + constant)
     for ch in range(groups * per_group):
         d_sum = 0.0
         dxn_sum = 0.0
@@ -436,12 +435,8 @@ def switchable_backward(dout, s, xn, gamma, w_mean, w_var, inst, layer, batch, m
             spread[c] = std[i, c] * (in_var[c] + ln_var + bn_var[c])
         for c in range(c_count):
             scale[c] = gamma[c] / std[i, c]
-    for chunk in prange(n_chunks(n)):
-        stage = np.empty(dout.shape[1])
-        for i in range(chunk * ROWS_PER_TASK, min(n, (chunk + 1) * ROWS_PER_TASK)):
-            for m in range(dout.shape[1]):
-                stage[m] = xn[i, m]
-            scaled_channels(dout[i], s, coef[i], stage, dx[i])
+    for i in prange(n):
+        scaled_channels(dout[i], xn[i], s, coef[i], dx[i])
 
 
 # ------------------------------------------------------------------ weight norm
