@@ -342,9 +342,8 @@ class LayerNet:
         for idx in range(1, len(all_size_list)):
             fan_in, fan_out = all_size_list[idx - 1], all_size_list[idx]
             std = weight_std(weight_init_std, fan_in)
-            weight = self.rng.standard_normal((fan_in, fan_out))
-            weight *= float(std)  # in place: one float64 matrix at a time, not two
-            self.params[f"W{idx}"] = weight.astype(self.dtype, copy=False)
+            weight = std * self.rng.standard_normal((fan_in, fan_out))
+            self.params[f"W{idx}"] = weight.astype(self.dtype)
             self.params[f"b{idx}"] = np.zeros(fan_out, dtype=self.dtype)
 
     def _add_hidden_layer(self, idx):

@@ -168,14 +168,18 @@ class Population:
     def _fill(self, k, members, source="configs"):
         """Arenas for ``k`` members, filled from ``members``, (net, optimizer) pairs
         (made from ``source``, which an error names)."""
-        for i, (net, optimizer) in enumerate(members):
+        # ``next``, not ``enumerate``, which keeps the pair it returned last: member i's
+        # net is dropped before ``members`` makes the next one, one net at a time
+        members = iter(members)
+        for i in range(k):
+            net, optimizer = next(members)
             if i == 0:
                 self._allocate(net, k, type(optimizer))
             try:
                 self.set_member(i, net, optimizer)
             except (TypeError, ValueError) as err:
                 raise type(err)(f"{source}[{i}]: {err}") from None
-            del net, optimizer  # before ``members`` makes the next: one net at a time
+            del net, optimizer
         self._workspaces = (0, [])  # (batch size, one training workspace per share)
         self._infer_ws = (0, [])  # (rows per chunk, one inference workspace per share)
 

@@ -5,7 +5,9 @@ float64 1e-12 / the float32 tolerance the fused step meets.  Driven by
 ``cases.NET_CASES`` (and the layer-norm cases of ``cases.NORM_NET_CASES``) x
 ``cases.OPTIMIZER_CASES``, with members that differ in seed,
 learning rate, weight decay and dropout ratio, on one shared mini-batch or one each."""
+import gc
 import re
+import weakref
 
 import numpy as np
 import pytest
@@ -286,6 +288,24 @@ def test_configs_take_the_net_and_optimizer_defaults():
         assert_array_equal(net.params[key], value)
     assert [d.dropout_ratio for d in dropouts(net)] == [0.5, 0.5]
     assert net.weight_decay_lambda == 0 and not running_layers(net)
+
+
+def test_the_build_holds_one_member_net_at_a_time(monkeypatch):
+    """A population is built one member's net at a time: its peak memory is its arenas
+    and one net, not two (the loop once kept member i's net alive while member i + 1's
+    was made)."""
+    made, most_alive = [], []
+    init = fast_nets.MultiLayerNetExtend.__init__
+
+    def counting_init(net, *args, **kwargs):
+        gc.collect()
+        most_alive.append(sum(ref() is not None for ref in made))
+        init(net, *args, **kwargs)
+        made.append(weakref.ref(net))
+
+    monkeypatch.setattr(fast_nets.MultiLayerNetExtend, "__init__", counting_init)
+    Population(*SIZES, [{"seed": i} for i in range(4)])
+    assert len(made) == 4 and max(most_alive) == 0
 
 
 # ------------------------------------------------------------------ bad input
