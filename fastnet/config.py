@@ -36,6 +36,11 @@ REDUCE_CHUNK = 256
 # 64-byte-aligned ones).
 ALIGNMENT = 64
 
+# Zero-filled arenas of at least this many bytes are memory mappings of their own, in
+# 4 kB pages that become resident only once written (``arena.aligned_zeros``); the size
+# from which NumPy asks for transparent huge pages.
+LAZY_ZEROS_MIN_BYTES = 1 << 22
+
 # Element-wise passes smaller than this run serially: waking the thread pool costs
 # more than the pass itself (measured on 2 cores: the SGD update of the 110k parameters
 # of a 784-100x4-10 net takes 17 us serially, 28-80 us on two threads).

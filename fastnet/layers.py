@@ -359,7 +359,8 @@ class GroupNormalization:
         self.xn = np.empty_like(x)
         self.std = np.empty((x.shape[0], groups), x.dtype)
         out = np.empty_like(x)
-        pick(normalization.group_norm_forward, x.size)(
+        # parallel over samples: a single sample stays serial, whatever its size
+        pick(normalization.group_norm_forward, x.size if x.shape[0] > 1 else 0)(
             x, self._positions(), gamma, beta, self.eps, self.xn, self.std, out)
         return out.reshape(self.input_shape)
 
@@ -373,7 +374,9 @@ class GroupNormalization:
         self.dgamma = np.empty_like(gamma)
         self.dbeta = np.empty_like(gamma)
         dx = np.empty_like(dout)
-        pick(normalization.group_norm_backward, dout.size)(
+        # parallel over chunks of ROWS_PER_TASK samples: one chunk stays serial
+        parallel = dout.shape[0] > normalization.ROWS_PER_TASK
+        pick(normalization.group_norm_backward, dout.size if parallel else 0)(
             dout, self._positions(), self.xn, self.std, gamma, self.dgamma, self.dbeta, dx)
         return dx.reshape(self.input_shape)
 

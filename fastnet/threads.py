@@ -10,8 +10,9 @@ They take turns and never overlap:
   more than such a pass, and two pools spinning at once on few cores was measured to
   make a step ~100x slower.
 * Passes over large arrays (at least ``config.PARALLEL_MIN_SIZE`` elements: the
-  optimizer update of a big net, batch norm or dropout on big batches) take Numba's
-  pool, between GEMMs.
+  optimizer update of a big net, batch norm or dropout on big batches;
+  ``config.GROUP_NORM_PARALLEL_MIN_SIZE`` for the group-norm family's layers) take
+  Numba's pool, between GEMMs.
 * An idle pool must sleep instead of spinning: TBB's workers sleep after a short
   spin (an Adam step of a 784-1024-1024-10 net took ~7 ms on 2 cores under TBB as
   under a passive OpenMP pool); for an OpenMP pool (a user's ``NUMBA_THREADING_LAYER=omp``) ``fastnet`` sets

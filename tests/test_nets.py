@@ -298,7 +298,8 @@ def test_arenas_start_on_cache_lines(dtype):
     def aligned(a):  # an empty array has no data to align
         return a.size == 0 or a.ctypes.data % config.ALIGNMENT == 0
 
-    for shape in (0, 1, 7, (3, 5), (2, 0, 4)):
+    # (1 << 19, 3): above config.LAZY_ZEROS_MIN_BYTES, a memory mapping of its own
+    for shape in (0, 1, 7, (3, 5), (2, 0, 4), (1 << 19, 3)):
         for make in (aligned_empty, aligned_zeros):
             a = make(shape, dtype)
             assert a.shape == (shape if isinstance(shape, tuple) else (shape,))
