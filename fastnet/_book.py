@@ -251,6 +251,15 @@ def check_size(name, value):
     return int(value)
 
 
+def _finite_positive(value):
+    """Whether the real ``value`` is > 0 and finite as a float64 (an int such as 10**400
+    is finite to Python, not to the float64 weights it would scale)."""
+    try:
+        return 0 < float(value) < np.inf
+    except OverflowError:
+        return False
+
+
 def weight_std(weight_init_std, fan_in):
     """The std of a weight matrix with ``fan_in`` inputs: He, Xavier or a number."""
     if isinstance(weight_init_std, str):
@@ -259,7 +268,7 @@ def weight_std(weight_init_std, fan_in):
             return np.sqrt(2.0 / fan_in)
         if name in XAVIER_NAMES:
             return np.sqrt(1.0 / fan_in)
-    elif isinstance(weight_init_std, Real) and 0 < weight_init_std < np.inf:
+    elif isinstance(weight_init_std, Real) and _finite_positive(weight_init_std):
         return weight_init_std
     raise ValueError(f"weight_init_std must be a positive number or one of "
                      f"{HE_NAMES + XAVIER_NAMES}, got {weight_init_std!r}")

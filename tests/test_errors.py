@@ -243,6 +243,8 @@ BAD_INPUTS = [
      ValueError, "weight_init_std must be a positive number"),
     ("net-weight-init-nan", lambda: N.MultiLayerNetExtend(3, [4], 3, weight_init_std=float("nan")),
      ValueError, "weight_init_std must be a positive number"),
+    ("net-weight-init-huge-int", lambda: N.MultiLayerNet(3, [4], 3, weight_init_std=10**400),
+     ValueError, "weight_init_std must be a positive number"),
     ("net-dtype-int", lambda: N.MultiLayerNet(3, [4], 3, dtype=np.int32), TypeError,
      "dtype must be float32 or float64, got int32"),
     ("net-dtype-float16", lambda: N.MultiLayerNetExtend(3, [4], 3, dtype="float16"), TypeError,
