@@ -50,7 +50,10 @@ def aligned_zeros(shape, dtype):
     count = math.prod(shape) if isinstance(shape, tuple) else int(shape)
     if count * dtype.itemsize < config.LAZY_ZEROS_MIN_BYTES:
         return _aligned(shape, dtype, np.zeros)
-    pages = mmap.mmap(-1, count * dtype.itemsize)
+    # private: a process forked later gets its own copy on write, not a shared mapping
+    # (Python's default for anonymous memory on Unix is MAP_SHARED)
+    private = {"flags": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}
+    pages = mmap.mmap(-1, count * dtype.itemsize, **private)
     if hasattr(mmap, "MADV_NOHUGEPAGE"):  # Linux
         pages.madvise(mmap.MADV_NOHUGEPAGE)
     return np.frombuffer(pages, dtype, count).reshape(shape)

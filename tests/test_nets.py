@@ -4,6 +4,7 @@ shared parameter views, dtypes, the Trainer and seeds.  Driven by ``cases.NET_CA
 and ``cases.OPTIMIZER_CASES``."""
 import copy
 import inspect
+import multiprocessing
 import pickle
 
 import numpy as np
@@ -283,6 +284,26 @@ def test_a_copied_net_trains_its_own_parameters(copy_of, kwargs):
     assert twin.loss(x, t) == net.loss(x, t)
     twin.params[next(iter(twin.params))][...] = 0  # what params say is what it computes with
     assert twin.loss(x, t) != net.loss(x, t)
+
+
+def _write_first(arena):
+    arena[0] = 7
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
+                    reason="no fork start method")
+def test_a_forked_child_writes_its_own_copy_of_a_large_zero_arena():
+    """A zero arena of at least ``config.LAZY_ZEROS_MIN_BYTES`` is a memory mapping of
+    its own: private, so that a forked worker's writes do not reach its parent."""
+    from fastnet import config
+    from fastnet.arena import aligned_zeros
+
+    arena = aligned_zeros(config.LAZY_ZEROS_MIN_BYTES // 4 + 1, np.float32)
+    child = multiprocessing.get_context("fork").Process(target=_write_first, args=(arena,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert not arena.any()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
