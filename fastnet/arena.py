@@ -11,6 +11,7 @@ per key, as long as ``intact()`` says the dict still holds the views it was made
 the benchmarks and the tests all take their offsets from it; ``layout_of`` and ``pack``
 lay out any other set of arrays (what ``update_flat`` takes) the same way.
 """
+import contextlib
 import math
 import mmap
 
@@ -36,6 +37,13 @@ def aligned_empty(shape, dtype):
     return _aligned(shape, dtype, np.empty)
 
 
+def aligned_copy(a):
+    """A C-contiguous copy of the array ``a`` whose data starts as ``aligned_empty``'s."""
+    out = aligned_empty(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
 def aligned_zeros(shape, dtype):
     """``np.zeros(shape, dtype)``, aligned as ``aligned_empty``.
 
@@ -53,9 +61,13 @@ def aligned_zeros(shape, dtype):
     # private: a process forked later gets its own copy on write, not a shared mapping
     # (Python's default for anonymous memory on Unix is MAP_SHARED)
     private = {"flags": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}
-    pages = mmap.mmap(-1, count * dtype.itemsize, **private)
-    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # Linux
-        pages.madvise(mmap.MADV_NOHUGEPAGE)
+    try:
+        pages = mmap.mmap(-1, count * dtype.itemsize, **private)
+    except (OSError, OverflowError):  # no room: NumPy's own error (MemoryError) then
+        return _aligned(shape, dtype, np.zeros)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # Linux; refused by a kernel without THP
+        with contextlib.suppress(OSError):
+            pages.madvise(mmap.MADV_NOHUGEPAGE)
     return np.frombuffer(pages, dtype, count).reshape(shape)
 
 # The normalizations that keep running statistics of the batch for inference

@@ -50,7 +50,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import _book, _validate, nets, optimizers, threads
-from .arena import NetLayout, aligned_empty, aligned_zeros
+from .arena import NetLayout, aligned_copy, aligned_empty, aligned_zeros
 from .kernels import activations
 from .kernels import population as kernels
 
@@ -301,8 +301,10 @@ class Population:
         if not mask.any():
             raise ValueError("mask keeps no member; a population needs at least one")
         self.indices = self.indices[mask]
-        self._params, self._grads = self._params[mask], self._grads[mask]
-        self._running, self._states = self._running[mask], self._states[:, mask]
+        self._params, self._grads = aligned_copy(self._params[mask]), aligned_copy(
+            self._grads[mask])
+        self._running = aligned_copy(self._running[mask])
+        self._states = aligned_copy(self._states[:, mask])
         self._lambdas, self._ratios = self._lambdas[mask], self._ratios[mask]
         self._seeds, self._steps = self._seeds[mask], self._steps[mask]
         self._optimizers = [opt for opt, kept in zip(self._optimizers, mask) if kept]

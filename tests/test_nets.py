@@ -306,6 +306,37 @@ def test_a_forked_child_writes_its_own_copy_of_a_large_zero_arena():
     assert not arena.any()
 
 
+def test_a_large_zero_arena_survives_a_refused_mapping_or_advice(monkeypatch):
+    """A kernel without transparent huge pages refuses MADV_NOHUGEPAGE (EINVAL): the
+    advice is only about memory use, so the arena is made all the same; and where no
+    mapping can be made, the arena comes from np.zeros."""
+    import mmap
+    import types
+
+    from fastnet import arena, config
+
+    refused = []
+
+    class Refusing(mmap.mmap):
+        def madvise(self, *args):
+            refused.append(args)
+            raise OSError(22, "Invalid argument")
+
+    private = {"MAP_PRIVATE": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}
+    fake = types.SimpleNamespace(mmap=Refusing, MADV_NOHUGEPAGE=14, **private)
+    monkeypatch.setattr(arena, "mmap", fake)
+    zeros = arena.aligned_zeros(config.LAZY_ZEROS_MIN_BYTES // 8 + 1, np.float64)
+    assert refused and not zeros.any() and zeros.flags.writeable
+
+    def no_mapping(*args, **kwargs):
+        raise OSError(12, "Cannot allocate memory")
+
+    # where no mapping can be made, np.zeros (and its MemoryError, if it fails too)
+    monkeypatch.setattr(fake, "mmap", no_mapping)
+    zeros = arena.aligned_zeros(config.LAZY_ZEROS_MIN_BYTES // 8 + 1, np.float64)
+    assert not zeros.any() and zeros.ctypes.data % config.ALIGNMENT == 0
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_arenas_start_on_cache_lines(dtype):
     """Every arena a kernel streams over (parameters, gradients, running statistics,
@@ -338,7 +369,10 @@ def test_arenas_start_on_cache_lines(dtype):
     population = Population(20, [9, 7], 3, [{"seed": 1}, {"seed": 2}], optimizer="Adam",
                             dtype=dtype)
     arenas += [population._params, population._grads, population._states]
-    assert all(aligned(a) for a in arenas)
+    population.keep(np.array([False, True]))  # compacted arenas are fresh ones
+    arenas += [population._params, population._grads, population._states,
+               population._running]
+    assert all(aligned(a) and a.flags.c_contiguous for a in arenas)
 
 
 # ------------------------------------------------------------------ inference
