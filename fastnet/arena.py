@@ -22,9 +22,13 @@ from .kernels import network
 from ._book import NORMALIZATIONS
 
 
+def _count(shape):
+    return math.prod(shape) if isinstance(shape, tuple) else int(shape)
+
+
 def _aligned(shape, dtype, allocate):
     dtype = np.dtype(dtype)
-    count = math.prod(shape) if isinstance(shape, tuple) else int(shape)
+    count = _count(shape)
     raw = allocate(count * dtype.itemsize + config.ALIGNMENT, np.uint8)
     start = -raw.ctypes.data % config.ALIGNMENT
     return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
@@ -55,7 +59,7 @@ def aligned_zeros(shape, dtype):
     gradient arena (the weights are updated inside the backward pass), and huge pages
     made 4 to 6 MB of its 6.9 MB resident (16 members of 784-100x4-10)."""
     dtype = np.dtype(dtype)
-    count = math.prod(shape) if isinstance(shape, tuple) else int(shape)
+    count = _count(shape)
     if count * dtype.itemsize < config.LAZY_ZEROS_MIN_BYTES:
         return _aligned(shape, dtype, np.zeros)
     # private: a process forked later gets its own copy on write, not a shared mapping
