@@ -64,3 +64,59 @@ def test_multiprocessing_spawn_still_reads_the_inheriting_flag():
     from fastnet import _upstream
     assert "_inheriting" in inspect.getsource(multiprocessing.spawn._check_not_importing_main)
     assert _upstream.importing_main_in_spawned_child() is False
+
+
+def _compile_with_an_inlined_callee_of_many_blocks():
+    """A fresh njit caller of a fresh ``inline="always"`` callee whose IR has a dozen
+    blocks, compiled and run once; returns its result."""
+    @numba.njit(inline="always")
+    def callee(v):
+        for _ in range(3):
+            if v > 1.0:
+                v = v - 1.0
+            if v < -1.0:
+                v = v + 1.0
+            if v > 0.5:
+                v = v * 0.5
+            if v < -0.5:
+                v = v * 0.5
+        return v
+
+    @numba.njit
+    def caller(v):
+        return callee(v) + callee(-v)
+
+    return caller(7.0)
+
+
+def test_numbas_inliner_copies_a_callees_scope_once_per_copy(monkeypatch):
+    """``_upstream.share_scope_in_inlined_copies`` (installed by ``fastnet.kernels.jit``):
+    the inliner copies the callee's scope once for each of its two copies of the IR, not
+    once per block, and the inlined code computes the same."""
+    import copy
+
+    from numba.core import inline_closurecall, ir
+
+    copies = []
+
+    def counting_deepcopy(self, memo):
+        copies.append(self)
+        new = object.__new__(ir.Scope)
+        memo[id(self)] = new
+        for name, value in self.__dict__.items():
+            setattr(new, name, copy.deepcopy(value, memo))
+        return new
+
+    monkeypatch.setattr(ir.Scope, "__deepcopy__", counting_deepcopy, raising=False)
+    patched = inline_closurecall.InlineWorker.inline_ir
+    assert patched.shares_scope
+    _upstream.share_scope_in_inlined_copies()  # idempotent
+    assert inline_closurecall.InlineWorker.inline_ir is patched
+    assert _compile_with_an_inlined_callee_of_many_blocks() == 0.0
+    # two inlined calls, two copies of the callee each, each copy its scope and the
+    # scope's (empty) parent
+    assert len(copies) == 2 * 2 * 2
+    copies.clear()
+    monkeypatch.setattr(inline_closurecall.InlineWorker, "inline_ir", patched.__wrapped__)
+    assert _compile_with_an_inlined_callee_of_many_blocks() == 0.0
+    assert len(copies) >= 10 * 2 * 2 * 2  # Numba's own: once per block (a dozen here)
