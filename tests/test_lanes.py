@@ -1,12 +1,16 @@
 """``kernels.lanes.lane_sums`` and the row sums built on it (``normalization.moments``,
 ``normalization.run_sums``): bitwise the order they document, against plain Python
 float64 arithmetic in that order, on contiguous and strided rows of both dtypes."""
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
 
-from fastnet import config
-from fastnet.kernels import normalization
+from fastnet import config, layers
+from fastnet.kernels import lanes, normalization
 from fastnet.kernels.lanes import LANES, lane_sums
 
 LENGTHS = [0, 1, 7, 8, 9, 16, 100, 1024, 1031]
@@ -72,6 +76,9 @@ def test_row_sums_follow_the_documented_order_bitwise(n, dtype, layout):
     body = n - n % LANES
     assert compiled_lane_sums(a, shift, b, 0.5, body) == in_documented_order(a[:body], shift,
                                                                     b[:body], 0.5)
+    # the Python form that NUMBA_DISABLE_JIT=1 runs
+    assert lanes._lane_sums_python(a, shift, b, 0.5, body) == in_documented_order(
+        a[:body], shift, b[:body], 0.5)
 
 
 def test_row_sums_carry_nan_and_inf_through():
@@ -99,3 +106,42 @@ def test_lane_sums_reads_unaligned_rows():
     assert not unaligned.flags.aligned
     expected = in_documented_order(unaligned, 0.0, unaligned, 0.0)
     assert compiled_lane_sums(unaligned, 0.0, unaligned, 0.0, 8) == expected
+
+
+NORM_LAYERS = {
+    "group": lambda: layers.GroupNormalization(np.linspace(0.5, 2, 6), np.linspace(-1, 1, 6),
+                                               groups=3),
+    "layer": lambda: layers.LayerNormalization(np.linspace(0.5, 2, 6), np.linspace(-1, 1, 6)),
+    "instance": lambda: layers.InstanceNormalization(np.linspace(0.5, 2, 6),
+                                                     np.linspace(-1, 1, 6)),
+}
+
+
+def norm_outputs(x, dout):
+    """Each of group, layer and instance norm's forward and backward on ``x``."""
+    out = {}
+    for name, make in NORM_LAYERS.items():
+        layer = make()
+        out[name] = layer.forward(x, train_flg=True)
+        out[name + "-dx"] = layer.backward(dout)
+    return out
+
+
+def test_the_norms_that_use_lane_sums_run_with_the_jit_disabled(tmp_path):
+    """With ``NUMBA_DISABLE_JIT=1`` the kernels run as Python, where ``lane_sums`` (an
+    intrinsic) cannot: its Python form computes the same as the compiled one."""
+    rng = np.random.default_rng(5)
+    x, dout = rng.standard_normal((2, 4, 6, 3, 3))
+    np.savez(tmp_path / "in.npz", x=x, dout=dout)
+    script = ("import numpy as np, sys; sys.path.insert(0, sys.argv[1]); "
+              "import test_lanes as t; from fastnet.kernels import lanes; "
+              "assert lanes.lane_sums is lanes._lane_sums_python; "
+              "a = np.load(sys.argv[2]); np.savez(sys.argv[3], **t.norm_outputs(a['x'], a['dout']))")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__),
+                    tmp_path / "in.npz", tmp_path / "out.npz"], env=env, check=True, timeout=120)
+    uncompiled = np.load(tmp_path / "out.npz")
+    compiled = norm_outputs(x, dout)
+    assert sorted(uncompiled) == sorted(compiled)
+    for name, value in compiled.items():
+        np.testing.assert_allclose(uncompiled[name], value, rtol=1e-12, atol=1e-12, err_msg=name)

@@ -18,7 +18,10 @@ within 3-9% of their former builds that let LLVM reorder the sums.  Sixteen lane
 
 For a row whose length is not a multiple of ``LANES``, the caller adds the last
 ``len % LANES`` elements after ``lane_sums``, in order (``normalization.moments``).
+With ``NUMBA_DISABLE_JIT=1`` (kernels run as Python, where an intrinsic cannot)
+``lane_sums`` is a Python loop of the same order.
 """
+import numba
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -123,3 +126,21 @@ def lane_sums(typingctx, a, a_shift, b, b_shift, body):
                                   (_pairwise(builder, sums), _pairwise(builder, products)))
 
     return signature, codegen
+
+
+def _lane_sums_python(a, a_shift, b, b_shift, body):
+    """``lane_sums`` as Python, in the same order, for ``NUMBA_DISABLE_JIT=1`` (where an
+    intrinsic cannot run): each add and multiply one IEEE float64 operation."""
+    sums, products = [0.0] * LANES, [0.0] * LANES
+    for m in range(body):
+        a_term = float(a[m]) - float(a_shift)
+        sums[m % LANES] += a_term
+        products[m % LANES] += a_term * (float(b[m]) - float(b_shift))
+    while len(sums) > 1:
+        sums = [sums[k] + sums[k + 1] for k in range(0, len(sums), 2)]
+        products = [products[k] + products[k + 1] for k in range(0, len(products), 2)]
+    return sums[0], products[0]
+
+
+if numba.config.DISABLE_JIT:
+    lane_sums = _lane_sums_python
