@@ -18,12 +18,15 @@ import mmap
 import numpy as np
 
 from . import config
-from .kernels import network
 from ._book import NORMALIZATIONS
+from .kernels import network
 
 
 def _count(shape):
-    return math.prod(shape) if isinstance(shape, tuple) else int(shape)
+    dims = shape if isinstance(shape, tuple) else (int(shape),)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"negative dimensions are not allowed, got shape {shape}")
+    return math.prod(dims)
 
 
 def _aligned(shape, dtype, allocate):

@@ -358,6 +358,10 @@ def test_arenas_start_on_cache_lines(dtype):
             assert a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
             assert aligned(a)
         assert not aligned_zeros(shape, dtype).any()
+    for shape in (-1, (2, -3)):  # refused, as NumPy refuses them
+        for make in (aligned_empty, aligned_zeros):
+            with pytest.raises(ValueError, match="negative dimensions"):
+                make(shape, dtype)
     net = fast_nets.MultiLayerNetExtend(20, [9, 7], 3, use_batchnorm=True, use_dropout=True,
                                         dtype=dtype, seed=1)
     adam = fast_optimizers.Adam()
