@@ -56,7 +56,8 @@ from .kernels import population as kernels
 
 NET_KEYS = ("seed", "weight_init_std", "weight_decay_lambda", "dropout_ratio")
 # What a population's members may normalize with: what the compiled step runs in place
-NORMALIZATIONS = (None, "batch", "layer")
+# (weight norm forms its weights outside the step, from arenas of its own)
+NORMALIZATIONS = (None, "batch", "layer", "group", "instance", "switchable")
 
 
 def _layers(net, kind):
@@ -85,7 +86,9 @@ class Population:
     ``decay_rate``).  ``optimizer`` is one of ``fastnet.optimizers.OPTIMIZERS``'
     names (case-insensitive), the same for every member.  The other arguments are
     ``MultiLayerNetExtend``'s, shared by all; ``normalization`` is one of
-    ``NORMALIZATIONS`` (None, 'batch' as ``use_batchnorm=True``, 'layer').
+    ``NORMALIZATIONS`` (None, 'batch' as ``use_batchnorm=True``, 'layer', 'group',
+    'instance', 'switchable'; not 'weight'), ``groups`` group norm's groups (instance
+    norm's channels).
 
     ``num_threads`` (a positive int, or None for ``fastnet.get_num_threads()`` at each
     call) threads step and evaluate the members, each thread a share of them with BLAS
@@ -100,7 +103,7 @@ class Population:
 
     def __init__(self, input_size, hidden_size_list, output_size, configs, optimizer="SGD",
                  activation="relu", use_batchnorm=False, use_dropout=False, dtype=np.float32,
-                 *, normalization=None, num_threads=None):
+                 *, normalization=None, groups=2, num_threads=None):
         if isinstance(configs, Mapping) or not all(isinstance(c, Mapping) for c in configs):
             raise TypeError(f"configs must be a sequence of dicts, one per member, got "
                             f"{configs!r:.80}")
@@ -128,7 +131,7 @@ class Population:
                 input_size, hidden_size_list, output_size, activation,
                 config.get("weight_init_std", "relu"), config.get("weight_decay_lambda", 0),
                 use_dropout, use_batchnorm=use_batchnorm, normalization=normalization,
-                dropout_ratio=config.get("dropout_ratio", 0.5), dtype=dtype,
+                groups=groups, dropout_ratio=config.get("dropout_ratio", 0.5), dtype=dtype,
                 seed=config.get("seed")),
              optimizer_class(**{k: v for k, v in config.items() if k in hyper_keys}))
             for config in configs))
@@ -139,7 +142,8 @@ class Population:
         ``fastnet.nets.MultiLayerNetExtend`` and a ``fastnet.optimizers`` optimizer
         (copied, as ``set_member`` copies them): for members built or restored
         elsewhere (a sweep's checkpoints).  The nets share one architecture,
-        normalization (one of ``NORMALIZATIONS``), activation and dtype, and the
+        normalization (one of ``NORMALIZATIONS``, with its groups), activation and dtype,
+        and the
         optimizers one class.  ``configs`` is None for each member.
 
         Raises ValueError for no members or nets that differ, TypeError for optimizers
@@ -192,9 +196,10 @@ class Population:
         self.activation, self.dtype = first.activation, first.dtype
         self.layout = NetLayout(first.input_size, first.hidden_size_list, first.output_size,
                                 use_dropout=first.use_dropout,
-                                normalization=first.normalization)
+                                normalization=first.normalization, groups=first.groups)
         self._norm_eps = nets.fused_norm_eps(first.normalization)
-        self._bn_momenta = np.array([bn.momentum for bn in _layers(first, "BatchNorm")],
+        # the momenta of the layers with running statistics (batch or switchable norm)
+        self._bn_momenta = np.array([bn.momentum for bn in _layers(first, nets.RUNNING_LAYERS)],
                                     np.float64)
         size, n_dropout = self.layout.size, len(_layers(first, "Dropout"))
         self.indices = np.arange(k)
@@ -232,16 +237,17 @@ class Population:
                 or net.activation != self.activation
                 or net.normalization != self.layout.normalization
                 or net.use_dropout != self.layout.use_dropout
+                or net.normalization in ("group", "instance") and net.groups != self.layout.groups
                 or NetLayout(net.input_size, net.hidden_size_list, net.output_size,
                              use_dropout=net.use_dropout, normalization=net.normalization,
                              groups=net.groups).views != self.layout.views):
             raise ValueError("net must be a fastnet.nets.MultiLayerNetExtend of the "
-                             "population's architecture, normalization, activation and "
-                             "dtype")
+                             "population's architecture, normalization (and groups), "
+                             "activation and dtype")
         for key, view in self.layout.params(self._params[i]).items():
             view[...] = net.params[key]
         for (mean, var), bn in zip(self.layout.running(self._running[i]),
-                                   _layers(net, "BatchNorm")):
+                                   _layers(net, nets.RUNNING_LAYERS)):
             mean[...], var[...] = bn.running_mean, bn.running_var
         dropouts = _layers(net, "Dropout")
         self._ratios[i] = [d.dropout_ratio for d in dropouts]
@@ -269,11 +275,12 @@ class Population:
         net = nets.MultiLayerNetExtend(
             self.input_size, layout.hidden_size_list, self.output_size, self.activation,
             weight_decay_lambda=float(self._lambdas[i]), use_dropout=layout.use_dropout,
-            normalization=layout.normalization, dropout_ratio=ratio, dtype=self.dtype,
-            seed=0)  # any seed: every parameter and stream is overwritten
+            normalization=layout.normalization, groups=layout.groups, dropout_ratio=ratio,
+            dtype=self.dtype, seed=0)  # any seed: every parameter and stream is overwritten
         for key, view in layout.params(self._params[i]).items():
             net.params[key][...] = view
-        for (mean, var), bn in zip(layout.running(self._running[i]), _layers(net, "BatchNorm")):
+        for (mean, var), bn in zip(layout.running(self._running[i]),
+                                   _layers(net, nets.RUNNING_LAYERS)):
             bn.running_mean[...], bn.running_var[...] = mean, var
         for d, seed in zip(_layers(net, "Dropout"), self._seeds[i]):
             d.seed, d.step = int(seed), int(self._steps[i])
@@ -390,6 +397,8 @@ class Population:
         else:
             rows = self._rows(rows, x.shape[1])
             n = rows.shape[1]
+        if self.layout.normalization == "switchable":  # as one net refuses it
+            _validate.batch_statistics("SwitchableNormalization", n, (n, self.input_size))
         shares = self._shares()
         workspaces = self._training_workspaces(n, shares)
         hyper = np.array([opt.kernel_scalars() for opt in self._optimizers], self.dtype)
@@ -407,7 +416,7 @@ class Population:
                 activations.CODES[self.activation], self._params, self._grads, self._running,
                 self.layout.norm, self._bn_momenta, self._norm_eps, self._ratios, keys,
                 self._kind, hyper, self._states, lambdas, self.layout.n_decayed, ws["acts"],
-                ws["xns"], ws["stds"], ws["masks"], ws["scratch"], ws["logits"],
+                ws["xns"], ws["stds"], ws["stats"], ws["masks"], ws["scratch"], ws["logits"],
                 ws["x_rows"], ws["label_rows"], losses, first, last)
 
         threads.run_shares(step, len(self), shares)

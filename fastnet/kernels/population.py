@@ -56,8 +56,8 @@ def update(kind, p, g, states, k, h, wd):
 @jit
 def population_train_step(x, labels, rows, dims, layout, act, params, grads, running,
                           norm, bn_momenta, bn_eps, dropout_ratios, keys, kind, hyper, states,
-                          weight_decay, n_decayed, acts, xns, stds, masks, scratch, logits,
-                          x_rows, label_rows, losses, first, last):
+                          weight_decay, n_decayed, acts, xns, stds, stats, masks, scratch,
+                          logits, x_rows, label_rows, losses, first, last):
     """One training step of members ``first`` to ``last - 1``: ``losses[k]`` receives
     member k's mean cross-entropy (before its update, without the weight-decay term).
 
@@ -69,7 +69,6 @@ def population_train_step(x, labels, rows, dims, layout, act, params, grads, run
     ``network.mlp_train_step``.
     """
     no_sgd = hyper[0, :0]
-    no_stats = np.empty(0)  # switchable norm's statistics: a population has no such norm
     sgd = np.empty(2, params.dtype)
     for k in range(first, last):
         if rows.shape[0]:
@@ -89,11 +88,11 @@ def population_train_step(x, labels, rows, dims, layout, act, params, grads, run
             sgd[1] = wd
             losses[k] = mlp_train_step(xk, tk, dims, layout, act, p, g, running[k], norm,
                                        bn_momenta, bn_eps, dropout_ratios[k], keys[k], sgd,
-                                       0.0, acts, xns, stds, no_stats, masks, scratch, logits)
+                                       0.0, acts, xns, stds, stats, masks, scratch, logits)
             continue
         losses[k] = mlp_train_step(xk, tk, dims, layout, act, p, g, running[k], norm,
                                    bn_momenta, bn_eps, dropout_ratios[k], keys[k], no_sgd, 0.0,
-                                   acts, xns, stds, no_stats, masks, scratch, logits)
+                                   acts, xns, stds, stats, masks, scratch, logits)
         if wd:  # as ``update_flat``: the decayed weights, then the rest
             update(kind, p[:n_decayed], g[:n_decayed], states[:, :, :n_decayed], k,
                    hyper[k], wd)

@@ -367,19 +367,21 @@ def run_units(units, data, dtype=np.float32, backend="fastnet", threads=None):
 
 
 def population_key(unit, backend="fastnet"):
-    """What trials must share to step as one population: the net's shape and options,
-    the optimizer, the batch size, the epochs, and the unit's step range and
-    evaluations; None for a unit that trains alone (the reference backend, a
-    normalization the population's compiled step does not run, a learning-rate
-    schedule)."""
+    """What trials must share to step as one population: the net's shape and options
+    (group and instance norm's groups among them), the optimizer, the batch size, the
+    epochs, and the unit's step range and evaluations; None for a unit that trains
+    alone (the reference backend, a normalization the population's compiled step does
+    not run, a learning-rate schedule)."""
     from ..population import NORMALIZATIONS
 
     config = unit.config
     if (backend != "fastnet" or config.get("normalization") not in NORMALIZATIONS
             or schedule_spec(config)):
         return None
+    grouped = config.get("normalization") in ("group", "instance")
     return ("population", tuple(config["hidden_size_list"]), config["activation"],
-            config["use_batchnorm"], config.get("normalization"), config["use_dropout"],
+            config["use_batchnorm"], config.get("normalization"),
+            config.get("groups") if grouped else None, config["use_dropout"],
             config["optimizer"], config["mini_batch_size"], config["epochs"],
             unit.checkpoint.step if unit.checkpoint is not None else 0, unit.stop_epoch,
             tuple(unit.eval_epochs))

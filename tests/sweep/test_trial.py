@@ -153,6 +153,9 @@ POPULATION_CASES = [
     {"optimizer": "SGD", "use_batchnorm": True}, {"optimizer": "RMSprop", "lr": 1e-3,
                                                    "use_dropout": True},
     {"optimizer": "AdamW", "lr": 1e-3, "decoupled_weight_decay": 0.1, "normalization": "layer"},
+    {"optimizer": "Momentum", "lr": 0.05, "normalization": "group", "groups": 5},
+    {"optimizer": "Adam", "lr": 1e-3, "normalization": "instance", "groups": 2},
+    {"optimizer": "SGD", "normalization": "switchable", "use_dropout": True},
 ]
 MEMBERS = [{}, {"lr_scale": 3.0, "weight_decay_lambda": 1e-3}, {"weight_init_std": 0.05},
            {"lr_scale": 1e6}, {"lr_scale": -1.0}, {"dropout_ratio": 0.2}]
@@ -213,9 +216,13 @@ def test_units_that_cannot_step_together_train_alone():
              trial.Unit(2, CONFIG, 3, 1.5, (1, 2, 3)),
              trial.Unit(3, Space.complete({**CONFIG, "lr_schedule": "exponential",
                                            "gamma": 0.7}), 4, 3, (1, 2, 3)),
-             trial.Unit(4, Space.complete({**CONFIG, "normalization": "group"}), 4, 3,
-                        (1, 2, 3))]
-    assert len({trial.population_key(u) for u in units[:3]}) == 3
+             trial.Unit(4, Space.complete({**CONFIG, "normalization": "weight"}), 4, 3,
+                        (1, 2, 3)),
+             *(trial.Unit(5 + i, Space.complete({**CONFIG, "normalization": norm,
+                                                 "groups": groups}), 5, 3, (1, 2, 3))
+               for i, (norm, groups) in enumerate([("group", 2), ("group", 5),
+                                                   ("instance", 2), ("instance", 5)]))]
+    assert len({trial.population_key(u) for u in units[:3] + units[5:]}) == 7
     assert trial.population_key(units[3]) is trial.population_key(units[4]) is None
     assert trial.population_key(units[0], "reference") is None
     assert ([outcome_fields(o) for o in trial.run_units(units, data)]
