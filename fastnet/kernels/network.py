@@ -390,7 +390,7 @@ def mlp_numerical_gradient(x, labels, dims, layout, act, params, running, norm, 
 
 # ------------------------------------------------------------------ inference
 
-@inline
+@jit  # not inlined: compiled once for predict, predict_labels and cross_entropy
 def infer_chunk(x, dims, layout, act, params, running, norm, eps, dropout_scales, stds,
                 scratch, logits):
     """``logits = net(x)`` in inference mode for the rows of ``x`` (at most a chunk):
