@@ -11,6 +11,7 @@ import glob
 import os
 import time
 
+import numba
 import numpy as np
 
 from . import _validate, config, layers, nets, optimizers, population
@@ -23,9 +24,12 @@ def build(dtypes=DTYPES):
     """Compile (or load from the cache) every kernel for ``dtypes``; returns seconds.
 
     Raises ``TypeError`` for a dtype other than float32 or float64, ``RuntimeError``
-    where there is no writable cache folder (nothing would be kept).
+    where nothing would be kept: Numba's JIT is disabled, or no cache folder is writable.
     """
     dtypes = [_validate.float_dtype(d) for d in dtypes]
+    if numba.config.DISABLE_JIT:
+        raise RuntimeError("nothing to build: NUMBA_DISABLE_JIT=1 runs fastnet's kernels "
+                           "as Python, uncompiled (unset it to compile and cache them)")
     if jit.cache_dir() is None:
         raise RuntimeError("no cache folder to build: Numba finds none writable for "
                            "fastnet's kernels (set NUMBA_CACHE_DIR to a writable folder)")
@@ -96,14 +100,16 @@ def _nets(dtype):
 
 
 def info():
-    """Where the cache is and what it holds: a dict with ``folder`` (None where nothing
+    """Where the cache is and what it holds: a dict with ``jit`` (False where
+    ``NUMBA_DISABLE_JIT=1`` runs the kernels as Python), ``folder`` (None where nothing
     is cached), ``current`` (whether the stamp of this fastnet is there), ``files`` and
     ``bytes`` (Numba's index and data files)."""
     folder = jit.cache_dir()
     if folder is None:
-        return {"folder": None, "current": False, "files": 0, "bytes": 0}
+        return {"jit": not numba.config.DISABLE_JIT, "folder": None, "current": False,
+                "files": 0, "bytes": 0}
     files = [p for pattern in ("*.nbi", "*.nbc") for p in glob.glob(os.path.join(folder, pattern))]
-    return {"folder": folder, "current": os.path.exists(jit.stamp_path(folder)),
+    return {"jit": True, "folder": folder, "current": os.path.exists(jit.stamp_path(folder)),
             "files": len(files), "bytes": sum(os.path.getsize(p) for p in files)}
 
 

@@ -260,7 +260,9 @@ def cache_command(args):
     elif args.action == "clear":
         cache.clear()
     state = cache.info()
-    if state["folder"] is None:
+    if not state["jit"]:
+        print("no cache: NUMBA_DISABLE_JIT=1 runs the kernels as Python, uncompiled")
+    elif state["folder"] is None:
         print("no cache: kernels compile in every process (set NUMBA_CACHE_DIR to a "
               "writable folder)")
     else:

@@ -264,6 +264,31 @@ def test_cache_build_compiles_what_the_cli_and_the_classes_use(tmp_path):
 
 def test_cache_info_and_build_errors():
     state = cache.info()
-    assert set(state) == {"folder", "current", "files", "bytes"}
+    assert set(state) == {"jit", "folder", "current", "files", "bytes"}
     with pytest.raises(TypeError, match="dtype must be float32 or float64, got int32"):
         cache.build([np.int32])
+
+
+def test_with_the_jit_disabled_kernels_run_as_python_silently_and_the_cache_says_so(tmp_path):
+    """``NUMBA_DISABLE_JIT=1``: dropout's uint64 hash wraps without NumPy's overflow
+    warning (an error under ``-W error``) and draws the compiled kernel's mask; ``fastnet
+    cache`` says that nothing is compiled rather than asking for a cache folder."""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    script = ("import numpy as np, sys; from fastnet import layers; "
+              "x = np.arange(1.0, 61.0).reshape(6, 10); "
+              "np.save(sys.argv[1], layers.Dropout(0.5, seed=3).forward(x))")
+    subprocess.run([sys.executable, "-W", "error", "-c", script, tmp_path / "y.npy"],
+                   env=env, check=True, timeout=120)
+    x = np.arange(1.0, 61.0).reshape(6, 10)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"),
+                                  fastnet.layers.Dropout(0.5, seed=3).forward(x))
+    cli = [sys.executable, "-W", "error", "-m", "fastnet", "cache"]
+    info = subprocess.run([*cli, "info"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert info.returncode == 0, info.stderr
+    assert info.stdout.strip() == ("no cache: NUMBA_DISABLE_JIT=1 runs the kernels as "
+                                   "Python, uncompiled")
+    build = subprocess.run([*cli, "build"], env=env, capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert build.returncode != 0
+    assert "nothing to build: NUMBA_DISABLE_JIT=1" in build.stderr

@@ -36,6 +36,7 @@ import warnings
 
 import filelock
 import numba
+import numpy as np
 from numba.core import event
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.dispatcher import Dispatcher
@@ -108,7 +109,7 @@ def _cached(fn, options):
         _warn_uncached()
         dispatcher = numba.njit(**dict(options, cache=False))(fn)
     if not isinstance(dispatcher, Dispatcher):  # NUMBA_DISABLE_JIT=1: the plain function
-        return dispatcher
+        return _as_python(fn)
     compile_unlocked = dispatcher.compile
 
     def compile(sig):
@@ -120,6 +121,18 @@ def _cached(fn, options):
     dispatcher.compile = compile
     KERNELS.append(dispatcher)
     return dispatcher
+
+
+def _as_python(fn):
+    """``fn`` run as Python (``NUMBA_DISABLE_JIT=1``) with NumPy's overflow warnings off,
+    as compiled code has none: the dropout streams' hash multiplies uint64 scalars modulo
+    2**64 by design, and a warning there is an error under ``python -W error``."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with np.errstate(over="ignore"):
+            return fn(*args, **kwargs)
+
+    return run
 
 
 @functools.cache  # once per process
@@ -135,7 +148,7 @@ def cache_dir():
     """The folder of fastnet's cached kernels, or None where nothing is cached."""
     from . import softmax  # any kernel of this folder: they share one cache folder
 
-    if not isinstance(softmax.softmax, Dispatcher):  # NUMBA_DISABLE_JIT=1
+    if numba.config.DISABLE_JIT:
         return None
     return _upstream.numba_cache_dir(softmax.softmax)
 
