@@ -6,6 +6,7 @@ Each read is guarded: where an upgrade has moved the attribute, the function rai
 loudly, instead of fastnet silently taking a slower or wrong path.
 """
 import copy
+import functools
 import multiprocessing
 import threading
 import types
@@ -92,6 +93,7 @@ def share_scope_in_inlined_copies():
         raise UpstreamChanged(f"numba {numba.__version__}: numba.core.inline_closurecall no "
                               f"longer has InlineWorker.inline_ir and the copy module")
 
+    @functools.wraps(inline_ir)
     def patched(self, *args, **kwargs):
         outer = getattr(_inlining, "memos", None)
         _inlining.memos = {}
@@ -100,7 +102,6 @@ def share_scope_in_inlined_copies():
         finally:
             _inlining.memos = outer
 
-    patched.__wrapped__ = inline_ir
     patched.shares_scope = True
     worker.inline_ir = patched
     names = {name: getattr(copy, name) for name in copy.__all__}

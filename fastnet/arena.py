@@ -14,6 +14,7 @@ lay out any other set of arrays (what ``update_flat`` takes) the same way.
 import contextlib
 import math
 import mmap
+import operator
 
 import numpy as np
 
@@ -23,7 +24,12 @@ from .kernels import network
 
 
 def _count(shape):
-    dims = shape if isinstance(shape, tuple) else (int(shape),)
+    """The element count of ``shape`` (an int or a sequence of ints), refused as NumPy
+    refuses it: ``TypeError`` for a non-integer, ``ValueError`` for a negative one."""
+    try:
+        dims = tuple(map(operator.index, shape if np.iterable(shape) else (shape,)))
+    except TypeError:
+        raise TypeError(f"a shape is an int or a sequence of ints, got {shape!r}") from None
     if any(d < 0 for d in dims):
         raise ValueError(f"negative dimensions are not allowed, got shape {shape}")
     return math.prod(dims)

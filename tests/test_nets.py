@@ -362,6 +362,11 @@ def test_arenas_start_on_cache_lines(dtype):
         for make in (aligned_empty, aligned_zeros):
             with pytest.raises(ValueError, match="negative dimensions"):
                 make(shape, dtype)
+    for shape in (2.0, (2, 1.5), "3", None):  # refused as NumPy refuses them
+        for make in (aligned_empty, aligned_zeros):
+            with pytest.raises(TypeError, match="a shape is an int or a sequence of ints"):
+                make(shape, dtype)
+    assert aligned_empty([2, np.int64(3)], dtype).shape == (2, 3)
     net = fast_nets.MultiLayerNetExtend(20, [9, 7], 3, use_batchnorm=True, use_dropout=True,
                                         dtype=dtype, seed=1)
     adam = fast_optimizers.Adam()
