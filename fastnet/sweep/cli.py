@@ -175,7 +175,8 @@ def run_command(args):
         raise SweepCommandError(str(err)) from None
     spec["data_dir"] = args.data_dir
     start = time.perf_counter()
-    signal.signal(signal.SIGTERM, _interrupt)  # kill: stop as Ctrl-C does, pool closed
+    # kill: stop as Ctrl-C does, pool closed; the caller's handler back afterwards
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -191,6 +192,8 @@ def run_command(args):
     except KeyboardInterrupt:
         raise SweepCommandError(f"interrupted; what ended is recorded in {args.db}: run the "
                                 "same command to resume") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     counts = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

@@ -344,8 +344,10 @@ def test_show_of_a_sweep_in_progress(small_db, tmp_path, capsys):
 def test_a_parameter_no_trial_reads_is_warned_of_once_in_one_line(mnist_dir, tmp_path, capsys):
     args = run_args(tmp_path / "adam.db", mnist_dir, 2)
     args[args.index("optimizer=Momentum")] = "optimizer=adam"
+    handler = signal.getsignal(signal.SIGTERM)
     status, _, err = sweep(capsys, *args)
     assert status == 0
+    assert signal.getsignal(signal.SIGTERM) is handler  # the run's own is not left behind
     assert err == ("fastnet sweep: warning: momentum is given but no trial reads it: only "
                    "optimizer 'Momentum' or 'Nesterov' does, and this space's optimizer is "
                    "'Adam'\n")
