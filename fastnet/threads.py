@@ -41,6 +41,7 @@ depend on the thread count.
 environment variable ``FASTNET_NUM_THREADS`` applies ``set_num_threads`` at import.
 """
 import concurrent.futures
+import contextlib
 import ctypes
 import functools
 import importlib.metadata
@@ -73,7 +74,7 @@ def set_num_threads(n):
     numba.set_num_threads(n)
     global _blas_after
     with _blas_lock:
-        if _blas_users:  # BLAS is single-threaded for run_shares: n applies after it
+        if _blas_users:  # in blas_single_threaded: n applies after it
             _blas_after = n
         else:
             _blas_limit(n)
@@ -187,24 +188,34 @@ def _blas_limit(n):
     return _blas_controller().limit(limits=n, user_api="blas")
 
 
-def _blas_single_threaded_enter():
-    global _blas_users, _blas_limiter
+@contextlib.contextmanager
+def blas_single_threaded():
+    """Every BLAS library single-threaded inside the block, process-wide, and restored
+    when the last of the blocks open at once (in any thread) ends, whatever it raised;
+    a ``set_num_threads`` made meanwhile applies then.
+
+    OpenBLAS's last bits can depend on how it splits a GEMM among its threads, so
+    within such a block a GEMM's result does not depend on the thread count (seen:
+    AVX2 kernels, as OpenBLAS runs on AVX2 CPUs and on AMD Zen 5, differ in about 5% of
+    the elements of a float32 (512, 100) x (100, 512) product between 1 and 2 threads).
+    ``run_shares`` runs in one; a sweep's trial trains in one
+    (``fastnet.sweep.trial``)."""
+    global _blas_users, _blas_limiter, _blas_after
     with _blas_lock:
         if _blas_users == 0:
             _blas_limiter = _blas_limit(1)
         _blas_users += 1
-
-
-def _blas_single_threaded_exit():
-    global _blas_users, _blas_limiter, _blas_after
-    with _blas_lock:
-        _blas_users -= 1
-        if _blas_users == 0:
-            _take_blas_control()
-            _blas_limiter.restore_original_limits()
-            if _blas_after is not None:  # a set_num_threads made meanwhile
-                _blas_limit(_blas_after)
-            _blas_limiter, _blas_after = None, None
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _take_blas_control()
+                _blas_limiter.restore_original_limits()
+                if _blas_after is not None:  # a set_num_threads made meanwhile
+                    _blas_limit(_blas_after)
+                _blas_limiter, _blas_after = None, None
 
 
 def _submit(call, bounds):
@@ -239,8 +250,7 @@ def run_shares(call, n, shares):
     """
     shares = max(1, min(int(shares), n))
     bounds = [n * j // shares for j in range(shares + 1)]
-    _blas_single_threaded_enter()
-    try:
+    with blas_single_threaded():
         futures = _submit(call, bounds) if shares > 1 else []
         try:
             call(bounds[0], bounds[1], 0)
@@ -248,8 +258,6 @@ def run_shares(call, n, shares):
             concurrent.futures.wait(futures)
         for future in futures:
             future.result()
-    finally:
-        _blas_single_threaded_exit()
 
 
 def threading_info():

@@ -74,8 +74,7 @@ def forward_flops(sizes, n):
 def hpo_flops(hidden=HPO["hidden"], n_train=HPO["train"], n_val=HPO["validation"],
               epochs=HPO["epochs"], batch=HPO["batch"], inputs=784, classes=10):
     """Exact GEMM FLOPs of one HPO trial: each epoch trains on ``n_train // batch``
-    whole batches and evaluates the training and validation sets once (the 784
-    features as the book has them, not the sweep's padding to 800)."""
+    whole batches and evaluates the training and validation sets once."""
     sizes = [inputs, *hidden, classes]
     steps = max(n_train // batch, 1)
     per_epoch = train_flops(sizes, steps * min(batch, n_train)) + forward_flops(sizes, n_train + n_val)
@@ -86,8 +85,7 @@ def halving_flops(steps, evaluations, batch, n_eval, hidden=HALVING["hidden"], i
                   classes=10):
     """GEMM FLOPs of a sweep's work: ``steps`` training steps of ``batch`` images and
     ``evaluations`` forward passes over ``n_eval`` images (the training-evaluation and
-    validation sets together), summed over its trials.  The 784 features as the data
-    has them (fastnet's sweep pads them to 800: its own floor is 1.5% higher)."""
+    validation sets together), summed over its trials."""
     sizes = [inputs, *hidden, classes]
     return train_flops(sizes, steps * batch) + evaluations * forward_flops(sizes, n_eval)
 
@@ -196,21 +194,14 @@ def optuna_skip_reason(use_torch):
     return f"{' and '.join(missing)} not importable" if missing else None
 
 
-def _trial_arrays(data):
-    """The unpadded arrays of a sweep's ``TrialData``, for the Optuna job."""
-    d = data.input_size
-    return {"x_train": data.x_train[:, :d], "t_train": data.t_train,
-            "x_val": data.x_val[:, :d], "t_val": data.t_val,
-            "x_train_eval": data.x_train_eval[:, :d], "t_train_eval": data.t_train_eval}
-
-
 def run_optuna(trial_data, configs, hidden, batch, evals, procs, n_threads, pruner=None,
                lr_range=HPO["lr"], wd_range=HPO["weight_decay"]):
     """Run ``optuna_worker`` on ``configs`` (``[{"lr", "weight_decay"}]``); its result
     dict (``wall_s``, ``states``, ``best_val_acc``...)."""
     with tempfile.TemporaryDirectory(prefix="fastnet-optuna-") as tmp:
         tmp = Path(tmp)
-        np.savez(tmp / "data.npz", **_trial_arrays(trial_data))
+        np.savez(tmp / "data.npz", **{name: getattr(trial_data, name) for name in (
+            "x_train", "t_train", "x_val", "t_val", "x_train_eval", "t_train_eval")})
         job = {"data": str(tmp / "data.npz"), "journal": str(tmp / "journal.log"),
                "hidden": list(hidden), "batch": batch, "evals": evals, "procs": procs,
                "configs": configs, "pruner": pruner, "lr_range": list(lr_range),

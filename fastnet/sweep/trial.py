@@ -11,15 +11,14 @@ running statistics, dropout streams, optimizer state; the schedule's position is
 step) ends bit for bit where an uninterrupted run ends, and a trial trained again
 from scratch after a crash retraces the same steps.
 
-**Thread-count independence.**  OpenBLAS's last bits can depend on its thread count
-for a GEMM whose inner dimension is over 448 and not a multiple of 32 (AVX-512
-kernels; MNIST's 784 inputs are one).  The sweep pads the input features with zero
-columns up to a multiple of ``PAD_MULTIPLE`` (784 -> 800) and the first weight matrix
-with zero rows: the padded rows get zero gradients, so they stay zero under every
-optimizer and weight decay, the net computes the same function, and the GEMMs reduce
-over a length whose blocking does not depend on the threads.  Inner dimensions the
-sweep does not pad (hidden widths and batch sizes over 448 that are not multiples of 32)
-keep BLAS's dependence on its thread count.
+**Thread-count independence.**  OpenBLAS's last bits can depend on how many threads
+split a GEMM (AVX-512 kernels: an inner dimension over 448 that is not a multiple of 32,
+such as MNIST's 784; AVX2 kernels: most products).  So a trial trains with BLAS
+single-threaded (``fastnet.threads.blas_single_threaded``), as a population's members
+do, and Numba's kernels on the worker's threads, which reduce in fixed chunks: its
+curve is the same bit for bit on any thread count, alone or in a population.  A sweep's
+cores go to whole trials instead: workers, and a population's members (a trial alone
+on a worker of several threads steps 1.3-1.4x slower than with BLAS on all of them).
 
 Recorded per evaluation: the cross-entropy (without the weight-decay term, so that
 trials with different decays compare) and the accuracy on the validation set and on
@@ -38,9 +37,6 @@ import numpy as np
 from ..schedules import make_schedule
 from .space import OPTIMIZER_HYPERPARAMETERS, schedule_spec
 
-PAD_MULTIPLE = 32  # pad an inner GEMM dimension to a multiple of this ...
-PAD_ABOVE = 448    # ... when it is larger than this (see the module doc)
-
 # The configuration entries MultiLayerNetExtend takes as keyword arguments, and the
 # defaults of those a configuration made before they were searchable lacks.
 NET_OPTIONS = ("activation", "weight_init_std", "weight_decay_lambda", "use_dropout",
@@ -51,23 +47,12 @@ OPTIMIZER_STATE = {"SGD": (), "Momentum": ("v",), "Nesterov": ("v",), "AdaGrad":
                    "RMSprop": ("h",), "Adam": ("m", "v"), "AdamW": ("m", "v")}
 
 
-def padded_width(n):
-    """``n`` rounded up to a multiple of ``PAD_MULTIPLE`` when over ``PAD_ABOVE``."""
-    return n if n <= PAD_ABOVE else -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
-
-
-def _pad_columns(x, width, dtype):
-    out = np.zeros((x.shape[0], width), dtype)
-    out[:, :x.shape[1]] = x
-    return out
-
-
 @dataclass(frozen=True)
 class TrialData:
     """The arrays every trial of a sweep trains and is evaluated on.
 
-    ``x_*``: C-contiguous float arrays ``(N, padded_width(input_size))`` of ``dtype``,
-    zero beyond column ``input_size``; ``t_*``: int64 class indices ``(N,)``.
+    ``x_*``: C-contiguous float arrays ``(N, input_size)`` of ``dtype``, copies of
+    the images given; ``t_*``: int64 class indices ``(N,)``.
     ``*_eval`` is the part of the training set evaluated at each planned epoch.
     """
 
@@ -83,7 +68,7 @@ class TrialData:
     @classmethod
     def from_arrays(cls, train, validation, train_eval_size=None, dtype=np.float32,
                     output_size=None):
-        """Pad and convert ``train = (x, t)`` and ``validation = (x, t)``: ``x`` of shape
+        """Copy and convert ``train = (x, t)`` and ``validation = (x, t)``: ``x`` of shape
         (N, D) (or (N, ...), flattened), ``t`` class indices (N,) or one-hot (N, C).
         ``train_eval_size``: how many of the first training images are evaluated
         (default all).  Raises ``ValueError`` for empty sets, mismatched lengths or
@@ -105,12 +90,10 @@ class TrialData:
         if x.shape[1] != xv.shape[1]:
             raise ValueError(f"training images have {x.shape[1]} features, validation "
                              f"images {xv.shape[1]}")
-        d = x.shape[1]
-        width = padded_width(d)
         classes = output_size or int(max(t.max(), tv.max())) + 1
-        x, xv = _pad_columns(x, width, dtype), _pad_columns(xv, width, dtype)
+        x, xv = (np.array(a, dtype=dtype, order="C") for a in (x, xv))
         n_eval = len(x) if train_eval_size is None else min(int(train_eval_size), len(x))
-        return cls(x, t, xv, tv, x[:n_eval], t[:n_eval], d, classes)
+        return cls(x, t, xv, tv, x[:n_eval], t[:n_eval], x.shape[1], classes)
 
 
 def steps_per_epoch(n_train, batch_size):
@@ -178,7 +161,7 @@ BACKENDS = {"fastnet": "fastnet", "reference": "fastnet.reference"}
 
 
 def build(config, seed, data, dtype=np.float32, backend="fastnet"):
-    """The net and optimizer of trial ``(config, seed)`` on ``data``'s (padded) input,
+    """The net and optimizer of trial ``(config, seed)`` on ``data``'s input,
     from ``backend``: 'fastnet' (the fused step) or 'reference' (the NumPy oracle)."""
     nets = importlib.import_module(f"{BACKENDS[backend]}.nets")
     optimizers = importlib.import_module(f"{BACKENDS[backend]}.optimizers")
@@ -189,16 +172,6 @@ def build(config, seed, data, dtype=np.float32, backend="fastnet"):
     kwargs.update({key: config.get(key, default) for key, default in NEWER_NET_OPTIONS.items()})
     hidden = config["hidden_size_list"]  # Space.complete applied hidden_size/_layers
     net = nets.MultiLayerNetExtend(data.input_size, hidden, *args, seed=net_seed, dtype=dtype, **kwargs)
-    width = data.x_train.shape[1]
-    if width != data.input_size:  # same initial weights, zero rows for the padding
-        padded = nets.MultiLayerNetExtend(width, hidden, *args, seed=net_seed, dtype=dtype, **kwargs)
-        for key, value in net.params.items():
-            target = padded.params[key]
-            target[...] = 0
-            target[tuple(slice(0, n) for n in value.shape)] = value
-        for mine, theirs in zip(_layers(padded, "Dropout"), _layers(net, "Dropout")):
-            mine.seed = theirs.seed
-        net = padded
     name = config["optimizer"]
     hyper = {keyword: config[key] for key, keyword in OPTIMIZER_HYPERPARAMETERS[name].items()
              if config.get(key) is not None}  # None (a config made before): its default
@@ -279,12 +252,16 @@ class _Order:
 
 
 def train_unit(unit, data, dtype=np.float32, backend="fastnet"):
-    """Train ``unit`` on ``data``; never raises for a failing trial (the ``Outcome`` says
+    """Train ``unit`` on ``data``, with BLAS single-threaded and Numba's kernels on the
+    calling thread's threads; never raises for a failing trial (the ``Outcome`` says
     'failed' with the error) and stops at the first non-finite loss ('diverged')."""
+    from ..threads import blas_single_threaded
+
     start = time.perf_counter()
     out = Outcome(unit.index, "running", host=socket.gethostname())
     try:
-        _train(unit, data, dtype, backend, out)
+        with blas_single_threaded():  # as a population's member (see the module doc)
+            _train(unit, data, dtype, backend, out)
     except Exception as err:  # noqa: BLE001 (a trial's bug must not stop the sweep)
         _fail(out, err)
     out.wall_time = time.perf_counter() - start
@@ -393,9 +370,8 @@ def train_population(units, data, dtype=np.float32, threads=None):
     Each trial's net and optimizer are built (and restored) as ``train_unit`` builds
     them, then stepped as members of one ``fastnet.population.Population``, each on its
     own mini-batches (gathered in the compiled step).  A member computes what its net
-    alone computes with BLAS single-threaded, and the sweep's padded inputs make a net
-    alone independent of BLAS's threads, so a trial's curve is the same bit for bit
-    whichever way it trained, on any ``threads``.  A member whose loss is not finite is recorded diverged
+    alone computes with BLAS single-threaded, as ``train_unit`` trains it, so a trial's
+    curve is the same bit for bit whichever way it trained, on any ``threads``.  A member whose loss is not finite is recorded diverged
     and dropped, the others go on; a trial that fails to build fails alone; an error
     while stepping fails the members still training.  Each trial's wall time is its
     share of the group's."""

@@ -1,6 +1,7 @@
 """Shared by the sweep tests that run whole sweeps: small learnable data of 784 features
-(so the sweep's zero-padding to 800 is exercised), the results table without its
-timing columns, and one Dask ``LocalCluster`` on loopback for the session."""
+(MNIST's: on AVX-512, OpenBLAS's bits for K = 784 depend on its thread count), the
+results table without its timing columns, and one Dask ``LocalCluster`` on loopback for
+the session."""
 import dataclasses
 
 import numpy as np

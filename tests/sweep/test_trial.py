@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from fastnet.nets import MultiLayerNetExtend
-from fastnet.optimizers import make_optimizer
 from fastnet.sweep import trial
 from fastnet.sweep.space import Space
 
@@ -49,10 +48,6 @@ def make_data(d=40, n=130, n_val=30, seed=0):
     return trial.TrialData.from_arrays((x[:n], t[:n]), (x[n:], t[n:]))
 
 
-def test_padded_width():
-    assert [trial.padded_width(n) for n in (10, 448, 449, 784, 800)] == [10, 448, 480, 800, 800]
-
-
 @pytest.mark.parametrize("config", CASES)
 def test_a_trial_continued_from_its_checkpoint_ends_where_an_uninterrupted_one_does(config):
     data = make_data()
@@ -78,26 +73,39 @@ def test_a_schedule_sets_the_learning_rate_of_each_epoch():
     assert plain.val_loss[2] != plain.val_loss[1]
 
 
-def test_the_first_layer_is_padded_with_zero_rows_that_stay_zero():
+def test_the_data_is_copied_as_given_and_the_net_is_the_books():
     rng = np.random.default_rng(1)
-    x = rng.random((60, 784), dtype=np.float32)
+    x = rng.random((60, 784))  # float64, converted
     t = rng.integers(0, 10, 60)
     data = trial.TrialData.from_arrays((x[:50], t[:50]), (x[50:], t[50:]))
-    assert data.x_train.shape == (50, 800) and not data.x_train[:, 784:].any()
-    config = {**CONFIG, "optimizer": "Adam", "weight_decay_lambda": 0.1, "mini_batch_size": 10}
-    net, optimizer = trial.build(config, 3, data, np.float64)
-    unpadded = MultiLayerNetExtend(784, [30, 20], 10, weight_decay_lambda=0.1, dtype=np.float64,
-                                   seed=trial._net_seeds(3)[0])
-    np.testing.assert_array_equal(net.params["W1"][:784], unpadded.params["W1"])
-    reference_optimizer = make_optimizer("Adam", lr=config["lr"])
-    for step in range(5):
-        rows = slice(10 * step, 10 * step + 10)
-        net.train_step(data.x_train[rows], t[:50][rows], optimizer)
-        unpadded.train_step(x[:50][rows], t[:50][rows], reference_optimizer)
-    assert not net.params["W1"][784:].any()
-    for key, value in unpadded.params.items():
-        np.testing.assert_allclose(net.params[key][:value.shape[0]], value, rtol=1e-10,
-                                   atol=1e-12)
+    assert data.x_train.shape == (50, 784) and data.x_train.dtype == np.float32
+    assert data.x_train.flags.c_contiguous and not np.shares_memory(data.x_train, x)
+    np.testing.assert_array_equal(data.x_val, x[50:].astype(np.float32))
+    net, _ = trial.build(CONFIG, 3, data)
+    book = MultiLayerNetExtend(784, [30, 20], 10, seed=trial._net_seeds(3)[0])
+    for key, value in book.params.items():
+        np.testing.assert_array_equal(net.params[key], value)
+
+
+def test_a_trial_trains_with_blas_single_threaded_and_gives_the_threads_back(monkeypatch):
+    import threadpoolctl
+
+    from fastnet import threads
+
+    def blas_threads():
+        return {info["num_threads"] for info in threadpoolctl.threadpool_info()
+                if info["user_api"] == "blas"}
+
+    seen, real_step = [], trial._step
+    monkeypatch.setattr(trial, "_step", lambda *a: seen.append(blas_threads()) or real_step(*a))
+    before = threads.get_num_threads()
+    threads.set_num_threads(2)
+    try:
+        out = trial.train_unit(trial.Unit(0, CONFIG, 7, 3, (1, 2, 3)), make_data())
+        assert out.status == "done" and seen and all(s == {1} for s in seen)
+        assert blas_threads() == {2}
+    finally:
+        threads.set_num_threads(before)
 
 
 def test_a_trial_whose_loss_turns_non_finite_is_diverged():
@@ -178,7 +186,7 @@ def member_units(case, stop_epoch=3, checkpoints=None):
 def test_a_chunk_trained_as_a_population_records_what_each_trial_alone_records(case, threads):
     from fastnet import threads as fastnet_threads
     rng = np.random.default_rng(2)
-    x = rng.random((150, 784), dtype=np.float32)  # padded to 800: thread-count independent
+    x = rng.random((150, 784), dtype=np.float32)  # K = 784: on AVX-512, BLAS-thread dependent
     t = (x[:, :10].argmax(axis=1) + rng.integers(0, 2, 150)) % 10
     data = trial.TrialData.from_arrays((x[:120], t[:120]), (x[120:], t[120:]))
     before = fastnet_threads.get_num_threads()
