@@ -4,9 +4,13 @@ The same seeded training runs in fresh processes with 1 and with 2 Numba threads
 parameters, running statistics, losses and predictions must agree to the bit.  fastnet's
 own kernels guarantee that by construction (fixed chunking).  BLAS is another matter:
 OpenBLAS on AVX-512 blocks the inner dimension K differently on 1 and on several threads
-when K > 448 is not a multiple of 32 (K = 784, the MNIST input, among them), so a GEMM's
-last bits can change with *BLAS's* thread count.  Both cases are pinned below.
+when K > 448 is not a multiple of 32 (K = 784, the MNIST input, among them), and its
+AVX2 kernels (Haswell's, also taken on AMD Zen 5) split most products so that about 5%
+of the elements change, so a GEMM's last bits can change with *BLAS's* thread count.
+The cases below pin both: Numba's thread count varied with BLAS's fixed, and both
+varied where this BLAS computes the net's products alike on 1 and 2 threads.
 """
+import itertools
 import json
 import os
 import subprocess
@@ -21,6 +25,7 @@ from fastnet import config
 ROOT = Path(__file__).resolve().parents[1]
 
 TRAINING = """
+import itertools
 import json
 import sys
 import numba
@@ -74,8 +79,9 @@ np.savez(path, **results)
 WIDE = {"batch": 512, "inputs": 256, "hidden": [512, 512], "classes": 10, "parallel": True}
 MNIST = {"batch": 128, "inputs": 784, "hidden": [100, 100], "classes": 10, "parallel": False}
 CASES = [
-    # Big enough that the parallel builds of the element-wise kernels are taken; every
-    # K is a multiple of 32, so even BLAS's thread count may vary.
+    # Big enough that the parallel builds of the element-wise kernels are taken.
+    pytest.param(WIDE, False, id="wide-512-numba-threads"),
+    # Every K a multiple of 32: on AVX-512 kernels even BLAS's thread count may vary.
     pytest.param(WIDE, True, id="wide-512-numba-and-blas-threads"),
     # The MNIST net of the book, Numba's thread count varied, BLAS's fixed.
     pytest.param(MNIST, False, id="mnist-784-numba-threads"),
@@ -83,6 +89,30 @@ CASES = [
         strict=True, reason="OpenBLAS's result for a (128, 784) @ (784, 100) GEMM depends "
                             "on its thread count (K = 784 > 448, not a multiple of 32)")),
 ]
+
+
+def blas_differs_between_1_and_2_threads(shape):
+    """The float32 products of ``shape``'s net (forward, both backward ones) that this
+    process's BLAS computes differently on 1 and on 2 threads, as (m, k, n) and form."""
+    import threadpoolctl
+
+    rng = np.random.default_rng(0)
+    sizes = [shape["inputs"], *shape["hidden"], shape["classes"]]
+    products = []
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        x = rng.standard_normal((shape["batch"], fan_in)).astype(np.float32)
+        w = rng.standard_normal((fan_in, fan_out)).astype(np.float32)
+        d = rng.standard_normal((shape["batch"], fan_out)).astype(np.float32)
+        products += [("x W", x, w), ("x.T d", x.T, d), ("d W.T", d, w.T)]
+    differ = []
+    for form, a, b in products:
+        with threadpoolctl.threadpool_limits(1, user_api="blas"):
+            one = a @ b
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):
+            two = a @ b
+        if one.tobytes() != two.tobytes():
+            differ.append((a.shape[0], a.shape[1], b.shape[1], form))
+    return differ
 
 
 def run_training(path, threads, shape, vary_blas):
@@ -101,6 +131,9 @@ def run_training(path, threads, shape, vary_blas):
 
 @pytest.mark.parametrize(("shape", "vary_blas"), CASES)
 def test_training_is_bitwise_identical_on_1_and_2_threads(tmp_path, shape, vary_blas):
+    if vary_blas and shape is WIDE and (differ := blas_differs_between_1_and_2_threads(shape)):
+        pytest.skip(f"this BLAS computes {len(differ)} of the net's products differently on "
+                    f"1 and 2 threads, e.g. (m, k, n, form) = {differ[0]}")
     if shape["parallel"]:
         assert shape["batch"] * shape["hidden"][0] >= config.PARALLEL_MIN_SIZE
     one = run_training(tmp_path / "one.npz", 1, shape, vary_blas)

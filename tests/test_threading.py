@@ -94,7 +94,11 @@ def has_tbb_wheel():
 def run(mode, layer):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("NUMBA_THREADING_LAYER") and k != "FASTNET_NUM_THREADS"}
-    env.update(NUMBA_NUM_THREADS="2", PYTHONPATH=os.pathsep.join(
+    # BLAS single-threaded throughout: a population's run_shares makes it so, process
+    # wide, while the other threads step their nets, and OpenBLAS's last bits can depend
+    # on its thread count (fastnet.threads.blas_single_threaded); Numba's pools are what
+    # is tested here
+    env.update(NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
         [str(ROOT), env.get("PYTHONPATH", "")]))
     if layer:
         env["NUMBA_THREADING_LAYER"] = layer
