@@ -1,7 +1,21 @@
 """For every test: fastnet's user cache (parsed datasets, downloads) in a folder of this
 test session, never the user's own.  A test that parses a made-up MNIST would otherwise
-leave it in ``~/.cache/fastnet`` for every later ``load_mnist()`` to find."""
+leave it in ``~/.cache/fastnet`` for every later ``load_mnist()`` to find.
+
+And two threads on a machine of one core: the tests compare one thread with two (a
+seed's results do not depend on the thread count), and Numba refuses more threads than
+``NUMBA_NUM_THREADS``, which defaults to the cores the process may use.  So where that
+is one, the tests' processes may start two (set before Numba is imported), and this one
+starts with one, as a user's would."""
+import os
+
 import pytest
+
+if "NUMBA_NUM_THREADS" not in os.environ and len(os.sched_getaffinity(0)) < 2:
+    os.environ["NUMBA_NUM_THREADS"] = "2"
+    from fastnet.threads import set_num_threads
+
+    set_num_threads(1)
 
 
 @pytest.fixture(autouse=True, scope="session")
