@@ -66,7 +66,8 @@ def set_num_threads(n):
     BLAS's count is the process's; Numba's, and with it ``get_num_threads`` and what
     a ``Population`` with ``num_threads=None`` uses, is the calling thread's (Numba's
     rule: each thread starts with ``NUMBA_NUM_THREADS``).  So a worker thread that
-    calls this sets BLAS for everyone and Numba for itself."""
+    calls this sets BLAS for everyone and Numba for itself.  Inside a
+    ``blas_single_threaded`` block, BLAS's ``n`` applies when the block ends."""
     n = int(n)
     if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"n must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
@@ -127,13 +128,18 @@ def _choose_threading_layer():
 
 def _unlock_in_child():
     # A fork taken while another thread held a lock must not leave the child locked, and
-    # the parent's helper threads do not exist in the child.
+    # the parent's helper threads do not exist in the child.  Neither do the parent's
+    # blas_single_threaded blocks (their exits in the child change nothing): BLAS's
+    # counts from before them come back.
     global _one_at_a_time, _blas_lock, _blas_users, _blas_limiter, _blas_after, _pool
     global _pool_size
+    limiter, after = (_blas_limiter, _blas_after) if _blas_users else (None, None)
     _one_at_a_time = threading.Lock()
     _blas_lock = threading.Lock()
     _blas_users, _blas_limiter, _blas_after = 0, None, None
     _pool, _pool_size = None, 0
+    if limiter is not None:
+        _blas_restore(limiter, after)
 
 
 @functools.cache
@@ -170,11 +176,12 @@ def _blas_controller():
     return threadpoolctl.ThreadpoolController()
 
 
-def _take_blas_control():
+def _clear_blas_control():
     # threadpoolctl (3.8+) lets one thread only, the first to set a limit, change a
     # process-wide OpenBLAS pool, and silently ignores the others, so that threads do
-    # not fight over it.  fastnet's changes are serialized under ``_blas_lock``, and
-    # the thread making one must be heard: it takes that control first.
+    # not fight over it.  fastnet's changes are serialized under ``_blas_lock``; the
+    # thread making one clears that control before, to be heard, and after, so that no
+    # other thread's threadpoolctl call (a user's own) is then ignored.
     clear = getattr(getattr(threadpoolctl, "OpenBLASController", None),
                     "clear_controlling_thread", None)
     if clear is not None:
@@ -184,15 +191,33 @@ def _take_blas_control():
 def _blas_limit(n):
     """Every BLAS library's thread count set to ``n`` (under ``_blas_lock``); the
     threadpoolctl limiter that restores the counts before."""
-    _take_blas_control()
-    return _blas_controller().limit(limits=n, user_api="blas")
+    _clear_blas_control()
+    try:
+        return _blas_controller().limit(limits=n, user_api="blas")
+    finally:
+        _clear_blas_control()
+
+
+def _blas_restore(limiter, after):
+    """BLAS's counts from before ``limiter`` back, then ``after`` threads unless None
+    (under ``_blas_lock``)."""
+    _clear_blas_control()
+    try:
+        limiter.restore_original_limits()
+    finally:
+        _clear_blas_control()
+    if after is not None:
+        _blas_limit(after)
 
 
 @contextlib.contextmanager
 def blas_single_threaded():
     """Every BLAS library single-threaded inside the block, process-wide, and restored
     when the last of the blocks open at once (in any thread) ends, whatever it raised;
-    a ``set_num_threads`` made meanwhile applies then.
+    a ``set_num_threads`` made meanwhile applies then.  A child forked inside a block
+    starts with the counts from before it.  Process-wide for pthreads OpenBLAS (NumPy's
+    and SciPy's wheels); MKL and OpenMP builds of OpenBLAS take thread counts per
+    thread, and there the block limits the thread that opened it only.
 
     OpenBLAS's last bits can depend on how it splits a GEMM among its threads, so
     within such a block a GEMM's result does not depend on the thread count (seen:
@@ -201,6 +226,7 @@ def blas_single_threaded():
     ``run_shares`` runs in one; a sweep's trial trains in one
     (``fastnet.sweep.trial``)."""
     global _blas_users, _blas_limiter, _blas_after
+    pid = os.getpid()
     with _blas_lock:
         if _blas_users == 0:
             _blas_limiter = _blas_limit(1)
@@ -208,14 +234,12 @@ def blas_single_threaded():
     try:
         yield
     finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _take_blas_control()
-                _blas_limiter.restore_original_limits()
-                if _blas_after is not None:  # a set_num_threads made meanwhile
-                    _blas_limit(_blas_after)
-                _blas_limiter, _blas_after = None, None
+        if os.getpid() == pid:  # not a child forked inside (see _unlock_in_child)
+            with _blas_lock:
+                _blas_users -= 1
+                if _blas_users == 0:
+                    _blas_restore(_blas_limiter, _blas_after)
+                    _blas_limiter, _blas_after = None, None
 
 
 def _submit(call, bounds):

@@ -212,6 +212,65 @@ def test_set_num_threads_during_run_shares_applies_after_it():
         threads.set_num_threads(before)
 
 
+def test_blas_single_threaded_nests_restores_on_error_and_leaves_threadpoolctl_usable():
+    from concurrent.futures import ThreadPoolExecutor
+
+    import threadpoolctl
+
+    from fastnet import threads
+    before = threads.get_num_threads()
+    try:
+        threads.set_num_threads(2)
+        with pytest.raises(KeyError), threads.blas_single_threaded():
+            with threads.blas_single_threaded():
+                assert set(blas_threads()) == {1}
+            assert set(blas_threads()) == {1}  # the outer block still open
+            threads.set_num_threads(2)  # deferred to the block's end
+            assert set(blas_threads()) == {1}
+            raise KeyError
+        assert set(blas_threads()) == {2}
+
+        def block():
+            with threads.blas_single_threaded():
+                pass
+
+        with ThreadPoolExecutor(1) as pool:  # a block in a thread that stays alive
+            pool.submit(block).result()
+            with threadpoolctl.threadpool_limits(1, user_api="blas"):  # heard, not ignored
+                assert set(blas_threads()) == {1}
+    finally:
+        threads.set_num_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_inside_blas_single_threaded_gets_the_counts_back():
+    from fastnet import threads
+    before = threads.get_num_threads()
+    try:
+        threads.set_num_threads(2)
+        read, write = os.pipe()
+        with threads.blas_single_threaded():
+            pid = os.fork()
+            if pid == 0:  # the child: BLAS back at 2, its own blocks work
+                try:
+                    seen = [blas_threads()]
+                    with threads.blas_single_threaded():
+                        seen.append(blas_threads())
+                    seen.append(blas_threads())
+                    os.write(write, json.dumps(seen).encode())
+                finally:
+                    os._exit(0)
+        os.close(write)
+        _, status = os.waitpid(pid, 0)
+        with os.fdopen(read) as pipe:
+            seen = json.loads(pipe.read())
+        # the child left the parent's block too, without counting it down
+        assert status == 0 and [set(s) for s in seen] == [{2}, {1}, {2}]
+        assert set(blas_threads()) == {2} and threads._blas_users == 0
+    finally:
+        threads.set_num_threads(before)
+
+
 def test_run_shares_from_threads_growing_the_pool_at_once():
     """Threads asking for more helper threads than the pool has while others submit
     to it: every share runs (the pool is never retired between growth and submission)."""
