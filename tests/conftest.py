@@ -11,7 +11,8 @@ import os
 
 import pytest
 
-if "NUMBA_NUM_THREADS" not in os.environ and len(os.sched_getaffinity(0)) < 2:
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+if "NUMBA_NUM_THREADS" not in os.environ and CORES < 2:
     os.environ["NUMBA_NUM_THREADS"] = "2"
     from fastnet.threads import set_num_threads
 

@@ -15,6 +15,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -136,8 +137,9 @@ def _add_run(verbs):
                      "implies --executor dask; without it, dask starts a local cluster)")
     run.add_argument("--workers", type=_positive_int, help="local worker processes (default: "
                      "one per core)")
-    run.add_argument("--threads-per-worker", type=_positive_int, help="BLAS and Numba threads "
-                     "per worker (default 1)")
+    run.add_argument("--threads-per-worker", type=_positive_int, help="Numba threads per "
+                     "worker (default 1; one worker: every core); BLAS runs single-threaded "
+                     "in each trial")
     run.add_argument("--dtype", choices=("float32", "float64"), default="float32")
 
 
@@ -175,8 +177,10 @@ def run_command(args):
         raise SweepCommandError(str(err)) from None
     spec["data_dir"] = args.data_dir
     start = time.perf_counter()
-    # kill: stop as Ctrl-C does, pool closed; the caller's handler back afterwards
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # kill: stop as Ctrl-C does, pool closed; the caller's handler back afterwards (only
+    # the main thread may set one; None: a handler not set from Python)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -193,7 +197,8 @@ def run_command(args):
         raise SweepCommandError(f"interrupted; what ended is recorded in {args.db}: run the "
                                 "same command to resume") from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     counts = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

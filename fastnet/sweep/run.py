@@ -86,7 +86,9 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     None, 'halving', 'median' or a pruner (``fastnet.sweep.pruners``).  ``db``: the
     SQLite file (created, or resumed when it holds the same sweep; None: a temporary
     one).  ``executor``: 'local' (``workers`` processes, default one per core, of
-    ``threads_per_worker`` threads, default 1; one worker trains in this process) or
+    ``threads_per_worker`` Numba threads, default 1; one worker trains in this process,
+    on every core by default; a trial's BLAS is single-threaded, see
+    ``fastnet.sweep.trial``) or
     'dask' (``client=`` or ``scheduler=`` address).  ``bracket_size``: the trials
     pruned together.  ``backend``: 'fastnet' or 'reference' (the NumPy oracle, for
     comparisons).  ``progress``: a tqdm bar on stderr (None: only on a terminal).

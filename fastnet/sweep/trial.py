@@ -27,6 +27,7 @@ inference pass over each.
 """
 import importlib
 import math
+import numbers
 import socket
 import time
 import traceback
@@ -69,23 +70,36 @@ class TrialData:
     def from_arrays(cls, train, validation, train_eval_size=None, dtype=np.float32,
                     output_size=None):
         """Copy and convert ``train = (x, t)`` and ``validation = (x, t)``: ``x`` of shape
-        (N, D) (or (N, ...), flattened), ``t`` class indices (N,) or one-hot (N, C).
-        ``train_eval_size``: how many of the first training images are evaluated
-        (default all).  Raises ``ValueError`` for empty sets, mismatched lengths or
-        feature counts."""
+        (N, D) (or (N, ...), flattened), ``t`` class indices (N,) or (N, 1), or one-hot
+        (N, C).  ``train_eval_size``: how many of the first training images are evaluated
+        (a positive int, default all).  ``output_size``: the class count (default the
+        largest label + 1).  Raises ``ValueError`` for empty sets or images without
+        features, mismatched lengths or feature counts, labels that are not class
+        indices in ``0 .. output_size - 1``, and a ``train_eval_size`` below 1."""
+        if train_eval_size is not None and (
+                isinstance(train_eval_size, bool)
+                or not isinstance(train_eval_size, numbers.Integral) or train_eval_size < 1):
+            raise ValueError(f"train_eval_size must be a positive integer or None, got "
+                             f"{train_eval_size!r}")
         arrays = []
         for name, (x, t) in (("training", train), ("validation", validation)):
             x = np.asarray(x)
             t = np.asarray(t)
-            if x.ndim < 2 or len(x) == 0:
+            if x.ndim < 2 or len(x) == 0 or x[0].size == 0:
                 raise ValueError(f"the {name} images must be a non-empty array (N, D), "
                                  f"got shape {x.shape}")
-            if t.ndim == 2:
-                t = np.argmax(t, axis=1)
+            if t.ndim == 2:  # a column of class indices, or one-hot rows
+                t = t[:, 0] if t.shape[1] == 1 else np.argmax(t, axis=1)
             if t.shape != (len(x),):
                 raise ValueError(f"the {name} labels must have shape ({len(x)},) or "
                                  f"({len(x)}, C), got {np.shape(t)}")
-            arrays.append((x.reshape(len(x), -1), t.astype(np.int64)))
+            labels = t.astype(np.int64)
+            if (labels != t).any() or (labels < 0).any() or (
+                    output_size is not None and (labels >= output_size).any()):
+                classes = "" if output_size is None else f" below output_size={output_size}"
+                raise ValueError(f"the {name} labels must be class indices: integers from "
+                                 f"0{classes}")
+            arrays.append((x.reshape(len(x), -1), labels))
         (x, t), (xv, tv) = arrays
         if x.shape[1] != xv.shape[1]:
             raise ValueError(f"training images have {x.shape[1]} features, validation "

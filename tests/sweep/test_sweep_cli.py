@@ -353,6 +353,17 @@ def test_a_parameter_no_trial_reads_is_warned_of_once_in_one_line(mnist_dir, tmp
                    "'Adam'\n")
 
 
+def test_a_run_from_another_thread_than_the_main_one(mnist_dir, tmp_path, capsys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    handler = signal.getsignal(signal.SIGTERM)
+    with ThreadPoolExecutor(1) as pool:  # only the main thread may set a signal handler
+        status = pool.submit(main, ["sweep", *map(str, run_args(tmp_path / "t.db", mnist_dir,
+                                                                 2))]).result()
+    assert status == 0 and capsys.readouterr().out.startswith(f"2 trials in {tmp_path}")
+    assert signal.getsignal(signal.SIGTERM) is handler
+
+
 def test_the_learning_rate_an_optimizer_chose_is_recorded_and_shown(
         mnist_dir, tmp_path, capsys):
     db = tmp_path / "optimizers.db"

@@ -1,4 +1,4 @@
-"""One trial's training: resumable bit for bit, padded inputs, divergence and failure."""
+"""One trial's training: resumable bit for bit, BLAS single-threaded, divergence and failure."""
 import numpy as np
 import pytest
 
@@ -88,13 +88,10 @@ def test_the_data_is_copied_as_given_and_the_net_is_the_books():
 
 
 def test_a_trial_trains_with_blas_single_threaded_and_gives_the_threads_back(monkeypatch):
-    import threadpoolctl
-
-    from fastnet import threads
+    from fastnet import threading_info, threads
 
     def blas_threads():
-        return {info["num_threads"] for info in threadpoolctl.threadpool_info()
-                if info["user_api"] == "blas"}
+        return {library["threads"] for library in threading_info()["blas"]}
 
     seen, real_step = [], trial._step
     monkeypatch.setattr(trial, "_step", lambda *a: seen.append(blas_threads()) or real_step(*a))
@@ -134,10 +131,27 @@ def test_steps_and_epochs_are_counted_as_the_books_trainer_counts_them():
     ((np.zeros((0, 4)), np.zeros(0)), (np.zeros((2, 4)), np.zeros(2)), "training images"),
     ((np.zeros((3, 4)), np.zeros(2)), (np.zeros((2, 4)), np.zeros(2)), r"labels must have shape \(3,\)"),
     ((np.zeros((3, 4)), np.zeros(3)), (np.zeros((2, 5)), np.zeros(2)), "4 features"),
+    ((np.zeros((3, 0)), np.zeros(3)), (np.zeros((2, 0)), np.zeros(2)), r"training images .* \(3, 0\)"),
+    ((np.zeros((3, 4)), [0, 1, -1]), (np.zeros((2, 4)), np.zeros(2)), "training labels must be class"),
+    ((np.zeros((3, 4)), [0, 1, 1.5]), (np.zeros((2, 4)), np.zeros(2)), "training labels must be class"),
 ])
 def test_bad_data_is_refused(train, validation, message):
     with pytest.raises(ValueError, match=message):
         trial.TrialData.from_arrays(train, validation)
+
+
+def test_labels_as_a_column_or_one_hot_and_the_class_count():
+    x, column = np.zeros((4, 3)), np.array([[0], [2], [1], [2]])
+    data = trial.TrialData.from_arrays((x, column), (x[:2], column[:2]))
+    assert data.t_train.tolist() == [0, 2, 1, 2] and data.output_size == 3
+    one_hot = np.eye(5)[[4, 0, 1, 3]]
+    data = trial.TrialData.from_arrays((x, one_hot), (x[:2], one_hot[:2]))
+    assert data.t_train.tolist() == [4, 0, 1, 3] and data.output_size == 5
+    with pytest.raises(ValueError, match="validation labels .* below output_size=3"):
+        trial.TrialData.from_arrays((x, [0, 1, 2, 2]), (x[:1], [3]), output_size=3)
+    for size in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="train_eval_size must be a positive integer"):
+            trial.TrialData.from_arrays((x, column), (x, column), train_eval_size=size)
 
 
 def outcome_fields(out):
