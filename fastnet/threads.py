@@ -221,8 +221,9 @@ def blas_single_threaded():
 
     OpenBLAS's last bits can depend on how it splits a GEMM among its threads, so
     within such a block a GEMM's result does not depend on the thread count (seen:
-    AVX2 kernels, as OpenBLAS runs on AVX2 CPUs and on AMD Zen 5, differ in about 5% of
-    the elements of a float32 (512, 100) x (100, 512) product between 1 and 2 threads).
+    AVX2 kernels, on AVX2 CPUs or under ``OPENBLAS_CORETYPE=Haswell``, differ in about
+    5% of the elements of a float32 (512, 100) x (100, 512) product between 1 and 2
+    threads).
     ``run_shares`` runs in one; a sweep's trial trains in one
     (``fastnet.sweep.trial``)."""
     global _blas_users, _blas_limiter, _blas_after

@@ -5,8 +5,9 @@ parameters, running statistics, losses and predictions must agree to the bit.  f
 own kernels guarantee that by construction (fixed chunking).  BLAS is another matter:
 OpenBLAS on AVX-512 blocks the inner dimension K differently on 1 and on several threads
 when K > 448 is not a multiple of 32 (K = 784, the MNIST input, among them), and its
-AVX2 kernels (Haswell's, also taken on AMD Zen 5) split most products so that about 5%
-of the elements change, so a GEMM's last bits can change with *BLAS's* thread count.
+AVX2 kernels (Haswell's; OPENBLAS_CORETYPE=Haswell picks them on any x86-64) split most
+products so that about 5% of the elements change, so a GEMM's last bits can change
+with *BLAS's* thread count.
 The cases below pin both: Numba's thread count varied with BLAS's fixed, and both
 varied where this BLAS computes the net's products alike on 1 and 2 threads.
 """
