@@ -255,3 +255,22 @@ def test_population_memory_json(capsys):
     assert [t["metric"] for t in result["targets"]] == ["peak_rss_over_arenas"]
     assert "pop16-mlp-sgd-memory" in DEFAULT_WORKLOADS
     assert "pop4-mlp-sgd-memory" not in DEFAULT_WORKLOADS  # no target, as pop4-mlp-sgd
+
+
+def test_the_header_says_when_openblas_coretype_names_the_kernels(monkeypatch):
+    from fastnet.bench import harness, report
+
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    assert harness.openblas_own_choice() is None
+    if not any(lib["internal_api"] == "openblas" for lib in harness.threadpools()):
+        pytest.skip("NumPy's BLAS is not OpenBLAS")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    own = harness.openblas_own_choice()  # what a child without the variable loads
+    assert own and "," not in own
+    meta = {"fastnet": "0", "numpy": "0", "numba": "0", "torch": None, "python": "3",
+            "cpu": "cpu", "cores": 2, "platform": "p", "load_average": 0.1, "threads": 2,
+            "numba_threads": 2, "numba_threading_layer": "tbb", "omp_wait_policy": None,
+            "threadpools": [], "torch_note": "left out", "openblas_coretype": "Haswell",
+            "openblas_own_choice": own}
+    assert (f"    OPENBLAS_CORETYPE=Haswell names OpenBLAS's kernels; without it OpenBLAS "
+            f"picks {own} on this CPU") in report._header_lines(meta)

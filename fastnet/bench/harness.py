@@ -10,6 +10,7 @@ import ast
 import contextlib
 import gc
 import importlib.util
+import json
 import os
 import platform
 import subprocess
@@ -92,6 +93,25 @@ def _cpu_model():
     return platform.processor() or platform.machine()
 
 
+_OPENBLAS_CHOICE = """
+import json, numpy, threadpoolctl
+print(json.dumps(sorted({i["architecture"] for i in threadpoolctl.threadpool_info()
+                         if i["internal_api"] == "openblas" and i.get("architecture")})))
+"""
+
+
+def openblas_own_choice():
+    """The kernels OpenBLAS picks for this CPU when ``OPENBLAS_CORETYPE`` does not name
+    them (read in a child process without it), or None where it is not set or the child
+    fails."""
+    if not os.environ.get("OPENBLAS_CORETYPE"):
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    done = subprocess.run([sys.executable, "-c", _OPENBLAS_CHOICE], env=env, text=True,
+                          capture_output=True, timeout=60, check=False)
+    return ", ".join(json.loads(done.stdout)) if done.returncode == 0 else None
+
+
 def environment(n_threads):
     """Versions, machine, threads and thread pools of this process (Numba's pool is
     started first, so that it shows)."""
@@ -109,6 +129,8 @@ def environment(n_threads):
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": numba.threading_layer(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "openblas_own_choice": openblas_own_choice(),
         "load_average": load_average(),
         "threadpools": threadpools(),
     }

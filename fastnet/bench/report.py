@@ -88,6 +88,10 @@ def _header_lines(meta):
          f"{meta['omp_wait_policy']}; thread pools:"),
     ]
     lines += _pool_lines(meta["threadpools"])
+    if meta.get("openblas_coretype"):
+        own = meta.get("openblas_own_choice")
+        lines.append(f"    OPENBLAS_CORETYPE={meta['openblas_coretype']} names OpenBLAS's kernels"
+                     + (f"; without it OpenBLAS picks {own} on this CPU" if own else ""))
     if meta.get("torch"):
         lines.append(f"torch's worker process: OMP_WAIT_POLICY={meta['torch_omp_wait_policy']};"
                      f" thread pools:")
