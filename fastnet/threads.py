@@ -129,17 +129,15 @@ def _choose_threading_layer():
 def _unlock_in_child():
     # A fork taken while another thread held a lock must not leave the child locked, and
     # the parent's helper threads do not exist in the child.  Neither do the parent's
-    # blas_single_threaded blocks (their exits in the child change nothing): BLAS's
-    # counts from before them come back.
+    # blas_single_threaded blocks: none is open in the child (their exits there change
+    # nothing), and BLAS keeps the counts of the fork.  (No threadpoolctl call here:
+    # another thread may have held its lock at the fork.)
     global _one_at_a_time, _blas_lock, _blas_users, _blas_limiter, _blas_after, _pool
     global _pool_size
-    limiter, after = (_blas_limiter, _blas_after) if _blas_users else (None, None)
     _one_at_a_time = threading.Lock()
     _blas_lock = threading.Lock()
     _blas_users, _blas_limiter, _blas_after = 0, None, None
     _pool, _pool_size = None, 0
-    if limiter is not None:
-        _blas_restore(limiter, after)
 
 
 @functools.cache
@@ -215,7 +213,8 @@ def blas_single_threaded():
     """Every BLAS library single-threaded inside the block, process-wide, and restored
     when the last of the blocks open at once (in any thread) ends, whatever it raised;
     a ``set_num_threads`` made meanwhile applies then.  A child forked inside a block
-    starts with the counts from before it.  Process-wide for pthreads OpenBLAS (NumPy's
+    has no block open and keeps the counts of the fork (single-threaded): its
+    ``set_num_threads`` applies at once.  Process-wide for pthreads OpenBLAS (NumPy's
     and SciPy's wheels); MKL and OpenMP builds of OpenBLAS take thread counts per
     thread, and there the block limits the thread that opened it only.
 
@@ -223,8 +222,7 @@ def blas_single_threaded():
     within such a block a GEMM's result does not depend on the thread count (seen:
     AVX2 kernels, on AVX2 CPUs or under ``OPENBLAS_CORETYPE=Haswell``, differ in about
     5% of the elements of a float32 (512, 100) x (100, 512) product between 1 and 2
-    threads).
-    ``run_shares`` runs in one; a sweep's trial trains in one
+    threads).  ``run_shares`` runs in one; a sweep's trial trains in one
     (``fastnet.sweep.trial``)."""
     global _blas_users, _blas_limiter, _blas_after
     pid = os.getpid()

@@ -243,7 +243,7 @@ def test_blas_single_threaded_nests_restores_on_error_and_leaves_threadpoolctl_u
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_child_forked_inside_blas_single_threaded_gets_the_counts_back():
+def test_a_child_forked_inside_blas_single_threaded_has_no_block_open():
     from fastnet import threads
     before = threads.get_num_threads()
     try:
@@ -251,21 +251,24 @@ def test_a_child_forked_inside_blas_single_threaded_gets_the_counts_back():
         read, write = os.pipe()
         with threads.blas_single_threaded():
             pid = os.fork()
-            if pid == 0:  # the child: BLAS back at 2, its own blocks work
-                try:
-                    seen = [blas_threads()]
-                    with threads.blas_single_threaded():
-                        seen.append(blas_threads())
+            at_fork = blas_threads()
+        if pid == 0:  # the child, out of its parent's block, which it did not count down
+            try:
+                seen = [at_fork, threads._blas_users]
+                threads.set_num_threads(2)  # at once: no block is open here
+                seen.append(blas_threads())
+                with threads.blas_single_threaded():
                     seen.append(blas_threads())
-                    os.write(write, json.dumps(seen).encode())
-                finally:
-                    os._exit(0)
+                seen.append(blas_threads())
+                os.write(write, json.dumps(seen).encode())
+            finally:
+                os._exit(0)
         os.close(write)
         _, status = os.waitpid(pid, 0)
         with os.fdopen(read) as pipe:
             seen = json.loads(pipe.read())
-        # the child left the parent's block too, without counting it down
-        assert status == 0 and [set(s) for s in seen] == [{2}, {1}, {2}]
+        assert status == 0
+        assert [set(seen[0]), seen[1], *map(set, seen[2:])] == [{1}, 0, {2}, {1}, {2}]
         assert set(blas_threads()) == {2} and threads._blas_users == 0
     finally:
         threads.set_num_threads(before)
