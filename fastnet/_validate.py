@@ -64,6 +64,18 @@ def labels(t, n, n_classes):
     return np.ascontiguousarray(t, dtype=np.int64)
 
 
+def positive_int(value, name):
+    """``value`` as an int, which must be a whole number >= 1 (an integral float such as
+    100.0 too; not a bool), or None."""
+    if value is None:
+        return None
+    whole = isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real) and np.isfinite(value) and float(value).is_integer())
+    if isinstance(value, bool) or not whole or value < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
 def real_scalar(value, name, low=None, high=None, low_open=False, high_open=True):
     """A finite float within [low, high) (bounds optional; openness configurable)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):

@@ -107,9 +107,12 @@ def openblas_own_choice():
     if not os.environ.get("OPENBLAS_CORETYPE"):
         return None
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    done = subprocess.run([sys.executable, "-c", _OPENBLAS_CHOICE], env=env, text=True,
-                          capture_output=True, timeout=60, check=False)
-    return ", ".join(json.loads(done.stdout)) if done.returncode == 0 else None
+    try:
+        done = subprocess.run([sys.executable, "-c", _OPENBLAS_CHOICE], env=env, text=True,
+                              capture_output=True, timeout=60, check=True)
+        return ", ".join(json.loads(done.stdout))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
 
 
 def environment(n_threads):

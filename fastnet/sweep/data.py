@@ -24,6 +24,7 @@ import json
 
 import numpy as np
 
+from .. import _validate
 from .trial import TrialData
 
 DATA_KEYS = ("dataset", "train_size", "validation", "train_eval", "split_seed")
@@ -37,9 +38,8 @@ def data_spec(dataset="mnist", train_size=None, validation=0.2, train_eval=None,
 
     if dataset not in LOADERS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(LOADERS)}")
-    for name, value in (("train_size", train_size), ("train_eval", train_eval)):
-        if value is not None and (int(value) != value or value < 1):
-            raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    train_size = _validate.positive_int(train_size, "train_size")
+    train_eval = _validate.positive_int(train_eval, "train_eval")
     if isinstance(validation, float) and validation >= 1:
         raise ValueError(f"validation must be a fraction in (0, 1) or an integer count, got "
                          f"{validation!r}")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import _validate
 from ..schedules import make_schedule
 from .space import OPTIMIZER_HYPERPARAMETERS, schedule_spec
 
@@ -71,43 +72,61 @@ class TrialData:
                     output_size=None):
         """Copy and convert ``train = (x, t)`` and ``validation = (x, t)``: ``x`` of shape
         (N, D) (or (N, ...), flattened), ``t`` class indices (N,) or (N, 1), or one-hot
-        (N, C).  ``train_eval_size``: how many of the first training images are evaluated
-        (a positive int, default all).  ``output_size``: the class count (default the
-        largest label + 1).  Raises ``ValueError`` for empty sets or images without
-        features, mismatched lengths or feature counts, labels that are not class
-        indices in ``0 .. output_size - 1``, and a ``train_eval_size`` below 1."""
-        if train_eval_size is not None and (
-                isinstance(train_eval_size, bool)
-                or not isinstance(train_eval_size, numbers.Integral) or train_eval_size < 1):
-            raise ValueError(f"train_eval_size must be a positive integer or None, got "
-                             f"{train_eval_size!r}")
-        arrays = []
+        (N, C) (a single 1 per row).  ``train_eval_size``: how many of the first
+        training images are evaluated (a positive integer, default all).
+        ``output_size``: the class count (a positive integer; default the one-hot width
+        or the largest label + 1).  Raises ``ValueError`` for empty sets or images
+        without features, mismatched lengths or feature counts, labels that are not
+        class indices in ``0 .. output_size - 1`` (naming the first bad one), and a
+        ``train_eval_size`` or ``output_size`` that is not a positive integer."""
+        train_eval_size = _validate.positive_int(train_eval_size, "train_eval_size")
+        output_size = _validate.positive_int(output_size, "output_size")
+        arrays, widths = [], []
         for name, (x, t) in (("training", train), ("validation", validation)):
             x = np.asarray(x)
             t = np.asarray(t)
             if x.ndim < 2 or len(x) == 0 or x[0].size == 0:
                 raise ValueError(f"the {name} images must be a non-empty array (N, D), "
                                  f"got shape {x.shape}")
-            if t.ndim == 2:  # a column of class indices, or one-hot rows
-                t = t[:, 0] if t.shape[1] == 1 else np.argmax(t, axis=1)
+            if t.ndim == 2 and t.shape[1] > 1:  # one-hot rows
+                widths.append(t.shape[1])
+                try:
+                    t = _validate.labels(t, len(x), t.shape[1])
+                except ValueError as err:
+                    raise ValueError(f"the {name} labels: {err}") from None
+            elif t.ndim == 2 and t.shape[1] == 1:  # a column of class indices
+                t = t[:, 0]
             if t.shape != (len(x),):
                 raise ValueError(f"the {name} labels must have shape ({len(x)},) or "
                                  f"({len(x)}, C), got {np.shape(t)}")
-            labels = t.astype(np.int64)
-            if (labels != t).any() or (labels < 0).any() or (
-                    output_size is not None and (labels >= output_size).any()):
-                classes = "" if output_size is None else f" below output_size={output_size}"
-                raise ValueError(f"the {name} labels must be class indices: integers from "
-                                 f"0{classes}")
-            arrays.append((x.reshape(len(x), -1), labels))
+            arrays.append((x.reshape(len(x), -1), _class_indices(t, name, output_size)))
         (x, t), (xv, tv) = arrays
         if x.shape[1] != xv.shape[1]:
             raise ValueError(f"training images have {x.shape[1]} features, validation "
                              f"images {xv.shape[1]}")
-        classes = output_size or int(max(t.max(), tv.max())) + 1
+        classes = output_size or max([*widths, int(max(t.max(), tv.max())) + 1])
         x, xv = (np.array(a, dtype=dtype, order="C") for a in (x, xv))
-        n_eval = len(x) if train_eval_size is None else min(int(train_eval_size), len(x))
+        n_eval = len(x) if train_eval_size is None else min(train_eval_size, len(x))
         return cls(x, t, xv, tv, x[:n_eval], t[:n_eval], x.shape[1], classes)
+
+
+def _class_indices(t, name, output_size):
+    """``t`` (N,) as int64 class indices; ValueError naming the first value that is not
+    an integer from 0 (below ``output_size`` when given)."""
+    try:
+        labels = t.astype(np.int64)
+        bad = (labels != t) | (labels < 0)
+        if output_size is not None:
+            bad |= labels >= output_size
+    except (TypeError, ValueError):  # None or text among them: the first that is no number
+        bad = np.array([isinstance(v, bool) or not isinstance(v, numbers.Real)
+                        for v in t.tolist()]) | (not t.size)
+    if bad.any():
+        below = "" if output_size is None else f" below output_size={output_size}"
+        first = int(np.argmax(bad))
+        raise ValueError(f"the {name} labels must be class indices, integers from 0{below}; "
+                         f"got {t.tolist()[first]!r} at index {first}")
+    return labels
 
 
 def steps_per_epoch(n_train, batch_size):

@@ -133,7 +133,12 @@ def test_steps_and_epochs_are_counted_as_the_books_trainer_counts_them():
     ((np.zeros((3, 4)), np.zeros(3)), (np.zeros((2, 5)), np.zeros(2)), "4 features"),
     ((np.zeros((3, 0)), np.zeros(3)), (np.zeros((2, 0)), np.zeros(2)), r"training images .* \(3, 0\)"),
     ((np.zeros((3, 4)), [0, 1, -1]), (np.zeros((2, 4)), np.zeros(2)), "training labels must be class"),
-    ((np.zeros((3, 4)), [0, 1, 1.5]), (np.zeros((2, 4)), np.zeros(2)), "training labels must be class"),
+    ((np.zeros((3, 4)), [0, 1, 1.5]), (np.zeros((2, 4)), np.zeros(2)), r"got 1.5 at index 2"),
+    ((np.zeros((3, 4)), [0, None, 1]), (np.zeros((2, 4)), np.zeros(2)), r"got None at index"),
+    ((np.zeros((3, 4)), ["a", "1", "2"]), (np.zeros((2, 4)), np.zeros(2)), "got 'a' at index 0"),
+    ((np.zeros((3, 4)), np.zeros((3, 0))), (np.zeros((2, 4)), np.zeros(2)), r"shape \(3,\) or"),
+    ((np.zeros((3, 4)), np.zeros(3)), (np.zeros((2, 4)), [[0, 0], [1, 0]]),
+     "validation labels: one-hot targets t must hold a single 1 per row"),
 ])
 def test_bad_data_is_refused(train, validation, message):
     with pytest.raises(ValueError, match=message):
@@ -144,14 +149,18 @@ def test_labels_as_a_column_or_one_hot_and_the_class_count():
     x, column = np.zeros((4, 3)), np.array([[0], [2], [1], [2]])
     data = trial.TrialData.from_arrays((x, column), (x[:2], column[:2]))
     assert data.t_train.tolist() == [0, 2, 1, 2] and data.output_size == 3
-    one_hot = np.eye(5)[[4, 0, 1, 3]]
+    one_hot = np.eye(7)[[4, 0, 1, 3]]  # classes 5 and 6 unseen: the width counts them
     data = trial.TrialData.from_arrays((x, one_hot), (x[:2], one_hot[:2]))
-    assert data.t_train.tolist() == [4, 0, 1, 3] and data.output_size == 5
+    assert data.t_train.tolist() == [4, 0, 1, 3] and data.output_size == 7
+    data = trial.TrialData.from_arrays((x, column), (x, column), 100.0, output_size=5.0)
+    assert data.output_size == 5 and len(data.x_train_eval) == 4
     with pytest.raises(ValueError, match="validation labels .* below output_size=3"):
         trial.TrialData.from_arrays((x, [0, 1, 2, 2]), (x[:1], [3]), output_size=3)
-    for size in (0, -3, 2.5, True):
+    for size in (0, -3, 2.5, True, "3"):
         with pytest.raises(ValueError, match="train_eval_size must be a positive integer"):
             trial.TrialData.from_arrays((x, column), (x, column), train_eval_size=size)
+        with pytest.raises(ValueError, match="output_size must be a positive integer"):
+            trial.TrialData.from_arrays((x, column), (x, column), output_size=size)
 
 
 def outcome_fields(out):
