@@ -150,6 +150,10 @@ class Affine:
         b = _validate.same_shape(np.asarray(self.b), (W.shape[1],), "b")
         return np.ascontiguousarray(W), np.ascontiguousarray(b, dtype=W.dtype)
 
+    def _backward_params(self):
+        """The W and b backward differentiates at: the current ones, checked."""
+        return self._params()
+
     def forward(self, x):
         W, b = self._params()
         x = _validate.float_array(x, "x", W.dtype)
@@ -165,7 +169,7 @@ class Affine:
     def backward(self, dout):
         if self.x is None:
             raise RuntimeError("backward called before forward")
-        W, b = self._params()
+        W, b = self._backward_params()
         dout = _validate.same_shape(_validate.float_array(dout, "dout", W.dtype),
                                     (self.x.shape[0], W.shape[1]), "dout")
         self.dW = np.empty_like(W)
@@ -534,8 +538,12 @@ class WeightNormalization(Affine):
                   dv = g / ||v|| * (dW - dg * v / ||v||)
 
     ``v`` (K, D) float32 or float64 (the dtype it computes in), ``g`` and ``b`` (D,).
-    ``W`` holds the weight of the last pass; ``dv``, ``dg``, ``db`` (and ``dW``) are set
-    by backward.  ValueError where a column of ``v`` is all zeros (no direction).
+    ``W`` (K, D) holds the weight of the last forward pass (one array, rewritten in
+    place by each pass; an array assigned to ``W`` is never written), which backward
+    differentiates at: change ``v`` and ``g`` after backward, as the book's training
+    loop does.  ``dv``, ``dg``, ``db`` (and ``dW``) are new arrays set by backward.
+    ValueError where a column of ``v`` is all zeros (no direction) or ``v`` changed
+    shape between forward and backward.
     """
 
     def __init__(self, v, g, b):
@@ -545,6 +553,8 @@ class WeightNormalization(Affine):
         self.norms = None
         self.dv = None
         self.dg = None
+        self._weight = None  # the array this layer writes W into
+        self._pass = None  # the (W, b) of the last forward pass
 
     def _params(self):
         v = np.asarray(self.v)
@@ -552,17 +562,32 @@ class WeightNormalization(Affine):
             raise TypeError(f"v must be a 2-D float32 or float64 array, got {v.ndim}-D {v.dtype}")
         v = np.ascontiguousarray(v)
         g, b = _vector_params(self, ("g", "b"), v.shape[1], v.dtype)
-        self.norms = np.empty(v.shape[1], v.dtype)
-        self.W = np.empty_like(v)
-        normalization.weight_norm_weight(v, g, self.norms, self.W)
-        if not self.norms.all():
+        norms = np.empty(v.shape[1], v.dtype)
+        W = self._weight  # the array of the last pass, written again where it fits
+        if W is None or self.W is not W or W.shape != v.shape or W.dtype != v.dtype:
+            W = self._weight = np.empty_like(v)
+        self._pass = None  # until this pass has its weight
+        normalization.weight_norm_weight(v, g, norms, W)
+        if not norms.all():
             raise ValueError(f"v has an all-zero column (output unit "
-                             f"{np.flatnonzero(self.norms == 0)[0]}): g * v / ||v|| is undefined")
-        return self.W, b
+                             f"{np.flatnonzero(norms == 0)[0]}): g * v / ||v|| is undefined")
+        self.W, self.norms, self._pass = W, norms, (W, b)
+        return W, b
+
+    def _backward_params(self):
+        """The weight of the forward pass (the gradient is taken where the loss was)."""
+        if self._pass is None:
+            raise RuntimeError("backward called before forward (or after a forward that "
+                               "raised)")
+        return self._pass
 
     def backward(self, dout):
         dx = super().backward(dout)
+        W = self._pass[0]
         v = np.ascontiguousarray(self.v)
+        if v.shape != W.shape or v.dtype != W.dtype:
+            raise ValueError(f"v changed since forward: it was {W.shape} {W.dtype}, it is "
+                             f"{v.shape} {v.dtype}")
         g, = _vector_params(self, ("g",), v.shape[1], v.dtype)
         self.dv = np.empty_like(v)
         self.dg = np.empty_like(g)

@@ -28,6 +28,21 @@ def forwarded(layer, *args):
     return layer
 
 
+def weight_norm_refused_pass():
+    """A WeightNormalization whose second forward refused its all-zero v."""
+    layer = forwarded(L.WeightNormalization(np.ones((3, 4)), np.ones(4), np.zeros(4)), X)
+    layer.v = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="all-zero column"):
+        layer.forward(X)
+    return layer
+
+
+def weight_norm_reshaped_v():
+    layer = forwarded(L.WeightNormalization(np.ones((3, 4)), np.ones(4), np.zeros(4)), X)
+    layer.v = np.ones((3, 5))
+    return layer
+
+
 def batchnorm(width=3, **kwargs):
     return L.BatchNormalization(np.ones(width), np.zeros(width), **kwargs)
 
@@ -212,6 +227,12 @@ BAD_INPUTS = [
     ("weightnorm-zero-column",
      lambda: L.WeightNormalization(np.zeros((3, 4)), np.ones(4), np.zeros(4)).forward(X),
      ValueError, "v has an all-zero column (output unit 0): g * v / ||v|| is undefined"),
+    ("weightnorm-backward-after-failed-forward",
+     lambda: weight_norm_refused_pass().backward(np.ones((2, 4))), RuntimeError,
+     "backward called before forward (or after a forward that raised)"),
+    ("weightnorm-v-reshaped",
+     lambda: weight_norm_reshaped_v().backward(np.ones((2, 4))), ValueError,
+     "v changed since forward: it was (3, 4) float64, it is (3, 5) float64"),
     ("weightnorm-v-1d", lambda: L.WeightNormalization(ONES, np.ones(4), np.zeros(4)).forward(X),
      TypeError, "v must be a 2-D float32 or float64 array, got 1-D float64"),
     ("weightnorm-g-shape",

@@ -223,6 +223,29 @@ def test_affine_sees_in_place_updates_of_its_parameters():
     assert_allclose(layer.forward(x), x @ W + b, rtol=1e-12)
 
 
+def test_weight_normalization_writes_its_own_weight_array_again():
+    """Each forward computes W = g v / ||v|| into the array of the pass before (no new
+    4 MB array a pass for a 1024 x 1024 layer), backward differentiates at that W, and an
+    array the caller assigned to W is left alone."""
+    rng = np.random.default_rng(0)
+    v, g, b = rng.standard_normal((4, 3)), rng.uniform(0.5, 2, 3), rng.standard_normal(3)
+    x, dout = rng.standard_normal((2, 4)), rng.standard_normal((2, 3))
+    layer = fast_layers.WeightNormalization(v, g, b)
+    layer.forward(x)
+    first = layer.W
+    v *= rng.uniform(0.5, 2, v.shape)  # a step of the optimizer, in place
+    expected = g * v / np.linalg.norm(v, axis=0)
+    assert_allclose(layer.forward(x), x @ expected + b, rtol=1e-12)
+    assert layer.W is first
+    assert_allclose(layer.W, expected, rtol=1e-12)
+    assert_allclose(layer.backward(dout), dout @ expected.T, rtol=1e-12)
+    mine = np.zeros((4, 3))
+    layer.W = mine
+    layer.forward(x)
+    assert layer.W is not mine and not mine.any()
+    assert_allclose(layer.W, expected, rtol=1e-12)
+
+
 def test_dropout_mask_is_the_counter_stream_at_any_step():
     fast, ref = fast_layers.Dropout(0.35, seed=99), reference_layers.Dropout(0.35, seed=99)
     fast.step = ref.step = 17
