@@ -29,9 +29,17 @@ from .space import (
     one_minus_log_uniform,
     uniform,
 )
-from .store import NotASweepError, SpecMismatchError, SweepStore, SweepStoreError, TrialResult
+from .store import (
+    CodeChangedError,
+    NotASweepError,
+    SpecMismatchError,
+    SweepStore,
+    SweepStoreError,
+    TrialResult,
+)
 
-__all__ = ["CoarseToFineSampler", "GridSampler", "MedianPruner", "NotASweepError",
+__all__ = ["CoarseToFineSampler", "CodeChangedError", "GridSampler", "MedianPruner",
+           "NotASweepError",
            "RandomSampler", "Sampler", "SobolSampler", "Space", "SpecMismatchError",
            "SuccessiveHalving", "SweepInterrupted", "SweepStore", "SweepStoreError",
            "TrialResult", "WorkersDidNotStart", "choice", "data_spec", "int_uniform",

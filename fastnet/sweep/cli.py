@@ -141,6 +141,10 @@ def _add_run(verbs):
                      "worker (default 1; one worker: every core); BLAS runs single-threaded "
                      "in each trial")
     run.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    run.add_argument("--allow-code-change", action="store_true",
+                     help="resume a sweep that another fastnet, NumPy, Numba or BLAS began "
+                     "(refused by default: its new trials need not give the bits an "
+                     "uninterrupted run gives)")
 
 
 def _space(args):
@@ -188,7 +192,8 @@ def run_command(args):
                           db=args.db, seed=args.seed, executor=args.executor,
                           scheduler=args.scheduler, workers=args.workers,
                           threads_per_worker=args.threads_per_worker,
-                          bracket_size=args.bracket_size, dtype=args.dtype, progress=None)
+                          bracket_size=args.bracket_size, dtype=args.dtype, progress=None,
+                          allow_code_change=args.allow_code_change)
     except (ValueError, SweepStoreError, SweepInterrupted) as err:
         raise SweepCommandError(str(err)) from None
     except (OSError, sqlite3.Error) as err:

@@ -10,11 +10,16 @@ the last fraction of a second, and no trial is ever recorded twice.  Because a t
 configuration, seed and training depend only on the sweep's specification and the
 trial's index, and pruning decisions only on the results of a bracket (see
 ``fastnet.sweep.pruners``), a resumed or re-run sweep records what an uninterrupted
-one records, on any number of workers and threads.
+one records, on any number of workers and threads.  With the same code, that is: the
+store records what trained its trials (``code_identity``) and a resume by other code is
+refused unless allowed (``allow_code_change``).
 """
 import collections
 import contextlib
+import functools
+import hashlib
 import math
+import os
 import socket
 import tempfile
 import time
@@ -36,6 +41,35 @@ MAX_SUBMISSIONS = 3  # a chunk whose worker dies this often has its trials recor
 # Group commit: ended trials are recorded together, at least every FLUSH_SECONDS
 FLUSH_RESULTS = 256
 FLUSH_SECONDS = 0.25
+
+
+@functools.cache
+def code_identity():
+    """What, besides a sweep's spec, decides the bits of its trials, as a JSON-able dict:
+    fastnet's version and a digest of every source file of its package (an editable
+    install changes without a new version), NumPy's and Numba's versions, and NumPy's
+    BLAS, which fastnet's GEMMs call (``fastnet.kernels.blas``): its version and the
+    kernels it runs on this CPU (OpenBLAS's ``architecture``, which
+    ``OPENBLAS_CORETYPE`` sets), since those round differently.  This process's: the
+    workers of a Dask cluster on other machines are not checked."""
+    import numba
+    import threadpoolctl
+
+    from .. import __version__
+
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha1()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    numpy_dirs = (os.path.dirname(np.__file__), os.path.dirname(np.__file__) + ".libs")
+    blas = [f"{info['internal_api']} {info['version']} {info.get('architecture') or ''}".strip()
+            for info in threadpoolctl.threadpool_info()
+            if info["user_api"] == "blas"
+            and os.path.dirname(info["filepath"]).startswith(numpy_dirs)]
+    return {"fastnet": __version__, "sources": digest.hexdigest()[:12],
+            "numpy": np.__version__, "numba": numba.__version__,
+            "blas": blas[0] if blas else "unknown"}
 
 
 def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
@@ -76,7 +110,7 @@ def _executor(kind, source, options, workers, threads, client, scheduler):
 def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
         executor="local", workers=None, threads_per_worker=None, client=None,
         scheduler=None, chunk_size=None, bracket_size=100, dtype=np.float32,
-        backend="fastnet", progress=True):
+        backend="fastnet", progress=True, allow_code_change=False):
     """Run (or resume) a sweep of ``trials`` trials; return its ``TrialResult`` list,
     ordered by index.
 
@@ -92,11 +126,15 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     'dask' (``client=`` or ``scheduler=`` address).  ``bracket_size``: the trials
     pruned together.  ``backend``: 'fastnet' or 'reference' (the NumPy oracle, for
     comparisons).  ``progress``: a tqdm bar on stderr (None: only on a terminal).
+    ``allow_code_change``: resume a sweep that other code began (``code_identity``
+    differs from the one the store records), though its new trials may not give the
+    bits an uninterrupted run gives.
 
     The data is loaded and checked, and the executor started, before the store is
     opened; then the store is locked (``<db>.lock``) for the run.  Raises ``ValueError``
     for a bad specification or data, ``SweepStoreError`` for a ``db`` that is not a
-    sweep, holds another one or is in use by another run; none of them writes anything.
+    sweep, holds another one, was begun by other code (``CodeChangedError``) or is in
+    use by another run; none of them writes anything.
     ``SweepInterrupted`` when workers keep dying (what ended before is kept; run again
     to resume), ``WorkersDidNotStart`` (a ``SweepInterrupted``) when the local workers
     cannot start, with why.
@@ -133,9 +171,12 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
             "trials": int(trials), "seed": int(seed),
             "pruner": pruner.to_json() if pruner else None, "bracket_size": int(bracket_size),
             "data": None, "dtype": dtype.name, "backend": backend}
+    code = code_identity()
+    checked = None if allow_code_change else code
     if db is not None and Path(db).exists():  # another sweep's file: refused before loading
         with SweepStore.open(db, readonly=True) as stored:
-            SweepStore.open(db, {**spec, "data": stored.spec.get("data")}, readonly=True).close()
+            SweepStore.open(db, {**spec, "data": stored.spec.get("data")}, readonly=True,
+                            code=checked).close()
     loaded = sweep_data.load(data, dtype)  # checked here, before any file is written
     spec["data"] = sweep_data.describe(data, loaded)
     with contextlib.ExitStack() as stack:
@@ -146,9 +187,9 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
                          client, scheduler)
         stack.callback(pool.close)
         if Path(db).exists():  # refuse another sweep's file before making its lock
-            SweepStore.open(db, spec, readonly=True).close()
+            SweepStore.open(db, spec, readonly=True, code=checked).close()
         stack.enter_context(_only_run(db))
-        store = SweepStore.create_or_open(db, spec)
+        store = SweepStore.create_or_open(db, spec, code, allow_code_change)
         stack.callback(store.close)
         coordinator = _Coordinator(store, sampler, pruner, int(trials), int(bracket_size),
                                    chunk_size, progress)

@@ -9,7 +9,9 @@ Schema (format ``'fastnet-sweep'``, version 1)::
 
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         -- rows: format = 'fastnet-sweep', version = '1',
-        --       spec = json.dumps(spec, sort_keys=True)
+        --       spec = json.dumps(spec, sort_keys=True),
+        --       code = json.dumps(code, sort_keys=True) (what trained the trials; absent
+        --              in files of fastnet before it, and where none was given)
     CREATE TABLE trials (
         "index"        INTEGER PRIMARY KEY,  -- trial number
         round          INTEGER,              -- NULL while only marked running
@@ -77,6 +79,10 @@ class NotASweepError(SweepStoreError):
 
 class SpecMismatchError(SweepStoreError):
     """The spec given to ``open`` is not the one the sweep was created with."""
+
+
+class CodeChangedError(SweepStoreError):
+    """The code given to ``open`` is not the code that began the sweep (``code``)."""
 
 
 @dataclass
@@ -153,25 +159,41 @@ def _result(row):
     return TrialResult(*(_from_sql(name, value) for name, value in zip(_FIELDS, row)))
 
 
-def _canonical(spec):
+def _canonical(spec, what="spec"):
     """``spec`` as canonical JSON text (``TypeError`` unless a JSON-able dict)."""
     if not isinstance(spec, dict):
-        raise TypeError(f"a sweep spec is a dict, got {type(spec).__name__}")
+        raise TypeError(f"a sweep {what} is a dict, got {type(spec).__name__}")
     return json.dumps(spec, sort_keys=True)
 
 
-def _spec_mismatch(path, stored, given):
-    """The error naming the first key (sorted) where two different canonical specs
-    differ; one exists, as a canonical spec is its keys' texts in sorted order."""
+def _text(spec, key):
+    return json.dumps(spec[key], sort_keys=True) if key in spec else "absent"
+
+
+def _differing(stored, given):
+    """The keys (sorted) where two different canonical JSON objects differ; there is
+    one, as a canonical object is its keys' texts in sorted order."""
     stored, given = json.loads(stored), json.loads(given)
+    return [(key, _text(stored, key), _text(given, key))
+            for key in sorted(stored.keys() | given.keys())
+            if _text(stored, key) != _text(given, key)]
 
-    def text(spec, key):
-        return json.dumps(spec[key], sort_keys=True) if key in spec else "absent"
 
-    key = next(key for key in sorted(stored.keys() | given.keys())
-               if text(stored, key) != text(given, key))
+def _spec_mismatch(path, stored, given):
+    """The error naming the first key (sorted) where two different specs differ."""
+    key, was, now = _differing(stored, given)[0]
     return SpecMismatchError(f"{path}: the spec differs from the sweep's at key {key!r}: "
-                             f"stored {text(stored, key)}, given {text(given, key)}")
+                             f"stored {was}, given {now}")
+
+
+def _code_changed(path, stored, given):
+    """The error naming every key where the code that began a sweep and the code given
+    differ (``open``'s ``code``)."""
+    changes = "; ".join(f"{key} {was} -> {now}" for key, was, now in _differing(stored, given))
+    return CodeChangedError(
+        f"{path}: the sweep was begun by other code than this ({changes}): trials run now "
+        f"need not give the bits an uninterrupted run gives; finish it with the code that "
+        f"began it, or resume anyway (allow_code_change=True, --allow-code-change)")
 
 
 def _connect(path, mode):
@@ -182,9 +204,10 @@ def _connect(path, mode):
     return conn
 
 
-def _check(conn, path, spec):
+def _check(conn, path, spec, code=None):
     """The stored spec (canonical JSON) after checking that ``conn`` holds a fastnet
-    sweep of this version and, when given, the spec ``spec``; reads only."""
+    sweep of this version and, when given, the spec ``spec`` and the code ``code``
+    (where the file records one); reads only."""
     try:
         tables = {name for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -200,6 +223,8 @@ def _check(conn, path, spec):
     given = meta["spec"] if spec is None else _canonical(spec)
     if given != meta["spec"]:
         raise _spec_mismatch(path, meta["spec"], given)
+    if code is not None and "code" in meta and _canonical(code, "code") != meta["code"]:
+        raise _code_changed(path, meta["code"], _canonical(code, "code"))
     return meta["spec"]
 
 
@@ -232,14 +257,19 @@ class SweepStore:
         self.readonly = readonly
 
     @classmethod
-    def create(cls, path, spec: dict) -> "SweepStore":
-        """A new, empty sweep at ``path`` with the spec ``spec`` (a JSON-able dict).
+    def create(cls, path, spec: dict, code: dict | None = None) -> "SweepStore":
+        """A new, empty sweep at ``path`` with the spec ``spec`` (a JSON-able dict) and,
+        when given, ``code``: what trains its trials (a JSON-able dict, such as
+        ``fastnet.sweep.run.code_identity()``), which ``open`` can check on resume.
 
         Raises ``FileExistsError`` if ``path`` exists (it is left as it was) and
-        ``TypeError`` for a spec that is not a JSON-able dict.
+        ``TypeError`` for a spec or code that is not a JSON-able dict.
         """
         path = os.fspath(path)
         spec_json = _canonical(spec)
+        meta = [("format", FORMAT), ("version", str(VERSION)), ("spec", spec_json)]
+        if code is not None:
+            meta.append(("code", _canonical(code, "code")))
         tmp = os.path.join(os.path.dirname(path) or ".",
                            f".{os.path.basename(path)}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
         open(tmp, "xb").close()  # "x": never reuse a file someone else made
@@ -251,8 +281,7 @@ class SweepStore:
                 with conn:
                     for statement in _SCHEMA:
                         conn.execute(statement)
-                    conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-                        ("format", FORMAT), ("version", str(VERSION)), ("spec", spec_json)])
+                    conn.executemany("INSERT INTO meta VALUES (?, ?)", meta)
             finally:
                 conn.close()  # checkpoints: the file alone holds everything
             _publish(tmp, path)
@@ -262,22 +291,25 @@ class SweepStore:
         return cls.open(path)
 
     @classmethod
-    def open(cls, path, spec: dict | None = None, readonly=False) -> "SweepStore":
+    def open(cls, path, spec: dict | None = None, readonly=False,
+             code: dict | None = None) -> "SweepStore":
         """The existing sweep at ``path``; ``readonly`` for a reader beside the writer.
 
         Raises ``FileNotFoundError`` for a missing ``path`` (no file is created),
         ``NotASweepError`` for a file that is not a fastnet sweep,
-        ``SweepStoreError`` for a newer format version, and ``SpecMismatchError``
+        ``SweepStoreError`` for a newer format version, ``SpecMismatchError``
         when ``spec`` is given and differs from the stored one (compared as canonical
-        JSON; the message names the first differing top-level key).  A refused open
-        writes nothing to the file.
+        JSON; the message names the first differing top-level key), and
+        ``CodeChangedError`` when ``code`` is given and differs from the code the file
+        records (a file that records none is not checked; the message names every
+        differing key).  A refused open writes nothing to the file.
         """
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(errno.ENOENT, "no such sweep file", path)
         conn = _connect(path, "ro" if readonly else "rw")
         try:
-            spec_json = _check(conn, path, spec)
+            spec_json = _check(conn, path, spec, code)
             if not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")  # in case a tool turned it off
                 conn.execute("PRAGMA synchronous = FULL")
@@ -287,14 +319,21 @@ class SweepStore:
         return cls(conn, path, spec_json, readonly)
 
     @classmethod
-    def create_or_open(cls, path, spec) -> "SweepStore":
-        """Resume: ``open(path, spec)`` if ``path`` exists, else ``create(path, spec)``."""
+    def create_or_open(cls, path, spec, code=None, allow_code_change=False) -> "SweepStore":
+        """Resume: ``open(path, spec, code=code)`` if ``path`` exists (the code not
+        checked with ``allow_code_change``), else ``create(path, spec, code)``."""
         if not os.path.exists(path):
             try:
-                return cls.create(path, spec)
+                return cls.create(path, spec, code)
             except FileExistsError:  # made meanwhile
                 pass
-        return cls.open(path, spec)
+        return cls.open(path, spec, code=None if allow_code_change else code)
+
+    @property
+    def code(self):
+        """The code that began the sweep, as ``create`` recorded it; None if not recorded."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'code'").fetchone()
+        return json.loads(row[0]) if row else None
 
     def mark_running(self, indices, host) -> None:
         """Mark trials ``indices`` running on ``host``, in one transaction.

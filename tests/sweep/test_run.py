@@ -228,6 +228,31 @@ def test_other_data_on_an_existing_sweep_is_refused(data, tmp_path):
     assert db.read_bytes() == before
 
 
+def test_a_sweep_begun_by_other_code_resumes_only_when_allowed(data, tmp_path, monkeypatch):
+    """The store records run_module.code_identity(); another fastnet (here: other
+    sources and another BLAS kernel set) is refused before anything is written, and
+    resumes when allowed, keeping what was recorded."""
+    db = tmp_path / "s.db"
+    code = run_module.code_identity()
+    assert set(code) == {"fastnet", "sources", "numpy", "numba", "blas"}
+    whole = sweep.run(SPACE, 3, data, db=db, workers=1, progress=False)
+    with sqlite3.connect(db) as conn:
+        conn.execute('DELETE FROM trials WHERE "index" = 2')
+    with sweep.SweepStore.open(db, readonly=True) as store:
+        assert store.code == code
+    before = db.read_bytes()
+    other = {**code, "sources": "0" * 12}
+    monkeypatch.setattr(run_module, "code_identity", lambda: other)
+    with pytest.raises(sweep.CodeChangedError, match=r"sources \"[0-9a-f]{12}\" -> \"0{12}\""):
+        sweep.run(SPACE, 3, data, db=db, workers=1, progress=False)
+    assert db.read_bytes() == before
+    resumed = sweep.run(SPACE, 3, data, db=db, workers=1, progress=False,
+                        allow_code_change=True)
+    assert table(resumed) == table(whole)  # nothing changed but the digest
+    with sweep.SweepStore.open(db, readonly=True) as store:
+        assert store.code == code
+
+
 def test_a_second_run_of_a_sweep_in_progress_is_refused(data, tmp_path, monkeypatch):
     db = tmp_path / "busy.db"
     started, release = threading.Event(), threading.Event()

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from fastnet.sweep.store import (
+    CodeChangedError,
     NotASweepError,
     SpecMismatchError,
     SweepStore,
@@ -127,6 +128,46 @@ def test_a_different_spec_is_refused_naming_the_first_differing_key(
                                 f"{key!r}: stored {stored_text}, given {given_text}")
     assert isinstance(error.value, SweepStoreError)
     assert snapshot(path) == before
+
+
+CODE = {"fastnet": "0.1.0", "sources": "3d171a265229", "numpy": "2.4.6", "numba": "0.68.1",
+        "blas": "openblas 0.3.31 SkylakeX"}
+
+
+def test_the_code_that_began_a_sweep_is_recorded_and_checked_on_resume(tmp_path):
+    path = tmp_path / "sweep.db"
+    with SweepStore.create_or_open(path, SPEC, CODE) as store:
+        assert store.code == CODE
+        store.record([result(0)])
+    with SweepStore.create_or_open(path, SPEC, dict(reversed(CODE.items()))) as store:
+        store.record([result(1)])  # the same code, in another key order
+    before = snapshot(path)
+    other = {**CODE, "sources": "0123456789ab", "blas": "openblas 0.3.31 Haswell"}
+    for opener in (lambda: SweepStore.create_or_open(path, SPEC, other),
+                   lambda: SweepStore.open(path, SPEC, readonly=True, code=other)):
+        with pytest.raises(CodeChangedError) as error:
+            opener()
+        assert str(error.value) == (
+            f"{path}: the sweep was begun by other code than this (blas \"openblas 0.3.31 "
+            f"SkylakeX\" -> \"openblas 0.3.31 Haswell\"; sources \"3d171a265229\" -> "
+            f"\"0123456789ab\"): trials run now need not give the bits an uninterrupted run "
+            f"gives; finish it with the code that began it, or resume anyway "
+            f"(allow_code_change=True, --allow-code-change)")
+        assert isinstance(error.value, SweepStoreError)
+    assert snapshot(path) == before
+    with SweepStore.create_or_open(path, SPEC, other, allow_code_change=True) as store:
+        assert store.code == CODE  # what began it, still
+        assert store.terminal_indices() == {0, 1}
+    with SweepStore.open(path, SPEC) as store:  # no code given: nothing to check
+        assert store.code == CODE
+
+
+def test_a_sweep_without_recorded_code_resumes_under_any(tmp_path):
+    path = tmp_path / "sweep.db"
+    with SweepStore.create(path, SPEC) as store:
+        assert store.code is None
+    with SweepStore.create_or_open(path, SPEC, CODE) as store:
+        assert store.code is None
 
 
 def write_sqlite(path, script):

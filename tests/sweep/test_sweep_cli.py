@@ -6,6 +6,7 @@ Data: a small fake MNIST (tests/test_experiments.py's writer), or the real digit
 killed with SIGKILL as ``python -m fastnet`` in a subprocess.
 """
 import csv
+import importlib
 import io
 import json
 import os
@@ -216,6 +217,22 @@ def test_a_refused_run_says_why_in_one_line_and_leaves_the_store_alone(
         assert "optimizer: choice: needs at least one option" in err
     assert unchanged(small_db) == before
     assert not Path(f"{small_db}-wal").exists() or Path(f"{small_db}-wal").stat().st_size == 0
+
+
+def test_a_sweep_begun_by_other_code_needs_allow_code_change(
+        small_db, mnist_dir, capsys, monkeypatch):
+    before = unchanged(small_db)
+    run_module = importlib.import_module("fastnet.sweep.run")  # fastnet.sweep.run is run()
+    code = run_module.code_identity()
+    monkeypatch.setattr(run_module, "code_identity", lambda: {**code, "numba": "0.1"})
+    args = run_args(small_db, mnist_dir, 6, "--prune", "halving")
+    status, out, err = sweep(capsys, *args)
+    assert status == 1 and out == ""
+    assert err.startswith("fastnet sweep: error: ") and err.count("\n") == 1, err
+    assert f'(numba "{code["numba"]}" -> "0.1")' in err and "--allow-code-change" in err
+    assert unchanged(small_db) == before
+    status, out, err = sweep(capsys, *args, "--allow-code-change")
+    assert status == 0 and out.startswith("6 trials in "), (out, err)
 
 
 @pytest.mark.parametrize("change", [
