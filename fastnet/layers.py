@@ -539,11 +539,13 @@ class WeightNormalization(Affine):
 
     ``v`` (K, D) float32 or float64 (the dtype it computes in), ``g`` and ``b`` (D,).
     ``W`` (K, D) holds the weight of the last forward pass (one array, rewritten in
-    place by each pass; an array assigned to ``W`` is never written), which backward
-    differentiates at: change ``v`` and ``g`` after backward, as the book's training
-    loop does.  ``dv``, ``dg``, ``db`` (and ``dW``) are new arrays set by backward.
-    ValueError where a column of ``v`` is all zeros (no direction) or ``v`` changed
-    shape between forward and backward.
+    place by each pass, a refused one included; never an array assigned to ``W`` or
+    one that ``v`` or ``g`` share memory with), which backward differentiates at:
+    change ``v`` and ``g`` after backward, as the book's training loop does.  ``dv``,
+    ``dg``, ``db`` (and ``dW``) are new arrays set by backward.  ValueError where a
+    column of ``v`` is all zeros (no direction) or ``v`` changed shape or dtype between
+    forward and backward; RuntimeError for a backward with no forward, or after a
+    forward that raised.
     """
 
     def __init__(self, v, g, b):
@@ -554,25 +556,33 @@ class WeightNormalization(Affine):
         self.dv = None
         self.dg = None
         self._weight = None  # the array this layer writes W into
-        self._pass = None  # the (W, b) of the last forward pass
+        self._pass = None  # the (W, b) of the last forward pass that returned
 
     def _params(self):
+        self._pass = None  # set again at the end of a pass that succeeds
         v = np.asarray(self.v)
         if v.ndim != 2 or v.dtype not in _validate.FLOAT_DTYPES:
             raise TypeError(f"v must be a 2-D float32 or float64 array, got {v.ndim}-D {v.dtype}")
         v = np.ascontiguousarray(v)
         g, b = _vector_params(self, ("g", "b"), v.shape[1], v.dtype)
         norms = np.empty(v.shape[1], v.dtype)
-        W = self._weight  # the array of the last pass, written again where it fits
-        if W is None or self.W is not W or W.shape != v.shape or W.dtype != v.dtype:
+        W = self._weight  # the array of the last pass, written again where it may be
+        if (W is None or self.W is not W or W.shape != v.shape or W.dtype != v.dtype
+                or np.may_share_memory(W, v) or np.may_share_memory(W, g)):
             W = self._weight = np.empty_like(v)
-        self._pass = None  # until this pass has its weight
         normalization.weight_norm_weight(v, g, norms, W)
         if not norms.all():
             raise ValueError(f"v has an all-zero column (output unit "
                              f"{np.flatnonzero(norms == 0)[0]}): g * v / ||v|| is undefined")
         self.W, self.norms, self._pass = W, norms, (W, b)
         return W, b
+
+    def forward(self, x):
+        try:
+            return super().forward(x)
+        except BaseException:
+            self._pass = None  # an input refused after the weight was made
+            raise
 
     def _backward_params(self):
         """The weight of the forward pass (the gradient is taken where the loss was)."""
@@ -582,13 +592,15 @@ class WeightNormalization(Affine):
         return self._pass
 
     def backward(self, dout):
-        dx = super().backward(dout)
-        W = self._pass[0]
+        if self.x is None:
+            raise RuntimeError("backward called before forward")
+        W, _ = self._backward_params()
         v = np.ascontiguousarray(self.v)
         if v.shape != W.shape or v.dtype != W.dtype:
             raise ValueError(f"v changed since forward: it was {W.shape} {W.dtype}, it is "
                              f"{v.shape} {v.dtype}")
         g, = _vector_params(self, ("g",), v.shape[1], v.dtype)
+        dx = super().backward(dout)
         self.dv = np.empty_like(v)
         self.dg = np.empty_like(g)
         normalization.weight_norm_backward(self.dW, v, g, self.norms, self.dv, self.dg)

@@ -246,6 +246,36 @@ def test_weight_normalization_writes_its_own_weight_array_again():
     assert_allclose(layer.W, expected, rtol=1e-12)
 
 
+def test_weight_normalization_never_writes_a_v_that_is_its_weight_array():
+    rng = np.random.default_rng(1)
+    layer = fast_layers.WeightNormalization(rng.standard_normal((4, 3)), np.ones(3), np.zeros(3))
+    x = rng.standard_normal((2, 4))
+    layer.forward(x)
+    layer.v, layer.g = layer.W, np.full(3, 5.0)  # v is now the last pass's weight array
+    v = layer.v.copy()
+    expected = 5.0 * v / np.linalg.norm(v, axis=0)
+    assert_allclose(layer.forward(x), x @ expected, rtol=1e-12)
+    assert_array_equal(layer.v, v)
+    assert not np.shares_memory(layer.W, layer.v)
+
+
+def test_weight_normalization_backward_after_a_refused_input_raises():
+    rng = np.random.default_rng(2)
+    layer = fast_layers.WeightNormalization(rng.standard_normal((4, 3)), np.ones(3), np.zeros(3))
+    layer.forward(rng.standard_normal((2, 4)))
+    with pytest.raises(ValueError, match="x has 5 features per sample"):
+        layer.forward(np.ones((2, 5)))
+    with pytest.raises(RuntimeError, match="after a forward that raised"):
+        layer.backward(np.ones((2, 3)))
+    layer.forward(rng.standard_normal((2, 4)))
+    layer.backward(np.ones((2, 3)))
+    dW, db, dv = layer.dW, layer.db, layer.dv
+    layer.v = np.ones((4, 2))
+    with pytest.raises(ValueError, match="v changed since forward"):
+        layer.backward(np.ones((2, 3)))
+    assert layer.dW is dW and layer.db is db and layer.dv is dv  # nothing set
+
+
 def test_dropout_mask_is_the_counter_stream_at_any_step():
     fast, ref = fast_layers.Dropout(0.35, seed=99), reference_layers.Dropout(0.35, seed=99)
     fast.step = ref.step = 17

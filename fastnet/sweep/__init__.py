@@ -18,7 +18,7 @@ the kernels nor the nets, so a coordinator that only records starts fast.
 from .data import data_spec
 from .executors import WorkersDidNotStart
 from .pruners import MedianPruner, SuccessiveHalving
-from .run import SweepInterrupted, run
+from .run import SweepInterrupted, code_identity, run
 from .samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler, SobolSampler
 from .space import (
     Space,
@@ -39,8 +39,8 @@ from .store import (
 )
 
 __all__ = ["CoarseToFineSampler", "CodeChangedError", "GridSampler", "MedianPruner",
-           "NotASweepError",
-           "RandomSampler", "Sampler", "SobolSampler", "Space", "SpecMismatchError",
-           "SuccessiveHalving", "SweepInterrupted", "SweepStore", "SweepStoreError",
-           "TrialResult", "WorkersDidNotStart", "choice", "data_spec", "int_uniform",
-           "log_int", "log_uniform", "one_minus_log_uniform", "run", "uniform"]
+           "NotASweepError", "RandomSampler", "Sampler", "SobolSampler", "Space",
+           "SpecMismatchError", "SuccessiveHalving", "SweepInterrupted", "SweepStore",
+           "SweepStoreError", "TrialResult", "WorkersDidNotStart", "choice", "code_identity",
+           "data_spec", "int_uniform", "log_int", "log_uniform", "one_minus_log_uniform",
+           "run", "uniform"]

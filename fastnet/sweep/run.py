@@ -47,15 +47,18 @@ FLUSH_SECONDS = 0.25
 def code_identity():
     """What, besides a sweep's spec, decides the bits of its trials, as a JSON-able dict:
     fastnet's version and a digest of every source file of its package (an editable
-    install changes without a new version), NumPy's and Numba's versions, and NumPy's
-    BLAS, which fastnet's GEMMs call (``fastnet.kernels.blas``): its version and the
-    kernels it runs on this CPU (OpenBLAS's ``architecture``, which
-    ``OPENBLAS_CORETYPE`` sets), since those round differently.  This process's: the
-    workers of a Dask cluster on other machines are not checked."""
+    install changes without a new version), NumPy's and Numba's versions, what the
+    compiled GEMMs call (``fastnet.kernels.blas.BACKEND``), and NumPy's BLAS: its
+    version and the kernels it runs on this CPU (OpenBLAS's ``architecture``, which
+    ``OPENBLAS_CORETYPE`` sets), since those round differently.  Where threadpoolctl
+    does not show which loaded BLAS is NumPy's (one outside ``numpy/`` and
+    ``numpy.libs/``), the name and version NumPy was built with, without the kernels.
+    This process's: the workers of a Dask cluster on other machines are not checked."""
     import numba
     import threadpoolctl
 
     from .. import __version__
+    from ..kernels import blas as gemm
 
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha1()
@@ -67,9 +70,12 @@ def code_identity():
             for info in threadpoolctl.threadpool_info()
             if info["user_api"] == "blas"
             and os.path.dirname(info["filepath"]).startswith(numpy_dirs)]
+    if not blas:
+        built = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = [f"{built.get('name')} {built.get('version')} (kernels unknown)"]
     return {"fastnet": __version__, "sources": digest.hexdigest()[:12],
-            "numpy": np.__version__, "numba": numba.__version__,
-            "blas": blas[0] if blas else "unknown"}
+            "numpy": np.__version__, "numba": numba.__version__, "gemm": gemm.BACKEND,
+            "blas": blas[0]}
 
 
 def make_sampler(name, space, seed, trials, rounds=3, top_k=None):

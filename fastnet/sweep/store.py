@@ -10,8 +10,9 @@ Schema (format ``'fastnet-sweep'``, version 1)::
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         -- rows: format = 'fastnet-sweep', version = '1',
         --       spec = json.dumps(spec, sort_keys=True),
-        --       code = json.dumps(code, sort_keys=True) (what trained the trials; absent
-        --              in files of fastnet before it, and where none was given)
+        --       code = json.dumps(code, sort_keys=True) (the code that began the sweep,
+        --              kept as it is by resumes; absent in files of fastnet before it,
+        --              and where none was given)
     CREATE TABLE trials (
         "index"        INTEGER PRIMARY KEY,  -- trial number
         round          INTEGER,              -- NULL while only marked running
@@ -171,9 +172,7 @@ def _text(spec, key):
 
 
 def _differing(stored, given):
-    """The keys (sorted) where two different canonical JSON objects differ; there is
-    one, as a canonical object is its keys' texts in sorted order."""
-    stored, given = json.loads(stored), json.loads(given)
+    """The keys (sorted) where two JSON objects (dicts) differ, with each one's text."""
     return [(key, _text(stored, key), _text(given, key))
             for key in sorted(stored.keys() | given.keys())
             if _text(stored, key) != _text(given, key)]
@@ -181,14 +180,14 @@ def _differing(stored, given):
 
 def _spec_mismatch(path, stored, given):
     """The error naming the first key (sorted) where two different specs differ."""
-    key, was, now = _differing(stored, given)[0]
+    key, was, now = _differing(json.loads(stored), json.loads(given))[0]
     return SpecMismatchError(f"{path}: the spec differs from the sweep's at key {key!r}: "
                              f"stored {was}, given {now}")
 
 
 def _code_changed(path, stored, given):
     """The error naming every key where the code that began a sweep and the code given
-    differ (``open``'s ``code``)."""
+    (``open``'s ``code``; both dicts) differ."""
     changes = "; ".join(f"{key} {was} -> {now}" for key, was, now in _differing(stored, given))
     return CodeChangedError(
         f"{path}: the sweep was begun by other code than this ({changes}): trials run now "
@@ -223,9 +222,23 @@ def _check(conn, path, spec, code=None):
     given = meta["spec"] if spec is None else _canonical(spec)
     if given != meta["spec"]:
         raise _spec_mismatch(path, meta["spec"], given)
-    if code is not None and "code" in meta and _canonical(code, "code") != meta["code"]:
-        raise _code_changed(path, meta["code"], _canonical(code, "code"))
+    if code is not None and "code" in meta:
+        stored, given = _stored_code(path, meta["code"]), json.loads(_canonical(code, "code"))
+        if stored != given:
+            raise _code_changed(path, stored, given)
     return meta["spec"]
+
+
+def _stored_code(path, text):
+    """The code record of a sweep file, a dict; ``SweepStoreError`` for anything else."""
+    try:
+        code = json.loads(text)
+    except ValueError:
+        code = None
+    if not isinstance(code, dict):
+        raise SweepStoreError(f"{path}: the meta table's code record is not a JSON object "
+                              f"(got {text[:60]!r}): the file was changed by hand or damaged")
+    return code
 
 
 def _publish(tmp, path):
@@ -260,7 +273,7 @@ class SweepStore:
     def create(cls, path, spec: dict, code: dict | None = None) -> "SweepStore":
         """A new, empty sweep at ``path`` with the spec ``spec`` (a JSON-able dict) and,
         when given, ``code``: what trains its trials (a JSON-able dict, such as
-        ``fastnet.sweep.run.code_identity()``), which ``open`` can check on resume.
+        ``fastnet.sweep.code_identity()``), which ``open`` can check on resume.
 
         Raises ``FileExistsError`` if ``path`` exists (it is left as it was) and
         ``TypeError`` for a spec or code that is not a JSON-able dict.
@@ -331,9 +344,10 @@ class SweepStore:
 
     @property
     def code(self):
-        """The code that began the sweep, as ``create`` recorded it; None if not recorded."""
+        """The code that began the sweep, as ``create`` recorded it; None if not recorded.
+        ``SweepStoreError`` for a record that is not a JSON object."""
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'code'").fetchone()
-        return json.loads(row[0]) if row else None
+        return _stored_code(self.path, row[0]) if row else None
 
     def mark_running(self, indices, host) -> None:
         """Mark trials ``indices`` running on ``host``, in one transaction.

@@ -234,7 +234,7 @@ def test_a_sweep_begun_by_other_code_resumes_only_when_allowed(data, tmp_path, m
     resumes when allowed, keeping what was recorded."""
     db = tmp_path / "s.db"
     code = run_module.code_identity()
-    assert set(code) == {"fastnet", "sources", "numpy", "numba", "blas"}
+    assert set(code) == {"fastnet", "sources", "numpy", "numba", "gemm", "blas"}
     whole = sweep.run(SPACE, 3, data, db=db, workers=1, progress=False)
     with sqlite3.connect(db) as conn:
         conn.execute('DELETE FROM trials WHERE "index" = 2')

@@ -162,6 +162,37 @@ def test_the_code_that_began_a_sweep_is_recorded_and_checked_on_resume(tmp_path)
         assert store.code == CODE
 
 
+@pytest.mark.parametrize("stored", ["null", '"a string"', "[1, 2]", "not json"])
+def test_a_damaged_code_record_is_refused_in_one_line(tmp_path, stored):
+    path = tmp_path / "sweep.db"
+    SweepStore.create(path, SPEC, CODE).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'code'", (stored,))
+    conn.close()
+    before = snapshot(path)
+    message = (f"{path}: the meta table's code record is not a JSON object (got "
+               f"{stored!r}): the file was changed by hand or damaged")
+    with pytest.raises(SweepStoreError) as error:
+        SweepStore.create_or_open(path, SPEC, CODE)
+    assert str(error.value) == message
+    with SweepStore.open(path, readonly=True) as store:  # show, export: not checked
+        assert store.spec == SPEC
+        with pytest.raises(SweepStoreError, match="code record is not a JSON object"):
+            store.code  # noqa: B018
+    assert snapshot(path) == before
+
+
+def test_the_code_record_is_compared_by_content(tmp_path):
+    path = tmp_path / "sweep.db"
+    SweepStore.create(path, SPEC, CODE).close()
+    with sqlite3.connect(path) as conn:  # the same record, written in another key order
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'code'",
+                     (json.dumps(dict(reversed(CODE.items()))),))
+    conn.close()
+    with SweepStore.create_or_open(path, SPEC, CODE) as store:
+        assert store.code == CODE
+
+
 def test_a_sweep_without_recorded_code_resumes_under_any(tmp_path):
     path = tmp_path / "sweep.db"
     with SweepStore.create(path, SPEC) as store:
