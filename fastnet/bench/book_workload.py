@@ -41,11 +41,11 @@ means differ both
 * by more than a practical size, ``PRACTICAL_FRACTION`` (half) of the one-pair bound
   below.  That bound is about three standard deviations of the difference of two single
   runs; a shift of the mean by half of it (about two standard deviations of one run,
-  2.5 points of accuracy for ``overfit_*``) would make the one-pair check fail in about
-  7% of pairs instead of 0.3%, a reader rerunning the book's scripts would see it, and it
-  is what the check must catch.  A smaller shift hides in the run-to-run spread, and
-  precision alone can make one significant at enough runs without mattering (the
-  gradient check's float32 differences of 1e-4 against float64's 1e-7).
+  7-8 points of training accuracy for ``overfit_*``) would make the one-pair check fail
+  in about 7% of pairs instead of 0.3%, a reader rerunning the book's scripts would see
+  it, and it is what the check must catch.  A smaller shift hides in the run-to-run
+  spread, and precision alone can make one significant at enough runs without mattering
+  (the gradient check's float32 differences of 1e-4 against float64's 1e-7).
 
 The test's power grows with the runs: at 10 runs each way a shift of two standard
 deviations of one run is found about 9 times in 10, at 3 runs each way under 1 in 10, so
@@ -60,15 +60,25 @@ their difference:
 * a mini-batch loss (``optimizer_compare_mnist``, ``weight_init_compare``) is averaged
   over the last ``LAST_BLOCKS`` printed iterations (one batch of 128 each); batch to
   batch it varies by about 0.1 around a loss of 0.2-0.5, so the mean of five differs
-  between runs by about 0.06: bound 0.15 (std=0.01 stays at ln 10 = 2.30 either way);
+  between runs by about 0.06: bound 0.15 (std=0.01 stays at ln 10 = 2.30 either way).
+  Measured with 5 runs each way on Fashion-MNIST: each optimizer's and initializer's
+  loss varies by 0.01-0.05 from run to run (pooled 0.035, 3 sqrt(2) times which is
+  0.15);
 * an accuracy on a test set of thousands has a sampling error under 1 point, but 300
-  training images (``overfit_*``) make the run-to-run spread of the final accuracy
-  about 1.5 points: bound 5 points;
+  training images (``overfit_*``) make the final accuracies vary from run to run far
+  more.  Measured with 8 runs each way on Fashion-MNIST (``--book-runs 8``; standard
+  deviations pooled over the two ways, whose means agreed, Welch p 0.38-0.94): the last
+  epoch's training accuracy varies by 3.4 points (``overfit_weight_decay``) and 3.8
+  (``overfit_dropout``), the test accuracy by 1.6 and 3.3 (``overfit_dropout``'s final
+  test accuracy alike); the bounds, 3 sqrt(2) times those: training accuracy 15 and 16
+  points, test accuracy 7 and 14;
 * ``batch_norm_test``'s mean over its 16 weight scales of the final training accuracy
   (1,000 images) includes scales where training takes off in one run and not in the
-  other (each such flip moves the mean by up to 5 points): bound 8 points;
+  other (each such flip moves the mean by up to 5 points): bound 8 points (in 5 runs
+  each way no run flipped, and the mean varied by 0.6 points);
 * ``hyperparameter_optimization``'s best validation accuracy is read on 100 images
-  (sampling error 4 points) after a random search: bound 8 points;
+  (sampling error 4 points) after a random search: bound 8 points (measured as above
+  with 5 runs each way: it varies by 1.9 points, pooled);
 * ``batch_norm_gradient_check`` prints mean |backprop - numerical| per parameter.  On
   one image, batch norm's output is beta, and beta2 starts at 0, exactly on ReLU's
   kink, where the central difference sees half the slope and backprop none: the book's
@@ -92,7 +102,6 @@ from .book import CHILD, SCRIPTS, WAYS, load_dataset
 
 LAST_BLOCKS = 5
 LOSS_TOLERANCE = 0.15
-ACCURACY_TOLERANCE = 0.05
 # batch_norm_gradient_check: float32's rounding of the loss (1e-7 of about 2.3) over
 # 2h = 2e-4, and the run-to-run spread of the ReLU-kink term (see the module doc).
 GRADIENT_NOISE = 1e-3
@@ -110,9 +119,8 @@ CHECKS = {
     "optimizer_compare_mnist": {"loss ": LOSS_TOLERANCE},
     "weight_init_compare": {"loss ": LOSS_TOLERANCE},
     "batch_norm_test": {"mean final train acc": 0.08},
-    "overfit_weight_decay": {"train acc": ACCURACY_TOLERANCE, "test acc": ACCURACY_TOLERANCE},
-    "overfit_dropout": {"train acc": ACCURACY_TOLERANCE, "test acc": ACCURACY_TOLERANCE,
-                        "final test acc": ACCURACY_TOLERANCE},
+    "overfit_weight_decay": {"train acc": 0.15, "test acc": 0.07},
+    "overfit_dropout": {"train acc": 0.16, "test acc": 0.14, "final test acc": 0.14},
     "hyperparameter_optimization": {"best val acc": 0.08},
 }
 
