@@ -13,8 +13,10 @@ in the same run so that the ratios compare like with like:
   reference (``backend="reference"``); the old-style baseline (``old_style_hpo``: the
   pre-sweep ``experiment hpo``, one Trainer per trial in a spawned process pool).
 * ``sweep-overhead``: ``overhead_trials`` one-step trainings of a tiny net as a sweep
-  on one in-process worker, minus the same trainings (``trial.train_unit``) back to
-  back: the store, scheduling and sampling per trial.  And the store's absorption
+  on one in-process worker, minus the same trainings back to back
+  (``trial.run_units`` on the same chunks of ``executors.MAX_CHUNK`` trials, which
+  train as populations as in the sweep): the store, scheduling and sampling per
+  trial.  And the store's absorption
   rate: ``SweepStore.record`` of HPO-shaped results in the coordinator's chunks.
 * ``sweep-dask``: the HPO sweep on a ``distributed.LocalCluster(n_workers=2,
   threads_per_worker=1)`` against the local executor (cluster start-up not timed).
@@ -376,6 +378,7 @@ def sweep_overhead_workload(n_threads, settings, progress):
     from fastnet import sweep
     from fastnet.sweep import samplers, trial
     from fastnet.sweep.data import load
+    from fastnet.sweep.executors import MAX_CHUNK
 
     data = _overhead_data()
     trials = settings["overhead_trials"]
@@ -393,12 +396,14 @@ def sweep_overhead_workload(n_threads, settings, progress):
     set_num_threads(1)
     try:
         progress(f"  {trials} one-step trainings back to back")
-        bare, _ = _timed(lambda: trial.run_units(units, trial_data))
+        bare, _ = _timed(lambda: [trial.run_units(units[i:i + MAX_CHUNK], trial_data)
+                                  for i in range(0, trials, MAX_CHUNK)])
     finally:
         set_num_threads(before)
     progress(f"  the same {trials} trials as a sweep (one in-process worker)")
     wall, results = _timed(lambda: sweep.run(space, trials, data, workers=1,
-                                             threads_per_worker=1, seed=SEED, progress=False))
+                                             threads_per_worker=1, seed=SEED,
+                                             chunk_size=MAX_CHUNK, progress=False))
     progress(f"  the same as a sweep on {n_threads} local worker processes")
     wall_local, _ = _timed(lambda: sweep.run(space, trials, data, workers=n_threads,
                                              threads_per_worker=1, seed=SEED, progress=False))
@@ -406,8 +411,10 @@ def sweep_overhead_workload(n_threads, settings, progress):
     rate, rate_with_mark = record_rate(max(1000, settings.get("record_results", 1000)))
     impls = {"back-to-back": _one(bare), "sweep in-process": _one(wall),
              f"sweep {n_threads} workers": _one(wall_local)}
-    notes = {"back-to-back": "trial.run_units, one thread, no store/sampler/executor",
-             "sweep in-process": f"fastnet.sweep.run(workers=1), {_states(results)}",
+    notes = {"back-to-back": f"trial.run_units on chunks of {MAX_CHUNK}, one thread, no "
+                             "store/sampler/executor",
+             "sweep in-process": f"fastnet.sweep.run(workers=1, chunk_size={MAX_CHUNK}), "
+                                 f"{_states(results)}",
              f"sweep {n_threads} workers": "local executor, process start-up included"}
     ratios = {"overhead_ms_per_trial": (wall - bare) / trials * 1e3,
               "local_pool_ms_per_trial": wall_local / trials * 1e3,
