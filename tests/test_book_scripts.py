@@ -272,6 +272,29 @@ def test_by_metric_keeps_every_run():
         "a": [1.0, 3.0], "b": [2.0, None]}
 
 
+def test_failed_and_silent_scripts_disagree():
+    """A script that failed, and a checked script whose runs printed none of its checked
+    results, count as disagreeing; an unchecked script that ran agrees."""
+    names = ["overfit_weight_decay", "overfit_dropout", "optimizer_compare_naive",
+             "batch_norm_test"]
+    walls = {name: {way: [1.0] for way in book.WAYS} for name in names}
+    walls["batch_norm_test"] = {way: [] for way in book.WAYS}
+    results = {name: {way: [{}] for way in book.WAYS} for name in names}
+    results["overfit_dropout"] = {way: runs("train acc", [0.6], **{"test acc": 0.55,
+                                                                   "final test acc": 0.55})
+                                  for way in book.WAYS}
+    figures = {name: {way: [] for way in book.WAYS} for name in names}
+    result = book_workload._result(names, "synthetic", {"book_scale": 1.0, "book_runs": 1},
+                                   walls, results, figures,
+                                   {"batch_norm_test": "batch_norm_test (fastnet) failed"})
+    scripts = result["scripts"]
+    assert scripts["overfit_weight_decay"]["agree"] is False
+    assert scripts["overfit_dropout"]["agree"] is True
+    assert scripts["optimizer_compare_naive"]["agree"] is True
+    assert scripts["batch_norm_test"]["speedup"] is None
+    assert result["ratios"]["scripts_disagreeing"] == 2.0
+
+
 def test_report_shows_the_runs():
     entry = {"checks": book_workload.compare_runs("overfit_dropout", runs("train acc", BOOK[:3]),
                                                   runs("train acc", SAME[:4])),

@@ -16,7 +16,9 @@ the scripts of seconds (``optimizer_compare_naive``).
 The ratios: ``speedup_<script>`` (reference time / fastnet time, medians over
 ``book_runs``), ``speedup_total`` (summed over all eight; only when all eight ran) and
 ``scripts_disagreeing``, the number of scripts with a checked metric that disagrees
-(below).  Every run's printed results are kept: the report's ``results`` is
+(below), that printed none of the results checked for them, or that failed (a script
+that fails either way counts as disagreeing: it has no results to agree with; its
+speedup is None).  Every run's printed results are kept: the report's ``results`` is
 ``{way: {metric: [value per run]}}`` per script.
 
 "Statistically the same as the book's" (issue 8): the two ways draw different random
@@ -209,6 +211,11 @@ def _gradient_tolerance(ref, fast):
     return GRADIENT_NOISE + GRADIENT_RELATIVE * max(abs(ref), abs(fast))
 
 
+def _is_checked(name):
+    """Whether ``name`` prints results that are compared (``_checked``)."""
+    return name in CHECKS or name == "batch_norm_gradient_check"
+
+
 def _checked(name, metrics):
     """``[(metric, tolerance)]``: the metrics of ``name`` among ``metrics`` that are
     compared, each with its one-pair bound as a function of the two values compared."""
@@ -372,7 +379,10 @@ def _result(names, data, settings, walls, results, figures, failed):
             entry["speedup"] = medians[name]["reference"] / medians[name]["fastnet"]
             entry["checks"] = compare_runs(name, results[name]["reference"],
                                            results[name]["fastnet"])
-            entry["agree"] = all(c["agree"] for c in entry["checks"])
+            # A checked script whose runs printed none of its checked results agrees
+            # with nothing (all() of no checks would say it agrees).
+            entry["agree"] = (all(c["agree"] for c in entry["checks"])
+                              and bool(entry["checks"] or not _is_checked(name)))
         ratios[f"speedup_{name}"] = entry["speedup"]
         scripts[name] = entry
     ran = [name for name in names if name in medians]
@@ -380,8 +390,8 @@ def _result(names, data, settings, walls, results, figures, failed):
     ratios["speedup_selected"] = total["reference"] / total["fastnet"] if ran else None
     ratios["speedup_total"] = ratios["speedup_selected"] if set(ran) == set(SCRIPTS) else None
     ratios["scripts_disagreeing"] = (
-        float(sum(not scripts[name]["agree"] for name in ran))
-        if scale == 1 and ran else None)
+        float(sum(not scripts[name]["agree"] for name in ran) + len(failed))
+        if scale == 1 and (ran or failed) else None)
     skipped = {f"{name} both": f"failed: {failed[name].splitlines()[0]}" for name in failed}
     if scale != 1:
         skipped["agreement"] = f"not judged at scale {scale:g} (runs too short for the bounds)"
