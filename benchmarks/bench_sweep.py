@@ -50,9 +50,11 @@ class SweepHPO:
                       "weight_decay_lambda": log_uniform(1e-8, 1e-4)}
         self.run = run
         self.workers = _cores()
-        # the kernels into the JIT cache, for the worker processes to load
-        run({**self.space, "epochs": 1}, 2, self.data, workers=1, backend=implementation,
-            progress=False)
+        # the kernels into the JIT cache, for the worker processes to load: trials alone
+        # and as a population (chunks of 1 and of 2)
+        for chunk_size in (1, 2):
+            run({**self.space, "epochs": 1}, 2, self.data, workers=1, backend=implementation,
+                chunk_size=chunk_size, progress=False)
 
     def time_sweep_20_trials(self, implementation, epochs):
         self.run(self.space, TRIALS, self.data, workers=self.workers, threads_per_worker=1,

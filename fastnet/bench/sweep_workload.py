@@ -385,7 +385,7 @@ def sweep_overhead_workload(n_threads, settings, progress):
     space = {"hidden_size_list": OVERHEAD["hidden"], "optimizer": "SGD",
              "mini_batch_size": OVERHEAD["batch"], "epochs": 1,
              "lr": sweep.log_uniform(1e-3, 1e-1)}
-    sweep.run(space, 2, data, workers=1, threads_per_worker=1, progress=False)  # compile/load
+    _warm_up(data, space, 1)  # the kernels of trials alone and as populations, for both sides
     trial_data = load(data)
     sampler = samplers.RandomSampler(sweep.Space(space), SEED)
     units = [trial.Unit(i, sampler.sample(i), samplers.trial_seed(SEED, i), 1, (1,))
