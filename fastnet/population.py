@@ -359,11 +359,14 @@ class Population:
     def _penalties(self, out, first, last):
         """``out[k] = 0.5 * lambda * sum(W^2)`` for members ``first`` to ``last - 1``, as
         one net's ``loss`` adds it (in a share of ``threads.run_shares``: the dot product
-        is single-threaded there, so its bits do not depend on the thread count)."""
+        is single-threaded there, so its bits do not depend on the thread count).  A
+        member whose weights overflow gets an infinite penalty, and with it a loss that
+        says so (``train_step``'s result), without a NumPy warning on any thread."""
         weights = self._params[:, :self.layout.n_decayed]
-        for k in range(first, last):
-            out[k] = (0.5 * self._lambdas[k] * float(np.dot(weights[k], weights[k]))
-                      if self._lambdas[k] else 0.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(first, last):
+                out[k] = (0.5 * self._lambdas[k] * float(np.dot(weights[k], weights[k]))
+                          if self._lambdas[k] else 0.0)
 
     def _rows(self, rows, n_samples):
         rows = np.asarray(rows)

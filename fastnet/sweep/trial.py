@@ -287,13 +287,15 @@ class _Order:
 def train_unit(unit, data, dtype=np.float32, backend="fastnet"):
     """Train ``unit`` on ``data``, with BLAS single-threaded and Numba's kernels on the
     calling thread's threads; never raises for a failing trial (the ``Outcome`` says
-    'failed' with the error) and stops at the first non-finite loss ('diverged')."""
+    'failed' with the error) and stops at the first non-finite loss ('diverged'; the
+    overflows on the way there are that status, not NumPy warnings)."""
     from ..threads import blas_single_threaded
 
     start = time.perf_counter()
     out = Outcome(unit.index, "running", host=socket.gethostname())
     try:
-        with blas_single_threaded():  # as a population's member (see the module doc)
+        with (blas_single_threaded(),  # as a population's member (see the module doc)
+              np.errstate(over="ignore", invalid="ignore")):
             _train(unit, data, dtype, backend, out)
     except Exception as err:  # noqa: BLE001 (a trial's bug must not stop the sweep)
         _fail(out, err)

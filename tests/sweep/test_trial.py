@@ -110,6 +110,18 @@ def test_a_trial_whose_loss_turns_non_finite_is_diverged():
     assert out.status == "diverged" and out.checkpoint is None and len(out.epochs) < 3
 
 
+@pytest.mark.filterwarnings("error")  # a warning inside a trial would make it 'failed'
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_diverging_trial_with_weight_decay_is_diverged_without_warnings(threads):
+    """Its weights overflow float32 in the weight-decay penalty: alone and as population
+    members (on every thread of the population), 'diverged', and no RuntimeWarning."""
+    config = {**CONFIG, "lr": 1e6, "weight_decay_lambda": 1e-3}
+    units = [trial.Unit(i, config, i, 3, (1, 2, 3)) for i in range(4)]
+    assert trial.train_unit(units[0], make_data()).status == "diverged"
+    outs = trial.run_units(units, make_data(), threads=threads)
+    assert [o.status for o in outs] == ["diverged"] * 4
+
+
 def test_a_failing_trial_reports_its_error_instead_of_raising():
     out = trial.train_unit(trial.Unit(0, {**CONFIG, "lr": -1.0}, 0, 3, (1, 2, 3)), make_data())
     assert out.status == "failed" and "learning rate: -1.0" in out.error and out.host
