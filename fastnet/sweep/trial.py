@@ -257,11 +257,14 @@ def evaluate(net, x, t):
 
 def evaluate_logits(logits, t):
     """Mean cross-entropy (float64) and accuracy of ``logits`` (N, C) for labels ``t``
-    (N,): two floats; of ``logits`` (K, N, C), K nets' logits: two arrays of K."""
+    (N,): two floats; of ``logits`` (K, N, C), K nets' logits: two arrays of K.  Logits
+    of a net that diverged give a non-finite loss (its 'diverged' status), not a NumPy
+    warning."""
     logits = logits.astype(np.float64)
     top = logits.max(axis=-1)
-    log_z = top + np.log(np.exp(logits - top[..., None]).sum(axis=-1))
-    loss = np.mean(log_z - logits[..., np.arange(len(t)), t], axis=-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        log_z = top + np.log(np.exp(logits - top[..., None]).sum(axis=-1))
+        loss = np.mean(log_z - logits[..., np.arange(len(t)), t], axis=-1)
     acc = np.mean(np.argmax(logits, axis=-1) == t, axis=-1)
     return (float(loss), float(acc)) if logits.ndim == 2 else (loss, acc)
 

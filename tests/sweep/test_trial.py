@@ -112,14 +112,19 @@ def test_a_trial_whose_loss_turns_non_finite_is_diverged():
 
 @pytest.mark.filterwarnings("error")  # a warning inside a trial would make it 'failed'
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_diverging_trial_with_weight_decay_is_diverged_without_warnings(threads):
-    """Its weights overflow float32 in the weight-decay penalty: alone and as population
-    members (on every thread of the population), 'diverged', and no RuntimeWarning."""
-    config = {**CONFIG, "lr": 1e6, "weight_decay_lambda": 1e-3}
+@pytest.mark.parametrize(("weight_decay", "n_train"), [(1e-3, 130), (0.0, 25)],
+                         ids=["in-the-penalty", "in-the-evaluation"])
+def test_a_diverging_trial_is_diverged_without_warnings(threads, weight_decay, n_train):
+    """Weights that overflow float32 in the weight-decay penalty, or logits that do in
+    an evaluation after an epoch of one step whose loss was still finite: alone and as
+    population members (on every thread of the population), the same statuses, and no
+    RuntimeWarning."""
+    config = {**CONFIG, "lr": 1e6, "weight_decay_lambda": weight_decay}
     units = [trial.Unit(i, config, i, 3, (1, 2, 3)) for i in range(4)]
-    assert trial.train_unit(units[0], make_data()).status == "diverged"
-    outs = trial.run_units(units, make_data(), threads=threads)
-    assert [o.status for o in outs] == ["diverged"] * 4
+    data = make_data(n=n_train)
+    alone = [trial.train_unit(unit, data).status for unit in units]
+    assert "diverged" in alone and "failed" not in alone
+    assert [o.status for o in trial.run_units(units, data, threads=threads)] == alone
 
 
 def test_a_failing_trial_reports_its_error_instead_of_raising():
