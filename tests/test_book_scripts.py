@@ -272,6 +272,23 @@ def test_by_metric_keeps_every_run():
         "a": [1.0, 3.0], "b": [2.0, None]}
 
 
+# The run-to-run standard deviations the one-pair bounds come from (book_workload's
+# docstring: 8 runs each way on Fashion-MNIST, pooled over both ways); a bound is
+# 3 sqrt(2) of one, the difference of two runs, rounded to the point.
+MEASURED_SD = {("overfit_weight_decay", "train acc"): 0.03434,
+               ("overfit_weight_decay", "test acc"): 0.01613,
+               ("overfit_dropout", "train acc"): 0.03844,
+               ("overfit_dropout", "test acc"): 0.03323,
+               ("overfit_dropout", "final test acc"): 0.03303}
+
+
+@pytest.mark.parametrize(("name", "metric"), list(MEASURED_SD))
+def test_overfitting_bounds_are_three_sd_of_a_difference(name, metric):
+    sd = MEASURED_SD[name, metric]
+    assert book_workload.CHECKS[name][metric] == round(3 * np.sqrt(2) * sd, 2)
+    assert set(book_workload.CHECKS[name]) == {m for n, m in MEASURED_SD if n == name}
+
+
 def test_failed_and_silent_scripts_disagree():
     """A script that failed, and a checked script whose runs printed none of its checked
     results, count as disagreeing; an unchecked script that ran agrees."""
@@ -284,15 +301,25 @@ def test_failed_and_silent_scripts_disagree():
                                                                    "final test acc": 0.55})
                                   for way in book.WAYS}
     figures = {name: {way: [] for way in book.WAYS} for name in names}
-    result = book_workload._result(names, "synthetic", {"book_scale": 1.0, "book_runs": 1},
-                                   walls, results, figures,
-                                   {"batch_norm_test": "batch_norm_test (fastnet) failed"})
+    failed = {"batch_norm_test": "batch_norm_test (fastnet) failed"}
+
+    def judged(scale=1.0):
+        return book_workload._result(names, "synthetic", {"book_scale": scale, "book_runs": 1},
+                                     walls, results, figures, failed)
+
+    result = judged()
     scripts = result["scripts"]
     assert scripts["overfit_weight_decay"]["agree"] is False
     assert scripts["overfit_dropout"]["agree"] is True
     assert scripts["optimizer_compare_naive"]["agree"] is True
     assert scripts["batch_norm_test"]["speedup"] is None
     assert result["ratios"]["scripts_disagreeing"] == 2.0
+    assert judged(0.05)["ratios"]["scripts_disagreeing"] == 1.0  # --quick: the failure
+    for way in book.WAYS:  # one checked result that neither way printed
+        del results["overfit_dropout"][way][0]["final test acc"]
+    assert judged()["scripts"]["overfit_dropout"]["agree"] is False
+    failed.clear()
+    assert judged(0.05)["ratios"]["scripts_disagreeing"] is None
 
 
 def test_report_shows_the_runs():
