@@ -18,8 +18,8 @@ The ratios: ``speedup_<script>`` (reference time / fastnet time, medians over
 ``scripts_disagreeing``, the number of scripts with a checked metric that disagrees
 (below), that did not print every result checked for it, or that failed (a script
 that fails either way counts as disagreeing, at any scale: it has no results to agree
-with; its speedup is None).  Every run's printed results are kept: the report's ``results`` is
-``{way: {metric: [value per run]}}`` per script.
+with; its speedup is None).  Every run's printed results are kept: the report's
+``results`` is ``{way: {metric: [value per run]}}`` per script.
 
 "Statistically the same as the book's" (issue 8): the two ways draw different random
 numbers (initial weights, mini-batches, dropout masks, searched hyper-parameters), so

@@ -16,8 +16,8 @@ in the same run so that the ratios compare like with like:
   on one in-process worker, minus the same trainings back to back
   (``trial.run_units`` on the same chunks of ``executors.MAX_CHUNK`` trials, which
   train as populations as in the sweep): the store, scheduling and sampling per
-  trial.  And the store's absorption
-  rate: ``SweepStore.record`` of HPO-shaped results in the coordinator's chunks.
+  trial.  And the store's absorption rate (``record_rate``): ``SweepStore.record`` of
+  HPO-shaped results in the coordinator's chunks, with the ``mark_running`` writes.
 * ``sweep-dask``: the HPO sweep on a ``distributed.LocalCluster(n_workers=2,
   threads_per_worker=1)`` against the local executor (cluster start-up not timed).
 * ``sweep-halving``: a sweep of 784-100x4-10 on Fashion-MNIST's training set (10,000
