@@ -592,9 +592,7 @@ class WeightNormalization(Affine):
         return self._pass
 
     def backward(self, dout):
-        if self.x is None:
-            raise RuntimeError("backward called before forward")
-        W, _ = self._backward_params()
+        W, _ = self._backward_params()  # RuntimeError before any (successful) forward
         v = np.ascontiguousarray(self.v)
         if v.shape != W.shape or v.dtype != W.dtype:
             raise ValueError(f"v changed since forward: it was {W.shape} {W.dtype}, it is "
