@@ -160,28 +160,32 @@ class SwitchableNormalization(_NormalizationBenchmark):
 
 
 class WeightNormalization(_NormalizationBenchmark):
-    """The input flattened into a weight-normalized Affine of 100 outputs."""
+    """The input flattened into a weight-normalized square Affine (features -> features),
+    as ``fastnet bench``'s norm-weight workloads run it."""
 
     layer_name = "WeightNormalization"
 
     def make(self, cls, shape):
         features = int(np.prod(shape[1:]))
-        return cls(standard_normal((features, 100), np.float32, np.sqrt(2 / features)),
-                   np.ones(100, np.float32), np.zeros(100, np.float32))
+        return cls(standard_normal((features, features), np.float32, np.sqrt(2 / features)),
+                   np.ones(features, np.float32), np.zeros(features, np.float32))
 
     def forward(self):
         return self.layer.forward(self.x)
 
 
 class SameBytesCopy:
-    """A copy of the normalization benchmarks' input: the floor they are held against."""
+    """The floor the normalization benchmarks are held against, as ``fastnet bench``'s
+    ``copy_step``: a copy of x into y and of dout (x's shape) into dx."""
 
     params = NORM_SHAPES
     param_names = ("shape",)
 
     def setup(self, shape):
         self.x = standard_normal(parse_shape(shape), np.float32)
-        self.out = np.empty_like(self.x)
+        self.dout = standard_normal(self.x.shape, np.float32, 1e-2)
+        self.y, self.dx = np.empty_like(self.x), np.empty_like(self.x)
 
     def time_copy(self, shape):
-        np.copyto(self.out, self.x)
+        np.copyto(self.y, self.x)
+        np.copyto(self.dx, self.dout)
