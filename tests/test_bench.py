@@ -183,10 +183,36 @@ def test_gemm_recorder_counts_outermost_calls():
     with GemmRecorder() as recorder:
         net.train_step(x, t, SGD())
         net.accuracy(x, t)
-    assert recorder.calls == {((784, 20, 10), 8, 1, True, None): 1,
-                              ((784, 20, 10), 8, 1, False, INFERENCE_CHUNK): 1}
+    assert recorder.calls == {((784, 20, 10), 8, 1, True, None, False): 1,
+                              ((784, 20, 10), 8, 1, False, INFERENCE_CHUNK, False): 1}
     assert len(recorder.gemms()) == 2 + 3 + 2
+    assert recorder.member_gemms() == []
     assert "train_step" not in MultiLayerNetExtend.__dict__
+
+
+def test_gemm_floor_shares_population_members():
+    """A population's call is one unit of GEMMs per member, which the floor runs as the
+    population does (members shared among threads); a net's GEMMs stay in ``gemms``."""
+    import numpy as np
+
+    from fastnet.bench.experiment_workload import GemmRecorder, gemm_floor
+    from fastnet.nets import MultiLayerNetExtend
+    from fastnet.optimizers import SGD
+    from fastnet.population import Population
+
+    pop = Population(784, [20], 10, [{"seed": s} for s in range(3)])
+    net = MultiLayerNetExtend(784, [20], 10, seed=0)
+    x, t = np.random.default_rng(0).random((8, 784), dtype=np.float32), np.arange(8)
+    with GemmRecorder() as recorder:
+        recorder.section = "mixed"
+        pop.train_step(x, t)
+        net.train_step(x, t, SGD())
+    units = recorder.member_gemms("mixed")
+    assert len(units) == 3 and all(u.tolist() == units[0].tolist() for u in units)
+    assert len(units[0]) == 2 + 3 and len(recorder.gemms("mixed")) == 2 + 3
+    for n_threads in (1, 2, 5):
+        gemm_floor(recorder, "mixed", n_threads)()
+    assert recorder.member_gemms("no such section") == []
 
 
 def test_experiment_all_json(capsys):

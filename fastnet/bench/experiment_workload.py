@@ -7,7 +7,10 @@ logs the net's layer sizes and the rows it was given, nothing in the product is
 instrumented.  The calls give the GEMMs (``workloads.forward_gemms`` and
 ``backward_gemms``: a training call's forward and backward, an inference call's
 forward in ``nets.INFERENCE_CHUNK`` rows at a time where the fused kernels run it),
-which ``workloads.gemm_list_step`` then runs back to back through ``blas.gemm``.
+which ``workloads.gemm_list_step`` then runs back to back through ``blas.gemm``: a net's
+on BLAS's threads, as the net runs them; a population's as the population runs its
+members, shared among fastnet's threads with BLAS single-threaded
+(``fastnet.threads.run_shares``), so that the floor stays a lower bound of either.
 
 Differences from the command: the hyperparameter search trains in this process
 (``workers=1``) where the command starts a worker process per core, the figures and
@@ -20,10 +23,11 @@ recorded.
 import contextlib
 import functools
 import io
+import itertools
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, namedtuple
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -35,10 +39,14 @@ from .workloads import backward_gemms, forward_gemms, gemm_list_step
 NET_METHODS = ("train_step", "gradient", "loss", "accuracy", "predict")
 POPULATION_METHODS = ("train_step", "loss", "accuracy", "predict")
 TRAINING = ("train_step", "gradient")
+# One recorded call: the net's layer sizes, the rows it was given, its members (1 for a
+# net), whether it trains, its inference chunk (None: all rows at once), and whether it
+# is a population's.
+Call = namedtuple("Call", "dims rows members training chunk population")
 
 
 def _net_call(net, method, args, kwargs):
-    """``(dims, rows, members, training, chunk)`` of one call of a net's ``method``."""
+    """The ``Call`` of one call of a net's ``method``."""
     from fastnet.arena import RUNNING_NORMALIZATIONS
     from fastnet.nets import INFERENCE_CHUNK
 
@@ -51,19 +59,19 @@ def _net_call(net, method, args, kwargs):
     # the fused kernels infer in chunks; training mode (the layers) does not
     chunked = not training and not (
         train_mode and (net.normalization in RUNNING_NORMALIZATIONS or net.use_dropout))
-    return dims, x.shape[0], 1, training, INFERENCE_CHUNK if chunked else None
+    return Call(dims, x.shape[0], 1, training, INFERENCE_CHUNK if chunked else None, False)
 
 
 def _population_call(pop, method, args, kwargs):
-    """The same of a ``Population`` call: one entry for its K members."""
+    """The ``Call`` of a ``Population`` call: one entry for its K members."""
     from fastnet.nets import INFERENCE_CHUNK
 
     x = np.shape(args[0])
     rows = kwargs.get("rows", args[2] if len(args) > 2 else None)
     n = np.shape(rows)[1] if rows is not None else x[-2] if len(x) == 3 else x[0]
     training = method == "train_step"
-    return (tuple(pop.layout.dims), n, len(pop), training,
-            None if training else INFERENCE_CHUNK)
+    return Call(tuple(pop.layout.dims), n, len(pop), training,
+                None if training else INFERENCE_CHUNK, True)
 
 
 class GemmRecorder(contextlib.AbstractContextManager):
@@ -118,17 +126,51 @@ class GemmRecorder(contextlib.AbstractContextManager):
                 setattr(cls, name, original)
         self._saved.clear()
 
+    def _calls(self, section):
+        return (self.calls if section is None else self.sections.get(section, {})).items()
+
     def gemms(self, section=None):
-        """Every recorded call's GEMMs (or those of ``section`` only) as
-        ``gemm_list_step`` rows, (G, 5) int64."""
-        calls = self.calls if section is None else self.sections.get(section, {})
-        rows = []
-        for (dims, n, members, training, chunk), count in calls.items():
-            call = forward_gemms(dims, n, chunk)
-            if training:
-                call += backward_gemms(dims, n)
-            rows += call * (members * count)
+        """The GEMMs of every recorded net call (or of ``section``'s only; not the
+        populations', see ``member_gemms``) as ``gemm_list_step`` rows, (G, 5) int64."""
+        rows = [row for call, count in self._calls(section) if not call.population
+                for row in _call_gemms(call) * count]
         return np.array(rows, np.int64).reshape(-1, 5)
+
+    def member_gemms(self, section=None):
+        """The GEMMs of every recorded population call (or of ``section``'s only), one
+        (G, 5) int64 array of ``gemm_list_step`` rows per member and call: the units a
+        population shares among its threads."""
+        return [np.array(_call_gemms(call), np.int64).reshape(-1, 5)
+                for call, count in self._calls(section) if call.population
+                for _ in range(call.members * count)]
+
+
+def _call_gemms(call):
+    """One member's GEMMs of ``call``: its forward, and its backward if it trains."""
+    gemms = forward_gemms(call.dims, call.rows, call.chunk)
+    return gemms + backward_gemms(call.dims, call.rows) if call.training else gemms
+
+
+def gemm_floor(recorder, section, n_threads):
+    """A zero-argument function that runs ``section``'s GEMMs as fastnet runs them: the
+    nets' back to back on BLAS's threads, then the populations' members in
+    ``n_threads`` shares at once, BLAS single-threaded (``threads.run_shares``; each
+    share a contiguous run of members, with operand buffers of its own)."""
+    from fastnet import threads
+
+    nets = gemm_list_step(recorder.gemms(section))
+    units = recorder.member_gemms(section)
+    shares = min(n_threads, len(units))
+    bounds = [len(units) * j // shares for j in range(shares + 1)] if units else []
+    members = [gemm_list_step(np.concatenate(units[first:last]))
+               for first, last in itertools.pairwise(bounds)]
+
+    def floor():
+        nets()
+        if members:
+            threads.run_shares(lambda first, last, j: members[j](), len(members),
+                               len(members))
+    return floor
 
 
 def experiment_dataset():
@@ -175,6 +217,7 @@ def experiment_all_workload(settings, progress):
     """``fastnet experiment all`` (in this process, once) against its GEMMs back to back
     (median of ``experiment_floor_runs`` runs), in all and experiment by experiment
     (the ratios ``<experiment>_over_floor``: where the time beyond the GEMMs goes)."""
+    from fastnet import threads
     from fastnet.kernels import blas
 
     quick = settings.get("quick", False)
@@ -184,8 +227,9 @@ def experiment_all_workload(settings, progress):
     run_experiments(True)
     progress("  running every experiment" + (" (quick settings)" if quick else ""))
     seconds, each, recorder, dataset = run_experiments(quick)
-    gemms = recorder.gemms()
-    floors = {name: harness.local(gemm_list_step(recorder.gemms(name)))
+    gemms = np.concatenate([recorder.gemms(), *recorder.member_gemms()])
+    n_threads = threads.get_num_threads()
+    floors = {name: harness.local(gemm_floor(recorder, name, n_threads))
               for name in each if name in recorder.sections}
     for floor in floors.values():
         floor(1)  # compiles
@@ -200,7 +244,8 @@ def experiment_all_workload(settings, progress):
     flops = 2 * float(np.sum(np.prod(gemms[:, :3].astype(np.float64), axis=1)))
     notes = {"fastnet": f"{sum(recorder.calls.values()):,} calls of the nets' methods",
              "gemm-floor": f"{len(gemms):,} GEMMs, {flops / 1e9:.2f} GFLOP, compiled "
-                           f"fastnet blas.gemm ({blas.BACKEND})"}
+                           f"fastnet blas.gemm ({blas.BACKEND}); populations' members "
+                           f"on {n_threads} threads at once"}
     ratios = {"fastnet_over_floor": seconds / floor_s if floor_s else None,
               "floor_share": floor_s / seconds if seconds else None,
               "gemm_count": len(gemms), "recorded_calls": sum(recorder.calls.values()),
