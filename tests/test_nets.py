@@ -100,6 +100,19 @@ def test_gradient_matches_numerical_gradient(case, dtype):
         assert {"gamma1", "beta1", "gamma2", "beta2"} <= analytic.keys()
 
 
+@pytest.mark.parametrize("case", TABLE_NETS)
+def test_numerical_gradient_matches_whole_passes(case):
+    """The kernel's evaluations run from the moved element's layer (a moved W changes one
+    column of its layer's kept h @ W); the layers' central differences run every pass
+    whole, with the same dropout masks: the same gradient, to rounding."""
+    net = make_net(fast_nets, case, seed=5)
+    x, t = batch(2, n=3)
+    numeric, whole = net.numerical_gradient(x, t), net._layer_numerical_gradient(x, t)
+    assert numeric.keys() == whole.keys()
+    for key in whole:
+        assert_allclose(numeric[key], whole[key], rtol=1e-8, atol=1e-10, err_msg=key)
+
+
 @pytest.mark.parametrize("case", [c for c in TABLE_NETS
                                   if not c.values[0].kwargs.get("use_dropout")])
 def test_numerical_gradient_matches_the_reference(case):
