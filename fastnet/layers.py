@@ -45,19 +45,37 @@ def _param_dtype(param):
     return dtype if dtype in _validate.FLOAT_DTYPES else None
 
 
-def _vector_params(layer, names, width, dtype):
+def _vector_params(layer, names, width, dtype,
+                   what="features (channels) the layer normalizes in x"):
     """The layer's attributes ``names``, each checked to be (width,), one value per
-    feature (channel) of ``x``, as C-contiguous arrays of ``dtype``.  ValueError naming
-    both widths otherwise: which of the two is wrong, only the caller knows."""
+    ``what`` (by default a feature or channel of ``x``), as C-contiguous arrays of
+    ``dtype``.  ValueError naming both widths otherwise: which of the two is wrong, only
+    the caller knows."""
     out = []
     for name in names:
         value = np.asarray(getattr(layer, name))
         if value.shape != (width,):
             raise ValueError(f"{name} must have shape ({width},), got {value.shape}: one "
-                             f"value for each of the {width} features (channels) the layer "
-                             f"normalizes in x")
+                             f"value for each of the {width} {what}")
         out.append(np.ascontiguousarray(value, dtype=dtype))
     return out
+
+
+def _momentum(value):
+    """A running statistics' momentum, checked: a finite real in [0, 1]."""
+    return _validate.real_scalar(value, "momentum", 0, 1, high_open=False)
+
+
+def _eps(value):
+    """A normalization's epsilon, checked: a finite real > 0."""
+    return _validate.real_scalar(value, "eps", 0, low_open=True)
+
+
+def _groups(value):
+    """Group norm's group count, checked: a positive int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"groups must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def _running_stats(layer, width, dtype):
@@ -255,10 +273,11 @@ class BatchNormalization:
     def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
         self.gamma = gamma
         self.beta = beta
-        self.momentum = _validate.real_scalar(momentum, "momentum", 0, 1, high_open=False)
+        self.momentum = _momentum(momentum)
         self.running_mean = running_mean
         self.running_var = running_var
         self.input_shape = None
+        self._train_shape = None  # the last training forward's input shape
         self.xn = None
         self.std = None
         self.dgamma = None
@@ -276,10 +295,11 @@ class BatchNormalization:
         out = np.empty_like(x)
         if train_flg:
             _validate.batch_statistics(type(self).__name__, x.shape[0], self.input_shape)
+            self._train_shape = self.input_shape
             self.xn = np.empty_like(x)
             self.std = np.empty(x.shape[1], x.dtype)
             pick(batchnorm.batchnorm_forward_train, x.size)(
-                x, gamma, beta, BN_EPS, self.momentum, self.running_mean,
+                x, gamma, beta, BN_EPS, _momentum(self.momentum), self.running_mean,
                 self.running_var, self.xn, self.std, out)
         else:
             pick(batchnorm.batchnorm_forward_infer, x.size)(
@@ -291,8 +311,8 @@ class BatchNormalization:
             raise RuntimeError("backward called before a training forward")
         dout = _validate.float_array(dout, "dout", self.xn.dtype)
         if dout.size != self.xn.size or dout.shape[0] != self.xn.shape[0]:
-            raise ValueError(f"dout must have the shape of the forward's output, "
-                             f"{self.input_shape}, got {dout.shape}")
+            raise ValueError(f"dout must have the shape of the last training forward's "
+                             f"output, {self._train_shape}, got {dout.shape}")
         dout = dout.reshape(self.xn.shape)  # flattened, as the forward flattened x
         gamma, _ = self._params(self.xn.shape[1], self.xn.dtype)
         self.dgamma = np.empty_like(gamma)
@@ -300,16 +320,16 @@ class BatchNormalization:
         dx = np.empty_like(dout)
         pick(batchnorm.batchnorm_backward, dout.size)(
             dout, self.xn, self.std, gamma, self.dgamma, self.dbeta, dx)
-        return dx.reshape(self.input_shape)
+        return dx.reshape(self._train_shape)
 
 
-def _dout_like_input(layer, dout):
-    """``dout`` checked against the input of the layer's last training forward and
-    shaped like its ``xn``."""
+def _dout_like_input(layer, dout, shape):
+    """``dout`` checked against ``shape``, the input of the layer's last training
+    forward, and shaped like its ``xn``."""
     if layer.xn is None:
         raise RuntimeError("backward called before a training forward")
     dout = _validate.float_array(dout, "dout", layer.xn.dtype)
-    return _validate.same_shape(dout, layer.input_shape, "dout").reshape(layer.xn.shape)
+    return _validate.same_shape(dout, shape, "dout").reshape(layer.xn.shape)
 
 
 def _softmax(logits):
@@ -336,12 +356,10 @@ class GroupNormalization:
     """
 
     def __init__(self, gamma, beta, groups, eps=NORM_EPS):
-        if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
-            raise ValueError(f"groups must be a positive integer, got {groups!r}")
         self.gamma = gamma
         self.beta = beta
-        self.groups = int(groups)
-        self.eps = _validate.real_scalar(eps, "eps", 0, low_open=True)
+        self.groups = _groups(groups)
+        self.eps = _eps(eps)
         self.input_shape = None
         self.xn = None
         self.std = None
@@ -349,10 +367,11 @@ class GroupNormalization:
         self.dbeta = None
 
     def _group_count(self, x):
-        if x.shape[1] % self.groups:
-            raise ValueError(f"groups={self.groups} does not divide the {x.shape[1]} channels "
+        groups = _groups(self.groups)
+        if x.shape[1] % groups:
+            raise ValueError(f"groups={groups} does not divide the {x.shape[1]} channels "
                              f"of x (shape {x.shape})")
-        return self.groups
+        return groups
 
     def forward(self, x, train_flg=True):
         x = _validate.float_array(x, "x", _param_dtype(self.gamma), min_ndim=2)
@@ -365,7 +384,7 @@ class GroupNormalization:
         out = np.empty_like(x)
         # parallel over samples: a single sample stays serial, whatever its size
         pick(normalization.group_norm_forward, x.size if x.shape[0] > 1 else 0)(
-            x, self._positions(), gamma, beta, self.eps, self.xn, self.std, out)
+            x, self._positions(), gamma, beta, _eps(self.eps), self.xn, self.std, out)
         return out.reshape(self.input_shape)
 
     def _positions(self):
@@ -373,7 +392,7 @@ class GroupNormalization:
         return math.prod(self.input_shape[2:])
 
     def backward(self, dout):
-        dout = _dout_like_input(self, dout)
+        dout = _dout_like_input(self, dout, self.input_shape)
         gamma, _ = _vector_params(self, ("gamma", "beta"), self.input_shape[1], self.xn.dtype)
         self.dgamma = np.empty_like(gamma)
         self.dbeta = np.empty_like(gamma)
@@ -455,13 +474,14 @@ class SwitchableNormalization:
                  var_weight=None, running_mean=None, running_var=None):
         self.gamma = gamma
         self.beta = beta
-        self.momentum = _validate.real_scalar(momentum, "momentum", 0, 1, high_open=False)
-        self.eps = _validate.real_scalar(eps, "eps", 0, low_open=True)
+        self.momentum = _momentum(momentum)
+        self.eps = _eps(eps)
         self.mean_weight = mean_weight
         self.var_weight = var_weight
         self.running_mean = running_mean
         self.running_var = running_var
         self.input_shape = None
+        self._train_shape = None  # the last training forward's input shape
         self._stats = None
         self.xn = None
         self.std = None
@@ -474,9 +494,12 @@ class SwitchableNormalization:
         """The softmax weights (3,) of (instance, layer, batch): instance 0 for (N, C)."""
         if self.mean_weight is None:
             self.mean_weight = np.zeros(kinds, dtype)
+        if self.var_weight is None:
             self.var_weight = np.zeros(kinds, dtype)
         weights = []
-        for logits in _vector_params(self, ("mean_weight", "var_weight"), kinds, dtype):
+        statistics = "(instance, layer, batch)" if kinds == 3 else "(layer, batch)"
+        for logits in _vector_params(self, ("mean_weight", "var_weight"), kinds, dtype,
+                                     f"statistics {statistics} mixed for this input"):
             w = np.zeros(3)
             w[3 - kinds:] = _softmax(logits)
             weights.append(w)
@@ -494,21 +517,22 @@ class SwitchableNormalization:
         out = np.empty_like(x)
         if not train_flg:
             pick(normalization.switchable_forward_infer, x.size)(
-                x, positions, gamma, beta, w_mean, w_var, self.eps, self.running_mean,
+                x, positions, gamma, beta, w_mean, w_var, _eps(self.eps), self.running_mean,
                 self.running_var, out)
             return out.reshape(self.input_shape)
         _validate.batch_statistics(type(self).__name__, n * positions, self.input_shape)
+        self._train_shape = self.input_shape
         self._stats = (np.empty((2, n, c)), np.empty((2, n)), np.empty((2, c)),
                        np.empty((n, c)), w_mean, w_var)
         self.xn = np.empty_like(x)
         self.std = np.empty((n, c))
         pick(normalization.switchable_forward_train, x.size)(
-            x, positions, gamma, beta, w_mean, w_var, self.eps, self.momentum, self.running_mean,
-            self.running_var, *self._stats[:4], self.std, self.xn, out)
+            x, positions, gamma, beta, w_mean, w_var, _eps(self.eps), _momentum(self.momentum),
+            self.running_mean, self.running_var, *self._stats[:4], self.std, self.xn, out)
         return out.reshape(self.input_shape)
 
     def backward(self, dout):
-        dout = _dout_like_input(self, dout)
+        dout = _dout_like_input(self, dout, self._train_shape)
         inst, layer, batch, mean, w_mean, w_var = self._stats
         gamma, _ = _vector_params(self, ("gamma", "beta"), inst.shape[2], self.xn.dtype)
         self.dgamma = np.empty_like(gamma)
@@ -523,7 +547,7 @@ class SwitchableNormalization:
         self.dmean_weight, self.dvar_weight = [
             (w[3 - kinds:] * (dw[3 - kinds:] - w @ dw)).astype(dout.dtype)
             for w, dw in ((w_mean, dw_mean), (w_var, dw_var))]
-        return dx.reshape(self.input_shape)
+        return dx.reshape(self._train_shape)
 
 
 class WeightNormalization(Affine):

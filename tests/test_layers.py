@@ -505,3 +505,40 @@ def test_normalization_agrees_with_torch(name):
     for ours, torch_value in ((out, expected), (dx, t.grad), (layer.dgamma, w.grad),
                               (layer.dbeta, b.grad)):
         assert_allclose(ours, torch_value.detach().numpy(), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("module", [fast_layers, reference_layers], ids=["fastnet", "reference"])
+def test_switchable_defaults_each_mixing_logit_alone(module):
+    """A given ``var_weight`` is kept when ``mean_weight`` is left None (zeros), and the
+    other way round: the same output as both given."""
+    x = np.random.default_rng(0).standard_normal((4, 3, 2, 2))
+    logits = np.array([2.0, -1.0, 0.5])
+
+    def out(**kwargs):
+        return module.SwitchableNormalization(np.ones(3), np.zeros(3), **kwargs).forward(x)
+
+    both = out(mean_weight=np.zeros(3), var_weight=logits)
+    assert_allclose(out(var_weight=logits), both, rtol=1e-12)
+    assert_allclose(out(mean_weight=logits), out(mean_weight=logits, var_weight=np.zeros(3)),
+                    rtol=1e-12)
+    assert not np.allclose(out(), both)
+
+
+@pytest.mark.parametrize("name", ["BatchNormalization", "SwitchableNormalization"])
+def test_backward_after_an_inference_forward_is_the_training_forwards(name):
+    """An inference forward on another batch between a training forward and backward
+    leaves backward the training pass's gradient (the reference's, without the inference
+    pass; the book's batch norm fails reshaping dx to the inference batch's shape)."""
+    rng = np.random.default_rng(1)
+    x, dout, other = (rng.standard_normal(shape) for shape in ((6, 4, 2), (6, 4, 2), (3, 4, 2)))
+    width = 4 if name == "SwitchableNormalization" else 8
+    grads = []
+    for module, infer in ((fast_layers, True), (reference_layers, False)):
+        layer = getattr(module, name)(np.ones(width), np.zeros(width))
+        layer.forward(x, True)
+        if infer:
+            layer.forward(other, False)
+        grads.append((layer.backward(dout), layer.dgamma, layer.dbeta))
+    for actual, desired in zip(*grads):
+        assert actual.shape == desired.shape
+        assert_allclose(actual, desired, rtol=1e-10, atol=1e-12)

@@ -337,6 +337,7 @@ class SwitchableNormalization:
         kinds = ("instance", "layer", "batch") if x.ndim > 2 else ("layer", "batch")
         if self.mean_weight is None:
             self.mean_weight = np.zeros(len(kinds), x.dtype)
+        if self.var_weight is None:
             self.var_weight = np.zeros(len(kinds), x.dtype)
         if self.running_mean is None:
             self.running_mean = np.zeros(x.shape[1], x.dtype)
