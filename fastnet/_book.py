@@ -12,6 +12,7 @@ Everything here is plain NumPy and imports nothing from either side.
 Sections: seeds and streams; numerical gradient; optimizer hyperparameters; dropout's
 arguments; nets (names, weight init, ``LayerNet``/``LayerNetExtend``); ``TrainerLoop``.
 """
+import functools
 import math
 from collections import OrderedDict
 from numbers import Integral, Real
@@ -95,28 +96,61 @@ def numerical_gradient(f, x):
 
 # Hyperparameters are kept as Python floats: a NumPy float64 scalar would promote
 # float32 parameters and state to float64.
+def _check_real(name, value):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"Invalid {name}: {value!r} (must be a real number)")
+
+
 def check_lr(lr):
+    _check_real("learning rate", lr)
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"Invalid learning rate: {lr!r} (must be a finite number > 0)")
     return float(lr)
 
 
 def check_positive(name, value):
+    _check_real(name, value)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"Invalid {name}: {value!r} (must be a finite number > 0)")
     return float(value)
 
 
 def check_nonnegative(name, value):
+    _check_real(name, value)
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"Invalid {name}: {value!r} (must be a finite number >= 0)")
     return float(value)
 
 
 def check_fraction(name, value):
+    _check_real(name, value)
     if not 0 <= value < 1:
         raise ValueError(f"Invalid {name}: {value!r} (must be in [0, 1))")
     return float(value)
+
+
+# The check of each optimizer hyperparameter, by attribute name, between steps: as the
+# constructor's, but a learning rate of 0 is one a schedule may reach (cosine decay
+# with alpha 0).
+HYPERPARAMETER_CHECKS = {
+    "lr": functools.partial(check_nonnegative, "learning rate"),
+    "momentum": functools.partial(check_fraction, "momentum"),
+    "decay_rate": functools.partial(check_fraction, "decay_rate"),
+    "beta1": functools.partial(check_fraction, "beta1"),
+    "beta2": functools.partial(check_fraction, "beta2"),
+    "weight_decay": functools.partial(check_nonnegative, "weight_decay"),
+    "eps": functools.partial(check_positive, "eps"),
+}
+
+
+def check_hyperparameters(optimizer):
+    """Check ``optimizer``'s hyperparameters again, as its constructor checked them:
+    they are plain attributes, which a user (or a learning-rate schedule) may set
+    between steps.  TypeError for a value that is not a real number, ValueError for
+    one out of its range."""
+    for name, check in HYPERPARAMETER_CHECKS.items():
+        if name in vars(optimizer):
+            check(getattr(optimizer, name))
 
 
 class SGDArgs:

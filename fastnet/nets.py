@@ -237,6 +237,9 @@ class _FusedNet:
         GEMM that would have computed its gradient, so the weight entries of ``grads``
         are not written by such a step (biases, gammas and betas are).
         """
+        if not callable(getattr(optimizer, "update", None)):
+            raise TypeError(f"optimizer must be a fastnet.optimizers instance or an object "
+                            f"with the book's update(params, grads), got {optimizer!r:.80}")
         x = _validate.float_array(x, "x", self.dtype)  # no int x, unlike the book
         x = x.reshape(x.shape[0], -1)
         self._check_features(x)
@@ -247,6 +250,8 @@ class _FusedNet:
         # The book's SGD, and nothing else, steps inside the kernel (see network.py),
         # where the kernel's weights are the net's.
         in_kernel = type(optimizer) is optimizers.SGD and self.normalization != "weight"
+        if in_kernel:  # the kernel reads lr itself (update_flat checks it otherwise)
+            _book.check_hyperparameters(optimizer)
         sgd = np.array([optimizer.lr, decay], self.dtype) if in_kernel else self._no_sgd
         loss = self._forward_backward(x, labels, sgd, 0.0) + penalty
         if in_kernel:

@@ -45,6 +45,7 @@ class _FusedUpdate:
         """Begin one step (Adam counts it) and return the fused kernel's scalar
         arguments after the state arrays, before ``wd``, as Python floats: what a
         caller running ``kernel`` itself (``fastnet.population``) passes."""
+        _book.check_hyperparameters(self)
         self._begin_step()
         return self._hyperparameters()
 
@@ -73,6 +74,7 @@ class _FusedUpdate:
         if _one_arena(params, grads):
             self.update_flat(params.arena, grads.arena, params.layout)
             return
+        _book.check_hyperparameters(self)
         fused, book = {}, []
         for key, param in params.items():
             grad = self._fused_grad(key, param, grads)
@@ -105,6 +107,9 @@ class _FusedUpdate:
         parameter's is the ValueError the book's in-place update would raise."""
         if key not in grads:
             raise KeyError(f"grads has no entry for parameter {key!r}")
+        if isinstance(param, np.ndarray) and not param.flags.writeable:
+            raise ValueError(f"params[{key!r}] is read-only: update writes each array "
+                             f"parameter in place (the book's p -= ...)")
         grad = grads[key]
         if not (isinstance(param, np.ndarray) and param.dtype in _validate.FLOAT_DTYPES
                 and isinstance(grad, np.ndarray | np.generic | numbers.Real)):
@@ -148,6 +153,7 @@ class _FusedUpdate:
         state per key; ``weight_decay * p`` is added to the gradient of the first
         ``n_decayed`` elements (the weight matrices) inside the same pass.
         """
+        _book.check_hyperparameters(self)
         self._begin_step()
         states = [self._state_arena(name, params, views) for name in self.state_names]
         if not weight_decay:

@@ -58,6 +58,11 @@ def renamed(network, **attributes):
     return network
 
 
+def read_only(array):
+    array.setflags(write=False)
+    return array
+
+
 def train_step(x, t):
     return net(use_batchnorm=True).train_step(x, t, O.SGD())
 
@@ -81,10 +86,10 @@ BAD_INPUTS = [
     ("batchnorm-width", lambda: batchnorm(width=4).forward(X), ValueError,
      "gamma must have shape (3,), got (4,)"),
     ("batchnorm-dout-shape", lambda: forwarded(batchnorm(), X).backward(np.ones((2, 4))),
-     ValueError, "dout must have the shape of the forward's output, (2, 3), got (2, 4)"),
+     ValueError, "dout must have the shape of the last training forward's output, (2, 3), got (2, 4)"),
     # a dout of another batch size (a raw NumPy reshape error before)
     ("batchnorm-dout-batch", lambda: forwarded(batchnorm(), X).backward(np.ones((5, 3))),
-     ValueError, "dout must have the shape of the forward's output, (2, 3), got (5, 3)"),
+     ValueError, "dout must have the shape of the last training forward's output, (2, 3), got (5, 3)"),
     ("softmax-1d-x", lambda: L.SoftmaxWithLoss().forward(np.ones(3), np.array([0])), ValueError,
      "x must have at least 2 dimension(s), got shape (3,)"),
     ("softmax-3d-x", lambda: L.SoftmaxWithLoss().forward(np.ones((2, 3, 1)), T), ValueError,
@@ -224,6 +229,31 @@ BAD_INPUTS = [
     ("switchable-backward-after-inference",
      lambda: forwarded(L.SwitchableNormalization(ONES, ZEROS), X, False).backward(X),
      RuntimeError, "backward called before a training forward"),
+    # attributes set after construction are checked as the constructor checks them
+    ("batchnorm-momentum-set-later",
+     lambda: renamed(batchnorm(), momentum=5).forward(np.ones((2, 3))), ValueError,
+     "momentum must be <= 1, got 5.0"),
+    ("layernorm-eps-set-later",
+     lambda: renamed(L.LayerNormalization(ONES, ZEROS), eps="a").forward(X), ValueError,
+     "eps must be a finite real number, got 'a'"),
+    ("groupnorm-groups-set-later",
+     lambda: renamed(L.GroupNormalization(ONES, ZEROS, 3), groups=0).forward(X), ValueError,
+     "groups must be a positive integer, got 0"),
+    ("switchable-eps-set-later",
+     lambda: renamed(L.SwitchableNormalization(ONES, ZEROS), eps=-1.0).forward(X), ValueError,
+     "eps must be > 0, got -1.0"),
+    # backward is the last training forward's (the book's), whatever inference ran since
+    ("batchnorm-backward-after-training-then-inference",
+     lambda: forwarded(forwarded(batchnorm(), X), X[:1], False).backward(X[:1]), ValueError,
+     "dout must have the shape of the last training forward's output, (2, 3), got (1, 3)"),
+    ("switchable-backward-after-training-then-inference",
+     lambda: forwarded(forwarded(L.SwitchableNormalization(ONES, ZEROS), X), X[:1],
+                       False).backward(X[:1]),
+     ValueError, "dout must have shape (2, 3), got (1, 3)"),
+    ("switchable-logits-4d-after-2d",
+     lambda: forwarded(L.SwitchableNormalization(ONES, ZEROS), X).forward(np.ones((2, 3, 2, 2))),
+     ValueError, "mean_weight must have shape (3,), got (2,): one value for each of the 3 "
+                 "statistics (instance, layer, batch) mixed for this input"),
     ("weightnorm-zero-column",
      lambda: L.WeightNormalization(np.zeros((3, 4)), np.ones(4), np.zeros(4)).forward(X),
      ValueError, "v has an all-zero column (output unit 0): g * v / ||v|| is undefined"),
@@ -313,6 +343,25 @@ BAD_INPUTS = [
      "t must be class indices of shape (2,) or one-hot of shape (2, 3), got shape (1,)"),
     ("net-accuracy-float-labels", lambda: net().accuracy(X, T.astype(float)), TypeError,
      "class indices t must be integers"),
+    # hyperparameters set between steps are checked as the constructor checks them
+    ("sgd-lr-set-to-none",
+     lambda: renamed(O.SGD(), lr=None).update({"w": np.zeros(3)}, {"w": np.ones(3)}),
+     TypeError, "Invalid learning rate: None (must be a real number)"),
+    ("adam-lr-set-to-nan",
+     lambda: renamed(O.Adam(), lr=float("nan")).update({"w": np.zeros(3)}, {"w": np.ones(3)}),
+     ValueError, "Invalid learning rate: nan (must be a finite number >= 0)"),
+    ("train-step-sgd-lr-negative",
+     lambda: net().train_step(X, T, renamed(O.SGD(), lr=-1.0)), ValueError,
+     "Invalid learning rate: -1.0 (must be a finite number >= 0)"),
+    ("momentum-str", lambda: O.Momentum(momentum="a"), TypeError,
+     "Invalid momentum: 'a' (must be a real number)"),
+    ("update-read-only-param",
+     lambda: O.SGD().update({"w": np.zeros(3), "r": read_only(np.zeros(3))},
+                            {"w": np.ones(3), "r": np.ones(3)}),
+     ValueError, "params['r'] is read-only: update writes each array parameter in place"),
+    ("train-step-no-optimizer", lambda: net().train_step(X, T, None), TypeError,
+     "optimizer must be a fastnet.optimizers instance or an object with the book's "
+     "update(params, grads), got None"),
     ("trainer-batch-size", lambda: Trainer(net(), X, T, X, T, mini_batch_size=0, verbose=False),
      ValueError, "mini_batch_size must be >= 1, got 0"),
 ]
