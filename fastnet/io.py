@@ -63,6 +63,7 @@ both.  A fastnet that knows version 1 only refuses a version-2 file with
 newer than ``FORMAT_VERSION``.
 """
 import errno
+import itertools
 import os
 import re
 import secrets
@@ -99,10 +100,18 @@ def save_net(net, path, *, overwrite=False):
     ``path`` and renamed onto it only when complete, so ``path`` never holds a
     half-written net, and an existing file is left as it was when the save fails.
     ``path`` is used as given (no ``.npz`` is appended).  An existing ``path`` is a
-    ``FileExistsError`` unless ``overwrite`` is true.
+    ``FileExistsError`` unless ``overwrite`` is true.  A net whose arrays ``load_net``
+    would refuse (``params`` entries re-bound to arrays of another shape, a dtype that
+    is not float, keys added or removed) is a ``ValueError`` before anything is written.
     """
     path = Path(path)
     arrays = _net_arrays(net)
+    try:  # what load_net would refuse is not written (seed: np.random is left alone)
+        _net_from_arrays({key: np.asarray(value) for key, value in arrays.items()},
+                         int(str(arrays["format"]).rpartition("/")[2]), path, seed=0)
+    except ValueError as err:
+        raise ValueError(f"save_net: not writing {path}, the net's arrays would not load "
+                         f"back: {err}") from None
     if not overwrite and path.exists():
         raise _exists(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
@@ -194,6 +203,12 @@ def load_net(path, *, dtype=None, net_class=None, **options):
     """
     path = Path(path)
     files, version = _read(path)
+    return _net_from_arrays(files, version, path, dtype, net_class, **options)
+
+
+def _net_from_arrays(files, version, path, dtype=None, net_class=None, **options):
+    """``load_net``'s net from the archive's arrays ``files`` of format ``version``
+    (``path`` names it in errors)."""
     architecture = _architecture(files, version, path)
     params = {key.removeprefix("params/"): value for key, value in files.items()
               if key.startswith("params/")}
@@ -205,6 +220,16 @@ def load_net(path, *, dtype=None, net_class=None, **options):
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"{path}: b1 must be a float32 or float64 array (the net's "
                              f"dtype), got dtype {dtype}")
+    sizes = [architecture["input_size"], *architecture["hidden_size_list"],
+             architecture["output_size"]]
+    for i, shape in enumerate(itertools.pairwise(sizes), 1):  # before allocating a net
+        key = f"v{i}" if f"v{i}" in params else f"W{i}"
+        if key not in params:
+            raise ValueError(f"{path} lacks params/W{i} (or params/v{i}, weight norm's): "
+                             f"the sizes it describes are {sizes}")
+        if np.shape(params[key]) != shape:
+            raise ValueError(f"{path}: {key} has shape {np.shape(params[key])}, the sizes "
+                             f"it describes ({sizes}) make it {shape}")
     normalization = architecture.pop("normalization")
     try:
         net = (net_class or nets.MultiLayerNetExtend)(
@@ -269,6 +294,9 @@ def _architecture(files, version, path):
         raise ValueError(f"{path}: hidden_size_list must be a 1-D integer array, got "
                          f"dtype {sizes.dtype} and shape {sizes.shape}")
     dropout_ratio = float(scalar("dropout_ratio", "f"))
+    if not 0 <= dropout_ratio <= 1:  # 0: no dropout
+        raise ValueError(f"{path}: dropout_ratio must be in [0, 1] (0: no dropout), got "
+                         f"{dropout_ratio}")
     architecture = {"input_size": scalar("input_size", "iu"),
                     "hidden_size_list": [int(n) for n in sizes],
                     "output_size": scalar("output_size", "iu"),

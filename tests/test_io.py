@@ -306,6 +306,34 @@ def test_a_failed_save_keeps_the_old_file_and_leaves_no_temporary(patch, small_n
     assert_same_net(io.load_net(path), small_net, np.float32)
 
 
+@pytest.mark.parametrize("spoil, message", [
+    (lambda params: params.__setitem__("W1", object()), r"W1 has shape \(\)"),
+    (lambda params: params.__setitem__("W2", np.zeros((3, 3), np.float32)),
+     r"W2 has shape \(3, 3\)"),
+    (lambda params: params.__setitem__("extra", np.zeros(2, np.float32)),
+     r"holds parameters \[.*'extra'\], the net it describes has"),
+    (lambda params: params.pop("b1"), r"lacks params/b1"),
+    (lambda params: params.__setitem__("b2", np.zeros(6, np.int64)),
+     r"b2 must be a float array, got dtype int64"),
+], ids=["object", "shape", "extra-key", "missing-key", "int-dtype"])
+def test_save_net_refuses_what_load_net_would_refuse(spoil, message, tmp_path):
+    """A net whose ``params`` were re-bound is refused before writing: an existing file
+    stays, and nothing is left beside it; ``np.random``'s state is not touched."""
+    net = make_net(nets, CASES["plain"], np.float32)
+    path = tmp_path / "net.npz"
+    io.save_net(net, path)
+    before = path.read_bytes()
+    net.params = dict(net.params)
+    spoil(net.params)
+    np.random.seed(5)
+    with pytest.raises(ValueError, match="save_net: not writing .*would not load back: .*"
+                                         + message):
+        io.save_net(net, path, overwrite=True)
+    assert np.random.rand() == np.random.RandomState(5).rand()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]
+
+
 def test_save_net_rejects_what_is_not_a_net(tmp_path):
     with pytest.raises(TypeError, match="save_net takes a MultiLayerNet"):
         io.save_net({"W1": np.zeros((2, 2))}, tmp_path / "net.npz")
@@ -368,7 +396,16 @@ BAD_FILES = [
     ("missing-b1", "plain", _without("params/b1"),
      r"lacks params/b1 \(a fastnet-mlp/1 net has params/b1 ... params/b3\)"),
     ("wrong-shape", "plain", _set("params/W2", np.zeros((12, 5), np.float32)),
-     r": W2 has shape \(12, 5\), the net expects \(12, 6\)"),
+     r": W2 has shape \(12, 5\), the sizes it describes \(\[.*\]\) make it \(12, 6\)"),
+    # checked before a net of the sizes is made: no 8 TB allocation for a tampered file
+    ("huge-sizes", "plain", _set("hidden_size_list", np.array([10**12, 6])),
+     r": W1 has shape \(\d+, 12\), the sizes it describes .* make it \(\d+, 1000000000000\)"),
+    ("missing-weight", "plain", _without("params/W3"),
+     r"lacks params/W3 \(or params/v3, weight norm's\)"),
+    ("nan-dropout-ratio", "plain", _set("dropout_ratio", np.float64("nan")),
+     r": dropout_ratio must be in \[0, 1\] \(0: no dropout\), got nan"),
+    ("negative-dropout-ratio", "plain", _set("dropout_ratio", np.float64(-0.5)),
+     r": dropout_ratio must be in \[0, 1\] \(0: no dropout\), got -0.5"),
     ("wrong-gamma-shape", "instance-tanh", _set("params/gamma1", np.ones(12, np.float32)),
      r": gamma1 has shape \(12,\), the net expects \(2,\)"),
     ("int-param", "plain", _set("params/b2", np.zeros(6, np.int64)),
