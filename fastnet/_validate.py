@@ -40,6 +40,16 @@ def float_array(x, name, dtype=None, min_ndim=1):
     return np.asarray(arr, dtype=dtype or arr.dtype, order="C")
 
 
+def real_values(x, name):
+    """``np.asarray(x)``, refused (TypeError) where its dtype is not real numbers (bool,
+    integer or float): a complex array would lose its imaginary part in a conversion to
+    float, an object or string array would fail there or convert element by element."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
 def same_shape(arr, shape, name):
     if arr.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")

@@ -53,7 +53,7 @@ def _vector_params(layer, names, width, dtype,
     the caller knows."""
     out = []
     for name in names:
-        value = np.asarray(getattr(layer, name))
+        value = _validate.real_values(getattr(layer, name), name)
         if value.shape != (width,):
             raise ValueError(f"{name} must have shape ({width},), got {value.shape}: one "
                              f"value for each of the {width} {what}")

@@ -174,7 +174,8 @@ class _FusedNet:
     def _rows(self, x, dtype=None):
         """``x`` as C-contiguous (N, input_size) rows of ``dtype`` (the net's), converted
         as the book's ``np.asarray(x, dtype)`` would."""
-        x = _validate.float_array(np.asarray(x, dtype=dtype or self.dtype), "x")
+        x = _validate.float_array(
+            np.asarray(_validate.real_values(x, "x"), dtype=dtype or self.dtype), "x")
         x = x.reshape(x.shape[0], -1)
         self._check_features(x)
         return x

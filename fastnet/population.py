@@ -45,7 +45,7 @@ batches run the same code.
 import copy
 import inspect
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -104,9 +104,12 @@ class Population:
     def __init__(self, input_size, hidden_size_list, output_size, configs, optimizer="SGD",
                  activation="relu", use_batchnorm=False, use_dropout=False, dtype=np.float32,
                  *, normalization=None, groups=2, num_threads=None):
-        if isinstance(configs, Mapping) or not all(isinstance(c, Mapping) for c in configs):
+        given = configs
+        sequence = isinstance(given, Iterable) and not isinstance(given, Mapping | str)
+        configs = list(given) if sequence else []  # a generator can be read once only
+        if not sequence or not all(isinstance(c, Mapping) for c in configs):
             raise TypeError(f"configs must be a sequence of dicts, one per member, got "
-                            f"{configs!r:.80}")
+                            f"{given!r:.80}")
         configs = [dict(c) for c in configs]
         self.num_threads = _num_threads(num_threads)
         if not configs:

@@ -362,6 +362,14 @@ BAD_INPUTS = [
     ("train-step-no-optimizer", lambda: net().train_step(X, T, None), TypeError,
      "optimizer must be a fastnet.optimizers instance or an object with the book's "
      "update(params, grads), got None"),
+    # complex values would lose their imaginary part in the conversion to float
+    ("net-predict-complex", lambda: net().predict(X * (1 + 1j)), TypeError,
+     "x must hold real numbers, got dtype complex128"),
+    ("net-gradient-complex", lambda: net().gradient(X.astype(complex), T), TypeError,
+     "x must hold real numbers, got dtype complex128"),
+    ("layernorm-complex-gamma",
+     lambda: L.LayerNormalization(ONES * 1j, ZEROS).forward(X), TypeError,
+     "gamma must hold real numbers, got dtype complex128"),
     ("trainer-batch-size", lambda: Trainer(net(), X, T, X, T, mini_batch_size=0, verbose=False),
      ValueError, "mini_batch_size must be >= 1, got 0"),
 ]

@@ -291,6 +291,13 @@ def test_a_diverging_member_leaves_the_others_untouched(mode):
         assert_member_is(pop, i, net, opt, ADAM, exactly)
 
 
+def test_configs_may_be_any_iterable_of_dicts():
+    """A generator is read once, as a list would be."""
+    configs = [{"seed": 1}, {"seed": 2, "lr": 0.1}]
+    pop = Population(*SIZES, (config for config in configs))
+    assert len(pop) == 2 and pop.configs == configs
+
+
 def test_configs_take_the_net_and_optimizer_defaults():
     pop = Population(*SIZES, [{}, {"seed": 3}], optimizer="adam", use_dropout=True)
     assert pop.optimizer == "Adam" and pop.dtype == np.float32
@@ -442,6 +449,10 @@ ERRORS = [
      "configs must be a sequence of dicts, one per member, got {'seed': 1}"),
     ("configs of ints", lambda: Population(*SIZES, [1, 2]), TypeError,
      "configs must be a sequence of dicts, one per member, got [1, 2]"),
+    ("configs a string", lambda: Population(*SIZES, "seed"), TypeError,
+     "configs must be a sequence of dicts, one per member, got 'seed'"),
+    ("configs None", lambda: Population(*SIZES, None), TypeError,
+     "configs must be a sequence of dicts, one per member, got None"),
 ]
 
 
