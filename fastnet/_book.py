@@ -237,7 +237,8 @@ class DropoutArgs:
     """
 
     def __init__(self, dropout_ratio=0.5, seed=None, *, inverted=False):
-        if isinstance(dropout_ratio, bool) or not 0 <= dropout_ratio <= 1:
+        if (isinstance(dropout_ratio, bool) or not isinstance(dropout_ratio, Real)
+                or not 0 <= dropout_ratio <= 1):
             raise ValueError(f"dropout_ratio must be in [0, 1], got {dropout_ratio!r}")
         if seed is None:
             seed = draw_seed(resolve_rng())
@@ -362,7 +363,8 @@ class LayerNet:
         if self.activation not in ACTIVATION_LAYERS:
             raise ValueError(f"activation must be one of {tuple(ACTIVATION_LAYERS)}, "
                              f"got {activation!r}")
-        if not 0 <= weight_decay_lambda < np.inf:
+        if (isinstance(weight_decay_lambda, bool) or not isinstance(weight_decay_lambda, Real)
+                or not 0 <= weight_decay_lambda < np.inf):
             raise ValueError(f"weight_decay_lambda must be a finite number >= 0, "
                              f"got {weight_decay_lambda!r}")
         self.weight_decay_lambda = float(weight_decay_lambda)
@@ -642,6 +644,8 @@ class TrainerLoop:
                                  f"{len(x)} and {len(t)}")
         if len(x_train) == 0:
             raise ValueError("x_train is empty")
+        if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, Integral):
+            raise TypeError(f"mini_batch_size must be an int, got {mini_batch_size!r}")
         if mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size!r}")
         if evaluate_sample_num_per_epoch is not None and evaluate_sample_num_per_epoch < 1:

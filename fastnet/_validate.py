@@ -4,6 +4,7 @@ Kernels trust their inputs (shapes, dtypes, contiguity, label range); everything
 could make one read or write out of bounds is rejected here with a message that names
 what was expected.
 """
+import math
 import numbers
 
 import numpy as np
@@ -86,9 +87,17 @@ def positive_int(value, name):
     return int(value)
 
 
+def _finite(value):
+    """``math.isfinite``, False for an int too large for a float (10**400)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def real_scalar(value, name, low=None, high=None, low_open=False, high_open=True):
     """A finite float within [low, high) (bounds optional; openness configurable)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not _finite(value):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     value = float(value)
     if low is not None and (value < low or (low_open and value == low)):

@@ -222,6 +222,8 @@ class Population:
     # ------------------------------------------------------------ members in and out
 
     def _check_index(self, i):
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise TypeError(f"a member's index must be an int, got {i!r}")
         if not -len(self) <= i < len(self):
             raise IndexError(f"member {i} out of range for a population of {len(self)}")
         return i % len(self)

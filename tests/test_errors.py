@@ -12,6 +12,7 @@ from fastnet import nets as N
 from fastnet import optimizers as O
 from fastnet.io import save_net
 from fastnet.reference import layers as reference_layers
+from fastnet.schedules import StepDecay
 from fastnet.trainer import Trainer
 
 X = np.arange(6, dtype=np.float64).reshape(2, 3) / 10 - 0.2
@@ -370,6 +371,15 @@ BAD_INPUTS = [
     ("layernorm-complex-gamma",
      lambda: L.LayerNormalization(ONES * 1j, ZEROS).forward(X), TypeError,
      "gamma must hold real numbers, got dtype complex128"),
+    ("net-weight-decay-str", lambda: net(weight_decay_lambda="a"), ValueError,
+     "weight_decay_lambda must be a finite number >= 0, got 'a'"),
+    ("net-dropout-ratio-str", lambda: net(use_dropout=True, dropout_ratio="a"), ValueError,
+     "dropout_ratio must be in [0, 1], got 'a'"),
+    ("schedule-huge-t", lambda: StepDecay(3)(10**400), ValueError,
+     "t must be a finite real number, got 1000"),
+    ("trainer-batch-size-float",
+     lambda: Trainer(net(), X, T, X, T, mini_batch_size=10.5, verbose=False), TypeError,
+     "mini_batch_size must be an int, got 10.5"),
     ("trainer-batch-size", lambda: Trainer(net(), X, T, X, T, mini_batch_size=0, verbose=False),
      ValueError, "mini_batch_size must be >= 1, got 0"),
 ]

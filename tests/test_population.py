@@ -449,6 +449,8 @@ ERRORS = [
      "configs must be a sequence of dicts, one per member, got {'seed': 1}"),
     ("configs of ints", lambda: Population(*SIZES, [1, 2]), TypeError,
      "configs must be a sequence of dicts, one per member, got [1, 2]"),
+    ("member float index", lambda: Population(*SIZES, [{}]).member(1.0), TypeError,
+     "a member's index must be an int, got 1.0"),
     ("configs a string", lambda: Population(*SIZES, "seed"), TypeError,
      "configs must be a sequence of dicts, one per member, got 'seed'"),
     ("configs None", lambda: Population(*SIZES, None), TypeError,
