@@ -147,9 +147,13 @@ class Tanh(_Elementwise):
 class Affine:
     """``out = x @ W + b`` with ``x`` flattened to (N, -1).
 
-    backward: ``dW = x.T @ dout``, ``db = sum(dout, axis=0)``, ``dx = dout @ W.T``
-    in the original shape of ``x``.  ``W`` and ``b`` are the caller's arrays (not
-    copies), so an optimizer updating them in place is seen here.
+    ``W`` (D_in, D) float32 or float64; ``b`` (D,), or any shape that broadcasts to
+    (1, D) as the book's ``x @ W + b`` broadcasts it (a scalar, (1, D)), converted to
+    W's dtype.  backward: ``dW = x.T @ dout``, ``db = sum(dout, axis=0)`` (D,),
+    ``dx = dout @ W.T`` in the original shape of ``x``.  ``W`` and ``b`` are the
+    caller's arrays (not copies), so an optimizer updating them in place is seen here.
+    TypeError for a W that is not a 2-D float array or non-real b, ValueError for
+    shapes that do not fit.
     """
 
     def __init__(self, W, b):
@@ -165,7 +169,14 @@ class Affine:
         if W.ndim != 2 or W.dtype not in _validate.FLOAT_DTYPES:
             raise TypeError(f"W must be a 2-D float32 or float64 array, got "
                             f"{W.ndim}-D {W.dtype}")
-        b = _validate.same_shape(np.asarray(self.b), (W.shape[1],), "b")
+        d = W.shape[1]
+        b = _validate.real_values(self.b, "b")
+        if b.shape != (d,):  # the book's broadcasting, where it gives one bias per unit
+            try:
+                b = np.broadcast_to(b, (1, d)).reshape(d)
+            except ValueError:
+                raise ValueError(f"b must have shape ({d},) (or broadcast to (1, {d})), got "
+                                 f"{b.shape}") from None
         return np.ascontiguousarray(W), np.ascontiguousarray(b, dtype=W.dtype)
 
     def _backward_params(self):

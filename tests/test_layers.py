@@ -542,3 +542,18 @@ def test_backward_after_an_inference_forward_is_the_training_forwards(name):
     for actual, desired in zip(*grads):
         assert actual.shape == desired.shape
         assert_allclose(actual, desired, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("b", [0.5, np.float64(0.5), np.full((1, 4), 0.5), np.full(1, 0.5)],
+                         ids=["float", "numpy-scalar", "row", "one"])
+def test_affine_takes_a_bias_the_book_broadcasts(b):
+    """The book's ``x @ W + b`` broadcasts b; db is (D,) as the book's ``sum(dout, 0)``."""
+    rng = np.random.default_rng(4)
+    x, W, dout = rng.standard_normal((3, 5)), rng.standard_normal((5, 4)), rng.standard_normal((3, 4))
+    results = []
+    for module in (fast_layers, reference_layers):
+        layer = module.Affine(W, b)
+        results.append((layer.forward(x), layer.backward(dout), layer.dW, layer.db))
+    for actual, desired in zip(*results):
+        assert actual.shape == desired.shape
+        assert_allclose(actual, desired, rtol=1e-12, atol=1e-14)
