@@ -97,6 +97,9 @@ class Relu:
         self.mask = None
 
     def forward(self, x):
+        """``max(0, x)``, ``x`` of any shape, float32 or float64 (the output's dtype); the
+        mask ``x > 0`` is kept for backward.  TypeError for other dtypes, ValueError for an
+        empty ``x``."""
         x = _validate.float_array(x, "x")
         out = np.empty_like(x)
         self.mask = np.empty(x.shape, dtype=bool)
@@ -104,6 +107,8 @@ class Relu:
         return out
 
     def backward(self, dout):
+        """``dx = dout * mask``, ``dout`` of the forward output's shape (ValueError
+        otherwise; RuntimeError before any forward)."""
         dout = _like(dout, self.mask)
         dx = np.empty_like(dout)
         _flat_kernel(activations.relu_backward, dout, self.mask, dx)
@@ -120,12 +125,16 @@ class _Elementwise:
         self.out = None
 
     def forward(self, x):
+        """The activation of ``x`` (any shape, float32 or float64), kept for backward.
+        TypeError for other dtypes, ValueError for an empty ``x``."""
         x = _validate.float_array(x, "x")
         self.out = np.empty_like(x)
         _flat_kernel(self.forward_kernel, x, self.out)
         return self.out
 
     def backward(self, dout):
+        """``dx = dout * act'(x)``, computed from the kept output; ``dout`` of its shape
+        (ValueError otherwise; RuntimeError before any forward)."""
         dout = _like(dout, self.out)
         dx = np.empty_like(dout)
         _flat_kernel(self.backward_kernel, dout, self.out, dx)
@@ -184,6 +193,8 @@ class Affine:
         return self._params()
 
     def forward(self, x):
+        """``x @ W + b`` (N, D) for ``x`` (N, ...) of D_in features in all, converted to
+        W's dtype.  ValueError for another feature count; see the class for W and b."""
         W, b = self._params()
         x = _validate.float_array(x, "x", W.dtype)
         self.original_x_shape = x.shape
@@ -196,6 +207,8 @@ class Affine:
         return out
 
     def backward(self, dout):
+        """``dx`` in the forward input's shape, from ``dout`` (N, D) in W's dtype (ValueError
+        for another shape, RuntimeError before any forward); sets ``dW`` and ``db``."""
         if self.x is None:
             raise RuntimeError("backward called before forward")
         W, b = self._backward_params()
@@ -221,6 +234,9 @@ class SoftmaxWithLoss:
         self.t = None
 
     def forward(self, x, t):
+        """The mean cross-entropy (a float) of logits ``x`` (N, C), float32 or float64,
+        against ``t``: class indices (N,) or one-hot (N, C).  ValueError for other shapes
+        or labels outside 0..C-1, TypeError for float labels."""
         x = _validate.float_array(x, "x", min_ndim=2)
         if x.ndim != 2:
             raise ValueError(f"x must be 2-D logits (N, classes), got shape {x.shape}")
@@ -231,6 +247,8 @@ class SoftmaxWithLoss:
         return self.loss
 
     def backward(self, dout=1):
+        """``dx = dout * (y - onehot(t)) / N`` (N, C), ``dout`` a scalar (the loss's
+        gradient, 1 by default).  RuntimeError before any forward."""
         if self.y is None:
             raise RuntimeError("backward called before forward")
         dx = np.empty_like(self.y)
@@ -251,6 +269,9 @@ class Dropout(_book.DropoutArgs):
     """
 
     def forward(self, x, train_flg=True):
+        """Training (``train_flg``): ``x`` times this step's mask (see the class), the mask
+        kept for backward and ``step`` advanced; inference: the scaled copy.  ``x`` of any
+        shape, float32 or float64 (TypeError otherwise)."""
         x = _validate.float_array(x, "x")
         if not train_flg:
             return self.infer(x)
@@ -262,6 +283,8 @@ class Dropout(_book.DropoutArgs):
         return out
 
     def backward(self, dout):
+        """``dx = dout * mask`` (times ``kept_scale`` when inverted), ``dout`` of the
+        training forward's shape (ValueError otherwise; RuntimeError before one)."""
         dout = _like(dout, self.mask)
         dx = np.empty_like(dout)
         _flat_kernel(dropout.dropout_backward, dout, self.mask,
@@ -299,6 +322,10 @@ class BatchNormalization:
         return _vector_params(self, ("gamma", "beta"), width, dtype)
 
     def forward(self, x, train_flg=True):
+        """``x`` (N, D) or (N, ...) normalized per feature, in gamma's dtype; training mode
+        uses (and updates the running averages with) the batch statistics and keeps
+        what backward needs, inference uses the running ones.  ValueError for a
+        training batch of one sample, or gamma/beta not one per feature."""
         x = _validate.float_array(x, "x", _param_dtype(self.gamma))
         self.input_shape = x.shape
         x = x.reshape(x.shape[0], -1)
@@ -318,6 +345,9 @@ class BatchNormalization:
         return out.reshape(self.input_shape)
 
     def backward(self, dout):
+        """``dx`` of the last training forward (an inference forward since does not
+        change it), ``dout`` of its output's shape (ValueError otherwise; RuntimeError
+        before one); sets ``dgamma`` and ``dbeta`` (D,)."""
         if self.xn is None:
             raise RuntimeError("backward called before a training forward")
         dout = _validate.float_array(dout, "dout", self.xn.dtype)
@@ -385,6 +415,9 @@ class GroupNormalization:
         return groups
 
     def forward(self, x, train_flg=True):
+        """``x`` (N, C) or (N, C, H, W) normalized per sample and group (see the class),
+        in gamma's dtype, kept for backward in either mode.  ValueError where
+        ``groups`` does not divide C or gamma/beta are not (C,)."""
         x = _validate.float_array(x, "x", _param_dtype(self.gamma), min_ndim=2)
         groups = self._group_count(x)
         gamma, beta = _vector_params(self, ("gamma", "beta"), x.shape[1], x.dtype)
@@ -403,6 +436,8 @@ class GroupNormalization:
         return math.prod(self.input_shape[2:])
 
     def backward(self, dout):
+        """``dx`` in the forward input's shape from ``dout`` of that shape (ValueError
+        otherwise; RuntimeError before any forward); sets ``dgamma`` and ``dbeta``."""
         dout = _dout_like_input(self, dout, self.input_shape)
         gamma, _ = _vector_params(self, ("gamma", "beta"), self.input_shape[1], self.xn.dtype)
         self.dgamma = np.empty_like(gamma)
@@ -517,6 +552,11 @@ class SwitchableNormalization:
         return weights
 
     def forward(self, x, train_flg=True):
+        """``x`` (N, C) or (N, C, H, W) normalized with the mixed statistics (see the class),
+        in gamma's dtype; training mode mixes the batch statistics (updating the
+        running ones) and keeps what backward needs, inference the running ones.
+        ValueError for one value per channel over a training batch, or parameters of
+        the wrong shape."""
         x = _validate.float_array(x, "x", _param_dtype(self.gamma), min_ndim=2)
         self.input_shape = x.shape
         n, c = x.shape[:2]
@@ -543,6 +583,9 @@ class SwitchableNormalization:
         return out.reshape(self.input_shape)
 
     def backward(self, dout):
+        """``dx`` of the last training forward, ``dout`` of its input's shape (ValueError
+        otherwise; RuntimeError before one); sets ``dgamma``, ``dbeta``,
+        ``dmean_weight`` and ``dvar_weight``."""
         dout = _dout_like_input(self, dout, self._train_shape)
         inst, layer, batch, mean, w_mean, w_var = self._stats
         gamma, _ = _vector_params(self, ("gamma", "beta"), inst.shape[2], self.xn.dtype)
@@ -613,6 +656,7 @@ class WeightNormalization(Affine):
         return W, b
 
     def forward(self, x):
+        """``x @ W + b`` with ``W = g * v / ||v||`` formed first (see the class)."""
         try:
             return super().forward(x)
         except BaseException:
@@ -627,6 +671,8 @@ class WeightNormalization(Affine):
         return self._pass
 
     def backward(self, dout):
+        """``dx`` as Affine's, at the forward pass's weight; sets ``dW``, ``db``, ``dv`` and
+        ``dg``."""
         W, _ = self._backward_params()  # RuntimeError before any (successful) forward
         v = np.ascontiguousarray(self.v)
         if v.shape != W.shape or v.dtype != W.dtype:
