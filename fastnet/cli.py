@@ -12,6 +12,7 @@
 ``load_net``; the file format (an ``.npz`` archive, no pickle) is documented there.
 """
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,9 +56,16 @@ def main(argv=None):
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
     except (CommandError, SweepCommandError, datasets.DatasetNotFoundError) as err:
         print(f"fastnet {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `| head` stopped reading: it has what it wanted
+        # what is still buffered goes nowhere, not to a traceback at exit (the recipe
+        # of Python's signal module documentation, "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 

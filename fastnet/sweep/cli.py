@@ -37,7 +37,9 @@ def add_parser(commands):
     show = verbs.add_parser("show", help="the best trials as a table")
     show.set_defaults(run=show_command)
     _add_db(show)
-    show.add_argument("--top", type=_positive_int, default=10, metavar="N", help="default 10")
+    show.add_argument("--top", type=_positive_int, default=10, metavar="N",
+                      help="the N trials of highest final validation accuracy, finished "
+                      "ones first (default 10)")
     plot = verbs.add_parser("plot", help="learning curves, score against each parameter, "
                             "parallel coordinates (PNG)")
     plot.set_defaults(run=plot_command)
@@ -49,7 +51,8 @@ def add_parser(commands):
     export = verbs.add_parser("export", help="one row per trial, CSV or JSON")
     export.set_defaults(run=export_command)
     _add_db(export)
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--format", choices=("csv", "json"), default="csv",
+                        help="default csv (json: every field, the curves included)")
     export.add_argument("--out", type=Path, metavar="FILE", help="default standard output")
 
 
@@ -110,7 +113,8 @@ def _add_run(verbs):
                    "--param epochs=...)")
     p.add_argument("--seed", type=int, default=0, help="the sweep's seed (default 0)")
     data = p.add_argument_group("data (held out of the dataset's training set)")
-    data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist")
+    data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist "
+                      "(default mnist)")
     data.add_argument("--data-dir", metavar="DIR", help="folder of the IDX files")
     data.add_argument("--train-size", type=int, metavar="N", help="training images "
                       "(default: all not validating)")
@@ -122,17 +126,20 @@ def _add_run(verbs):
     search = p.add_argument_group("search")
     search.add_argument("--sampler", choices=SAMPLERS, default="random", help="default random")
     search.add_argument("--rounds", type=_positive_int, default=3,
-                        help="coarse-to-fine rounds (default 3)")
+                        help="coarse-to-fine rounds (default 3; other samplers: not used)")
     search.add_argument("--prune", choices=("none", "halving", "median"), default="none",
-                        help="successive halving or the median rule (default none)")
+                        help="successive halving (--min-epochs, --reduction-factor) or the "
+                        "median rule (a rung each epoch, after 5 trials; Python: "
+                        "fastnet.sweep.pruners.MedianPruner) (default none)")
     search.add_argument("--min-epochs", type=float, default=1.0,
-                        help="halving: the first rung (default 1 epoch)")
+                        help="halving: the first rung, in epochs (fractions too; default 1)")
     search.add_argument("--reduction-factor", type=int, default=3,
                         help="halving: keep 1/this at each rung (default 3)")
     search.add_argument("--bracket-size", type=int, default=100,
                         help="trials pruned together (default 100)")
     run = p.add_argument_group("execution")
-    run.add_argument("--executor", choices=("local", "dask"), default="local")
+    run.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help="default local")
     run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:port; "
                      "implies --executor dask; without it, dask starts a local cluster)")
     run.add_argument("--workers", type=_positive_int, help="local worker processes (default: "
@@ -140,7 +147,8 @@ def _add_run(verbs):
     run.add_argument("--threads-per-worker", type=_positive_int, help="Numba threads per "
                      "worker (default 1; one worker: every core); BLAS runs single-threaded "
                      "in each trial")
-    run.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    run.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                     help="default float32")
     run.add_argument("--allow-code-change", action="store_true",
                      help="resume a sweep that another fastnet, NumPy, Numba or BLAS began "
                      "(refused by default: its new trials need not give the bits an "
@@ -276,7 +284,9 @@ def _print_table(results, top, columns):
     # finished trials first: a pruned trial's accuracy is from an earlier epoch
     ranked = sorted((r for r in results if r.score is not None),
                     key=lambda r: (r.status != "done", -r.score, r.index))[:top]
-    header = ["rank", "trial", "status", "val_acc", "val_loss", "epochs", *columns]
+    # "epochs" is a parameter where the space samples it: the epochs reached are "trained"
+    header = ["rank", "trial", "status", "val_acc", "val_loss",
+              "trained" if "epochs" in columns else "epochs", *columns]
     rows = [[str(k), str(r.index), r.status, f"{r.score:.4f}", f"{r.val_loss_final:.4f}",
              f"{r.epochs[-1]:g}", *(_cell(r.config.get(d)) for d in columns)]
             for k, r in enumerate(ranked, 1)]
@@ -307,6 +317,14 @@ def plot_command(args):
     return 0
 
 
+def _same_file(out, db):
+    """Whether writing ``out`` would replace the SQLite file ``db`` or one of its
+    companions (the write-ahead log, the shared memory, the lock)."""
+    out = os.path.realpath(out)
+    return any(out == os.path.realpath(f"{db}{suffix}")
+               for suffix in ("", "-wal", "-shm", "-journal", ".lock"))
+
+
 def export_command(args):
     from .space import Space
 
@@ -316,12 +334,13 @@ def export_command(args):
         # field, curves included
         columns = _columns(Space.from_json(store.spec["space"]))
         columns = columns if args.format == "csv" else None
-        if args.out is None:
-            try:
-                store.export(args.format, sys.stdout, columns)
-            except BrokenPipeError:  # `| head`: the reader has what it wanted
-                sys.stdout = None
+        if args.out is None:  # a closed pipe (`| head`): fastnet.cli.main
+            store.export(args.format, sys.stdout, columns)
         else:  # written beside, then renamed: never a half-written file
+            if _same_file(args.out, args.db):
+                raise SweepCommandError(f"--out {args.out} would replace the sweep file "
+                                        f"{args.db} (or its log, shared memory or lock): "
+                                        f"export to another file")
             partial = args.out.with_name(f".{args.out.name}.partial")
             try:
                 with open(partial, "w", newline="", encoding="utf-8") as out:

@@ -320,6 +320,8 @@ class SweepStore:
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(errno.ENOENT, "no such sweep file", path)
+        if os.path.isdir(path):
+            raise NotASweepError(f"{path} is a directory, not a fastnet sweep file")
         conn = _connect(path, "ro" if readonly else "rw")
         try:
             spec_json = _check(conn, path, spec, code)

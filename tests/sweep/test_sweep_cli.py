@@ -239,6 +239,8 @@ def test_a_sweep_begun_by_other_code_needs_allow_code_change(
     ["--sampler", "grid", "--trials", "10"],  # 3 x 3 points: fewer than the trials
     ["--param", "lr=0.1", "--param", "lr=0.2"], ["--param", "batch_size=50"],
     ["--param", "lr=1:0.01:log"], ["--param", "optimizer=:choice"],
+    # 200 images in batches of 40: 5 steps an epoch, the first rung before the first step
+    ["--prune", "halving", "--min-epochs", "0.1"],
 ], ids=lambda change: " ".join(change))
 def test_a_refused_run_on_a_new_db_creates_nothing(change, mnist_dir, tmp_path, capsys):
     (tmp_path / "dbs").mkdir()
@@ -276,6 +278,37 @@ def test_a_db_that_is_not_a_sweep_is_refused_in_one_line_and_left_alone(
     else:
         assert unchanged(db) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if before is None else ["other.db"])
+
+
+@pytest.mark.parametrize("verb", ["run", "show", "export"])
+def test_a_db_that_is_a_directory_is_refused_in_one_line(verb, mnist_dir, tmp_path, capsys):
+    db = tmp_path / "sweeps"
+    db.mkdir()
+    args = run_args(db, mnist_dir, 2) if verb == "run" else [verb, "--db", db]
+    status, out, err = sweep(capsys, *args)
+    assert status == 1 and out == ""
+    assert err == f"fastnet sweep: error: {db} is a directory, not a fastnet sweep file\n"
+    assert list(db.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal", ".lock"])
+def test_export_refuses_to_write_over_the_sweep_file(suffix, small_db, capsys):
+    before = unchanged(small_db)
+    status, out, err = sweep(capsys, "export", "--db", small_db, "--out", f"{small_db}{suffix}")
+    assert status == 1 and out == "" and "would replace the sweep file" in err
+    assert unchanged(small_db) == before
+
+
+@pytest.mark.parametrize("verb", ["show", "export"])
+def test_output_into_a_closed_pipe_ends_quietly(verb, small_db):
+    """``fastnet sweep show | head -1``, head gone before the table is written: exit
+    status 1, no BrokenPipeError traceback or "Exception ignored" at exit."""
+    proc = subprocess.Popen([sys.executable, "-m", "fastnet", "sweep", verb, "--db",
+                             str(small_db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=subprocess_env())
+    proc.stdout.close()  # before the process (still importing) writes a byte
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and err == "", err
 
 
 def test_export_csv_and_json_to_stdout_and_to_a_file(small_db, tmp_path, capsys):
