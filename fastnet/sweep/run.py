@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as sweep_data
-from . import executors, pruners, samplers
+from . import executors, pruners, samplers, trial
 from .executors import SweepInterrupted
 from .space import Space
 from .store import SweepStore, SweepStoreError, TrialResult
@@ -166,6 +166,8 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
                          f"the {trials} trials asked")
     pruner = pruners.make_pruner(pruner)
     dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     if executor not in ("local", "dask"):
         raise ValueError(f"unknown executor {executor!r}; choose 'local' or 'dask'")
     if backend not in BACKENDS:
@@ -184,6 +186,7 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
             SweepStore.open(db, {**spec, "data": stored.spec.get("data")}, readonly=True,
                             code=checked).close()
     loaded = sweep_data.load(data, dtype)  # checked here, before any file is written
+    _check_steps(space, pruner, len(loaded.x_train))
     spec["data"] = sweep_data.describe(data, loaded)
     with contextlib.ExitStack() as stack:
         if db is None:
@@ -204,11 +207,32 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
         return [r for r in store.results() if r.index < trials]
 
 
+def _check_steps(space, pruner, n_train):
+    """ValueError where the space's epochs (or the pruner's first rung) end before the
+    first step on ``n_train`` images: such a trial would record nothing.  (Sampled
+    epochs or batch sizes are checked trial by trial: ``trial`` fails such a trial.)"""
+    batches, epochs = space.values("mini_batch_size"), space.values("epochs")
+    if batches is None or epochs is None:
+        return
+    per_epoch = min(trial.steps_per_epoch(n_train, batch) for batch in batches)
+    rungs = pruner.rungs(max(epochs)) if pruner else []
+    shortest = min([*epochs, *rungs[:1]])
+    if trial.epoch_step(shortest, per_epoch) < 1:
+        what = (f"a trial of {shortest:g} epochs ends before its first step"
+                if shortest in epochs else
+                f"the pruner's first rung, at {shortest:g} epochs, comes before the first step")
+        raise ValueError(f"{what}: {n_train} training images in mini-batches of "
+                         f"{max(batches)} make {per_epoch} steps an epoch; train for at "
+                         f"least {1 / per_epoch:.3g} epochs (--epochs, --min-epochs)")
+
+
 @contextlib.contextmanager
 def _only_run(db):
     """Hold ``<db>.lock`` for the run: a second run of the sweep would train it again."""
     import filelock
 
+    with open(f"{db}.lock", "a"):  # an unwritable folder's OSError, which filelock
+        pass  # would report as a lock held by another run
     lock = filelock.FileLock(f"{db}.lock")
     try:
         lock.acquire(timeout=0)
@@ -326,7 +350,9 @@ class _Coordinator:
             starting = []
             while self.queue and len(in_flight) < self.pool.chunks_in_flight:
                 chunk = self._take_chunk()
-                starting += [t.index for t in chunk]
+                # a trial's first unit of this run; its later units (past a rung)
+                # continue an attempt that is already marked running
+                starting += [t.index for t in chunk if t.stage == 0]
                 in_flight[self._submit(chunk)] = (chunk, 1)
             if starting:
                 self.store.mark_running(starting, socket.gethostname())

@@ -377,9 +377,9 @@ class _LayerSizes:
     def parse(self, text):
         sizes = []
         for part in text.split("-"):
-            width, _, repeat = part.partition("x")
-            try:
-                sizes += [int(width)] * (int(repeat) if repeat else 1)
+            width, times, repeat = part.partition("x")
+            try:  # "100x" (a repeat count left out) is malformed, not 100
+                sizes += [int(width)] * (int(repeat) if times else 1)
             except ValueError:
                 return text
         return sizes

@@ -77,13 +77,15 @@ class TrialData:
         ``output_size``: the class count (a positive integer; default the one-hot width
         or the largest label + 1).  Raises ``ValueError`` for empty sets or images
         without features, mismatched lengths or feature counts, labels that are not
-        class indices in ``0 .. output_size - 1`` (naming the first bad one), and a
-        ``train_eval_size`` or ``output_size`` that is not a positive integer."""
+        class indices in ``0 .. output_size - 1`` (naming the first bad one), images
+        with NaN or infinite values (in ``dtype``: 1e39 overflows float32), and a
+        ``train_eval_size`` or ``output_size`` that is not a positive integer;
+        ``TypeError`` for images that are not real numbers (complex, strings)."""
         train_eval_size = _validate.positive_int(train_eval_size, "train_eval_size")
         output_size = _validate.positive_int(output_size, "output_size")
         arrays, widths = [], []
         for name, (x, t) in (("training", train), ("validation", validation)):
-            x = np.asarray(x)
+            x = _validate.real_values(x, f"the {name} images")
             t = np.asarray(t)
             if x.ndim < 2 or len(x) == 0 or x[0].size == 0:
                 raise ValueError(f"the {name} images must be a non-empty array (N, D), "
@@ -105,7 +107,14 @@ class TrialData:
             raise ValueError(f"training images have {x.shape[1]} features, validation "
                              f"images {xv.shape[1]}")
         classes = output_size or max([*widths, int(max(t.max(), tv.max())) + 1])
-        x, xv = (np.array(a, dtype=dtype, order="C") for a in (x, xv))
+        with np.errstate(over="ignore"):  # an overflow to inf is refused just below
+            x, xv = (np.array(a, dtype=dtype, order="C") for a in (x, xv))
+        for name, images in (("training", x), ("validation", xv)):
+            finite = np.isfinite(images).all(axis=1)
+            if not finite.all():  # every trial would diverge on them
+                raise ValueError(f"the {name} images hold NaN or infinite values (in "
+                                 f"{np.dtype(dtype).name}), the first in image "
+                                 f"{np.flatnonzero(~finite)[0]}")
         n_eval = len(x) if train_eval_size is None else min(train_eval_size, len(x))
         return cls(x, t, xv, tv, x[:n_eval], t[:n_eval], x.shape[1], classes)
 
@@ -346,6 +355,9 @@ def _plan(unit, per_epoch):
     each of its ``eval_epochs`` after its checkpoint up to its stop epoch, and that."""
     step = unit.checkpoint.step if unit.checkpoint is not None else 0
     stop = epoch_step(unit.stop_epoch, per_epoch)
+    if stop == 0:  # no step to train, no curve to record
+        raise ValueError(f"{unit.stop_epoch:g} epochs is less than one step ({per_epoch} "
+                         f"steps an epoch): train for at least {1 / per_epoch:.3g} epochs")
     return step, sorted({epoch_step(e, per_epoch): e for e in (*unit.eval_epochs, unit.stop_epoch)
                          if step < epoch_step(e, per_epoch) <= stop}.items())
 

@@ -217,6 +217,45 @@ def test_bad_data_is_refused_before_any_file_is_written(tmp_path):
     assert not db.exists()
 
 
+def test_a_dtype_other_than_float32_or_float64_is_refused_before_any_file(data, tmp_path):
+    db = tmp_path / "none.db"
+    with pytest.raises(ValueError, match="dtype must be float32 or float64, got float16"):
+        sweep.run(SPACE, 2, data, db=db, workers=1, progress=False, dtype="float16")
+    assert not db.exists()
+
+
+def test_a_trial_trained_past_its_rungs_in_one_run_is_one_attempt(data):
+    """``attempts`` counts the runs that started a trial (1 + retries), not its units."""
+    results = sweep.run(SPACE, 6, data, workers=1, progress=False, bracket_size=6,
+                        pruner=sweep.SuccessiveHalving(1, 3))
+    assert any(r.status == "done" and r.epochs[-1] == 3 for r in results)
+    assert [r.attempts for r in results] == [1] * 6
+
+
+def test_trainings_shorter_than_one_step(tmp_path):
+    """Constant epochs (or a pruner's first rung) before the first step are refused
+    before any file; sampled epochs that fall there fail that trial alone, saying why,
+    and the sweep ends (the coordinator crashed on a rung with nothing recorded)."""
+    rng = np.random.default_rng(0)
+    x, t = rng.random((130, 784), dtype=np.float32), rng.integers(0, 10, 130)
+    data = ((x[:100], t[:100]), (x[100:], t[100:]))  # 4 steps an epoch in batches of 25
+    space = {**SPACE, "mini_batch_size": 25, "epochs": 0.2}
+    db = tmp_path / "none.db"
+    with pytest.raises(ValueError, match="a trial of 0.2 epochs ends before its first step: "
+                                         "100 training images in mini-batches of 25 make 4"):
+        sweep.run(space, 2, data, db=db, workers=1, progress=False)
+    with pytest.raises(ValueError, match="the pruner's first rung, at 0.1 epochs, comes"):
+        sweep.run({**space, "epochs": 1}, 2, data, db=db, workers=1, progress=False,
+                  pruner=sweep.SuccessiveHalving(0.1))
+    assert not db.exists()
+    results = sweep.run({**space, "epochs": sweep.uniform(0.1, 0.3)}, 4, data, workers=1,
+                        progress=False)
+    short = [r for r in results if r.config["epochs"] < 0.25]
+    assert short and all(r.status == "failed" and "is less than one step" in r.error
+                         for r in short)
+    assert all(r.status == "done" for r in results if r.config["epochs"] >= 0.25)
+
+
 def test_other_data_on_an_existing_sweep_is_refused(data, tmp_path):
     db = tmp_path / "s.db"
     sweep.run(SPACE, 2, data, db=db, workers=1, progress=False)

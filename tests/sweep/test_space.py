@@ -375,6 +375,9 @@ BAD_INPUTS = [
      "batch_size must be an int >= 1, got 10.0"),
     ("epochs-zero", lambda: Space({"epochs": 0}), "epochs must be a number > 0, got 0"),
     ("bool", lambda: Space({"use_batchnorm": 1}), "use_batchnorm must be true or false, got 1"),
+    ("hidden-repeat-left-out", lambda: parse_param("hidden=100x"),
+     "hidden must be a non-empty list of ints >= 1 (on the command line 100x4 or "
+     "100-50), got '100x'"),
     ("hidden-empty", lambda: Space({"hidden": []}),
      "hidden must be a non-empty list of ints >= 1 (on the command line 100x4 or "
      "100-50), got []"),

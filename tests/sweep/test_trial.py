@@ -156,10 +156,22 @@ def test_steps_and_epochs_are_counted_as_the_books_trainer_counts_them():
     ((np.zeros((3, 4)), np.zeros((3, 0))), (np.zeros((2, 4)), np.zeros(2)), r"shape \(3,\) or"),
     ((np.zeros((3, 4)), np.zeros(3)), (np.zeros((2, 4)), [[0, 0], [1, 0]]),
      "validation labels: one-hot targets t must hold a single 1 per row"),
+    # every trial would diverge on them: refused, not recorded as diverged trials
+    ((np.array([[0, 0, 0, 0], [0, np.nan, 0, 0], [0, 0, 0, 0]]), np.zeros(3)),
+     (np.zeros((2, 4)), np.zeros(2)),
+     "the training images hold NaN or infinite values .*the first in image 1"),
+    ((np.zeros((3, 4)), np.zeros(3)), (np.full((2, 4), 1e39), np.zeros(2)),
+     r"the validation images hold NaN or infinite values \(in float32\)"),
 ])
 def test_bad_data_is_refused(train, validation, message):
     with pytest.raises(ValueError, match=message):
         trial.TrialData.from_arrays(train, validation)
+
+
+def test_complex_images_are_refused():
+    with pytest.raises(TypeError, match="the training images must hold real numbers"):
+        trial.TrialData.from_arrays((np.zeros((3, 4), complex), np.zeros(3)),
+                                    (np.zeros((2, 4)), np.zeros(2)))
 
 
 def test_labels_as_a_column_or_one_hot_and_the_class_count():
