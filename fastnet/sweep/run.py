@@ -31,7 +31,7 @@ import numpy as np
 from . import data as sweep_data
 from . import executors, pruners, samplers, trial
 from .executors import SweepInterrupted
-from .space import Space
+from .space import Choice, Space
 from .store import SweepStore, SweepStoreError, TrialResult
 from .trial import BACKENDS, Unit
 
@@ -80,7 +80,9 @@ def code_identity():
 
 def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
     """The sampler called ``name`` for ``trials`` trials (see ``SAMPLERS``): the grid
-    takes ``round(trials ** (1 / dimensions))`` points per dimension; coarse-to-fine
+    takes the fewest points per range (at least 2) that make at least ``trials``
+    points with the choices' options (``run`` warns of a grid it runs in part, and
+    refuses more trials than a grid of choices alone has); coarse-to-fine
     splits the trials into ``rounds`` rounds and refines around the best ``top_k``
     (default a tenth of a round, at least 3)."""
     if name == "random":
@@ -88,8 +90,13 @@ def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
     if name == "sobol":
         return samplers.SobolSampler(space, seed)
     if name == "grid":
-        d = max(len(space.dimensions), 1)
-        return samplers.GridSampler(space, max(2, round(trials ** (1 / d))))
+        points = 2
+        grid = samplers.GridSampler(space, points)
+        ranges = any(not isinstance(space.params[d], Choice) for d in space.dimensions)
+        while ranges and len(grid) < trials:
+            points += 1
+            grid = samplers.GridSampler(space, points)
+        return grid
     if name == "coarse-to-fine":
         if int(rounds) != rounds or rounds < 1:
             raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
@@ -164,6 +171,10 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     if hasattr(sampler, "__len__") and len(sampler) < trials:
         raise ValueError(f"the {sampler.kind} sampler has {len(sampler)} points, fewer than "
                          f"the {trials} trials asked")
+    if hasattr(sampler, "__len__") and len(sampler) > trials:
+        warnings.warn(f"the {sampler.kind} sampler runs {trials} of its {len(sampler)} "
+                      f"points (its first, in order): --trials {len(sampler)} for all of "
+                      f"them", UserWarning, stacklevel=2)
     pruner = pruners.make_pruner(pruner)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):

@@ -224,6 +224,27 @@ def test_a_dtype_other_than_float32_or_float64_is_refused_before_any_file(data, 
     assert not db.exists()
 
 
+@pytest.mark.parametrize(("trials", "size"), [(4, 4), (5, 9), (9, 9), (10, 16)])
+def test_the_grid_has_the_fewest_points_per_range_that_hold_the_trials(trials, size):
+    """Two ranges: 2, 3 or 4 points each (the old size, round(sqrt(trials)), refused 5
+    and 10 trials); a grid of choices alone cannot grow."""
+    space = sweep.Space({"lr": sweep.log_uniform(1e-3, 1), "momentum": sweep.uniform(0.5, 0.9)})
+    assert len(run_module.make_sampler("grid", space, 0, trials)) == size
+    choices = sweep.Space({"mini_batch_size": sweep.choice([50, 100])})
+    assert len(run_module.make_sampler("grid", choices, 0, trials)) == 2
+
+
+def test_a_grid_run_in_part_is_warned_of_and_a_grid_too_small_refused(data):
+    with pytest.warns(UserWarning, match=r"the grid sampler runs 7 of its 9 points \(its "
+                                         r"first, in order\): --trials 9 for all of them"):
+        results = sweep.run({**SPACE, "epochs": 1}, 7, data, sampler="grid", workers=1,
+                            progress=False)
+    assert len(results) == 7
+    with pytest.raises(ValueError, match="the grid sampler has 2 points, fewer than the 3"):
+        sweep.run({**SPACE, "lr": 0.1, "momentum": sweep.choice([0.5, 0.9])}, 3, data,
+                  sampler="grid", workers=1, progress=False)
+
+
 def test_a_trial_trained_past_its_rungs_in_one_run_is_one_attempt(data):
     """``attempts`` counts the runs that started a trial (1 + retries), not its units."""
     results = sweep.run(SPACE, 6, data, workers=1, progress=False, bracket_size=6,

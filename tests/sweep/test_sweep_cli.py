@@ -236,7 +236,6 @@ def test_a_sweep_begun_by_other_code_needs_allow_code_change(
 
 
 @pytest.mark.parametrize("change", [
-    ["--sampler", "grid", "--trials", "10"],  # 3 x 3 points: fewer than the trials
     ["--param", "lr=0.1", "--param", "lr=0.2"], ["--param", "batch_size=50"],
     ["--param", "lr=1:0.01:log"], ["--param", "optimizer=:choice"],
     # 200 images in batches of 40: 5 steps an epoch, the first rung before the first step
