@@ -78,14 +78,30 @@ def _load_named(key, dtype_name, data_dir):
     return TrialData.from_arrays(train, validation, spec["train_eval"], np.dtype(dtype_name))
 
 
+def _named(source):
+    """The data spec of the dict ``source``, checked as ``data_spec`` checks one, with its
+    defaults where ``source`` leaves entries out; ValueError for an unknown key."""
+    unknown = sorted(set(source) - {*DATA_KEYS, "data_dir"})
+    if unknown:
+        raise ValueError(f"unknown data spec keys {unknown}; a data spec has "
+                         f"{', '.join(DATA_KEYS)} (and data_dir)")
+    return data_spec(**{k: source[k] for k in DATA_KEYS if k in source})
+
+
 def load(source, dtype=np.float32, data_dir=None):
     """The ``TrialData`` of ``source``: a data spec (loaded once per process), a
     ``TrialData`` or ``(train, validation)`` arrays."""
     if isinstance(source, TrialData):
         return source
     if isinstance(source, dict):
-        key = json.dumps({k: source[k] for k in DATA_KEYS}, sort_keys=True)
+        key = json.dumps(_named(source), sort_keys=True)
         return _load_named(key, np.dtype(dtype).name, source.get("data_dir", data_dir))
+    pair = isinstance(source, tuple | list) and len(source) == 2 and all(
+        isinstance(part, tuple | list) and len(part) == 2 for part in source)
+    if not pair:
+        raise TypeError(f"data must be a data spec (fastnet.sweep.data.data_spec), a "
+                        f"TrialData, or ((x_train, t_train), (x_val, t_val)); got "
+                        f"{type(source).__name__}")
     train, validation = source
     return TrialData.from_arrays(train, validation, dtype=dtype)
 
@@ -98,5 +114,5 @@ def describe(source, loaded):
     for a in (loaded.x_train, loaded.t_train, loaded.x_val, loaded.t_val):
         digest.update(f"{a.dtype.str}{a.shape}".encode())
         digest.update(np.ascontiguousarray(a).tobytes())
-    named = {k: source[k] for k in DATA_KEYS} if isinstance(source, dict) else {}
+    named = _named(source) if isinstance(source, dict) else {}
     return {**named, "arrays_sha256": digest.hexdigest()}

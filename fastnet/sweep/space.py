@@ -619,6 +619,14 @@ class Space:
             raise ValueError(f"{say('use_batchnorm')} and {say('normalization')} conflict: "
                              f"give {say('normalization')}=batch in place of "
                              f"{say('use_batchnorm')}")
+        norms, groups, hidden = (self.values(name) for name in
+                                 ("normalization", "groups", "hidden_size_list"))
+        if (norms and groups and hidden and len(norms) == len(groups) == len(hidden) == 1
+                and norms[0] in ("group", "instance")
+                and any(width % groups[0] for width in hidden[0])):  # no trial could build
+            raise ValueError(f"{say('groups')}={groups[0]} does not divide every hidden "
+                             f"width of {say('hidden_size_list')}={hidden[0]} ({norms[0]} "
+                             f"norm splits every hidden width into that many groups)")
         for schedule in self.values("lr_schedule"):
             for key in SCHEDULE_ARGUMENTS.get(schedule, ()):
                 needed = _schedule_default(schedule, key, {"epochs": 1}) is None

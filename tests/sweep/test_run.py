@@ -217,6 +217,19 @@ def test_bad_data_is_refused_before_any_file_is_written(tmp_path):
     assert not db.exists()
 
 
+@pytest.mark.parametrize(("source", "error", "message"), [
+    (None, TypeError, "data must be a data spec .* got NoneType"),
+    (((np.zeros((3, 4)), np.zeros(3)),), TypeError, "data must be a data spec .* got tuple"),
+    ({"datset": "mnist"}, ValueError, r"unknown data spec keys \['datset'\]"),
+    ({"dataset": "mnist", "validation": 0}, ValueError, "validation must be a fraction"),
+])
+def test_data_that_is_not_data_is_refused_before_any_file(source, error, message, tmp_path):
+    db = tmp_path / "none.db"
+    with pytest.raises(error, match=message):
+        sweep.run(SPACE, 2, source, db=db, workers=1, progress=False)
+    assert not db.exists()
+
+
 def test_a_dtype_other_than_float32_or_float64_is_refused_before_any_file(data, tmp_path):
     db = tmp_path / "none.db"
     with pytest.raises(ValueError, match="dtype must be float32 or float64, got float16"):

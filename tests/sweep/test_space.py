@@ -378,6 +378,10 @@ BAD_INPUTS = [
     ("hidden-repeat-left-out", lambda: parse_param("hidden=100x"),
      "hidden must be a non-empty list of ints >= 1 (on the command line 100x4 or "
      "100-50), got '100x'"),
+    ("groups-not-dividing", lambda: Space({"normalization": "group", "groups": 3,
+                                           "hidden": [32, 30]}),
+     "groups=3 does not divide every hidden width of hidden=[32, 30] (group norm splits "
+     "every hidden width into that many groups)"),
     ("hidden-empty", lambda: Space({"hidden": []}),
      "hidden must be a non-empty list of ints >= 1 (on the command line 100x4 or "
      "100-50), got []"),
