@@ -252,6 +252,10 @@ def show_command(args):
         store.close()
     print(_progress(counts, total))
     _print_table(results, args.top, columns)
+    failed = [r for r in results if r.status == "failed"]
+    if failed:  # no score, so not in the table: say why they failed
+        print(f"{len(failed)} failed; the first, trial {failed[0].index}: {failed[0].error} "
+              f"(every error: fastnet sweep export --format json)")
     return 0
 
 
@@ -262,8 +266,10 @@ def _progress(counts, total):
     recorded = sum(ended.values())
     pending = max(total - recorded - counts["running"], 0)
     detail = ", ".join(f"{n} {status}" for status, n in ended.items())
+    # "running": marked so by a run, which may have ended since (killed); the same run
+    # command trains them again
     return (f"{recorded} of {total} trials recorded" + (f" ({detail})" if detail else "")
-            + f", {counts['running']} running, {pending} pending")
+            + f", {counts['running']} running or interrupted, {pending} pending")
 
 
 def _columns(space):

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -290,6 +291,20 @@ def test_a_db_that_is_a_directory_is_refused_in_one_line(verb, mnist_dir, tmp_pa
     assert list(db.iterdir()) == []
 
 
+def test_show_says_why_trials_failed(mnist_dir, tmp_path, capsys):
+    """A failed trial has no score for the table: a line gives the first error."""
+    db = tmp_path / "failing.db"
+    # 200 images in batches of 40: epochs under 0.2 end before the first step and fail
+    args = run_args(db, mnist_dir, 4)
+    at = args.index("--epochs")
+    args[at:at + 2] = ["--param", "epochs=0.1:0.5"]
+    assert sweep(capsys, *args)[0] == 0
+    status, out, _ = sweep(capsys, "show", "--db", db)
+    assert status == 0
+    assert re.search(r"^\d failed; the first, trial \d: ValueError: 0\.1\d* epochs is less "
+                     r"than one step .*export --format json\)$", out, re.MULTILINE), out
+
+
 @pytest.mark.parametrize("suffix", ["", "-wal", ".lock"])
 def test_export_refuses_to_write_over_the_sweep_file(suffix, small_db, capsys):
     before = unchanged(small_db)
@@ -354,7 +369,7 @@ def test_show_prints_the_best_trials(small_db, capsys):
     assert status == 0 and len(lines) == 5
     pruned = sum(r.status == "pruned" for r in results)
     assert lines[0] == (f"6 of 6 trials recorded ({6 - pruned} done, {pruned} pruned), "
-                        "0 running, 0 pending")
+                        "0 running or interrupted, 0 pending")
     assert lines[1].split() == ["rank", "trial", "status", "val_acc", "val_loss", "epochs",
                                 "lr", "momentum"]
     for rank, (line, r) in enumerate(zip(lines[2:], best), 1):
@@ -364,11 +379,11 @@ def test_show_prints_the_best_trials(small_db, capsys):
 
 @pytest.mark.parametrize("counts, total, line", [
     ({"running": 0, "done": 0, "pruned": 0, "diverged": 0, "failed": 0}, 10,
-     "0 of 10 trials recorded, 0 running, 10 pending"),
+     "0 of 10 trials recorded, 0 running or interrupted, 10 pending"),
     ({"running": 2, "done": 5, "pruned": 1, "diverged": 0, "failed": 1}, 10,
-     "7 of 10 trials recorded (5 done, 1 pruned, 1 failed), 2 running, 1 pending"),
+     "7 of 10 trials recorded (5 done, 1 pruned, 1 failed), 2 running or interrupted, 1 pending"),
     ({"running": 0, "done": 3, "pruned": 0, "diverged": 1, "failed": 0}, 4,
-     "4 of 4 trials recorded (3 done, 1 diverged), 0 running, 0 pending"),
+     "4 of 4 trials recorded (3 done, 1 diverged), 0 running or interrupted, 0 pending"),
 ])
 def test_show_counts_the_recorded_running_and_pending_trials(counts, total, line):
     from fastnet.sweep.cli import _progress
@@ -387,7 +402,7 @@ def test_show_of_a_sweep_in_progress(small_db, tmp_path, capsys):
         store.mark_running([3], "somewhere")
     status, out, _ = sweep(capsys, "show", "--db", db)
     assert status == 0 and out.splitlines()[0].startswith("3 of 6 trials recorded (")
-    assert out.splitlines()[0].endswith("), 1 running, 2 pending")
+    assert out.splitlines()[0].endswith("), 1 running or interrupted, 2 pending")
 
 
 def test_a_parameter_no_trial_reads_is_warned_of_once_in_one_line(mnist_dir, tmp_path, capsys):
