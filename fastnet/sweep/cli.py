@@ -207,6 +207,9 @@ def run_command(args):
     except (OSError, sqlite3.Error) as err:
         raise SweepCommandError(f"{args.db}: {err}") from None
     except KeyboardInterrupt:
+        if not Path(args.db).exists():
+            raise SweepCommandError("interrupted before the sweep began: nothing was "
+                                    "recorded") from None
         raise SweepCommandError(f"interrupted; what ended is recorded in {args.db}: run the "
                                 "same command to resume") from None
     finally:

@@ -291,6 +291,24 @@ def test_a_db_that_is_a_directory_is_refused_in_one_line(verb, mnist_dir, tmp_pa
     assert list(db.iterdir()) == []
 
 
+@pytest.mark.parametrize("began", [False, True])
+def test_an_interrupted_run_says_whether_anything_was_recorded(
+        began, mnist_dir, tmp_path, capsys, monkeypatch):
+    db = tmp_path / "interrupted.db"
+    if began:
+        assert sweep(capsys, *run_args(db, mnist_dir, 1))[0] == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module("fastnet.sweep.run"), "run", interrupted)
+    status, out, err = sweep(capsys, *run_args(db, mnist_dir, 2))
+    assert status == 1 and out == ""
+    assert err == ("fastnet sweep: error: " + (
+        f"interrupted; what ended is recorded in {db}: run the same command to resume\n"
+        if began else "interrupted before the sweep began: nothing was recorded\n"))
+
+
 def test_show_says_why_trials_failed(mnist_dir, tmp_path, capsys):
     """A failed trial has no score for the table: a line gives the first error."""
     db = tmp_path / "failing.db"
