@@ -186,7 +186,7 @@ def run_command(args):
                   "median": MedianPruner()}[args.prune]
         sampler = make_sampler(args.sampler, space, args.seed, args.trials, args.rounds)
     except ValueError as err:
-        raise SweepCommandError(str(err)) from None
+        raise SweepCommandError(_flag_names(err)) from None
     spec["data_dir"] = args.data_dir
     start = time.perf_counter()
     # kill: stop as Ctrl-C does, pool closed; the caller's handler back afterwards (only
@@ -203,7 +203,7 @@ def run_command(args):
                           bracket_size=args.bracket_size, dtype=args.dtype, progress=None,
                           allow_code_change=args.allow_code_change)
     except (ValueError, SweepStoreError, SweepInterrupted) as err:
-        raise SweepCommandError(str(err)) from None
+        raise SweepCommandError(_flag_names(err)) from None
     except (OSError, sqlite3.Error) as err:
         raise SweepCommandError(f"{args.db}: {err}") from None
     except KeyboardInterrupt:
@@ -223,6 +223,20 @@ def run_command(args):
           + f"); this run {time.perf_counter() - start:.1f} s")
     _print_table(results, 10, _columns(space))
     return 0
+
+
+# The Python names that start the library's messages about run's options, as flags.
+FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "train_size", "train_eval", "validation", "min_epochs", "reduction_factor",
+    "bracket_size", "rounds", "seed", "trials", "workers", "threads_per_worker")}
+
+
+def _flag_names(err):
+    """``err``'s message with the Python name it starts with (``train_size must be
+    ...``) spelled as the command's flag (``--train-size must be ...``)."""
+    message = str(err)
+    name = message.split(" ", 1)[0]
+    return FLAGS[name] + message[len(name):] if name in FLAGS else message
 
 
 def _interrupt(signum, frame):

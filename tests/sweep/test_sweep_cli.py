@@ -291,6 +291,19 @@ def test_a_db_that_is_a_directory_is_refused_in_one_line(verb, mnist_dir, tmp_pa
     assert list(db.iterdir()) == []
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--train-size", "0"], "--train-size must be a positive integer"),
+    (["--prune", "halving", "--min-epochs", "0"], "--min-epochs must be > 0, got 0.0"),
+    (["--bracket-size", "0"], "--bracket-size must be a positive integer, got 0"),
+])
+def test_errors_about_options_name_their_flags(extra, message, mnist_dir, tmp_path, capsys):
+    args = run_args(tmp_path / "none.db", mnist_dir, 2)
+    at = args.index("--train-size")
+    args[at:at + 2] = []  # given again by some cases
+    status, _, err = sweep(capsys, *args, *extra)
+    assert status == 1 and err.startswith(f"fastnet sweep: error: {message}"), err
+
+
 @pytest.mark.parametrize("began", [False, True])
 def test_an_interrupted_run_says_whether_anything_was_recorded(
         began, mnist_dir, tmp_path, capsys, monkeypatch):
