@@ -507,6 +507,14 @@ class LayerNetExtend(LayerNet):
     too.  Dropout is the book's, not inverted: the fused training step of
     ``fastnet.nets`` implements that form only.  ``use_batchnorm=True`` with a
     ``normalization`` other than ``'batch'`` is a ValueError.
+
+    A training batch of one sample: ``gradient``, ``numerical_gradient`` and
+    ``train_step`` take it with batch norm, as the book's code does (its
+    ``batch_norm_gradient_check.py`` checks on ``x_train[:1]``; every feature then
+    normalizes to 0, so the gradients below the first batch norm are 0), while
+    ``predict``/``loss`` with ``train_flg=True`` run the layer classes, whose
+    ``BatchNormalization`` refuses it (ValueError).  Switchable norm refuses it
+    everywhere.
     """
 
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
