@@ -14,6 +14,7 @@
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,14 +60,62 @@ def main(argv=None):
         status = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return status
-    except (CommandError, SweepCommandError, datasets.DatasetNotFoundError) as err:
+    # ValueError: the library's word on bad input (a corrupt dataset file, a batch too
+    # small for switchable norm...), in one line as the command's own errors
+    except (CommandError, SweepCommandError, datasets.DatasetNotFoundError,
+            ValueError) as err:
         print(f"fastnet {args.command}: error: {err}", file=sys.stderr)
         return 1
-    except BrokenPipeError:  # `| head` stopped reading: it has what it wanted
-        # what is still buffered goes nowhere, not to a traceback at exit (the recipe
-        # of Python's signal module documentation, "Note on SIGPIPE")
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except MemoryError as err:
+        print(f"fastnet {args.command}: error: out of memory ({err or 'no detail'}); "
+              f"smaller sizes or fewer images", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"fastnet {args.command}: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
+    except BrokenPipeError:
+        if not _stdout_closed():  # another pipe or socket broke: not the reader's choice
+            raise
+        _stdout_to_devnull()  # `| head` stopped reading: it has what it wanted
+        return 1
+
+
+def _stdout_closed():
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no descriptor
+        return False
+
+
+def _stdout_to_devnull():
+    """Send what stdout still holds, and will be given, nowhere: for a pipe whose reader
+    is gone, instead of a traceback at exit (Python's signal module documentation,
+    "Note on SIGPIPE")."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _check_writable(path, folder=False):
+    """CommandError unless ``path`` can be written: a file (``folder`` False) whose
+    folder exists and takes new files, or a folder (made here if missing).  Checked
+    before a long run, whose result would otherwise be lost at its end."""
+    path = Path(path)
+    where = path if folder else path.parent
+    if folder and path.exists() and not path.is_dir():
+        raise CommandError(f"{path} is a file; --out names a folder")
+    if not folder and path.is_dir():
+        raise CommandError(f"{path} is a folder; --save names a file")
+    try:
+        if folder:
+            where.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=where or "."):
+            pass
+    except OSError as err:
+        raise CommandError(f"cannot write in {where or '.'}: {err.strerror or err}") from None
 
 
 def build_parser():
@@ -218,6 +267,8 @@ def _init(text):
 # --- fastnet train
 
 def train(args):
+    if args.save:
+        _check_writable(args.save)
     if args.save and args.save.exists() and not args.force:
         raise CommandError(f"{args.save} exists; pass --force to overwrite it")
     if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
@@ -240,19 +291,39 @@ def train(args):
         network, x_train, t_train, x_test, t_test, epochs=args.epochs,
         mini_batch_size=args.batch_size, optimizer=args.optimizer,
         optimizer_param=optimizer_param, verbose=False, seed=args.seed)
-    print(f"data: {description}; using {len(x_train):,} train / {len(x_test):,} test\n"
-          f"net: {_describe(network)}; {args.optimizer} {optimizer_param or '(defaults)'}, "
-          f"{args.epochs} epochs of batch {args.batch_size}; backend {backend.name}",
-          flush=True)
+    say = _Output(args.save)
+    say(f"data: {description}; using {len(x_train):,} train / {len(x_test):,} test\n"
+        f"net: {_describe(network)}; {args.optimizer} {optimizer_param or '(defaults)'}, "
+        f"{args.epochs} epochs of batch {args.batch_size}; backend {backend.name}")
 
     start = time.perf_counter()
-    _fit(trainer)
-    print(f"final: train acc {network.accuracy(x_train, t_train):.4f}, test acc "
-          f"{network.accuracy(x_test, t_test):.4f} ({time.perf_counter() - start:.1f} s)")
+    _fit(trainer, say)
+    say(f"final: train acc {network.accuracy(x_train, t_train):.4f}, test acc "
+        f"{network.accuracy(x_test, t_test):.4f} ({time.perf_counter() - start:.1f} s)")
     if args.save:
         save_network(network, args.save, args.force)
-        print(f"saved to {args.save}")
+        say(f"saved to {args.save}")
     return 0
+
+
+class _Output:
+    """Lines to stdout, flushed.  Where stdout's reader is gone (``| head``) and the run
+    has a net to ``save``, the run goes on quietly to save it (said once on stderr);
+    without one, the closed pipe ends the command as it ends any other."""
+
+    def __init__(self, save):
+        self.save = save
+
+    def __call__(self, text):
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            if not self.save:
+                raise
+            _stdout_to_devnull()
+            print(f"fastnet train: stdout was closed; training on to save {self.save}",
+                  file=sys.stderr)
+            self.save = None  # said once; stdout goes nowhere from now on
 
 
 def cache_command(args):
@@ -299,20 +370,20 @@ def _first(x, t, n, flag, kind):
     return x[:n], t[:n]
 
 
-def _fit(trainer):
-    """Run ``trainer`` step by step: accuracies on stdout, a tqdm bar on stderr that is
-    drawn only when stderr is a terminal, so that logs stay clean."""
+def _fit(trainer, say):
+    """Run ``trainer`` step by step: accuracies through ``say`` (stdout), a tqdm bar on
+    stderr that is drawn only when stderr is a terminal, so that logs stay clean."""
     with tqdm(total=trainer.max_iter, unit="step", leave=False, disable=None,
               file=sys.stderr) as bar:
         for _ in range(trainer.max_iter):
             recorded = len(trainer.train_acc_list)
             trainer.train_step()
             if len(trainer.train_acc_list) > recorded:
-                bar.write(f"epoch {trainer.current_epoch:>3}: train acc "
-                          f"{trainer.train_acc_list[-1]:.4f}, test acc "
-                          f"{trainer.test_acc_list[-1]:.4f}, loss "
-                          f"{trainer.train_loss_list[-1]:.4f}", file=sys.stdout)
-                sys.stdout.flush()
+                with bar.external_write_mode():  # the bar cleared, then drawn again
+                    say(f"epoch {trainer.current_epoch:>3}: train acc "
+                        f"{trainer.train_acc_list[-1]:.4f}, test acc "
+                        f"{trainer.test_acc_list[-1]:.4f}, loss "
+                        f"{trainer.train_loss_list[-1]:.4f}")
             bar.update()
 
 
@@ -395,6 +466,7 @@ def _show(value):
 # --- fastnet experiment
 
 def experiment(args):
+    _check_writable(args.out, folder=True)
     ctx = Context(get_backend(args.backend), args.out, dataset=args.dataset,
                   data_dir=args.data_dir, seed=args.seed, quick=args.quick)
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]

@@ -226,3 +226,53 @@ def test_python_dash_m_fastnet():
     result = subprocess.run([sys.executable, "-m", "fastnet", "--help"], capture_output=True,
                             text=True, check=True)
     assert all(command in result.stdout for command in ("train", "experiment", "bench"))
+
+
+def test_an_unwritable_save_or_out_is_refused_before_training(mnist_dir, tmp_path, capsys,
+                                                             monkeypatch):
+    """Checked before the run, whose result would be lost at its end."""
+    trained = []
+    monkeypatch.setattr("fastnet.cli._fit", lambda *args: trained.append(args))
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    for save, message in ((folder, f"{folder} is a folder; --save names a file"),
+                          (tmp_path / "missing" / "net.npz", "cannot write in ")):
+        status, _, stderr = train(capsys, mnist_dir, "--save", str(save))
+        assert status == 1 and stderr.startswith(f"fastnet train: error: {message}"), stderr
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    status = main(["experiment", "optimizers", "--quick", "--out", str(afile)])
+    assert status == 1
+    assert capsys.readouterr().err == f"fastnet experiment: error: {afile} is a file; --out names a folder\n"
+    assert trained == []
+
+
+def test_corrupt_dataset_files_are_one_line_errors(tmp_path, capsys):
+    folder = write_fake_mnist(tmp_path / "mnist")
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:20])  # truncated
+    status, stdout, stderr = train(capsys, folder)
+    assert status == 1 and stdout == ""
+    assert stderr.startswith("fastnet train: error: ") and stderr.count("\n") == 1, stderr
+
+
+def test_an_interrupted_command_says_so_with_status_130(mnist_dir, capsys, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fastnet.cli._fit", interrupted)
+    status, _, stderr = train(capsys, mnist_dir)
+    assert status == 130 and stderr.splitlines()[-1] == "fastnet train: interrupted", stderr
+
+
+def test_a_closed_stdout_does_not_lose_the_net_to_save(mnist_dir, tmp_path):
+    """``fastnet train --save net.npz | head -1``: training goes on quietly and saves."""
+    path = tmp_path / "net.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "fastnet", "train", "--data-dir",
+                             str(mnist_dir), *SMALL, "--save", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command writes its first line
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, stderr
+    assert f"fastnet train: stdout was closed; training on to save {path}" in stderr
+    assert "Traceback" not in stderr and path.exists()
