@@ -311,7 +311,7 @@ def _print_table(results, top, columns):
     header = ["rank", "trial", "status", "val_acc", "val_loss",
               "trained" if "epochs" in columns else "epochs", *columns]
     rows = [[str(k), str(r.index), r.status, f"{r.score:.4f}", f"{r.val_loss_final:.4f}",
-             f"{r.epochs[-1]:g}", *(_cell(r.config.get(d)) for d in columns)]
+             _cell(float(r.epochs[-1])), *(_cell(r.config.get(d)) for d in columns)]
             for k, r in enumerate(ranked, 1)]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:

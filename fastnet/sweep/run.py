@@ -31,7 +31,7 @@ import numpy as np
 from . import data as sweep_data
 from . import executors, pruners, samplers, trial
 from .executors import SweepInterrupted
-from .space import Choice, Space
+from .space import Space
 from .store import SweepStore, SweepStoreError, TrialResult
 from .trial import BACKENDS, Unit
 
@@ -80,9 +80,10 @@ def code_identity():
 
 def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
     """The sampler called ``name`` for ``trials`` trials (see ``SAMPLERS``): the grid
-    takes the fewest points per range (at least 2) that make at least ``trials``
-    points with the choices' options (``run`` warns of a grid it runs in part, and
-    refuses more trials than a grid of choices alone has); coarse-to-fine
+    takes ``round(trials ** (1 / dimensions))`` points per range (at least 2), more
+    where the grid then holds fewer than ``trials`` points and more make it grow
+    (``run`` warns of a grid it runs in part, and refuses more trials than the grid
+    can hold); coarse-to-fine
     splits the trials into ``rounds`` rounds and refines around the best ``top_k``
     (default a tenth of a round, at least 3)."""
     if name == "random":
@@ -90,12 +91,17 @@ def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
     if name == "sobol":
         return samplers.SobolSampler(space, seed)
     if name == "grid":
-        points = 2
+        # round(trials ** (1 / d)) points per range, as sweeps begun before recorded it
+        # (their resumes need the same grid); where that is too few, more, while the
+        # grid grows (an integer range's distinct values run out)
+        d = max(len(space.dimensions), 1)
+        points = max(2, round(trials ** (1 / d)))
         grid = samplers.GridSampler(space, points)
-        ranges = any(not isinstance(space.params[d], Choice) for d in space.dimensions)
-        while ranges and len(grid) < trials:
-            points += 1
-            grid = samplers.GridSampler(space, points)
+        while len(grid) < trials:
+            larger = samplers.GridSampler(space, points + 1)
+            if len(larger) == len(grid):
+                break
+            points, grid = points + 1, larger
         return grid
     if name == "coarse-to-fine":
         if int(rounds) != rounds or rounds < 1:
@@ -219,22 +225,26 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
 
 
 def _check_steps(space, pruner, n_train):
-    """ValueError where the space's epochs (or the pruner's first rung) end before the
-    first step on ``n_train`` images: such a trial would record nothing.  (Sampled
-    epochs or batch sizes are checked trial by trial: ``trial`` fails such a trial.)"""
-    batches, epochs = space.values("mini_batch_size"), space.values("epochs")
-    if batches is None or epochs is None:
+    """ValueError where no trial of the space would record anything on ``n_train``
+    images: the most epochs it takes (at the smallest batch) end before the first step,
+    or the pruner's first rung, which every trial trained past it reaches, comes before
+    it.  (Where only some of the epochs or batch sizes it takes do, those trials fail,
+    saying why: ``trial``.)"""
+    batches = space.values("mini_batch_size")
+    if batches is None:
         return
-    per_epoch = min(trial.steps_per_epoch(n_train, batch) for batch in batches)
-    rungs = pruner.rungs(max(epochs)) if pruner else []
-    shortest = min([*epochs, *rungs[:1]])
-    if trial.epoch_step(shortest, per_epoch) < 1:
-        what = (f"a trial of {shortest:g} epochs ends before its first step"
-                if shortest in epochs else
-                f"the pruner's first rung, at {shortest:g} epochs, comes before the first step")
-        raise ValueError(f"{what}: {n_train} training images in mini-batches of "
-                         f"{max(batches)} make {per_epoch} steps an epoch; train for at "
-                         f"least {1 / per_epoch:.3g} epochs (--epochs, --min-epochs)")
+    per_epoch = max(trial.steps_per_epoch(n_train, batch) for batch in batches)
+    epochs = space.values("epochs")
+    longest = max(epochs) if epochs is not None else space.params["epochs"].high
+    ends = [(longest, f"a trial of {longest:g} epochs ends before its first step")]
+    if pruner and (rungs := pruner.rungs(longest)):
+        first = f"the pruner's first rung, at {rungs[0]:g} epochs, comes before the first step"
+        ends.append((rungs[0], first))
+    for end, what in ends:
+        if trial.epoch_step(end, per_epoch) < 1:
+            raise ValueError(f"{what}: {n_train} training images in mini-batches of "
+                             f"{min(batches)} make {per_epoch} steps an epoch; train for "
+                             f"at least {1 / per_epoch:.3g} epochs (--epochs, --min-epochs)")
 
 
 @contextlib.contextmanager

@@ -356,7 +356,9 @@ def _plan(unit, per_epoch):
     step = unit.checkpoint.step if unit.checkpoint is not None else 0
     stop = epoch_step(unit.stop_epoch, per_epoch)
     if stop == 0:  # no step to train, no curve to record
-        raise ValueError(f"{unit.stop_epoch:g} epochs is less than one step ({per_epoch} "
+        what = ("epochs is" if unit.stop_epoch >= unit.config["epochs"] else
+                "epochs, the pruner's rung (--min-epochs), is")
+        raise ValueError(f"{unit.stop_epoch:g} {what} less than one step ({per_epoch} "
                          f"steps an epoch): train for at least {1 / per_epoch:.3g} epochs")
     return step, sorted({epoch_step(e, per_epoch): e for e in (*unit.eval_epochs, unit.stop_epoch)
                          if step < epoch_step(e, per_epoch) <= stop}.items())

@@ -238,13 +238,18 @@ def test_a_dtype_other_than_float32_or_float64_is_refused_before_any_file(data, 
 
 
 @pytest.mark.parametrize(("trials", "size"), [(4, 4), (5, 9), (9, 9), (10, 16)])
-def test_the_grid_has_the_fewest_points_per_range_that_hold_the_trials(trials, size):
-    """Two ranges: 2, 3 or 4 points each (the old size, round(sqrt(trials)), refused 5
-    and 10 trials); a grid of choices alone cannot grow."""
+def test_the_grid_grows_to_hold_the_trials_where_it_can(trials, size):
+    """Two ranges: round(sqrt(trials)) points each, as before (resumes need the same
+    grid), and more where that held too few (5 and 10 trials were refused); a grid of
+    choices, or of an integer range's few values, cannot grow and stops growing."""
     space = sweep.Space({"lr": sweep.log_uniform(1e-3, 1), "momentum": sweep.uniform(0.5, 0.9)})
     assert len(run_module.make_sampler("grid", space, 0, trials)) == size
     choices = sweep.Space({"mini_batch_size": sweep.choice([50, 100])})
     assert len(run_module.make_sampler("grid", choices, 0, trials)) == 2
+    few = sweep.Space({"mini_batch_size": sweep.int_uniform(32, 33)})
+    assert len(run_module.make_sampler("grid", few, 0, trials)) == 2  # it hung here
+    mixed = sweep.Space({"lr": sweep.log_uniform(1e-3, 1), "epochs": sweep.choice([1, 2, 3, 4, 5])})
+    assert len(run_module.make_sampler("grid", mixed, 0, 10)) == 15  # as before: 3 x 5
 
 
 def test_a_grid_run_in_part_is_warned_of_and_a_grid_too_small_refused(data):

@@ -239,8 +239,6 @@ def test_a_sweep_begun_by_other_code_needs_allow_code_change(
 @pytest.mark.parametrize("change", [
     ["--param", "lr=0.1", "--param", "lr=0.2"], ["--param", "batch_size=50"],
     ["--param", "lr=1:0.01:log"], ["--param", "optimizer=:choice"],
-    # 200 images in batches of 40: 5 steps an epoch, the first rung before the first step
-    ["--prune", "halving", "--min-epochs", "0.1"],
 ], ids=lambda change: " ".join(change))
 def test_a_refused_run_on_a_new_db_creates_nothing(change, mnist_dir, tmp_path, capsys):
     (tmp_path / "dbs").mkdir()
@@ -278,6 +276,22 @@ def test_a_db_that_is_not_a_sweep_is_refused_in_one_line_and_left_alone(
     else:
         assert unchanged(db) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if before is None else ["other.db"])
+
+
+def test_a_first_rung_before_the_first_step_is_refused_after_loading_the_data(
+        mnist_dir, tmp_path, capsys):
+    """200 images in batches of 40 make 5 steps an epoch: a rung at 0.1 epochs has no
+    step to evaluate after.  (The data's own notices may come first on stderr.)"""
+    (tmp_path / "dbs").mkdir()
+    db = tmp_path / "dbs" / "new.db"
+    status, out, err = sweep(capsys, *run_args(db, mnist_dir, 6), "--prune", "halving",
+                             "--min-epochs", "0.1")
+    assert status == 1 and out == ""
+    assert err.splitlines()[-1] == (
+        "fastnet sweep: error: the pruner's first rung, at 0.1 epochs, comes before the "
+        "first step: 200 training images in mini-batches of 40 make 5 steps an epoch; "
+        "train for at least 0.2 epochs (--epochs, --min-epochs)"), err
+    assert list(db.parent.iterdir()) == []
 
 
 @pytest.mark.parametrize("verb", ["run", "show", "export"])
