@@ -19,7 +19,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from . import schedules
+from . import _validate, schedules
 
 # ------------------------------------------------------------------ seeds and streams
 
@@ -97,7 +97,7 @@ def numerical_gradient(f, x):
 # Hyperparameters are kept as Python floats: a NumPy float64 scalar would promote
 # float32 parameters and state to float64.
 def _check_real(name, value):
-    if isinstance(value, bool) or not isinstance(value, Real):
+    if not _validate.is_real_number(value):
         raise TypeError(f"Invalid {name}: {value!r} (must be a real number)")
 
 
@@ -652,6 +652,12 @@ class TrainerLoop:
                                  f"{len(x)} and {len(t)}")
         if len(x_train) == 0:
             raise ValueError("x_train is empty")
+        if len(x_test) == 0:
+            raise ValueError("x_test is empty")
+        if isinstance(epochs, bool) or not isinstance(epochs, Integral):
+            raise TypeError(f"epochs must be an int, got {epochs!r}")
+        if epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {epochs!r}")
         if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, Integral):
             raise TypeError(f"mini_batch_size must be an int, got {mini_batch_size!r}")
         if mini_batch_size < 1:

@@ -42,12 +42,23 @@ def float_array(x, name, dtype=None, min_ndim=1):
 
 
 def real_values(x, name):
-    """``np.asarray(x)``, refused (TypeError) where its dtype is not real numbers (bool,
-    integer or float): a complex array would lose its imaginary part in a conversion to
-    float, an object or string array would fail there or convert element by element."""
+    """``np.asarray(x)``, refused (TypeError) where it is complex: a conversion to float
+    would drop the imaginary part with only a warning.  (An object array converts
+    element by element, or fails there with NumPy's error.)"""
     arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind == "c":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def fit_in(values, dtype, what):
+    """``values`` (numbers) as an array of ``dtype``; ValueError naming ``what`` where
+    one does not fit (a learning rate of 1e308 is inf in float32)."""
+    with np.errstate(over="ignore"):
+        arr = np.array(values, dtype)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} {list(values)} do not fit {np.dtype(dtype).name} "
+                         f"(a value overflows to inf)")
     return arr
 
 
@@ -87,6 +98,14 @@ def positive_int(value, name):
     return int(value)
 
 
+def is_real_number(value):
+    """A real number: a Python or NumPy int or float (not a bool), or a 0-d array of one
+    (what ``np.where`` or a reduction gives)."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iuf"
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
 def _finite(value):
     """``math.isfinite``, False for an int too large for a float (10**400)."""
     try:
@@ -97,7 +116,7 @@ def _finite(value):
 
 def real_scalar(value, name, low=None, high=None, low_open=False, high_open=True):
     """A finite float within [low, high) (bounds optional; openness configurable)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not _finite(value):
+    if not is_real_number(value) or not _finite(value):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     value = float(value)
     if low is not None and (value < low or (low_open and value == low)):
@@ -105,6 +124,30 @@ def real_scalar(value, name, low=None, high=None, low_open=False, high_open=True
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
     return value
+
+
+# The layers' hyperparameters, checked wherever they are read (the layers' forward, the
+# nets' and populations' fused steps): they are attributes a user may set at any time.
+def momentum(value):
+    """A running statistics' momentum: a finite real in [0, 1]."""
+    return real_scalar(value, "momentum", 0, 1, high_open=False)
+
+
+def dropout_ratio(value):
+    """A dropout ratio: a finite real in [0, 1]."""
+    return real_scalar(value, "dropout_ratio", 0, 1, high_open=False)
+
+
+def eps(value):
+    """A normalization's epsilon: a finite real > 0."""
+    return real_scalar(value, "eps", 0, low_open=True)
+
+
+def group_count(value):
+    """Group norm's group count: a positive int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"groups must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def batch_statistics(name, values, shape):

@@ -62,6 +62,7 @@ both.  A fastnet that knows version 1 only refuses a version-2 file with
 ('fastnet-mlp/1'); load it with a newer fastnet``, and so does this one with a version
 newer than ``FORMAT_VERSION``.
 """
+import contextlib
 import errno
 import itertools
 import os
@@ -122,7 +123,8 @@ def save_net(net, path, *, overwrite=False):
             os.fsync(out.fileno())
         _publish(tmp, path, overwrite)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a failed cleanup must not hide what failed
+            tmp.unlink(missing_ok=True)
 
 
 def _net_arrays(net):

@@ -13,7 +13,6 @@ Beyond the book: ``LayerNormalization``, ``GroupNormalization``,
 (kernels in ``fastnet.kernels.normalization``), documented here.
 """
 import math
-import numbers
 
 import numpy as np
 
@@ -59,23 +58,6 @@ def _vector_params(layer, names, width, dtype,
                              f"value for each of the {width} {what}")
         out.append(np.ascontiguousarray(value, dtype=dtype))
     return out
-
-
-def _momentum(value):
-    """A running statistics' momentum, checked: a finite real in [0, 1]."""
-    return _validate.real_scalar(value, "momentum", 0, 1, high_open=False)
-
-
-def _eps(value):
-    """A normalization's epsilon, checked: a finite real > 0."""
-    return _validate.real_scalar(value, "eps", 0, low_open=True)
-
-
-def _groups(value):
-    """Group norm's group count, checked: a positive int."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"groups must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _running_stats(layer, width, dtype):
@@ -278,7 +260,8 @@ class Dropout(_book.DropoutArgs):
         out = np.empty_like(x)
         self.mask = np.empty(x.shape, dtype=bool)
         _flat_kernel(dropout.dropout_forward, x, _book.stream_key(self.seed, self.step),
-                     self.dropout_ratio, x.dtype.type(self.kept_scale), self.mask, out)
+                     _validate.dropout_ratio(self.dropout_ratio),
+                     x.dtype.type(self.kept_scale), self.mask, out)
         self.step += 1
         return out
 
@@ -307,7 +290,7 @@ class BatchNormalization:
     def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
         self.gamma = gamma
         self.beta = beta
-        self.momentum = _momentum(momentum)
+        self.momentum = _validate.momentum(momentum)
         self.running_mean = running_mean
         self.running_var = running_var
         self.input_shape = None
@@ -337,7 +320,7 @@ class BatchNormalization:
             self.xn = np.empty_like(x)
             self.std = np.empty(x.shape[1], x.dtype)
             pick(batchnorm.batchnorm_forward_train, x.size)(
-                x, gamma, beta, BN_EPS, _momentum(self.momentum), self.running_mean,
+                x, gamma, beta, BN_EPS, _validate.momentum(self.momentum), self.running_mean,
                 self.running_var, self.xn, self.std, out)
         else:
             pick(batchnorm.batchnorm_forward_infer, x.size)(
@@ -399,8 +382,8 @@ class GroupNormalization:
     def __init__(self, gamma, beta, groups, eps=NORM_EPS):
         self.gamma = gamma
         self.beta = beta
-        self.groups = _groups(groups)
-        self.eps = _eps(eps)
+        self.groups = _validate.group_count(groups)
+        self.eps = _validate.eps(eps)
         self.input_shape = None
         self.xn = None
         self.std = None
@@ -408,7 +391,7 @@ class GroupNormalization:
         self.dbeta = None
 
     def _group_count(self, x):
-        groups = _groups(self.groups)
+        groups = _validate.group_count(self.groups)
         if x.shape[1] % groups:
             raise ValueError(f"groups={groups} does not divide the {x.shape[1]} channels "
                              f"of x (shape {x.shape})")
@@ -428,7 +411,8 @@ class GroupNormalization:
         out = np.empty_like(x)
         # parallel over samples: a single sample stays serial, whatever its size
         pick(normalization.group_norm_forward, x.size if x.shape[0] > 1 else 0)(
-            x, self._positions(), gamma, beta, _eps(self.eps), self.xn, self.std, out)
+            x, self._positions(), gamma, beta, _validate.eps(self.eps), self.xn, self.std,
+            out)
         return out.reshape(self.input_shape)
 
     def _positions(self):
@@ -520,8 +504,8 @@ class SwitchableNormalization:
                  var_weight=None, running_mean=None, running_var=None):
         self.gamma = gamma
         self.beta = beta
-        self.momentum = _momentum(momentum)
-        self.eps = _eps(eps)
+        self.momentum = _validate.momentum(momentum)
+        self.eps = _validate.eps(eps)
         self.mean_weight = mean_weight
         self.var_weight = var_weight
         self.running_mean = running_mean
@@ -568,8 +552,8 @@ class SwitchableNormalization:
         out = np.empty_like(x)
         if not train_flg:
             pick(normalization.switchable_forward_infer, x.size)(
-                x, positions, gamma, beta, w_mean, w_var, _eps(self.eps), self.running_mean,
-                self.running_var, out)
+                x, positions, gamma, beta, w_mean, w_var, _validate.eps(self.eps),
+                self.running_mean, self.running_var, out)
             return out.reshape(self.input_shape)
         _validate.batch_statistics(type(self).__name__, n * positions, self.input_shape)
         self._train_shape = self.input_shape
@@ -578,8 +562,9 @@ class SwitchableNormalization:
         self.xn = np.empty_like(x)
         self.std = np.empty((n, c))
         pick(normalization.switchable_forward_train, x.size)(
-            x, positions, gamma, beta, w_mean, w_var, _eps(self.eps), _momentum(self.momentum),
-            self.running_mean, self.running_var, *self._stats[:4], self.std, self.xn, out)
+            x, positions, gamma, beta, w_mean, w_var, _validate.eps(self.eps),
+            _validate.momentum(self.momentum), self.running_mean, self.running_var,
+            *self._stats[:4], self.std, self.xn, out)
         return out.reshape(self.input_shape)
 
     def backward(self, dout):

@@ -194,8 +194,11 @@ class _FusedNet:
     def _training_args(self):
         """The running statistics' momenta (batch or switchable norm), dropout's ratios
         and the dropout layers' next stream keys."""
-        return (np.array([bn.momentum for bn in self._running_layers], np.float64),
-                np.array([d.dropout_ratio for d in self._dropouts], np.float64),
+        # checked as the layers check them: they are attributes a user may set
+        return (np.array([_validate.momentum(bn.momentum) for bn in self._running_layers],
+                         np.float64),
+                np.array([_validate.dropout_ratio(d.dropout_ratio) for d in self._dropouts],
+                         np.float64),
                 np.array([_book.stream_key(d.seed, d.step) for d in self._dropouts], np.uint64))
 
     def _check_batch(self, x):
@@ -253,7 +256,8 @@ class _FusedNet:
         in_kernel = type(optimizer) is optimizers.SGD and self.normalization != "weight"
         if in_kernel:  # the kernel reads lr itself (update_flat checks it otherwise)
             _book.check_hyperparameters(optimizer)
-        sgd = np.array([optimizer.lr, decay], self.dtype) if in_kernel else self._no_sgd
+        sgd = (_validate.fit_in([optimizer.lr, decay], self.dtype, "SGD's lr and weight decay")
+               if in_kernel else self._no_sgd)
         loss = self._forward_backward(x, labels, sgd, 0.0) + penalty
         if in_kernel:
             return loss

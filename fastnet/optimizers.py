@@ -85,6 +85,8 @@ class _FusedUpdate:
         self._begin_step()
         try:
             staged = [self._book_step(key, params[key], grads[key]) for key in book]
+            scalars = {dtype: self._scalars(dtype, 0.0)
+                       for dtype in {params[key].dtype for key in fused}}
         except BaseException:
             self._cancel_step()
             raise
@@ -92,7 +94,7 @@ class _FusedUpdate:
             param = params[key]
             flat = param.reshape(-1) if param.flags.c_contiguous else param.flatten()
             states = [self._state(name, key, param).reshape(-1) for name in self.state_names]
-            self._run(flat, grad.reshape(-1), states, 0.0)
+            self._run(flat, grad.reshape(-1), states, scalars[param.dtype])
             if not param.flags.c_contiguous:
                 param[...] = flat.reshape(param.shape)
         for key, new_param, new_state in staged:
@@ -155,19 +157,28 @@ class _FusedUpdate:
         """
         _book.check_hyperparameters(self)
         self._begin_step()
+        try:
+            decayed, rest = (self._scalars(params.dtype, wd) for wd in (weight_decay, 0.0))
+        except ValueError:
+            self._cancel_step()
+            raise
         states = [self._state_arena(name, params, views) for name in self.state_names]
         if not weight_decay:
             n_decayed = 0  # the whole arena in one kernel call
         self._run(params[:n_decayed], grads[:n_decayed], [s[:n_decayed] for s in states],
-                  weight_decay)
-        self._run(params[n_decayed:], grads[n_decayed:], [s[n_decayed:] for s in states], 0.0)
+                  decayed)
+        self._run(params[n_decayed:], grads[n_decayed:], [s[n_decayed:] for s in states], rest)
 
-    def _run(self, p, g, states, weight_decay):
+    def _scalars(self, dtype, weight_decay):
+        """The kernel's scalar arguments after the state arrays (this step's, once
+        ``_begin_step`` has run) and ``weight_decay``, in ``dtype``; ValueError where
+        one overflows it."""
+        return _validate.fit_in([*self._hyperparameters(), weight_decay], dtype,
+                                f"{type(self).__name__}'s hyperparameters")
+
+    def _run(self, p, g, states, scalars):
         if p.size:
-            scalar = p.dtype.type
-            pick(self.kernel, p.size)(p, g, *states,
-                                      *[scalar(h) for h in self._hyperparameters()],
-                                      scalar(weight_decay))
+            pick(self.kernel, p.size)(p, g, *states, *scalars)
 
     def _state(self, name, key, param):
         """The kernel's state array for ``key``: C-contiguous, shaped and typed like

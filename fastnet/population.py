@@ -202,8 +202,8 @@ class Population:
                                 normalization=first.normalization, groups=first.groups)
         self._norm_eps = nets.fused_norm_eps(first.normalization)
         # the momenta of the layers with running statistics (batch or switchable norm)
-        self._bn_momenta = np.array([bn.momentum for bn in _layers(first, nets.RUNNING_LAYERS)],
-                                    np.float64)
+        self._bn_momenta = np.array([_validate.momentum(bn.momentum)
+                                     for bn in _layers(first, nets.RUNNING_LAYERS)], np.float64)
         size, n_dropout = self.layout.size, len(_layers(first, "Dropout"))
         self.indices = np.arange(k)
         self._params = aligned_empty((k, size), self.dtype)
@@ -255,7 +255,7 @@ class Population:
                                    _layers(net, nets.RUNNING_LAYERS)):
             mean[...], var[...] = bn.running_mean, bn.running_var
         dropouts = _layers(net, "Dropout")
-        self._ratios[i] = [d.dropout_ratio for d in dropouts]
+        self._ratios[i] = [_validate.dropout_ratio(d.dropout_ratio) for d in dropouts]
         self._seeds[i] = [d.seed for d in dropouts]
         self._steps[i] = dropouts[0].step if dropouts else 0
         self._lambdas[i] = net.weight_decay_lambda
@@ -409,7 +409,15 @@ class Population:
             _validate.batch_statistics("SwitchableNormalization", n, (n, self.input_size))
         shares = self._shares()
         workspaces = self._training_workspaces(n, shares)
-        hyper = np.array([opt.kernel_scalars() for opt in self._optimizers], self.dtype)
+        begun = []  # each member's optimizer begins its step (Adam counts it)...
+        try:
+            for opt in self._optimizers:
+                begun.append(opt.kernel_scalars())
+            hyper = _validate.fit_in(begun, self.dtype, "the members' hyperparameters")
+        except (TypeError, ValueError):  # ... and takes it back when one is refused
+            for opt in self._optimizers[:len(begun)]:
+                opt._cancel_step()
+            raise
         keys = _book.stream_key(self._seeds, self._steps[:, None])
         if self._seeds.size:
             self._steps += np.uint64(1)

@@ -59,6 +59,12 @@ def renamed(network, **attributes):
     return network
 
 
+def renamed_layer(network, key, **attributes):
+    """``network`` with its layer ``key``'s ``attributes`` set after construction."""
+    renamed(network.layers[key], **attributes)
+    return network
+
+
 def read_only(array):
     array.setflags(write=False)
     return array
@@ -356,6 +362,27 @@ BAD_INPUTS = [
     ("train-step-sgd-lr-negative",
      lambda: net().train_step(X, T, renamed(O.SGD(), lr=-1.0)), ValueError,
      "Invalid learning rate: -1.0 (must be a finite number >= 0)"),
+    ("sgd-lr-overflows-float32", lambda: net().train_step(X.astype(np.float32), T, O.SGD(1e308)),
+     ValueError, "SGD's lr and weight decay [1e+308, 0.0] do not fit float32"),
+    ("adam-lr-overflows-float32",
+     lambda: O.Adam(1e308).update({"w": np.zeros(3, np.float32)}, {"w": np.ones(3, np.float32)}),
+     ValueError, "Adam's hyperparameters [3.16"),
+    ("trainer-epochs-str",
+     lambda: Trainer(net(), X, T, X, T, epochs="2", verbose=False), TypeError,
+     "epochs must be an int, got '2'"),
+    ("trainer-epochs-negative",
+     lambda: Trainer(net(), X, T, X, T, epochs=-1, verbose=False), ValueError,
+     "epochs must be >= 0, got -1"),
+    ("trainer-empty-test", lambda: Trainer(net(), X, T, X[:0], T[:0], verbose=False),
+     ValueError, "x_test is empty"),
+    ("net-batchnorm-momentum-set-later",
+     lambda: renamed_layer(net(use_batchnorm=True), "BatchNorm1", momentum=float("nan")
+                           ).gradient(X, T), ValueError,
+     "momentum must be a finite real number, got nan"),
+    ("net-dropout-ratio-set-later",
+     lambda: renamed_layer(net(use_dropout=True), "Dropout1", dropout_ratio=1.7
+                           ).train_step(X, T, O.SGD()), ValueError,
+     "dropout_ratio must be <= 1, got 1.7"),
     ("momentum-str", lambda: O.Momentum(momentum="a"), TypeError,
      "Invalid momentum: 'a' (must be a real number)"),
     ("update-read-only-param",

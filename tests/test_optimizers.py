@@ -568,3 +568,29 @@ def test_adamw_matches_torch():
     for key, tensor in tensors.items():
         np.testing.assert_allclose(params[key], tensor.detach().numpy(), rtol=1e-10,
                                    atol=1e-12, err_msg=key)
+
+
+def test_a_step_refused_for_hyperparameters_that_overflow_is_not_counted():
+    """Adam's step count (its bias correction) stays where it was, alone and in a
+    population, and nothing is written."""
+    from fastnet.population import Population
+
+    opt = fast_optimizers.Adam(lr=1e308)
+    param = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="do not fit float32"):
+        opt.update({"w": param}, {"w": np.ones(3, np.float32)})
+    assert opt.iter == 0 and not param.any()
+    pop = Population(4, [3], 2, [{"seed": 0}, {"seed": 1, "lr": 1e308}], optimizer="adam")
+    x, t = np.ones((2, 4), np.float32), np.array([0, 1])
+    with pytest.raises(ValueError, match="the members' hyperparameters"):
+        pop.train_step(x, t)
+    assert [pop.member_optimizer(k).iter for k in range(2)] == [0, 0]
+
+
+def test_a_0d_array_is_a_learning_rate():
+    """What ``np.where`` or a reduction gives a hand-written schedule is a number."""
+    opt = fast_optimizers.SGD(np.array(0.5))
+    opt.lr = np.array(0.25)
+    params = {"w": np.zeros(2)}
+    opt.update(params, {"w": np.ones(2)})
+    assert params["w"].tolist() == [-0.25, -0.25]
