@@ -415,9 +415,12 @@ def _parsed_arrays(spec, paths):
     try:
         with np.load(cache, allow_pickle=False) as cached:
             if str(cached["stamp"]) == stamp:
-                return {key: cached[key] for key in FILES}
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
-        pass  # no cache yet, or an unreadable one: parse and rewrite it
+                arrays = {key: cached[key] for key in FILES}
+                for split in ("train", "test"):  # checked as parsed files are
+                    _check_split(arrays["x_" + split], arrays["t_" + split], cache, cache)
+                return arrays
+    except (OSError, EOFError, ValueError, KeyError, IndexError, zipfile.BadZipFile):
+        pass  # no cache yet, or an unreadable or damaged one: parse and rewrite it
     arrays = {}
     for split in ("train", "test"):
         images, labels = paths["x_" + split], paths["t_" + split]

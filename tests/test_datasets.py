@@ -262,6 +262,22 @@ def test_unreadable_cache_is_rebuilt(tmp_path):
         assert "stamp" in cached.files
 
 
+def test_a_damaged_cache_with_a_matching_stamp_is_parsed_again(tmp_path):
+    """Arrays cut short or labels out of 0..9 under a stamp that still matches the
+    files: the cache is checked as parsed files are, and rebuilt."""
+    make_dataset(tmp_path / "data")
+    good = load_mnist(data_dir=tmp_path / "data", download=False, normalize=False)
+    cache = cache_folder() / "mnist-parsed.npz"
+    with np.load(cache, allow_pickle=False) as cached:
+        arrays = dict(cached)
+    arrays["x_train"], arrays["t_train"] = arrays["x_train"][:5], arrays["t_train"] + 200
+    np.savez(cache, **arrays)
+    again = load_mnist(data_dir=tmp_path / "data", download=False, normalize=False)
+    for (x, t), (x_good, t_good) in zip(again, good):
+        np.testing.assert_array_equal(x, x_good)
+        np.testing.assert_array_equal(t, t_good)
+
+
 def cached_then_gone(folder, only=None, monkeypatch=None):
     """Load ``folder`` once (writing the parsed cache), then delete its files (those in
     ``only``, else all); return the arrays.  With ``monkeypatch``, parsing now fails."""
