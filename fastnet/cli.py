@@ -147,7 +147,10 @@ def _add_data_arguments(parser):
 def _add_train_parser(commands):
     p = commands.add_parser("train", help="train one fully connected net",
                             description="Train one fully connected net and report the "
-                            "train/test accuracy per epoch.")
+                            "train/test accuracy per epoch: the line 'epoch k' is measured "
+                            "after the first step of epoch k, as the book's Trainer "
+                            "measures it (so 'epoch 1' is a net nearly untrained), and "
+                            "'final' after the last step.")
     p.set_defaults(run=train)
     net = p.add_argument_group("network (with --load: taken from the file)")
     net.add_argument("--hidden", type=_sizes, action="append", metavar="N[,N...]",
@@ -175,7 +178,10 @@ def _add_train_parser(commands):
     fit.add_argument("--momentum", type=_fraction,
                      help="momentum of momentum/nesterov (default 0.9)")
     fit.add_argument("--weight-decay", type=_nonnegative, default=0.0, metavar="LAMBDA",
-                     help="L2 weight decay (default 0)")
+                     help="L2 weight decay, in the loss (default 0; with adamw, leave it "
+                     "at 0 and use --decoupled-weight-decay)")
+    fit.add_argument("--decoupled-weight-decay", type=_nonnegative, metavar="LAMBDA",
+                     help="adamw's decoupled weight decay (default 0.01)")
     fit.add_argument("--epochs", type=_count(0), default=20, help="default 20; 0 only "
                      "evaluates")
     fit.add_argument("--batch-size", type=_count(1), default=100, help="default 100")
@@ -273,6 +279,8 @@ def train(args):
         raise CommandError(f"{args.save} exists; pass --force to overwrite it")
     if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
         raise CommandError(f"--momentum applies to momentum and nesterov, not {args.optimizer}")
+    if args.decoupled_weight_decay is not None and args.optimizer != "adamw":
+        raise CommandError(f"--decoupled-weight-decay applies to adamw, not {args.optimizer}")
     _check_normalization(args)
     (x_train, t_train), (x_test, t_test), description = load_dataset(args.dataset,
                                                                     args.data_dir)
@@ -285,7 +293,8 @@ def train(args):
         raise CommandError(f"the net maps {network.input_size} inputs to "
                            f"{network.output_size} classes; {args.dataset} has "
                            f"{x_train.shape[1]} pixels and 10 classes")
-    optimizer_param = {k: v for k, v in (("lr", args.lr), ("momentum", args.momentum))
+    optimizer_param = {k: v for k, v in (("lr", args.lr), ("momentum", args.momentum),
+                                         ("weight_decay", args.decoupled_weight_decay))
                        if v is not None}
     trainer = backend.trainer.Trainer(
         network, x_train, t_train, x_test, t_test, epochs=args.epochs,

@@ -276,3 +276,11 @@ def test_a_closed_stdout_does_not_lose_the_net_to_save(mnist_dir, tmp_path):
     assert proc.wait(timeout=300) == 0, stderr
     assert f"fastnet train: stdout was closed; training on to save {path}" in stderr
     assert "Traceback" not in stderr and path.exists()
+
+
+def test_adamw_takes_its_decoupled_weight_decay(mnist_dir, capsys):
+    status, stdout, _ = train(capsys, mnist_dir, "--optimizer", "adamw",
+                              "--decoupled-weight-decay", "0.05")
+    assert status == 0 and "adamw {'weight_decay': 0.05}" in stdout
+    status, _, stderr = train(capsys, mnist_dir, "--decoupled-weight-decay", "0.05")
+    assert status == 1 and "--decoupled-weight-decay applies to adamw, not sgd" in stderr
