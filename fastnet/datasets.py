@@ -35,6 +35,7 @@ import os
 import re
 import secrets
 import sys
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -66,7 +67,8 @@ FILES = {
 }
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
-DOWNLOAD_TIMEOUT_S = 30
+DOWNLOAD_TIMEOUT_S = 30  # for each read: a silent server fails after this long
+DOWNLOAD_DEADLINE_S = 900  # for a whole file: a server trickling bytes fails after this
 _CHUNK = 1 << 16
 
 
@@ -362,8 +364,8 @@ def _downloader(filename):
         interval = 0.1 if sys.stderr.isatty() else 10
         # pooch sets the total from the Content-Length, but only updates a bar that is
         # truthy, and a tqdm without a positive total is not: hence the placeholder 1.
-        with tqdm(desc=filename, total=1, unit="B", unit_scale=True, file=sys.stderr,
-                  mininterval=interval) as bar:
+        with _DeadlineBar(desc=filename, total=1, unit="B", unit_scale=True,
+                          file=sys.stderr, mininterval=interval) as bar:
             transfer = pooch.HTTPDownloader(progressbar=bar, chunk_size=_CHUNK,
                                             timeout=DOWNLOAD_TIMEOUT_S,
                                             headers={"User-Agent": f"fastnet/{__version__}"})
@@ -373,6 +375,23 @@ def _downloader(filename):
                 bar.leave = False  # wipe it: the failure is reported with the URL
                 raise
     return download
+
+
+class _DeadlineBar(tqdm):
+    """The download's progress bar, which pooch updates after each chunk: past
+    ``DOWNLOAD_DEADLINE_S`` seconds since it began, it ends the transfer (TimeoutError),
+    which a per-read timeout cannot do for a server that sends a byte every few
+    seconds."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
+
+    def update(self, n=1):
+        if time.monotonic() > self._deadline:
+            raise TimeoutError(f"the transfer took more than {DOWNLOAD_DEADLINE_S} s "
+                               f"(fastnet.datasets.DOWNLOAD_DEADLINE_S)")
+        return super().update(n)
 
 
 def _reason(err):

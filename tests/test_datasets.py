@@ -11,6 +11,7 @@ import os
 import stat
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -410,19 +411,29 @@ def tiny_files():
 
 class Handler(http.server.BaseHTTPRequestHandler):
     """/good/<f> serves f; /corrupt/<f> one flipped byte; /truncated/<f> half the
-    promised bytes; anything else 404."""
+    promised bytes; /trickle/<f> a byte every 0.05 s (never a silent read); anything
+    else 404."""
 
     def do_GET(self):
         self.server.requests.append(self.path)
         self.server.user_agents.add(self.headers["User-Agent"])
         mode, _, name = self.path.strip("/").partition("/")
         body = tiny_files().get(name)
-        if body is None or mode not in ("good", "corrupt", "truncated"):
+        if body is None or mode not in ("good", "corrupt", "truncated", "trickle"):
             self.send_error(404)
             return
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if mode == "trickle":
+            for k in range(len(body)):
+                try:
+                    self.wfile.write(body[k:k + 1])
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
+                time.sleep(0.05)
+            return
         if mode == "corrupt":
             body = body[:-20] + bytes([body[-20] ^ 0xFF]) + body[-19:]
         self.wfile.write(body[: len(body) // 2] if mode == "truncated" else body)
@@ -457,6 +468,21 @@ def test_fetch_falls_back_to_next_mirror(tmp_path, server, bad_mirror, capsys):
     assert len(httpd.requests) == 8
     assert httpd.user_agents == {f"fastnet/{fastnet.__version__}"}
     assert "100%" in capsys.readouterr().err
+
+
+def test_a_mirror_that_trickles_fails_at_the_deadline(tmp_path, server, monkeypatch):
+    """Each read is answered within the per-read timeout; the whole file is not within
+    DOWNLOAD_DEADLINE_S: that mirror fails with why, the next one serves."""
+    httpd, url = server
+    monkeypatch.setattr(datasets, "DOWNLOAD_DEADLINE_S", 0.3)
+    monkeypatch.setattr(datasets, "_CHUNK", 1)  # pooch checks the bar after each chunk
+    start = time.monotonic()
+    folder = fetch("mnist", tmp_path / "dl", mirrors=[f"{url}/trickle", f"{url}/good/"])
+    assert time.monotonic() - start < 30
+    for name, body in tiny_files().items():
+        assert (folder / name).read_bytes() == body
+    assert sorted(os.listdir(folder)) == sorted(NAMES)  # no temp files left
+    assert sum(path.startswith("/trickle/") for path in httpd.requests) == 4
 
 
 def test_downloaded_files_get_the_umask_mode(tmp_path, server):
