@@ -232,7 +232,7 @@ def _number(text, kind=float):
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
-    if not np.isfinite(value):
+    if kind is float and not np.isfinite(value):  # an int is finite, however large
         raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
     return value
 

@@ -284,3 +284,9 @@ def test_adamw_takes_its_decoupled_weight_decay(mnist_dir, capsys):
     assert status == 0 and "adamw {'weight_decay': 0.05}" in stdout
     status, _, stderr = train(capsys, mnist_dir, "--decoupled-weight-decay", "0.05")
     assert status == 1 and "--decoupled-weight-decay applies to adamw, not sgd" in stderr
+
+
+def test_an_integer_past_64_bits_is_an_integer(mnist_dir, capsys):
+    """--seed 2**64 is a seed (NumPy takes any size), not argparse's "invalid value"."""
+    status, stdout, _ = train(capsys, mnist_dir, "--seed", str(2**64), "--epochs", "0")
+    assert status == 0 and "final: " in stdout
