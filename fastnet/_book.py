@@ -654,10 +654,10 @@ class TrainerLoop:
             raise ValueError("x_train is empty")
         if len(x_test) == 0:
             raise ValueError("x_test is empty")
-        if isinstance(epochs, bool) or not isinstance(epochs, Integral):
-            raise TypeError(f"epochs must be an int, got {epochs!r}")
-        if epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs!r}")
+        if not _validate.is_real_number(epochs):  # the book's takes 2.5 epochs too
+            raise TypeError(f"epochs must be a number, got {epochs!r}")
+        if not 0 <= epochs < math.inf:
+            raise ValueError(f"epochs must be a finite number >= 0, got {epochs!r}")
         if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, Integral):
             raise TypeError(f"mini_batch_size must be an int, got {mini_batch_size!r}")
         if mini_batch_size < 1:

@@ -10,6 +10,10 @@
 
 ``--save`` and ``--load`` read and write nets with ``fastnet.io.save_net`` and
 ``load_net``; the file format (an ``.npz`` archive, no pickle) is documented there.
+
+An error is one line on stderr, exit status 1 (130 for Ctrl-C); with the environment
+variable ``FASTNET_DEBUG`` set, an error raised by the library (not the command's own
+checks) keeps its traceback.
 """
 import argparse
 import os
@@ -64,10 +68,14 @@ def main(argv=None):
     # small for switchable norm...), in one line as the command's own errors
     except (CommandError, SweepCommandError, datasets.DatasetNotFoundError,
             ValueError) as err:
+        if os.environ.get("FASTNET_DEBUG") and not isinstance(err, CommandError):
+            raise  # the traceback, for a bug report
         print(f"fastnet {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        return getattr(err, "status", 1)
     except MemoryError as err:
-        print(f"fastnet {args.command}: error: out of memory ({err or 'no detail'}); "
+        if os.environ.get("FASTNET_DEBUG"):
+            raise
+        print(f"fastnet {args.command}: error: out of memory ({str(err) or 'no detail'}); "
               f"smaller sizes or fewer images", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -275,7 +283,7 @@ def _init(text):
 def train(args):
     if args.save:
         _check_writable(args.save)
-    if args.save and args.save.exists() and not args.force:
+    if args.save and os.path.lexists(args.save) and not args.force:  # a dangling link too
         raise CommandError(f"{args.save} exists; pass --force to overwrite it")
     if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
         raise CommandError(f"--momentum applies to momentum and nesterov, not {args.optimizer}")

@@ -254,10 +254,12 @@ class _FusedNet:
         # The book's SGD, and nothing else, steps inside the kernel (see network.py),
         # where the kernel's weights are the net's.
         in_kernel = type(optimizer) is optimizers.SGD and self.normalization != "weight"
-        if in_kernel:  # the kernel reads lr itself (update_flat checks it otherwise)
-            _book.check_hyperparameters(optimizer)
-        sgd = (_validate.fit_in([optimizer.lr, decay], self.dtype, "SGD's lr and weight decay")
-               if in_kernel else self._no_sgd)
+        sgd = self._no_sgd
+        if hasattr(optimizer, "update_flat"):  # fastnet's: refused before the pass, not
+            _book.check_hyperparameters(optimizer)  # after it has moved the statistics
+            lr_decay = _validate.fit_in([optimizer.lr, decay], self.dtype,
+                                        f"{type(optimizer).__name__}'s lr and the weight decay")
+            sgd = lr_decay if in_kernel else sgd
         loss = self._forward_backward(x, labels, sgd, 0.0) + penalty
         if in_kernel:
             return loss

@@ -409,6 +409,8 @@ class Population:
             _validate.batch_statistics("SwitchableNormalization", n, (n, self.input_size))
         shares = self._shares()
         workspaces = self._training_workspaces(n, shares)
+        lambdas = _validate.fit_in(self._lambdas, self.dtype,
+                                   "the members' weight_decay_lambda")
         begun = []  # each member's optimizer begins its step (Adam counts it)...
         try:
             for opt in self._optimizers:
@@ -422,7 +424,6 @@ class Population:
         if self._seeds.size:
             self._steps += np.uint64(1)
         losses, penalties = np.empty(len(self)), np.empty(len(self))
-        lambdas = self._lambdas.astype(self.dtype)
 
         def step(first, last, share):
             ws = workspaces[share]

@@ -290,3 +290,13 @@ def test_an_integer_past_64_bits_is_an_integer(mnist_dir, capsys):
     """--seed 2**64 is a seed (NumPy takes any size), not argparse's "invalid value"."""
     status, stdout, _ = train(capsys, mnist_dir, "--seed", str(2**64), "--epochs", "0")
     assert status == 0 and "final: " in stdout
+
+
+def test_fastnet_debug_shows_the_traceback_of_a_library_error(tmp_path, monkeypatch, capsys):
+    """A ValueError of the library is one line; FASTNET_DEBUG=1 lets it through."""
+    folder = write_fake_mnist(tmp_path / "mnist")
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:20])
+    monkeypatch.setenv("FASTNET_DEBUG", "1")
+    with pytest.raises(ValueError):
+        main(["train", "--data-dir", str(folder), *SMALL])

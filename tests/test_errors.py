@@ -363,16 +363,16 @@ BAD_INPUTS = [
      lambda: net().train_step(X, T, renamed(O.SGD(), lr=-1.0)), ValueError,
      "Invalid learning rate: -1.0 (must be a finite number >= 0)"),
     ("sgd-lr-overflows-float32", lambda: net().train_step(X.astype(np.float32), T, O.SGD(1e308)),
-     ValueError, "SGD's lr and weight decay [1e+308, 0.0] do not fit float32"),
+     ValueError, "SGD's lr and the weight decay [1e+308, 0.0] do not fit float32"),
     ("adam-lr-overflows-float32",
      lambda: O.Adam(1e308).update({"w": np.zeros(3, np.float32)}, {"w": np.ones(3, np.float32)}),
      ValueError, "Adam's hyperparameters [3.16"),
     ("trainer-epochs-str",
      lambda: Trainer(net(), X, T, X, T, epochs="2", verbose=False), TypeError,
-     "epochs must be an int, got '2'"),
+     "epochs must be a number, got '2'"),
     ("trainer-epochs-negative",
      lambda: Trainer(net(), X, T, X, T, epochs=-1, verbose=False), ValueError,
-     "epochs must be >= 0, got -1"),
+     "epochs must be a finite number >= 0, got -1"),
     ("trainer-empty-test", lambda: Trainer(net(), X, T, X[:0], T[:0], verbose=False),
      ValueError, "x_test is empty"),
     ("net-batchnorm-momentum-set-later",
@@ -493,3 +493,8 @@ def test_non_finite_batches_give_a_nan_loss_and_never_crash(kwargs, value):
     fused = net(**kwargs)
     assert np.isnan(fused.train_step(x, t, O.Adam()))
     assert np.isnan(fused.predict(x)).any()
+
+
+def test_the_trainer_takes_a_fractional_epoch_count_as_the_book_does():
+    trainer = Trainer(net(), X, T, X, T, epochs=2.5, mini_batch_size=1, verbose=False)
+    assert trainer.max_iter == int(2.5 * trainer.iter_per_epoch)

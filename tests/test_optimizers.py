@@ -594,3 +594,26 @@ def test_a_0d_array_is_a_learning_rate():
     params = {"w": np.zeros(2)}
     opt.update(params, {"w": np.ones(2)})
     assert params["w"].tolist() == [-0.25, -0.25]
+
+
+def test_a_weight_decay_that_overflows_a_population_is_refused_before_the_step():
+    from fastnet.population import Population
+
+    pop = Population(4, [3], 2, [{"seed": 0, "weight_decay_lambda": 1e40}], optimizer="adam")
+    with pytest.raises(ValueError, match="the members' weight_decay_lambda"):
+        pop.train_step(np.ones((2, 4), np.float32), np.array([0, 1]))
+    assert pop.member_optimizer(0).iter == 0
+
+
+def test_a_net_refuses_an_overflowing_lr_before_its_pass_moves_anything():
+    """Adam's lr of 1e40 in float32: refused before the fused pass, so batch norm's
+    running statistics and the dropout streams stay where they were."""
+    from fastnet.nets import MultiLayerNetExtend
+
+    net = MultiLayerNetExtend(4, [3], 2, use_batchnorm=True, use_dropout=True, seed=0)
+    opt = fast_optimizers.Adam(lr=1e40)
+    before = net.layers["BatchNorm1"].running_mean.copy(), net.layers["Dropout1"].step
+    with pytest.raises(ValueError, match="Adam's lr and the weight decay"):
+        net.train_step(np.ones((2, 4), np.float32), np.array([0, 1]), opt)
+    assert (net.layers["BatchNorm1"].running_mean == before[0]).all()
+    assert net.layers["Dropout1"].step == before[1] and opt.iter == 0

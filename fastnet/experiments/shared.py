@@ -106,8 +106,9 @@ def _save_loss_curves(ctx, name, losses, markers, ylim):
                 markevery=max(len(iterations) // 20, 1), label=label)
     # the book's limits, raised where a curve would lie above them all along (a short
     # --quick run, an optimizer that has not come down yet): every curve is drawn
-    lowest = max(float(np.nanmin(curve)) for curve in smoothed.values())
-    ylim = (ylim[0], max(ylim[1], 1.1 * lowest)) if np.isfinite(lowest) else ylim
+    lows = [float(np.min(curve[np.isfinite(curve)])) for curve in smoothed.values()
+            if np.isfinite(curve).any()]
+    ylim = (ylim[0], max(ylim[1], 1.1 * max(lows))) if lows else ylim
     ax.set(xlabel="iterations", ylabel="loss (smoothed)", ylim=ylim, title=ctx.dataset)
     ax.legend()
     ctx.save_figure(fig, f"{name}.png")

@@ -24,7 +24,12 @@ from .store import SweepStore, SweepStoreError
 
 
 class SweepCommandError(Exception):
-    """A sweep command that cannot go on: one line for the user."""
+    """A sweep command that cannot go on: one line for the user, and the exit
+    ``status`` (130 for an interruption, as a shell reports Ctrl-C; else 1)."""
+
+    def __init__(self, message, status=1):
+        super().__init__(message)
+        self.status = status
 
 
 def add_parser(commands):
@@ -209,9 +214,9 @@ def run_command(args):
     except KeyboardInterrupt:
         if not Path(args.db).exists():
             raise SweepCommandError("interrupted before the sweep began: nothing was "
-                                    "recorded") from None
+                                    "recorded", 130) from None
         raise SweepCommandError(f"interrupted; what ended is recorded in {args.db}: run the "
-                                "same command to resume") from None
+                                "same command to resume", 130) from None
     finally:
         if main:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

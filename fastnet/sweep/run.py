@@ -31,7 +31,7 @@ import numpy as np
 from . import data as sweep_data
 from . import executors, pruners, samplers, trial
 from .executors import SweepInterrupted
-from .space import Space
+from .space import Choice, Space
 from .store import SweepStore, SweepStoreError, TrialResult
 from .trial import BACKENDS, Unit
 
@@ -80,28 +80,29 @@ def code_identity():
 
 def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
     """The sampler called ``name`` for ``trials`` trials (see ``SAMPLERS``): the grid
-    takes ``round(trials ** (1 / dimensions))`` points per range (at least 2), more
-    where the grid then holds fewer than ``trials`` points and more make it grow
-    (``run`` warns of a grid it runs in part, and refuses more trials than the grid
-    can hold); coarse-to-fine
-    splits the trials into ``rounds`` rounds and refines around the best ``top_k``
-    (default a tenth of a round, at least 3)."""
+    takes ``round(trials ** (1 / dimensions))`` points per range (at least 2), and more
+    where the grid then holds fewer than ``trials`` points, until it holds them or
+    every value it can (``run`` warns of a grid it runs in part, and refuses more
+    trials than the grid holds); coarse-to-fine splits the trials into ``rounds``
+    rounds and refines around the best ``top_k`` (default a tenth of a round, at
+    least 3)."""
     if name == "random":
         return samplers.RandomSampler(space, seed)
     if name == "sobol":
         return samplers.SobolSampler(space, seed)
     if name == "grid":
         # round(trials ** (1 / d)) points per range, as sweeps begun before recorded it
-        # (their resumes need the same grid); where that is too few, more, while the
-        # grid grows (an integer range's distinct values run out)
+        # (their resumes need the same grid); where that is too few, more, until the
+        # grid holds the trials or every value it can (a choice's options, an integer
+        # range's ints; a rounded log-int range may stall for a few steps and grow
+        # again), or at most 4 per trial
         d = max(len(space.dimensions), 1)
         points = max(2, round(trials ** (1 / d)))
         grid = samplers.GridSampler(space, points)
-        while len(grid) < trials:
-            larger = samplers.GridSampler(space, points + 1)
-            if len(larger) == len(grid):
-                break
-            points, grid = points + 1, larger
+        most = math.prod(_values_at_most(space.params[name]) for name in space.dimensions)
+        while len(grid) < min(trials, most) and points < 4 * trials:
+            points += 1
+            grid = samplers.GridSampler(space, points)
         return grid
     if name == "coarse-to-fine":
         if int(rounds) != rounds or rounds < 1:
@@ -110,6 +111,16 @@ def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
         return samplers.CoarseToFineSampler(space, seed, rounds, round_size,
                                             top_k or max(3, round_size // 10))
     raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+def _values_at_most(distribution):
+    """How many distinct values a grid of ``distribution`` can hold (inf for a
+    continuous range)."""
+    if isinstance(distribution, Choice):
+        return len(distribution.options)
+    if distribution.integer:
+        return int(distribution.high - distribution.low) + 1
+    return math.inf
 
 
 def _executor(kind, source, options, workers, threads, client, scheduler):
@@ -244,7 +255,8 @@ def _check_steps(space, pruner, n_train):
         if trial.epoch_step(end, per_epoch) < 1:
             raise ValueError(f"{what}: {n_train} training images in mini-batches of "
                              f"{min(batches)} make {per_epoch} steps an epoch; train for "
-                             f"at least {1 / per_epoch:.3g} epochs (--epochs, --min-epochs)")
+                             f"at least {1 / per_epoch:.3g} epochs (--epochs, or the pruner's "
+                         f"rungs: --min-epochs)")
 
 
 @contextlib.contextmanager

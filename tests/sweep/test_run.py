@@ -248,6 +248,9 @@ def test_the_grid_grows_to_hold_the_trials_where_it_can(trials, size):
     assert len(run_module.make_sampler("grid", choices, 0, trials)) == 2
     few = sweep.Space({"mini_batch_size": sweep.int_uniform(32, 33)})
     assert len(run_module.make_sampler("grid", few, 0, trials)) == 2  # it hung here
+    # rounded log-int points collide for a few steps (5 values at 6 or 7 points), then grow
+    stalling = sweep.Space({"mini_batch_size": sweep.log_int(1, 6)})
+    assert len(run_module.make_sampler("grid", stalling, 0, 6)) == 6
     mixed = sweep.Space({"lr": sweep.log_uniform(1e-3, 1), "epochs": sweep.choice([1, 2, 3, 4, 5])})
     assert len(run_module.make_sampler("grid", mixed, 0, 10)) == 15  # as before: 3 x 5
 

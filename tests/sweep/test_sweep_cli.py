@@ -290,7 +290,7 @@ def test_a_first_rung_before_the_first_step_is_refused_after_loading_the_data(
     assert err.splitlines()[-1] == (
         "fastnet sweep: error: the pruner's first rung, at 0.1 epochs, comes before the "
         "first step: 200 training images in mini-batches of 40 make 5 steps an epoch; "
-        "train for at least 0.2 epochs (--epochs, --min-epochs)"), err
+        "train for at least 0.2 epochs (--epochs, or the pruner's rungs: --min-epochs)"), err
     assert list(db.parent.iterdir()) == []
 
 
@@ -330,7 +330,7 @@ def test_an_interrupted_run_says_whether_anything_was_recorded(
 
     monkeypatch.setattr(importlib.import_module("fastnet.sweep.run"), "run", interrupted)
     status, out, err = sweep(capsys, *run_args(db, mnist_dir, 2))
-    assert status == 1 and out == ""
+    assert status == 130 and out == ""  # as a shell reports Ctrl-C
     assert err == ("fastnet sweep: error: " + (
         f"interrupted; what ended is recorded in {db}: run the same command to resume\n"
         if began else "interrupted before the sweep began: nothing was recorded\n"))
