@@ -80,7 +80,8 @@ class TrialData:
         class indices in ``0 .. output_size - 1`` (naming the first bad one), images
         with NaN or infinite values (in ``dtype``: 1e39 overflows float32), and a
         ``train_eval_size`` or ``output_size`` that is not a positive integer;
-        ``TypeError`` for images that are not real numbers (complex, strings)."""
+        ``TypeError`` for complex images (and NumPy's error for images that do not
+        convert to ``dtype``)."""
         train_eval_size = _validate.positive_int(train_eval_size, "train_eval_size")
         output_size = _validate.positive_int(output_size, "output_size")
         arrays, widths = [], []
