@@ -237,8 +237,7 @@ class DropoutArgs:
     """
 
     def __init__(self, dropout_ratio=0.5, seed=None, *, inverted=False):
-        if (isinstance(dropout_ratio, bool) or not isinstance(dropout_ratio, Real)
-                or not 0 <= dropout_ratio <= 1):
+        if not _validate.is_real_number(dropout_ratio) or not 0 <= dropout_ratio <= 1:
             raise ValueError(f"dropout_ratio must be in [0, 1], got {dropout_ratio!r}")
         if seed is None:
             seed = draw_seed(resolve_rng())
@@ -363,7 +362,7 @@ class LayerNet:
         if self.activation not in ACTIVATION_LAYERS:
             raise ValueError(f"activation must be one of {tuple(ACTIVATION_LAYERS)}, "
                              f"got {activation!r}")
-        if (isinstance(weight_decay_lambda, bool) or not isinstance(weight_decay_lambda, Real)
+        if (not _validate.is_real_number(weight_decay_lambda)
                 or not 0 <= weight_decay_lambda < np.inf):
             raise ValueError(f"weight_decay_lambda must be a finite number >= 0, "
                              f"got {weight_decay_lambda!r}")

@@ -143,13 +143,6 @@ def eps(value):
     return real_scalar(value, "eps", 0, low_open=True)
 
 
-def group_count(value):
-    """Group norm's group count: a positive int."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"groups must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def batch_statistics(name, values, shape):
     """Batch statistics need two values per feature: ``values`` of them, in an input of
     ``shape`` to the layer (or net) ``name``."""

@@ -382,7 +382,7 @@ class GroupNormalization:
     def __init__(self, gamma, beta, groups, eps=NORM_EPS):
         self.gamma = gamma
         self.beta = beta
-        self.groups = _validate.group_count(groups)
+        self.groups = _book.check_size("groups", groups)
         self.eps = _validate.eps(eps)
         self.input_shape = None
         self.xn = None
@@ -391,7 +391,7 @@ class GroupNormalization:
         self.dbeta = None
 
     def _group_count(self, x):
-        groups = _validate.group_count(self.groups)
+        groups = _book.check_size("groups", self.groups)
         if x.shape[1] % groups:
             raise ValueError(f"groups={groups} does not divide the {x.shape[1]} channels "
                              f"of x (shape {x.shape})")

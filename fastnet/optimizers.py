@@ -158,10 +158,12 @@ class _FusedUpdate:
         _book.check_hyperparameters(self)
         self._begin_step()
         try:
-            decayed, rest = (self._scalars(params.dtype, wd) for wd in (weight_decay, 0.0))
+            decayed = self._scalars(params.dtype, weight_decay)
         except ValueError:
             self._cancel_step()
             raise
+        rest = decayed.copy()
+        rest[-1] = 0  # the same step without the decay
         states = [self._state_arena(name, params, views) for name in self.state_names]
         if not weight_decay:
             n_decayed = 0  # the whole arena in one kernel call
