@@ -468,6 +468,9 @@ def load_network(path, backend, args):
     given = {"hidden": _flatten(args.hidden) or None, "activation": args.activation,
              "normalization": args.normalization, "groups": args.groups,
              "batchnorm": args.batchnorm, "dropout": args.dropout}
+    if args.groups is not None and network.normalization not in ("group", "instance"):
+        raise CommandError(f"--groups applies to group and instance norm; the net in {path} "
+                           f"has normalization {architecture['normalization']}")
     for flag, key in ARCHITECTURE.items():
         if given[flag] is not None and given[flag] != architecture[key]:
             raise CommandError(f"--{flag} {_show(given[flag])} does not match the net in "

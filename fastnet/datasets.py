@@ -270,14 +270,10 @@ def _raw_arrays(spec, data_dir, download):
     """The four raw uint8 arrays: parsed (through the cache) from the first folder
     holding all four files; else from the parsed cache alone, when every file it was
     parsed from is gone or unchanged; else parsed from a download."""
-    looked = []
     folders = _search_folders(spec, data_dir)
-    for folder, origin in folders:
-        missing = _missing(folder)
-        if not missing:
-            return _parsed_arrays(spec, _paths(folder))
-        state = "missing " + ", ".join(missing) if folder.is_dir() else "no such folder"
-        looked.append(f"  {folder} ({origin}): {state}")
+    folder, looked = _located(folders)
+    if folder is not None:
+        return _parsed_arrays(spec, _paths(folder))
     cached, state = _cache_without_sources(spec, tuple(FILES), folders)
     if cached is not None:
         return cached
@@ -294,6 +290,19 @@ def _raw_arrays(spec, data_dir, download):
     raise DatasetNotFoundError(
         f"{spec.title} not found.  Looked in (all four files must be in one folder):\n"
         + "\n".join(looked) + "\n" + tried + "\n" + _how_to_provide(spec)) from None
+
+
+def _located(folders):
+    """The first of ``folders`` (``_search_folders``) holding all four files, or None;
+    and a line per folder before it saying what it lacks."""
+    looked = []
+    for folder, origin in folders:
+        missing = _missing(folder)
+        if not missing:
+            return folder, looked
+        state = "missing " + ", ".join(missing) if folder.is_dir() else "no such folder"
+        looked.append(f"  {folder} ({origin}): {state}")
+    return None, looked
 
 
 def _how_to_provide(spec, names=tuple(FILES.values()), mirrors=True):
@@ -592,7 +601,9 @@ FALLBACK_TRAIN_SHARE = 0.8
 def load_dataset(name, data_dir=None):
     """``(x_train, t_train), (x_test, t_test), description`` of ``name``.
 
-    Images are normalized float32 ``(N, 784)``, labels class indices.  MNIST fallback:
+    Images are normalized float32 ``(N, 784)``, labels class indices; the description
+    names the folder the files were read from (the first that holds all four, in the
+    search order of the module docstring).  MNIST fallback:
     when ``load_mnist`` cannot find or download the training files but the 10,000 test
     digits are in a folder it searches, the first 8,000 of those train and the last
     2,000 test, and a warning says so on stderr and in the description.
@@ -606,8 +617,11 @@ def load_dataset(name, data_dir=None):
         if digits is None:
             raise
         return _fallback_split(*digits)
-    title = DATASETS[name].title
-    return train, test, f"{title}: {len(train[0]):,} train / {len(test[0]):,} test images"
+    spec = DATASETS[name]
+    folder = _located(_search_folders(spec, data_dir))[0]
+    source = folder if folder is not None else f"the parsed cache {_cache_path(spec)}"
+    return train, test, (f"{spec.title}: {len(train[0]):,} train / {len(test[0]):,} test "
+                         f"images from {source}")
 
 
 def _mnist_test_digits(data_dir):

@@ -108,6 +108,9 @@ def test_load_refuses_an_incompatible_net(mnist_dir, tmp_path, capsys):
     status, _, stderr = train(capsys, mnist_dir, "--load", str(path), "--normalization", "layer")
     assert status == 1 and (f"--normalization layer does not match the net in {path} "
                             "(normalization none)") in stderr
+    status, _, stderr = train(capsys, mnist_dir, "--load", str(path), "--groups", "2")
+    assert status == 1 and (f"--groups applies to group and instance norm; the net in {path} "
+                            "has normalization none") in stderr
 
     grouped = tmp_path / "group.npz"
     assert train(capsys, mnist_dir, "--save", str(grouped), "--normalization", "group",

@@ -310,6 +310,19 @@ def test_parsed_cache_serves_every_loader_when_the_files_are_gone(tmp_path, monk
     np.testing.assert_array_equal(t.argmax(axis=1), raw["t_test"])
     train, test, description = datasets.load_dataset("mnist")
     assert (len(train[0]), len(test[0])) == (12, 6) and "FALLBACK" not in description
+    assert description.endswith(f"images from the parsed cache {cache_folder() / 'mnist-parsed.npz'}")
+
+
+def test_load_dataset_names_the_folder_it_read(tmp_path, monkeypatch):
+    """A data_dir that does not hold the files is searched past (the documented order):
+    the description says which folder served."""
+    make_dataset(tmp_path / "given")
+    make_dataset(tmp_path / "env" / "mnist", seed=1)
+    monkeypatch.setenv("FASTNET_DATA", str(tmp_path / "env"))
+    description = datasets.load_dataset("mnist", tmp_path / "given")[2]
+    assert description == f"MNIST: 12 train / 6 test images from {tmp_path / 'given'}"
+    description = datasets.load_dataset("mnist", tmp_path / "missing")[2]
+    assert description.endswith(f"images from {tmp_path / 'env' / 'mnist'}")
 
 
 def test_parsed_cache_of_a_folder_not_searched_is_not_served(tmp_path, monkeypatch):
