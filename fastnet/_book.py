@@ -61,6 +61,8 @@ def resolve_rng(seed=None, rng=None):
         return rng
     if seed is None:
         seed = np.random.randint(0, 2**31 - 1)
+    if isinstance(seed, Integral) and seed < 0:  # NumPy's message does not name it
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     return np.random.default_rng(seed)
 
 
@@ -241,8 +243,9 @@ class DropoutArgs:
             raise ValueError(f"dropout_ratio must be in [0, 1], got {dropout_ratio!r}")
         if seed is None:
             seed = draw_seed(resolve_rng())
-        if seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if not isinstance(seed, Integral) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be an integer in [0, 2**64) (the stream's 64-bit "
+                             f"key), got {seed!r}")
         self.dropout_ratio = float(dropout_ratio)
         self.seed = int(seed)
         self.inverted = bool(inverted)
@@ -253,14 +256,16 @@ class DropoutArgs:
     def kept_scale(self):
         """The factor of a kept element in training: 1, or ``1 / (1 - dropout_ratio)``
         (0 at ratio 1) when inverted."""
+        ratio = _validate.dropout_ratio(self.dropout_ratio)
         if not self.inverted:
             return 1.0
-        return 1 / (1 - self.dropout_ratio) if self.dropout_ratio < 1 else 0.0
+        return 1 / (1 - ratio) if ratio < 1 else 0.0
 
     def infer(self, x):
         """The inference pass: ``x * (1 - dropout_ratio)`` in ``x``'s dtype (the book's),
         or a copy of ``x`` when inverted."""
-        return x.copy() if self.inverted else x * x.dtype.type(1 - self.dropout_ratio)
+        ratio = _validate.dropout_ratio(self.dropout_ratio)
+        return x.copy() if self.inverted else x * x.dtype.type(1 - ratio)
 
 
 # ------------------------------------------------------------------ nets
@@ -329,6 +334,18 @@ class ChannelView:
     def __init__(self, layer, channels):
         self.layer = layer
         self.channels = channels
+
+    # Any other attribute (gamma, beta, dgamma, eps...) is the layer's, read and set.
+    def __getattr__(self, name):
+        if name in ("layer", "channels"):  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.layer, name)
+
+    def __setattr__(self, name, value):
+        if name in ("layer", "channels"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.layer, name, value)
 
     def forward(self, x, train_flg=True):
         return self.layer.forward(x.reshape(x.shape[0], self.channels, -1),

@@ -74,7 +74,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import nets
+from . import _validate, nets
 
 FORMAT_NAME = "fastnet-mlp"
 FORMAT_VERSION = 2  # the newest version this fastnet reads and writes
@@ -103,7 +103,9 @@ def save_net(net, path, *, overwrite=False):
     ``path`` is used as given (no ``.npz`` is appended).  An existing ``path`` is a
     ``FileExistsError`` unless ``overwrite`` is true.  A net whose arrays ``load_net``
     would refuse (``params`` entries re-bound to arrays of another shape, a dtype that
-    is not float, keys added or removed) is a ``ValueError`` before anything is written.
+    is not float, keys added or removed, Dropout layers given different ratios) is a
+    ``ValueError`` before anything is written; a ``path`` that is a folder an
+    ``IsADirectoryError``, one in a folder that does not exist a ``FileNotFoundError``.
     """
     path = Path(path)
     arrays = _net_arrays(net)
@@ -113,6 +115,11 @@ def save_net(net, path, *, overwrite=False):
     except ValueError as err:
         raise ValueError(f"save_net: not writing {path}, the net's arrays would not load "
                          f"back: {err}") from None
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "save_net: a folder, not a file", str(path))
+    if not path.parent.is_dir():  # else the error would name the temporary file
+        raise FileNotFoundError(errno.ENOENT, "save_net: no such folder to write into",
+                                str(path.parent))
     if not overwrite and path.exists():
         raise _exists(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
@@ -127,6 +134,17 @@ def save_net(net, path, *, overwrite=False):
             tmp.unlink(missing_ok=True)
 
 
+def _dropout_ratio(net):
+    """The ratio of ``net``'s Dropout layers (what its passes use, which a user may have
+    set since construction): one for all, as the formats hold one."""
+    ratios = {_validate.dropout_ratio(layer.dropout_ratio)
+              for key, layer in net.layers.items() if key.startswith("Dropout")}
+    if len(ratios) > 1:
+        raise ValueError(f"the fastnet-mlp formats hold one dropout ratio for every Dropout "
+                         f"layer; the net's layers have {sorted(ratios)}")
+    return ratios.pop() if ratios else net.dropout_ratio
+
+
 def _net_arrays(net):
     """The archive's arrays for ``net``, keyed as in the format table."""
     if not hasattr(net, "params") or not hasattr(net, "hidden_size_list"):
@@ -138,14 +156,14 @@ def _net_arrays(net):
                          f"{', '.join(NORMALIZATIONS)}, not {normalization!r}")
     groups = getattr(net, "groups", None) or V1_GROUPS
     version = 1 if normalization in ("none", "batch") and groups == V1_GROUPS else 2
-    use_dropout = getattr(net, "use_dropout", False)
+    ratio = _dropout_ratio(net) if getattr(net, "use_dropout", False) else 0.0
     arrays = {
         "format": np.str_(f"{FORMAT_NAME}/{version}"),
         "input_size": np.int64(net.input_size),
         "hidden_size_list": np.array(net.hidden_size_list, np.int64).reshape(-1),
         "output_size": np.int64(net.output_size),
         "activation": np.str_(net.activation),
-        "dropout_ratio": np.float64(net.dropout_ratio if use_dropout else 0.0),
+        "dropout_ratio": np.float64(ratio),
     }
     if version == 1:
         arrays["use_batchnorm"] = np.bool_(normalization == "batch")

@@ -141,23 +141,33 @@ class _FusedNet:
     def _bind_params(self):
         """Point ``params``, every layer and the running statistics at the arenas."""
         self.params.update(self._bound)
+        self._owners = []  # (params key, its layer, the layer's attribute, the view)
         for key, view in self._bound.items():
             layer, attr = self._layer_of(key)
             setattr(layer, attr, view)
+            self._owners.append((key, layer, attr, view))
         for bn, (running_mean, running_var) in self._running_views.items():
             bn.running_mean, bn.running_var = running_mean, running_var
 
     def _sync_params(self):
-        """Copy into the arenas whatever the user re-bound (an entry of ``params``, a
-        batch- or switchable-norm layer's running statistics), then bind everything to
-        them again."""
-        rebound = [(self.params[key], view, f"params[{key!r}]")
-                   for key, view in self._bound.items() if self.params[key] is not view]
+        """Copy into the arenas whatever the user re-bound (an entry of ``params``, else
+        the layer attribute it is bound to, such as ``layers['Affine1'].W``; a batch- or
+        switchable-norm layer's running statistics), then bind everything to them
+        again."""
+        rebound = []
+        for key, layer, attr, view in self._owners:
+            if self.params[key] is not view:
+                rebound.append((self.params[key], view, f"params[{key!r}]"))
+            elif getattr(layer, attr) is not view:
+                rebound.append((getattr(layer, attr), view, f"the layer's {attr} ({key})"))
         for bn, views in self._running_views.items():
             rebound += [(getattr(bn, name), view, name) for name, view
                         in zip(("running_mean", "running_var"), views)
                         if getattr(bn, name) is not view]
         for given, view, name in rebound:
+            if given is None and name.startswith("running"):  # the book's: start again
+                view[...] = 0
+                continue
             view[...] = _validate.same_shape(np.asarray(given), view.shape, name)
         if rebound:
             self._bind_params()
@@ -175,7 +185,8 @@ class _FusedNet:
         """``x`` as C-contiguous (N, input_size) rows of ``dtype`` (the net's), converted
         as the book's ``np.asarray(x, dtype)`` would."""
         x = _validate.float_array(
-            np.asarray(_validate.real_values(x, "x"), dtype=dtype or self.dtype), "x")
+            np.asarray(_validate.real_values(x, "x"), dtype=dtype or self.dtype), "x",
+            min_ndim=2)  # one row per sample: a 1-D x is no batch
         x = x.reshape(x.shape[0], -1)
         self._check_features(x)
         return x
@@ -239,14 +250,14 @@ class _FusedNet:
         any object with the book's ``update(params, grads)``.  ``fastnet.optimizers.SGD``
         itself steps inside the backward pass: each weight matrix is updated by the
         GEMM that would have computed its gradient, so the weight entries of ``grads``
-        are not written by such a step (biases, gammas and betas are).
+        are not written by such a step (biases, gammas and betas are).  ``x`` is taken
+        as ``gradient()`` takes it: (N, input_size) or (N, ...) rows of any real dtype,
+        converted to the net's.
         """
         if not callable(getattr(optimizer, "update", None)):
             raise TypeError(f"optimizer must be a fastnet.optimizers instance or an object "
                             f"with the book's update(params, grads), got {optimizer!r:.80}")
-        x = _validate.float_array(x, "x", self.dtype)  # no int x, unlike the book
-        x = x.reshape(x.shape[0], -1)
-        self._check_features(x)
+        x = self._rows(x)  # as gradient() takes it (uint8 images too, as the book)
         labels = _validate.labels(t, x.shape[0], self.output_size)
         self._sync_params()
         decay = self.weight_decay_lambda
@@ -354,7 +365,8 @@ class _FusedNet:
         if self._infer_ws is None or self._infer_ws[0] < rows:
             self._infer_ws = (rows, *self._net_layout.inference_workspace(rows, self.dtype))
         _, stds, scratch, _ = self._infer_ws
-        scales = np.array([1 - d.dropout_ratio for d in self._dropouts], self.dtype)
+        scales = np.array([1 - _validate.dropout_ratio(d.dropout_ratio) for d in self._dropouts],
+                          self.dtype)
         return (self._dims, self._layout, activations.CODES[self.activation],
                 self._kernel_arenas()[0], self._running, *self._norm_args, scales,
                 INFERENCE_CHUNK, stds, scratch)

@@ -178,7 +178,19 @@ BAD_INPUTS = [
     ("net-dropout-ratio", lambda: net(use_dropout=True, dropout_ratio=1.5), ValueError,
      "dropout_ratio must be in [0, 1], got 1.5"),
     ("dropout-negative-seed", lambda: L.Dropout(0.5, seed=-3), ValueError,
-     "seed must be a non-negative integer, got -3"),
+     "seed must be an integer in [0, 2**64) (the stream's 64-bit key), got -3"),
+    ("dropout-seed-past-64-bits", lambda: L.Dropout(0.5, seed=2**70), ValueError,
+     "seed must be an integer in [0, 2**64)"),
+    ("dropout-fractional-seed", lambda: L.Dropout(0.5, seed=1.5), ValueError,
+     "seed must be an integer in [0, 2**64) (the stream's 64-bit key), got 1.5"),
+    ("net-negative-seed", lambda: N.MultiLayerNetExtend(3, [4], 3, seed=-1), ValueError,
+     "seed must be a non-negative integer, got -1"),
+    ("dropout-ratio-set-invalid-then-inference",
+     lambda: renamed_layer(net(use_dropout=True), "Dropout1", dropout_ratio=2.0).predict(X),
+     ValueError, "dropout_ratio must be <= 1, got 2.0"),
+    ("dropout-layer-ratio-set-invalid-then-inference",
+     lambda: renamed(L.Dropout(0.5), dropout_ratio=-1).forward(X, train_flg=False),
+     ValueError, "dropout_ratio must be >= 0, got -1"),
     ("batchnorm-momentum", lambda: batchnorm(momentum=1.5), ValueError,
      "momentum must be <= 1, got 1.5"),
     ("batchnorm-momentum-nan", lambda: batchnorm(momentum=float("nan")), ValueError,
@@ -340,8 +352,10 @@ BAD_INPUTS = [
      "class indices t must lie in [0, 3)"),
     ("train-step-float-labels", lambda: train_step(X, T.astype(float)), TypeError,
      "class indices t must be integers"),
-    ("train-step-int-x", lambda: train_step(np.ones((2, 3), int), T), TypeError,
-     "x must be a float32 or float64 array, got dtype int64"),
+    ("net-predict-1d-x", lambda: net().predict(np.ones(3)), ValueError,
+     "x must have at least 2 dimension(s), got shape (3,)"),
+    ("train-step-complex-x", lambda: train_step(np.ones((2, 3), complex), T), TypeError,
+     "x must hold real numbers, got dtype complex128"),
     ("train-step-empty", lambda: train_step(np.ones((0, 3)), T[:0]), ValueError, "x is empty"),
     ("net-loss-one-hot", lambda: net().loss(X, np.array([[1, 0, 1], [0, 1, 0]])), ValueError,
      "one-hot targets t must hold a single 1"),
@@ -493,6 +507,29 @@ def test_non_finite_batches_give_a_nan_loss_and_never_crash(kwargs, value):
     fused = net(**kwargs)
     assert np.isnan(fused.train_step(x, t, O.Adam()))
     assert np.isnan(fused.predict(x)).any()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the reference's overflow
+@pytest.mark.parametrize("kwargs", [{}, {"use_dropout": True, "dropout_ratio": 0.0}],
+                         ids=["plain", "dropout"])
+def test_relu_of_minus_inf_is_zero_as_in_the_book(kwargs):
+    """A pre-activation that overflows to -inf (a diverged float32 run) is 0 after ReLU,
+    as in the book's ``x[x <= 0] = 0``, in the fused passes too (not ``-inf * 0``, NaN)."""
+    from fastnet.reference import nets as reference_nets
+
+    x, t = np.ones((2, 2), np.float32), np.array([0, 1])
+    fast, ref = (module.MultiLayerNetExtend(2, [3], 2, seed=0, **kwargs)
+                 for module in (N, reference_nets))
+    for model in (fast, ref):
+        model.params["W1"][:, 0] = -3e38  # x @ W1 overflows to -inf in column 0
+    predicted = fast.predict(x)
+    assert np.isfinite(predicted).all()
+    np.testing.assert_allclose(predicted, ref.predict(x), rtol=1e-6)
+    assert fast.accuracy(x, t) == ref.accuracy(x, t)
+    fast_grads, ref_grads = fast.gradient(x, t), ref.gradient(x, t)
+    for key in ("b1", "W2", "b2"):
+        np.testing.assert_allclose(fast_grads[key], ref_grads[key], rtol=1e-5, err_msg=key)
+    assert np.isfinite(fast.train_step(x, t, O.SGD(0.1)))
 
 
 def test_the_trainer_takes_a_fractional_epoch_count_as_the_book_does():

@@ -334,6 +334,34 @@ def test_save_net_refuses_what_load_net_would_refuse(spoil, message, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]
 
 
+@pytest.mark.parametrize("module", [nets, reference_nets], ids=["fastnet", "reference"])
+def test_the_dropout_layers_ratio_is_saved(module, tmp_path):
+    """What the passes use is the layers' ratio, set since construction: that is saved
+    (the formats hold one: layers of different ratios are refused)."""
+    net = module.MultiLayerNetExtend(12, [6, 5], 4, use_dropout=True, seed=0)
+    for key in ("Dropout1", "Dropout2"):
+        net.layers[key].dropout_ratio = 0.1
+    io.save_net(net, tmp_path / "net.npz")
+    loaded = io.load_net(tmp_path / "net.npz", net_class=module.MultiLayerNetExtend)
+    assert [loaded.layers[k].dropout_ratio for k in ("Dropout1", "Dropout2")] == [0.1, 0.1]
+    x = np.random.default_rng(0).standard_normal((3, 12)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+    net.layers["Dropout2"].dropout_ratio = 0.2
+    with pytest.raises(ValueError, match=r"one dropout ratio .* layers have \[0.1, 0.2\]"):
+        io.save_net(net, tmp_path / "other.npz")
+    assert not (tmp_path / "other.npz").exists()
+
+
+def test_save_net_names_a_missing_folder_or_a_folder_given_as_the_file(small_net, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such folder") as err:
+        io.save_net(small_net, tmp_path / "missing" / "net.npz")
+    assert err.value.filename == str(tmp_path / "missing")
+    with pytest.raises(IsADirectoryError, match="a folder, not a file") as err:
+        io.save_net(small_net, tmp_path, overwrite=True)
+    assert err.value.filename == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_save_net_rejects_what_is_not_a_net(tmp_path):
     with pytest.raises(TypeError, match="save_net takes a MultiLayerNet"):
         io.save_net({"W1": np.zeros((2, 2))}, tmp_path / "net.npz")

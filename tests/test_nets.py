@@ -553,6 +553,36 @@ def test_rebound_params_are_picked_up_by_the_next_train_step(case):
     assert not np.array_equal(rebound.params["W1"], new_w1)
 
 
+@pytest.mark.parametrize("case", NETS + NORM_NETS)
+def test_rebound_layer_attributes_are_picked_up_by_every_pass(case):
+    """A layer's own parameter re-bound (``layers['Affine1'].W = ...``, a norm layer's
+    gamma, also through instance norm's channel view) reaches the fused passes as a
+    re-bound ``params`` entry does; a running statistic set to None starts again from
+    zeros, as the book's layer does."""
+    sizes = NORM_NET_SIZES if case.kwargs.get("normalization") else SIZES
+    rebound, edited = (make_net(fast_nets, case, seed=5, sizes=sizes) for _ in range(2))
+    key = "v1" if "v1" in rebound.params else "W1"  # weight norm's v, else W
+    new = np.random.default_rng(9).standard_normal(rebound.params[key].shape)
+    setattr(rebound.layers[f"Affine{key[1:]}"], key[0], new.copy())
+    edited.params[key][...] = new
+    normed = [k for k in rebound.layers if k.startswith(("BatchNorm", "LayerNorm", "GroupNorm",
+                                                          "InstanceNorm", "SwitchNorm"))]
+    if normed:
+        rebound.layers[normed[0]].gamma = np.full_like(rebound.params["gamma1"], 2.0)
+        edited.params["gamma1"][...] = 2.0
+    x, t = batch(0, sizes=sizes)
+    assert_array_equal(rebound.predict(x), edited.predict(x))
+    opts = fast_optimizers.Momentum(0.1), fast_optimizers.Momentum(0.1)
+    assert rebound.train_step(x, t, opts[0]) == edited.train_step(x, t, opts[1])
+    for k in edited.params:
+        assert_array_equal(rebound.params[k], edited.params[k], err_msg=k)
+    running = [k for k in normed if k.startswith(("BatchNorm", "SwitchNorm"))]
+    if running:
+        rebound.layers[running[0]].running_mean = None
+        edited.layers[running[0]].running_mean[...] = 0
+        assert_array_equal(rebound.predict(x), edited.predict(x))
+
+
 def test_every_rebound_param_and_running_statistic_is_picked_up():
     """Loading a saved net by re-binding all of ``params`` and the running statistics."""
     case = next(c for c in NET_CASES if c.kwargs.get("use_batchnorm"))
@@ -573,6 +603,18 @@ def test_every_rebound_param_and_running_statistic_is_picked_up():
     for key in batchnorms:  # the step's running update reached the layers' arrays
         assert_array_equal(loaded.layers[key].running_var, source.layers[key].running_var)
     assert_array_equal(loaded.predict(x), source.predict(x))
+
+
+def test_train_step_takes_the_rows_gradient_takes():
+    """uint8 images (unnormalized, as ``load_mnist(normalize=False)`` gives them) train
+    as their float conversion does, in train_step as in gradient() and the book's code."""
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 6), dtype=np.uint8)
+    t = np.arange(8) % SIZES[2]
+    as_bytes, as_floats = (make_net(fast_nets, NET_CASES[0], np.float32) for _ in range(2))
+    assert (as_bytes.train_step(pixels, t, fast_optimizers.Adam())
+            == as_floats.train_step(pixels.astype(np.float32), t, fast_optimizers.Adam()))
+    for key in as_floats.params:
+        assert_array_equal(as_bytes.params[key], as_floats.params[key], err_msg=key)
 
 
 def test_rebound_param_of_the_wrong_shape_is_refused():

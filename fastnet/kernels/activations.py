@@ -15,9 +15,16 @@ CODES = {"identity": IDENTITY, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
 
 
 @inline
+def relu(s):
+    """The book's ReLU of one value, ``x[x <= 0] = 0``: 0 for -inf too (``s * 0`` would
+    be NaN), NaN stays NaN."""
+    return 0 if s <= 0 else s  # noqa: FURB136 (max(0, s) drops a NaN)
+
+
+@inline
 def activate(s, act):
     if act == RELU:
-        return s if s > 0 else s * 0
+        return relu(s)
     if act == SIGMOID:
         return 1 / (1 + math.exp(-s))
     if act == TANH:
@@ -45,8 +52,7 @@ def activate_row(z, i, act):
     """
     if act == RELU:
         for j in range(z.shape[1]):
-            s = z[i, j]
-            z[i, j] = s if s > 0 else s * 0
+            z[i, j] = relu(z[i, j])
     elif act != IDENTITY:
         for j in range(z.shape[1]):
             z[i, j] = activate(z[i, j], act)

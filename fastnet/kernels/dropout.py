@@ -20,7 +20,7 @@ conversion per element, which made the float32 pass about 10% slower (2 shared c
 import numpy as np
 from numba import prange
 
-from .activations import IDENTITY, RELU, activate
+from .activations import IDENTITY, RELU, activate, relu
 from .jit import inline, serial_and_parallel
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -83,7 +83,7 @@ def activation_dropout_forward(x, act, key, ratio, scale, mask, out):
             store_kept(x[i], key, threshold, i, scale, mask, out)
     elif act == RELU:
         for i in prange(x.size):
-            store_kept(x[i] if x[i] > 0 else x[i] * 0, key, threshold, i, scale, mask, out)
+            store_kept(relu(x[i]), key, threshold, i, scale, mask, out)
     else:
         for i in prange(x.size):
             store_kept(activate(x[i], act), key, threshold, i, scale, mask, out)
