@@ -86,15 +86,16 @@ def labels(t, n, n_classes):
     return np.ascontiguousarray(t, dtype=np.int64)
 
 
-def positive_int(value, name):
+def positive_int(value, name, none=True):
     """``value`` as an int, which must be a whole number >= 1 (an integral float such as
-    100.0 too; not a bool), or None."""
-    if value is None:
+    100.0 too; not a bool), or None where ``none``."""
+    if value is None and none:
         return None
     whole = isinstance(value, numbers.Integral) or (
         isinstance(value, numbers.Real) and np.isfinite(value) and float(value).is_integer())
     if isinstance(value, bool) or not whole or value < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        raise ValueError(f"{name} must be a positive integer{' or None' if none else ''}, "
+                         f"got {value!r}")
     return int(value)
 
 

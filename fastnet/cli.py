@@ -86,6 +86,17 @@ def main(argv=None):
             raise
         _stdout_to_devnull()  # `| head` stopped reading: it has what it wanted
         return 1
+    except OSError as err:  # a file the command writes or reads, or stdout itself
+        if os.environ.get("FASTNET_DEBUG"):
+            raise
+        what = str(err)
+        try:
+            sys.stdout.flush()
+        except OSError:  # stdout cannot take what it holds (a full disk): not at exit either
+            _stdout_to_devnull()
+            what = f"cannot write standard output: {err.strerror or err}"
+        print(f"fastnet {args.command}: error: {what}", file=sys.stderr)
+        return 1
 
 
 def _stdout_closed():

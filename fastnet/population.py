@@ -154,6 +154,10 @@ class Population:
         members = list(members)
         if not members:
             raise ValueError("members is empty: a population needs at least one member")
+        for i, member in enumerate(members):
+            if not isinstance(member, tuple | list) or len(member) != 2:
+                raise TypeError(f"members[{i}] must be a (net, optimizer) pair, got "
+                                f"{_class_name(member)}")
         net, optimizer = members[0]
         if (not isinstance(net, nets.MultiLayerNetExtend)
                 or net.normalization not in NORMALIZATIONS):
@@ -161,8 +165,10 @@ class Population:
                              f"normalization in {NORMALIZATIONS}, got {_class_name(net)} "
                              f"with {getattr(net, 'normalization', None)!r}")
         for i, (_, other) in enumerate(members):
-            if type(other) not in optimizers.OPTIMIZERS.values() or (
-                    type(other) is not type(optimizer)):
+            if type(other) not in optimizers.OPTIMIZERS.values():
+                raise TypeError(f"members[{i}]'s optimizer must be one of fastnet.optimizers' "
+                                f"classes, got {_class_name(other)}")
+            if type(other) is not type(optimizer):
                 raise TypeError(f"members' optimizers must be instances of one "
                                 f"fastnet.optimizers class ({_class_name(optimizer)}, "
                                 f"members[0]'s), got {_class_name(other)} in members[{i}]")
@@ -179,10 +185,10 @@ class Population:
         # net is dropped before ``members`` makes the next one, one net at a time
         members = iter(members)
         for i in range(k):
-            net, optimizer = next(members)
-            if i == 0:
-                self._allocate(net, k, type(optimizer))
             try:
+                net, optimizer = next(members)  # configs: the member's net made here
+                if i == 0:
+                    self._allocate(net, k, type(optimizer))
                 self.set_member(i, net, optimizer)
             except (TypeError, ValueError) as err:
                 raise type(err)(f"{source}[{i}]: {err}") from None
@@ -249,13 +255,17 @@ class Population:
             raise ValueError("net must be a fastnet.nets.MultiLayerNetExtend of the "
                              "population's architecture, normalization (and groups), "
                              "activation and dtype")
+        # Everything checked before anything is written: a refused call leaves the member
+        net._sync_params()  # params and running statistics re-bound by the user, checked
+        dropouts = _layers(net, "Dropout")
+        ratios = [_validate.dropout_ratio(d.dropout_ratio) for d in dropouts]
+        states = self._optimizer_states(optimizer) if optimizer is not None else None
         for key, view in self.layout.params(self._params[i]).items():
             view[...] = net.params[key]
         for (mean, var), bn in zip(self.layout.running(self._running[i]),
                                    _layers(net, nets.RUNNING_LAYERS)):
             mean[...], var[...] = bn.running_mean, bn.running_var
-        dropouts = _layers(net, "Dropout")
-        self._ratios[i] = [_validate.dropout_ratio(d.dropout_ratio) for d in dropouts]
+        self._ratios[i] = ratios
         self._seeds[i] = [d.seed for d in dropouts]
         self._steps[i] = dropouts[0].step if dropouts else 0
         self._lambdas[i] = net.weight_decay_lambda
@@ -263,12 +273,29 @@ class Population:
             return
         kept = copy.copy(optimizer)
         for s, name in enumerate(kept.state_names):
-            per_key = getattr(optimizer, name)
             for key, view in self.layout.params(self._states[s, i]).items():
-                view[...] = per_key.get(key, 0)
+                view[...] = states[name].get(key, 0)
             setattr(kept, name, {})  # the population's arenas hold the state
         kept.__dict__.pop("_arenas", None)
         self._optimizers[i] = kept
+
+    def _optimizer_states(self, optimizer):
+        """``optimizer``'s state dicts by name, each entry an array of its parameter's
+        shape (or a scalar); ValueError for an entry of another shape or parameter (the
+        state of another architecture's net)."""
+        shapes = {key: shape for key, (_, shape) in self.layout.views.items()}
+        states = {}
+        for name in optimizer.state_names:
+            state = {key: np.asarray(value) for key, value in getattr(optimizer, name).items()}
+            for key, value in state.items():
+                if key not in shapes or value.shape not in ((), shapes[key]):
+                    raise ValueError(
+                        f"the optimizer's {name}[{key!r}] (shape {value.shape}) is not a state "
+                        f"of the population's net (its parameters: "
+                        f"{', '.join(f'{k} {v}' for k, v in shapes.items())}); was it "
+                        f"trained on a net of another architecture?")
+            states[name] = state
+        return states
 
     def member(self, i):
         """Member ``i`` as a plain ``fastnet.nets.MultiLayerNetExtend``: a copy of its

@@ -250,13 +250,23 @@ def test_member_round_trip_continues_exactly():
 
 
 def test_a_refused_set_member_changes_nothing():
+    """Whatever is wrong (the optimizer's kind, its state from a net of another
+    architecture, a net's dropout ratio set out of range), nothing of the member moves."""
     dtype = np.dtype(np.float32)
     pop = make_population(BN_DROPOUT, MOMENTUM, dtype)
-    before = pop.member(0)
-    with pytest.raises(TypeError):
-        pop.set_member(0, pop.member(1), fast_optimizers.Adam())
-    for key, value in before.params.items():
-        assert_array_equal(pop.member(0).params[key], value)
+    pop.train_step(*batches(0, 3, "shared", dtype))
+    before, before_opt = pop.member(0), pop.member_optimizer(0)
+    other_net, other_opt = fast_nets.MultiLayerNetExtend(6, [7], 3, seed=1), fast_optimizers.Momentum()
+    other_net.train_step(*batches(0, 3, "shared", dtype)[:2], other_opt)  # its velocities
+    bad_ratio = pop.member(1)
+    bad_ratio.layers["Dropout1"].dropout_ratio = 1.5
+    for net, opt, error, message in (
+            (pop.member(1), fast_optimizers.Adam(), TypeError, "must be a fastnet.optimizers.Momentum"),
+            (pop.member(1), other_opt, ValueError, r"the optimizer's v\['W1'\] \(shape \(6, 7\)\)"),
+            (bad_ratio, None, ValueError, "dropout_ratio must be <= 1")):
+        with pytest.raises(error, match=message):
+            pop.set_member(0, net, opt)
+        assert_member_is(pop, 0, before, before_opt, MOMENTUM, exactly)
 
 
 def test_set_member_of_a_fresh_optimizer_zeroes_the_state():
@@ -429,9 +439,8 @@ ERRORS = [
      "got fastnet.reference.nets.MultiLayerNetExtend with None"),
     ("reference optimizer", lambda: Population.from_members(
         [(fast_nets.MultiLayerNetExtend(*SIZES), reference_optimizers.SGD())]), TypeError,
-     ("members' optimizers must be instances of one fastnet.optimizers class "
-     "(fastnet.reference.optimizers.SGD, members[0]'s), got "
-     "fastnet.reference.optimizers.SGD in members[0]")),
+     ("members[0]'s optimizer must be one of fastnet.optimizers' classes, got "
+      "fastnet.reference.optimizers.SGD")),
     ("mixed optimizers", lambda: Population.from_members(
         [(fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD()),
          (fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.Adam())]), TypeError,
@@ -439,7 +448,15 @@ ERRORS = [
     ("no optimizer", lambda: Population.from_members(
         [(fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD()),
          (fast_nets.MultiLayerNetExtend(*SIZES), None)]), TypeError,
-     "got builtins.NoneType in members[1]"),
+     ("members[1]'s optimizer must be one of fastnet.optimizers' classes, got "
+      "builtins.NoneType")),
+    ("a triple", lambda: Population.from_members(
+        [(fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD(), 1)]), TypeError,
+     "members[0] must be a (net, optimizer) pair, got builtins.tuple"),
+    ("a bad config's hyperparameter", lambda: Population(*SIZES, [{}, {"lr": -0.1}]),
+     ValueError, r"configs[1]: Invalid learning rate: -0.1"),
+    ("a bad config's seed", lambda: Population(*SIZES, [{"seed": -1}]), ValueError,
+     "configs[0]: seed must be a non-negative integer, got -1"),
     ("mixed nets", lambda: Population.from_members(
         [(fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD()),
          (fast_nets.MultiLayerNetExtend(6, [5, 5], 3), fast_optimizers.SGD())]), ValueError,

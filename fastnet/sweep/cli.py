@@ -11,6 +11,9 @@ Running ``run`` again with the same arguments on the same ``--db`` resumes the s
 other arguments on an existing ``--db`` are refused, and the file is left as it was.
 """
 import argparse
+import errno
+import functools
+import json
 import os
 import signal
 import sqlite3
@@ -209,6 +212,8 @@ def run_command(args):
                           allow_code_change=args.allow_code_change)
     except (ValueError, SweepStoreError, SweepInterrupted) as err:
         raise SweepCommandError(_flag_names(err)) from None
+    except ConnectionError as err:  # the Dask scheduler's, not the file's
+        raise SweepCommandError(str(err)) from None
     except (OSError, sqlite3.Error) as err:
         raise SweepCommandError(f"{args.db}: {err}") from None
     except KeyboardInterrupt:
@@ -254,14 +259,35 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def _open(path):
+    """The sweep at ``path``, read-only, for show, plot and export."""
     try:
-        return SweepStore.open(path, readonly=True)
+        store = SweepStore.open(path, readonly=True)
     except (SweepStoreError, FileNotFoundError) as err:
         raise SweepCommandError(str(err)) from None
     except (OSError, sqlite3.Error) as err:
         raise SweepCommandError(f"{path}: {err}") from None
+    missing = {"space", "trials"} - store.spec.keys()
+    if missing:
+        store.close()
+        raise SweepCommandError(f"{path}: not a sweep of fastnet sweep run (its spec lacks "
+                                f"{', '.join(sorted(missing))})")
+    return store
 
 
+def _reading(command):
+    """``command`` (show, plot, export) with a stored configuration or curve that is not
+    JSON said in one line naming the file."""
+    @functools.wraps(command)
+    def read(args):
+        try:
+            return command(args)
+        except json.JSONDecodeError as err:
+            raise SweepCommandError(f"{args.db}: a damaged sweep file (a stored value is "
+                                    f"not JSON: {err})") from None
+    return read
+
+
+@_reading
 def show_command(args):
     from .space import Space
 
@@ -331,12 +357,15 @@ def _cell(value):
     return str(value)
 
 
+@_reading
 def plot_command(args):
     from .report import plot_all
 
     store = _open(args.db)
     try:
         paths = plot_all(store, args.out, top=args.top)
+    except json.JSONDecodeError:
+        raise  # a damaged file: _reading
     except (OSError, ValueError) as err:  # an --out that is a file, an empty sweep, a bad --top
         raise SweepCommandError(str(err)) from None
     finally:
@@ -353,6 +382,27 @@ def _same_file(out, db):
                for suffix in ("", "-wal", "-shm", "-journal", ".lock"))
 
 
+def _export_to(store, fmt, columns, path):
+    """Export into ``path``: a regular file (through a symbolic link, its target) is
+    written beside and renamed over, so that it never holds half an export; anything
+    else (a pipe, ``/dev/stdout``, a device) is written directly."""
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "a folder, --out names a file")
+    if target.exists() and not target.is_file():
+        with open(target, "w", newline="", encoding="utf-8") as out:
+            store.export(fmt, out, columns)
+        return
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with open(partial, "w", newline="", encoding="utf-8") as out:
+            store.export(fmt, out, columns)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@_reading
 def export_command(args):
     from .space import Space
 
@@ -364,18 +414,14 @@ def export_command(args):
         columns = columns if args.format == "csv" else None
         if args.out is None:  # a closed pipe (`| head`): fastnet.cli.main
             store.export(args.format, sys.stdout, columns)
-        else:  # written beside, then renamed: never a half-written file
+        else:
             if _same_file(args.out, args.db):
                 raise SweepCommandError(f"--out {args.out} would replace the sweep file "
                                         f"{args.db} (or its log, shared memory or lock): "
                                         f"export to another file")
-            partial = args.out.with_name(f".{args.out.name}.partial")
             try:
-                with open(partial, "w", newline="", encoding="utf-8") as out:
-                    store.export(args.format, out, columns)
-                os.replace(partial, args.out)
+                _export_to(store, args.format, columns, args.out)
             except OSError as err:
-                partial.unlink(missing_ok=True)
                 raise SweepCommandError(f"cannot write {args.out}: {err.strerror or err}") from None
     finally:
         store.close()

@@ -75,7 +75,13 @@ def _init_worker(threads, source, dtype, backend):
 
 
 def _init_local_worker(coordinator, threads, source, dtype, backend):
+    from tqdm import tqdm
+
     _exit_with_parent(coordinator)
+    # A download's progress bar here would make tqdm's default lock, a multiprocessing
+    # semaphore that a worker terminated by an interrupted sweep leaves behind (and
+    # Python warns of at exit); a worker's bars need only a lock of its own threads.
+    tqdm.set_lock(threading.RLock())
     try:
         if isinstance(source, str):  # the arrays, in the file the coordinator wrote
             with open(source, "rb") as file:
@@ -140,7 +146,7 @@ class InProcessExecutor:
     def wait(futures):
         return set(futures)
 
-    def close(self):
+    def close(self, abort=False):
         self._set(self._restore)
 
 
@@ -214,7 +220,7 @@ class LocalExecutor:
         """A pool whose workers are ready: each one's first task waits for its
         initializer, so that a worker that cannot start stops the sweep at once, with
         why, instead of breaking pool after pool."""
-        context = _SpawnContext()
+        context = self._context = _SpawnContext()
         pool = cf.ProcessPoolExecutor(self.workers, mp_context=context,
                                       initializer=_init_local_worker, initargs=self._args)
         try:
@@ -242,8 +248,14 @@ class LocalExecutor:
     def wait(futures):
         return cf.wait(futures, return_when=cf.FIRST_COMPLETED).done
 
-    def close(self):
+    def close(self, abort=False):
+        """Shut the pool down: after the chunks in flight when the sweep ended, or, with
+        ``abort`` (an interruption), at once, its workers terminated (their chunks
+        would only be trained again on resume)."""
         try:
+            if abort:  # the pool then finds itself broken, and shuts down at once
+                for process in self._context.processes:
+                    process.terminate()
             self._pool.shutdown(wait=True, cancel_futures=True)
         finally:
             self._remove_data()
@@ -278,7 +290,11 @@ class DaskExecutor:
                               'pip install "fastnet[distributed]"') from err
         self._distributed = distributed
         self._own = client is None
-        self._client = client or distributed.Client(scheduler)
+        try:
+            self._client = client or distributed.Client(scheduler)
+        except OSError as err:  # a timeout, a refused connection: the scheduler's fault
+            raise ConnectionError(f"cannot connect to the Dask scheduler at {scheduler}: "
+                                  f"{err}") from err
         info = self._client.scheduler_info()
         self.workers = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
         self.chunks_in_flight, self.max_chunk = CHUNKS_PER_WORKER * self.workers, MAX_CHUNK
@@ -295,6 +311,6 @@ class DaskExecutor:
     def wait(self, futures):
         return self._distributed.wait(list(futures), return_when="FIRST_COMPLETED").done
 
-    def close(self):
+    def close(self, abort=False):  # an interruption: the coordinator cancels its tasks
         if self._own:
             self._client.close()

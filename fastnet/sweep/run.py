@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _validate
 from . import data as sweep_data
 from . import executors, pruners, samplers, trial
 from .executors import SweepInterrupted
@@ -178,12 +179,9 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     space = space if isinstance(space, Space) else Space(space)
     for message in space.ignored():  # once per run, before anything trains
         warnings.warn(message, UserWarning, stacklevel=2)
-    if int(trials) != trials or trials < 1:
-        raise ValueError(f"trials must be a positive integer, got {trials!r}")
-    if int(bracket_size) != bracket_size or bracket_size < 1:
-        raise ValueError(f"bracket_size must be a positive integer, got {bracket_size!r}")
-    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    trials = _validate.positive_int(trials, "trials", none=False)
+    bracket_size = _validate.positive_int(bracket_size, "bracket_size", none=False)
+    chunk_size = _validate.positive_int(chunk_size, "chunk_size")
     sampler = sampler if hasattr(sampler, "sample") else make_sampler(sampler, space, seed, trials)
     if hasattr(sampler, "__len__") and len(sampler) < trials:
         raise ValueError(f"the {sampler.kind} sampler has {len(sampler)} points, fewer than "
@@ -222,7 +220,8 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
         source = data if isinstance(data, dict) else loaded
         pool = _executor(executor, source, (dtype, backend), workers, threads_per_worker,
                          client, scheduler)
-        stack.callback(pool.close)
+        # interrupted (Ctrl-C, a kill, an error): the workers stop at once
+        stack.push(lambda kind, *_: pool.close(abort=kind is not None))
         if Path(db).exists():  # refuse another sweep's file before making its lock
             SweepStore.open(db, spec, readonly=True, code=checked).close()
         stack.enter_context(_only_run(db))
@@ -342,6 +341,7 @@ class _Coordinator:
                         dynamic_ncols=True)
         self._show_best()
         self.unsaved, self.saved_at = [], time.monotonic()
+        self.in_flight = {}  # future -> (chunk, submissions)
         try:
             round_, start = 0, 0
             while start < self.trials:
@@ -349,9 +349,22 @@ class _Coordinator:
                 self._run_round(round_, start, end)
                 self._flush()  # the next round's sampler reads these results
                 round_, start = round_ + 1, end
+        except BaseException:
+            with contextlib.suppress(Exception):  # never hiding the interruption itself
+                self._harvest()
+            raise
         finally:
             self._flush()  # what ended before an interruption is kept
             self.bar.close()
+
+    def _harvest(self):
+        """On an interruption: take in the chunks that ended meanwhile, and cancel the
+        others (a Dask cluster's tasks would run on)."""
+        for future, _ in list(self.in_flight.items()):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._absorb(future.result())
+            else:
+                future.cancel()
 
     def _round_end(self, round_):
         if round_ >= self.sampler.round_of(self.trials - 1):
@@ -378,7 +391,7 @@ class _Coordinator:
             bracket = _Bracket(members, self.pruner.rungs(max(epochs)) if self.pruner else [],
                                {t.index for t in mine if len(t.stops) > 1})
             self.brackets.update({t.index: bracket for t in mine})
-        in_flight = {}
+        in_flight = self.in_flight = {}
         while self.queue or in_flight:
             starting = []
             while self.queue and len(in_flight) < self.pool.chunks_in_flight:

@@ -309,7 +309,10 @@ class _Numbers:
                      or (value < self.high if self.high_open else value <= self.high)))
 
     def canonical(self, value):
-        if self.kind == "float" or not isinstance(value, numbers.Integral):
+        """A float for 'float', an int for 'int'; for 'number', an int where the value
+        is a whole number (``2.0`` is stored as ``2``: one spec for either spelling)."""
+        if self.kind == "float" or not (isinstance(value, numbers.Integral)
+                                        or self.kind == "number" and float(value).is_integer()):
             return float(value)
         return int(value)
 

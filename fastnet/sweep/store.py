@@ -219,6 +219,13 @@ def _check(conn, path, spec, code=None):
     if meta.get("version") != str(VERSION):
         raise SweepStoreError(f"{path}: sweep format version {meta.get('version')}, but this "
                               f"fastnet reads version {VERSION}; a newer fastnet wrote it")
+    try:
+        stored = json.loads(meta["spec"]) if "spec" in meta else None
+    except ValueError:
+        stored = None
+    if not isinstance(stored, dict):
+        raise NotASweepError(f"{path}: a damaged fastnet sweep (its spec is missing or not "
+                             f"a JSON object)")
     given = meta["spec"] if spec is None else _canonical(spec)
     if given != meta["spec"]:
         raise _spec_mismatch(path, meta["spec"], given)

@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from fastnet.sweep import executors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +89,16 @@ def test_a_worker_killed_while_it_starts_stops_with_the_signal(tmp_path):
 
 def test_only_a_process_importing_its_parents_main_module_exits():
     executors.exit_if_importing_main()  # this one is not: nothing happens
+
+
+def test_a_dask_scheduler_that_does_not_answer_is_named():
+    """Not the sweep file's fault (the CLI prefixes an OSError with --db): a
+    ConnectionError naming the scheduler."""
+    pytest.importorskip("distributed")
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+            pytest.raises(ConnectionError,
+                          match="cannot connect to the Dask scheduler at tcp://127.0.0.1:1: "):
+        executors.DaskExecutor({"dataset": "mnist"}, "float32", "fastnet",
+                               scheduler="tcp://127.0.0.1:1")

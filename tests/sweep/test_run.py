@@ -44,7 +44,7 @@ def shared_pools():
             return real(kind, source, options, workers, threads, client, scheduler)
         if key not in made:
             made[key] = real(kind, source, options, workers, threads, client, scheduler)
-            made[key].close, made[key].really_close = (lambda: None), made[key].close
+            made[key].close, made[key].really_close = (lambda abort=False: None), made[key].close
         return made[key]
 
     real = run_module._executor
@@ -253,6 +253,15 @@ def test_the_grid_grows_to_hold_the_trials_where_it_can(trials, size):
     assert len(run_module.make_sampler("grid", stalling, 0, 6)) == 6
     mixed = sweep.Space({"lr": sweep.log_uniform(1e-3, 1), "epochs": sweep.choice([1, 2, 3, 4, 5])})
     assert len(run_module.make_sampler("grid", mixed, 0, 10)) == 15  # as before: 3 x 5
+
+
+@pytest.mark.parametrize("name", ["trials", "bracket_size", "chunk_size"])
+@pytest.mark.parametrize("value", [True, 0, 2.5, float("nan"), float("inf"), "3"])
+def test_counts_that_are_not_positive_integers_are_refused_by_name(name, value, data, tmp_path):
+    kwargs = {"trials": 2, name: value}
+    with pytest.raises(ValueError, match=f"^{name} must be a positive integer"):
+        sweep.run(SPACE, data=data, db=tmp_path / "s.db", progress=False, **kwargs)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_grid_run_in_part_is_warned_of_and_a_grid_too_small_refused(data):

@@ -14,8 +14,10 @@ import random
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -136,13 +138,13 @@ def test_kill_9_at_random_moments_then_the_same_command_again_loses_and_repeats_
 def children(pid):
     """The pids of ``pid``'s child processes (Linux /proc)."""
     out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for status in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = status.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # ended meanwhile
         if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
+            out.append(int(status.parent.name))
     return out
 
 
@@ -163,12 +165,52 @@ def test_the_workers_of_a_coordinator_killed_with_9_exit(mnist_dir, tmp_path):
     assert len(workers) >= 2
     child.send_signal(signal.SIGKILL)
     child.wait()
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+    assert_ended(workers)
+
+
+def assert_ended(pids, wait=10):
+    """The processes ``pids`` end within ``wait`` seconds (zombies count as ended)."""
+    deadline = time.monotonic() + wait
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+    alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()
              and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
-    assert not alive, f"processes of the killed sweep still running: {alive}"
+    assert not alive, f"processes of the sweep still running: {alive}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_sweep_stops_at_once(signum, mnist_dir, tmp_path):
+    """Ctrl-C (SIGINT to the process group, workers included) or a kill (SIGTERM): the
+    coordinator stops its workers instead of waiting for their chunks (which a resume
+    trains again anyway), without a warning, what ended recorded."""
+    db = tmp_path / "interrupted.db"
+    args = [str(a) for a in run_args(db, mnist_dir, 40, "--epochs", "200")]
+    args[args.index("--workers") + 1] = "2"
+    args[args.index("--train-size") + 1] = "500"
+    args[args.index("hidden=20x2")] = "hidden=300x2"  # chunks of many seconds
+    child = subprocess.Popen([sys.executable, "-m", "fastnet", "sweep", *args],
+                             env=subprocess_env(), cwd=tmp_path, text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (db.exists() and any(r[2] == "running" for r in rows_of(db)[0].values())):
+        assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
+        time.sleep(0.05)
+    workers = children(child.pid)
+    signalled = time.monotonic()
+    if signum == signal.SIGINT:
+        os.killpg(child.pid, signum)
+    else:
+        child.send_signal(signum)
+    stderr = child.communicate(timeout=120)[1]
+    assert time.monotonic() - signalled < 10, "the sweep waited for its chunks"
+    assert child.returncode == 130
+    assert "interrupted; what ended is recorded" in stderr and "Warning" not in stderr, stderr
+    assert_ended(workers)
+    rows, integrity = rows_of(db)
+    assert integrity == [("ok",)] and {row[2] for row in rows.values()} <= {"running", "done"}
 
 
 @pytest.mark.slow
@@ -318,6 +360,18 @@ def test_errors_about_options_name_their_flags(extra, message, mnist_dir, tmp_pa
     assert status == 1 and err.startswith(f"fastnet sweep: error: {message}"), err
 
 
+def test_epochs_as_a_flag_or_as_a_param_is_one_sweep(mnist_dir, tmp_path, capsys):
+    """``--epochs 3`` (read as 3.0) and ``--param epochs=3`` make the same spec: either
+    resumes the other's sweep."""
+    db = tmp_path / "epochs.db"
+    assert sweep(capsys, *run_args(db, mnist_dir, 2))[0] == 0
+    args = [str(a) for a in run_args(db, mnist_dir, 2)]
+    at = args.index("--epochs")
+    args[at:at + 2] = ["--param", "epochs=3"]
+    status, out, err = sweep(capsys, *args)
+    assert status == 0 and out.startswith(f"2 trials in {db} (2 done)"), err
+
+
 @pytest.mark.parametrize("began", [False, True])
 def test_an_interrupted_run_says_whether_anything_was_recorded(
         began, mnist_dir, tmp_path, capsys, monkeypatch):
@@ -370,6 +424,42 @@ def test_output_into_a_closed_pipe_ends_quietly(verb, small_db):
     assert proc.wait(timeout=120) == 1 and err == "", err
 
 
+@pytest.mark.parametrize("verb", ["show", "export", "plot"])
+@pytest.mark.parametrize("damage, message", [
+    ("DELETE FROM meta WHERE key = 'spec'", "a damaged fastnet sweep (its spec is missing"),
+    ("UPDATE meta SET value = '{' WHERE key = 'spec'", "a damaged fastnet sweep (its spec"),
+    ("UPDATE meta SET value = '{}' WHERE key = 'spec'",
+     "not a sweep of fastnet sweep run (its spec lacks space, trials)"),
+    ("UPDATE trials SET config = '{x' WHERE \"index\" = 0",
+     "a damaged sweep file (a stored value is not JSON: "),
+], ids=["no-spec", "spec-not-json", "spec-empty", "config-not-json"])
+def test_a_damaged_sweep_file_is_one_line_naming_it(verb, damage, message, small_db,
+                                                     tmp_path, capsys):
+    db = tmp_path / "damaged.db"
+    db.write_bytes(small_db.read_bytes())
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(damage)
+    conn.close()
+    extra = ["--out", str(tmp_path / "plots")] if verb == "plot" else []
+    status, _, err = sweep(capsys, verb, "--db", db, *extra)
+    assert status == 1 and err.startswith(f"fastnet sweep: error: {db}: {message}"), err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("verb", ["show", "export"])
+def test_output_onto_a_full_disk_is_one_line(verb, small_db):
+    """stdout refusing what is written (``> /dev/full``): the error in one line."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "fastnet", "sweep", verb, "--db",
+                               str(small_db)], stdout=full, stderr=subprocess.PIPE, text=True,
+                              env=subprocess_env(), timeout=120, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("fastnet sweep: error: ") and proc.stderr.count("\n") == 1
+    assert "No space left on device" in proc.stderr
+
+
 def test_export_csv_and_json_to_stdout_and_to_a_file(small_db, tmp_path, capsys):
     from fastnet.sweep import SweepStore
 
@@ -401,6 +491,29 @@ def test_export_csv_and_json_to_stdout_and_to_a_file(small_db, tmp_path, capsys)
             assert [{k: v for k, v in row.items() if k not in VOLATILE}
                     for row in json.loads(out.read_text())] == rows
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv", "table.json"]
+
+
+def test_export_writes_through_links_into_pipes_and_refuses_folders(small_db, tmp_path, capsys):
+    """A symbolic link's target is written (the link kept), a FIFO is written into
+    (not replaced by a file), a folder is refused; nothing is left beside them."""
+    text = exported(capsys, small_db)[0]
+    target, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    target.write_text("old")
+    link.symlink_to(target)
+    assert sweep(capsys, "export", "--db", small_db, "--out", link)[0] == 0
+    assert link.is_symlink() and target.read_text() == text
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    assert sweep(capsys, "export", "--db", small_db, "--out", fifo)[0] == 0
+    reader.join(timeout=60)
+    assert received == [text] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    for folder in (tmp_path, ""):
+        status, _, err = sweep(capsys, "export", "--db", small_db, "--out", folder)
+        assert status == 1 and "a folder, --out names a file" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "pipe", "real.csv"]
 
 
 def test_show_prints_the_best_trials(small_db, capsys):
