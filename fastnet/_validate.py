@@ -26,9 +26,9 @@ def float_dtype(dtype):
 def float_array(x, name, dtype=None, min_ndim=1):
     """``x`` as a C-contiguous float32/float64 array with at least one row.
 
-    With ``dtype`` given, a float32/float64 ``x`` of the other precision is converted;
-    integer, boolean, float16 or object input is a TypeError either way (scale image
-    bytes to [0, 1] floats first).
+    With ``dtype`` given, a float32/float64 ``x`` of the other precision is converted
+    (ValueError where a finite value does not fit it); integer, boolean, float16 or
+    object input is a TypeError either way (scale image bytes to [0, 1] floats first).
     """
     arr = np.asarray(x)
     if arr.dtype not in FLOAT_DTYPES:
@@ -38,7 +38,13 @@ def float_array(x, name, dtype=None, min_ndim=1):
     if arr.ndim and arr.shape[0] == 0 or arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); a batch needs at least one sample")
     # Not ``np.ascontiguousarray``: it turns a 0-d array into shape (1,).
-    return np.asarray(arr, dtype=dtype or arr.dtype, order="C")
+    try:
+        with np.errstate(over="raise"):
+            return np.asarray(arr, dtype=dtype or arr.dtype, order="C")
+    except FloatingPointError:  # float64 values past float32's range: not silently inf
+        raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype)} (largest "
+                         f"{np.finfo(dtype).max:.3g}); scale it, or use a float64 "
+                         f"net") from None
 
 
 def real_values(x, name):

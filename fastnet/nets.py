@@ -184,9 +184,12 @@ class _FusedNet:
     def _rows(self, x, dtype=None):
         """``x`` as C-contiguous (N, input_size) rows of ``dtype`` (the net's), converted
         as the book's ``np.asarray(x, dtype)`` would."""
-        x = _validate.float_array(
-            np.asarray(_validate.real_values(x, "x"), dtype=dtype or self.dtype), "x",
-            min_ndim=2)  # one row per sample: a 1-D x is no batch
+        dtype = dtype or self.dtype
+        x = _validate.real_values(x, "x")
+        if x.dtype not in _validate.FLOAT_DTYPES:  # ints (image bytes), bools, objects
+            x = np.asarray(x, dtype=dtype)
+        # one row per sample: a 1-D x is no batch; float64 past float32's range refused
+        x = _validate.float_array(x, "x", dtype, min_ndim=2)
         x = x.reshape(x.shape[0], -1)
         self._check_features(x)
         return x

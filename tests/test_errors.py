@@ -352,6 +352,11 @@ BAD_INPUTS = [
      "class indices t must lie in [0, 3)"),
     ("train-step-float-labels", lambda: train_step(X, T.astype(float)), TypeError,
      "class indices t must be integers"),
+    ("net-x-past-float32", lambda: net().predict(np.full((2, 3), 1e39)), ValueError,
+     ("x has values beyond the range of float32 (largest 3.4e+38); scale it, or use a "
+      "float64 net")),
+    ("train-step-x-past-float32", lambda: train_step(np.full((2, 3), -1e39), T), ValueError,
+     "x has values beyond the range of float32"),
     ("net-predict-1d-x", lambda: net().predict(np.ones(3)), ValueError,
      "x must have at least 2 dimension(s), got shape (3,)"),
     ("train-step-complex-x", lambda: train_step(np.ones((2, 3), complex), T), TypeError,

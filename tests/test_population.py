@@ -470,6 +470,8 @@ ERRORS = [
      "a member's index must be an int, got 1.0"),
     ("configs a string", lambda: Population(*SIZES, "seed"), TypeError,
      "configs must be a sequence of dicts, one per member, got 'seed'"),
+    ("x past float32", lambda: pop3().train_step(np.full((N, 6), 1e39), np.zeros(N, int)),
+     ValueError, "x has values beyond the range of float32"),
     ("configs None", lambda: Population(*SIZES, None), TypeError,
      "configs must be a sequence of dicts, one per member, got None"),
 ]

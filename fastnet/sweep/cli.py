@@ -361,6 +361,9 @@ def _cell(value):
 def plot_command(args):
     from .report import plot_all
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise SweepCommandError(f"--out {args.out} is a file; plot writes its PNG files "
+                                f"into a folder (made if missing)")
     store = _open(args.db)
     try:
         paths = plot_all(store, args.out, top=args.top)

@@ -18,6 +18,7 @@ import copy
 import difflib
 import math
 import numbers
+import sys
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -43,8 +44,13 @@ def _unknown(what, name, known, spellings=None):
 
 
 def _is_real(value):
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value))
+    """A finite real number, as a float64 too (an int past 1.8e308 is not)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _same(a, b):
@@ -111,6 +117,10 @@ class _Range(Distribution):
             if self.integer:
                 if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                     raise ValueError(f"{self.kind}: {end} must be an int, got {value!r}")
+                if not _is_real(value):  # a float64 on the sampled axis
+                    raise ValueError(f"{self.kind}: {end} must be at most "
+                                     f"{sys.float_info.max:.3g}, got an int of "
+                                     f"{len(str(abs(value)))} digits")
                 object.__setattr__(self, end, int(value))
             elif not _is_real(value):
                 raise ValueError(f"{self.kind}: {end} must be a finite number, got {value!r}")
@@ -119,6 +129,9 @@ class _Range(Distribution):
         if self.low >= self.high:
             raise ValueError(f"{self.kind}: low must be < high, got low={self.low!r}, "
                              f"high={self.high!r}")
+        if not math.isfinite(float(self.high) - float(self.low)):
+            raise ValueError(f"{self.kind}: high - low must be a finite float64 (the width "
+                             f"samples are drawn in), got low={self.low!r}, high={self.high!r}")
         self._check_ends()
 
     def _check_ends(self):
@@ -231,6 +244,8 @@ class Choice(Distribution):
         if not options:
             raise ValueError("choice: needs at least one option, got none")
         for k, option in enumerate(options):
+            if isinstance(option, float) and not math.isfinite(option):
+                raise ValueError(f"choice: options must be finite, got {option!r}")
             if any(_same(option, earlier) for earlier in options[:k]):
                 raise ValueError(f"choice: options must differ, got {option!r} twice")
         object.__setattr__(self, "options", options)

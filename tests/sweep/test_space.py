@@ -330,6 +330,12 @@ BAD_INPUTS = [
      "one_minus_log_uniform: needs 0 <= low < high < 1, got low=-0.1, high=0.5"),
     ("int-float-end", lambda: int_uniform(1.5, 3), "int_uniform: low must be an int, got 1.5"),
     ("int-bool-end", lambda: log_int(1, True), "log_int: high must be an int, got True"),
+    ("int-end-past-float64", lambda: log_int(1, 10**400),
+     "log_int: high must be at most 1.8e+308, got an int of 401 digits"),
+    ("width-past-float64", lambda: uniform(-1e308, 1e308),
+     ("uniform: high - low must be a finite float64 (the width samples are drawn in), got "
+      "low=-1e+308, high=1e+308")),
+    ("choice-nan", lambda: choice([float("nan"), 1.0]), "choice: options must be finite, got nan"),
     ("log-int-zero", lambda: log_int(0, 10), "log_int: needs low >= 1, got low=0"),
     ("choice-empty", lambda: choice([]), "choice: needs at least one option, got none"),
     ("choice-string", lambda: choice("abc"), "choice: options must be a list, got 'abc'"),

@@ -447,6 +447,15 @@ def test_a_damaged_sweep_file_is_one_line_naming_it(verb, damage, message, small
     assert err.count("\n") == 1
 
 
+def test_plot_into_a_file_is_refused(small_db, tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("mine")
+    status, _, err = sweep(capsys, "plot", "--db", small_db, "--out", out)
+    assert status == 1 and err == (f"fastnet sweep: error: --out {out} is a file; plot writes "
+                                   f"its PNG files into a folder (made if missing)\n")
+    assert out.read_text() == "mine"
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("verb", ["show", "export"])
 def test_output_onto_a_full_disk_is_one_line(verb, small_db):
