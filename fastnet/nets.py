@@ -161,11 +161,13 @@ class _FusedNet:
             elif getattr(layer, attr) is not view:
                 rebound.append((getattr(layer, attr), view, f"the layer's {attr} ({key})"))
         for bn, views in self._running_views.items():
+            if bn.running_mean is None:  # the book's layer then starts both again from 0
+                bn.running_var = None
             rebound += [(getattr(bn, name), view, name) for name, view
                         in zip(("running_mean", "running_var"), views)
                         if getattr(bn, name) is not view]
         for given, view, name in rebound:
-            if given is None and name.startswith("running"):  # the book's: start again
+            if given is None and name.startswith("running"):  # from zeros, as the book's
                 view[...] = 0
                 continue
             view[...] = _validate.same_shape(np.asarray(given), view.shape, name)

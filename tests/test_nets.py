@@ -578,8 +578,9 @@ def test_rebound_layer_attributes_are_picked_up_by_every_pass(case):
         assert_array_equal(rebound.params[k], edited.params[k], err_msg=k)
     running = [k for k in normed if k.startswith(("BatchNorm", "SwitchNorm"))]
     if running:
-        rebound.layers[running[0]].running_mean = None
+        rebound.layers[running[0]].running_mean = None  # the book's: both from zeros
         edited.layers[running[0]].running_mean[...] = 0
+        edited.layers[running[0]].running_var[...] = 0
         assert_array_equal(rebound.predict(x), edited.predict(x))
 
 
