@@ -63,8 +63,10 @@ def fit_in(values, dtype, what):
     with np.errstate(over="ignore"):
         arr = np.array(values, dtype)
     if not np.isfinite(arr).all():
-        raise ValueError(f"{what} {list(values)} do not fit {np.dtype(dtype).name} "
-                         f"(a value overflows to inf)")
+        values = list(values)
+        said = f"={values[0]!r} does not" if len(values) == 1 else f" {values} do not"
+        raise ValueError(f"{what}{said} fit {np.dtype(dtype).name} (a value overflows to "
+                         f"inf)")
     return arr
 
 

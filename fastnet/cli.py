@@ -122,11 +122,11 @@ def _check_writable(path, folder=False):
     """CommandError unless ``path`` can be written: a file (``folder`` False) whose
     folder exists and takes new files, or a folder (made here if missing).  Checked
     before a long run, whose result would otherwise be lost at its end."""
-    path = Path(path)
+    given, path = str(path), Path(path)  # Path drops a trailing separator
     where = path if folder else path.parent
     if folder and path.exists() and not path.is_dir():
         raise CommandError(f"{path} is a file; --out names a folder")
-    if not folder and path.is_dir():
+    if not folder and (path.is_dir() or given.endswith(("/", os.sep))):
         raise CommandError(f"{path} is a folder; --save names a file")
     try:
         if folder:
@@ -211,7 +211,7 @@ def _add_train_parser(commands):
     data.add_argument("--test-size", type=_count(1), metavar="N",
                       help="test on the first N test images only")
     files = p.add_argument_group("files")
-    files.add_argument("--save", type=Path, metavar="PATH.npz",
+    files.add_argument("--save", metavar="PATH.npz",  # as typed: a trailing / is a folder
                        help="save the trained net (never overwrites without --force)")
     files.add_argument("--load", type=Path, metavar="PATH.npz",
                        help="start from a net saved with --save")

@@ -11,7 +11,8 @@ searched in this order (the first one holding all four wins):
 
 1. ``data_dir``, when given;
 2. ``$FASTNET_DATA/<name>/``, then ``$FASTNET_DATA/`` itself;
-3. ``user_cache_dir()/datasets/<name>/`` (where downloads go by default);
+3. ``user_cache_dir()/datasets/<name>/`` (where downloads go, unless ``data_dir`` is
+   an existing folder that may be written: its missing files are then completed there);
 4. ``/usr/share/datasets/<name>/`` (Debian's ``dataset-fashion-mnist`` installs there).
 
 ``<name>`` is ``mnist`` or ``fashion-mnist``.  A file may be gzipped (``*.gz``, the
@@ -160,7 +161,7 @@ def load_test_set(name="mnist", normalize=True, flatten=True, one_hot_label=Fals
     Never downloads: it is for machines where only the test images are at hand.  Raises
     ``DatasetNotFoundError`` naming every folder searched and the parsed cache.
     """
-    spec = DATASETS[name]
+    spec = _spec(name)
     names = FILES["x_test"], FILES["t_test"]
     folders = _search_folders(spec, data_dir)
     for folder, _ in folders:
@@ -209,19 +210,29 @@ def load_idx(path):
     return np.frombuffer(data, np.uint8, offset=header_len).reshape(shape).copy()
 
 
+def _spec(name):
+    """The table's entry of dataset ``name``; ValueError naming the choices."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
 def fetch(name, folder, mirrors=None, checksums=None):
     """Download whichever of dataset ``name``'s four files ``folder`` lacks; return folder.
 
-    ``mirrors`` defaults to ``$<mirrors_env>`` if set, else the table's list;
+    ``mirrors`` (a URL or a list of them) defaults to ``$<mirrors_env>`` if set, else
+    the table's list;
     ``checksums`` (file name -> MD5) defaults to the table's.  Each file is tried on
     each mirror in turn; a file is only ever moved into place complete and verified.
     Raises ``DatasetNotFoundError`` listing every URL tried for the file that could not
     be had, and why each failed.
     """
-    spec = DATASETS[name]
+    spec = _spec(name)
     if mirrors is None:
         env = os.environ.get(spec.mirrors_env, "").strip()
         mirrors = re.split(r"[\s,]+", env) if env else spec.mirrors
+    elif isinstance(mirrors, str):  # one URL, not a list of its characters
+        mirrors = [mirrors]
     checksums = spec.md5 if checksums is None else checksums
     folder = Path(folder)
     try:
@@ -300,7 +311,8 @@ def _located(folders):
         missing = _missing(folder)
         if not missing:
             return folder, looked
-        state = "missing " + ", ".join(missing) if folder.is_dir() else "no such folder"
+        state = ("missing " + ", ".join(missing) if folder.is_dir()
+                 else "a file, not a folder" if folder.exists() else "no such folder")
         looked.append(f"  {folder} ({origin}): {state}")
     return None, looked
 
@@ -318,12 +330,14 @@ def _how_to_provide(spec, names=tuple(FILES.values()), mirrors=True):
 
 
 def _download_folder(spec, data_dir):
-    """``data_dir`` if given and writable (created if need be), else the user cache."""
+    """``data_dir`` where it is a folder that may be written (its missing files are
+    completed there), else the user cache.  A ``data_dir`` that does not exist (a typo)
+    is not created, and one without write permission is not written, even by root,
+    whom ``os.access`` lets write anywhere."""
     if data_dir is not None:
         folder = Path(data_dir).expanduser()
-        with contextlib.suppress(OSError):
-            folder.mkdir(parents=True, exist_ok=True)
-        if os.access(folder, os.W_OK):
+        if (folder.is_dir() and os.access(folder, os.W_OK)
+                and folder.stat().st_mode & 0o222):
             return folder
     return user_cache_dir() / "datasets" / spec.name
 
@@ -608,8 +622,7 @@ def load_dataset(name, data_dir=None):
     digits are in a folder it searches, the first 8,000 of those train and the last
     2,000 test, and a warning says so on stderr and in the description.
     """
-    if name not in LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
+    spec = _spec(name)
     try:
         train, test = LOADERS[name](normalize=True, data_dir=data_dir)
     except DatasetNotFoundError:
@@ -617,7 +630,6 @@ def load_dataset(name, data_dir=None):
         if digits is None:
             raise
         return _fallback_split(*digits)
-    spec = DATASETS[name]
     folder = _located(_search_folders(spec, data_dir))[0]
     source = folder if folder is not None else f"the parsed cache {_cache_path(spec)}"
     return train, test, (f"{spec.title}: {len(train[0]):,} train / {len(test[0]):,} test "

@@ -106,8 +106,14 @@ def save_net(net, path, *, overwrite=False):
     is not float, keys added or removed, Dropout layers given different ratios) is a
     ``ValueError`` before anything is written; a ``path`` that is a folder an
     ``IsADirectoryError``, one in a folder that does not exist a ``FileNotFoundError``.
+    A symbolic link is written through (its target replaced, the link kept).
     """
+    if os.fspath(path).endswith(("/", os.sep)):  # Path would drop the separator
+        raise IsADirectoryError(errno.EISDIR, "save_net: a folder (the path ends with a "
+                                "separator), not a file", os.fspath(path))
     path = Path(path)
+    if path.is_symlink():  # written through: the link stays, its target is replaced
+        path = Path(os.path.realpath(path))
     arrays = _net_arrays(net)
     try:  # what load_net would refuse is not written (seed: np.random is left alone)
         _net_from_arrays({key: np.asarray(value) for key, value in arrays.items()},

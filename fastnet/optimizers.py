@@ -15,6 +15,7 @@ float16 array, a broadcasting gradient) get each class's ``_book_rule``: the boo
 NumPy expressions for one key, so NumPy's promotion and errors are the book's.
 """
 import copy
+import inspect
 import math
 import numbers
 
@@ -175,8 +176,15 @@ class _FusedUpdate:
         """The kernel's scalar arguments after the state arrays (this step's, once
         ``_begin_step`` has run) and ``weight_decay``, in ``dtype``; ValueError where
         one overflows it."""
-        return _validate.fit_in([*self._hyperparameters(), weight_decay], dtype,
-                                f"{type(self).__name__}'s hyperparameters")
+        try:
+            return _validate.fit_in([*self._hyperparameters(), weight_decay], dtype,
+                                    f"{type(self).__name__}'s hyperparameters")
+        except ValueError:  # name the argument the user gave, not the kernel's scalars
+            for name in tuple(inspect.signature(type(self).__init__).parameters)[1:]:
+                value = getattr(self, name, None)
+                if _validate.is_real_number(value):
+                    _validate.fit_in([value], dtype, f"{type(self).__name__}'s {name}")
+            raise
 
     def _run(self, p, g, states, scalars):
         if p.size:

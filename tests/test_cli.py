@@ -98,6 +98,12 @@ def test_save_never_overwrites_without_force(mnist_dir, tmp_path, capsys):
     assert [p.name for p in path.parent.iterdir()] == ["net.npz"]  # no temporary left
 
 
+def test_save_into_a_folder_spelled_with_a_slash_is_refused(mnist_dir, tmp_path, capsys):
+    status, _, stderr = train(capsys, mnist_dir, "--save", f"{tmp_path / 'new'}/")
+    assert status == 1 and f"{tmp_path / 'new'} is a folder; --save names a file" in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_load_refuses_an_incompatible_net(mnist_dir, tmp_path, capsys):
     path = tmp_path / "net.npz"
     assert train(capsys, mnist_dir, "--save", str(path))[0] == 0

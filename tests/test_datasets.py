@@ -574,11 +574,30 @@ def test_load_with_every_mirror_failing_says_everything(tmp_path, server, monkey
     message = str(err.value)
     assert f"{tmp_path / 'data'} (data_dir): no such folder" in message
     assert f"{cache_folder()} (user cache): no such folder" in message
-    assert f"could not download {NAMES[0]} into {tmp_path / 'data'}" in message
+    # a data_dir that does not exist (a typo?) is not made: the user cache downloads
+    assert f"could not download {NAMES[0]} into {cache_folder()}" in message
     assert f"{url}/corrupt/{NAMES[0]}: MD5 hash of downloaded file ({NAMES[0]}) does not " \
         "match the known hash" in message
     assert "FASTNET_MNIST_MIRRORS" in message
-    assert os.listdir(tmp_path / "data") == []
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_read_only_data_dir_is_not_written_even_by_root(tmp_path, server, monkeypatch):
+    """Only the test set in a folder without write permission: the training files go to
+    the user cache, the folder is left as it was (root passes os.access anywhere)."""
+    _, url = server
+    folder = tmp_path / "data"
+    make_dataset(folder, only=set(NAMES) - set(TRAIN_NAMES))
+    folder.chmod(0o555)
+    before = sorted(os.listdir(folder)), folder.stat().st_mtime_ns
+    monkeypatch.setenv("FASTNET_MNIST_MIRRORS", f"{url}/good")
+    try:
+        (x_train, _), _ = load_mnist(data_dir=folder)
+        assert x_train.shape == (12, 784)
+        assert (sorted(os.listdir(folder)), folder.stat().st_mtime_ns) == before
+        assert set(TRAIN_NAMES) <= set(os.listdir(cache_folder()))
+    finally:
+        folder.chmod(0o755)
 
 
 def test_uncreatable_download_folder_is_a_clear_not_found(tmp_path, monkeypatch):
@@ -587,6 +606,28 @@ def test_uncreatable_download_folder_is_a_clear_not_found(tmp_path, monkeypatch)
     monkeypatch.setenv("FASTNET_CACHE_DIR", str(blocker))
     with pytest.raises(DatasetNotFoundError, match=f"cannot download into {blocker}"):
         load_mnist()
+
+
+def test_a_data_dir_that_is_a_file_is_said_so(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(DatasetNotFoundError, match=r"afile \(data_dir\): a file, not a folder"):
+        load_mnist(data_dir=afile, download=False)
+
+
+def test_unknown_dataset_names_the_choices(tmp_path):
+    for call in (lambda: datasets.fetch("bogus", tmp_path), lambda: datasets.load_test_set("bogus"),
+                 lambda: datasets.load_dataset("bogus")):
+        with pytest.raises(ValueError, match=r"unknown dataset 'bogus'; choose one of "
+                                             r"\['fashion-mnist', 'mnist'\]"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_takes_one_mirror_as_a_string(tmp_path, server):
+    httpd, url = server
+    fetch("mnist", tmp_path / "data", mirrors=f"{url}/good/")
+    assert sorted(httpd.requests) == sorted(f"/good/{n}" for n in NAMES)
 
 
 def test_no_mirrors_configured(tmp_path):

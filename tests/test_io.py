@@ -359,7 +359,22 @@ def test_save_net_names_a_missing_folder_or_a_folder_given_as_the_file(small_net
     with pytest.raises(IsADirectoryError, match="a folder, not a file") as err:
         io.save_net(small_net, tmp_path, overwrite=True)
     assert err.value.filename == str(tmp_path)
+    with pytest.raises(IsADirectoryError, match="ends with a separator"):
+        io.save_net(small_net, f"{tmp_path / 'new'}/")  # not a file named "new"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_net_writes_through_a_symbolic_link(small_net, tmp_path):
+    (tmp_path / "real").mkdir()
+    target, link = tmp_path / "real" / "net.npz", tmp_path / "link.npz"
+    link.symlink_to(target)  # dangling until the save
+    io.save_net(small_net, link)
+    assert link.is_symlink() and target.is_file()
+    with pytest.raises(FileExistsError):
+        io.save_net(small_net, link)
+    io.save_net(small_net, link, overwrite=True)
+    assert link.is_symlink()
+    assert_same_net(io.load_net(link), small_net, np.float32)
 
 
 def test_save_net_rejects_what_is_not_a_net(tmp_path):

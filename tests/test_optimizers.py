@@ -577,7 +577,7 @@ def test_a_step_refused_for_hyperparameters_that_overflow_is_not_counted():
 
     opt = fast_optimizers.Adam(lr=1e308)
     param = np.zeros(3, np.float32)
-    with pytest.raises(ValueError, match="do not fit float32"):
+    with pytest.raises(ValueError, match=r"Adam's lr=1e\+308 does not fit float32"):
         opt.update({"w": param}, {"w": np.ones(3, np.float32)})
     assert opt.iter == 0 and not param.any()
     pop = Population(4, [3], 2, [{"seed": 0}, {"seed": 1, "lr": 1e308}], optimizer="adam")

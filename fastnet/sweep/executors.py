@@ -150,16 +150,32 @@ class InProcessExecutor:
         self._set(self._restore)
 
 
+class _WorkerProcess(multiprocessing.context.SpawnProcess):
+    """A spawned worker that ignores SIGINT from its first instruction: Ctrl-C in a
+    terminal reaches the whole process group, and the coordinator, which handles it,
+    terminates the workers (else each would print a KeyboardInterrupt traceback).  An
+    ignored signal stays ignored across the exec, and Python keeps it so."""
+
+    def start(self):
+        if threading.current_thread() is not threading.main_thread():
+            return super().start()  # only the main thread may set a handler
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return super().start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 class _SpawnContext(multiprocessing.context.SpawnContext):
-    """The spawn context, keeping the processes it starts: a broken pool does not say
-    how its workers ended, their exit codes do."""
+    """The spawn context of ``_WorkerProcess``es, keeping the processes it starts: a
+    broken pool does not say how its workers ended, their exit codes do."""
 
     def __init__(self):
         super().__init__()
         self.processes = []
 
     def Process(self, *args, **kwargs):
-        process = super().Process(*args, **kwargs)
+        process = _WorkerProcess(*args, **kwargs)
         self.processes.append(process)
         return process
 
