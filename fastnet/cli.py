@@ -292,9 +292,9 @@ def _init(text):
 # --- fastnet train
 
 def train(args):
-    if args.save:
+    if args.save is not None:
         _check_writable(args.save)
-    if args.save and os.path.lexists(args.save) and not args.force:  # a dangling link too
+    if args.save is not None and os.path.lexists(args.save) and not args.force:  # a link too
         raise CommandError(f"{args.save} exists; pass --force to overwrite it")
     if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
         raise CommandError(f"--momentum applies to momentum and nesterov, not {args.optimizer}")
@@ -328,7 +328,7 @@ def train(args):
     _fit(trainer, say)
     say(f"final: train acc {network.accuracy(x_train, t_train):.4f}, test acc "
         f"{network.accuracy(x_test, t_test):.4f} ({time.perf_counter() - start:.1f} s)")
-    if args.save:
+    if args.save is not None:
         save_network(network, args.save, args.force)
         say(f"saved to {args.save}")
     return 0

@@ -102,11 +102,13 @@ def save_net(net, path, *, overwrite=False):
     half-written net, and an existing file is left as it was when the save fails.
     ``path`` is used as given (no ``.npz`` is appended).  An existing ``path`` is a
     ``FileExistsError`` unless ``overwrite`` is true.  A net whose arrays ``load_net``
-    would refuse (``params`` entries re-bound to arrays of another shape, a dtype that
-    is not float, keys added or removed, Dropout layers given different ratios) is a
+    would refuse (``params`` entries re-bound to arrays of another shape or of objects,
+    keys added or removed, Dropout layers given different ratios) is a
     ``ValueError`` before anything is written; a ``path`` that is a folder an
     ``IsADirectoryError``, one in a folder that does not exist a ``FileNotFoundError``.
-    A symbolic link is written through (its target replaced, the link kept).
+    A symbolic link is written through (its target replaced, the link kept).  What is
+    saved is what the net's passes use: entries of ``params`` or layer attributes
+    re-bound since the last pass are taken in first (converted to the net's dtype).
     """
     if os.fspath(path).endswith(("/", os.sep)):  # Path would drop the separator
         raise IsADirectoryError(errno.EISDIR, "save_net: a folder (the path ends with a "
@@ -156,6 +158,9 @@ def _net_arrays(net):
     if not hasattr(net, "params") or not hasattr(net, "hidden_size_list"):
         raise TypeError(f"save_net takes a MultiLayerNet or MultiLayerNetExtend, got "
                         f"{type(net).__name__}")
+    if hasattr(net, "_sync_params"):  # what its passes use: a layer's re-bound W too
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # load_net says which
+            net._sync_params()
     normalization = getattr(net, "normalization", None) or "none"
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"the fastnet-mlp formats hold the normalizations "

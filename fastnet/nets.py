@@ -190,8 +190,10 @@ class _FusedNet:
         x = _validate.real_values(x, "x")
         if x.dtype not in _validate.FLOAT_DTYPES:  # ints (image bytes), bools, objects
             x = np.asarray(x, dtype=dtype)
-        # one row per sample: a 1-D x is no batch; float64 past float32's range refused
-        x = _validate.float_array(x, "x", dtype, min_ndim=2)
+        x = _validate.float_array(x, "x", dtype)  # float64 past float32's range refused
+        if x.ndim == 1 and self.input_size != 1:  # the book's (N, 1) rows of one feature
+            raise ValueError(f"x must have one row per sample, shape (N, {self.input_size}) "
+                             f"or (N, ...), got shape {x.shape} (one sample: x[None])")
         x = x.reshape(x.shape[0], -1)
         self._check_features(x)
         return x

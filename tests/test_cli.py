@@ -102,6 +102,8 @@ def test_save_into_a_folder_spelled_with_a_slash_is_refused(mnist_dir, tmp_path,
     status, _, stderr = train(capsys, mnist_dir, "--save", f"{tmp_path / 'new'}/")
     assert status == 1 and f"{tmp_path / 'new'} is a folder; --save names a file" in stderr
     assert list(tmp_path.iterdir()) == []
+    status, _, stderr = train(capsys, mnist_dir, "--save", "")
+    assert status == 1 and "is a folder; --save names a file" in stderr
 
 
 def test_load_refuses_an_incompatible_net(mnist_dir, tmp_path, capsys):

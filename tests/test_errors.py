@@ -358,7 +358,8 @@ BAD_INPUTS = [
     ("train-step-x-past-float32", lambda: train_step(np.full((2, 3), -1e39), T), ValueError,
      "x has values beyond the range of float32"),
     ("net-predict-1d-x", lambda: net().predict(np.ones(3)), ValueError,
-     "x must have at least 2 dimension(s), got shape (3,)"),
+     ("x must have one row per sample, shape (N, 3) or (N, ...), got shape (3,) (one "
+      "sample: x[None])")),
     ("train-step-complex-x", lambda: train_step(np.ones((2, 3), complex), T), TypeError,
      "x must hold real numbers, got dtype complex128"),
     ("train-step-empty", lambda: train_step(np.ones((0, 3)), T[:0]), ValueError, "x is empty"),

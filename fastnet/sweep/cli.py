@@ -388,12 +388,15 @@ def _same_file(out, db):
 def _export_to(store, fmt, columns, path):
     """Export into ``path``: a regular file (through a symbolic link, its target) is
     written beside and renamed over, so that it never holds half an export; anything
-    else (a pipe, ``/dev/stdout``, a device) is written directly."""
+    else (a pipe, a device), and whatever ``/dev/stdout`` or ``/proc/.../fd`` names, is
+    written directly, as given."""
     target = Path(os.path.realpath(path))
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "a folder, --out names a file")
-    if target.exists() and not target.is_file():
-        with open(target, "w", newline="", encoding="utf-8") as out:
+    descriptor = str(Path(path).absolute()).startswith(("/dev/", "/proc/"))
+    if os.path.exists(path) and (descriptor or not target.is_file()):
+        # appending: reopening /dev/stdout truncates the file a shell's >> appends to
+        with open(path, "a", newline="", encoding="utf-8") as out:
             store.export(fmt, out, columns)
         return
     partial = target.with_name(f".{target.name}.partial")

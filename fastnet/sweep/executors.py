@@ -163,7 +163,9 @@ class _WorkerProcess(multiprocessing.context.SpawnProcess):
         try:
             return super().start()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            # None: a handler set outside Python, which Python cannot put back
+            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None
+                          else previous)
 
 
 class _SpawnContext(multiprocessing.context.SpawnContext):
@@ -246,6 +248,11 @@ class LocalExecutor:
             pool.shutdown(wait=True, cancel_futures=True)  # joins the workers: exit codes
             cause = None if isinstance(err, BrokenProcessPool) else err  # its traceback
             raise WorkersDidNotStart(_start_failure(err, context.processes)) from cause
+        except BaseException:  # Ctrl-C while they start: they ignore SIGINT, so stop them
+            for process in context.processes:
+                process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         return pool
 
     def _remove_data(self):

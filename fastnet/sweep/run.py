@@ -106,8 +106,7 @@ def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
             grid = samplers.GridSampler(space, points)
         return grid
     if name == "coarse-to-fine":
-        if int(rounds) != rounds or rounds < 1:
-            raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+        rounds = _validate.positive_int(rounds, "rounds", none=False)
         round_size = math.ceil(trials / rounds)
         return samplers.CoarseToFineSampler(space, seed, rounds, round_size,
                                             top_k or max(3, round_size // 10))
@@ -199,8 +198,7 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
-        if value is not None and (int(value) != value or value < 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        _validate.positive_int(value, name)
     spec = {"format": FORMAT, "space": space.to_json(), "sampler": sampler.to_json(),
             "trials": int(trials), "seed": int(seed),
             "pruner": pruner.to_json() if pruner else None, "bracket_size": int(bracket_size),

@@ -167,6 +167,21 @@ def _canonical(spec, what="spec"):
     return json.dumps(spec, sort_keys=True)
 
 
+def _values(obj):
+    """A JSON value as compared: ``2`` and ``2.0`` alike (a sweep begun with ``--epochs
+    2``, stored as 2.0 by earlier versions, resumes as ``--param epochs=2``), ``true``
+    unlike ``1``."""
+    if isinstance(obj, bool):
+        return ("bool", obj)
+    if isinstance(obj, float) and obj.is_integer():
+        return int(obj)
+    if isinstance(obj, dict):
+        return {key: _values(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [_values(value) for value in obj]
+    return obj
+
+
 def _text(spec, key):
     return json.dumps(spec[key], sort_keys=True) if key in spec else "absent"
 
@@ -221,13 +236,13 @@ def _check(conn, path, spec, code=None):
                               f"fastnet reads version {VERSION}; a newer fastnet wrote it")
     try:
         stored = json.loads(meta["spec"]) if "spec" in meta else None
-    except ValueError:
+    except (ValueError, TypeError):  # not JSON, or not text at all
         stored = None
     if not isinstance(stored, dict):
         raise NotASweepError(f"{path}: a damaged fastnet sweep (its spec is missing or not "
                              f"a JSON object)")
     given = meta["spec"] if spec is None else _canonical(spec)
-    if given != meta["spec"]:
+    if _values(json.loads(given)) != _values(stored):
         raise _spec_mismatch(path, meta["spec"], given)
     if code is not None and "code" in meta:
         stored, given = _stored_code(path, meta["code"]), json.loads(_canonical(code, "code"))

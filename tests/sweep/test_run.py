@@ -255,7 +255,8 @@ def test_the_grid_grows_to_hold_the_trials_where_it_can(trials, size):
     assert len(run_module.make_sampler("grid", mixed, 0, 10)) == 15  # as before: 3 x 5
 
 
-@pytest.mark.parametrize("name", ["trials", "bracket_size", "chunk_size"])
+@pytest.mark.parametrize("name", ["trials", "bracket_size", "chunk_size", "workers",
+                                  "threads_per_worker"])
 @pytest.mark.parametrize("value", [True, 0, 2.5, float("nan"), float("inf"), "3"])
 def test_counts_that_are_not_positive_integers_are_refused_by_name(name, value, data, tmp_path):
     kwargs = {"trials": 2, name: value}

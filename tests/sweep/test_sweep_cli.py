@@ -526,6 +526,28 @@ def test_export_writes_through_links_into_pipes_and_refuses_folders(small_db, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "pipe", "real.csv"]
 
 
+@pytest.mark.skipif(not Path("/dev/stdout").exists(), reason="needs /dev/stdout")
+@pytest.mark.parametrize("into", ["pipe", "appended file"])
+def test_export_to_dev_stdout_writes_what_stdout_is(into, small_db, tmp_path, capsys):
+    """``--out /dev/stdout`` into a pipe, or into a file a shell appends to (``>>``):
+    written there directly, the file's earlier lines kept."""
+    text = exported(capsys, small_db)[0]
+    command = [sys.executable, "-m", "fastnet", "sweep", "export", "--db", str(small_db),
+               "--out", "/dev/stdout"]
+    if into == "pipe":
+        done = subprocess.run(command, capture_output=True, text=True, env=subprocess_env(),
+                              timeout=120, check=False)
+        assert done.returncode == 0 and done.stdout == text, done.stderr
+        return
+    log = tmp_path / "log.csv"
+    log.write_text("earlier\n")
+    with open(log, "a") as out:
+        done = subprocess.run(command, stdout=out, stderr=subprocess.PIPE, text=True,
+                              env=subprocess_env(), timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text() == "earlier\n" + text
+
+
 def test_show_prints_the_best_trials(small_db, capsys):
     from fastnet.sweep import SweepStore
 
