@@ -255,6 +255,25 @@ def test_the_grid_grows_to_hold_the_trials_where_it_can(trials, size):
     assert len(run_module.make_sampler("grid", mixed, 0, 10)) == 15  # as before: 3 x 5
 
 
+def test_chunks_ended_before_an_interruption_are_recorded(data, tmp_path, monkeypatch):
+    """Interrupted while it waits, the coordinator takes in the chunks that had ended
+    (here: three, each trained as it was submitted) before it stops; the interruption
+    goes on to the caller."""
+    class Interrupted(executors.InProcessExecutor):
+        chunks_in_flight = 3
+
+        def wait(self, futures):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "_executor", lambda kind, source, options, workers,
+                        threads, client, scheduler: Interrupted(source, *options, threads))
+    db = tmp_path / "s.db"
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(SPACE, 6, data, db=db, chunk_size=1, progress=False)
+    with sweep.SweepStore.open(db, readonly=True) as store:
+        assert [(r.index, r.status) for r in store.results()] == [(i, "done") for i in range(3)]
+
+
 @pytest.mark.parametrize("name", ["trials", "bracket_size", "chunk_size", "workers",
                                   "threads_per_worker"])
 @pytest.mark.parametrize("value", [True, 0, 2.5, float("nan"), float("inf"), "3"])
