@@ -190,7 +190,8 @@ def _differing(stored, given):
     """The keys (sorted) where two JSON objects (dicts) differ, with each one's text."""
     return [(key, _text(stored, key), _text(given, key))
             for key in sorted(stored.keys() | given.keys())
-            if _text(stored, key) != _text(given, key)]
+            if key not in stored or key not in given
+            or _values(stored[key]) != _values(given[key])]
 
 
 def _spec_mismatch(path, stored, given):

@@ -111,6 +111,8 @@ def test_a_spec_equal_in_value_resumes(tmp_path):
         store.record([result(0)])
     with SweepStore.create_or_open(path, {**SPEC, "epochs": 2}) as store:
         assert store.results() == [result(0)]
+    with pytest.raises(SpecMismatchError, match="at key 'seed': stored 3, given 4"):
+        SweepStore.open(path, {**SPEC, "epochs": 2, "seed": 4})  # not the equal epochs
 
 
 @pytest.mark.parametrize("given, key, stored_text, given_text", [
