@@ -38,9 +38,11 @@ def float_array(x, name, dtype=None, min_ndim=1):
     if arr.ndim and arr.shape[0] == 0 or arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); a batch needs at least one sample")
     # Not ``np.ascontiguousarray``: it turns a 0-d array into shape (1,).
-    try:
+    if dtype is None or arr.dtype == dtype:  # no conversion: nothing can overflow
+        return np.asarray(arr, order="C")
+    try:  # (np.errstate costs a microsecond: only where a conversion runs)
         with np.errstate(over="raise"):
-            return np.asarray(arr, dtype=dtype or arr.dtype, order="C")
+            return np.asarray(arr, dtype=dtype, order="C")
     except FloatingPointError:  # float64 values past float32's range: not silently inf
         raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype)} (largest "
                          f"{np.finfo(dtype).max:.3g}); scale it, or use a float64 "

@@ -253,7 +253,7 @@ def _check_steps(space, pruner, n_train):
             raise ValueError(f"{what}: {n_train} training images in mini-batches of "
                              f"{min(batches)} make {per_epoch} steps an epoch; train for "
                              f"at least {1 / per_epoch:.3g} epochs (--epochs, or the pruner's "
-                         f"rungs: --min-epochs)")
+                             f"rungs: --min-epochs)")
 
 
 @contextlib.contextmanager
