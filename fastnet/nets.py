@@ -271,23 +271,26 @@ class _FusedNet:
         penalty = self._penalty()
         # The book's SGD, and nothing else, steps inside the kernel (see network.py),
         # where the kernel's weights are the net's.
-        in_kernel = type(optimizer) is optimizers.SGD and self.normalization != "weight"
-        sgd = self._no_sgd
-        if hasattr(optimizer, "update_flat"):  # fastnet's: refused before the pass, not
-            _book.check_hyperparameters(optimizer)  # after it has moved the statistics
+        if type(optimizer) is optimizers.SGD and self.normalization != "weight":
+            _book.check_hyperparameters(optimizer)  # refused before the pass moves anything
             lr_decay = _validate.fit_in([optimizer.lr, decay], self.dtype,
                                         f"{type(optimizer).__name__}'s lr and the weight decay")
-            sgd = lr_decay if in_kernel else sgd
-        loss = self._forward_backward(x, labels, sgd, 0.0) + penalty
-        if in_kernel:
-            return loss
-        if hasattr(optimizer, "update_flat"):
-            optimizer.update_flat(self._arena, self._grad_arena, self._views, decay,
-                                  self._n_decayed)
-        else:
+            return self._forward_backward(x, labels, lr_decay, 0.0) + penalty
+        if not isinstance(optimizer, optimizers._FusedUpdate):
+            loss = self._forward_backward(x, labels, self._no_sgd, 0.0) + penalty
             if decay:
                 self._grad_arena[:self._n_decayed] += decay * self._arena[:self._n_decayed]
             optimizer.update(self.params, self.grads)
+            return loss
+        # fastnet's: refused before the pass, not after it has moved the running statistics
+        scalars = optimizer._begin_flat_step(self.dtype, decay)
+        try:
+            loss = self._forward_backward(x, labels, self._no_sgd, 0.0) + penalty
+        except BaseException:
+            optimizer._cancel_step()
+            raise
+        optimizer._step_flat(self._arena, self._grad_arena, self._views, scalars,
+                             self._n_decayed if decay else 0)
         return loss
 
     def gradient(self, x, t):

@@ -156,21 +156,35 @@ class _FusedUpdate:
         state per key; ``weight_decay * p`` is added to the gradient of the first
         ``n_decayed`` elements (the weight matrices) inside the same pass.
         """
+        scalars = self._begin_flat_step(params.dtype, weight_decay)
+        self._step_flat(params, grads, views, scalars, n_decayed if weight_decay else 0)
+
+    def _begin_flat_step(self, dtype, weight_decay):
+        """Check the hyperparameters, begin the step (``_cancel_step`` undoes it) and
+        return the kernel's scalars in ``dtype``, ``weight_decay`` last: the half of
+        ``update_flat`` that can refuse, which a net's ``train_step`` runs before its
+        pass."""
         _book.check_hyperparameters(self)
         self._begin_step()
         try:
-            decayed = self._scalars(params.dtype, weight_decay)
+            return self._scalars(dtype, weight_decay)
         except ValueError:
             self._cancel_step()
             raise
-        rest = decayed.copy()
-        rest[-1] = 0  # the same step without the decay
+
+    def _step_flat(self, params, grads, views, scalars, n_decayed):
+        """The other half: the kernel over the arenas, ``scalars``' weight decay (last)
+        on the first ``n_decayed`` elements only."""
         states = [self._state_arena(name, params, views) for name in self.state_names]
-        if not weight_decay:
-            n_decayed = 0  # the whole arena in one kernel call
-        self._run(params[:n_decayed], grads[:n_decayed], [s[:n_decayed] for s in states],
-                  decayed)
-        self._run(params[n_decayed:], grads[n_decayed:], [s[n_decayed:] for s in states], rest)
+        if n_decayed:
+            self._run(params[:n_decayed], grads[:n_decayed],
+                      [s[:n_decayed] for s in states], scalars)
+            params, grads = params[n_decayed:], grads[n_decayed:]
+            states = [s[n_decayed:] for s in states]
+        if scalars[-1]:
+            scalars = scalars.copy()
+            scalars[-1] = 0  # the same step without the decay
+        self._run(params, grads, states, scalars)
 
     def _scalars(self, dtype, weight_decay):
         """The kernel's scalar arguments after the state arrays (this step's, once
@@ -184,6 +198,7 @@ class _FusedUpdate:
                 value = getattr(self, name, None)
                 if _validate.is_real_number(value):
                     _validate.fit_in([value], dtype, f"{type(self).__name__}'s {name}")
+            _validate.fit_in([weight_decay], dtype, "the weight decay (weight_decay_lambda)")
             raise
 
     def _run(self, p, g, states, scalars):

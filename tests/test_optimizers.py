@@ -613,7 +613,20 @@ def test_a_net_refuses_an_overflowing_lr_before_its_pass_moves_anything():
     net = MultiLayerNetExtend(4, [3], 2, use_batchnorm=True, use_dropout=True, seed=0)
     opt = fast_optimizers.Adam(lr=1e40)
     before = net.layers["BatchNorm1"].running_mean.copy(), net.layers["Dropout1"].step
-    with pytest.raises(ValueError, match="Adam's lr and the weight decay"):
+    with pytest.raises(ValueError, match=r"Adam's lr=1e\+40 does not fit float32"):
         net.train_step(np.ones((2, 4), np.float32), np.array([0, 1]), opt)
     assert (net.layers["BatchNorm1"].running_mean == before[0]).all()
     assert net.layers["Dropout1"].step == before[1] and opt.iter == 0
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_a_net_names_a_weight_decay_that_overflows_its_dtype(name):
+    """In the kernel (SGD) or in the optimizer's pass (Adam): the message names the
+    weight decay, and Adam's step is not counted."""
+    from fastnet.nets import MultiLayerNet
+
+    net = MultiLayerNet(4, [3], 2, weight_decay_lambda=1e40, seed=0)
+    opt = getattr(fast_optimizers, name)()
+    with pytest.raises(ValueError, match="weight decay"):
+        net.train_step(np.ones((2, 4), np.float32), np.array([0, 1]), opt)
+    assert getattr(opt, "iter", 0) == 0
