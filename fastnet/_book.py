@@ -284,6 +284,25 @@ HE_NAMES = ("relu", "he")
 XAVIER_NAMES = ("sigmoid", "xavier")
 
 
+def check_normalized_sizes(normalization, groups, hidden_size_list):
+    """ValueError where a hidden layer of ``hidden_size_list`` cannot be normalized by
+    ``normalization``: ``groups`` (group norm's groups, instance norm's channels) not
+    dividing its size, or groups of a single value, which normalization sets to 0 (the
+    layer's output would be beta whatever its input, and nothing below it would learn;
+    PyTorch's InstanceNorm refuses one position per channel alike)."""
+    for size in hidden_size_list:
+        if normalization in ("group", "instance") and size % groups:
+            raise ValueError(f"groups={groups} does not divide the hidden size {size} "
+                             f"({normalization} norm needs groups dividing every hidden size)")
+        if normalization == "layer" and size < 2:
+            raise ValueError(f"layer norm of a hidden layer of {size} unit normalizes it to "
+                             f"0 whatever its input; it needs at least 2 units")
+        if normalization in ("group", "instance") and size // groups < 2:
+            raise ValueError(f"{normalization} norm of the hidden size {size} in {groups} "
+                             f"groups normalizes groups of one unit each to 0 whatever the "
+                             f"input; it needs at least 2 units per group")
+
+
 def check_size(name, value):
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -554,11 +573,7 @@ class LayerNetExtend(LayerNet):
         self.normalization = "batch" if use_batchnorm else normalization
         self.use_batchnorm = self.normalization == "batch"
         self.groups = check_size("groups", groups)
-        if self.normalization in ("group", "instance"):
-            for size in hidden_size_list:
-                if size % self.groups:
-                    raise ValueError(f"groups={self.groups} does not divide the hidden size "
-                                     f"{size}")
+        check_normalized_sizes(self.normalization, self.groups, hidden_size_list)
         super().__init__(input_size, hidden_size_list, output_size, activation,
                          weight_init_std, weight_decay_lambda, dtype=dtype, seed=seed, rng=rng)
 

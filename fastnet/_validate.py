@@ -149,9 +149,9 @@ def dropout_ratio(value):
     return real_scalar(value, "dropout_ratio", 0, 1, high_open=False)
 
 
-def eps(value):
+def eps(value, name="eps"):
     """A normalization's epsilon: a finite real > 0."""
-    return real_scalar(value, "eps", 0, low_open=True)
+    return real_scalar(value, name, 0, low_open=True)
 
 
 def batch_statistics(name, values, shape):

@@ -431,13 +431,10 @@ def _check_normalization(args):
 def new_network(backend, args):
     hidden = _flatten(args.hidden) or DEFAULT_HIDDEN
     groups = {} if args.groups is None else {"groups": args.groups}
-    if args.normalization in ("group", "instance"):
-        count = args.groups or 2
-        for size in hidden:
-            if size % count:
-                raise CommandError(f"--groups {count} does not divide the hidden size {size}; "
-                                   f"{args.normalization} norm needs groups dividing every "
-                                   "hidden size")
+    try:
+        _book.check_normalized_sizes(args.normalization, args.groups or 2, hidden)
+    except ValueError as err:
+        raise CommandError(str(err).replace("groups=", "--groups ", 1)) from None
     return backend.nets.MultiLayerNetExtend(
         784, hidden, 10, activation=args.activation or "relu",
         weight_init_std=args.init, weight_decay_lambda=args.weight_decay,

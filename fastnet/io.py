@@ -74,7 +74,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _validate, nets
+from . import _book, _validate, nets
 
 FORMAT_NAME = "fastnet-mlp"
 FORMAT_VERSION = 2  # the newest version this fastnet reads and writes
@@ -343,11 +343,10 @@ def _architecture(files, version, path):
     groups = scalar("groups", "iu")
     if groups < 1:
         raise ValueError(f"{path}: groups must be >= 1, got {groups}")
-    for size in architecture["hidden_size_list"]:
-        if normalization in ("group", "instance") and size % groups:
-            raise ValueError(f"{path}: groups {groups} does not divide the hidden size "
-                             f"{size} ({normalization} norm needs groups dividing every "
-                             f"hidden size)")
+    try:
+        _book.check_normalized_sizes(normalization, groups, architecture["hidden_size_list"])
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     architecture.update(normalization=normalization, groups=groups)
     return architecture
 

@@ -179,11 +179,11 @@ class Affine:
         W's dtype.  ValueError for another feature count; see the class for W and b."""
         W, b = self._params()
         x = _validate.float_array(x, "x", W.dtype)
-        self.original_x_shape = x.shape
-        self.x = x.reshape(x.shape[0], -1)
-        if self.x.shape[1] != W.shape[0]:
-            raise ValueError(f"x has {self.x.shape[1]} features per sample (shape "
+        rows = x.reshape(x.shape[0], -1)
+        if rows.shape[1] != W.shape[0]:  # refused before the kept input is replaced
+            raise ValueError(f"x has {rows.shape[1]} features per sample (shape "
                              f"{x.shape}) but W expects {W.shape[0]} (W shape {W.shape})")
+        self.original_x_shape, self.x = x.shape, rows
         out = np.empty((self.x.shape[0], W.shape[1]), dtype=W.dtype)
         affine.affine_forward(self.x, W, b, out)
         return out
@@ -257,11 +257,11 @@ class Dropout(_book.DropoutArgs):
         x = _validate.float_array(x, "x")
         if not train_flg:
             return self.infer(x)
+        ratio = _validate.dropout_ratio(self.dropout_ratio)  # before the mask is replaced
         out = np.empty_like(x)
         self.mask = np.empty(x.shape, dtype=bool)
         _flat_kernel(dropout.dropout_forward, x, _book.stream_key(self.seed, self.step),
-                     _validate.dropout_ratio(self.dropout_ratio),
-                     x.dtype.type(self.kept_scale), self.mask, out)
+                     ratio, x.dtype.type(self.kept_scale), self.mask, out)
         self.step += 1
         return out
 
@@ -316,12 +316,13 @@ class BatchNormalization:
         out = np.empty_like(x)
         if train_flg:
             _validate.batch_statistics(type(self).__name__, x.shape[0], self.input_shape)
+            momentum = _validate.momentum(self.momentum)  # before the kept pass is replaced
             self._train_shape = self.input_shape
             self.xn = np.empty_like(x)
             self.std = np.empty(x.shape[1], x.dtype)
             pick(batchnorm.batchnorm_forward_train, x.size)(
-                x, gamma, beta, BN_EPS, _validate.momentum(self.momentum), self.running_mean,
-                self.running_var, self.xn, self.std, out)
+                x, gamma, beta, BN_EPS, momentum, self.running_mean, self.running_var,
+                self.xn, self.std, out)
         else:
             pick(batchnorm.batchnorm_forward_infer, x.size)(
                 x, gamma, beta, self.running_mean, self.running_var, BN_EPS, out)
@@ -375,8 +376,9 @@ class GroupNormalization:
     (N, C, H, W).  backward(dout) sets ``dgamma``, ``dbeta`` (C,) and returns ``dx``
     (shaped like ``x``).  ``train_flg`` is accepted for the book's calling convention;
     training and inference compute the same thing (no running statistics), and a batch
-    of one sample is fine.  ValueError where ``groups`` does not divide C, or ``gamma``
-    and ``beta`` are not (C,).
+    of one sample is fine.  ValueError where ``groups`` does not divide C, where a group
+    holds a single value (normalized to 0 whatever x; PyTorch's InstanceNorm refuses one
+    position per channel alike), or ``gamma`` and ``beta`` are not (C,).
     """
 
     def __init__(self, gamma, beta, groups, eps=NORM_EPS):
@@ -400,10 +402,16 @@ class GroupNormalization:
     def forward(self, x, train_flg=True):
         """``x`` (N, C) or (N, C, H, W) normalized per sample and group (see the class),
         in gamma's dtype, kept for backward in either mode.  ValueError where
-        ``groups`` does not divide C or gamma/beta are not (C,)."""
+        ``groups`` does not divide C, a group holds one value, or gamma/beta are not
+        (C,)."""
         x = _validate.float_array(x, "x", _param_dtype(self.gamma), min_ndim=2)
         groups = self._group_count(x)
+        if x.size // (x.shape[0] * groups) < 2:
+            raise ValueError(f"{type(self).__name__} of x of shape {x.shape} normalizes "
+                             f"groups of one value each ({groups} per sample) to 0, the "
+                             f"output beta whatever x; it needs at least 2 values per group")
         gamma, beta = _vector_params(self, ("gamma", "beta"), x.shape[1], x.dtype)
+        eps = _validate.eps(self.eps)  # all checked before the kept pass is replaced
         self.input_shape = x.shape
         x = x.reshape(x.shape[0], groups, -1)
         self.xn = np.empty_like(x)
@@ -411,8 +419,7 @@ class GroupNormalization:
         out = np.empty_like(x)
         # parallel over samples: a single sample stays serial, whatever its size
         pick(normalization.group_norm_forward, x.size if x.shape[0] > 1 else 0)(
-            x, self._positions(), gamma, beta, _validate.eps(self.eps), self.xn, self.std,
-            out)
+            x, self._positions(), gamma, beta, eps, self.xn, self.std, out)
         return out.reshape(self.input_shape)
 
     def _positions(self):
@@ -542,29 +549,32 @@ class SwitchableNormalization:
         ValueError for one value per channel over a training batch, or parameters of
         the wrong shape."""
         x = _validate.float_array(x, "x", _param_dtype(self.gamma), min_ndim=2)
-        self.input_shape = x.shape
+        shape = x.shape
         n, c = x.shape[:2]
         positions = x.size // (n * c)
         x = x.reshape(n, -1)
         gamma, beta = _vector_params(self, ("gamma", "beta"), c, x.dtype)
-        w_mean, w_var = self._mixing_weights(3 if len(self.input_shape) > 2 else 2, x.dtype)
+        w_mean, w_var = self._mixing_weights(3 if len(shape) > 2 else 2, x.dtype)
+        eps = _validate.eps(self.eps)
+        if train_flg:  # all checked before the kept pass is replaced
+            _validate.batch_statistics(type(self).__name__, n * positions, shape)
+            momentum = _validate.momentum(self.momentum)
         _running_stats(self, c, x.dtype)
+        self.input_shape = shape
         out = np.empty_like(x)
         if not train_flg:
             pick(normalization.switchable_forward_infer, x.size)(
-                x, positions, gamma, beta, w_mean, w_var, _validate.eps(self.eps),
-                self.running_mean, self.running_var, out)
+                x, positions, gamma, beta, w_mean, w_var, eps, self.running_mean,
+                self.running_var, out)
             return out.reshape(self.input_shape)
-        _validate.batch_statistics(type(self).__name__, n * positions, self.input_shape)
         self._train_shape = self.input_shape
         self._stats = (np.empty((2, n, c)), np.empty((2, n)), np.empty((2, c)),
                        np.empty((n, c)), w_mean, w_var)
         self.xn = np.empty_like(x)
         self.std = np.empty((n, c))
         pick(normalization.switchable_forward_train, x.size)(
-            x, positions, gamma, beta, w_mean, w_var, _validate.eps(self.eps),
-            _validate.momentum(self.momentum), self.running_mean, self.running_var,
-            *self._stats[:4], self.std, self.xn, out)
+            x, positions, gamma, beta, w_mean, w_var, eps, momentum, self.running_mean,
+            self.running_var, *self._stats[:4], self.std, self.xn, out)
         return out.reshape(self.input_shape)
 
     def backward(self, dout):
@@ -627,7 +637,8 @@ class WeightNormalization(Affine):
         if v.ndim != 2 or v.dtype not in _validate.FLOAT_DTYPES:
             raise TypeError(f"v must be a 2-D float32 or float64 array, got {v.ndim}-D {v.dtype}")
         v = np.ascontiguousarray(v)
-        g, b = _vector_params(self, ("g", "b"), v.shape[1], v.dtype)
+        g, b = _vector_params(self, ("g", "b"), v.shape[1], v.dtype,
+                              "output units (columns of v)")
         norms = np.empty(v.shape[1], v.dtype)
         W = self._weight  # the array of the last pass, written again where it may be
         if (W is None or self.W is not W or W.shape != v.shape or W.dtype != v.dtype

@@ -42,15 +42,10 @@ from .kernels import activations, network, normalization
 
 # The prefixes of the keys of the layers that keep running statistics
 RUNNING_LAYERS = tuple(_book.NORMALIZATION_LAYERS[name] for name in RUNNING_NORMALIZATIONS)
+# the layers with an ``eps`` of their own (batch norm's is the book's constant)
+EPS_LAYERS = tuple(key for name, key in _book.NORMALIZATION_LAYERS.items() if name != "batch")
 INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
 NUMERICAL_H = 1e-4  # the book's step of central differences
-
-
-def fused_norm_eps(normalization):
-    """The epsilon the fused kernels normalize with in a net of ``normalization``: the
-    layers' own (``layers.NORM_EPS`` for layer, group, instance and switchable norm, the
-    book's ``layers.BN_EPS`` for batch norm; unused by the others)."""
-    return layers.BN_EPS if normalization == "batch" else layers.NORM_EPS
 
 
 class _FusedNet:
@@ -62,8 +57,23 @@ class _FusedNet:
 
     @property
     def _norm_args(self):
-        """The fused kernels' ``norm`` and ``bn_eps`` (weight norm: no hidden norm)."""
-        return self._net_layout.norm, fused_norm_eps(self.normalization)
+        """The fused kernels' ``norm`` and ``bn_eps`` (weight norm: no hidden norm): the
+        book's constant for batch norm, else the normalization layers' ``eps``, which
+        may be set on the layers but one value for all of them, as the kernels take one
+        (ValueError otherwise, and for a group norm layer's ``groups`` set to another
+        count than the net's)."""
+        eps = {}
+        for key, layer in self._eps_layers:
+            if self.normalization == "group" and layer.groups != self.groups:
+                raise ValueError(f"layers[{key!r}].groups={layer.groups!r}: the net's fused "
+                                 f"passes group its channels as built, groups={self.groups}")
+            eps[key] = _validate.eps(layer.eps, f"layers[{key!r}].eps")
+        if len(set(eps.values())) > 1:
+            raise ValueError(f"the normalization layers' eps differ ("
+                             f"{', '.join(f'{key}: {value}' for key, value in eps.items())}): "
+                             f"the net's fused passes normalize every layer with one eps")
+        eps = next(iter(eps.values()), layers.BN_EPS)
+        return self._net_layout.norm, eps
 
     def _build_arenas(self):
         layout = self._net_layout = NetLayout(
@@ -87,6 +97,8 @@ class _FusedNet:
         self._dropouts = [layer for key, layer in self.layers.items() if key.startswith("Dropout")]
         self._running_layers = [layer for key, layer in self.layers.items()
                                 if key.startswith(RUNNING_LAYERS)]
+        self._eps_layers = [(key, layer) for key, layer in self.layers.items()
+                            if key.startswith(EPS_LAYERS)]
         # batch- or switchable-norm layer -> its (running_mean, running_var)
         self._running_views = dict(zip(self._running_layers, layout.running(self._running)))
         self._bind_params()
@@ -457,6 +469,8 @@ class MultiLayerNetExtend(_FusedNet, _book.LayerNetExtend):
         x = self._rows(x_train)
         n_batches = _book.population_batches(self.use_batchnorm, len(x), m)
         momenta = [bn.momentum for bn in self._running_layers]
+        self._sync_params()  # what the user re-bound, then the state a failure restores
+        running, steps = self._running.copy(), [d.step for d in self._dropouts]
         sums = np.zeros(self._running.size)
         try:
             for bn in self._running_layers:
@@ -464,6 +478,11 @@ class MultiLayerNetExtend(_FusedNet, _book.LayerNetExtend):
             for i in range(n_batches):
                 self._forward(x[i * m:(i + 1) * m], True)
                 sums += self._running
+        except BaseException:  # a refused pass or Ctrl-C: the net as it was
+            self._running[...] = running
+            for dropout, step in zip(self._dropouts, steps):
+                dropout.step = step
+            raise
         finally:
             for bn, momentum in zip(self._running_layers, momenta):
                 bn.momentum = momentum

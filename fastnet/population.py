@@ -60,6 +60,13 @@ NET_KEYS = ("seed", "weight_init_std", "weight_decay_lambda", "dropout_ratio")
 NORMALIZATIONS = (None, "batch", "layer", "group", "instance", "switchable")
 
 
+def _shared_norm_args(net):
+    """What a population's members share of ``net``'s normalization layers: the fused
+    passes' eps (ValueError where they differ) and the running statistics' momenta."""
+    momenta = [_validate.momentum(bn.momentum) for bn in _layers(net, nets.RUNNING_LAYERS)]
+    return net._norm_args[1], np.array(momenta, np.float64)
+
+
 def _layers(net, kind):
     return [layer for key, layer in net.layers.items() if key.startswith(kind)]
 
@@ -127,6 +134,11 @@ class Population:
                                  f"{optimizer_class.__name__} population takes "
                                  f"{list(allowed)}")
         self.configs = configs
+        # The arguments every member shares, refused as the population's (not configs[0]'s)
+        nets.MultiLayerNetExtend(input_size, hidden_size_list, output_size, activation,
+                                 use_dropout=use_dropout, use_batchnorm=use_batchnorm,
+                                 normalization=normalization, groups=groups, dtype=dtype,
+                                 seed=0)
         # One member's net at a time, copied into its rows and dropped: the peak is the
         # population's arenas and one net.
         self._fill(len(configs), (
@@ -206,10 +218,9 @@ class Population:
         self.layout = NetLayout(first.input_size, first.hidden_size_list, first.output_size,
                                 use_dropout=first.use_dropout,
                                 normalization=first.normalization, groups=first.groups)
-        self._norm_eps = nets.fused_norm_eps(first.normalization)
-        # the momenta of the layers with running statistics (batch or switchable norm)
-        self._bn_momenta = np.array([_validate.momentum(bn.momentum)
-                                     for bn in _layers(first, nets.RUNNING_LAYERS)], np.float64)
+        # shared by the members: the normalization layers' eps and the momenta of the
+        # layers with running statistics (batch or switchable norm)
+        self._norm_eps, self._bn_momenta = _shared_norm_args(first)
         size, n_dropout = self.layout.size, len(_layers(first, "Dropout"))
         self.indices = np.arange(k)
         self._params = aligned_empty((k, size), self.dtype)
@@ -257,6 +268,12 @@ class Population:
                              "activation and dtype")
         # Everything checked before anything is written: a refused call leaves the member
         net._sync_params()  # params and running statistics re-bound by the user, checked
+        eps, momenta = _shared_norm_args(net)
+        if eps != self._norm_eps or not np.array_equal(momenta, self._bn_momenta):
+            raise ValueError(f"net's normalization layers have eps={eps} and running "
+                             f"statistics' momenta {momenta.tolist()}, the population's "
+                             f"members share eps={self._norm_eps} and momenta "
+                             f"{self._bn_momenta.tolist()}")
         dropouts = _layers(net, "Dropout")
         ratios = [_validate.dropout_ratio(d.dropout_ratio) for d in dropouts]
         states = self._optimizer_states(optimizer) if optimizer is not None else None
@@ -303,19 +320,22 @@ class Population:
         on as the member would."""
         i = self._check_index(i)
         layout = self.layout
-        ratio = float(self._ratios[i, 0]) if self._ratios.size else 0.5
         net = nets.MultiLayerNetExtend(
             self.input_size, layout.hidden_size_list, self.output_size, self.activation,
             weight_decay_lambda=float(self._lambdas[i]), use_dropout=layout.use_dropout,
-            normalization=layout.normalization, groups=layout.groups, dropout_ratio=ratio,
+            normalization=layout.normalization, groups=layout.groups,
             dtype=self.dtype, seed=0)  # any seed: every parameter and stream is overwritten
         for key, view in layout.params(self._params[i]).items():
             net.params[key][...] = view
-        for (mean, var), bn in zip(layout.running(self._running[i]),
-                                   _layers(net, nets.RUNNING_LAYERS)):
+        for (mean, var), bn, momentum in zip(layout.running(self._running[i]),
+                                             _layers(net, nets.RUNNING_LAYERS),
+                                             self._bn_momenta):
             bn.running_mean[...], bn.running_var[...] = mean, var
-        for d, seed in zip(_layers(net, "Dropout"), self._seeds[i]):
-            d.seed, d.step = int(seed), int(self._steps[i])
+            bn.momentum = float(momentum)
+        for _, layer in net._eps_layers:
+            layer.eps = self._norm_eps
+        for d, seed, ratio in zip(_layers(net, "Dropout"), self._seeds[i], self._ratios[i]):
+            d.seed, d.step, d.dropout_ratio = int(seed), int(self._steps[i]), float(ratio)
         return net
 
     def member_optimizer(self, i):

@@ -115,6 +115,7 @@ class LayerCase:
     parallel: bool = True           # the kernels have a parallel build
     exact: bool = False             # no rounding anywhere: fastnet equals the reference bitwise
     min_batch: int = 1              # fastnet's training forward refuses smaller batches
+    min_group: int = 1              # ... and groups of fewer values (one per sample here)
     # float32 compared with the reference run in float64, rounded: a near-constant group
     # (var << eps) amplifies the reference's own float32 rounding by 1/std = 1000, beyond
     # the tolerance, while fastnet's kernels sum in float64 and stay close to the truth.
@@ -469,7 +470,7 @@ NormCase = functools.partial(LayerCase, oracle_float64=True)
 SN_ATTRS = ("running_mean", "running_var", "dgamma", "dbeta", "dmean_weight", "dvar_weight")
 LAYER_CASES += [
     NormCase("layernorm", "LayerNormalization", passes=(True, False, True), init=_norm_init,
-             attrs=NORM_ATTRS, kernels=_group_norm_kernels),
+             attrs=NORM_ATTRS, kernels=_group_norm_kernels, min_group=2),
     NormCase("layernorm-4d", "LayerNormalization", shape=("N", 4, 3, "D"),
              init=functools.partial(_norm_init, channels=4), passes=(True, True),
              attrs=NORM_ATTRS, kernels=_group_norm_kernels),

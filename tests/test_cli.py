@@ -174,11 +174,14 @@ def test_bad_flags_exit_with_status_2(argv, message, capsys):
     (["--normalization", "layer", "--groups", "4"],
      "--groups applies to --normalization group and instance"),
     (["--normalization", "group", "--groups", "3"],
-     ("--groups 3 does not divide the hidden size 20; group norm needs groups dividing "
-      "every hidden size")),
+     ("--groups 3 does not divide the hidden size 20 (group norm needs groups dividing "
+      "every hidden size)")),
     (["--normalization", "instance", "--hidden", "25"],  # --hidden appends: 20,20,25
-     "--groups 2 does not divide the hidden size 25; instance norm needs"),
-], ids=["batchnorm-and-layer", "groups-alone", "groups-with-layer", "groups-3", "hidden-25"])
+     "--groups 2 does not divide the hidden size 25 (instance norm needs"),
+    (["--normalization", "group", "--groups", "20"],
+     "group norm of the hidden size 20 in 20 groups normalizes groups of one unit"),
+], ids=["batchnorm-and-layer", "groups-alone", "groups-with-layer", "groups-3", "hidden-25",
+        "groups-of-one"])
 def test_normalization_flags_that_disagree(options, message, mnist_dir, capsys):
     status, _, stderr = train(capsys, mnist_dir, *options)
     assert status == 1 and f"fastnet train: error: {message}" in stderr

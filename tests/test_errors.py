@@ -342,6 +342,11 @@ BAD_INPUTS = [
      "groups=3 does not divide the hidden size 4"),
     ("net-groups-zero", lambda: net(normalization="instance", groups=0), ValueError,
      "groups must be a positive integer, got 0"),
+    ("net-groups-of-one", lambda: net(normalization="instance", groups=4), ValueError,
+     "instance norm of the hidden size 4 in 4 groups normalizes groups of one unit "
+     "each to 0"),
+    ("net-layer-norm-of-one", lambda: N.MultiLayerNetExtend(3, [4, 1], 3, normalization="layer"),
+     ValueError, "layer norm of a hidden layer of 1 unit normalizes it to 0"),
     ("save-unknown-normalization",
      lambda: save_net(renamed(net(), normalization="spectral"), "never-written.npz"),
      ValueError, "the fastnet-mlp formats hold the normalizations none, batch, layer, group, "

@@ -821,7 +821,7 @@ def test_every_normalization_runs_the_fused_step(normalization, monkeypatch):
 
 # ------------------------------------------------------------------ the fused normalizations
 
-GROUPED_SIZES = (6, [8, 8], 3)  # every groups of 1, 2, 4, 8 divides both hidden layers
+GROUPED_SIZES = (6, [8, 8], 3)  # groups of 1, 2, 4 divide both hidden layers, each group of 2 units or more
 
 
 def layer_by_layer_gradient(net, x, t):
@@ -832,13 +832,13 @@ def layer_by_layer_gradient(net, x, t):
 
 @pytest.mark.parametrize("normalization, groups", [
     *((normalization, groups) for normalization in ("group", "instance")
-      for groups in (1, 2, 4, 8)), ("switchable", 2)])
+      for groups in (1, 2, 4)), ("switchable", 2)])
 def test_fused_normalizations_match_the_layers(normalization, groups, monkeypatch):
     """Group, instance and switchable norm run the fused kernels (groups = 1 to groups =
-    D: instance norm's channels of 8 positions down to one); the fused gradient (and
-    switchable norm's running statistics) equals the layer classes', so do the central
-    differences of each (float64; tanh, smooth where one-value groups leave every
-    output at beta), and inference equals the layers'.  (Backprop against central
+    D / 2: instance norm's channels of 8 positions down to two; groups of one are
+    refused); the fused gradient (and switchable norm's running statistics) equals the
+    layer classes', so do the central differences of each (float64, tanh), and
+    inference equals the layers'.  (Backprop against central
     differences: over the net cases, these among them, in
     ``test_normalized_net_gradient_matches_numerical_gradient``.)"""
     calls = []
@@ -899,3 +899,44 @@ def test_fused_group_norm_family_is_the_layers_bit_for_bit(normalization, n):
     fused = {key: grad.copy() for key, grad in net.gradient(x, t).items()}
     for key, grad in layer_by_layer_gradient(net, x, t).items():
         assert_array_equal(fused[key], grad, err_msg=key)
+
+
+@pytest.mark.parametrize("normalization", ["layer", "group", "instance", "switchable"])
+def test_the_fused_passes_take_the_layers_eps(normalization):
+    """An eps set on every normalization layer is the fused passes' too (they ignored
+    it): predict, gradient and train_step equal the reference's with that eps."""
+    kwargs = {"activation": "tanh", "normalization": normalization, "groups": 2,
+              "dtype": np.float64, "seed": 1}
+    fast = fast_nets.MultiLayerNetExtend(*GROUPED_SIZES, **kwargs)
+    ref = reference_nets.MultiLayerNetExtend(*GROUPED_SIZES, **kwargs)
+    prefix = _book.NORMALIZATION_LAYERS[normalization]
+    for net in (fast, ref):
+        for key in net.layers:
+            if key.startswith(prefix):
+                net.layers[key].eps = 0.5
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((5, GROUPED_SIZES[0])), rng.integers(0, 3, 5)
+    assert_allclose(fast.predict(x), ref.predict(x), rtol=1e-12, atol=1e-14)
+    fast_grads, ref_grads = fast.gradient(x, t), ref.gradient(x, t)
+    for key in ref_grads:
+        assert_allclose(fast_grads[key], ref_grads[key], rtol=1e-10, atol=1e-14, err_msg=key)
+
+
+def test_the_fused_passes_refuse_what_they_cannot_take_from_the_layers():
+    """One eps for every layer (the kernels take one) and the groups the net was built
+    with: anything else set on the layers is refused by name, before a pass."""
+    net = fast_nets.MultiLayerNetExtend(*GROUPED_SIZES, normalization="group", groups=2,
+                                        seed=1)
+    x, t = np.ones((2, GROUPED_SIZES[0])), np.array([0, 1])
+    net.layers["GroupNorm2"].eps = 1e-3
+    with pytest.raises(ValueError, match=r"eps differ \(GroupNorm1: 1e-06, GroupNorm2: "
+                                         r"0.001\)"):
+        net.predict(x)
+    net.layers["GroupNorm2"].eps = -1.0
+    with pytest.raises(ValueError, match=r"layers\['GroupNorm2'\].eps must be > 0"):
+        net.gradient(x, t)
+    net.layers["GroupNorm2"].eps = 1e-6
+    net.layers["GroupNorm1"].groups = 4
+    with pytest.raises(ValueError, match=r"layers\['GroupNorm1'\].groups=4: the net's fused "
+                                         r"passes group its channels as built, groups=2"):
+        net.train_step(x, t, fast_optimizers.SGD())

@@ -336,7 +336,7 @@ def test_the_build_holds_one_member_net_at_a_time(monkeypatch):
 
     monkeypatch.setattr(fast_nets.MultiLayerNetExtend, "__init__", counting_init)
     Population(*SIZES, [{"seed": i} for i in range(4)])
-    assert len(made) == 4 and max(most_alive) == 0
+    assert len(made) == 5 and max(most_alive) == 0  # the shared arguments' check, 4 members
 
 
 # ------------------------------------------------------------------ bad input
@@ -569,3 +569,52 @@ def test_from_members_continues_each_member_exactly():
         batch = batches(step, len(pop), "shared", np.float64)
         assert_array_equal(copy.train_step(*batch), pop.train_step(*batch))
     assert_array_equal(copy._params, pop._params)
+
+
+def test_from_members_keeps_each_layers_dropout_ratio_eps_and_momentum():
+    """``member(i)`` returns the member's per-layer dropout ratios (once every layer got
+    the first's), its normalization eps and running statistics' momenta, so that it
+    trains on exactly as the member does."""
+    net = fast_nets.MultiLayerNetExtend(*SIZES, use_dropout=True, normalization="layer",
+                                        dtype=np.float64, seed=1)
+    net.layers["Dropout2"].dropout_ratio = 0.1
+    for key in ("LayerNorm1", "LayerNorm2"):
+        net.layers[key].eps = 1e-3
+    pop = Population.from_members([(net, fast_optimizers.SGD(lr=0.1))])
+    member = pop.member(0)
+    assert [d.dropout_ratio for d in dropouts(member)] == [0.5, 0.1]
+    assert [member.layers[k].eps for k in ("LayerNorm1", "LayerNorm2")] == [1e-3, 1e-3]
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((4, SIZES[0])), rng.integers(0, 3, 4)
+    pop.train_step(x, t)
+    member.train_step(x, t, fast_optimizers.SGD(lr=0.1))
+    for key, value in pop.member(0).params.items():
+        assert_array_equal(value, member.params[key], err_msg=key)
+
+
+def test_members_must_share_the_normalization_eps_and_momenta():
+    """The compiled step takes one eps and one momentum per layer for all members: a
+    member whose batch norm momentum differs is refused (it was trained with the
+    first's), and ``member(i)`` carries the shared momentum."""
+    a, b = (fast_nets.MultiLayerNetExtend(*SIZES, use_batchnorm=True, seed=s) for s in (1, 2))
+    for net in (a, b):
+        net.layers["BatchNorm1"].momentum = 0.5
+    pop = Population.from_members([(a, fast_optimizers.SGD()), (b, fast_optimizers.SGD())])
+    assert [bn.momentum for bn in running_layers(pop.member(1))] == [0.5, 0.9]
+    b.layers["BatchNorm2"].momentum = 0.7
+    with pytest.raises(ValueError, match=r"members\[1\]: net's normalization layers have "
+                                         r"eps=1e-06 and running statistics' momenta "
+                                         r"\[0.5, 0.7\], the population's members share"):
+        Population.from_members([(a, fast_optimizers.SGD()), (b, fast_optimizers.SGD())])
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"normalization": "group", "groups": 3}, ValueError,
+     "groups=3 does not divide the hidden size 5"),
+    ({"dtype": np.int32}, TypeError, "dtype must be float32 or float64"),
+    ({"activation": "softsign"}, ValueError, "softsign"),
+])
+def test_arguments_every_member_shares_are_not_blamed_on_a_config(kwargs, error, message):
+    with pytest.raises(error, match=message) as info:
+        Population(*SIZES, [{}, {}], **kwargs)
+    assert "configs[" not in str(info.value)

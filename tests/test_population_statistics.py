@@ -147,3 +147,21 @@ def test_trainer_refuses_an_impossible_estimate_before_training(make_net, batch,
         fast_trainer.Trainer(make_net(), x, t, x, t, mini_batch_size=batch, verbose=False,
                              population_statistics=True)
     assert str(info.value) == message
+
+
+def test_a_failed_estimate_leaves_the_net_as_it_was():
+    """A pass refused midway (a dropout ratio set out of range on the second layer, after
+    the first layer's statistics had moved) restores the running statistics and the
+    dropout streams, not just the momenta."""
+    net = fast_nets.MultiLayerNetExtend(12, [6, 4], 3, use_batchnorm=True, use_dropout=True,
+                                        dtype=np.float64, seed=1)
+    x = np.random.default_rng(0).standard_normal((20, 12))
+    before = ([bn.running_mean.copy() for bn in batchnorms(net)],
+              [net.layers[k].step for k in net.layers if k.startswith("Dropout")])
+    net.layers["Dropout2"].dropout_ratio = 1.5
+    with pytest.raises(ValueError, match="dropout_ratio"):
+        net.estimate_population_statistics(x, 5)
+    for bn, mean in zip(batchnorms(net), before[0]):
+        np.testing.assert_array_equal(bn.running_mean, mean)
+    assert [net.layers[k].step for k in net.layers if k.startswith("Dropout")] == before[1]
+    assert [bn.momentum for bn in batchnorms(net)] == [0.9, 0.9]
