@@ -15,7 +15,7 @@ arguments; nets (names, weight init, ``LayerNet``/``LayerNetExtend``); ``Trainer
 import functools
 import math
 from collections import OrderedDict
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 
@@ -80,6 +80,11 @@ def numerical_gradient(f, x):
     ``f`` may ignore its argument and read ``x`` through a closure, as the nets do.
     """
     h = 1e-4
+    if not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
+        raise TypeError(f"numerical_gradient needs x as a float array, moved in place by "
+                        f"+-h (an int array would truncate the steps to 0 and 1e4 times "
+                        f"the gradient came out), got {type(x).__name__} of "
+                        f"{getattr(x, 'dtype', None)}: np.array(x, dtype=float)")
     grad = np.zeros_like(x)
     for idx in np.ndindex(x.shape):
         original = x[idx]
@@ -248,6 +253,8 @@ class DropoutArgs:
                              f"key), got {seed!r}")
         self.dropout_ratio = float(dropout_ratio)
         self.seed = int(seed)
+        if not isinstance(inverted, bool | np.bool_):
+            raise TypeError(f"inverted must be True or False, got {inverted!r}")
         self.inverted = bool(inverted)
         self.step = 0
         self.mask = None
@@ -309,11 +316,11 @@ def check_size(name, value):
     return int(value)
 
 
-def _finite_positive(value):
-    """Whether the real ``value`` is > 0 and finite as a float64 (an int such as 10**400
+def _finite_nonnegative(value):
+    """Whether the real ``value`` is >= 0 and finite as a float64 (an int such as 10**400
     is finite to Python, not to the float64 weights it would scale)."""
     try:
-        return 0 < float(value) < np.inf
+        return 0 <= float(value) < np.inf
     except OverflowError:
         return False
 
@@ -326,9 +333,10 @@ def weight_std(weight_init_std, fan_in):
             return np.sqrt(2.0 / fan_in)
         if name in XAVIER_NAMES:
             return np.sqrt(1.0 / fan_in)
-    elif isinstance(weight_init_std, Real) and _finite_positive(weight_init_std):
-        return weight_init_std
-    raise ValueError(f"weight_init_std must be a positive number or one of "
+    elif _validate.is_real_number(weight_init_std) and _finite_nonnegative(weight_init_std):
+        # 0 too: all-zero weights, what the book's section 6.2.1 discusses
+        return float(weight_init_std)
+    raise ValueError(f"weight_init_std must be a finite number >= 0 or one of "
                      f"{HE_NAMES + XAVIER_NAMES}, got {weight_init_std!r}")
 
 
@@ -578,6 +586,10 @@ class LayerNetExtend(LayerNet):
                          weight_init_std, weight_decay_lambda, dtype=dtype, seed=seed, rng=rng)
 
     def _init_weight(self, weight_init_std):
+        if self.normalization == "weight" and not isinstance(weight_init_std, str) \
+                and weight_init_std == 0:
+            raise ValueError("weight_init_std=0 with weight normalization: v of zeros has "
+                             "no direction to normalize (g * v / ||v||)")
         super()._init_weight(weight_init_std)
         if self.normalization == "weight":
             for idx in range(1, self.hidden_layer_num + 2):
@@ -648,8 +660,9 @@ class TrainerLoop:
     training runs ``int(epochs * iter_per_epoch)`` steps.  At every step whose count
     is a multiple of ``iter_per_epoch`` (the start of an epoch; with a fractional
     ``iter_per_epoch`` that is rarer, as in the book) the train and test accuracies
-    are appended to ``train_acc_list`` and ``test_acc_list``, on at most
-    ``evaluate_sample_num_per_epoch`` random samples of each.
+    are appended to ``train_acc_list`` and ``test_acc_list``, on the first
+    ``evaluate_sample_num_per_epoch`` samples of each (all of them for None), as the
+    book's Trainer evaluates them.
 
     Unlike the book, mini-batches are drawn without replacement: consecutive slices
     of a random permutation, reshuffled when fewer than a batch remain.  All
@@ -693,9 +706,9 @@ class TrainerLoop:
             raise TypeError(f"mini_batch_size must be an int, got {mini_batch_size!r}")
         if mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size!r}")
-        if evaluate_sample_num_per_epoch is not None and evaluate_sample_num_per_epoch < 1:
-            raise ValueError(f"evaluate_sample_num_per_epoch must be None or >= 1, "
-                             f"got {evaluate_sample_num_per_epoch!r}")
+        if evaluate_sample_num_per_epoch is not None:
+            evaluate_sample_num_per_epoch = check_size("evaluate_sample_num_per_epoch",
+                                                       evaluate_sample_num_per_epoch)
         if population_statistics and not getattr(network, "use_batchnorm", False):
             raise ValueError("population_statistics=True needs a network with batch "
                              "normalization (MultiLayerNetExtend(..., use_batchnorm=True))")
@@ -742,12 +755,10 @@ class TrainerLoop:
         return self.network.loss(x_batch, t_batch)
 
     def _sample(self, x, t):
-        """At most ``evaluate_sample_num_per_epoch`` random samples of ``(x, t)``."""
+        """The first ``evaluate_sample_num_per_epoch`` samples of ``(x, t)`` (the book's;
+        drawing them at random would move the mini-batches' random stream)."""
         n = self.evaluate_sample_num_per_epoch
-        if n is None or n >= len(x):
-            return x, t
-        chosen = self.rng.choice(len(x), size=n, replace=False)
-        return x[chosen], t[chosen]
+        return (x, t) if n is None else (x[:n], t[:n])
 
     def train_step(self):
         if self.lr_schedule is not None:

@@ -150,6 +150,14 @@ class _FusedNet:
                 if value is not None:
                     view[...] = value
 
+    def __copy__(self):
+        """``copy.copy``: a net sharing everything with this one (parameters, layers,
+        arenas), as a shallow copy of the book's net shares its params and layers;
+        ``copy.deepcopy`` makes an independent one."""
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
+
     def _bind_params(self):
         """Point ``params``, every layer and the running statistics at the arenas."""
         self.params.update(self._bound)
@@ -227,9 +235,18 @@ class _FusedNet:
         # checked as the layers check them: they are attributes a user may set
         return (np.array([_validate.momentum(bn.momentum) for bn in self._running_layers],
                          np.float64),
-                np.array([_validate.dropout_ratio(d.dropout_ratio) for d in self._dropouts],
-                         np.float64),
+                self._dropout_ratios(),
                 np.array([_book.stream_key(d.seed, d.step) for d in self._dropouts], np.uint64))
+
+    def _dropout_ratios(self):
+        """The dropout layers' ratios (float64), checked; ValueError for a layer set to
+        ``inverted``, which the fused passes do not run (they run the book's dropout)."""
+        if any(d.inverted for d in self._dropouts):
+            raise ValueError("a Dropout layer of the net has inverted=True: the net's fused "
+                             "passes run the book's dropout (kept units unscaled, inference "
+                             "scaled by 1 - dropout_ratio)")
+        return np.array([_validate.dropout_ratio(d.dropout_ratio) for d in self._dropouts],
+                        np.float64)
 
     def _check_batch(self, x):
         """Switchable norm refuses training batches of one sample, as its layer does
@@ -244,6 +261,9 @@ class _FusedNet:
         self._check_batch(x)
         momenta, ratios, keys = self._training_args()
         norm, eps = self._norm_args
+        if not self.grads.intact():  # entries the user re-bound or removed: the views again
+            self.grads.clear()
+            self.grads.update(self.grads.views)
         for d in self._dropouts:
             d.step += 1
         ws = self._workspace(x.shape[0])
@@ -387,8 +407,7 @@ class _FusedNet:
         if self._infer_ws is None or self._infer_ws[0] < rows:
             self._infer_ws = (rows, *self._net_layout.inference_workspace(rows, self.dtype))
         _, stds, scratch, _ = self._infer_ws
-        scales = np.array([1 - _validate.dropout_ratio(d.dropout_ratio) for d in self._dropouts],
-                          self.dtype)
+        scales = (1 - self._dropout_ratios()).astype(self.dtype)
         return (self._dims, self._layout, activations.CODES[self.activation],
                 self._kernel_arenas()[0], self._running, *self._norm_args, scales,
                 INFERENCE_CHUNK, stds, scratch)

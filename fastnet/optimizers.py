@@ -15,6 +15,7 @@ float16 array, a broadcasting gradient) get each class's ``_book_rule``: the boo
 NumPy expressions for one key, so NumPy's promotion and errors are the book's.
 """
 import copy
+import functools
 import inspect
 import math
 import numbers
@@ -41,14 +42,6 @@ class _FusedUpdate:
 
     def _begin_step(self):
         """Per-step bookkeeping (Adam's step count)."""
-
-    def kernel_scalars(self):
-        """Begin one step (Adam counts it) and return the fused kernel's scalar
-        arguments after the state arrays, before ``wd``, as Python floats: what a
-        caller running ``kernel`` itself (``fastnet.population``) passes."""
-        _book.check_hyperparameters(self)
-        self._begin_step()
-        return self._hyperparameters()
 
     def update(self, params, grads):
         """Update every entry of ``params`` from ``grads`` (same keys), as the book does.
@@ -189,15 +182,18 @@ class _FusedUpdate:
     def _scalars(self, dtype, weight_decay):
         """The kernel's scalar arguments after the state arrays (this step's, once
         ``_begin_step`` has run) and ``weight_decay``, in ``dtype``; ValueError where
-        one overflows it."""
+        one of them, or a hyperparameter the user gave (Adam's lr of 1e39, whose
+        bias-corrected step size fits float32), overflows it."""
+        hyper = self._hyperparameters()
+        given = [(name, value) for name in _given_names(type(self))
+                 if _validate.is_real_number(value := getattr(self, name, None))]
         try:
-            return _validate.fit_in([*self._hyperparameters(), weight_decay], dtype,
-                                    f"{type(self).__name__}'s hyperparameters")
+            return _validate.fit_in([*hyper, weight_decay, *(value for _, value in given)],
+                                    dtype, f"{type(self).__name__}'s hyperparameters"
+                                    )[:len(hyper) + 1]
         except ValueError:  # name the argument the user gave, not the kernel's scalars
-            for name in tuple(inspect.signature(type(self).__init__).parameters)[1:]:
-                value = getattr(self, name, None)
-                if _validate.is_real_number(value):
-                    _validate.fit_in([value], dtype, f"{type(self).__name__}'s {name}")
+            for name, value in given:
+                _validate.fit_in([value], dtype, f"{type(self).__name__}'s {name}")
             _validate.fit_in([weight_decay], dtype, "the weight decay (weight_decay_lambda)")
             raise
 
@@ -224,18 +220,33 @@ class _FusedUpdate:
 
     def _state_arena(self, name, params, views):
         """The flat state arena ``name`` for ``params``, made on first use; the per-key
-        dict then holds views into it (state that already existed is carried over)."""
+        dict then holds views into it.  State set since, as the book's per-key state may
+        be set (an entry re-bound, ``opt.v[key] = ...``, or the dict replaced: ``opt.v =
+        {}`` restarts it), is copied in first, a missing entry as zeros."""
         arenas = self.__dict__.setdefault("_arenas", {})
-        arena = arenas.get(name)
+        per_key = getattr(self, name)
+        arena, bound_dict, bound = arenas.get(name, (None, None, {}))
         if arena is None or arena.shape != params.shape or arena.dtype != params.dtype:
-            arena = arenas[name] = aligned_zeros(params.shape, params.dtype)
-            per_key = getattr(self, name)
-            for key, (offset, shape) in views.items():
-                view = arena[offset:offset + math.prod(shape)].reshape(shape)
-                if key in per_key:
-                    view[...] = per_key[key]
+            arena, bound = aligned_zeros(params.shape, params.dtype), {}
+        elif per_key is bound_dict and all(per_key.get(key) is view
+                                           for key, view in bound.items()):
+            return arena
+        for key, (offset, shape) in views.items():
+            view = bound.get(key)
+            if view is None:
+                view = bound[key] = arena[offset:offset + math.prod(shape)].reshape(shape)
+            value = per_key.get(key)
+            if value is not view:
+                view[...] = 0 if value is None else value
                 per_key[key] = view
+        arenas[name] = (arena, per_key, bound)
         return arena
+
+
+@functools.cache
+def _given_names(cls):
+    """The hyperparameters ``cls`` takes, by name (its constructor's arguments)."""
+    return tuple(inspect.signature(cls.__init__).parameters)[1:]
 
 
 def _one_arena(params, grads):

@@ -460,9 +460,12 @@ class Population:
                                    "the members' weight_decay_lambda")
         begun = []  # each member's optimizer begins its step (Adam counts it)...
         try:
-            for opt in self._optimizers:
-                begun.append(opt.kernel_scalars())
-            hyper = _validate.fit_in(begun, self.dtype, "the members' hyperparameters")
+            for i, opt in enumerate(self._optimizers):
+                try:
+                    begun.append(opt._begin_flat_step(self.dtype, 0.0)[:-1])
+                except (TypeError, ValueError) as err:
+                    raise type(err)(f"member {i}: {err}") from None
+            hyper = np.stack(begun)
         except (TypeError, ValueError):  # ... and takes it back when one is refused
             for opt in self._optimizers[:len(begun)]:
                 opt._cancel_step()

@@ -385,7 +385,8 @@ def test_arenas_start_on_cache_lines(dtype):
     adam = fast_optimizers.Adam()
     x = np.random.default_rng(0).random((5, 20)).astype(dtype)
     net.train_step(x, np.arange(5) % 3, adam)
-    arenas = [net._arena, net._grad_arena, net._running, *adam._arenas.values()]
+    arenas = [net._arena, net._grad_arena, net._running,
+              *(arena for arena, _, _ in adam._arenas.values())]  # (arena, dict, views)
     for workspace in net._workspaces.values():
         arenas += [a for a in workspace.values() if isinstance(a, np.ndarray)]
     population = Population(20, [9, 7], 3, [{"seed": 1}, {"seed": 2}], optimizer="Adam",
@@ -940,3 +941,89 @@ def test_the_fused_passes_refuse_what_they_cannot_take_from_the_layers():
     with pytest.raises(ValueError, match=r"layers\['GroupNorm1'\].groups=4: the net's fused "
                                          r"passes group its channels as built, groups=2"):
         net.train_step(x, t, fast_optimizers.SGD())
+
+
+def _batches(n=4, size=20, features=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((size, features)), rng.integers(0, 3, size))
+            for _ in range(n)]
+
+
+def test_a_gradient_entry_the_user_replaced_is_fresh_at_the_next_call():
+    """``grads[k] = np.clip(grads[k], ...)`` re-binds an entry of the dict ``gradient()``
+    returns: the next call fills the arena's view again (it returned the stale array),
+    and an optimizer the net hands ``grads`` to steps on the fresh gradient."""
+    nets = [module.MultiLayerNet(6, [5], 3, dtype=np.float64, seed=0)
+            for module in (fast_nets, reference_nets)]
+    for x, t in _batches():
+        for net in nets:
+            grads = net.gradient(x, t)
+            for key in list(grads):
+                grads[key] = np.clip(grads[key], -0.01, 0.01)
+            reference_optimizers.SGD(lr=1.0).update(net.params, grads)
+    for key in nets[1].params:
+        assert_allclose(nets[0].params[key], nets[1].params[key], rtol=1e-12, err_msg=key)
+    x, t = _batches(1, seed=1)[0]
+    nets[0].gradient(x, t)["W1"] = np.zeros((6, 5))
+    nets[0].train_step(x, t, reference_optimizers.SGD(lr=1.0))
+    reference_optimizers.SGD(lr=1.0).update(nets[1].params, nets[1].gradient(x, t))
+    assert_allclose(nets[0].params["W1"], nets[1].params["W1"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["Momentum", "Adam"])
+def test_optimizer_state_the_user_set_is_the_state_stepped_on(name):
+    """The book's per-key state may be set (``opt.v[k] = 0``; ``opt.m = {}`` and ``iter =
+    0`` restart Adam): the fused pass over a net's arenas takes it up (it kept stepping
+    on the old state), as the reference's update does."""
+    nets = [module.MultiLayerNet(6, [5], 3, dtype=np.float64, seed=0)
+            for module in (fast_nets, reference_nets)]
+    opts = [getattr(module, name)(lr=0.1) for module in (fast_optimizers, reference_optimizers)]
+    batches = _batches(6)
+    for i, (x, t) in enumerate(batches):
+        if i == 3:
+            for opt in opts:
+                if name == "Momentum":
+                    for key in list(opt.v):
+                        opt.v[key] = np.zeros_like(opt.v[key])
+                else:
+                    opt.m, opt.v, opt.iter = {}, {}, 0
+        for net, opt in zip(nets, opts):
+            opt.update(net.params, net.gradient(x, t))
+    for key in nets[1].params:
+        assert_allclose(nets[0].params[key], nets[1].params[key], rtol=1e-10, err_msg=key)
+
+
+def test_a_shallow_copy_shares_the_net_as_the_books_does():
+    """``copy.copy`` of the book's net shares its params and layers; fastnet's shares its
+    arenas too (it rebound the shared layers to new arenas, and the original then
+    undid in-place edits of its own parameters)."""
+    net = fast_nets.MultiLayerNet(6, [5], 3, dtype=np.float64, seed=0)
+    twin = copy.copy(net)
+    net.params["W1"] *= 0
+    net.params["W2"] *= 0
+    x = np.ones((2, 6))
+    assert not net.predict(x).any() and not twin.predict(x).any()
+    assert not net.params["W1"].any()
+
+
+def test_weight_init_std_zero_is_the_books_all_zero_start():
+    """The book's section 6.2.1 asks what all-zero weights do: 0 is a number, taken."""
+    fast = fast_nets.MultiLayerNet(6, [5], 3, weight_init_std=0, dtype=np.float64, seed=0)
+    ref = reference_nets.MultiLayerNet(6, [5], 3, weight_init_std=0, dtype=np.float64)
+    assert not any(p.any() for p in fast.params.values())
+    x, t = _batches(1)[0]
+    for key, grad in ref.gradient(x, t).items():
+        assert_allclose(fast.gradient(x, t)[key], grad, rtol=1e-12, atol=1e-15, err_msg=key)
+
+
+def test_an_inverted_dropout_layer_in_a_net_is_refused():
+    """The fused passes run the book's dropout: a layer set to inverted is refused by
+    every pass (it was ignored), not silently trained the book's way."""
+    net = fast_nets.MultiLayerNetExtend(6, [5], 3, use_dropout=True, seed=0)
+    net.layers["Dropout1"].inverted = True
+    x, t = _batches(1)[0]
+    for call in (lambda: net.predict(x), lambda: net.gradient(x, t),
+                 lambda: net.train_step(x, t, fast_optimizers.SGD())):
+        with pytest.raises(ValueError, match="inverted=True: the net's fused passes run the "
+                                             "book's dropout"):
+            call()

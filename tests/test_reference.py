@@ -453,3 +453,40 @@ def test_no_product_class_subclasses_the_reference(module):
         reference = getattr(importlib.import_module(f"fastnet.reference.{module}"), name, None)
         if reference is not None:
             assert inspect.signature(cls) == inspect.signature(reference), name
+
+
+def test_evaluating_fewer_samples_does_not_move_the_training(rng):
+    """``evaluate_sample_num_per_epoch`` takes the first samples, as the book's Trainer
+    does: the mini-batches, and so the losses, are those of a full evaluation (drawing
+    the subset from the Trainer's generator once moved them); a count that is not a
+    positive integer is refused before any step."""
+    x, t = rng.standard_normal((30, 6)), rng.integers(0, 3, 30)
+
+    def losses(**kwargs):
+        trainer = Trainer(MultiLayerNet(6, [5], 3, seed=0), x, t, x, t, epochs=3,
+                          mini_batch_size=7, verbose=False, seed=0, **kwargs)
+        trainer.train()
+        return trainer.train_loss_list
+
+    assert losses(evaluate_sample_num_per_epoch=5) == losses()
+    for bad in (50.0, True, "abc", 0):
+        with pytest.raises(ValueError, match="evaluate_sample_num_per_epoch must be a "
+                                             "positive integer"):
+            Trainer(MultiLayerNet(6, [5], 3, seed=0), x, t, x, t,
+                    evaluate_sample_num_per_epoch=bad, verbose=False)
+
+
+def test_numerical_gradient_refuses_an_int_array():
+    """The chapter-4 call on ``np.array([3, 4])`` truncated the +-h steps and returned
+    [25000, 35000] for the gradient (6, 8) of x0^2 + x1^2: refused, naming the fix."""
+    with pytest.raises(TypeError, match=r"needs x as a float array.*np.array\(x, "
+                                        r"dtype=float\)"):
+        F.numerical_gradient(lambda x: x[0] ** 2 + x[1] ** 2, np.array([3, 4]))
+    assert_allclose(F.numerical_gradient(lambda x: x[0] ** 2 + x[1] ** 2,
+                                         np.array([3.0, 4.0])), [6, 8])
+
+
+@pytest.mark.parametrize("inverted", ["no", 1, None])
+def test_dropout_inverted_is_a_bool(inverted):
+    with pytest.raises(TypeError, match="inverted must be True or False"):
+        L.Dropout(0.3, inverted=inverted)

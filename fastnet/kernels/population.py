@@ -18,7 +18,7 @@ each member in turn.  Every kernel steps or evaluates the members ``first`` to
 workspaces of its own, see ``fastnet.population``).
 
 The optimizers (``OPTIMIZER_CODES``) and their per-member scalars ``hyper[k]`` are
-those of ``fastnet.optimizers``' ``kernel_scalars()`` (Adam's bias-corrected step size
+those of ``fastnet.optimizers``' ``_begin_flat_step`` (Adam's bias-corrected step size
 included), in the arenas' dtype; ``states`` is ``(S, K, size)``, S the optimizer's
 number of state arrays (0 for SGD).  SGD steps inside the backward pass, as one net's
 ``train_step`` does: ``hyper[k] = (lr,)``.

@@ -5,7 +5,8 @@ from .random import resolve_rng
 
 
 def smooth_curve(x):
-    """``x`` smoothed by an 11-wide Kaiser window (beta 2), same length as ``x``.
+    """``x`` smoothed by an 11-wide Kaiser window (beta 2), the book's function: the same
+    length as ``x`` for 11 values or more (fewer give a shorter result, as the book's).
 
     The signal is padded with its own reflections at both ends so the window never
     runs off it (http://glowingpython.blogspot.jp/2012/02/convolution-with-numpy.html).
