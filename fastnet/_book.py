@@ -586,16 +586,17 @@ class LayerNetExtend(LayerNet):
                          weight_init_std, weight_decay_lambda, dtype=dtype, seed=seed, rng=rng)
 
     def _init_weight(self, weight_init_std):
-        if self.normalization == "weight" and not isinstance(weight_init_std, str) \
-                and weight_init_std == 0:
-            raise ValueError("weight_init_std=0 with weight normalization: v of zeros has "
-                             "no direction to normalize (g * v / ||v||)")
         super()._init_weight(weight_init_std)
         if self.normalization == "weight":
             for idx in range(1, self.hidden_layer_num + 2):
                 v = self.params.pop(f"W{idx}")
                 self.params[f"v{idx}"] = v
-                self.params[f"g{idx}"] = np.sqrt(np.sum(v ** 2, axis=0)).astype(self.dtype)
+                g = self.params[f"g{idx}"] = np.sqrt(np.sum(v ** 2, axis=0)).astype(self.dtype)
+                if not g.all():  # weight_init_std=0, or too small for the dtype
+                    raise ValueError(f"weight_init_std={weight_init_std!r} with weight "
+                                     f"normalization: v{idx} has a column whose norm is 0 "
+                                     f"in {np.dtype(self.dtype).name}, with no direction "
+                                     f"to normalize (g * v / ||v||)")
 
     def _add_affine(self, idx):
         if self.normalization != "weight":

@@ -51,7 +51,9 @@ fastnet's nets always have them).  Not saved: the weight decay, the
 optimizer and its state, and the dropout layers' random streams; these are training
 settings, given again to ``load_net`` (``weight_decay_lambda=``, ``seed=``) or to the
 trainer.  The layers' ``momentum`` and ``eps`` are those ``MultiLayerNetExtend`` gives
-them (it takes no argument for either).
+them (it takes no argument for either): a net whose normalization layers were given
+another ``eps``, which its predictions depend on, is refused by ``save_net``; a
+momentum, which only shapes further training, loads as the default.
 
 Versions.  ``save_net`` writes the oldest version that holds the net exactly, as
 ``np.save`` does with its own format: version 1 for a net without normalization or
@@ -74,7 +76,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _book, _validate, nets
+from . import _book, _validate, layers, nets
 
 FORMAT_NAME = "fastnet-mlp"
 FORMAT_VERSION = 2  # the newest version this fastnet reads and writes
@@ -103,9 +105,10 @@ def save_net(net, path, *, overwrite=False):
     ``path`` is used as given (no ``.npz`` is appended).  An existing ``path`` is a
     ``FileExistsError`` unless ``overwrite`` is true.  A net whose arrays ``load_net``
     would refuse (``params`` entries re-bound to arrays of another shape or of objects,
-    keys added or removed, Dropout layers given different ratios) is a
-    ``ValueError`` before anything is written; a ``path`` that is a folder an
-    ``IsADirectoryError``, one in a folder that does not exist a ``FileNotFoundError``.
+    keys added or removed, Dropout layers given different ratios, normalization
+    layers another ``eps``) is a ``ValueError`` before anything is written; a ``path``
+    that is a folder an ``IsADirectoryError``, one in a folder that does not exist a
+    ``FileNotFoundError``.
     A symbolic link is written through (its target replaced, the link kept).  What is
     saved is what the net's passes use: entries of ``params`` or layer attributes
     re-bound since the last pass are taken in first (converted to the net's dtype).
@@ -168,6 +171,11 @@ def _net_arrays(net):
     groups = getattr(net, "groups", None) or V1_GROUPS
     version = 1 if normalization in ("none", "batch") and groups == V1_GROUPS else 2
     ratio = _dropout_ratio(net) if getattr(net, "use_dropout", False) else 0.0
+    for key, layer in net.layers.items():
+        if getattr(layer, "eps", layers.NORM_EPS) != layers.NORM_EPS:
+            raise ValueError(f"the fastnet-mlp formats hold no eps: layers[{key!r}].eps="
+                             f"{layer.eps!r}, where load_net gives the default "
+                             f"{layers.NORM_EPS}")
     arrays = {
         "format": np.str_(f"{FORMAT_NAME}/{version}"),
         "input_size": np.int64(net.input_size),

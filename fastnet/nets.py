@@ -285,7 +285,8 @@ class _FusedNet:
         Returns the mini-batch loss (with weight decay) computed in the forward pass,
         that is before the update (the book's Trainer recomputes it after).  Dropout
         and batch norm run in training mode, exactly as ``gradient()`` does.
-        ``optimizer`` is a ``fastnet.optimizers`` instance (fused over the arena) or
+        ``optimizer`` is a ``fastnet.optimizers`` instance (its ``update_flat`` over the
+        arena, hyperparameters and state checked before the pass moves anything) or
         any object with the book's ``update(params, grads)``.  ``fastnet.optimizers.SGD``
         itself steps inside the backward pass: each weight matrix is updated by the
         GEMM that would have computed its gradient, so the weight entries of ``grads``
@@ -314,14 +315,21 @@ class _FusedNet:
                 self._grad_arena[:self._n_decayed] += decay * self._arena[:self._n_decayed]
             optimizer.update(self.params, self.grads)
             return loss
+        if type(optimizer).update_flat is not optimizers._FusedUpdate.update_flat:
+            # a subclass's own update_flat (clipping the gradients, say) takes the step
+            loss = self._forward_backward(x, labels, self._no_sgd, 0.0) + penalty
+            optimizer.update_flat(self._arena, self._grad_arena, self._views, decay,
+                                  self._n_decayed)
+            return loss
         # fastnet's: refused before the pass, not after it has moved the running statistics
+        states = optimizer._state_arenas(self._arena, self._views)
         scalars = optimizer._begin_flat_step(self.dtype, decay)
         try:
             loss = self._forward_backward(x, labels, self._no_sgd, 0.0) + penalty
         except BaseException:
             optimizer._cancel_step()
             raise
-        optimizer._step_flat(self._arena, self._grad_arena, self._views, scalars,
+        optimizer._step_flat(self._arena, self._grad_arena, states, scalars,
                              self._n_decayed if decay else 0)
         return loss
 

@@ -76,6 +76,8 @@ class _FusedUpdate:
                 book.append(key)
             else:
                 fused[key] = grad
+        states = {key: [self._state(name, key, params[key]) for name in self.state_names]
+                  for key in fused}  # stored once every key has succeeded
         self._begin_step()
         try:
             staged = [self._book_step(key, params[key], grads[key]) for key in book]
@@ -87,10 +89,12 @@ class _FusedUpdate:
         for key, grad in fused.items():
             param = params[key]
             flat = param.reshape(-1) if param.flags.c_contiguous else param.flatten()
-            states = [self._state(name, key, param).reshape(-1) for name in self.state_names]
-            self._run(flat, grad.reshape(-1), states, scalars[param.dtype])
+            self._run(flat, grad.reshape(-1), [s.reshape(-1) for s in states[key]],
+                      scalars[param.dtype])
             if not param.flags.c_contiguous:
                 param[...] = flat.reshape(param.shape)
+            for name, state in zip(self.state_names, states[key]):
+                getattr(self, name)[key] = state
         for key, new_param, new_state in staged:
             _store(params, key, new_param)
             for name, value in new_state.items():
@@ -149,8 +153,9 @@ class _FusedUpdate:
         state per key; ``weight_decay * p`` is added to the gradient of the first
         ``n_decayed`` elements (the weight matrices) inside the same pass.
         """
+        states = self._state_arenas(params, views)
         scalars = self._begin_flat_step(params.dtype, weight_decay)
-        self._step_flat(params, grads, views, scalars, n_decayed if weight_decay else 0)
+        self._step_flat(params, grads, states, scalars, n_decayed if weight_decay else 0)
 
     def _begin_flat_step(self, dtype, weight_decay):
         """Check the hyperparameters, begin the step (``_cancel_step`` undoes it) and
@@ -165,10 +170,14 @@ class _FusedUpdate:
             self._cancel_step()
             raise
 
-    def _step_flat(self, params, grads, views, scalars, n_decayed):
-        """The other half: the kernel over the arenas, ``scalars``' weight decay (last)
-        on the first ``n_decayed`` elements only."""
-        states = [self._state_arena(name, params, views) for name in self.state_names]
+    def _state_arenas(self, params, views):
+        """The state arenas for the parameter arena ``params`` (``_state_arena``), taken
+        before a step begins: per-key state that cannot be taken is refused first."""
+        return [self._state_arena(name, params, views) for name in self.state_names]
+
+    def _step_flat(self, params, grads, states, scalars, n_decayed):
+        """The other half: the kernel over the arenas and ``states``, ``scalars``'
+        weight decay (last) on the first ``n_decayed`` elements only."""
         if n_decayed:
             self._run(params[:n_decayed], grads[:n_decayed],
                       [s[:n_decayed] for s in states], scalars)
@@ -192,9 +201,13 @@ class _FusedUpdate:
                                     dtype, f"{type(self).__name__}'s hyperparameters"
                                     )[:len(hyper) + 1]
         except ValueError:  # name the argument the user gave, not the kernel's scalars
-            for name, value in given:
-                _validate.fit_in([value], dtype, f"{type(self).__name__}'s {name}")
-            _validate.fit_in([weight_decay], dtype, "the weight decay (weight_decay_lambda)")
+            try:
+                for name, value in given:
+                    _validate.fit_in([value], dtype, f"{type(self).__name__}'s {name}")
+                _validate.fit_in([weight_decay], dtype,
+                                 "the weight decay (weight_decay_lambda)")
+            except ValueError as named:
+                raise named from None
             raise
 
     def _run(self, p, g, states, scalars):
@@ -203,14 +216,24 @@ class _FusedUpdate:
 
     def _state(self, name, key, param):
         """The kernel's state array for ``key``: C-contiguous, shaped and typed like
-        ``param`` (state the book's rule left as a scalar is converted)."""
-        per_key = getattr(self, name)
-        state = per_key.get(key)
+        ``param`` (state the book's rule left as a scalar is converted); a new array is
+        not stored in the state dict (the caller stores it once the step succeeds)."""
+        state = getattr(self, name).get(key)
         if not (type(state) is np.ndarray and state.shape == param.shape
                 and state.dtype == param.dtype and state.flags.c_contiguous):
-            state = per_key[key] = (np.zeros(param.shape, param.dtype) if state is None else
-                                    np.array(np.broadcast_to(state, param.shape), param.dtype))
+            state = (np.zeros(param.shape, param.dtype) if state is None else
+                     np.array(self._broadcast_state(name, key, state, param.shape), param.dtype))
         return state
+
+    def _broadcast_state(self, name, key, value, shape):
+        """The per-key state ``value`` set by the user, broadcast to its parameter's
+        ``shape``; ValueError naming the entry where it does not broadcast."""
+        try:
+            return np.broadcast_to(value, shape)
+        except ValueError:
+            raise ValueError(f"{type(self).__name__}'s {name}[{key!r}] has shape "
+                             f"{np.shape(value)}, which does not broadcast to its "
+                             f"parameter's shape {shape}") from None
 
     def __setstate__(self, state):
         """A copy (``copy.deepcopy``, pickle) keeps the per-key state (``m``, ``v``...) and
@@ -237,7 +260,8 @@ class _FusedUpdate:
                 view = bound[key] = arena[offset:offset + math.prod(shape)].reshape(shape)
             value = per_key.get(key)
             if value is not view:
-                view[...] = 0 if value is None else value
+                view[...] = 0 if value is None else self._broadcast_state(name, key, value,
+                                                                          shape)
                 per_key[key] = view
         arenas[name] = (arena, per_key, bound)
         return arena
@@ -403,6 +427,17 @@ class AdamW(Adam, _book.AdamWArgs):
     def _hyperparameters(self):
         return (self.lr, 1 - self.beta1, 1 - self.beta2, 1 - self.beta1 ** self.iter,
                 1 - self.beta2 ** self.iter, self.eps, self.weight_decay)
+
+    def _scalars(self, dtype, weight_decay):
+        """As every optimizer's, and ValueError for an ``eps`` that is 0 in ``dtype``
+        (1e-50 in float32): a gradient of 0 would then step by 0/0 = NaN."""
+        scalars = super()._scalars(dtype, weight_decay)
+        if not scalars[5]:
+            raise ValueError(f"AdamW's eps={self.eps!r} is 0 in {np.dtype(dtype).name} "
+                             f"(its smallest positive value is "
+                             f"{np.finfo(dtype).smallest_subnormal:.3g}): a zero gradient "
+                             f"would step by 0/0 = NaN")
+        return scalars
 
     def _book_rule(self, p, g, state):
         state["m"] += (1 - self.beta1) * (g - state["m"])

@@ -275,7 +275,7 @@ class Population:
                              f"members share eps={self._norm_eps} and momenta "
                              f"{self._bn_momenta.tolist()}")
         dropouts = _layers(net, "Dropout")
-        ratios = [_validate.dropout_ratio(d.dropout_ratio) for d in dropouts]
+        ratios = net._dropout_ratios()  # refuses an inverted Dropout layer, as the net does
         states = self._optimizer_states(optimizer) if optimizer is not None else None
         for key, view in self.layout.params(self._params[i]).items():
             view[...] = net.params[key]

@@ -18,7 +18,7 @@ _LOSS_NOTE = """
 
 
 class Trainer(_book.TrainerLoop):
-    __doc__ = _book.TrainerLoop.__doc__.rstrip() + "\n" + _LOSS_NOTE
+    __doc__ = (_book.TrainerLoop.__doc__ or "").rstrip() + "\n" + _LOSS_NOTE  # -OO: None
     optimizers_module = optimizers
 
     def _step(self, x_batch, t_batch):

@@ -242,6 +242,20 @@ def test_python_dash_m_fastnet():
     assert all(command in result.stdout for command in ("train", "experiment", "bench"))
 
 
+def test_fastnet_runs_under_python_dash_OO():
+    """``python -OO`` strips the docstrings (``__doc__`` is None), which some modules
+    build on: every module still imports and every command prints its help."""
+    imports = ("import importlib, pkgutil, fastnet\n"
+               "for m in pkgutil.walk_packages(fastnet.__path__, 'fastnet.'):\n"
+               "    if not m.name.endswith('__main__'):\n"
+               "        importlib.import_module(m.name)")
+    subprocess.run([sys.executable, "-OO", "-c", imports], capture_output=True, check=True)
+    for command in ("train", "experiment", "bench", "sweep"):
+        result = subprocess.run([sys.executable, "-OO", "-m", "fastnet", command, "--help"],
+                                capture_output=True, text=True, check=True)
+        assert result.stdout.startswith(f"usage: fastnet {command}")
+
+
 def test_an_unwritable_save_or_out_is_refused_before_training(mnist_dir, tmp_path, capsys,
                                                              monkeypatch):
     """Checked before the run, whose result would be lost at its end."""

@@ -313,7 +313,11 @@ BAD_INPUTS = [
      ValueError, "got -0.01"),
     ("net-weight-init-zero-weight-norm",
      lambda: N.MultiLayerNetExtend(3, [4], 3, weight_init_std=0, normalization="weight"),
-     ValueError, "weight_init_std=0 with weight normalization: v of zeros has no direction"),
+     ValueError, ("weight_init_std=0 with weight normalization: v1 has a column whose norm "
+                  "is 0 in float32, with no direction")),
+    ("net-weight-init-underflow-weight-norm",
+     lambda: N.MultiLayerNetExtend(3, [4], 3, weight_init_std=1e-30, normalization="weight"),
+     ValueError, "weight_init_std=1e-30 with weight normalization: v1 has a column whose"),
     ("net-weight-init-nan", lambda: N.MultiLayerNetExtend(3, [4], 3, weight_init_std=float("nan")),
      ValueError, "weight_init_std must be a finite number >= 0"),
     ("net-weight-init-huge-int", lambda: N.MultiLayerNet(3, [4], 3, weight_init_std=10**400),

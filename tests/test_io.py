@@ -350,6 +350,19 @@ def test_the_dropout_layers_ratio_is_saved(module, tmp_path):
     assert not (tmp_path / "other.npz").exists()
 
 
+@pytest.mark.parametrize("module", [nets, reference_nets], ids=["fastnet", "reference"])
+def test_a_net_whose_layers_have_another_eps_is_not_saved(module, tmp_path):
+    """Predictions depend on the normalization layers' eps, which the formats do not
+    hold: a net given another is refused before anything is written."""
+    net = module.MultiLayerNetExtend(12, [6, 4], 4, normalization="layer", seed=0)
+    net.layers["LayerNorm2"].eps = 0.5
+    with pytest.raises(ValueError, match=r"the fastnet-mlp formats hold no eps: "
+                                         r"layers\['LayerNorm2'\].eps=0.5, where load_net "
+                                         r"gives the default 1e-06"):
+        io.save_net(net, tmp_path / "net.npz")
+    assert not (tmp_path / "net.npz").exists()
+
+
 def test_save_net_names_a_missing_folder_or_a_folder_given_as_the_file(small_net, tmp_path):
     with pytest.raises(FileNotFoundError, match="no such folder") as err:
         io.save_net(small_net, tmp_path / "missing" / "net.npz")

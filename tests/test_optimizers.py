@@ -24,6 +24,7 @@ from cases import (
     optimizer_state,
 )
 
+from fastnet import nets as fast_nets
 from fastnet import optimizers as fast_optimizers
 from fastnet.arena import ArenaDict, pack
 from fastnet.reference import optimizers as reference_optimizers
@@ -632,3 +633,97 @@ def test_a_net_names_a_weight_decay_that_overflows_its_dtype(name):
     with pytest.raises(ValueError, match="weight decay"):
         net.train_step(np.ones((2, 4), np.float32), np.array([0, 1]), opt)
     assert getattr(opt, "iter", 0) == 0
+
+
+
+def test_adamw_eps_that_is_zero_in_the_dtype_is_refused():
+    """AdamW's eps of 1e-50 is 0 in float32, and a zero gradient then made 0/0 = NaN
+    parameters: refused by name before the step begins; float64 takes it."""
+    opt = fast_optimizers.AdamW(eps=1e-50)
+    param = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match=r"AdamW's eps=1e-50 is 0 in float32 \(its smallest "
+                                         r"positive value is 1\.4e-45\): a zero gradient"):
+        opt.update({"w": param}, {"w": np.zeros(3, np.float32)})
+    assert opt.iter == 0 and (param == 1).all()
+    wide = np.ones(3)
+    opt.update({"w": wide}, {"w": np.zeros(3)})
+    assert np.isfinite(wide).all()
+
+
+@pytest.mark.parametrize("make, given", [
+    (lambda: fast_optimizers.Nesterov(momentum=1e-30), {}),  # its square is 0 in float32
+    (lambda: fast_optimizers.Adam(beta1=1e-50), {}),  # the kernel takes 1 - beta1
+    (lambda: fast_optimizers.SGD(lr=1e-50), {}),  # a schedule's lr decays that far
+    (lambda: fast_optimizers.Momentum(), {"weight_decay_lambda": 1e-50}),
+])
+def test_values_that_flush_to_zero_in_float32_step_as_float32_rounds_them(make, given):
+    """Only an overflow, and AdamW's eps of 0, are refused: a value that float32 rounds
+    to 0 steps as the same update in float64 rounds to float32 (train_step of a net
+    and update of its dicts alike)."""
+    steps = []
+    for dtype in (np.float32, np.float64):
+        net = fast_nets.MultiLayerNet(4, [5], 3, dtype=dtype, seed=0, **given)
+        x, t = np.linspace(-1, 1, 24).reshape(6, 4), np.arange(6) % 3
+        opt = make()
+        net.train_step(x, t, opt)
+        opt.update(net.params, net.gradient(x, t))
+        steps.append(net.params["W1"])
+    np.testing.assert_allclose(*steps, rtol=1e-5, atol=1e-6)
+
+
+def test_a_refused_state_entry_leaves_the_step_uncounted_and_the_net_unmoved():
+    """A per-key state entry the user set to a shape that does not broadcast is refused
+    by name before anything moves: Adam's count, the parameters and batch norm's
+    running statistics stay, on every path (train_step, update of the net's dicts,
+    update of plain dicts)."""
+    x, t = np.linspace(-1, 1, 32).reshape(8, 4), np.arange(8) % 3
+    net = fast_nets.MultiLayerNetExtend(4, [6], 3, use_batchnorm=True, seed=1)
+    opt = fast_optimizers.Adam()
+    net.train_step(x, t, opt)
+    opt.m["W1"] = np.zeros((2, 2), np.float32)
+    before = [a.copy() for a in (*net.params.values(), net._running)]
+    message = r"Adam's m\['W1'\] has shape \(2, 2\), which does not broadcast to its " \
+              r"parameter's shape \(4, 6\)"
+    with pytest.raises(ValueError, match=message):
+        net.train_step(x, t, opt)
+    grads = net.gradient(x, t)
+    before = [a.copy() for a in (*net.params.values(), net._running)]
+    with pytest.raises(ValueError, match=message):
+        opt.update(net.params, grads)
+    after = [*net.params.values(), net._running]
+    assert opt.iter == 1 and all((a == b).all() for a, b in zip(before, after))
+    opt.m["W1"] = 0.0  # a scalar broadcasts, as the book's state may be one
+    net.train_step(x, t, opt)
+    assert opt.iter == 2
+
+    plain = fast_optimizers.Adam()
+    p, g = {"a": np.ones(3), "b": np.ones(2)}, {"a": np.ones(3), "b": np.ones(2)}
+    plain.update(p, g)
+    kept = p["a"].copy()
+    plain.m["b"] = np.zeros(5)
+    with pytest.raises(ValueError, match=r"Adam's m\['b'\] has shape \(5,\)"):
+        plain.update(p, g)
+    assert plain.iter == 1 and (p["a"] == kept).all()
+
+
+def test_train_step_takes_a_subclass_update_flat():
+    """A subclass that overrides update_flat (clipping the gradients) is stepped by it
+    in train_step, as the module doc says, and matches the same clipping by hand."""
+    x, t = np.linspace(-3, 3, 32).reshape(8, 4), np.arange(8) % 3
+    calls = []
+
+    class Clipped(fast_optimizers.Adam):
+        def update_flat(self, params, grads, *args, **kwargs):
+            calls.append(1)
+            np.clip(grads, -1e-3, 1e-3, out=grads)
+            super().update_flat(params, grads, *args, **kwargs)
+
+    net = fast_nets.MultiLayerNet(4, [5], 3, seed=0)
+    by_hand = fast_nets.MultiLayerNet(4, [5], 3, seed=0)
+    net.train_step(x, t, Clipped())
+    by_hand.gradient(x, t)
+    np.clip(by_hand.grads.arena, -1e-3, 1e-3, out=by_hand.grads.arena)
+    opt = fast_optimizers.Adam()
+    opt.update(by_hand.params, by_hand.grads)
+    assert calls == [1]
+    np.testing.assert_allclose(net.params["W1"], by_hand.params["W1"], rtol=1e-6)

@@ -345,6 +345,14 @@ def pop3(**kwargs):
     return Population(*SIZES, [{"seed": i} for i in range(3)], **kwargs)
 
 
+def inverted_dropout_net():
+    """A net whose Dropout layer was set to ``inverted``, which the fused passes (and so
+    a population) do not run."""
+    net = fast_nets.MultiLayerNetExtend(*SIZES, use_dropout=True)
+    net.layers["Dropout1"].inverted = True
+    return net
+
+
 X3 = np.zeros((3, N, 6), np.float32)
 T3 = np.zeros((3, N), np.int64)
 ERRORS = [
@@ -450,6 +458,9 @@ ERRORS = [
          (fast_nets.MultiLayerNetExtend(*SIZES), None)]), TypeError,
      ("members[1]'s optimizer must be one of fastnet.optimizers' classes, got "
       "builtins.NoneType")),
+    ("inverted dropout", lambda: Population.from_members(
+        [(inverted_dropout_net(), fast_optimizers.SGD())]), ValueError,
+     "members[0]: a Dropout layer of the net has inverted=True: the net's fused passes"),
     ("a triple", lambda: Population.from_members(
         [(fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD(), 1)]), TypeError,
      "members[0] must be a (net, optimizer) pair, got builtins.tuple"),

@@ -38,7 +38,7 @@ class SweepCommandError(Exception):
 def add_parser(commands):
     """Add ``sweep`` and its verbs to the ``fastnet`` command's subparsers."""
     sweep = commands.add_parser("sweep", help="hyperparameter sweeps: run, show, plot, export",
-                                description=__doc__.split("\n\n")[0].strip(),
+                                description=(__doc__ or "").split("\n\n")[0].strip(),  # -OO: None
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = sweep.add_subparsers(dest="verb", required=True, metavar="VERB")
     _add_run(verbs)
