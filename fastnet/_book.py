@@ -391,6 +391,8 @@ class LayerNet:
     adds ``0.5 * weight_decay_lambda * sum(W**2)`` over every weight matrix.  Weights
     are ``std * standard_normal((fan_in, fan_out))`` in ``dtype``, drawn W1, W2, ...
     from ``resolve_rng(seed, rng)`` (kept as ``self.rng``); biases are zeros.
+    ValueError for a ``weight_init_std`` that is not one of these, or whose weights
+    overflow ``dtype``.
     """
 
     layers_module = None  # the module of layer classes the net is built from
@@ -430,8 +432,15 @@ class LayerNet:
         for idx in range(1, len(all_size_list)):
             fan_in, fan_out = all_size_list[idx - 1], all_size_list[idx]
             std = weight_std(weight_init_std, fan_in)
-            weight = std * self.rng.standard_normal((fan_in, fan_out))
-            self.params[f"W{idx}"] = weight.astype(self.dtype)
+            try:
+                with np.errstate(over="raise"):
+                    weight = (std * self.rng.standard_normal((fan_in, fan_out))
+                              ).astype(self.dtype)
+            except FloatingPointError:
+                raise ValueError(f"weight_init_std={weight_init_std!r} gives W{idx} weights "
+                                 f"beyond the range of {self.dtype.name} (largest "
+                                 f"{np.finfo(self.dtype).max:.3g})") from None
+            self.params[f"W{idx}"] = weight
             self.params[f"b{idx}"] = np.zeros(fan_out, dtype=self.dtype)
 
     def _add_hidden_layer(self, idx):
@@ -591,7 +600,13 @@ class LayerNetExtend(LayerNet):
             for idx in range(1, self.hidden_layer_num + 2):
                 v = self.params.pop(f"W{idx}")
                 self.params[f"v{idx}"] = v
-                g = self.params[f"g{idx}"] = np.sqrt(np.sum(v ** 2, axis=0)).astype(self.dtype)
+                with np.errstate(over="ignore"):  # refused below
+                    g = np.sqrt(np.sum(v ** 2, axis=0)).astype(self.dtype)
+                self.params[f"g{idx}"] = g
+                if not np.isfinite(g).all():  # sum(v ** 2) overflows the dtype
+                    raise ValueError(f"weight_init_std={weight_init_std!r} with weight "
+                                     f"normalization: the norm of a column of v{idx} "
+                                     f"overflows {np.dtype(self.dtype).name}")
                 if not g.all():  # weight_init_std=0, or too small for the dtype
                     raise ValueError(f"weight_init_std={weight_init_std!r} with weight "
                                      f"normalization: v{idx} has a column whose norm is 0 "

@@ -196,6 +196,7 @@ class _FusedNet:
 
     def _forward(self, x, train_flg):
         self._sync_params()  # unlike the book's layers, see params re-bound since
+        self._dropout_ratios()  # checked as the fused passes check them (inverted refused)
         return super()._forward(x, train_flg)
 
     def _workspace(self, n):
@@ -305,9 +306,8 @@ class _FusedNet:
         # The book's SGD, and nothing else, steps inside the kernel (see network.py),
         # where the kernel's weights are the net's.
         if type(optimizer) is optimizers.SGD and self.normalization != "weight":
-            _book.check_hyperparameters(optimizer)  # refused before the pass moves anything
-            lr_decay = _validate.fit_in([optimizer.lr, decay], self.dtype,
-                                        f"{type(optimizer).__name__}'s lr and the weight decay")
+            # refused before the pass moves anything
+            lr_decay = optimizer._begin_flat_step(self.dtype, decay)
             return self._forward_backward(x, labels, lr_decay, 0.0) + penalty
         if not isinstance(optimizer, optimizers._FusedUpdate):
             loss = self._forward_backward(x, labels, self._no_sgd, 0.0) + penalty

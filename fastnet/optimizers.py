@@ -37,7 +37,8 @@ class _FusedUpdate:
     state_names = ()
 
     def _hyperparameters(self):
-        """The kernel's scalar arguments after the state arrays, before ``wd``."""
+        """The kernel's scalar arguments after the state arrays, before ``wd``: a dict
+        from each one's formula (named in errors) to its value, in the kernel's order."""
         raise NotImplementedError
 
     def _begin_step(self):
@@ -197,18 +198,27 @@ class _FusedUpdate:
         given = [(name, value) for name in _given_names(type(self))
                  if _validate.is_real_number(value := getattr(self, name, None))]
         try:
-            return _validate.fit_in([*hyper, weight_decay, *(value for _, value in given)],
+            return _validate.fit_in([*hyper.values(), weight_decay,
+                                     *(value for _, value in given)],
                                     dtype, f"{type(self).__name__}'s hyperparameters"
                                     )[:len(hyper) + 1]
-        except ValueError:  # name the argument the user gave, not the kernel's scalars
-            try:
-                for name, value in given:
-                    _validate.fit_in([value], dtype, f"{type(self).__name__}'s {name}")
-                _validate.fit_in([weight_decay], dtype,
-                                 "the weight decay (weight_decay_lambda)")
-            except ValueError as named:
-                raise named from None
-            raise
+        except ValueError as err:  # name the argument the user gave, else the formula
+            unnamed = err
+        cls = type(self).__name__
+        for name, value in given:
+            _validate.fit_in([value], dtype, f"{cls}'s {name}")
+        _validate.fit_in([weight_decay], dtype, "the weight decay (weight_decay_lambda)")
+        formed_from = [f"{name}={value!r}" for name, value in given]
+        if "iter" in vars(self):
+            formed_from.append(f"iter={self.iter}")
+        with np.errstate(over="ignore"):
+            fits = np.isfinite(np.array(list(hyper.values()), dtype))
+        for (formula, value), fit in zip(hyper.items(), fits):
+            if not fit:
+                raise ValueError(f"{cls}'s {formula} is {value:.6g} with "
+                                 f"{', '.join(formed_from)}: it does not fit "
+                                 f"{np.dtype(dtype).name} (it overflows to inf)")
+        raise unnamed
 
     def _run(self, p, g, states, scalars):
         if p.size:
@@ -305,7 +315,7 @@ class SGD(_FusedUpdate, _book.SGDArgs):
     kernel = staticmethod(kernels.sgd)
 
     def _hyperparameters(self):
-        return (self.lr,)
+        return {"lr": self.lr}
 
     def _book_rule(self, p, g, state):
         p -= self.lr * g
@@ -319,7 +329,7 @@ class Momentum(_FusedUpdate, _book.MomentumArgs):
     state_names = ("v",)
 
     def _hyperparameters(self):
-        return (self.lr, self.momentum)
+        return {"lr": self.lr, "momentum": self.momentum}
 
     def _book_rule(self, p, g, state):
         state["v"] = self.momentum * state["v"] - self.lr * g
@@ -339,7 +349,8 @@ class Nesterov(_FusedUpdate, _book.MomentumArgs):
 
     def _hyperparameters(self):
         mu = self.momentum
-        return (self.lr, mu, mu * mu, (1 + mu) * self.lr)
+        return {"lr": self.lr, "momentum": mu, "momentum**2": mu * mu,
+                "(1 + momentum) * lr": (1 + mu) * self.lr}
 
     def _book_rule(self, p, g, state):
         p += self.momentum * self.momentum * state["v"]
@@ -355,7 +366,7 @@ class AdaGrad(_FusedUpdate, _book.AdaGradArgs):
     state_names = ("h",)
 
     def _hyperparameters(self):
-        return (self.lr, EPS)
+        return {"lr": self.lr, "eps": EPS}
 
     def _book_rule(self, p, g, state):
         state["h"] += g * g
@@ -371,7 +382,8 @@ class RMSprop(_FusedUpdate, _book.RMSpropArgs):
     state_names = ("h",)
 
     def _hyperparameters(self):
-        return (self.lr, self.decay_rate, 1 - self.decay_rate, EPS)
+        return {"lr": self.lr, "decay_rate": self.decay_rate,
+                "1 - decay_rate": 1 - self.decay_rate, "eps": EPS}
 
     def _book_rule(self, p, g, state):
         state["h"] *= self.decay_rate
@@ -396,7 +408,8 @@ class Adam(_FusedUpdate, _book.AdamArgs):
         self._lr_t = self.lr * math.sqrt(1 - self.beta2 ** self.iter) / (1 - self.beta1 ** self.iter)
 
     def _hyperparameters(self):
-        return (self._lr_t, 1 - self.beta1, 1 - self.beta2, EPS)
+        return {"step size lr * sqrt(1 - beta2**iter) / (1 - beta1**iter)": self._lr_t,
+                "1 - beta1": 1 - self.beta1, "1 - beta2": 1 - self.beta2, "eps": EPS}
 
     def _book_rule(self, p, g, state):
         state["m"] += (1 - self.beta1) * (g - state["m"])
@@ -425,8 +438,10 @@ class AdamW(Adam, _book.AdamWArgs):
         self.iter += 1
 
     def _hyperparameters(self):
-        return (self.lr, 1 - self.beta1, 1 - self.beta2, 1 - self.beta1 ** self.iter,
-                1 - self.beta2 ** self.iter, self.eps, self.weight_decay)
+        return {"lr": self.lr, "1 - beta1": 1 - self.beta1, "1 - beta2": 1 - self.beta2,
+                "1 - beta1**iter": 1 - self.beta1 ** self.iter,
+                "1 - beta2**iter": 1 - self.beta2 ** self.iter, "eps": self.eps,
+                "weight_decay": self.weight_decay}
 
     def _scalars(self, dtype, weight_decay):
         """As every optimizer's, and ValueError for an ``eps`` that is 0 in ``dtype``

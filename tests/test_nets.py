@@ -1018,12 +1018,15 @@ def test_weight_init_std_zero_is_the_books_all_zero_start():
 
 def test_an_inverted_dropout_layer_in_a_net_is_refused():
     """The fused passes run the book's dropout: a layer set to inverted is refused by
-    every pass (it was ignored), not silently trained the book's way."""
+    every pass (it was ignored), not silently trained the book's way; the training-mode
+    passes through the layers too, so that loss(train_flg=True) agrees with gradient()."""
     net = fast_nets.MultiLayerNetExtend(6, [5], 3, use_dropout=True, seed=0)
     net.layers["Dropout1"].inverted = True
     x, t = _batches(1)[0]
     for call in (lambda: net.predict(x), lambda: net.gradient(x, t),
-                 lambda: net.train_step(x, t, fast_optimizers.SGD())):
+                 lambda: net.train_step(x, t, fast_optimizers.SGD()),
+                 lambda: net.predict(x, train_flg=True),
+                 lambda: net.loss(x, t, train_flg=True)):
         with pytest.raises(ValueError, match="inverted=True: the net's fused passes run the "
                                              "book's dropout"):
             call()
