@@ -12,6 +12,19 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
-from .threads import get_num_threads, set_num_threads, threading_info  # noqa: E402
+__all__ = ["__version__", "get_num_threads", "set_num_threads", "threading_info"]
+_THREADS = ("get_num_threads", "set_num_threads", "threading_info")
 
-__all__ = ["get_num_threads", "set_num_threads", "threading_info", "__version__"]
+
+def __getattr__(name):
+    """``fastnet.threads``' functions, imported on first use: ``import fastnet`` stays
+    light (the ``fastnet`` command imports Numba under its Ctrl-C handler), and every
+    kernel module imports ``fastnet.threads`` before its first kernel runs."""
+    if name in _THREADS:
+        from . import threads
+        return getattr(threads, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_THREADS])

@@ -242,6 +242,29 @@ def test_python_dash_m_fastnet():
     assert all(command in result.stdout for command in ("train", "experiment", "bench"))
 
 
+def test_ctrl_c_while_the_command_imports_is_one_line_and_status_130():
+    """The command's imports take most of a second; ``import fastnet`` itself imports
+    no Numba, so a Ctrl-C in that second reaches the entry point's handler (simulated
+    where the import of ``fastnet.cli`` begins) and ends as a later Ctrl-C does."""
+    modules = ("import sys, fastnet\n"
+               "print(sorted({'numba', 'numpy', 'fastnet.threads'} & set(sys.modules)))")
+    light = subprocess.run([sys.executable, "-c", modules], capture_output=True, text=True,
+                           check=True)
+    assert light.stdout.strip() == "[]"
+    interrupted = ("import builtins, sys\n"
+                   "from fastnet.__main__ import main\n"
+                   "real_import = builtins.__import__\n"
+                   "def ctrl_c_at_cli(name, *args, **kwargs):\n"
+                   "    if name == 'cli':\n"
+                   "        raise KeyboardInterrupt\n"
+                   "    return real_import(name, *args, **kwargs)\n"
+                   "builtins.__import__ = ctrl_c_at_cli\n"
+                   "sys.exit(main())")
+    result = subprocess.run([sys.executable, "-c", interrupted], capture_output=True,
+                            text=True, check=False)
+    assert (result.returncode, result.stderr) == (130, "fastnet: interrupted\n")
+
+
 def test_fastnet_runs_under_python_dash_OO():
     """``python -OO`` strips the docstrings (``__doc__`` is None), which some modules
     build on: every module still imports and every command prints its help."""
