@@ -59,9 +59,17 @@ def real_values(x, name):
     return arr
 
 
+# Below these magnitudes a Python float rounds to a finite value of the dtype: float32's
+# largest value plus half its last step, 2**128 - 2**103, already rounds (to even) to inf.
+_FITS_BELOW = {np.dtype(np.float32): 2.0 ** 128 - 2.0 ** 103, np.dtype(np.float64): math.inf}
+
+
 def fit_in(values, dtype, what):
     """``values`` (numbers) as an array of ``dtype``; ValueError naming ``what`` where
     one does not fit (a learning rate of 1e308 is inf in float32)."""
+    limit = _FITS_BELOW.get(np.dtype(dtype), 0.0)  # 0: any other dtype, the long way
+    if all(type(value) is float and -limit < value < limit for value in values):
+        return np.array(values, dtype)  # the optimizers' per-step case, in a microsecond
     with np.errstate(over="ignore"):
         arr = np.array(values, dtype)
     if not np.isfinite(arr).all():
@@ -112,6 +120,8 @@ def positive_int(value, name, none=True):
 def is_real_number(value):
     """A real number: a Python or NumPy int or float (not a bool), or a 0-d array of one
     (what ``np.where`` or a reduction gives)."""
+    if type(value) is float or type(value) is int:  # the common case, without ABCs
+        return True
     if isinstance(value, np.ndarray):
         return value.ndim == 0 and value.dtype.kind in "iuf"
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)

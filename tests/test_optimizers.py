@@ -590,6 +590,27 @@ def test_a_step_refused_for_hyperparameters_that_overflow_is_not_counted():
         assert [pop.member_optimizer(k).iter for k in range(2)] == [0, 0]
 
 
+@pytest.mark.parametrize("kind", [float, np.float64, np.array])
+def test_a_learning_rate_at_float32s_edge_is_refused_exactly_where_it_would_be_inf(kind):
+    """The hyperparameters are checked at every step without NumPy for plain floats:
+    the same answer as NumPy's conversion on both sides of float32's overflow point
+    (its largest value plus half a step rounds to inf)."""
+    inf_from = 2.0 ** 128 - 2.0 ** 103
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.float32(inf_from)) and np.isfinite(
+            np.float32(math.nextafter(inf_from, 0)))
+    for lr, fits in ((math.nextafter(inf_from, 0), True), (inf_from, False)):
+        param = np.zeros(2, np.float32)
+        opt = fast_optimizers.SGD(kind(lr))
+        if fits:
+            opt.update({"w": param}, {"w": np.ones(2, np.float32)})
+            assert param.tolist() == [-np.finfo(np.float32).max] * 2
+        else:
+            with pytest.raises(ValueError, match="SGD's lr=.* does not fit float32"):
+                opt.update({"w": param}, {"w": np.ones(2, np.float32)})
+            assert not param.any()
+
+
 def test_a_0d_array_is_a_learning_rate():
     """What ``np.where`` or a reduction gives a hand-written schedule is a number."""
     opt = fast_optimizers.SGD(np.array(0.5))
