@@ -746,7 +746,11 @@ class TrainerLoop:
 
         self.train_size = len(x_train)
         self.iter_per_epoch = max(self.train_size / mini_batch_size, 1)
-        self.max_iter = int(epochs * self.iter_per_epoch)
+        steps = epochs * self.iter_per_epoch
+        if not math.isfinite(steps):
+            raise ValueError(f"epochs={epochs!r} of {self.iter_per_epoch:g} steps each is "
+                             f"more steps than a float holds")
+        self.max_iter = int(steps)
         self.current_iter = 0
         self.current_epoch = 0
         self._order = np.empty(0, dtype=np.intp)  # the permutation being sliced

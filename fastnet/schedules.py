@@ -27,6 +27,7 @@ A schedule is a frozen object, equal to another of the same name and parameters;
 import dataclasses
 import math
 import numbers
+import sys
 from typing import ClassVar
 
 from . import _validate
@@ -35,6 +36,9 @@ from . import _validate
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if value > sys.float_info.max:  # the multipliers divide by it as a float
+        raise ValueError(f"{name} must fit a float (at most {sys.float_info.max:.4g}), "
+                         f"got an integer of {int(value).bit_length()} bits")
     return int(value)
 
 
