@@ -18,9 +18,13 @@ searched in this order (the first one holding all four wins):
 ``<name>`` is ``mnist`` or ``fashion-mnist``.  A file may be gzipped (``*.gz``, the
 standard names) or already unpacked (the same name without ``.gz``).
 
-Checksums are checked on download only: files found on disk are trusted as long as
-they parse, because repackagers (Debian included) re-gzip them, which changes the
-``.gz`` bytes but not the images.
+Downloads are checked against the published MD5 of the ``.gz`` files.  Files found on
+disk are checked by content instead, because repackagers (Debian included) re-gzip
+them, which changes the ``.gz`` bytes but not the images: a file whose unpacked bytes
+are another published file (Fashion-MNIST's where MNIST's are looked for, the test
+images where the training images are) is refused with a ``ValueError`` that names it.
+Other content is used as given, as long as it parses: a folder may hold one's own
+data in the MNIST format.
 
 The parsed arrays are cached in ``user_cache_dir()/datasets/<name>/<name>-parsed.npz``,
 which records the path, size and mtime of the files it was parsed from.  When no folder
@@ -30,6 +34,7 @@ no answer) and is gone or unchanged: a changed source file makes it stale, never
 """
 import contextlib
 import gzip
+import hashlib
 import http.client
 import math
 import os
@@ -81,6 +86,7 @@ class Dataset:
     title: str
     mirrors: list  # base URLs, tried in order; a file's URL is base + file name
     md5: dict  # file name -> published MD5 of the .gz
+    sha256: dict  # file name -> published SHA-256 of the unpacked IDX file
     mirrors_env: str  # environment variable that replaces ``mirrors`` (space/comma list)
     debian_package: str | None = None
 
@@ -99,6 +105,16 @@ DATASETS = {
             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
         },
+        sha256={  # as published with the files' unpacked sizes by many projects
+            "train-images-idx3-ubyte.gz":
+                "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte.gz":
+                "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte.gz":
+                "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte.gz":
+                "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
         mirrors_env="FASTNET_MNIST_MIRRORS",
     ),
     "fashion-mnist": Dataset(
@@ -115,6 +131,16 @@ DATASETS = {
             "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        sha256={  # of the files above, unpacked (Debian's re-gzipped files unpack to these)
+            "train-images-idx3-ubyte.gz":
+                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte.gz":
+                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte.gz":
+                "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte.gz":
+                "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
         mirrors_env="FASTNET_FASHION_MNIST_MIRRORS",
         debian_package="dataset-fashion-mnist",
@@ -167,7 +193,7 @@ def load_test_set(name="mnist", normalize=True, flatten=True, one_hot_label=Fals
     for folder, _ in folders:
         images, labels = (_find(folder, filename) for filename in names)
         if images and labels:
-            x, t = _read_split(images, labels)
+            x, t = _read_split(spec, "test", images, labels)
             return _images(x, normalize, flatten), _labels(t, one_hot_label)
     cached, state = _cache_without_sources(spec, ("x_test", "t_test"), folders)
     if cached is not None:
@@ -461,14 +487,15 @@ def _parsed_arrays(spec, paths):
             if str(cached["stamp"]) == stamp:
                 arrays = {key: cached[key] for key in FILES}
                 for split in ("train", "test"):  # checked as parsed files are
-                    _check_split(arrays["x_" + split], arrays["t_" + split], cache, cache)
+                    _check_split(spec, split, arrays["x_" + split], arrays["t_" + split],
+                                 cache, cache)
                 return arrays
     except (OSError, EOFError, ValueError, KeyError, IndexError, zipfile.BadZipFile):
         pass  # no cache yet, or an unreadable or damaged one: parse and rewrite it
     arrays = {}
     for split in ("train", "test"):
         images, labels = paths["x_" + split], paths["t_" + split]
-        arrays["x_" + split], arrays["t_" + split] = _read_split(images, labels)
+        arrays["x_" + split], arrays["t_" + split] = _read_split(spec, split, images, labels)
     _write_cache(cache, stamp, arrays)
     return arrays
 
@@ -525,7 +552,7 @@ def _cache_without_sources(spec, keys, folders):
                 if arrays[key].dtype != np.uint8 or arrays[key].ndim != ndim:
                     raise ValueError(f"{cache}[{key}]: {arrays[key].dtype} array of shape "
                                      f"{arrays[key].shape}, expected {ndim}-d uint8")
-            _check_split(arrays[images], arrays[labels], f"{cache}[{images}]",
+            _check_split(spec, split, arrays[images], arrays[labels], f"{cache}[{images}]",
                          f"{cache}[{labels}]")
         except ValueError as err:
             return None, f"invalid ({err})"
@@ -560,24 +587,60 @@ def _atomic_file(dest):
         raise
 
 
-def _read_split(images_path, labels_path):
-    """Parse and cross-check one split: 28x28 images, as many labels, labels 0..9."""
+def _read_split(spec, split, images_path, labels_path):
+    """Parse and cross-check one split of ``spec`` (see ``_check_split``)."""
     images, labels = _read_idx(images_path, 3, "image"), _read_idx(labels_path, 1, "label")
-    _check_split(images, labels, images_path, labels_path)
+    _check_split(spec, split, images, labels, images_path, labels_path)
     return images, labels
 
 
-def _check_split(images, labels, images_path, labels_path):
-    """Raise ``ValueError`` unless 3-d ``images`` are 28x28, as many as the 1-d
-    ``labels``, and the labels are 0..9."""
+def _check_split(spec, split, images, labels, images_path, labels_path):
+    """Raise ``ValueError`` unless 3-d ``images`` are 28x28, at least one and as many as
+    the 1-d ``labels``, the labels are 0..9, and neither array is a published file other
+    than ``spec``'s own of this ``split`` ("train" or "test")."""
     if images.shape[1:] != (28, 28):
         raise ValueError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, "
                          "expected 28x28")
+    if len(images) == 0:
+        raise ValueError(f"{images_path} holds no images")
     if len(images) != len(labels):
         raise ValueError(f"{images_path} holds {len(images)} images but {labels_path} "
                          f"holds {len(labels)} labels")
-    if labels.size and labels.max() > 9:
+    if labels.max() > 9:
         raise ValueError(f"{labels_path}: label {labels.max()} out of range 0..9")
+    for key, array, path in (("x_" + split, images, images_path),
+                             ("t_" + split, labels, labels_path)):
+        found = _published_as(array)
+        if found is not None and found != (spec.name, key):
+            name, other = found
+            raise ValueError(
+                f"{path} holds {DATASETS[name].title}'s {_CONTENT[other]}, not "
+                f"{spec.title}'s {_CONTENT[key]} (SHA-256 of its unpacked bytes "
+                f"{_idx_sha256(array)[:16]}...): check the folder it was found in")
+
+
+_CONTENT = {"x_train": "training images", "t_train": "training labels",
+            "x_test": "test images", "t_test": "test labels"}
+
+
+def _published_as(array):
+    """``(dataset name, key)`` of the published file whose unpacked bytes ``array``'s IDX
+    file has (compared by SHA-256, ``Dataset.sha256``), or None."""
+    digest = _idx_sha256(array)
+    for spec in DATASETS.values():
+        for key, filename in FILES.items():
+            if spec.sha256.get(filename) == digest:
+                return spec.name, key
+    return None
+
+
+def _idx_sha256(array):
+    """SHA-256 (hex) of the unsigned-byte IDX file that holds ``array``: the bytes that
+    ``load_idx`` parsed it from, when that file was unpacked."""
+    digest = hashlib.sha256(bytes([0, 0, 8, array.ndim]))
+    digest.update(b"".join(n.to_bytes(4, "big") for n in array.shape))
+    digest.update(np.ascontiguousarray(array, np.uint8).data)
+    return digest.hexdigest()
 
 
 def _read_idx(path, ndim, kind):

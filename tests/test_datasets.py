@@ -134,7 +134,13 @@ def break_label_range(folder):
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.array([0, 1, 2, 10, 3, 4], np.uint8))
 
 
+def break_empty_split(folder):
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+
+
 @pytest.mark.parametrize("corrupt, message", [
+    (break_empty_split, r"t10k-images-idx3-ubyte.gz holds no images"),
     (break_labels_magic, r"t10k-labels-idx1-ubyte.gz: magic 0x00000803, expected 0x00000801"),
     (break_image_size, r"t10k-images-idx3-ubyte.gz: images are 27x28, expected 28x28"),
     (break_counts, r"holds 12 images but .*train-labels-idx1-ubyte.gz holds 11 labels"),
@@ -145,6 +151,105 @@ def test_inconsistent_dataset_raises_value_error(tmp_path, corrupt, message):
     corrupt(tmp_path / "data")
     with pytest.raises(ValueError, match=message):
         load_mnist(data_dir=tmp_path / "data", download=False)
+
+
+def test_empty_test_split_is_refused_by_load_test_set(tmp_path):
+    make_dataset(tmp_path / "data")
+    break_empty_split(tmp_path / "data")
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz holds no images"):
+        datasets.load_test_set(data_dir=tmp_path / "data")
+
+
+# --- another published file where one dataset's is looked for -----------------------
+# A folder searched for MNIST may hold Fashion-MNIST (the same four file names), or a
+# split's file may be the other split's: each is a published file, known by the SHA-256
+# of its unpacked bytes, and is refused by name.  Here the tiny files of a second folder
+# stand in for Fashion-MNIST's published ones.
+
+@pytest.fixture
+def published_fashion(monkeypatch, tmp_path):
+    """A folder whose four files Fashion-MNIST's table says are its published ones."""
+    arrays = make_dataset(tmp_path / "fashion", seed=5)
+    table = {name: hashlib.sha256(idx_bytes(arrays[key])).hexdigest()
+             for key, name in datasets.FILES.items()}
+    monkeypatch.setattr(datasets.DATASETS["fashion-mnist"], "sha256", table)
+    return tmp_path / "fashion"
+
+
+def test_published_files_of_their_own_dataset_load(published_fashion):
+    (x_train, _), _ = load_fashion_mnist(data_dir=published_fashion, download=False)
+    assert x_train.shape == (12, 784)
+
+
+@pytest.mark.parametrize("how", ["data_dir", "FASTNET_DATA"])
+def test_another_datasets_files_are_refused_by_name(published_fashion, monkeypatch, how):
+    if how == "FASTNET_DATA":  # the files directly in $FASTNET_DATA, searched for both
+        monkeypatch.setenv("FASTNET_DATA", str(published_fashion))
+    data_dir = published_fashion if how == "data_dir" else None
+    expected = (f"{published_fashion / 'train-images-idx3-ubyte.gz'} holds Fashion-MNIST's "
+                "training images, not MNIST's training images")
+    with pytest.raises(ValueError, match=expected):
+        load_mnist(data_dir=data_dir, download=False)
+    with pytest.raises(ValueError, match="holds Fashion-MNIST's test images, not MNIST's"):
+        datasets.load_test_set("mnist", data_dir=data_dir)
+
+
+def test_a_splits_file_that_is_the_other_splits_is_refused(published_fashion, tmp_path):
+    """The test images copied over the training images: the test set would leak."""
+    folder = tmp_path / "leak"
+    folder.mkdir()
+    for name in datasets.FILES.values():
+        (folder / name).write_bytes((published_fashion / name).read_bytes())
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(
+        (published_fashion / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(
+        (published_fashion / "t10k-images-idx3-ubyte.gz").read_bytes())
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz holds Fashion-MNIST's "
+                                         "test images, not Fashion-MNIST's training images"):
+        load_fashion_mnist(data_dir=folder, download=False)
+
+
+def test_a_cache_parsed_before_the_files_were_known_is_not_served(published_fashion,
+                                                                  monkeypatch):
+    """The parsed cache holds arrays, not files: they are identified all the same."""
+    table = datasets.DATASETS["fashion-mnist"].sha256
+    monkeypatch.setattr(datasets.DATASETS["fashion-mnist"], "sha256", {})
+    load_mnist(data_dir=published_fashion, download=False)  # unknown yet: used as given
+    monkeypatch.setattr(datasets.DATASETS["fashion-mnist"], "sha256", table)
+    with pytest.raises(ValueError, match="holds Fashion-MNIST's training images"):
+        load_mnist(data_dir=published_fashion, download=False)  # cache stamp matches
+    for name in datasets.FILES.values():
+        (published_fashion / name).unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"parsed cache\): invalid \(.*holds "
+                                                   "Fashion-MNIST's training images"):
+        load_mnist(data_dir=published_fashion, download=False)  # the cache alone
+
+
+def test_real_mnist_test_digits_are_the_published_ones(monkeypatch):
+    """The table's digests are those of the real files' unpacked bytes, as parsed."""
+    folder = os.environ.get("FASTNET_MNIST_DIR")
+    if not folder:
+        pytest.skip("FASTNET_MNIST_DIR is not set (the real MNIST test digits)")
+    x, t = datasets.load_test_set("mnist", normalize=False, data_dir=folder)
+    assert datasets._published_as(x.reshape(-1, 28, 28)) == ("mnist", "x_test")
+    assert datasets._published_as(t.astype(np.uint8)) == ("mnist", "t_test")
+    with pytest.raises(ValueError, match="holds MNIST's test images, not Fashion-MNIST's"):
+        datasets.load_test_set("fashion-mnist", data_dir=folder)
+
+
+def test_real_fashion_mnist_in_fastnet_data_is_not_taken_for_mnist(monkeypatch):
+    """The reported case: FASTNET_DATA pointing at Debian's Fashion-MNIST folder."""
+    folder = Path("/usr/share/datasets/fashion-mnist")
+    if not all((folder / name).is_file() for name in datasets.FILES.values()):
+        pytest.skip(f"Fashion-MNIST is not installed in {folder} "
+                    "(apt-get install dataset-fashion-mnist)")
+    monkeypatch.setenv("FASTNET_DATA", str(folder))
+    with pytest.raises(ValueError, match="holds Fashion-MNIST's test images, not MNIST's"):
+        datasets.load_test_set("mnist")
+    (x_train, _), (x_test, _) = load_fashion_mnist(download=False)
+    assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
+    with pytest.raises(ValueError, match="holds Fashion-MNIST's training images, not MNIST's"):
+        load_mnist(download=False)
 
 
 # --- conversions ---------------------------------------------------------------------
