@@ -78,6 +78,9 @@ def numerical_gradient(f, x):
 
     ``x`` (any shape) is perturbed in place one element at a time and restored, so
     ``f`` may ignore its argument and read ``x`` through a closure, as the nets do.
+    Raises ``TypeError`` unless ``x`` is a float array whose dtype resolves ``h``
+    (float32 or wider: float16's steps between numbers near 1 are ten times ``h``, so
+    ``x + h`` rounds back to ``x`` and the gradient comes out 0).  Book sections 4.3-4.4.
     """
     h = 1e-4
     if not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
@@ -85,6 +88,11 @@ def numerical_gradient(f, x):
                         f"+-h (an int array would truncate the steps to 0 and 1e4 times "
                         f"the gradient came out), got {type(x).__name__} of "
                         f"{getattr(x, 'dtype', None)}: np.array(x, dtype=float)")
+    if np.finfo(x.dtype).eps >= h:
+        raise TypeError(f"numerical_gradient needs x in float32 or wider: {x.dtype} "
+                        f"resolves steps of {np.finfo(x.dtype).eps:.3g} near 1, coarser than "
+                        f"h = {h}, so x + h rounds back to x and the gradient comes out 0; "
+                        f"x.astype(np.float32)")
     grad = np.zeros_like(x)
     for idx in np.ndindex(x.shape):
         original = x[idx]
@@ -689,6 +697,7 @@ class TrainerLoop:
     it is applied per epoch, not per step.  Before each step the optimizer's ``lr`` is
     set to ``lr0 * lr_schedule(epoch)``, ``lr0`` being the optimizer's learning rate
     when made and ``epoch = floor(step / iter_per_epoch)`` (0 during the first epoch).
+    A multiplier that is not a finite real number >= 0 is a ValueError naming the epoch.
 
     ``population_statistics=True`` (not in the book) replaces batch norm's running
     averages, after the last step and before the final test accuracy, by the paper's
@@ -725,6 +734,9 @@ class TrainerLoop:
         if evaluate_sample_num_per_epoch is not None:
             evaluate_sample_num_per_epoch = check_size("evaluate_sample_num_per_epoch",
                                                        evaluate_sample_num_per_epoch)
+        if not isinstance(population_statistics, bool | np.bool_):
+            raise TypeError(f"population_statistics must be True or False, got "
+                            f"{population_statistics!r}")
         if population_statistics and not getattr(network, "use_batchnorm", False):
             raise ValueError("population_statistics=True needs a network with batch "
                              "normalization (MultiLayerNetExtend(..., use_batchnorm=True))")
@@ -732,7 +744,7 @@ class TrainerLoop:
             raise ValueError(f"population_statistics=True needs batches of at least 2 "
                              f"samples, got {min(mini_batch_size, len(x_train))}")
         self.network = network
-        self.population_statistics = population_statistics
+        self.population_statistics = bool(population_statistics)
         self.verbose = verbose
         self.x_train, self.t_train = x_train, t_train
         self.x_test, self.t_test = x_test, t_test
@@ -783,7 +795,9 @@ class TrainerLoop:
     def train_step(self):
         if self.lr_schedule is not None:
             epoch = math.floor(self.current_iter / self.iter_per_epoch)
-            self.optimizer.lr = self.initial_lr * self.lr_schedule(epoch)
+            multiplier = _validate.real_scalar(
+                self.lr_schedule(epoch), f"the multiplier lr_schedule({epoch}) returned", 0)
+            self.optimizer.lr = self.initial_lr * multiplier
         batch = self._next_batch()
         loss = self._step(self.x_train[batch], self.t_train[batch])
         self.train_loss_list.append(loss)

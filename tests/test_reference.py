@@ -486,6 +486,18 @@ def test_numerical_gradient_refuses_an_int_array():
                                          np.array([3.0, 4.0])), [6, 8])
 
 
+def test_numerical_gradient_refuses_a_dtype_that_cannot_resolve_its_step():
+    """float16 rounds 1 + 1e-4 back to 1: the gradient came out 0, as if it were."""
+    def f(x):
+        return float(np.sum(x.astype(np.float64) ** 2))
+
+    with pytest.raises(TypeError, match=r"float32 or wider: float16 resolves steps of "
+                                        r"0.000977 near 1, coarser than h = 0.0001"):
+        F.numerical_gradient(f, np.array([1.0, 2.0], np.float16))
+    assert_allclose(F.numerical_gradient(f, np.array([1.0, 2.0], np.float32)), [2, 4],
+                    rtol=1e-2)
+
+
 @pytest.mark.parametrize("inverted", ["no", 1, None])
 def test_dropout_inverted_is_a_bool(inverted):
     with pytest.raises(TypeError, match="inverted must be True or False"):
