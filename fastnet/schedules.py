@@ -140,6 +140,10 @@ def as_schedule(schedule):
     is, a spec dict through ``make_schedule``; None stays None (no schedule)."""
     if isinstance(schedule, dict):
         return make_schedule(**schedule)
+    if isinstance(schedule, type):  # callable, but calling it makes a schedule
+        raise TypeError(f"a learning-rate schedule must be a schedule, not the class "
+                        f"{schedule.__name__}: make one, as in {schedule.__name__}(...) "
+                        f"with its parameters")
     if schedule is None or callable(schedule):
         return schedule
     raise TypeError(f"a learning-rate schedule must be a schedule, a callable t -> "

@@ -149,6 +149,16 @@ def test_trainer_refuses_an_impossible_estimate_before_training(make_net, batch,
     assert str(info.value) == message
 
 
+@pytest.mark.parametrize("value", ["no", 1, None])
+def test_trainer_population_statistics_is_a_bool(value):
+    """A truthy "no" ran the estimate."""
+    x, t = toy()
+    with pytest.raises(TypeError) as info:
+        fast_trainer.Trainer(bn_net(fast_nets), x, t, x, t, verbose=False,
+                             population_statistics=value)
+    assert str(info.value) == f"population_statistics must be True or False, got {value!r}"
+
+
 def test_a_failed_estimate_leaves_the_net_as_it_was():
     """A pass refused midway (a dropout ratio set out of range on the second layer, after
     the first layer's statistics had moved) restores the running statistics and the

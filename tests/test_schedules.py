@@ -92,6 +92,9 @@ BAD_SCHEDULES = [
     ("not-a-schedule", lambda: schedules.as_schedule(0.5), TypeError,
      ("a learning-rate schedule must be a schedule, a callable t -> multiplier or a spec "
       "dict, got float")),
+    ("a-class", lambda: schedules.as_schedule(schedules.CosineDecay), TypeError,
+     ("a learning-rate schedule must be a schedule, not the class CosineDecay: make one, "
+      "as in CosineDecay(...) with its parameters")),
 ]
 
 
@@ -173,6 +176,29 @@ def test_trainer_without_a_schedule_keeps_the_lr(monkeypatch):
                                    verbose=False, seed=1)
     assert trainer.lr_schedule is None
     assert recorded_lrs(trainer, monkeypatch) == [0.01] * 6
+
+
+@pytest.mark.parametrize("trainer_module", [fast_trainer, reference_trainer],
+                         ids=["fastnet", "reference"])
+@pytest.mark.parametrize("schedule, message", [
+    (lambda epoch: None,
+     "the multiplier lr_schedule(0) returned must be a finite real number, got None"),
+    (lambda epoch: 1.0 - epoch,
+     "the multiplier lr_schedule(2) returned must be >= 0, got -1.0"),
+    (lambda epoch: "0.5",
+     "the multiplier lr_schedule(0) returned must be a finite real number, got '0.5'"),
+], ids=["none", "negative", "a-string"])
+def test_trainer_names_the_epoch_of_a_bad_multiplier(trainer_module, schedule, message):
+    """A callable's result is checked before it becomes the lr (None raised NumPy's
+    "unsupported operand type(s) for *: 'float' and 'NoneType'")."""
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    net = fast_nets.MultiLayerNet(4, [5], 3, seed=0)
+    trainer = trainer_module.Trainer(net, x, t, x, t, epochs=3, mini_batch_size=20,
+                                     verbose=False, seed=1, lr_schedule=schedule)
+    with pytest.raises(ValueError) as info:
+        trainer.train()
+    assert str(info.value) == message
 
 
 @pytest.mark.parametrize("optimizer", ["SGD", "Momentum", "AdamW"])
