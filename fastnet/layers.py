@@ -80,8 +80,8 @@ class Relu:
 
     def forward(self, x):
         """``max(0, x)``, ``x`` of any shape, float32 or float64 (the output's dtype); the
-        mask ``x > 0`` is kept for backward.  TypeError for other dtypes, ValueError for an
-        empty ``x``."""
+        book's mask ``x <= 0`` (where the output and the gradient are 0) is kept as
+        ``mask`` for backward.  TypeError for other dtypes, ValueError for an empty ``x``."""
         x = _validate.float_array(x, "x")
         out = np.empty_like(x)
         self.mask = np.empty(x.shape, dtype=bool)
@@ -89,8 +89,8 @@ class Relu:
         return out
 
     def backward(self, dout):
-        """``dx = dout * mask``, ``dout`` of the forward output's shape (ValueError
-        otherwise; RuntimeError before any forward)."""
+        """``dx = dout`` where ``mask`` is False, else 0; ``dout`` of the forward output's
+        shape (ValueError otherwise; RuntimeError before any forward)."""
         dout = _like(dout, self.mask)
         dx = np.empty_like(dout)
         _flat_kernel(activations.relu_backward, dout, self.mask, dx)
@@ -190,10 +190,16 @@ class Affine:
 
     def backward(self, dout):
         """``dx`` in the forward input's shape, from ``dout`` (N, D) in W's dtype (ValueError
-        for another shape, RuntimeError before any forward); sets ``dW`` and ``db``."""
+        for another shape, or for a W re-bound since forward to another input width or
+        dtype; RuntimeError before any forward); sets ``dW`` and ``db``."""
         if self.x is None:
             raise RuntimeError("backward called before forward")
         W, b = self._backward_params()
+        if W.shape[0] != self.x.shape[1] or W.dtype != self.x.dtype:
+            raise ValueError(f"W changed since forward: the forward's x was "
+                             f"{self.x.shape[1]} features per sample in {self.x.dtype}, "
+                             f"so W must be ({self.x.shape[1]}, D) {self.x.dtype}; it is "
+                             f"{W.shape} {W.dtype}")
         dout = _validate.same_shape(_validate.float_array(dout, "dout", W.dtype),
                                     (self.x.shape[0], W.shape[1]), "dout")
         self.dW = np.empty_like(W)
@@ -330,14 +336,16 @@ class BatchNormalization:
 
     def backward(self, dout):
         """``dx`` of the last training forward (an inference forward since does not
-        change it), ``dout`` of its output's shape (ValueError otherwise; RuntimeError
-        before one); sets ``dgamma`` and ``dbeta`` (D,)."""
+        change it), ``dout`` of its output's shape or, as the book's layer takes it,
+        that shape flattened to (N, D) (ValueError otherwise; RuntimeError before one);
+        sets ``dgamma`` and ``dbeta`` (D,)."""
         if self.xn is None:
             raise RuntimeError("backward called before a training forward")
         dout = _validate.float_array(dout, "dout", self.xn.dtype)
-        if dout.size != self.xn.size or dout.shape[0] != self.xn.shape[0]:
+        if dout.shape not in (self._train_shape, self.xn.shape):
+            flat = "" if self.xn.shape == self._train_shape else f" or {self.xn.shape}"
             raise ValueError(f"dout must have the shape of the last training forward's "
-                             f"output, {self._train_shape}, got {dout.shape}")
+                             f"output, {self._train_shape}{flat}, got {dout.shape}")
         dout = dout.reshape(self.xn.shape)  # flattened, as the forward flattened x
         gamma, _ = self._params(self.xn.shape[1], self.xn.dtype)
         self.dgamma = np.empty_like(gamma)
@@ -591,7 +599,7 @@ class SwitchableNormalization:
         pick(normalization.switchable_backward, dout.size)(
             dout, self.xn.shape[1] // inst.shape[2], self.xn, gamma, w_mean, w_var, inst, layer, batch, mean, self.std,
             self.dgamma, self.dbeta, dw_mean, dw_var, dx)
-        kinds = np.size(self.mean_weight)
+        kinds = 3 if len(self._train_shape) > 2 else 2  # the statistics the forward mixed
         # softmax's backward: d logit_k = w_k (dw_k - sum_j w_j dw_j)
         self.dmean_weight, self.dvar_weight = [
             (w[3 - kinds:] * (dw[3 - kinds:] - w @ dw)).astype(dout.dtype)

@@ -92,6 +92,16 @@ BAD_INPUTS = [
      "dout must have shape (2, 3), got (3, 2)"),
     ("sigmoid-dout-shape", lambda: forwarded(L.Sigmoid(), X).backward(np.ones(6)), ValueError,
      "dout must have shape (2, 3)"),
+    # W re-bound between forward and backward (raw Numba typing and gemm errors before)
+    ("affine-W-rebound-dtype",
+     lambda: renamed(forwarded(L.Affine(np.ones((3, 4), np.float32), np.zeros(4, np.float32)),
+                               X), W=np.ones((3, 4))).backward(np.ones((2, 4))),
+     ValueError, ("W changed since forward: the forward's x was 3 features per sample in "
+                  "float32, so W must be (3, D) float32; it is (3, 4) float64")),
+    ("affine-W-rebound-width",
+     lambda: renamed(forwarded(L.Affine(np.ones((3, 4)), np.zeros(4)), X),
+                     W=np.ones((5, 4))).backward(np.ones((2, 4))),
+     ValueError, "so W must be (3, D) float64; it is (5, 4) float64"),
     ("batchnorm-width", lambda: batchnorm(width=4).forward(X), ValueError,
      "gamma must have shape (3,), got (4,)"),
     ("batchnorm-dout-shape", lambda: forwarded(batchnorm(), X).backward(np.ones((2, 4))),
@@ -99,6 +109,13 @@ BAD_INPUTS = [
     # a dout of another batch size (a raw NumPy reshape error before)
     ("batchnorm-dout-batch", lambda: forwarded(batchnorm(), X).backward(np.ones((5, 3))),
      ValueError, "dout must have the shape of the last training forward's output, (2, 3), got (5, 3)"),
+    # (N, C, H, W): dout as the output, or flattened as the book's layer takes it; a
+    # transposed one, of the same size and batch, gave a wrong dx
+    ("batchnorm-dout-4d-transposed",
+     lambda: forwarded(batchnorm(width=12), np.ones((4, 3, 2, 2))).backward(
+         np.ones((4, 2, 2, 3))), ValueError,
+     ("dout must have the shape of the last training forward's output, (4, 3, 2, 2) or "
+      "(4, 12), got (4, 2, 2, 3)")),
     ("softmax-1d-x", lambda: L.SoftmaxWithLoss().forward(np.ones(3), np.array([0])), ValueError,
      "x must have at least 2 dimension(s), got shape (3,)"),
     ("softmax-3d-x", lambda: L.SoftmaxWithLoss().forward(np.ones((2, 3, 1)), T), ValueError,

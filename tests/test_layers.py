@@ -93,6 +93,40 @@ def test_parallel_sized_input_matches_reference(case, dtype):
     check_against_reference(case, make_inputs(case, dtype, n=n, d=64, seed=5), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_backward_takes_a_flattened_dout_as_the_books_layer_does(dtype):
+    """The book's layer reshapes a 4-D dout to (N, C*H*W) and takes a 2-D one as it is."""
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((2, 4, 3, 2, 2)).astype(dtype)
+    layer = fast_layers.BatchNormalization(np.ones(12, dtype), np.zeros(12, dtype))
+    layer.forward(x)
+    dx = layer.backward(dout)
+    assert_array_equal(layer.backward(dout.reshape(4, 12)), dx)
+    assert dx.shape == x.shape
+
+
+@pytest.mark.parametrize("shape, logits_set_later", [((4, 3, 2, 2), None),
+                                                      ((4, 3), np.zeros(3))],
+                         ids=["4d-then-none", "2d-then-three"])
+def test_switchable_backward_differentiates_the_forwards_mixing_weights(shape,
+                                                                        logits_set_later):
+    """The mixing-weight gradients have the forward's statistics count (3 for 4-D input,
+    2 for 2-D), whatever ``mean_weight`` was set to after it (sized from it before)."""
+    rng = np.random.default_rng(1)
+    x, dout = rng.standard_normal((2, *shape))
+    grads = []
+    for reset in (False, True):
+        layer = fast_layers.SwitchableNormalization(np.ones(3), np.zeros(3))
+        layer.forward(x)
+        if reset:
+            layer.mean_weight = layer.var_weight = logits_set_later
+        dx = layer.backward(dout)
+        grads.append((dx, layer.dmean_weight, layer.dvar_weight))
+    for before, after in zip(*grads):
+        assert_array_equal(after, before)
+    assert grads[0][1].shape == (3 if len(shape) > 2 else 2,)
+
+
 @pytest.mark.parametrize("kernel, minimum", [
     (activations.relu_forward, "PARALLEL_MIN_SIZE"),
     (normalization.group_norm_forward, "GROUP_NORM_PARALLEL_MIN_SIZE"),
