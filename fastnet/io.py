@@ -66,6 +66,7 @@ newer than ``FORMAT_VERSION``.
 """
 import contextlib
 import errno
+import inspect
 import itertools
 import os
 import re
@@ -113,9 +114,10 @@ def save_net(net, path, *, overwrite=False):
     saved is what the net's passes use: entries of ``params`` or layer attributes
     re-bound since the last pass are taken in first (converted to the net's dtype).
     """
-    if os.fspath(path).endswith(("/", os.sep)):  # Path would drop the separator
+    path = os.fsdecode(path)  # str, bytes or os.PathLike
+    if path.endswith(("/", os.sep)):  # Path would drop the separator
         raise IsADirectoryError(errno.EISDIR, "save_net: a folder (the path ends with a "
-                                "separator), not a file", os.fspath(path))
+                                "separator), not a file", path)
     path = Path(path)
     if path.is_symlink():  # written through: the link stays, its target is replaced
         path = Path(os.path.realpath(path))
@@ -234,15 +236,33 @@ def load_net(path, *, dtype=None, net_class=None, **options):
     constructor: ``weight_decay_lambda``, ``seed`` or ``rng`` (for dropout's masks),
     which the file does not fix.  Reads ``fastnet-mlp/1`` and ``fastnet-mlp/2``.
 
+    A ``net_class`` without normalization or dropout arguments (``MultiLayerNet``)
+    loads a file whose net has neither.  An option the file fixes (the sizes,
+    ``activation``, ``use_dropout``, ``dropout_ratio``, ``normalization``,
+    ``use_batchnorm``, ``groups``) is a ``TypeError``.
+
     A file that is not a saved net, lacks an entry, has a newer format version, names
     an unknown normalization, describes a net that cannot be built (``groups`` not
-    dividing a hidden size) or holds arrays of the wrong shape raises ``ValueError``
-    naming ``path`` and the problem; a file that cannot be opened raises the
-    ``OSError`` of ``open``.
+    dividing a hidden size) or that ``net_class`` does not build, holds arrays of the
+    wrong shape or of a dtype other than the net's (``params/b1``'s), values beyond the
+    range of the ``dtype`` asked for, or a negative running variance raises
+    ``ValueError`` naming ``path`` and the problem; a file that cannot be opened raises
+    the ``OSError`` of ``open``.
     """
-    path = Path(path)
+    fixed = sorted(_FIXED_BY_THE_FILE & set(options))
+    if fixed:
+        raise TypeError(f"load_net: {', '.join(fixed)} {'is' if len(fixed) == 1 else 'are'} "
+                        f"fixed by the file; options are the constructor's other "
+                        f"arguments (weight_decay_lambda, weight_init_std, seed, rng)")
+    path = Path(os.fsdecode(path))
     files, version = _read(path)
     return _net_from_arrays(files, version, path, dtype, net_class, **options)
+
+
+# The constructor's arguments that a saved net's file fixes.
+_FIXED_BY_THE_FILE = {"input_size", "hidden_size_list", "output_size", "activation",
+                      "use_dropout", "dropout_ratio", "dropout_ration", "normalization",
+                      "use_batchnorm", "groups"}
 
 
 def _net_from_arrays(files, version, path, dtype=None, net_class=None, **options):
@@ -254,11 +274,10 @@ def _net_from_arrays(files, version, path, dtype=None, net_class=None, **options
     if "b1" not in params:
         raise ValueError(f"{path} lacks params/b1 (a fastnet-mlp/{version} net has "
                          f"params/b1 ... params/b{len(architecture['hidden_size_list']) + 1})")
-    if dtype is None:
-        dtype = params["b1"].dtype
-        if dtype not in (np.float32, np.float64):
-            raise ValueError(f"{path}: b1 must be a float32 or float64 array (the net's "
-                             f"dtype), got dtype {dtype}")
+    saved = params["b1"].dtype
+    if saved not in (np.float32, np.float64):
+        raise ValueError(f"{path}: b1 must be a float32 or float64 array (the net's "
+                         f"dtype), got dtype {saved}")
     sizes = [architecture["input_size"], *architecture["hidden_size_list"],
              architecture["output_size"]]
     for i, shape in enumerate(itertools.pairwise(sizes), 1):  # before allocating a net
@@ -269,17 +288,39 @@ def _net_from_arrays(files, version, path, dtype=None, net_class=None, **options
         if np.shape(params[key]) != shape:
             raise ValueError(f"{path}: {key} has shape {np.shape(params[key])}, the sizes "
                              f"it describes ({sizes}) make it {shape}")
-    normalization = architecture.pop("normalization")
+    net_class = net_class or nets.MultiLayerNetExtend
+    sizes = [architecture.pop(key) for key in ("input_size", "hidden_size_list",
+                                                 "output_size")]
+    arguments = _constructor_arguments(architecture, net_class, path)
     try:
-        net = (net_class or nets.MultiLayerNetExtend)(
-            architecture.pop("input_size"), architecture.pop("hidden_size_list"),
-            architecture.pop("output_size"),
-            normalization=None if normalization == "none" else normalization,
-            dtype=dtype, **architecture, **options)
+        net = net_class(*sizes, dtype=saved if dtype is None else dtype, **arguments,
+                        **options)
     except ValueError as err:  # a size of 0, an unknown activation...
         raise ValueError(f"{path}: cannot build the net it describes: {err}") from None
-    _copy_params(net, params, files, path)
+    _copy_params(net, params, files, path, saved)
     return net
+
+
+def _constructor_arguments(architecture, net_class, path):
+    """``net_class``'s keyword arguments for the rest of ``architecture``
+    (``_architecture``'s, sizes taken out): those that differ from the defaults only,
+    so that a class without them (``MultiLayerNet``) builds a net that needs none."""
+    normalization = architecture.pop("normalization")
+    arguments = {"activation": architecture["activation"]}
+    if normalization != "none":
+        arguments["normalization"] = normalization
+    if architecture.get("groups", V1_GROUPS) != V1_GROUPS:
+        arguments["groups"] = architecture["groups"]
+    if architecture["use_dropout"]:
+        arguments.update(use_dropout=True, dropout_ratio=architecture["dropout_ratio"])
+    takes = inspect.signature(net_class).parameters
+    lacking = [name for name in arguments if name not in takes]
+    if lacking:
+        said = ", ".join(f"{name}={arguments[name]!r}" for name in lacking)
+        raise ValueError(f"{path} describes a net with {said}, which "
+                         f"{net_class.__name__} does not take: load it as a "
+                         f"MultiLayerNetExtend")
+    return arguments
 
 
 def _read(path):
@@ -359,14 +400,15 @@ def _architecture(files, version, path):
     return architecture
 
 
-def _copy_params(net, params, files, path):
-    """Copy the saved arrays into ``net``'s own, which its layers hold."""
+def _copy_params(net, params, files, path, saved):
+    """Copy the saved arrays (of dtype ``saved``) into ``net``'s own, which its layers
+    hold."""
     if set(params) != set(net.params):
         raise ValueError(f"{path} holds parameters {sorted(params)}, the net it describes "
                          f"has {sorted(net.params)}")
     for key, value in params.items():
-        _check_array(value, net.params[key].shape, key, path)
-        net.params[key][...] = value
+        net.params[key][...] = _checked(value, net.params[key].shape, key, path, saved,
+                                        net.dtype)
     running = _running_layers(net)
     expected = {f"running/{stat}{i}" for i in running for stat in ("mean", "var")}
     stray = sorted(key for key in files if key.startswith("running/") and key not in expected)
@@ -382,16 +424,30 @@ def _copy_params(net, params, files, path):
             if value is None:
                 other = "var" if stat == "mean" else "mean"
                 raise ValueError(f"{path} has running/{other}{i} but lacks running/{stat}{i}")
-            _check_array(value, net.params[f"gamma{i}"].shape, f"running/{stat}{i}", path)
+            value = _checked(value, net.params[f"gamma{i}"].shape, f"running/{stat}{i}",
+                             path, saved, net.dtype)
+            if stat == "var" and (value < 0).any():  # NaN: a diverged net's, as saved
+                raise ValueError(f"{path}: running/var{i} must hold variances >= 0, got "
+                                 f"{value[value < 0][0]}")
             current = getattr(layer, f"running_{stat}")
             if current is None:  # the layers make them on their first training batch
-                setattr(layer, f"running_{stat}", value.astype(net.dtype))
+                setattr(layer, f"running_{stat}", value)
             else:
                 current[...] = value  # fastnet's nets keep them in one arena
 
 
-def _check_array(value, shape, name, path):
-    if value.dtype.kind != "f":
-        raise ValueError(f"{path}: {name} must be a float array, got dtype {value.dtype}")
+def _checked(value, shape, name, path, saved, dtype):
+    """The saved array ``name`` in ``dtype``; ValueError unless it has the net's
+    ``saved`` dtype and ``shape``, and its finite values stay finite in ``dtype``."""
+    if value.dtype != saved:
+        raise ValueError(f"{path}: {name} has dtype {value.dtype}, but the net's (b1's) is "
+                         f"{saved}: every array of a saved net has its dtype")
     if value.shape != shape:
         raise ValueError(f"{path}: {name} has shape {value.shape}, the net expects {shape}")
+    with np.errstate(over="ignore"):
+        converted = value.astype(dtype)
+    if np.isinf(converted).sum() != np.isinf(value).sum():
+        raise ValueError(f"{path}: {name} holds values beyond the range of {np.dtype(dtype)} "
+                         f"(largest magnitude {np.nanmax(np.abs(value)):.4g}): it does not "
+                         f"load as {np.dtype(dtype)}")
+    return converted

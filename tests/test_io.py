@@ -4,6 +4,7 @@ more): round trips of parameters, running statistics, architecture (normalizatio
 groups included) and dtype with bit-equal predictions, in the oldest version that holds
 each net; a file written by fastnet's first format still loading; atomic,
 non-clobbering writes; errors for files that are not saved nets."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,62 @@ def test_dtype_and_constructor_options(tmp_path):
         np.testing.assert_array_equal(loaded.params[key], value.astype(np.float64))
     x, _ = batch(np.float32, seed=1)
     np.testing.assert_allclose(loaded.predict(x), net.predict(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_dtype_that_cannot_hold_the_saved_values_is_refused(tmp_path):
+    """A float64 net with weights past float32's range, loaded as float32: inf weights
+    and predictions before, with only NumPy's RuntimeWarning."""
+    net = make_net(nets, CASES["plain"], np.float64)
+    net.params["W2"][0, 0] = 1e300
+    io.save_net(net, tmp_path / "net.npz")
+    with pytest.raises(ValueError, match=r"net.npz: W2 holds values beyond the range of "
+                                         r"float32 \(largest magnitude 1e\+300\): it does "
+                                         r"not load as float32"):
+        io.load_net(tmp_path / "net.npz", dtype=np.float32)
+    net.params["W2"][0, 0] = np.inf  # infinities are kept: they fit any dtype
+    io.save_net(net, tmp_path / "net.npz", overwrite=True)
+    assert np.isinf(io.load_net(tmp_path / "net.npz", dtype=np.float32).params["W2"][0, 0])
+
+
+def test_a_diverged_nets_nan_running_variance_saves_and_loads(tmp_path):
+    net = trained(make_net(nets, CASES["bn"], np.float32), np.float32)
+    net.layers["BatchNorm1"].running_var[0] = np.nan
+    io.save_net(net, tmp_path / "net.npz")
+    assert np.isnan(io.load_net(tmp_path / "net.npz").layers["BatchNorm1"].running_var[0])
+
+
+@pytest.mark.parametrize("module", [nets, reference_nets], ids=["fastnet", "reference"])
+def test_a_multilayernet_loads_as_one(module, tmp_path):
+    """net_class=MultiLayerNet raised "unexpected keyword argument 'normalization'"."""
+    net = module.MultiLayerNet(*SIZES, seed=3)
+    io.save_net(net, tmp_path / "net.npz")
+    loaded = io.load_net(tmp_path / "net.npz", net_class=module.MultiLayerNet)
+    assert type(loaded) is module.MultiLayerNet
+    x, _ = batch(np.float32, seed=1)
+    np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+    io.save_net(make_net(nets, CASES["bn-dropout-wd"], np.float32), tmp_path / "bn.npz")
+    with pytest.raises(ValueError, match=r"bn.npz describes a net with normalization="
+                                         r"'batch', use_dropout=True, dropout_ratio=.*, which "
+                                         r"MultiLayerNet does not take: load it as a "
+                                         r"MultiLayerNetExtend"):
+        io.load_net(tmp_path / "bn.npz", net_class=module.MultiLayerNet)
+
+
+@pytest.mark.parametrize("options, named", [({"use_dropout": False}, "use_dropout is"),
+                                            ({"hidden_size_list": [3], "groups": 1},
+                                             "groups, hidden_size_list are")])
+def test_options_the_file_fixes_are_refused_by_name(options, named, tmp_path):
+    io.save_net(make_net(nets, CASES["plain"], np.float32), tmp_path / "net.npz")
+    with pytest.raises(TypeError, match=f"load_net: {named} fixed by the file; options "
+                                        f"are the constructor's other arguments"):
+        io.load_net(tmp_path / "net.npz", **options)
+
+
+def test_bytes_paths_save_and_load(tmp_path):
+    net = make_net(nets, CASES["plain"], np.float32)
+    path = os.fsencode(tmp_path / "net.npz")
+    io.save_net(net, path)
+    np.testing.assert_array_equal(io.load_net(path).params["W1"], net.params["W1"])
 
 
 def read_back(net, tmp_path):
@@ -475,7 +532,17 @@ BAD_FILES = [
     ("wrong-gamma-shape", "instance-tanh", _set("params/gamma1", np.ones(12, np.float32)),
      r": gamma1 has shape \(12,\), the net expects \(2,\)"),
     ("int-param", "plain", _set("params/b2", np.zeros(6, np.int64)),
-     r": b2 must be a float array, got dtype int64"),
+     (r": b2 has dtype int64, but the net's \(b1's\) is float32: every array of a saved "
+      r"net has its dtype")),
+    # converted before, with only NumPy's RuntimeWarning where a value overflowed
+    ("float64-param-in-float32-net", "plain", _set("params/W1", np.full((10, 12), 1e300)),
+     r": W1 has dtype float64, but the net's \(b1's\) is float32"),
+    ("float16-param", "plain", _set("params/W2", np.zeros((12, 6), np.float16)),
+     r": W2 has dtype float16, but the net's \(b1's\) is float32"),
+    ("float64-running-var", "bn", _set("running/var1", np.ones(12)),
+     r": running/var1 has dtype float64, but the net's \(b1's\) is float32"),
+    ("negative-running-var", "bn", _set("running/var2", -np.ones(6, np.float32)),
+     r": running/var2 must hold variances >= 0, got -1.0"),
     ("float16-b1", "weight-wd", _set("params/b1", np.zeros(12, np.float16)),
      r": b1 must be a float32 or float64 array \(the net's dtype\), got dtype float16"),
     ("bad-sizes", "plain", _set("hidden_size_list", np.array([12.0, 6.0])),
