@@ -49,7 +49,8 @@ def stream_key(seed, step):
 def resolve_rng(seed=None, rng=None):
     """The Generator a net or trainer draws from.
 
-    An explicit ``rng`` wins, then ``seed``.  With neither, the seed is drawn from
+    An explicit ``rng`` wins, then ``seed`` (a non-negative int: TypeError for another
+    type, ``True`` included, ValueError below 0).  With neither, the seed is drawn from
     NumPy's global state, so a book script that calls ``np.random.seed(0)`` first is
     still reproducible.
     """
@@ -61,7 +62,10 @@ def resolve_rng(seed=None, rng=None):
         return rng
     if seed is None:
         seed = np.random.randint(0, 2**31 - 1)
-    if isinstance(seed, Integral) and seed < 0:  # NumPy's message does not name it
+    # NumPy's messages do not name the seed, and it takes True as 1 and lists of ints
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise TypeError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     return np.random.default_rng(seed)
 

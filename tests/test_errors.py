@@ -14,6 +14,7 @@ from fastnet.io import save_net
 from fastnet.reference import layers as reference_layers
 from fastnet.schedules import StepDecay
 from fastnet.trainer import Trainer
+from fastnet.trainer import Trainer
 
 X = np.arange(6, dtype=np.float64).reshape(2, 3) / 10 - 0.2
 T = np.array([0, 2])
@@ -202,6 +203,14 @@ BAD_INPUTS = [
      "seed must be an integer in [0, 2**64) (the stream's 64-bit key), got 1.5"),
     ("net-negative-seed", lambda: N.MultiLayerNetExtend(3, [4], 3, seed=-1), ValueError,
      "seed must be a non-negative integer, got -1"),
+    # NumPy's "SeedSequence expects int or sequence of ints for entropy not 1.5" before,
+    # and True taken as 1, a list as entropy
+    ("net-fractional-seed", lambda: N.MultiLayerNetExtend(3, [4], 3, seed=1.5), TypeError,
+     "seed must be a non-negative integer or None, got 1.5"),
+    ("net-bool-seed", lambda: N.MultiLayerNet(3, [4], 3, seed=True), TypeError,
+     "seed must be a non-negative integer or None, got True"),
+    ("trainer-list-seed", lambda: Trainer(net(), X, T, X, T, seed=[1, 2]), TypeError,
+     "seed must be a non-negative integer or None, got [1, 2]"),
     ("dropout-ratio-set-invalid-then-inference",
      lambda: renamed_layer(net(use_dropout=True), "Dropout1", dropout_ratio=2.0).predict(X),
      ValueError, "dropout_ratio must be <= 1, got 2.0"),

@@ -468,6 +468,8 @@ ERRORS = [
      ValueError, r"configs[1]: Invalid learning rate: -0.1"),
     ("a bad config's seed", lambda: Population(*SIZES, [{"seed": -1}]), ValueError,
      "configs[0]: seed must be a non-negative integer, got -1"),
+    ("a config's fractional seed", lambda: Population(*SIZES, [{"seed": 1.5}]), TypeError,
+     "configs[0]: seed must be a non-negative integer or None, got 1.5"),
     ("mixed nets", lambda: Population.from_members(
         [(fast_nets.MultiLayerNetExtend(*SIZES), fast_optimizers.SGD()),
          (fast_nets.MultiLayerNetExtend(6, [5, 5], 3), fast_optimizers.SGD())]), ValueError,
