@@ -14,7 +14,6 @@ from fastnet.io import save_net
 from fastnet.reference import layers as reference_layers
 from fastnet.schedules import StepDecay
 from fastnet.trainer import Trainer
-from fastnet.trainer import Trainer
 
 X = np.arange(6, dtype=np.float64).reshape(2, 3) / 10 - 0.2
 T = np.array([0, 2])
