@@ -255,17 +255,11 @@ class Population:
                 self.optimizer.lower()]:
             raise TypeError(f"optimizer must be a fastnet.optimizers.{self.optimizer}, got "
                             f"{type(optimizer).__module__}.{type(optimizer).__name__}")
-        if (not isinstance(net, nets.MultiLayerNetExtend) or net.dtype != self.dtype
-                or net.activation != self.activation
-                or net.normalization != self.layout.normalization
-                or net.use_dropout != self.layout.use_dropout
-                or net.normalization in ("group", "instance") and net.groups != self.layout.groups
-                or NetLayout(net.input_size, net.hidden_size_list, net.output_size,
-                             use_dropout=net.use_dropout, normalization=net.normalization,
-                             groups=net.groups).views != self.layout.views):
-            raise ValueError("net must be a fastnet.nets.MultiLayerNetExtend of the "
-                             "population's architecture, normalization (and groups), "
-                             "activation and dtype")
+        mismatch = self._mismatch(net)
+        if mismatch is not None:
+            raise ValueError(f"net must be a fastnet.nets.MultiLayerNetExtend of the "
+                             f"population's architecture, normalization (and groups), "
+                             f"activation and dtype: {mismatch}")
         # Everything checked before anything is written: a refused call leaves the member
         net._sync_params()  # params and running statistics re-bound by the user, checked
         eps, momenta = _shared_norm_args(net)
@@ -295,6 +289,24 @@ class Population:
             setattr(kept, name, {})  # the population's arenas hold the state
         kept.__dict__.pop("_arenas", None)
         self._optimizers[i] = kept
+
+    def _mismatch(self, net):
+        """What ``net`` differs from the members in (for ``set_member``), or None."""
+        if not isinstance(net, nets.MultiLayerNetExtend):
+            return f"got a {type(net).__module__}.{type(net).__name__}"
+        layout = self.layout
+        for name, theirs, ours in (
+                ("sizes", (net.input_size, list(net.hidden_size_list), net.output_size),
+                 (self.input_size, layout.hidden_size_list, self.output_size)),
+                ("dtype", np.dtype(net.dtype).name, np.dtype(self.dtype).name),
+                ("activation", net.activation, self.activation),
+                ("normalization", net.normalization, layout.normalization),
+                ("use_dropout", net.use_dropout, layout.use_dropout),
+                ("groups", net.groups if net.normalization in ("group", "instance") else None,
+                 layout.groups if layout.normalization in ("group", "instance") else None)):
+            if theirs != ours:
+                return f"the net's {name} {theirs!r}, the population's {ours!r}"
+        return None
 
     def _optimizer_states(self, optimizer):
         """``optimizer``'s state dicts by name, each entry an array of its parameter's

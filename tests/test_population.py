@@ -413,11 +413,12 @@ ERRORS = [
     ("set_member architecture",
      lambda: pop3().set_member(0, fast_nets.MultiLayerNetExtend(6, [5, 5], 3)), ValueError,
      ("net must be a fastnet.nets.MultiLayerNetExtend of the population's architecture, "
-     "normalization (and groups), activation and dtype")),
+      "normalization (and groups), activation and dtype: the net's sizes (6, [5, 5], 3), "
+      "the population's (6, [5, 4], 3)")),
     ("set_member normalization",
      lambda: pop3(use_batchnorm=True).set_member(  # the same arenas, another kernel path
          0, fast_nets.MultiLayerNetExtend(*SIZES, normalization="layer")),
-     ValueError, "net must be a fastnet.nets.MultiLayerNetExtend"),
+     ValueError, "the net's normalization 'layer', the population's 'batch'"),
     ("normalization", lambda: pop3(normalization="weight"), ValueError,
      ("a population's normalization must be one of (None, 'batch', 'layer', 'group', "
       "'instance', 'switchable') (what the compiled step runs), got 'weight'")),
@@ -427,13 +428,15 @@ ERRORS = [
     ("set_member groups",  # the same parameter shapes, other groups
      lambda: Population(*NORM_NET_SIZES, [{}], normalization="group").set_member(
          0, fast_nets.MultiLayerNetExtend(*NORM_NET_SIZES, normalization="group", groups=1)),
-     ValueError, "of the population's architecture, normalization (and groups)"),
+     ValueError, "and dtype: the net's groups 1, the population's 2"),
     ("set_member dtype",
      lambda: pop3().set_member(0, fast_nets.MultiLayerNetExtend(*SIZES, dtype=np.float64)),
-     ValueError, "net must be a fastnet.nets.MultiLayerNetExtend"),
+     ValueError, "the net's dtype 'float64', the population's 'float32'"),
     ("set_member reference net",
      lambda: pop3().set_member(0, reference_nets.MultiLayerNetExtend(*SIZES)), ValueError,
-     "net must be a fastnet.nets.MultiLayerNetExtend"),
+     ("net must be a fastnet.nets.MultiLayerNetExtend of the population's architecture, "
+      "normalization (and groups), activation and dtype: got a "
+      "fastnet.reference.nets.MultiLayerNetExtend")),
     ("empty", lambda: Population.from_members([]), ValueError,
      "members is empty: a population needs at least one member"),
     ("weight norm", lambda: Population.from_members(
