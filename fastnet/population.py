@@ -559,7 +559,10 @@ class Population:
 
     def accuracy(self, x, t):
         """Every member's fraction of samples whose largest logit is the label, shape
-        (K,); ``x`` and ``t`` as in ``train_step``."""
+        (K,); ``x`` and ``t`` as in ``train_step``.  As the book's ``np.argmax``, a NaN
+        logit counts as the largest: a diverged member's samples all go to their first
+        NaN logit's class (class 0 where all are NaN), so its accuracy is no sign of
+        divergence; its ``loss`` (NaN) is."""
         x, labels = self._batches(x, t)
         y = self._inference(kernels.population_predict_labels, x,
                             np.empty((len(self), x.shape[1]), np.int64), self._shares())
