@@ -181,8 +181,10 @@ class Affine:
         x = _validate.float_array(x, "x", W.dtype)
         rows = x.reshape(x.shape[0], -1)
         if rows.shape[1] != W.shape[0]:  # refused before the kept input is replaced
+            one = " (a batch of one sample is x[None])" if x.ndim == 1 else ""
             raise ValueError(f"x has {rows.shape[1]} features per sample (shape "
-                             f"{x.shape}) but W expects {W.shape[0]} (W shape {W.shape})")
+                             f"{x.shape}: samples along the first axis) but W expects "
+                             f"{W.shape[0]} (W shape {W.shape}){one}")
         self.original_x_shape, self.x = x.shape, rows
         out = np.empty((self.x.shape[0], W.shape[1]), dtype=W.dtype)
         affine.affine_forward(self.x, W, b, out)
@@ -236,9 +238,13 @@ class SoftmaxWithLoss:
 
     def backward(self, dout=1):
         """``dx = dout * (y - onehot(t)) / N`` (N, C), ``dout`` a scalar (the loss's
-        gradient, 1 by default).  RuntimeError before any forward."""
+        gradient, 1 by default; TypeError otherwise).  RuntimeError before any
+        forward."""
         if self.y is None:
             raise RuntimeError("backward called before forward")
+        if not _validate.is_real_number(dout):
+            raise TypeError(f"dout must be a real scalar (the loss's gradient), got "
+                            f"{type(dout).__name__} of shape {np.shape(dout)}")
         dx = np.empty_like(self.y)
         softmax.cross_entropy_grad(self.y, self._labels, float(dout) / self.y.shape[0], dx)
         return dx

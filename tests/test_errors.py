@@ -77,7 +77,15 @@ def train_step(x, t):
 BAD_INPUTS = [
     # --- shapes
     ("affine-x-features", lambda: affine().forward(np.ones((2, 5))), ValueError,
-     "x has 5 features per sample (shape (2, 5)) but W expects 3 (W shape (3, 4))"),
+     ("x has 5 features per sample (shape (2, 5): samples along the first axis) but W "
+      "expects 3 (W shape (3, 4))")),
+    # one sample as a vector is 3 samples of one feature to the book's reshape
+    ("affine-1d-x", lambda: affine().forward(np.ones(3)), ValueError,
+     ("x has 1 features per sample (shape (3,): samples along the first axis) but W "
+      "expects 3 (W shape (3, 4)) (a batch of one sample is x[None])")),
+    ("softmax-array-dout",
+     lambda: forwarded(L.SoftmaxWithLoss(), X, T).backward(np.ones(4)), TypeError,
+     "dout must be a real scalar (the loss's gradient), got ndarray of shape (4,)"),
     ("affine-4d-x-features", lambda: affine().forward(np.ones((2, 1, 2, 2))), ValueError,
      "x has 4 features per sample"),
     ("affine-W-1d", lambda: affine(w_shape=(3,)).forward(X), TypeError,
@@ -316,7 +324,8 @@ BAD_INPUTS = [
      ValueError, "g must have shape (4,), got (3,)"),
     ("weightnorm-features",
      lambda: L.WeightNormalization(np.ones((5, 4)), np.ones(4), np.zeros(4)).forward(X),
-     ValueError, "x has 3 features per sample (shape (2, 3)) but W expects 5"),
+     ValueError, ("x has 3 features per sample (shape (2, 3): samples along the first "
+                  "axis) but W expects 5")),
     # --- optimizers
     ("unknown-optimizer", lambda: O.make_optimizer("lamb"), ValueError,
      ("unknown optimizer 'lamb'; choose one of: sgd, momentum, nesterov, adagrad, rmsprop, "
