@@ -35,7 +35,7 @@ from .experiments.shared import (
     run_experiment,
 )
 from .io import load_net, save_net
-from .sweep.cli import SweepCommandError
+from .sweep.cli import SweepCommandError, existing_folder
 from .sweep.cli import add_parser as add_sweep_parser
 
 ACTIVATIONS = tuple(_book.ACTIVATION_LAYERS)
@@ -70,7 +70,10 @@ def main(argv=None):
             ValueError) as err:
         if os.environ.get("FASTNET_DEBUG") and not isinstance(err, CommandError):
             raise  # the traceback, for a bug report
-        print(f"fastnet {args.command}: error: {err}", file=sys.stderr)
+        message = str(err)
+        if isinstance(err, datasets.DatasetNotFoundError):  # the library's advice, as flags
+            message = message.replace("pass data_dir=<folder>", "pass --data-dir <folder>")
+        print(f"fastnet {args.command}: error: {message}", file=sys.stderr)
         return getattr(err, "status", 1)
     except MemoryError as err:
         if os.environ.get("FASTNET_DEBUG"):
@@ -157,7 +160,7 @@ def _add_data_arguments(parser):
                         help="fastnet's kernels or the plain NumPy reference (default fastnet)")
     parser.add_argument("--dataset", choices=list(LOADERS), default="mnist",
                         help="default mnist")
-    parser.add_argument("--data-dir", metavar="DIR",
+    parser.add_argument("--data-dir", metavar="DIR", type=existing_folder,
                         help="folder holding the four IDX files (default: searched, "
                         "see fastnet.datasets)")
     parser.add_argument("--seed", type=_count(0), default=0, help="default 0")

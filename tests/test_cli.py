@@ -193,8 +193,22 @@ def test_errors_after_parsing_exit_with_status_1(mnist_dir, tmp_path, capsys):
     assert status == 1 and "--momentum applies to momentum and nesterov" in stderr
     status, _, stderr = train(capsys, mnist_dir, "--train-size", "10000000")
     assert status == 1 and "--train-size 10000000 exceeds" in stderr
-    status, _, stderr = train(capsys, tmp_path / "nothing-here")
+    (tmp_path / "empty").mkdir()
+    status, _, stderr = train(capsys, tmp_path / "empty")
     assert status == 1 and "fastnet train: error: MNIST not found" in stderr
+    # the library's advice in the command's spelling
+    assert "pass --data-dir <folder>" in stderr and "data_dir=" not in stderr
+
+
+def test_a_data_dir_that_is_no_folder_is_a_usage_error(tmp_path, capsys):
+    """A typo was searched past: the dataset came from another folder, silently."""
+    (tmp_path / "file").write_text("")
+    for path, said in ((tmp_path / "nothing-here", "no such folder"),
+                       (tmp_path / "file", "not a folder")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "--data-dir", str(path), *SMALL])
+        assert exit_.value.code == 2
+        assert f"argument --data-dir: {said}: '{path}'" in capsys.readouterr().err
 
 
 def test_mnist_fallback_is_announced(tmp_path, capsys):

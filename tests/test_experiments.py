@@ -138,6 +138,7 @@ def test_mnist_fallback_splits_the_test_digits(tmp_path, capsys):
 
 
 def test_missing_dataset_is_reported(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetNotFoundError):
         load_dataset("mnist", tmp_path / "empty")
     assert experiment("init", tmp_path, tmp_path / "empty") == 1

@@ -15,6 +15,7 @@ import errno
 import functools
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import sys
@@ -61,7 +62,9 @@ def add_parser(commands):
     _add_db(export)
     export.add_argument("--format", choices=("csv", "json"), default="csv",
                         help="default csv (json: every field, the curves included)")
-    export.add_argument("--out", type=Path, metavar="FILE", help="default standard output")
+    export.add_argument("--out", type=Path, metavar="FILE",
+                        help="default standard output; an existing file is replaced whole "
+                        "(keeping its permissions) once the export is complete")
 
 
 def _positive_int(text):
@@ -107,11 +110,12 @@ def _add_run(verbs):
         "NAME=A,B,C:choice or NAME=VALUE (repeatable); names are MultiLayerNetExtend's, "
         "the optimizers' and the trainer's (lr, momentum, beta1, beta2, decay_rate, "
         "weight_decay (L2 in the loss), decoupled_weight_decay (AdamW's), hidden (100x4 or "
-        "100-50), activation, weight_init_std, batchnorm, normalization (batch, layer, "
+        "100-50; or hidden_size and hidden_layers, searched apart), activation, weight_init_std, batchnorm, normalization (batch, layer, "
         "group, instance, weight, switchable or none), groups, dropout, dropout_ratio, "
         "optimizer (sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw), lr_schedule "
         "(step, exponential, inverse_time, cosine or none; per epoch) with step_size, gamma, "
-        "lr_decay_rate, decay_steps, alpha, batch_size, epochs).")
+        "lr_decay_rate, decay_steps, alpha, batch_size, epochs (at most a million)).  A "
+        "range of an integer parameter draws integers.")
     p.set_defaults(run=run_command)
     _add_db(p)
     p.add_argument("--param", action="append", default=[], metavar="SPEC",
@@ -123,7 +127,8 @@ def _add_run(verbs):
     data = p.add_argument_group("data (held out of the dataset's training set)")
     data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist "
                       "(default mnist)")
-    data.add_argument("--data-dir", metavar="DIR", help="folder of the IDX files")
+    data.add_argument("--data-dir", metavar="DIR", type=existing_folder,
+                      help="folder of the IDX files")
     data.add_argument("--train-size", type=int, metavar="N", help="training images "
                       "(default: all not validating)")
     data.add_argument("--validation", type=_count_or_fraction, default=0.2,
@@ -139,19 +144,19 @@ def _add_run(verbs):
                         help="successive halving (--min-epochs, --reduction-factor) or the "
                         "median rule (a rung each epoch, after 5 trials; Python: "
                         "fastnet.sweep.pruners.MedianPruner) (default none)")
-    search.add_argument("--min-epochs", type=float, default=1.0,
+    search.add_argument("--min-epochs", type=float,
                         help="halving: the first rung, in epochs (fractions too; default 1)")
-    search.add_argument("--reduction-factor", type=int, default=3,
+    search.add_argument("--reduction-factor", type=int,
                         help="halving: keep 1/this at each rung (default 3)")
     search.add_argument("--bracket-size", type=int, default=100,
                         help="trials pruned together (default 100)")
     run = p.add_argument_group("execution")
-    run.add_argument("--executor", choices=("local", "dask"), default="local",
-                     help="default local")
+    run.add_argument("--executor", choices=("local", "dask"),
+                     help="default: dask with --scheduler, else local")
     run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:port; "
                      "implies --executor dask; without it, dask starts a local cluster)")
     run.add_argument("--workers", type=_positive_int, help="local worker processes (default: "
-                     "one per core)")
+                     "one per core; at most one per trial)")
     run.add_argument("--threads-per-worker", type=_positive_int, help="Numba threads per "
                      "worker (default 1; one worker: every core); BLAS runs single-threaded "
                      "in each trial")
@@ -182,6 +187,7 @@ def _space(args):
 
 
 def run_command(args):
+    from ..datasets import DatasetNotFoundError
     from .data import data_spec
     from .pruners import MedianPruner, SuccessiveHalving
     from .run import SweepInterrupted, make_sampler, run
@@ -190,7 +196,14 @@ def run_command(args):
         space = _space(args)
         spec = data_spec(args.dataset, args.train_size, args.validation, args.train_eval,
                          args.seed)
-        pruner = {"none": None, "halving": SuccessiveHalving(args.min_epochs, args.reduction_factor),
+        halving = {name: value for name, value in (("min_epochs", args.min_epochs), (
+            "reduction_factor", args.reduction_factor)) if value is not None}
+        if halving and args.prune != "halving":
+            raise ValueError(f"{' and '.join(map(FLAGS.get, halving))} "
+                             f"{'set' if len(halving) > 1 else 'sets'} successive halving's "
+                             f"rungs: give --prune halving, or leave "
+                             f"{'them' if len(halving) > 1 else 'it'} out")
+        pruner = {"none": None, "halving": SuccessiveHalving(**halving),
                   "median": MedianPruner()}[args.prune]
         sampler = make_sampler(args.sampler, space, args.seed, args.trials, args.rounds)
     except ValueError as err:
@@ -214,6 +227,8 @@ def run_command(args):
         raise SweepCommandError(_flag_names(err)) from None
     except ConnectionError as err:  # the Dask scheduler's, not the file's
         raise SweepCommandError(str(err)) from None
+    except DatasetNotFoundError:  # the data's, not the file's: the command says it
+        raise
     except (OSError, sqlite3.Error) as err:
         raise SweepCommandError(f"{args.db}: {err}") from None
     except KeyboardInterrupt:
@@ -232,6 +247,9 @@ def run_command(args):
           + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
           + f"); this run {time.perf_counter() - start:.1f} s")
     _print_table(results, 10, _columns(space))
+    _say_why_failed(results)
+    if all(r.status == "failed" for r in results):
+        raise SweepCommandError(f"every trial of the sweep in {args.db} failed")
     return 0
 
 
@@ -249,13 +267,22 @@ def _flag_names(err):
     return FLAGS[name] + message[len(name):] if name in FLAGS else message
 
 
+def existing_folder(text):
+    """``--data-dir``'s type: a folder that exists (a typo was searched past, and the
+    dataset found elsewhere)."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(
+            f"{'not a folder' if os.path.exists(text) else 'no such folder'}: {text!r}")
+    return text
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """A warning of a sweep command as one line for the user, without the source line."""
-    print(f"fastnet sweep: warning: {message}", file=sys.stderr)
+    print(f"fastnet sweep: warning: {_flag_names(message)}", file=sys.stderr)
 
 
 def _open(path):
@@ -300,11 +327,17 @@ def show_command(args):
         store.close()
     print(_progress(counts, total))
     _print_table(results, args.top, columns)
+    _say_why_failed(results)
+    return 0
+
+
+def _say_why_failed(results):
+    """The first failed trial's error, where any failed: they have no score, so they
+    are not in the table."""
     failed = [r for r in results if r.status == "failed"]
-    if failed:  # no score, so not in the table: say why they failed
+    if failed:
         print(f"{len(failed)} failed; the first, trial {failed[0].index}: {failed[0].error} "
               f"(every error: fastnet sweep export --format json)")
-    return 0
 
 
 def _progress(counts, total):
@@ -387,9 +420,10 @@ def _same_file(out, db):
 
 def _export_to(store, fmt, columns, path):
     """Export into ``path``: a regular file (through a symbolic link, its target) is
-    written beside and renamed over, so that it never holds half an export; anything
-    else (a pipe, a device), and whatever ``/dev/stdout`` or ``/proc/.../fd`` names, is
-    written directly, as given."""
+    written beside and renamed over, so that it never holds half an export (a file
+    replaced keeps its permission bits; its other hard links keep the old content);
+    anything else (a pipe, a device), and whatever ``/dev/stdout`` or ``/proc/.../fd``
+    names, is written directly, as given."""
     target = Path(os.path.realpath(path))
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "a folder, --out names a file")
@@ -403,6 +437,8 @@ def _export_to(store, fmt, columns, path):
     try:
         with open(partial, "w", newline="", encoding="utf-8") as out:
             store.export(fmt, out, columns)
+        if target.is_file():
+            shutil.copymode(target, partial)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)

@@ -123,10 +123,11 @@ def _values_at_most(distribution):
     return math.inf
 
 
-def _executor(kind, source, options, workers, threads, client, scheduler):
-    if kind == "dask" or client is not None or scheduler is not None:
+def _executor(kind, source, options, workers, threads, client, scheduler, trials):
+    if kind == "dask":
         return executors.DaskExecutor(source, *options, client, scheduler, threads or 1)
-    workers = workers or executors.default_workers()
+    # no more processes than trials: a worker without one would only start and stop
+    workers = min(workers or executors.default_workers(), trials)
     cores = executors.default_workers()
     if workers * (threads or 1) > cores:
         warnings.warn(f"{workers} workers x {threads or 1} threads oversubscribe this "
@@ -138,7 +139,7 @@ def _executor(kind, source, options, workers, threads, client, scheduler):
 
 
 def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
-        executor="local", workers=None, threads_per_worker=None, client=None,
+        executor=None, workers=None, threads_per_worker=None, client=None,
         scheduler=None, chunk_size=None, bracket_size=100, dtype=np.float32,
         backend="fastnet", progress=True, allow_code_change=False):
     """Run (or resume) a sweep of ``trials`` trials; return its ``TrialResult`` list,
@@ -149,11 +150,12 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     (x_val, t_val))``.  ``sampler``: a name in ``SAMPLERS`` or a sampler.  ``pruner``:
     None, 'halving', 'median' or a pruner (``fastnet.sweep.pruners``).  ``db``: the
     SQLite file (created, or resumed when it holds the same sweep; None: a temporary
-    one).  ``executor``: 'local' (``workers`` processes, default one per core, of
-    ``threads_per_worker`` Numba threads, default 1; one worker trains in this process,
-    on every core by default; a trial's BLAS is single-threaded, see
-    ``fastnet.sweep.trial``) or
-    'dask' (``client=`` or ``scheduler=`` address).  ``bracket_size``: the trials
+    one).  ``executor``: 'local' (``workers`` processes, default one per core, at most
+    one per trial, of ``threads_per_worker`` Numba threads, default 1; one worker trains
+    in this process, on every core by default; a trial's BLAS is single-threaded, see
+    ``fastnet.sweep.trial``) or 'dask' (``client=`` or ``scheduler=`` address, without
+    either a local cluster); None (the default): 'dask' where ``client`` or
+    ``scheduler`` is given, else 'local'.  ``bracket_size``: the trials
     pruned together.  ``backend``: 'fastnet' or 'reference' (the NumPy oracle, for
     comparisons).  ``progress``: a tqdm bar on stderr (None: only on a terminal).
     ``allow_code_change``: resume a sweep that other code began (``code_identity``
@@ -190,11 +192,20 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
                       f"points (its first, in order): --trials {len(sampler)} for all of "
                       f"them", UserWarning, stacklevel=2)
     pruner = pruners.make_pruner(pruner)
+    idle = _idle_pruner(space, pruner, bracket_size)
+    if idle:
+        warnings.warn(idle, UserWarning, stacklevel=2)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if executor is None:
+        executor = "local" if client is None and scheduler is None else "dask"
     if executor not in ("local", "dask"):
         raise ValueError(f"unknown executor {executor!r}; choose 'local' or 'dask'")
+    if executor == "local" and (client is not None or scheduler is not None):
+        raise ValueError(f"executor 'local' runs on this machine: "
+                         f"{'client' if client is not None else 'scheduler'} is for "
+                         f"executor 'dask'")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
@@ -217,7 +228,7 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
             db = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "sweep.db"
         source = data if isinstance(data, dict) else loaded
         pool = _executor(executor, source, (dtype, backend), workers, threads_per_worker,
-                         client, scheduler)
+                         client, scheduler, trials)
         # interrupted (Ctrl-C, a kill, an error): the workers stop at once
         stack.push(lambda kind, *_: pool.close(abort=kind is not None))
         if Path(db).exists():  # refuse another sweep's file before making its lock
@@ -232,6 +243,25 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
         return [r for r in store.results() if r.index < trials]
 
 
+def _longest(space):
+    """The most epochs a trial of ``space`` trains."""
+    epochs = space.values("epochs")
+    return max(epochs) if epochs is not None else space.params["epochs"].high
+
+
+def _idle_pruner(space, pruner, bracket_size):
+    """Why ``pruner`` would prune no trial of this sweep, or None."""
+    if pruner is None:
+        return None
+    if bracket_size == 1:
+        return ("bracket_size 1: a pruner compares each trial with no other, so it prunes "
+                "nothing")
+    if not pruner.rungs(_longest(space)):
+        return (f"the pruner has no rung before the longest trial's last epoch "
+                f"({_longest(space):g}), so it prunes nothing")
+    return None
+
+
 def _check_steps(space, pruner, n_train):
     """ValueError where no trial of the space would record anything on ``n_train``
     images: the most epochs it takes (at the smallest batch) end before the first step,
@@ -242,8 +272,7 @@ def _check_steps(space, pruner, n_train):
     if batches is None:
         return
     per_epoch = max(trial.steps_per_epoch(n_train, batch) for batch in batches)
-    epochs = space.values("epochs")
-    longest = max(epochs) if epochs is not None else space.params["epochs"].high
+    longest = _longest(space)
     ends = [(longest, f"a trial of {longest:g} epochs ends before its first step")]
     if pruner and (rungs := pruner.rungs(longest)):
         first = f"the pruner's first rung, at {rungs[0]:g} epochs, comes before the first step"

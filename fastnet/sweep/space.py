@@ -302,6 +302,9 @@ def distribution_from_json(d):
 # line's text (best effort: text it cannot read comes back as is, and ``accepts``
 # rejects it with the parameter's usual message).
 
+MAX_EPOCHS = 10**6  # a trial's most epochs (see ``PARAMETERS["epochs"]``)
+
+
 class _Numbers:
     """Finite numbers from ``low`` up to ``high`` (each end open or closed), of one
     kind: 'int', 'float' (ints accepted, stored as floats) or 'number' (either)."""
@@ -543,7 +546,9 @@ PARAMETERS = {parameter.name: parameter for parameter in [
     Parameter("decay_steps", _Numbers("int", 1), None),
     Parameter("alpha", _Numbers("float", 0, high=1, high_open=False), None),
     Parameter("mini_batch_size", _Numbers("int", 1), 100, aliases=["batch_size"]),
-    Parameter("epochs", _Numbers("number", 0, low_open=True), 20),
+    # at most a million: a trial records every whole epoch (the coordinator lists them)
+    Parameter("epochs", _Numbers("number", 0, low_open=True, high=MAX_EPOCHS,
+                                 high_open=False), 20),
 ]}
 """The searchable parameters by canonical name (the book's), in the design's order."""
 

@@ -211,11 +211,30 @@ def _code_changed(path, stored, given):
         f"began it, or resume anyway (allow_code_change=True, --allow-code-change)")
 
 
-def _connect(path, mode):
-    """A connection to ``path`` opened with the URI ``mode`` ('ro', 'rw')."""
-    uri = f"{Path(path).absolute().as_uri()}?mode={mode}"
+def _connect(path, mode, immutable=False):
+    """A connection to ``path`` opened with the URI ``mode`` ('ro', 'rw'), and
+    ``immutable=1`` when asked (SQLite then neither locks nor reads the WAL)."""
+    uri = f"{Path(path).absolute().as_uri()}?mode={mode}{'&immutable=1' * immutable}"
     conn = sqlite3.connect(uri, uri=True)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _reader(path):
+    """A read-only connection to ``path``.  Reading a WAL file takes its shared-memory
+    index beside it (``<path>-shm``), which SQLite cannot make in a folder this process
+    may not write: there, the file is opened immutable, which reads what the last
+    checkpoint wrote into it (all of a finished sweep; a writer that could write there
+    would have made the index)."""
+    conn = _connect(path, "ro")
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as error:  # "unable to open database file" is the index
+        if (not isinstance(error, sqlite3.OperationalError)
+                or os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)):
+            return conn  # another cause ("file is not a database"...), which _check names
+        conn.close()
+        return _connect(path, "ro", immutable=True)
     return conn
 
 
@@ -345,7 +364,7 @@ class SweepStore:
             raise FileNotFoundError(errno.ENOENT, "no such sweep file", path)
         if os.path.isdir(path):
             raise NotASweepError(f"{path} is a directory, not a fastnet sweep file")
-        conn = _connect(path, "ro" if readonly else "rw")
+        conn = _reader(path) if readonly else _connect(path, "rw")
         try:
             spec_json = _check(conn, path, spec, code)
             if not readonly:

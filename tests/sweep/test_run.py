@@ -38,12 +38,13 @@ def shared_pools():
     every sweep on the same data."""
     made = {}
 
-    def executor(kind, source, options, workers, threads, client, scheduler):
+    def executor(kind, source, options, workers, threads, client, scheduler, trials):
         key = (kind, workers, threads, options)
         if workers == 1:  # trains in this process: nothing to keep
-            return real(kind, source, options, workers, threads, client, scheduler)
+            return real(kind, source, options, workers, threads, client, scheduler, trials)
         if key not in made:
-            made[key] = real(kind, source, options, workers, threads, client, scheduler)
+            made[key] = real(kind, source, options, workers, threads, client, scheduler,
+                             trials)
             made[key].close, made[key].really_close = (lambda abort=False: None), made[key].close
         return made[key]
 
@@ -266,7 +267,8 @@ def test_chunks_ended_before_an_interruption_are_recorded(data, tmp_path, monkey
             raise KeyboardInterrupt
 
     monkeypatch.setattr(run_module, "_executor", lambda kind, source, options, workers,
-                        threads, client, scheduler: Interrupted(source, *options, threads))
+                        threads, client, scheduler, trials: Interrupted(source, *options,
+                                                                        threads))
     db = tmp_path / "s.db"
     with pytest.raises(KeyboardInterrupt):
         sweep.run(SPACE, 6, data, db=db, chunk_size=1, progress=False)
@@ -282,6 +284,38 @@ def test_counts_that_are_not_positive_integers_are_refused_by_name(name, value, 
     with pytest.raises(ValueError, match=f"^{name} must be a positive integer"):
         sweep.run(SPACE, data=data, db=tmp_path / "s.db", progress=False, **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_more_workers_start_than_there_are_trials(data, monkeypatch):
+    """Two workers for one trial: the second only started and stopped (100,000 workers
+    for 3 trials spawned processes until killed)."""
+    def refused(*args):
+        raise AssertionError("a pool of worker processes for one trial")
+
+    monkeypatch.setattr(executors, "LocalExecutor", refused)
+    (result,) = sweep.run(SPACE, 1, data, workers=2, progress=False)
+    assert result.status == "done"
+
+
+def test_a_local_executor_with_a_dask_address_is_refused(data, tmp_path):
+    with pytest.raises(ValueError, match="executor 'local' runs on this machine: scheduler "
+                                         "is for executor 'dask'"):
+        sweep.run(SPACE, 2, data, db=tmp_path / "s.db", executor="local",
+                  scheduler="tcp://127.0.0.1:1", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"pruner": sweep.SuccessiveHalving(5, 3)},
+     (r"the pruner has no rung before the longest trial's last epoch \(3\), so it prunes "
+      r"nothing")),
+    ({"pruner": "halving", "bracket_size": 1},
+     r"bracket_size 1: a pruner compares each trial with no other, so it prunes nothing"),
+], ids=["first-rung-past-the-end", "brackets-of-one"])
+def test_a_pruner_that_would_prune_nothing_is_warned_of(options, message, data):
+    with pytest.warns(UserWarning, match=message):
+        results = sweep.run(SPACE, 2, data, workers=1, progress=False, **options)
+    assert [r.status for r in results] == ["done", "done"]
 
 
 def test_a_grid_run_in_part_is_warned_of_and_a_grid_too_small_refused(data):

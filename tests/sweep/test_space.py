@@ -379,7 +379,11 @@ BAD_INPUTS = [
     ("momentum-1", lambda: Space({"momentum": 1.0}), "momentum must be a float in [0, 1), got 1.0"),
     ("batch-size-float", lambda: Space({"batch_size": 10.0}),
      "batch_size must be an int >= 1, got 10.0"),
-    ("epochs-zero", lambda: Space({"epochs": 0}), "epochs must be a number > 0, got 0"),
+    ("epochs-zero", lambda: Space({"epochs": 0}),
+     "epochs must be a number in (0, 1000000], got 0"),
+    # 1e308 raised OverflowError counting steps; 1e200 filled memory listing the epochs
+    ("epochs-past-a-million", lambda: Space({"epochs": 1e200}),
+     "epochs must be a number in (0, 1000000], got 1e+200"),
     ("bool", lambda: Space({"use_batchnorm": 1}), "use_batchnorm must be true or false, got 1"),
     ("hidden-repeat-left-out", lambda: parse_param("hidden=100x"),
      "hidden must be a non-empty list of ints >= 1 (on the command line 100x4 or "

@@ -483,3 +483,41 @@ def test_a_writer_killed_at_random_moments_loses_nothing_it_committed(tmp_path):
             running = [r.index for r in store.results("running")]
             assert running in ([], list(range(len(indices), len(indices) + len(running))))
     assert len(committed) > 150  # recording went on after every kill
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder this process cannot write into (root ignores the mode bits: there, the
+    immutable attribute), which the test fills first."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        yield folder, lambda: folder.chmod(0o555)
+        folder.chmod(0o755)
+        return
+    locked = []
+
+    def lock():
+        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot make a folder read-only as root here: {done.stderr!r}")
+        locked.append(folder)
+
+    yield folder, lock
+    for path in locked:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_finished_sweep_reads_from_a_folder_that_cannot_be_written(read_only_folder):
+    """SQLite cannot make the WAL index beside a sweep there: 'unable to open database
+    file' made show, export and plot call the sweep no fastnet sweep."""
+    folder, lock = read_only_folder
+    path = folder / "sweep.db"
+    with SweepStore.create(path, SPEC) as store:
+        store.record([result(i) for i in range(3)])
+    lock()
+    assert not os.access(folder, os.W_OK)
+    with SweepStore.open(path, readonly=True) as store:
+        assert store.spec == SPEC and [r.index for r in store.results()] == [0, 1, 2]
+        assert store.results()[2] == result(2)
+    assert sorted(p.name for p in folder.iterdir()) == ["sweep.db"]

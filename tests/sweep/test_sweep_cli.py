@@ -352,6 +352,12 @@ def test_a_db_that_is_a_directory_is_refused_in_one_line(verb, mnist_dir, tmp_pa
     (["--train-size", "0"], "--train-size must be a positive integer"),
     (["--prune", "halving", "--min-epochs", "0"], "--min-epochs must be > 0, got 0.0"),
     (["--bracket-size", "0"], "--bracket-size must be a positive integer, got 0"),
+    # options that did nothing, silently
+    (["--min-epochs", "2"], ("--min-epochs sets successive halving's rungs: give --prune "
+                             "halving, or leave it out")),
+    (["--prune", "median", "--min-epochs", "2", "--reduction-factor", "9"],
+     "--min-epochs and --reduction-factor set successive halving's rungs"),
+    (["--epochs", "1e308"], "epochs must be a number in (0, 1000000], got 1e+308"),
 ])
 def test_errors_about_options_name_their_flags(extra, message, mnist_dir, tmp_path, capsys):
     args = run_args(tmp_path / "none.db", mnist_dir, 2)
@@ -403,6 +409,37 @@ def test_show_says_why_trials_failed(mnist_dir, tmp_path, capsys):
     assert status == 0
     assert re.search(r"^\d failed; the first, trial \d: ValueError: 0\.1\d* epochs is less "
                      r"than one step .*export --format json\)$", out, re.MULTILINE), out
+
+
+def test_a_run_whose_every_trial_failed_says_why_and_fails(mnist_dir, tmp_path, capsys):
+    """It said "2 trials in x.db (2 failed)" and exited 0."""
+    db = tmp_path / "failing.db"
+    args = run_args(db, mnist_dir, 2)
+    args[args.index("hidden=20x2")] = "hidden=99999999999"  # 570 TiB: every trial fails
+    status, out, err = sweep(capsys, *args)
+    assert status == 1 and out.startswith(f"2 trials in {db} (2 failed)"), (out, err)
+    assert re.search(r"^2 failed; the first, trial 0: .*Unable to allocate", out,
+                     re.MULTILINE), out
+    assert err == f"fastnet sweep: error: every trial of the sweep in {db} failed\n"
+
+
+def test_a_dataset_not_found_is_not_blamed_on_the_db(tmp_path, capsys):
+    """It read "fastnet sweep: error: x.db: MNIST not found ..."."""
+    (tmp_path / "empty").mkdir()
+    db = tmp_path / "x.db"
+    status, _, err = sweep(capsys, "run", "--db", db, "--data-dir", tmp_path / "empty",
+                           "--trials", 1, *SWEEP)
+    assert status == 1 and "fastnet sweep: error: MNIST not found" in err, err
+    assert "pass --data-dir <folder>" in err and not db.exists()
+
+
+def test_export_over_a_file_keeps_its_permissions(small_db, tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    out.write_text("OLD\n")
+    out.chmod(0o600)
+    status, _, _ = sweep(capsys, "export", "--db", small_db, "--out", out)
+    assert status == 0 and stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert out.read_text().startswith("index,")
 
 
 @pytest.mark.parametrize("suffix", ["", "-wal", ".lock"])
