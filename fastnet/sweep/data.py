@@ -60,6 +60,9 @@ def split(spec, x, t):
     else:
         n_val = int(validation)
         total = len(x) if spec["train_size"] is None else spec["train_size"] + n_val
+    if n_val < 1:
+        raise ValueError(f"validation {validation!r} of {total:,} images is no image: hold out "
+                         f"a larger fraction, or a count")
     if total > len(x) or total - n_val < 1:
         raise ValueError(f"{spec['dataset']} has {len(x):,} training images; the sweep asks "
                          f"for {total - n_val:,} to train and {n_val:,} to validate")

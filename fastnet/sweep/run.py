@@ -16,6 +16,7 @@ refused unless allowed (``allow_code_change``).
 """
 import collections
 import contextlib
+import errno
 import functools
 import hashlib
 import math
@@ -210,6 +211,16 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
         raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
         _validate.positive_int(value, name)
+    if executor == "local" and threads_per_worker is not None:
+        import numba  # the local workers' Numba, whose thread pool is this size
+
+        if threads_per_worker > numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(f"threads_per_worker must be at most "
+                             f"{numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS, Numba's "
+                             f"threads on this machine), got {threads_per_worker}")
+    if db is not None and not Path(db).absolute().parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder for the sweep file",
+                                str(Path(db).absolute().parent))
     spec = {"format": FORMAT, "space": space.to_json(), "sampler": sampler.to_json(),
             "trials": int(trials), "seed": int(seed),
             "pruner": pruner.to_json() if pruner else None, "bracket_size": int(bracket_size),

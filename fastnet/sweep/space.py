@@ -465,8 +465,13 @@ class Parameter:
         parameter takes (so ``dropout_ratio=uniform(0, 1)`` is refused: 1 is not in
         [0, 1))."""
         if isinstance(spec, Choice):
-            return Choice([self.canonical(option, f" (an option of {spec!r})", spelled)
-                           for option in spec.options])
+            options = [self.canonical(option, f" (an option of {spec!r})", spelled)
+                       for option in spec.options]
+            try:  # options that differ only in spelling ('adam', 'Adam') are one
+                return Choice(options)
+            except ValueError as err:
+                raise ValueError(f"{spelled or self.name}: "
+                                 f"{spec!r}{str(err).removeprefix('choice')}") from None
         if isinstance(spec, Distribution):
             for end in ("low", "high"):
                 self.canonical(getattr(spec, end), f" (the {end} end of {spec!r})", spelled)

@@ -297,6 +297,28 @@ def test_no_more_workers_start_than_there_are_trials(data, monkeypatch):
     assert result.status == "done"
 
 
+def test_more_threads_than_numba_has_are_refused_before_the_data_loads(data, tmp_path):
+    """fastnet.threads' "n must be between 1 and 2 (NUMBA_NUM_THREADS)" before, after
+    the workers were started, and not naming the option."""
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS
+    with pytest.raises(ValueError, match=f"^threads_per_worker must be at most {most} "
+                                         f"\\(NUMBA_NUM_THREADS"):
+        sweep.run(SPACE, 2, data, db=tmp_path / "s.db", workers=1,
+                  threads_per_worker=most + 1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_db_in_a_missing_folder_is_refused_before_the_data_loads(data, tmp_path,
+                                                                   monkeypatch):
+    """It failed on the lock file, after the data had loaded and the workers started."""
+    monkeypatch.setattr(run_module.sweep_data, "load", None)  # not called
+    with pytest.raises(FileNotFoundError, match="no such folder for the sweep file"):
+        sweep.run(SPACE, 2, data, db=tmp_path / "nope" / "s.db", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_local_executor_with_a_dask_address_is_refused(data, tmp_path):
     with pytest.raises(ValueError, match="executor 'local' runs on this machine: scheduler "
                                          "is for executor 'dask'"):

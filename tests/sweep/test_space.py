@@ -413,6 +413,11 @@ BAD_INPUTS = [
     ("u-vector-entry", lambda: Space({"lr": log_uniform(1e-6, 1e-2)}).config_from_unit([-0.5]),
      "u must be a number in [0, 1], got -0.5"),
     # --- the command line
+    # the same option in two spellings: the parameter was not named
+    ("param-choice-spellings", lambda: parse_param("optimizer=adam,Adam:choice"),
+     "optimizer: choice(['adam', 'Adam']): options must differ, got 'Adam' twice"),
+    ("space-choice-spellings", lambda: Space({"optimizer": choice(["sgd", "SGD"])}),
+     "optimizer: choice(['sgd', 'SGD']): options must differ, got 'SGD' twice"),
     ("param-no-equals", lambda: parse_param("lr"), f"{SYNTAX}, got 'lr'"),
     ("param-too-many-colons", lambda: parse_param("lr=1:2:log:4"), f"{SYNTAX}, got 'lr=1:2:log:4'"),
     ("param-choice-and-scale", lambda: parse_param("lr=1:2:choice"),

@@ -358,6 +358,10 @@ def test_a_db_that_is_a_directory_is_refused_in_one_line(verb, mnist_dir, tmp_pa
     (["--prune", "median", "--min-epochs", "2", "--reduction-factor", "9"],
      "--min-epochs and --reduction-factor set successive halving's rungs"),
     (["--epochs", "1e308"], "epochs must be a number in (0, 1000000], got 1e+308"),
+    (["--validation", "0.0001", "--train-size", "200"],
+     "--validation 0.0001 of 200 images is no image: hold out a larger fraction, or a count"),
+    (["--workers", "1", "--threads-per-worker", "1000"],
+     "--threads-per-worker must be at most"),
 ])
 def test_errors_about_options_name_their_flags(extra, message, mnist_dir, tmp_path, capsys):
     args = run_args(tmp_path / "none.db", mnist_dir, 2)
