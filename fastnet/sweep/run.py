@@ -86,8 +86,8 @@ def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
     where the grid then holds fewer than ``trials`` points, until it holds them or
     every value it can (``run`` warns of a grid it runs in part, and refuses more
     trials than the grid holds); coarse-to-fine splits the trials into ``rounds``
-    rounds and refines around the best ``top_k`` (default a tenth of a round, at
-    least 3)."""
+    rounds, as evenly as they go (a later round takes one more where they do not), and
+    refines around the best ``top_k`` (default a tenth of a round, at least 3)."""
     if name == "random":
         return samplers.RandomSampler(space, seed)
     if name == "sobol":
@@ -108,9 +108,8 @@ def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
         return grid
     if name == "coarse-to-fine":
         rounds = _validate.positive_int(rounds, "rounds", none=False)
-        round_size = math.ceil(trials / rounds)
-        return samplers.CoarseToFineSampler(space, seed, rounds, round_size,
-                                            top_k or max(3, round_size // 10))
+        return samplers.CoarseToFineSampler(space, seed, rounds, trials=trials,
+                                            top_k=top_k or max(3, trials // rounds // 10))
     raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
 
 

@@ -11,6 +11,7 @@ or hand out trials in any order and get the same configurations.  Samplers draw 
 of the unit cube, one axis per ``space.dimensions``, and ``Space.config_from_unit``
 turns a point into a configuration.  Nothing here imports the kernels or the nets.
 """
+import bisect
 import math
 import numbers
 
@@ -148,8 +149,10 @@ _BASES = {"sobol": SobolSampler, "random": RandomSampler}
 
 
 class CoarseToFineSampler(Sampler):
-    """``rounds`` rounds of ``round_size`` trials, each round zoomed into the best
-    ``top_k`` trials of all earlier rounds (course notes 7.1, coarse to fine).
+    """``rounds`` rounds of ``round_size`` trials, or (``trials`` given instead of
+    ``round_size``) ``trials`` split over the rounds as evenly as they go, a later round
+    taking one more where they do not, each round zoomed into the best ``top_k`` trials
+    of all earlier rounds (course notes 7.1, coarse to fine).
 
     Round 0 is the ``base`` sampler ('sobol' or 'random') over the whole space.  Trial
     i of round r > 0 takes point i of the same base sampler, mapped into a box of the
@@ -159,36 +162,50 @@ class CoarseToFineSampler(Sampler):
     one trial is a point, every later trial would repeat it.  The top-k are the trials
     of ``history`` from earlier rounds with the highest scores (ties: the lower index
     first), None and NaN scores left out; with none left, the box is the whole cube.
-    ``len(sampler)`` is ``rounds * round_size``.
+    ``len(sampler)`` is ``rounds * round_size``, or ``trials``.
     """
 
     kind = "coarse_to_fine"
 
-    def __init__(self, space, seed, rounds, round_size, top_k, margin=0.1, base="sobol"):
+    def __init__(self, space, seed, rounds, round_size=None, top_k=3, margin=0.1,
+                 base="sobol", *, trials=None):
         if (isinstance(margin, bool) or not isinstance(margin, numbers.Real)
                 or not 0 <= margin < math.inf):
             raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
         if base not in _BASES:
             raise ValueError(f"base must be one of {', '.join(map(repr, _BASES))}, got {base!r}")
-        super().__init__(space, seed=_whole(seed, "seed"), rounds=_whole(rounds, "rounds", 1),
-                         round_size=_whole(round_size, "round_size", 1),
+        rounds = _whole(rounds, "rounds", 1)
+        if (round_size is None) == (trials is None):
+            raise ValueError("give round_size or trials (split over the rounds), not both")
+        if trials is None:
+            size = {"round_size": _whole(round_size, "round_size", 1)}
+            sizes = [size["round_size"]] * rounds
+        else:
+            size = {"trials": _whole(trials, "trials", 1)}
+            if trials < rounds:
+                raise ValueError(f"{trials} trials cannot fill {rounds} rounds: give at "
+                                 f"least one trial a round")
+            fewer, more = divmod(trials, rounds)
+            sizes = [fewer + (r >= rounds - more) for r in range(rounds)]
+        super().__init__(space, seed=_whole(seed, "seed"), rounds=rounds, **size,
                          top_k=_whole(top_k, "top_k", 2), margin=float(margin), base=base)
+        self._starts = [sum(sizes[:r]) for r in range(rounds + 1)]  # round r's first index
         self._base = _BASES[base](space, seed)
 
     def __len__(self):
-        return self.settings["rounds"] * self.settings["round_size"]
+        return self._starts[-1]
 
     def round_of(self, index):
         index = _whole(index, "index")
         if index >= len(self):
-            raise ValueError(f"index must be < {len(self)} (rounds x round_size), got {index}")
-        return index // self.settings["round_size"]
+            raise ValueError(f"index must be < {len(self)} (the sampler's points), got {index}")
+        return bisect.bisect_right(self._starts, index) - 1
 
     def round_start(self, r):
         if _whole(r, "r") >= self.settings["rounds"]:
             raise ValueError(f"r must be < {self.settings['rounds']} (the number of rounds), "
                              f"got {r}")
-        return r * self.settings["round_size"]
+        return self._starts[r]
 
     def sample(self, index, history=()):
         r = self.round_of(index)

@@ -244,7 +244,11 @@ BAD_INPUTS = [
     ("base", lambda: CoarseToFineSampler(SPACE, 0, 2, 10, 2, base="halton"),
      "base must be one of 'sobol', 'random', got 'halton'"),
     ("round-of", lambda: CoarseToFineSampler(SPACE, 0, 2, 10, 2).round_of(20),
-     "index must be < 20 (rounds x round_size), got 20"),
+     "index must be < 20 (the sampler's points), got 20"),
+    ("round-size-and-trials", lambda: CoarseToFineSampler(SPACE, 0, 2, 10, 2, trials=20),
+     "give round_size or trials (split over the rounds), not both"),
+    ("fewer-trials-than-rounds", lambda: CoarseToFineSampler(SPACE, 0, 5, trials=2),
+     "2 trials cannot fill 5 rounds: give at least one trial a round"),
     ("round-start", lambda: CoarseToFineSampler(SPACE, 0, 2, 10, 2).round_start(2),
      "r must be < 2 (the number of rounds), got 2"),
     ("trial-seed", lambda: trial_seed(-1, 0), "sweep_seed must be an int >= 0, got -1"),
@@ -253,6 +257,22 @@ BAD_INPUTS = [
     ("json-not-dict", lambda: sampler_from_json("sobol", SPACE),
      "a sampler must be a dict with a 'type', got 'sobol'"),
 ]
+
+
+@pytest.mark.parametrize("trials, rounds, sizes", [(10, 3, [3, 3, 4]), (12, 3, [4, 4, 4]),
+                                                   (5, 5, [1] * 5), (7, 1, [7])])
+def test_trials_split_over_the_rounds_as_evenly_as_they_go(trials, rounds, sizes):
+    """10 trials in 3 rounds ran 4, 4 and 2 (the most refined round the shortest) and
+    warned that the sampler ran 10 of its 12 points."""
+    sampler = CoarseToFineSampler(SPACE, 0, rounds, trials=trials, top_k=2)
+    assert len(sampler) == trials
+    assert [sampler.round_of(i) for i in range(trials)] == [
+        r for r, size in enumerate(sizes) for _ in range(size)]
+    assert [sampler.round_start(r) for r in range(rounds)] == [sum(sizes[:r])
+                                                                for r in range(rounds)]
+    again = sampler_from_json(json.loads(json.dumps(sampler.to_json())), SPACE)
+    assert [again.sample(i) for i in range(trials)] == [sampler.sample(i)
+                                                        for i in range(trials)]
 
 
 @pytest.mark.parametrize("call, message", [case[1:] for case in BAD_INPUTS],
