@@ -195,10 +195,20 @@ def _differing(stored, given):
 
 
 def _spec_mismatch(path, stored, given):
-    """The error naming the first key (sorted) where two different specs differ."""
-    key, was, now = _differing(json.loads(stored), json.loads(given))[0]
+    """The error naming the first key (sorted) where two different specs differ, down
+    to the innermost object that holds the difference (``'sampler.seed'``)."""
+    stored, given, path_of_key = json.loads(stored), json.loads(given), []
+    while True:
+        key, was, now = _differing(stored, given)[0]
+        path_of_key.append(key)
+        if not (isinstance(stored.get(key), dict) and isinstance(given.get(key), dict)):
+            break
+        stored, given = stored[key], given[key]
+    key = ".".join(path_of_key)
+    hint = ("; a sweep's trial count is part of it: more trials need a new file"
+            if key == "trials" else "")
     return SpecMismatchError(f"{path}: the spec differs from the sweep's at key {key!r}: "
-                             f"stored {was}, given {now}")
+                             f"stored {was}, given {now}{hint}")
 
 
 def _code_changed(path, stored, given):

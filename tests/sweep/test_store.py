@@ -118,8 +118,13 @@ def test_a_spec_equal_in_value_resumes(tmp_path):
 @pytest.mark.parametrize("given, key, stored_text, given_text", [
     ({**SPEC, "seed": 4}, "seed", "3", "4"),
     ({**SPEC, "sampler": "random", "seed": 4}, "sampler", '"sobol"', '"random"'),
-    ({**SPEC, "space": {"lr": {"log_uniform": [1e-5, 0.1]}}}, "space",
-     '{"lr": {"log_uniform": [0.0001, 0.1]}}', '{"lr": {"log_uniform": [1e-05, 0.1]}}'),
+    # named down to the object that holds the difference
+    ({**SPEC, "space": {"lr": {"log_uniform": [1e-5, 0.1]}}}, "space.lr.log_uniform",
+     "[0.0001, 0.1]", "[1e-05, 0.1]"),
+    ({**SPEC, "space": {"lr": {"log_uniform": [1e-4, 0.1]}, "momentum": 0.5}},
+     "space.momentum", "absent", "0.5"),
+    ({**SPEC, "trials": 4}, "trials", "absent",
+     "4; a sweep's trial count is part of it: more trials need a new file"),
     ({**SPEC, "rounds": 2}, "rounds", "absent", "2"),
     ({"sampler": "sobol", "space": SPEC["space"]}, "seed", "3", "absent"),
     ({**SPEC, "seed": True}, "seed", "3", "true"),
