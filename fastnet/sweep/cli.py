@@ -29,7 +29,8 @@ from .store import SweepStore, SweepStoreError
 
 class SweepCommandError(Exception):
     """A sweep command that cannot go on: one line for the user, and the exit
-    ``status`` (130 for an interruption, as a shell reports Ctrl-C; else 1)."""
+    ``status`` (128 + the signal for an interruption, as a shell reports it: 130 for
+    Ctrl-C, 143 for SIGTERM; else 1)."""
 
     def __init__(self, message, status=1):
         super().__init__(message)
@@ -231,12 +232,13 @@ def run_command(args):
         raise
     except (OSError, sqlite3.Error) as err:
         raise SweepCommandError(f"{args.db}: {err}") from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        status = 128 + getattr(stop, "signum", signal.SIGINT)  # as a shell reports it
         if not Path(args.db).exists():
             raise SweepCommandError("interrupted before the sweep began: nothing was "
-                                    "recorded", 130) from None
+                                    "recorded", status) from None
         raise SweepCommandError(f"interrupted; what ended is recorded in {args.db}: run the "
-                                "same command to resume", 130) from None
+                                "same command to resume", status) from None
     finally:
         if main:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
@@ -276,8 +278,14 @@ def existing_folder(text):
     return text
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, stopping the run as Ctrl-C does; the command exits 128 + 15."""
+
+    signum = signal.SIGTERM
+
+
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    raise _Terminated
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
