@@ -224,6 +224,8 @@ def run_command(args):
                           threads_per_worker=args.threads_per_worker,
                           bracket_size=args.bracket_size, dtype=args.dtype, progress=None,
                           allow_code_change=args.allow_code_change)
+    except json.JSONDecodeError as err:  # a trial's stored configuration or curve
+        raise _damaged(args.db, err) from None
     except (ValueError, SweepStoreError, SweepInterrupted) as err:
         raise SweepCommandError(_flag_names(err)) from None
     except ConnectionError as err:  # the Dask scheduler's, not the file's
@@ -317,9 +319,13 @@ def _reading(command):
         try:
             return command(args)
         except json.JSONDecodeError as err:
-            raise SweepCommandError(f"{args.db}: a damaged sweep file (a stored value is "
-                                    f"not JSON: {err})") from None
+            raise _damaged(args.db, err) from None
     return read
+
+
+def _damaged(db, err):
+    return SweepCommandError(f"{db}: a damaged sweep file (a stored value is not JSON: "
+                             f"{err})")
 
 
 @_reading

@@ -466,6 +466,20 @@ def test_output_into_a_closed_pipe_ends_quietly(verb, small_db):
     assert proc.wait(timeout=120) == 1 and err == "", err
 
 
+def test_a_run_resuming_a_damaged_sweep_names_the_file(small_db, mnist_dir, tmp_path,
+                                                       capsys):
+    """It printed JSON's bare "Expecting property name enclosed in double quotes"."""
+    db = tmp_path / "damaged.db"
+    db.write_bytes(small_db.read_bytes())
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE trials SET config = '{x' WHERE \"index\" = 0")
+    conn.close()
+    status, _, err = sweep(capsys, *run_args(db, mnist_dir, 6, "--prune", "halving"))
+    assert status == 1 and err.startswith(f"fastnet sweep: error: {db}: a damaged sweep "
+                                          f"file (a stored value is not JSON: "), err
+
+
 @pytest.mark.parametrize("verb", ["show", "export", "plot"])
 @pytest.mark.parametrize("damage, message", [
     ("DELETE FROM meta WHERE key = 'spec'", "a damaged fastnet sweep (its spec is missing"),
