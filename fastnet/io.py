@@ -303,8 +303,9 @@ def _net_from_arrays(files, version, path, dtype=None, net_class=None, **options
 
 def _constructor_arguments(architecture, net_class, path):
     """``net_class``'s keyword arguments for the rest of ``architecture``
-    (``_architecture``'s, sizes taken out): those that differ from the defaults only,
-    so that a class without them (``MultiLayerNet``) builds a net that needs none."""
+    (``_architecture``'s, sizes taken out): ``activation``, and the others where they
+    differ from the defaults, so that a class without them (``MultiLayerNet``) builds
+    a net that needs none; a class that takes ``**kwargs`` is given them."""
     normalization = architecture.pop("normalization")
     arguments = {"activation": architecture["activation"]}
     if normalization != "none":
@@ -314,6 +315,8 @@ def _constructor_arguments(architecture, net_class, path):
     if architecture["use_dropout"]:
         arguments.update(use_dropout=True, dropout_ratio=architecture["dropout_ratio"])
     takes = inspect.signature(net_class).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in takes.values()):
+        return arguments  # a subclass passing them on: its constructor says
     lacking = [name for name in arguments if name not in takes]
     if lacking:
         said = ", ".join(f"{name}={arguments[name]!r}" for name in lacking)

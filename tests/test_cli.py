@@ -200,6 +200,16 @@ def test_errors_after_parsing_exit_with_status_1(mnist_dir, tmp_path, capsys):
     assert "pass --data-dir <folder>" in stderr and "data_dir=" not in stderr
 
 
+def test_a_data_dir_under_home_is_expanded(mnist_dir, tmp_path, capsys, monkeypatch):
+    """``--data-dir=~/x`` reaches the command unexpanded: the loader expands it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "mnist").symlink_to(mnist_dir)
+    monkeypatch.setenv("HOME", str(home))
+    status, out, _ = train(capsys, "~/mnist")
+    assert status == 0 and "final: " in out
+
+
 def test_a_data_dir_that_is_no_folder_is_a_usage_error(tmp_path, capsys):
     """A typo was searched past: the dataset came from another folder, silently."""
     (tmp_path / "file").write_text("")

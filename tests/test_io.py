@@ -217,6 +217,20 @@ def test_a_multilayernet_loads_as_one(module, tmp_path):
         io.load_net(tmp_path / "bn.npz", net_class=module.MultiLayerNet)
 
 
+def test_a_subclass_that_passes_keywords_on_loads(tmp_path):
+    """A ``(*args, **kwargs)`` subclass was refused: its signature names no argument."""
+    class Logged(nets.MultiLayerNetExtend):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    net = make_net(nets, CASES["bn-dropout-wd"], np.float32)
+    io.save_net(net, tmp_path / "net.npz")
+    loaded = io.load_net(tmp_path / "net.npz", net_class=Logged)
+    assert type(loaded) is Logged and loaded.use_batchnorm and loaded.use_dropout
+    x, _ = batch(np.float32, seed=1)
+    np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+
+
 @pytest.mark.parametrize("options, named", [({"use_dropout": False}, "use_dropout is"),
                                             ({"hidden_size_list": [3], "groups": 1},
                                              "groups, hidden_size_list are")])

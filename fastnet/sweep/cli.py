@@ -274,9 +274,10 @@ def _flag_names(err):
 def existing_folder(text):
     """``--data-dir``'s type: a folder that exists (a typo was searched past, and the
     dataset found elsewhere)."""
-    if not os.path.isdir(text):
+    path = os.path.expanduser(text)  # as the loader reads it: --data-dir=~/mnist
+    if not os.path.isdir(path):
         raise argparse.ArgumentTypeError(
-            f"{'not a folder' if os.path.exists(text) else 'no such folder'}: {text!r}")
+            f"{'not a folder' if os.path.exists(path) else 'no such folder'}: {text!r}")
     return text
 
 
