@@ -34,7 +34,7 @@ from . import data as sweep_data
 from . import executors, pruners, samplers, trial
 from .executors import SweepInterrupted
 from .space import Choice, Space
-from .store import SweepStore, SweepStoreError, TrialResult
+from .store import SpecMismatchError, SweepStore, SweepStoreError, TrialResult
 from .trial import BACKENDS, Unit
 
 FORMAT = "fastnet-sweep-spec/1"
@@ -113,6 +113,37 @@ def make_sampler(name, space, seed, trials, rounds=3, top_k=None):
     raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
 
 
+def _older_coarse_to_fine(db, sampler, space):
+    """``sampler``, or the coarse-to-fine sampler of the sweep in ``db`` where an older
+    fastnet began it with rounds of ``round_size`` trials (``CoarseToFineSampler``'s
+    only form then) and ``sampler`` splits its trials into the same rounds: so that
+    the same command resumes the sweep.  Where the rounds differ (the older split cut
+    the last round short), ``SpecMismatchError`` says how to resume it."""
+    if (db is None or not Path(db).is_file() or sampler.kind != "coarse_to_fine"
+            or "trials" not in sampler.settings):
+        return sampler
+    try:
+        with SweepStore.open(db, readonly=True) as stored:
+            older = stored.spec.get("sampler")
+    except (SweepStoreError, OSError):  # refused later, by name
+        return sampler
+    if not (isinstance(older, dict) and older.get("type") == "coarse_to_fine"
+            and "round_size" in older):
+        return sampler
+    settings = {key: value for key, value in sampler.to_json().items() if key != "trials"}
+    if {key: value for key, value in older.items() if key != "round_size"} != settings:
+        return sampler  # another seed, top_k...: the spec check names it
+    if older["round_size"] * older["rounds"] == sampler.settings["trials"]:
+        return samplers.sampler_from_json(older, space)
+    raise SpecMismatchError(
+        f"{db}: an older fastnet began this sweep with coarse-to-fine rounds of "
+        f"{older['round_size']} trials each, which this one makes of "
+        f"{sampler.settings['trials']} trials only where they divide evenly: resume it "
+        f"from Python with sampler=CoarseToFineSampler(space, seed, "
+        f"{older.get('rounds')}, round_size={older['round_size']}, "
+        f"top_k={older.get('top_k')})")
+
+
 def _values_at_most(distribution):
     """How many distinct values a grid of ``distribution`` can hold (inf for a
     continuous range)."""
@@ -184,6 +215,7 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     bracket_size = _validate.positive_int(bracket_size, "bracket_size", none=False)
     chunk_size = _validate.positive_int(chunk_size, "chunk_size")
     sampler = sampler if hasattr(sampler, "sample") else make_sampler(sampler, space, seed, trials)
+    sampler = _older_coarse_to_fine(db, sampler, space)
     if hasattr(sampler, "__len__") and len(sampler) < trials:
         raise ValueError(f"the {sampler.kind} sampler has {len(sampler)} points, fewer than "
                          f"the {trials} trials asked")

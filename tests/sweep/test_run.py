@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 import time
+import warnings
 from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
@@ -381,6 +382,32 @@ def test_trainings_shorter_than_one_step(tmp_path):
     assert short and all(r.status == "failed" and "is less than one step" in r.error
                          for r in short)
     assert all(r.status == "done" for r in results if r.config["epochs"] >= 0.25)
+
+
+@pytest.mark.parametrize("trials", [6, 5])
+def test_a_coarse_to_fine_sweep_of_an_older_fastnet_resumes_where_its_rounds_agree(
+        trials, data, tmp_path):
+    """An older fastnet stored coarse-to-fine as rounds of ``round_size`` (ceil(trials /
+    rounds), the last round cut short); the same command resumes it where that split is
+    this one's, and says how to resume it where not."""
+    db = tmp_path / "s.db"
+    rounds, round_size = 3, -(-trials // 3)
+    older = sweep.CoarseToFineSampler(sweep.Space(SPACE), 5, rounds, round_size, top_k=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the older sampler runs 5 of its 6 points
+        done = sweep.run(SPACE, trials, data, db=db, sampler=older, seed=5, workers=1,
+                         progress=False)
+    if trials == rounds * round_size:
+        again = sweep.run(SPACE, trials, data, db=db, sampler="coarse-to-fine", seed=5,
+                          workers=1, progress=False)
+        assert table(again) == table(done)
+        return
+    with pytest.raises(sweep.SpecMismatchError, match=(
+            r"an older fastnet began this sweep with coarse-to-fine rounds of 2 trials "
+            r"each, .* resume it from Python with sampler=CoarseToFineSampler\(space, "
+            r"seed, 3, round_size=2, top_k=3\)")):
+        sweep.run(SPACE, trials, data, db=db, sampler="coarse-to-fine", seed=5, workers=1,
+                  progress=False)
 
 
 def test_other_data_on_an_existing_sweep_is_refused(data, tmp_path):
