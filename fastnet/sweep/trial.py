@@ -334,7 +334,8 @@ def _train(unit, data, dtype, backend, out):
             loss = _step(net, x[rows], t[rows], optimizer)
             step += 1
             if not math.isfinite(loss):
-                out.status = "diverged"
+                out.status, out.error = "diverged", _why_diverged("training", loss,
+                                                                  f"at step {step}")
                 return
         for prefix, (xs, ts) in (("train", (data.x_train_eval, data.t_train_eval)),
                                  ("val", (data.x_val, data.t_val))):
@@ -343,12 +344,18 @@ def _train(unit, data, dtype, backend, out):
             getattr(out, f"{prefix}_acc").append(acc)
         out.epochs.append(float(epoch))
         if not math.isfinite(out.val_loss[-1]):
-            out.status = "diverged"
+            out.status, out.error = "diverged", _why_diverged(
+                "validation", out.val_loss[-1], f"after epoch {epoch:g}")
             return
     if unit.stop_epoch < config["epochs"]:
         out.checkpoint = checkpoint(net, optimizer, step)
     else:
         out.status = "done"
+
+
+def _why_diverged(what, loss, when):
+    """A diverged trial's ``error``: which loss stopped being finite, and when."""
+    return f"the {what} loss was {loss} {when}"
 
 
 def _plan(unit, per_epoch):
@@ -470,10 +477,14 @@ def _train_members(units, live, population, data, outs):
                      units[i].config["mini_batch_size"]) for i in live]
     step, evals = _plan(units[0], orders[0].per_epoch)
 
-    def drop(finite):
+    def drop(losses, what, when):
+        """Stop the live members whose ``what`` loss (``losses``, in live order) is not
+        finite, saying so ``when``."""
         nonlocal live, orders
-        for i in np.asarray(live)[~finite]:
-            outs[i].status = "diverged"
+        finite = np.isfinite(losses)
+        for k in np.flatnonzero(~finite):
+            outs[live[k]].status = "diverged"
+            outs[live[k]].error = _why_diverged(what, float(losses[k]), when)
         if finite.any() and not finite.all():
             population.keep(finite)
         live = [i for i, ok in zip(live, finite) if ok]
@@ -485,7 +496,7 @@ def _train_members(units, live, population, data, outs):
             losses = population.train_step(data.x_train, data.t_train, rows=rows)
             step += 1
             if not np.isfinite(losses).all():
-                drop(np.isfinite(losses))
+                drop(losses, "training", f"at step {step}")
         if not live:
             return
         for prefix, (xs, ts) in (("train", (data.x_train_eval, data.t_train_eval)),
@@ -496,7 +507,8 @@ def _train_members(units, live, population, data, outs):
                 getattr(outs[i], f"{prefix}_acc").append(acc)
         for i in live:
             outs[i].epochs.append(float(epoch))
-        drop(np.array([math.isfinite(outs[i].val_loss[-1]) for i in live]))
+        drop(np.array([outs[i].val_loss[-1] for i in live]), "validation",
+             f"after epoch {epoch:g}")
         if not live:
             return
     for k, i in enumerate(live):

@@ -1,4 +1,6 @@
 """One trial's training: resumable bit for bit, BLAS single-threaded, divergence and failure."""
+import re
+
 import numpy as np
 import pytest
 
@@ -108,6 +110,9 @@ def test_a_trial_trains_with_blas_single_threaded_and_gives_the_threads_back(mon
 def test_a_trial_whose_loss_turns_non_finite_is_diverged():
     out = trial.train_unit(trial.Unit(0, {**CONFIG, "lr": 1e6}, 0, 3, (1, 2, 3)), make_data())
     assert out.status == "diverged" and out.checkpoint is None and len(out.epochs) < 3
+    # why, recorded (nothing before)
+    assert re.fullmatch(r"the (training loss was (nan|inf) at step \d+|validation loss was "
+                        r"(nan|inf) after epoch \d+)", out.error), out.error
 
 
 @pytest.mark.filterwarnings("error")  # a warning inside a trial would make it 'failed'
@@ -122,9 +127,12 @@ def test_a_diverging_trial_is_diverged_without_warnings(threads, weight_decay, n
     config = {**CONFIG, "lr": 1e6, "weight_decay_lambda": weight_decay}
     units = [trial.Unit(i, config, i, 3, (1, 2, 3)) for i in range(4)]
     data = make_data(n=n_train)
-    alone = [trial.train_unit(unit, data).status for unit in units]
-    assert "diverged" in alone and "failed" not in alone
-    assert [o.status for o in trial.run_units(units, data, threads=threads)] == alone
+    alone = [(o.status, o.error) for o in (trial.train_unit(unit, data) for unit in units)]
+    statuses = [status for status, _ in alone]
+    assert "diverged" in statuses and "failed" not in statuses
+    assert all(error.startswith("the ") for status, error in alone if status == "diverged")
+    assert [(o.status, o.error)
+            for o in trial.run_units(units, data, threads=threads)] == alone
 
 
 def test_a_failing_trial_reports_its_error_instead_of_raising():
