@@ -9,10 +9,11 @@ tqdm bar on stderr), and the parsed arrays are cached as an ``.npz`` loaded with
 The four standard IDX files of a dataset must all sit in one folder.  Folders are
 searched in this order (the first one holding all four wins):
 
-1. ``data_dir``, when given;
+1. ``data_dir``, when given: it must be an existing folder (``DatasetNotFoundError``
+   otherwise, so that a typo is not searched past to another folder's files);
 2. ``$FASTNET_DATA/<name>/``, then ``$FASTNET_DATA/`` itself;
-3. ``user_cache_dir()/datasets/<name>/`` (where downloads go, unless ``data_dir`` is
-   an existing folder that may be written: its missing files are then completed there);
+3. ``user_cache_dir()/datasets/<name>/`` (where downloads go, unless ``data_dir`` may
+   be written: its missing files are then completed there);
 4. ``/usr/share/datasets/<name>/`` (Debian's ``dataset-fashion-mnist`` installs there).
 
 ``<name>`` is ``mnist`` or ``fashion-mnist``.  A file may be gzipped (``*.gz``, the
@@ -162,10 +163,11 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, data_dir=None,
     ``(N,)``, or float32 one-hot ``(N, 10)`` when ``one_hot_label`` (the book's one-hot
     is float too).  The files come from the first folder holding all four (see the
     module doc); when none does, from the parsed cache if every file it was parsed from
-    lay in a folder searched and is gone or unchanged; else they are downloaded.  ``download=False`` never touches
-    the network.  Raises ``DatasetNotFoundError`` naming every folder searched, the
-    parsed cache and every mirror tried, and ``ValueError`` naming the file when the
-    files found are corrupt or inconsistent.
+    lay in a folder searched and is gone or unchanged; else they are downloaded.
+    ``download=False`` never touches the network.  Raises ``DatasetNotFoundError`` when
+    ``data_dir`` is not an existing folder, or naming every folder searched, the parsed
+    cache and every mirror tried; ``ValueError`` naming the file when the files found
+    are corrupt or inconsistent.
     """
     return _load("mnist", normalize, flatten, one_hot_label, data_dir, download)
 
@@ -185,7 +187,8 @@ def load_test_set(name="mnist", normalize=True, flatten=True, one_hot_label=Fals
     dtypes as ``load_mnist``'s.
 
     Never downloads: it is for machines where only the test images are at hand.  Raises
-    ``DatasetNotFoundError`` naming every folder searched and the parsed cache.
+    ``DatasetNotFoundError`` when ``data_dir`` is not an existing folder, or naming every
+    folder searched and the parsed cache.
     """
     spec = _spec(name)
     names = FILES["x_test"], FILES["t_test"]
@@ -293,7 +296,14 @@ def _search_folders(spec, data_dir):
     """``(folder, where it came from)`` pairs in search order (see the module doc)."""
     folders = []
     if data_dir is not None:
-        folders.append((Path(data_dir).expanduser(), "data_dir"))
+        folder = Path(data_dir).expanduser()
+        if not folder.is_dir():  # a typo must not be searched past to another folder
+            state = "a file, not a folder" if folder.exists() else "no such folder"
+            raise DatasetNotFoundError(
+                f"data_dir {folder}: {state}.  Pass an existing folder (a writable one "
+                f"that lacks files gets them downloaded into it), or leave data_dir out "
+                f"to search $FASTNET_DATA, the user cache and {SYSTEM_DATA_DIR}.")
+        folders.append((folder, "data_dir"))
     env = os.environ.get("FASTNET_DATA")
     if env:
         root = Path(env).expanduser()
@@ -356,14 +366,13 @@ def _how_to_provide(spec, names=tuple(FILES.values()), mirrors=True):
 
 
 def _download_folder(spec, data_dir):
-    """``data_dir`` where it is a folder that may be written (its missing files are
-    completed there), else the user cache.  A ``data_dir`` that does not exist (a typo)
-    is not created, and one without write permission is not written, even by root,
-    whom ``os.access`` lets write anywhere."""
+    """``data_dir`` (an existing folder: ``_search_folders`` checked) where it may be
+    written (its missing files are completed there), else the user cache.  One without
+    write permission is not written, even by root, whom ``os.access`` lets write
+    anywhere."""
     if data_dir is not None:
         folder = Path(data_dir).expanduser()
-        if (folder.is_dir() and os.access(folder, os.W_OK)
-                and folder.stat().st_mode & 0o222):
+        if os.access(folder, os.W_OK) and folder.stat().st_mode & 0o222:
             return folder
     return user_cache_dir() / "datasets" / spec.name
 

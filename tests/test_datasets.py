@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -403,6 +404,7 @@ def test_parsed_cache_serves_every_loader_when_the_files_are_gone(tmp_path, monk
     raw = cached_then_gone(tmp_path / "data", monkeypatch=monkeypatch)
     monkeypatch.setattr(datasets, "fetch", lambda *a, **k: pytest.fail("tried a download"))
     monkeypatch.setenv("FASTNET_DATA", str(tmp_path / "data"))
+    (tmp_path / "elsewhere").mkdir()
     for kwargs in ({}, {"download": False}, {"data_dir": tmp_path / "data"},
                    {"data_dir": tmp_path / "elsewhere"}):
         (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, **kwargs)
@@ -419,14 +421,15 @@ def test_parsed_cache_serves_every_loader_when_the_files_are_gone(tmp_path, monk
 
 
 def test_load_dataset_names_the_folder_it_read(tmp_path, monkeypatch):
-    """A data_dir that does not hold the files is searched past (the documented order):
-    the description says which folder served."""
+    """A data_dir that does not hold the files (an existing folder) is searched past
+    (the documented order): the description says which folder served."""
     make_dataset(tmp_path / "given")
     make_dataset(tmp_path / "env" / "mnist", seed=1)
     monkeypatch.setenv("FASTNET_DATA", str(tmp_path / "env"))
     description = datasets.load_dataset("mnist", tmp_path / "given")[2]
     assert description == f"MNIST: 12 train / 6 test images from {tmp_path / 'given'}"
-    description = datasets.load_dataset("mnist", tmp_path / "missing")[2]
+    (tmp_path / "empty").mkdir()
+    description = datasets.load_dataset("mnist", tmp_path / "empty")[2]
     assert description.endswith(f"images from {tmp_path / 'env' / 'mnist'}")
 
 
@@ -434,6 +437,7 @@ def test_parsed_cache_of_a_folder_not_searched_is_not_served(tmp_path, monkeypat
     """A cache parsed from a ``data_dir`` that this search does not look in (a test's
     made-up files, a one-off folder) is no answer to it: not found, saying why."""
     cached_then_gone(tmp_path / "data", monkeypatch=monkeypatch)
+    (tmp_path / "elsewhere").mkdir()
     for kwargs in ({}, {"data_dir": tmp_path / "elsewhere"}):
         with pytest.raises(DatasetNotFoundError) as err:
             load_mnist(download=False, **kwargs)
@@ -675,16 +679,27 @@ def test_load_with_every_mirror_failing_says_everything(tmp_path, server, monkey
     _, url = server
     monkeypatch.setattr(datasets.DATASETS["mnist"], "mirrors", [f"{url}/corrupt"])
     with pytest.raises(DatasetNotFoundError) as err:
-        load_mnist(data_dir=tmp_path / "data")
+        load_mnist()
     message = str(err.value)
-    assert f"{tmp_path / 'data'} (data_dir): no such folder" in message
     assert f"{cache_folder()} (user cache): no such folder" in message
-    # a data_dir that does not exist (a typo?) is not made: the user cache downloads
     assert f"could not download {NAMES[0]} into {cache_folder()}" in message
     assert f"{url}/corrupt/{NAMES[0]}: MD5 hash of downloaded file ({NAMES[0]}) does not " \
         "match the known hash" in message
     assert "FASTNET_MNIST_MIRRORS" in message
-    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("loader", [load_mnist, datasets.load_test_set,
+                                    lambda data_dir: datasets.load_dataset("mnist", data_dir)])
+def test_a_data_dir_that_does_not_exist_is_refused_not_searched_past(
+        tmp_path, monkeypatch, loader):
+    """A typo in data_dir must not load another folder's files (the user cache's here)
+    as if they were the folder's, nor be created and downloaded into."""
+    make_dataset(cache_folder())
+    typo = tmp_path / "dta"
+    with pytest.raises(DatasetNotFoundError,
+                       match=f"data_dir {re.escape(str(typo))}: no such folder"):
+        loader(data_dir=typo)
+    assert not typo.exists()
 
 
 def test_a_read_only_data_dir_is_not_written_even_by_root(tmp_path, server, monkeypatch):
@@ -716,7 +731,7 @@ def test_uncreatable_download_folder_is_a_clear_not_found(tmp_path, monkeypatch)
 def test_a_data_dir_that_is_a_file_is_said_so(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("")
-    with pytest.raises(DatasetNotFoundError, match=r"afile \(data_dir\): a file, not a folder"):
+    with pytest.raises(DatasetNotFoundError, match=r"afile: a file, not a folder"):
         load_mnist(data_dir=afile, download=False)
 
 
@@ -737,7 +752,7 @@ def test_fetch_takes_one_mirror_as_a_string(tmp_path, server):
 
 def test_no_mirrors_configured(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="no mirrors configured"):
-        load_mnist(data_dir=tmp_path / "data")
+        load_mnist(data_dir=tmp_path)
 
 
 # --- the real digits, where CI provides them -----------------------------------------
@@ -762,5 +777,6 @@ def test_load_test_set_reads_only_the_test_files(tmp_path):
     assert x.shape == (6, 784) and x.dtype == np.float32
     np.testing.assert_array_equal(x, arrays["x_test"].reshape(6, -1) / np.float32(255))
     np.testing.assert_array_equal(t, arrays["t_test"])
+    (tmp_path / "nothing").mkdir()
     with pytest.raises(datasets.DatasetNotFoundError, match="test files"):
         datasets.load_test_set("mnist", data_dir=tmp_path / "nothing")
