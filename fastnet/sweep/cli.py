@@ -227,7 +227,9 @@ def run_command(args):
     except json.JSONDecodeError as err:  # a trial's stored configuration or curve
         raise _damaged(args.db, err) from None
     except (ValueError, SweepStoreError, SweepInterrupted) as err:
-        raise SweepCommandError(_flag_names(err)) from None
+        flag = _flag_of_key(getattr(err, "key", None))
+        raise SweepCommandError(_flag_names(err) + (f"; set by {flag}" if flag else "")) \
+            from None
     except ConnectionError as err:  # the Dask scheduler's, not the file's
         raise SweepCommandError(str(err)) from None
     except DatasetNotFoundError:  # the data's, not the file's: the command says it
@@ -269,6 +271,34 @@ def _flag_names(err):
     message = str(err)
     name = message.split(" ", 1)[0]
     return FLAGS[name] + message[len(name):] if name in FLAGS else message
+
+
+# The flags that set each entry of a sweep's spec, for a resume's spec mismatch; keys
+# not here (the sampler's top_k and margin, the backend) are set from Python only.
+SPEC_FLAGS = {"trials": "--trials", "seed": "--seed", "sampler": "--sampler",
+              "sampler.seed": "--seed", "sampler.rounds": "--rounds",
+              "sampler.trials": "--trials", "sampler.type": "--sampler",
+              "sampler.base": "--sampler", "pruner": "--prune", "pruner.name": "--prune",
+              "pruner.min_epochs": "--min-epochs",
+              "pruner.reduction_factor": "--reduction-factor",
+              "bracket_size": "--bracket-size", "dtype": "--dtype",
+              "data.dataset": "--dataset", "data.train_size": "--train-size",
+              "data.validation": "--validation", "data.train_eval": "--train-eval",
+              "data.split_seed": "--seed",
+              "data.arrays_sha256": "the files read (--data-dir, $FASTNET_DATA)",
+              "space": "--param", "space.epochs": "--epochs or --param epochs"}
+
+
+def _flag_of_key(key):
+    """The flag that sets the spec entry ``key`` (``'space.lr'``: ``--param lr``), or
+    None."""
+    if key is None:
+        return None
+    if key in SPEC_FLAGS:
+        return SPEC_FLAGS[key]
+    if key.startswith("space."):
+        return f"--param {key.split('.')[1]}"
+    return None
 
 
 def existing_folder(text):

@@ -79,7 +79,12 @@ class NotASweepError(SweepStoreError):
 
 
 class SpecMismatchError(SweepStoreError):
-    """The spec given to ``open`` is not the one the sweep was created with."""
+    """The spec given to ``open`` is not the one the sweep was created with.  ``key`` is
+    the dotted path of the first entry that differs (``'data.train_eval'``), or None."""
+
+    def __init__(self, message, key=None):
+        super().__init__(message)
+        self.key = key
 
 
 class CodeChangedError(SweepStoreError):
@@ -196,10 +201,13 @@ def _differing(stored, given):
 
 def _spec_mismatch(path, stored, given):
     """The error naming the first key (sorted) where two different specs differ, down
-    to the innermost object that holds the difference (``'sampler.seed'``)."""
+    to the innermost object that holds the difference (``'sampler.seed'``).  An object's
+    kind (``type``, ``name``) first, since it gives the other entries their meaning; a
+    digest (``*_sha256``) last, since it differs with what it digests."""
     stored, given, path_of_key = json.loads(stored), json.loads(given), []
     while True:
-        key, was, now = _differing(stored, given)[0]
+        key, was, now = min(_differing(stored, given), key=lambda differing: (
+            differing[0].endswith("_sha256"), differing[0] not in ("type", "name")))
         path_of_key.append(key)
         if not (isinstance(stored.get(key), dict) and isinstance(given.get(key), dict)):
             break
@@ -208,7 +216,7 @@ def _spec_mismatch(path, stored, given):
     hint = ("; a sweep's trial count is part of it: more trials need a new file"
             if key == "trials" else "")
     return SpecMismatchError(f"{path}: the spec differs from the sweep's at key {key!r}: "
-                             f"stored {was}, given {now}{hint}")
+                             f"stored {was}, given {now}{hint}", key)
 
 
 def _code_changed(path, stored, given):

@@ -246,21 +246,57 @@ def unchanged(path):
 def test_a_refused_run_says_why_in_one_line_and_leaves_the_store_alone(
         change, small_db, mnist_dir, capsys):
     before = unchanged(small_db)
-    args = run_args(small_db, mnist_dir, 6, "--prune", "halving")
-    flag, value = change
-    for at, arg in enumerate(args):  # replace the flag (a --param of the same name)
-        if arg == flag and (flag != "--param" or args[at + 1].split("=")[0] == value.split("=")[0]):
-            args[at + 1] = value
-            break
-    else:
-        args += change
-    status, out, err = sweep(capsys, *args)
+    status, out, err = sweep(capsys, *changed(run_args(small_db, mnist_dir, 6, "--prune",
+                                                       "halving"), change))
     assert status == 1 and out == ""
     assert err.startswith("fastnet sweep: error: ") and err.count("\n") == 1, err
-    if value.endswith(":choice"):
+    if change[1].endswith(":choice"):
         assert "optimizer: choice: needs at least one option" in err
     assert unchanged(small_db) == before
     assert not Path(f"{small_db}-wal").exists() or Path(f"{small_db}-wal").stat().st_size == 0
+
+
+def changed(args, change):
+    """``args`` with the flag and value ``change`` in place of the same flag (a --param of
+    the same name), or added."""
+    flag, value = change
+    args = list(args)
+    for at, arg in enumerate(args):
+        if arg == flag and (flag != "--param" or args[at + 1].split("=")[0] == value.split("=")[0]):
+            args[at + 1] = value
+            return args
+    return args + change
+
+
+@pytest.mark.parametrize("change, key, flag", [
+    (["--seed", "4"], "sampler.seed", "--seed"),
+    (["--param", "lr=1e-3:1:log"], "space.lr.low", "--param lr"),
+    (["--epochs", "4"], "space.epochs", "--epochs or --param epochs"),
+    (["--trials", "7"], "trials", "--trials"),
+    (["--prune", "median"], "pruner.name", "--prune"),
+    (["--reduction-factor", "2"], "pruner.reduction_factor", "--reduction-factor"),
+    (["--train-size", "150"], "data.train_size", "--train-size"),
+    (["--train-eval", "100"], "data.train_eval", "--train-eval"),
+    (["--dtype", "float64"], "dtype", "--dtype"),
+], ids=lambda value: " ".join(value) if isinstance(value, list) else None)
+def test_a_resume_that_differs_names_the_flag_of_the_difference(
+        change, key, flag, small_db, mnist_dir, capsys):
+    status, _, err = sweep(capsys, *changed(run_args(small_db, mnist_dir, 6, "--prune",
+                                                     "halving"), change))
+    assert status == 1
+    assert re.search(rf"the spec differs from the sweep's at key '{re.escape(key)}': .*; "
+                     rf"set by {flag}\n\Z", err), err
+
+
+@pytest.mark.parametrize("train_eval", ["200", "10000"])
+def test_a_train_eval_of_every_training_image_resumes_a_sweep_begun_without(
+        train_eval, small_db, mnist_dir, capsys):
+    """--train-eval of the training images (200) or more is its default, all of them."""
+    before = unchanged(small_db)
+    status, out, err = sweep(capsys, *run_args(small_db, mnist_dir, 6, "--prune", "halving",
+                                               "--train-eval", train_eval))
+    assert status == 0 and out.startswith("6 trials in "), err
+    assert unchanged(small_db)[0] == before[0]
 
 
 def test_a_sweep_begun_by_other_code_needs_allow_code_change(
