@@ -441,29 +441,18 @@ class _Coordinator:
         return self.sampler.round_start(round_ + 1)
 
     def _run_round(self, round_, start, end):
-        history = [(r.index, r.config, r.score) for r in self.known.values() if r.index < start]
-        live = []
-        for i in range(start, end):
-            if i not in self.known:
-                config = self.sampler.sample(i, history)
-                rungs = self.pruner.rungs(config["epochs"]) if self.pruner else []
-                live.append(_Live(i, round_, config, samplers.trial_seed(self.spec_seed, i),
-                                  [*rungs, config["epochs"]]))
-        self.queue = collections.deque(live)
-        self.by_index = {t.index: t for t in live}
-        self.brackets = {}
-        for first in range(start, end, self.bracket_size):
-            members = range(first, min(first + self.bracket_size, end))
-            mine = [t for t in live if t.index in members]
-            epochs = [t.config["epochs"] for t in mine]
-            epochs += [r.config["epochs"] for i, r in self.known.items() if i in members]
-            bracket = _Bracket(members, self.pruner.rungs(max(epochs)) if self.pruner else [],
-                               {t.index for t in mine if len(t.stops) > 1})
-            self.brackets.update({t.index: bracket for t in mine})
+        # Trials are sampled a bracket at a time, as the queue needs them: a round of
+        # millions of trials begins at once and holds only the trials near the front
+        self.history = [(r.index, r.config, r.score) for r in self.known.values()
+                        if r.index < start]
+        self.round, self.round_end = round_, end
+        self.next_bracket = iter(range(start, end, self.bracket_size))
+        self.queue = collections.deque()
+        self.by_index, self.brackets = {}, {}
         in_flight = self.in_flight = {}
-        while self.queue or in_flight:
+        while self._refill() or in_flight:
             starting = []
-            while self.queue and len(in_flight) < self.pool.chunks_in_flight:
+            while len(in_flight) < self.pool.chunks_in_flight and self._refill():
                 chunk = self._take_chunk()
                 # a trial's first unit of this run; its later units (past a rung)
                 # continue an attempt that is already marked running
@@ -485,6 +474,30 @@ class _Coordinator:
                     in_flight[self._submit(chunk)] = (chunk, submissions + 1)
                     continue
                 self._absorb(outcomes)
+
+    def _refill(self):
+        """Sample the round's next brackets into the queue until it holds enough for
+        full chunks on every worker (or the round's every trial); whether it holds any."""
+        ahead = max(self.bracket_size, 2 * self.pool.chunks_in_flight * (
+            self.chunk_size or self.pool.max_chunk))
+        while len(self.queue) < ahead and (first := next(self.next_bracket, None)) is not None:
+            members = range(first, min(first + self.bracket_size, self.round_end))
+            mine = []
+            for i in members:
+                if i not in self.known:
+                    config = self.sampler.sample(i, self.history)
+                    rungs = self.pruner.rungs(config["epochs"]) if self.pruner else []
+                    mine.append(_Live(i, self.round, config,
+                                      samplers.trial_seed(self.spec_seed, i),
+                                      [*rungs, config["epochs"]]))
+            epochs = [t.config["epochs"] for t in mine]
+            epochs += [self.known[i].config["epochs"] for i in members if i in self.known]
+            bracket = _Bracket(members, self.pruner.rungs(max(epochs)) if self.pruner else [],
+                               {t.index for t in mine if len(t.stops) > 1})
+            self.queue.extend(mine)
+            self.by_index.update({t.index: t for t in mine})
+            self.brackets.update({t.index: bracket for t in mine})
+        return bool(self.queue)
 
     @property
     def spec_seed(self):
@@ -543,6 +556,7 @@ class _Coordinator:
         for r in results:
             self.known[r.index] = r
             self.by_index.pop(r.index, None)
+            self.brackets.pop(r.index, None)
         self.unsaved += results
         if len(self.unsaved) >= FLUSH_RESULTS or time.monotonic() - self.saved_at > FLUSH_SECONDS:
             self._flush()

@@ -277,6 +277,30 @@ def test_chunks_ended_before_an_interruption_are_recorded(data, tmp_path, monkey
         assert [(r.index, r.status) for r in store.results()] == [(i, "done") for i in range(3)]
 
 
+def test_a_sweep_of_millions_of_trials_samples_only_what_its_workers_need_next(
+        data, tmp_path, monkeypatch):
+    """Trials are sampled a bracket at a time as the queue empties: a sweep of 10**7
+    trials starts training at once (it sampled every configuration first, gigabytes of
+    them, before the first step)."""
+    class Interrupted(executors.InProcessExecutor):
+        def wait(self, futures):  # the first chunk was trained as it was submitted
+            raise KeyboardInterrupt
+
+    sampled = []
+    real_sample = sweep.RandomSampler.sample
+    monkeypatch.setattr(sweep.RandomSampler, "sample", lambda self, index, history=(): (
+        sampled.append(index), real_sample(self, index, history))[1])
+    monkeypatch.setattr(run_module, "_executor", lambda kind, source, options, workers,
+                        threads, client, scheduler, trials: Interrupted(source, *options,
+                                                                        threads))
+    db = tmp_path / "s.db"
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(SPACE, 10**7, data, db=db, bracket_size=10, chunk_size=4, progress=False)
+    assert sampled == list(range(10))  # one bracket: more than the 2 chunks it wants
+    with sweep.SweepStore.open(db, readonly=True) as store:
+        assert [(r.index, r.status) for r in store.results()] == [(i, "done") for i in range(4)]
+
+
 @pytest.mark.parametrize("name", ["trials", "bracket_size", "chunk_size", "workers",
                                   "threads_per_worker"])
 @pytest.mark.parametrize("value", [True, 0, 2.5, float("nan"), float("inf"), "3"])
