@@ -28,6 +28,8 @@ two kernel calls:
   switchable-norm layer's ``running_mean``) is copied into the arenas before the next
   forward pass or step, where the book's layers would keep using the old one.
 """
+from collections import OrderedDict
+
 import numpy as np
 
 from . import _book, _validate, layers, optimizers
@@ -46,6 +48,28 @@ RUNNING_LAYERS = tuple(_book.NORMALIZATION_LAYERS[name] for name in RUNNING_NORM
 EPS_LAYERS = tuple(key for name, key in _book.NORMALIZATION_LAYERS.items() if name != "batch")
 INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x widest layer
 NUMERICAL_H = 1e-4  # the book's step of central differences
+
+
+class _FixedLayers(OrderedDict):
+    """A fused net's ``layers``: the book's ordered dict of its layers, whose entries
+    cannot be replaced, added or removed, since the compiled passes run the net as
+    built and would ignore the change (a swapped-in ``Sigmoid`` never ran)."""
+
+    def __init__(self, items=()):
+        for key, layer in dict(items).items():
+            OrderedDict.__setitem__(self, key, layer)
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a fastnet net's layers are fixed when it is built: its compiled "
+                        "passes would not run a replaced, added or removed layer.  Build "
+                        "the net with other arguments (activation=, use_batchnorm=...), or "
+                        "subclass it and override predict, loss and gradient")
+
+    __setitem__ = __delitem__ = __ior__ = pop = popitem = clear = update = _refuse
+    setdefault = move_to_end = _refuse
+
+    def __reduce__(self):  # copies and pickles without the refused __setitem__
+        return type(self), (list(self.items()),)
 
 
 class _FusedNet:
@@ -94,6 +118,7 @@ class _FusedNet:
         self._running = aligned_zeros(layout.running_size, self.dtype)
         if self.normalization == "weight":
             self._build_weight_norm(layout.kernel)
+        self.layers = _FixedLayers(self.layers)
         self._dropouts = [layer for key, layer in self.layers.items() if key.startswith("Dropout")]
         self._running_layers = [layer for key, layer in self.layers.items()
                                 if key.startswith(RUNNING_LAYERS)]
@@ -288,7 +313,9 @@ class _FusedNet:
         and batch norm run in training mode, exactly as ``gradient()`` does.
         ``optimizer`` is a ``fastnet.optimizers`` instance (its ``update_flat`` over the
         arena, hyperparameters and state checked before the pass moves anything) or
-        any object with the book's ``update(params, grads)``.  ``fastnet.optimizers.SGD``
+        any object with the book's ``update(params, grads)``, which is called with
+        ``params`` and ``grads`` where a subclass of fastnet's overrides ``update`` (and
+        not ``update_flat``).  ``fastnet.optimizers.SGD``
         itself steps inside the backward pass: each weight matrix is updated by the
         GEMM that would have computed its gradient, so the weight entries of ``grads``
         are not written by such a step (biases, gammas and betas are).  ``x`` is taken
@@ -320,6 +347,11 @@ class _FusedNet:
             loss = self._forward_backward(x, labels, self._no_sgd, 0.0) + penalty
             optimizer.update_flat(self._arena, self._grad_arena, self._views, decay,
                                   self._n_decayed)
+            return loss
+        if type(optimizer).update is not optimizers._FusedUpdate.update:
+            # a subclass's own update, as the book's Trainer would call it
+            loss = self._forward_backward(x, labels, self._no_sgd, decay) + penalty
+            optimizer.update(self.params, self.grads)
             return loss
         # fastnet's: refused before the pass, not after it has moved the running statistics
         states = optimizer._state_arenas(self._arena, self._views)
@@ -434,8 +466,16 @@ class _FusedNet:
         network.mlp_predict(x, *self._inference(x.shape[0]), out)
         return out
 
+    def _predict_overridden(self):
+        """Whether a subclass overrides ``predict``, which ``loss`` and ``accuracy`` then
+        call as the book's do, instead of their compiled passes."""
+        return type(self).predict is not _FusedNet.predict
+
     def loss(self, x, t, train_flg=False):
         """Cross-entropy of ``predict(x, train_flg)`` against ``t`` plus the weight decay."""
+        if self._predict_overridden():
+            y = self.predict(x, train_flg) if train_flg else self.predict(x)
+            return self.last_layer.forward(y, t) + self._penalty()
         if self._trains_differently(train_flg):
             return self._loss(self._rows(x), t, train_flg)
         x = self._rows(x)
@@ -445,12 +485,16 @@ class _FusedNet:
 
     def accuracy(self, x, t):
         """The fraction of samples whose largest logit is the label (``t``: labels or
-        one-hot), from one compiled inference pass.  ``t`` is checked as ``loss`` and
+        one-hot), from one compiled inference pass (a subclass's ``predict``, where one
+        overrides it).  ``t`` is checked as ``loss`` and
         ``gradient`` check it (ValueError or TypeError naming what was expected)."""
         x = self._rows(x)
         t = _validate.labels(t, x.shape[0], self.output_size)
-        y = np.empty(x.shape[0], np.int64)
-        network.mlp_predict_labels(x, *self._inference(x.shape[0]), self._infer_ws[3], y)
+        if self._predict_overridden():
+            y = np.argmax(self.predict(x), axis=1)
+        else:
+            y = np.empty(x.shape[0], np.int64)
+            network.mlp_predict_labels(x, *self._inference(x.shape[0]), self._infer_ws[3], y)
         return np.sum(y == t) / float(x.shape[0])
 
 

@@ -460,6 +460,84 @@ def test_sgd_steps_inside_the_backward_pass():
             assert np.isnan(grad).all() != (weights_written or key.startswith("b")), key
 
 
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_train_step_calls_the_update_a_subclass_overrides(case):
+    """An optimizer subclass's own ``update`` (clipping the gradients here) makes the
+    step, with the net's params and grads, as the book's step would call it."""
+    class Clipped(getattr(fast_optimizers, case.name)):
+        calls = 0
+
+        def update(self, params, grads):
+            self.calls += 1
+            super().update(params, {key: np.clip(g, -0.01, 0.01) for key, g in grads.items()})
+
+    fused, book = make_net(fast_nets, NET_CASES[1]), make_net(fast_nets, NET_CASES[1])
+    fused_opt, book_opt = Clipped(**case.kwargs), Clipped(**case.kwargs)
+    for step in range(3):
+        x, t = batch(step)
+        assert fused.train_step(x, t, fused_opt) == pytest.approx(
+            book_step(book, x, t, book_opt), rel=1e-12)
+    assert fused_opt.calls == 3
+    assert_same_nets(fused, book, np.dtype(np.float64))
+
+
+class Frozen(fast_nets.MultiLayerNet):
+    def gradient(self, x, t):
+        return {key: np.zeros_like(g) for key, g in super().gradient(x, t).items()}
+
+
+class Tempered(fast_nets.MultiLayerNetExtend):
+    def predict(self, x, train_flg=False):
+        return super().predict(x, train_flg) / 4
+
+
+def test_trainer_steps_a_net_whose_class_overrides_the_books_methods_the_books_way():
+    """The fused step would skip a subclass's gradient, loss or predict: the Trainer
+    steps such a net as the book's does (a frozen net stays as it was; the loss recorded
+    is the subclass's, after the update)."""
+    x, t = batch(0, n=40)
+    frozen = Frozen(*SIZES, dtype=np.float64, seed=0)
+    before = {key: p.copy() for key, p in frozen.params.items()}
+    fast_trainer.Trainer(frozen, x, t, x, t, epochs=2, mini_batch_size=10, verbose=False,
+                         optimizer_param={"lr": 0.5}).train()
+    for key, p in frozen.params.items():
+        assert_array_equal(p, before[key], err_msg=key)
+    tempered = Tempered(*SIZES, dtype=np.float64, seed=0)
+    trainer = fast_trainer.Trainer(tempered, x, t, x, t, epochs=1, mini_batch_size=10,
+                                   verbose=False, seed=1)
+    trainer.train()
+    last = trainer._order[trainer._cursor - 10:trainer._cursor]
+    assert trainer.train_loss_list[-1] == tempered.loss(x[last], t[last])
+
+
+def test_loss_and_accuracy_call_the_predict_a_subclass_overrides():
+    """As the book's loss and accuracy call ``self.predict``."""
+    x, t = batch(0, n=40)
+    net, book = Tempered(*SIZES, dtype=np.float64, seed=0), reference_nets.MultiLayerNetExtend(
+        *SIZES, dtype=np.float64, seed=0)
+    logits = book.predict(x) / 4
+    assert net.loss(x, t) == pytest.approx(book.last_layer.forward(logits, t), rel=1e-12)
+    assert net.accuracy(x, t) == np.mean(np.argmax(logits, axis=1) == t)
+
+
+def test_a_nets_layers_cannot_be_replaced_added_or_removed():
+    """Its compiled passes would ignore the change (a swapped-in Sigmoid never ran);
+    copies and pickles keep the layers."""
+    net = fast_nets.MultiLayerNet(*SIZES, dtype=np.float64, seed=0)
+    for change in (lambda d: d.__setitem__("Activation_function1", fast_layers.Sigmoid()),
+                   lambda d: d.__delitem__("Affine1"), lambda d: d.pop("Affine1"),
+                   lambda d: d.popitem(), lambda d: d.clear(), lambda d: d.update({}),
+                   lambda d: d.setdefault("New", None), lambda d: d.move_to_end("Affine1")):
+        with pytest.raises(TypeError, match="layers are fixed when it is built"):
+            change(net.layers)
+    assert list(net.layers) == ["Affine1", "Activation_function1", "Affine2",
+                                "Activation_function2", "Affine3"]
+    x = batch(0)[0]
+    for other in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert list(other.layers) == list(net.layers)
+        assert_array_equal(other.predict(x), net.predict(x))
+
+
 @pytest.mark.parametrize("n", [8, 1 << 15], ids=["serial-layer", "parallel-layer"])
 @pytest.mark.parametrize("ratio", [0.0, 0.3, 1.0])
 @pytest.mark.parametrize("dtype", DTYPES)
