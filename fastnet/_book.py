@@ -790,6 +790,12 @@ class TrainerLoop:
         self.optimizer.update(self.network.params, grads)
         return self.network.loss(x_batch, t_batch)
 
+    def _records_accuracy(self):
+        """Whether this step (number ``current_iter``, just taken) records the
+        accuracies: the book's test, a step count that is a multiple of
+        ``iter_per_epoch``."""
+        return self.current_iter % self.iter_per_epoch == 0
+
     def _sample(self, x, t):
         """The first ``evaluate_sample_num_per_epoch`` samples of ``(x, t)`` (the book's;
         drawing them at random would move the mini-batches' random stream)."""
@@ -808,7 +814,7 @@ class TrainerLoop:
         if self.verbose:
             print("train loss:" + str(loss))
 
-        if self.current_iter % self.iter_per_epoch == 0:
+        if self._records_accuracy():
             self.current_epoch += 1
             train_acc = self.network.accuracy(*self._sample(self.x_train, self.t_train))
             test_acc = self.network.accuracy(*self._sample(self.x_test, self.t_test))

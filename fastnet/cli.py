@@ -170,19 +170,19 @@ def _add_train_parser(commands):
     p = commands.add_parser("train", help="train one fully connected net",
                             description="Train one fully connected net and report the "
                             "train/test accuracy per epoch: the line 'epoch k' is measured "
-                            "after the first step of epoch k, as the book's Trainer "
-                            "measures it (so 'epoch 1' is a net nearly untrained), and "
-                            "'final' after the last step.")
+                            "after the last step of epoch k (an epoch is train-size / "
+                            "batch-size steps, at least 1), and 'final' after the last "
+                            "step.")
     p.set_defaults(run=train)
     net = p.add_argument_group("network (with --load: taken from the file)")
     net.add_argument("--hidden", type=_sizes, action="append", metavar="N[,N...]",
                      help="hidden layer sizes, comma-separated or repeated "
                      f"(default {','.join(map(str, DEFAULT_HIDDEN))})")
-    net.add_argument("--activation", choices=ACTIVATIONS, help="default relu")
+    net.add_argument("--activation", type=str.lower, choices=ACTIVATIONS, help="default relu")
     net.add_argument("--init", type=_init, default="relu", metavar="relu|he|sigmoid|xavier|STD",
                      help="weight init: He, Xavier or a std (default relu = He; "
                      "ignored with --load)")
-    net.add_argument("--normalization", choices=NORMALIZATIONS,
+    net.add_argument("--normalization", type=str.lower, choices=NORMALIZATIONS,
                      help="after each hidden Affine: batch, layer, group, instance or "
                      "switchable norm; weight: weight norm of every Affine (default none)")
     net.add_argument("--groups", type=_count(1), metavar="N",
@@ -195,7 +195,8 @@ def _add_train_parser(commands):
     net.add_argument("--dtype", choices=("float32", "float64"), help="default float32, or "
                      "the file's with --load")
     fit = p.add_argument_group("training")
-    fit.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="default sgd")
+    fit.add_argument("--optimizer", type=str.lower, choices=OPTIMIZERS, default="sgd",
+                     help="default sgd (any case: Adam, adam)")
     fit.add_argument("--lr", type=_positive, help="learning rate (default: the optimizer's)")
     fit.add_argument("--momentum", type=_fraction,
                      help="momentum of momentum/nesterov (default 0.9)")
@@ -253,7 +254,8 @@ def _number(text, kind=float):
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
     if kind is float and not np.isfinite(value):  # an int is finite, however large
         raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
     return value
@@ -318,14 +320,15 @@ def train(args):
     optimizer_param = {k: v for k, v in (("lr", args.lr), ("momentum", args.momentum),
                                          ("weight_decay", args.decoupled_weight_decay))
                        if v is not None}
-    trainer = backend.trainer.Trainer(
+    trainer = _epoch_end_trainer(backend.trainer.Trainer)(
         network, x_train, t_train, x_test, t_test, epochs=args.epochs,
         mini_batch_size=args.batch_size, optimizer=args.optimizer,
         optimizer_param=optimizer_param, verbose=False, seed=args.seed)
     say = _Output(args.save)
     say(f"data: {description}; using {len(x_train):,} train / {len(x_test):,} test\n"
         f"net: {_describe(network)}; {args.optimizer} {optimizer_param or '(defaults)'}, "
-        f"{args.epochs} epochs of batch {args.batch_size}; backend {backend.name}")
+        f"{args.epochs} epochs of batch {_batch(args.batch_size, len(x_train))}; "
+        f"backend {backend.name}")
 
     start = time.perf_counter()
     _fit(trainer, say)
@@ -335,6 +338,13 @@ def train(args):
         save_network(network, args.save, args.force)
         say(f"saved to {args.save}")
     return 0
+
+
+def _batch(batch_size, train_size):
+    """The mini-batch size a step takes, said as the header says it."""
+    if batch_size <= train_size:
+        return f"{batch_size}"
+    return f"{train_size} (all the training images; --batch-size {batch_size})"
 
 
 class _Output:
@@ -399,6 +409,23 @@ def _first(x, t, n, flag, kind):
     if n > len(x):
         raise CommandError(f"{flag} {n} exceeds the {len(x):,} {kind} images")
     return x[:n], t[:n]
+
+
+def _epoch_end_trainer(trainer_class):
+    """``trainer_class`` recording the accuracies after the last step of each epoch of
+    ``train_size / mini_batch_size`` steps (at least 1), so that ``current_epoch`` is
+    the epochs trained; the book's Trainer records them where the step count is a
+    multiple of that, which a fractional count of steps an epoch seldom is (a batch of
+    128 of 1,000 images: once in 16 epochs)."""
+    class EpochEndTrainer(trainer_class):
+        def _records_accuracy(self):
+            done = self.current_iter + 1
+            if self.batch_size >= self.train_size:
+                return True
+            return done * self.batch_size // self.train_size > \
+                (done - 1) * self.batch_size // self.train_size
+
+    return EpochEndTrainer
 
 
 def _fit(trainer, say):

@@ -86,6 +86,29 @@ def test_save_then_load_round_trips(options, described, version, normalization, 
     assert status == 0 and "epoch   1" in stdout
 
 
+@pytest.mark.parametrize("batch, epochs, lines", [
+    ("100", "3", [1, 2, 3]), ("128", "3", [1, 2]), ("110", "3", [1, 2]),
+    ("1000", "2", [1, 2])], ids=["divides", "128 of 300", "110 of 300", "all"])
+def test_each_epoch_is_reported_after_its_last_step_once(batch, epochs, lines, mnist_dir,
+                                                         capsys):
+    """An epoch is 300 / batch steps: with a fractional count the book's Trainer records
+    seldom (128 of 300: at
+    step 0, then once in 32 epochs), and 'epoch k' counted those records.  Here
+    'epoch k' is after the k-th epoch's last step; a last epoch cut short is 'final'."""
+    status, stdout, _ = train(capsys, mnist_dir, "--batch-size", batch, "--epochs", epochs)
+    assert status == 0
+    assert [int(n) for n in re.findall(r"^epoch +(\d+):", stdout, re.MULTILINE)] == lines
+    if batch == "1000":
+        assert "of batch 300 (all the training images; --batch-size 1000)" in stdout
+
+
+def test_choices_are_taken_in_any_case(mnist_dir, capsys):
+    """As the book and the README write them: --optimizer Adam, --activation ReLU."""
+    status, stdout, _ = train(capsys, mnist_dir, "--optimizer", "Adam", "--activation",
+                              "ReLU", "--normalization", "Batch", "--epochs", "0")
+    assert status == 0 and "relu, batch norm" in stdout and "adam" in stdout
+
+
 def test_save_never_overwrites_without_force(mnist_dir, tmp_path, capsys):
     path = tmp_path / "nets" / "net.npz"
     path.parent.mkdir()
@@ -146,12 +169,12 @@ def test_load_refuses_an_incompatible_net(mnist_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--lr", "-1"], "argument --lr: must be > 0"),
-    (["train", "--lr", "fast"], "argument --lr: not a float"),
+    (["train", "--lr", "fast"], "argument --lr: not a number"),
     (["train", "--dropout", "1.5"], "argument --dropout: must be in (0, 1)"),
     (["train", "--activation", "softsign"], "argument --activation: invalid choice"),
-    (["train", "--hidden", "10,x"], "argument --hidden: not a int"),
+    (["train", "--hidden", "10,x"], "argument --hidden: not an integer"),
     (["train", "--hidden", "10,0"], "argument --hidden: must be an integer >= 1"),
-    (["train", "--init", "glorot"], "argument --init: not a float"),
+    (["train", "--init", "glorot"], "argument --init: not a number"),
     (["train", "--epochs", "-1"], "argument --epochs: must be an integer >= 0"),
     (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
     (["train", "--normalization", "spectral"], "argument --normalization: invalid choice"),
