@@ -13,6 +13,7 @@ Sections: seeds and streams; numerical gradient; optimizer hyperparameters; drop
 arguments; nets (names, weight init, ``LayerNet``/``LayerNetExtend``); ``TrainerLoop``.
 """
 import functools
+import itertools
 import math
 from collections import OrderedDict
 from numbers import Integral
@@ -299,6 +300,9 @@ NORMALIZATION_CLASSES = {"batch": "BatchNormalization", "layer": "LayerNormaliza
                          "switchable": "SwitchableNormalization"}
 # Layers whose forward takes ``train_flg``
 TRAIN_FLAG_LAYERS = ("Dropout",) + tuple(NORMALIZATION_LAYERS.values())
+# The Python objects of a hidden layer (its layers, views, dict entries), for the memory
+# check: 5.6 kB measured with batch norm and dropout (20,000 hidden layers of 2 units)
+LAYER_BYTES = 8192
 HE_NAMES = ("relu", "he")
 XAVIER_NAMES = ("sigmoid", "xavier")
 
@@ -428,6 +432,7 @@ class LayerNet:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self._check_memory()
         self.rng = resolve_rng(seed, rng)
         self.params = {}
         self.param_owners = {}  # params key -> (layers key, attribute of that layer)
@@ -438,6 +443,19 @@ class LayerNet:
             self._add_hidden_layer(idx)
         self._add_affine(self.hidden_layer_num + 1)
         self.last_layer = self.layers_module.SoftmaxWithLoss()
+
+    def _check_memory(self):
+        """``MemoryError`` for a net that cannot be built and trained here: its
+        parameters three times (the weights, the gradients, and the fused nets' arena or
+        the book's layers' copies), its largest weight matrix drawn in float64, and
+        ``LAYER_BYTES`` of Python objects a hidden layer."""
+        sizes = [self.input_size, *self.hidden_size_list, self.output_size]
+        weights = [fan_in * fan_out for fan_in, fan_out in itertools.pairwise(sizes)]
+        n = sum(weights) + sum(sizes[1:])
+        _validate.fits_in_memory(
+            3 * n * self.dtype.itemsize + 8 * max(weights) + LAYER_BYTES * len(sizes),
+            f"a net of {self.hidden_layer_num:,} hidden "
+            f"layer{'s' * (self.hidden_layer_num != 1)} and {n:,} {self.dtype.name} parameters")
 
     def _init_weight(self, weight_init_std):
         all_size_list = [self.input_size] + self.hidden_size_list + [self.output_size]

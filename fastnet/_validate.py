@@ -6,6 +6,7 @@ what was expected.
 """
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -171,3 +172,22 @@ def batch_statistics(name, values, shape):
         raise ValueError(f"{name} in training needs at least 2 values per feature over the "
                          f"batch (batch statistics of one value normalize it to 0), got x of "
                          f"shape {shape}")
+
+
+def physical_memory():
+    """This machine's physical memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX, or the name unknown
+        return None
+
+
+def fits_in_memory(nbytes, what):
+    """``MemoryError`` naming ``what`` where ``nbytes`` exceed this machine's physical
+    memory.  Linux grants such an allocation (it overcommits) and then kills the process
+    that writes it with SIGKILL, which says nothing: a typo in a size (``--hidden
+    3000000``) must be a message instead."""
+    total = physical_memory()
+    if total is not None and nbytes > total:
+        raise MemoryError(f"{what} needs {nbytes / 2**30:,.1f} GiB, more than this "
+                          f"machine's {total / 2**30:,.1f} GiB of memory")

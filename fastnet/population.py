@@ -223,6 +223,10 @@ class Population:
         self._norm_eps, self._bn_momenta = _shared_norm_args(first)
         size, n_dropout = self.layout.size, len(_layers(first, "Dropout"))
         self.indices = np.arange(k)
+        _validate.fits_in_memory(
+            (2 + len(optimizer_class.state_names)) * k * size * self.dtype.itemsize,
+            f"a population of {k:,} members of {size:,} {self.dtype.name} parameters (their "
+            f"parameters, gradients and {optimizer_class.__name__} state)")
         self._params = aligned_empty((k, size), self.dtype)
         self._grads = aligned_zeros((k, size), self.dtype)
         self._running = aligned_zeros((k, self.layout.running_size), self.dtype)

@@ -102,6 +102,21 @@ def test_each_epoch_is_reported_after_its_last_step_once(batch, epochs, lines, m
         assert "of batch 300 (all the training images; --batch-size 1000)" in stdout
 
 
+def test_a_net_larger_than_the_machine_is_refused_in_one_line(mnist_dir, capsys,
+                                                              monkeypatch):
+    """Not killed by the kernel's OOM killer (exit 137, no word) as --hidden 3000000 was."""
+    from fastnet import _validate
+
+    monkeypatch.setattr(_validate, "physical_memory", lambda: 2**30)
+    status = main(["train", "--data-dir", str(mnist_dir), "--hidden", "300000"])
+    stdout, stderr = capsys.readouterr()
+    assert status == 1 and "epoch" not in stdout
+    assert stderr.splitlines()[-1] == (
+        "fastnet train: error: out of memory (a net of 1 hidden layer and 238,500,010 "
+        "float32 parameters needs 4.4 GiB, more than this machine's 1.0 GiB of memory); "
+        "smaller sizes or fewer images")
+
+
 def test_choices_are_taken_in_any_case(mnist_dir, capsys):
     """As the book and the README write them: --optimizer Adam, --activation ReLU."""
     status, stdout, _ = train(capsys, mnist_dir, "--optimizer", "Adam", "--activation",

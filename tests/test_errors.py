@@ -614,3 +614,32 @@ def test_relu_of_minus_inf_is_zero_as_in_the_book(kwargs):
 def test_the_trainer_takes_a_fractional_epoch_count_as_the_book_does():
     trainer = Trainer(net(), X, T, X, T, epochs=2.5, mini_batch_size=1, verbose=False)
     assert trainer.max_iter == int(2.5 * trainer.iter_per_epoch)
+
+
+@pytest.mark.parametrize("module", [N, pytest.importorskip("fastnet.reference.nets")],
+                         ids=["fastnet", "reference"])
+@pytest.mark.parametrize("hidden, what", [
+    ([200_000], "a net of 1 hidden layer and 159,000,010 float32 parameters needs 2.9 GiB"),
+    ([10] * 200_000, ("a net of 200,000 hidden layers and 22,007,850 float32 parameters "
+                      "needs 1.8 GiB"))])
+def test_a_net_larger_than_the_machines_memory_is_a_memory_error(module, hidden, what,
+                                                                 monkeypatch):
+    """Linux grants the allocation and kills the process that writes it (SIGKILL, no
+    message): a size that cannot fit is refused before anything is allocated."""
+    from fastnet import _validate
+
+    monkeypatch.setattr(_validate, "physical_memory", lambda: 2**30)
+    with pytest.raises(MemoryError, match=re.escape(
+            f"{what}, more than this machine's 1.0 GiB of memory")):
+        module.MultiLayerNet(784, hidden, 10)
+
+
+def test_a_population_larger_than_the_machines_memory_is_a_memory_error(monkeypatch):
+    from fastnet import _validate
+    from fastnet.population import Population
+
+    monkeypatch.setattr(_validate, "physical_memory", lambda: 2**30)
+    with pytest.raises(MemoryError, match=re.escape(
+            "a population of 100 members of 795,010 float32 parameters (their parameters, "
+            "gradients and Adam state) needs 1.2 GiB")):
+        Population(784, [1000], 10, [{"seed": i} for i in range(100)], optimizer="Adam")
