@@ -337,6 +337,8 @@ def train(args):
     if args.save is not None:
         save_network(network, args.save, args.force)
         say(f"saved to {args.save}")
+    if say.failed:
+        raise CommandError(f"{say.failed}; the net was saved to {args.save}")
     return 0
 
 
@@ -348,22 +350,30 @@ def _batch(batch_size, train_size):
 
 
 class _Output:
-    """Lines to stdout, flushed.  Where stdout's reader is gone (``| head``) and the run
-    has a net to ``save``, the run goes on quietly to save it (said once on stderr);
-    without one, the closed pipe ends the command as it ends any other."""
+    """Lines to stdout, flushed.  Where stdout's reader is gone (``| head``) or stdout
+    cannot be written (a full disk) and the run has a net to ``save``, the run goes on
+    quietly to save it (said once on stderr; a full stdout then fails the command once
+    saved); without one, the command ends as it ends for any other error."""
 
     def __init__(self, save):
         self.save = save
+        self.failed = None  # why stdout could not be written (not a closed pipe)
 
     def __call__(self, text):
         try:
             print(text, flush=True)
-        except BrokenPipeError:
-            if not self.save:
-                raise
+        except OSError as err:
+            if isinstance(err, BrokenPipeError):
+                if not self.save:
+                    raise
+                why = "stdout was closed"
+            else:  # a full disk: the user's log is cut short, which the status says
+                self.failed = why = f"cannot write standard output ({err.strerror or err})"
+                if not self.save:
+                    _stdout_to_devnull()
+                    raise CommandError(why) from None
             _stdout_to_devnull()
-            print(f"fastnet train: stdout was closed; training on to save {self.save}",
-                  file=sys.stderr)
+            print(f"fastnet train: {why}; training on to save {self.save}", file=sys.stderr)
             self.save = None  # said once; stdout goes nowhere from now on
 
 

@@ -391,6 +391,30 @@ def test_a_closed_stdout_does_not_lose_the_net_to_save(mnist_dir, tmp_path):
     assert "Traceback" not in stderr and path.exists()
 
 
+@pytest.mark.parametrize("save", [True, False], ids=["save", "no-save"])
+def test_a_full_stdout_does_not_lose_the_net_and_fails_the_command(save, mnist_dir, tmp_path):
+    """``fastnet train --save net.npz > /dev/full``: the net is saved all the same, and the
+    command fails naming standard output (it named no file: '[Errno 28] No space left on
+    device'), with or without a net to save."""
+    path = tmp_path / "net.npz"
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "fastnet", "train", "--data-dir",
+                               str(mnist_dir), *SMALL, *(["--save", str(path)] * save)],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=300,
+                              check=False)
+    last = proc.stderr.splitlines()[-1]
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    if save:
+        assert (f"fastnet train: cannot write standard output (No space left on device); "
+                f"training on to save {path}") in proc.stderr
+        assert last == ("fastnet train: error: cannot write standard output (No space left "
+                        f"on device); the net was saved to {path}")
+        assert path.exists()
+    else:
+        assert last == ("fastnet train: error: cannot write standard output (No space left "
+                        "on device)")
+
+
 def test_adamw_takes_its_decoupled_weight_decay(mnist_dir, capsys):
     status, stdout, _ = train(capsys, mnist_dir, "--optimizer", "adamw",
                               "--decoupled-weight-decay", "0.05")
