@@ -149,6 +149,16 @@ def check_fraction(name, value):
     return float(value)
 
 
+def check_step_count(value):
+    """Adam's ``iter``, the steps taken: an int >= 0 (the bias corrections divide by
+    ``1 - beta1**iter`` after the step's ``iter += 1``, which is 0 for an iter of -1)."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"Invalid iter: {value!r} (Adam's step count, must be an int >= 0)")
+    if value < 0:
+        raise ValueError(f"Invalid iter: {value!r} (Adam's step count, must be an int >= 0)")
+    return int(value)
+
+
 # The check of each optimizer hyperparameter, by attribute name, between steps: as the
 # constructor's, but a learning rate of 0 is one a schedule may reach (cosine decay
 # with alpha 0).
@@ -160,6 +170,7 @@ HYPERPARAMETER_CHECKS = {
     "beta2": functools.partial(check_fraction, "beta2"),
     "weight_decay": functools.partial(check_nonnegative, "weight_decay"),
     "eps": functools.partial(check_positive, "eps"),
+    "iter": check_step_count,
 }
 
 

@@ -437,6 +437,11 @@ BAD_INPUTS = [
     ("train-step-sgd-lr-negative",
      lambda: net().train_step(X, T, renamed(O.SGD(), lr=-1.0)), ValueError,
      "Invalid learning rate: -1.0 (must be a finite number >= 0)"),
+    ("adam-iter-negative",  # a math domain error or a ZeroDivisionError before
+     lambda: renamed(O.Adam(), iter=-1).update({"w": np.zeros(3)}, {"w": np.ones(3)}),
+     ValueError, "Invalid iter: -1 (Adam's step count, must be an int >= 0)"),
+    ("adamw-iter-str", lambda: net().train_step(X, T, renamed(O.AdamW(), iter="3")),
+     TypeError, "Invalid iter: '3' (Adam's step count, must be an int >= 0)"),
     ("sgd-lr-overflows-float32", lambda: net().train_step(X.astype(np.float32), T, O.SGD(1e308)),
      ValueError, "SGD's lr=1e+308 does not fit float32"),
     ("sgd-weight-decay-overflows-float32",
