@@ -13,6 +13,7 @@ Sections: seeds and streams; numerical gradient; optimizer hyperparameters; drop
 arguments; nets (names, weight init, ``LayerNet``/``LayerNetExtend``); ``TrainerLoop``.
 """
 import functools
+import inspect
 import itertools
 import math
 from collections import OrderedDict
@@ -250,12 +251,19 @@ OPTIMIZER_CLASSES = {
 }
 
 
-def optimizer_class(name, registry):
-    """The class called ``name`` (case-insensitive) in ``registry`` (name -> class)."""
-    found = registry.get(str(name).lower())
-    if found is None:
+def make_optimizer(name, registry, kwargs):
+    """An instance of the class called ``name`` (case-insensitive) in ``registry`` (name
+    -> class), made with ``kwargs``: ValueError for an unknown name, TypeError naming the
+    class and what it takes for an argument it does not take."""
+    cls = registry.get(str(name).lower())
+    if cls is None:
         raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(registry)}")
-    return found
+    try:
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError as err:  # not the message of the private base that holds __init__
+        takes = ", ".join(inspect.signature(cls).parameters)
+        raise TypeError(f"{cls.__name__} takes {takes}: {err}") from None
+    return cls(**kwargs)
 
 
 # ------------------------------------------------------------------ dropout

@@ -437,6 +437,13 @@ BAD_INPUTS = [
     ("train-step-sgd-lr-negative",
      lambda: net().train_step(X, T, renamed(O.SGD(), lr=-1.0)), ValueError,
      "Invalid learning rate: -1.0 (must be a finite number >= 0)"),
+    ("make-optimizer-unknown-argument",  # named SGDArgs.__init__, a private base
+     lambda: O.make_optimizer("sgd", momentum=0.9), TypeError,
+     "SGD takes lr: got an unexpected keyword argument 'momentum'"),
+    ("trainer-optimizer-param-unknown",
+     lambda: Trainer(net(), X, T, X, T, optimizer="Adam", optimizer_param={"b1": 0.9},
+                     verbose=False), TypeError,
+     "Adam takes lr, beta1, beta2: got an unexpected keyword argument 'b1'"),
     ("adam-iter-negative",  # a math domain error or a ZeroDivisionError before
      lambda: renamed(O.Adam(), iter=-1).update({"w": np.zeros(3)}, {"w": np.ones(3)}),
      ValueError, "Invalid iter: -1 (Adam's step count, must be an int >= 0)"),

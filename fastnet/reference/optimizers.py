@@ -135,4 +135,4 @@ OPTIMIZERS = {name: globals()[cls] for name, cls in _book.OPTIMIZER_CLASSES.item
 
 def make_optimizer(name, **kwargs):
     """The optimizer called ``name`` (case-insensitive, a key of ``OPTIMIZERS``)."""
-    return _book.optimizer_class(name, OPTIMIZERS)(**kwargs)
+    return _book.make_optimizer(name, OPTIMIZERS, kwargs)
