@@ -16,6 +16,7 @@ variable ``FASTNET_DEBUG`` set, an error raised by the library (not the command'
 checks) keeps its traceback.
 """
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -310,6 +311,10 @@ def train(args):
                                                                     args.data_dir)
     x_train, t_train = _first(x_train, t_train, args.train_size, "--train-size", "training")
     x_test, t_test = _first(x_test, t_test, args.test_size, "--test-size", "test")
+    if args.normalization in ("batch", "switchable") and min(args.batch_size, len(x_train)) < 2:
+        raise CommandError(f"{args.normalization} norm needs mini-batches of at least 2 "
+                           f"images (one image normalizes every unit to 0): raise "
+                           f"{'--batch-size' if args.batch_size < 2 else '--train-size'}")
     backend = get_backend(args.backend)
     network = (load_network(args.load, backend, args) if args.load
                else new_network(backend, args))
@@ -446,6 +451,11 @@ def _fit(trainer, say):
         for _ in range(trainer.max_iter):
             recorded = len(trainer.train_acc_list)
             trainer.train_step()
+            if not math.isfinite(trainer.train_loss_list[-1]):  # nothing to report or save
+                raise CommandError(
+                    f"training diverged: the loss was {trainer.train_loss_list[-1]} at step "
+                    f"{trainer.current_iter} of {trainer.max_iter}; try a smaller --lr or "
+                    f"--init (nothing was saved)")
             if len(trainer.train_acc_list) > recorded:
                 with bar.external_write_mode():  # the bar cleared, then drawn again
                     say(f"epoch {trainer.current_epoch:>3}: train acc "

@@ -117,6 +117,29 @@ def test_a_net_larger_than_the_machine_is_refused_in_one_line(mnist_dir, capsys,
         "smaller sizes or fewer images")
 
 
+def test_a_diverged_run_fails_and_saves_nothing(mnist_dir, tmp_path, capsys):
+    """A nan loss went on to 'final' with status 0, and --save wrote a net of nans."""
+    path = tmp_path / "net.npz"
+    status, stdout, stderr = train(capsys, mnist_dir, "--init", "1e30", "--save", str(path))
+    assert status == 1 and "final" not in stdout and not path.exists()
+    assert stderr.splitlines()[-1] == (
+        "fastnet train: error: training diverged: the loss was nan at step 1 of 6; try a "
+        "smaller --lr or --init (nothing was saved)")
+
+
+@pytest.mark.parametrize("options, flag", [
+    (["--batchnorm", "--batch-size", "1"], "--batch-size"),
+    (["--normalization", "switchable", "--train-size", "1"], "--train-size")])
+def test_batch_statistics_of_one_image_are_refused(options, flag, mnist_dir, capsys):
+    """Batch norm trained on batches of 1 outputs beta whatever the input (loss 2.3026,
+    accuracy 0, status 0); switchable norm failed in the kernel."""
+    status, stdout, stderr = train(capsys, mnist_dir, *options)
+    assert status == 1 and stdout == ""
+    assert stderr.splitlines()[-1].endswith(
+        "norm needs mini-batches of at least 2 images (one image normalizes every unit "
+        f"to 0): raise {flag}")
+
+
 def test_choices_are_taken_in_any_case(mnist_dir, capsys):
     """As the book and the README write them: --optimizer Adam, --activation ReLU."""
     status, stdout, _ = train(capsys, mnist_dir, "--optimizer", "Adam", "--activation",
