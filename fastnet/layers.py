@@ -30,10 +30,18 @@ def _flat_kernel(kernel, *arrays):
                                    for a in arrays])
 
 
+def _before_forward(also=""):
+    """The error of a backward with no forward pass of its own layer to go back through."""
+    return RuntimeError(
+        f"backward called before forward{also} (inside a fastnet net: its predict, loss "
+        f"and gradient run compiled passes that leave its layers' saved inputs unset, so "
+        f"code walking net.layers backward must first run each layer's forward)")
+
+
 def _like(dout, ref, name="dout"):
     """``dout`` checked against the array its layer's forward produced."""
     if ref is None:
-        raise RuntimeError("backward called before forward")
+        raise _before_forward()
     return _validate.same_shape(_validate.float_array(dout, name, min_ndim=0),
                                 ref.shape, name)
 
@@ -195,7 +203,7 @@ class Affine:
         for another shape, or for a W re-bound since forward to another input width or
         dtype; RuntimeError before any forward); sets ``dW`` and ``db``."""
         if self.x is None:
-            raise RuntimeError("backward called before forward")
+            raise _before_forward()
         W, b = self._backward_params()
         if W.shape[0] != self.x.shape[1] or W.dtype != self.x.dtype:
             raise ValueError(f"W changed since forward: the forward's x was "
@@ -241,7 +249,7 @@ class SoftmaxWithLoss:
         gradient, 1 by default; TypeError otherwise).  RuntimeError before any
         forward."""
         if self.y is None:
-            raise RuntimeError("backward called before forward")
+            raise _before_forward()
         if not _validate.is_real_number(dout):
             raise TypeError(f"dout must be a real scalar (the loss's gradient), got "
                             f"{type(dout).__name__} of shape {np.shape(dout)}")
@@ -676,8 +684,7 @@ class WeightNormalization(Affine):
     def _backward_params(self):
         """The weight of the forward pass (the gradient is taken where the loss was)."""
         if self._pass is None:
-            raise RuntimeError("backward called before forward (or after a forward that "
-                               "raised)")
+            raise _before_forward(" (or after a forward that raised)")
         return self._pass
 
     def backward(self, dout):

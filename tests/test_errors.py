@@ -188,6 +188,10 @@ BAD_INPUTS = [
      "backward called before forward"),
     ("dropout-backward-first", lambda: L.Dropout(seed=1).backward(X), RuntimeError,
      "backward called before forward"),
+    # the book's gradient() body after a fused loss: its layers hold no forward pass
+    ("net-layers-backward-after-loss",
+     lambda: (lambda n: (n.loss(X, T), n.last_layer.backward(1)))(net()), RuntimeError,
+     "inside a fastnet net: its predict, loss and gradient run compiled passes"),
     ("batchnorm-backward-first", lambda: batchnorm().backward(X), RuntimeError,
      "backward called before a training forward"),
     ("batchnorm-backward-after-inference",
