@@ -411,9 +411,10 @@ def _describe(network):
     """Like ``784-100-100-10 relu, group norm (4 groups), dropout 0.2, float32``."""
     sizes = [network.input_size, *network.hidden_size_list, network.output_size]
     norm = getattr(network, "normalization", None)
-    count = {"group": " ({} groups)", "instance": " ({} channels)"}.get(norm, "")
+    unit = {"group": "group", "instance": "channel"}.get(norm)
+    count = f" ({network.groups} {unit}{'s' * (network.groups != 1)})" if unit else ""
     return ("-".join(map(str, sizes)) + f" {network.activation}"
-            + (f", {norm} norm{count.format(network.groups)}" if norm else "")
+            + (f", {norm} norm{count}" if norm else "")
             + (f", dropout {network.dropout_ratio}" if network.use_dropout else "")
             + f", {network.dtype}")
 
