@@ -40,7 +40,6 @@ import http.client
 import math
 import os
 import re
-import secrets
 import sys
 import time
 import zipfile
@@ -52,7 +51,7 @@ import numpy as np
 import pooch
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, _files
 from .config import user_cache_dir
 
 __all__ = [
@@ -572,28 +571,8 @@ def _write_cache(cache, stamp, arrays):
     """Save the npz atomically; a read-only cache dir just means no cache."""
     with contextlib.suppress(OSError):
         cache.parent.mkdir(parents=True, exist_ok=True)
-        with _atomic_file(cache) as out:
+        with _files.atomic_file(cache) as out:
             np.savez(out, stamp=np.array(stamp), **arrays)
-
-
-@contextlib.contextmanager
-def _atomic_file(dest):
-    """A binary file beside ``dest`` that replaces it on success and vanishes on error.
-
-    Readers never see a partial ``dest``, and a failed or interrupted write (a full
-    disk, Ctrl-C) leaves nothing behind.
-    """
-    # Not mkstemp: its 0600 mode would make a shared cache unreadable to others.
-    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _read_split(spec, split, images_path, labels_path):

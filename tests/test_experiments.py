@@ -5,10 +5,14 @@ so the experiments take the documented fallback split), else a small fake MNIST 
 learnable patterns written as IDX files.  Downloads are pointed at a closed local
 port, so nothing leaves the machine.
 """
+import contextlib
 import csv
+import errno
 import gzip
 import json
 import os
+import signal
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +22,7 @@ from fastnet import threads
 from fastnet.cli import main
 from fastnet.datasets import DatasetNotFoundError, load_dataset
 from fastnet.experiments import EXPERIMENTS
-from fastnet.experiments.shared import get_backend
+from fastnet.experiments.shared import Context, get_backend
 
 FILES = {  # what each experiment writes into --out
     "optimizer-paths": ["optimizer-paths.png", "optimizer-paths.csv"],
@@ -148,6 +152,57 @@ def test_missing_dataset_is_reported(tmp_path, capsys):
 def test_quick_settings_scale_down_known_settings():
     for module in EXPERIMENTS.values():
         assert set(module.QUICK_SETTINGS) <= set(module.SETTINGS), module.NAME
+
+
+@contextlib.contextmanager
+def file_size_limit(n_bytes):
+    """Writes past ``n_bytes`` of a file fail with EFBIG, as under ``ulimit -f`` (Python
+    ignores SIGXFSZ, which would otherwise end the process)."""
+    resource = pytest.importorskip("resource")
+    before = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, before[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, before)
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_failed_write_keeps_the_previous_file_and_names_it(tmp_path):
+    ctx = Context(get_backend("reference"), tmp_path / "out")
+    umask = os.umask(0o027)
+    try:
+        ctx.write_csv("curve.csv", ["x"], [(1,)])
+        ctx.write_json("trials.json", {"trials": []})
+    finally:
+        os.umask(umask)
+    # the umask's mode, as open() gives, not mkstemp's 0600
+    assert {stat.S_IMODE(path.stat().st_mode) for path in ctx.written} == {0o640}
+    before = {path.name: path.read_bytes() for path in ctx.written}
+    for write, filename in ((lambda: ctx.write_csv("curve.csv", ["x"], [(i,) for i in range(9999)]),
+                             "curve.csv"),
+                            (lambda: ctx.write_json("trials.json", {"trials": list(range(9999))}),
+                             "trials.json")):
+        with file_size_limit(1000), pytest.raises(OSError) as failed:
+            write()
+        assert failed.value.filename == str(tmp_path / "out" / filename)
+    assert {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()} == before
+    assert len(ctx.written) == 2  # the failed writes are not listed as written
+
+
+def test_a_failed_figure_keeps_the_previous_one_and_the_error_names_it(tmp_path, mnist_dir,
+                                                                         capsys):
+    assert experiment("optimizer-paths", tmp_path, mnist_dir) == 0
+    before = {name: (tmp_path / name).read_bytes() for name in FILES["optimizer-paths"]}
+    capsys.readouterr()
+    with file_size_limit(1000):
+        status = experiment("optimizer-paths", tmp_path, mnist_dir)
+    assert status == 1
+    too_large = f"[Errno {errno.EFBIG}] {os.strerror(errno.EFBIG)}"
+    assert capsys.readouterr().err == (f"fastnet experiment: error: {too_large}: "
+                                       f"'{tmp_path / 'optimizer-paths.png'}'\n")
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
 def test_unknown_backend():

@@ -8,6 +8,7 @@ one-line summary.  ``run_experiment`` picks the settings and times the run.
 import csv
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -15,6 +16,7 @@ from types import ModuleType, SimpleNamespace
 
 import numpy as np
 
+from .. import _files
 from ..datasets import load_dataset
 from ..util import smooth_curve
 
@@ -141,22 +143,32 @@ class Context:
         return self._data
 
     def path(self, filename):
+        """Where ``filename`` goes in ``out_dir`` (made if missing)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.out_dir / filename
+        return self.out_dir / filename
+
+    @contextmanager
+    def _output(self, filename, mode="wb", **options):
+        """``filename`` in ``out_dir``, written whole or not at all (the previous file
+        stays if the write fails, and the error names the file); listed in ``written``
+        once complete."""
+        path = self.path(filename)
+        with _files.atomic_file(path, mode, **options) as out:
+            yield out
         self.written.append(path)
-        return path
 
     def save_figure(self, fig, filename):
-        fig.savefig(self.path(filename), dpi=100)
+        with self._output(filename) as out:
+            fig.savefig(out, format=Path(filename).suffix[1:], dpi=100)
 
     def write_csv(self, filename, header, rows):
-        with open(self.path(filename), "w", newline="") as out:
+        with self._output(filename, "w", newline="") as out:
             writer = csv.writer(out)
             writer.writerow(header)
             writer.writerows([_cell(value) for value in row] for row in rows)
 
     def write_json(self, filename, obj):
-        with open(self.path(filename), "w") as out:
+        with self._output(filename, "w") as out:
             json.dump(obj, out, indent=1)
 
 
