@@ -6,8 +6,12 @@ And two threads on a machine of one core: the tests compare one thread with two 
 seed's results do not depend on the thread count), and Numba refuses more threads than
 ``NUMBA_NUM_THREADS``, which defaults to the cores the process may use.  So where that
 is one, the tests' processes may start two (set before Numba is imported), and this one
-starts with one, as a user's would."""
+starts with one, as a user's would.
+
+And ``file_size_limit``, for the tests of a write that fails midway."""
+import contextlib
 import os
+import signal
 
 import pytest
 
@@ -25,3 +29,22 @@ def private_user_cache(tmp_path_factory):
     patch.setenv("FASTNET_CACHE_DIR", str(tmp_path_factory.mktemp("fastnet-user-cache")))
     yield
     patch.undo()
+
+
+@pytest.fixture
+def file_size_limit():
+    """``with file_size_limit(n):``, writes past ``n`` bytes of a file fail with EFBIG,
+    as under ``ulimit -f`` (SIGXFSZ, which would end the process, is ignored)."""
+    resource = pytest.importorskip("resource")
+
+    @contextlib.contextmanager
+    def limit(n_bytes):
+        before = resource.getrlimit(resource.RLIMIT_FSIZE)
+        handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, before[1]))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, before)
+            signal.signal(signal.SIGXFSZ, handler)
+    return limit

@@ -5,13 +5,11 @@ so the experiments take the documented fallback split), else a small fake MNIST 
 learnable patterns written as IDX files.  Downloads are pointed at a closed local
 port, so nothing leaves the machine.
 """
-import contextlib
 import csv
 import errno
 import gzip
 import json
 import os
-import signal
 import stat
 from pathlib import Path
 
@@ -154,22 +152,7 @@ def test_quick_settings_scale_down_known_settings():
         assert set(module.QUICK_SETTINGS) <= set(module.SETTINGS), module.NAME
 
 
-@contextlib.contextmanager
-def file_size_limit(n_bytes):
-    """Writes past ``n_bytes`` of a file fail with EFBIG, as under ``ulimit -f`` (Python
-    ignores SIGXFSZ, which would otherwise end the process)."""
-    resource = pytest.importorskip("resource")
-    before = resource.getrlimit(resource.RLIMIT_FSIZE)
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, before[1]))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, before)
-        signal.signal(signal.SIGXFSZ, handler)
-
-
-def test_a_failed_write_keeps_the_previous_file_and_names_it(tmp_path):
+def test_a_failed_write_keeps_the_previous_file_and_names_it(tmp_path, file_size_limit):
     ctx = Context(get_backend("reference"), tmp_path / "out")
     umask = os.umask(0o027)
     try:
@@ -192,7 +175,7 @@ def test_a_failed_write_keeps_the_previous_file_and_names_it(tmp_path):
 
 
 def test_a_failed_figure_keeps_the_previous_one_and_the_error_names_it(tmp_path, mnist_dir,
-                                                                         capsys):
+                                                                         capsys, file_size_limit):
     assert experiment("optimizer-paths", tmp_path, mnist_dir) == 0
     before = {name: (tmp_path / name).read_bytes() for name in FILES["optimizer-paths"]}
     capsys.readouterr()
