@@ -19,14 +19,13 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, _book, datasets
+from . import __version__, _book, _files, datasets
 from .datasets import LOADERS, load_dataset
 from .experiments import EXPERIMENTS
 from .experiments.shared import (
@@ -122,23 +121,13 @@ def _stdout_to_devnull():
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _check_writable(path, folder=False):
-    """CommandError unless ``path`` can be written: a file (``folder`` False) whose
-    folder exists and takes new files, or a folder (made here if missing).  Checked
-    before a long run, whose result would otherwise be lost at its end."""
-    given, path = str(path), Path(path)  # Path drops a trailing separator
-    where = path if folder else path.parent
-    if folder and path.exists() and not path.is_dir():
-        raise CommandError(f"{path} is a file; --out names a folder")
-    if not folder and (path.is_dir() or given.endswith(("/", os.sep))):
-        raise CommandError(f"{path} is a folder; --save names a file")
-    try:
-        if folder:
-            where.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=where or "."):
-            pass
-    except OSError as err:
-        raise CommandError(f"cannot write in {where or '.'}: {err.strerror or err}") from None
+def _check_writable(path, flag, folder=False):
+    """CommandError unless ``path``, given by ``flag``, can be written (see
+    ``_files.unwritable``): checked before a long run, whose result would otherwise be
+    lost at its end."""
+    problem = _files.unwritable(path, flag, folder=folder)
+    if problem:
+        raise CommandError(problem)
 
 
 def build_parser():
@@ -299,7 +288,7 @@ def _init(text):
 
 def train(args):
     if args.save is not None:
-        _check_writable(args.save)
+        _check_writable(args.save, "--save")
     if args.save is not None and os.path.lexists(args.save) and not args.force:  # a link too
         raise CommandError(f"{args.save} exists; pass --force to overwrite it")
     if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
@@ -545,7 +534,7 @@ def _show(value):
 # --- fastnet experiment
 
 def experiment(args):
-    _check_writable(args.out, folder=True)
+    _check_writable(args.out, "--out", folder=True)
     ctx = Context(get_backend(args.backend), args.out, dataset=args.dataset,
                   data_dir=args.data_dir, seed=args.seed, quick=args.quick)
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]

@@ -1,10 +1,13 @@
 """``fastnet bench``: a short run emits the documented JSON, with and without torch."""
+import errno
 import json
+import os
 import sys
 
 import pytest
 
 from fastnet import bench
+from fastnet.bench import cli as bench_cli
 from fastnet.bench.runner import DEFAULT_WORKLOADS
 
 SHORT = ["--quick", "--json", "--seconds", "0.1", "--gap", "0"]
@@ -160,13 +163,70 @@ def test_leak_without_psutil(capsys, monkeypatch):
     (["--leak-steps", "0"], "--leak-steps: expected an integer >= 1"),
     (["--seconds", "nan"], "--seconds: expected a number > 0"),
     (["--seconds", "0"], "--seconds: expected a number > 0"),
-    (["--save", "/nonexistent-folder/x.json"], "--save: cannot write into the folder"),
+    (["--save", "/nonexistent-folder/x.json"], "cannot write in /nonexistent-folder (--save)"),
 ])
 def test_bad_arguments_are_refused_before_any_run(capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
         bench.main([*args, "--workload", "mlp-sgd"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_unusable_paths_and_options_are_refused_before_any_run(capsys, monkeypatch, tmp_path):
+    """One line naming the flag, before the run, whose results would otherwise be lost
+    at its end (or that would ignore the option)."""
+    monkeypatch.setattr(bench_cli, "run", lambda *args, **kwargs: pytest.fail("it ran"))
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    cases = [
+        (["--workload", "leak", "--save", str(tmp_path)],
+         f"{tmp_path} is a folder; --save names a file"),
+        (["--workload", "book-scripts", "--book-out", str(afile)],
+         f"{afile} is a file; --book-out names a folder"),
+        (["--workload", "book-scripts", "--book-out", str(afile / "figures")],
+         f"cannot write in {afile / 'figures'} (--book-out): Not a directory"),
+        (["--workload", ","], "--workload names no workload; choose from mlp-sgd, "),
+        (["--workload", "leak", "--book-out", str(tmp_path), "--book-runs", "2"],
+         ("--book-runs, --book-out: only for the workload book-scripts, which is not selected "
+          "(--workload)")),
+        (["--book-data", "synthetic", "--sweep-trials", "2"],
+         ("--book-data: only for the workload book-scripts, which is not selected; "
+          "--sweep-trials: only for the workloads sweep-hpo, sweep-dask, none of which is "
+          "selected (--workload)")),
+    ]
+    if os.geteuid() != 0:  # root writes a read-only file
+        afile.chmod(0o444)
+        cases.append((["--workload", "leak", "--save", str(afile)],
+                      f"cannot write {afile} (--save): permission denied"))
+    for args, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            bench.main(["--quick", *args])
+        assert exit_info.value.code == 2
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert last.startswith(f"fastnet bench: error: {message}"), last
+
+
+def test_a_failed_save_keeps_the_previous_file_after_printing_the_report(
+        capsys, monkeypatch, tmp_path, file_size_limit):
+    saved = tmp_path / "results.json"
+    report = run_json(capsys, "--no-torch", "--workload", "leak", "--leak-steps", "50",
+                      "--save", str(saved))
+    assert json.loads(saved.read_text()) == report
+    saved.write_text("previous")
+    monkeypatch.setattr(bench_cli, "run", lambda *args, **kwargs: report)
+    with file_size_limit(100):
+        status = bench.main(["--workload", "leak", "--save", str(saved)])
+    out, err = capsys.readouterr()
+    assert status == 1 and "leak" in out and "RSS growth" in out
+    too_large = f"[Errno {errno.EFBIG}] {os.strerror(errno.EFBIG)}"
+    assert err.splitlines()[-1] == (f"fastnet bench: error: --save: the results are printed "
+                                    f"above but not saved: {too_large}: '{saved}'")
+    assert [path.name for path in tmp_path.iterdir()] == ["results.json"]
+    assert saved.read_text() == "previous"
+    link = tmp_path / "link.json"
+    link.symlink_to(saved)
+    assert bench.main(["--workload", "leak", "--save", str(link)]) == 0
+    assert link.is_symlink() and json.loads(saved.read_text()) == report  # written through
 
 
 def test_gemm_recorder_counts_outermost_calls():

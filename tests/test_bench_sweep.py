@@ -9,9 +9,12 @@ import pytest
 
 from fastnet import bench
 from fastnet.bench import harness, sweep_workload
+from fastnet.bench.cli import OPTION_WORKLOADS
 
-TINY = ["--quick", "--json", "--sweep-trials", "2", "--sweep-epochs", "1",
-        "--overhead-trials", "4", "--halving-trials", "3"]
+TINY = ["--quick", "--json"]
+# each given where a workload selected takes it (the bench refuses the others)
+TINY_SIZES = {"--sweep-trials": "2", "--sweep-epochs": "1", "--overhead-trials": "4",
+              "--halving-trials": "3"}
 TARGET_KEYS = {"metric", "label", "op", "threshold", "value", "status"}
 
 
@@ -29,8 +32,10 @@ def small_data(monkeypatch):
     monkeypatch.setattr(sweep_workload, "halving_spec", lambda settings: synthetic(900, 100, 1))
 
 
-def run_json(capsys, *args):
-    assert bench.main([*TINY, *args]) == 0
+def run_json(capsys, workloads, *args):
+    sizes = [part for flag, value in TINY_SIZES.items()
+             if set(OPTION_WORKLOADS[flag]) & set(workloads.split(",")) for part in (flag, value)]
+    assert bench.main([*TINY, *sizes, "--workload", workloads, *args]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -77,7 +82,7 @@ def test_sweep_workloads_without_torch(capsys, monkeypatch):
     has_module = harness.has_module
     monkeypatch.setattr(harness, "has_module",
                         lambda name: name not in ("torch", "optuna") and has_module(name))
-    report = run_json(capsys, "--workload", "sweep-hpo,sweep-overhead,sweep-halving")
+    report = run_json(capsys, "sweep-hpo,sweep-overhead,sweep-halving")
     hpo = report["workloads"]["sweep-hpo"]
     check(hpo, {"gemm-floor", "fastnet", "reference", "old-style"},
           {"fastnet_over_floor", "reference_over_fastnet", "old_style_over_fastnet"})
@@ -99,7 +104,7 @@ def test_sweep_workloads_without_torch(capsys, monkeypatch):
 def test_sweep_workloads_with_optuna_and_torch(capsys):
     pytest.importorskip("torch")
     pytest.importorskip("optuna")
-    report = run_json(capsys, "--workload", "sweep-hpo,sweep-halving", "--sweep-no-reference")
+    report = run_json(capsys, "sweep-hpo,sweep-halving", "--sweep-no-reference")
     hpo = report["workloads"]["sweep-hpo"]
     check(hpo, {"gemm-floor", "fastnet", "optuna+torch", "old-style"},
           {"optuna_torch_over_fastnet"})
@@ -113,14 +118,14 @@ def test_sweep_workloads_with_optuna_and_torch(capsys):
 
 def test_sweep_dask(capsys):
     pytest.importorskip("distributed")
-    result = run_json(capsys, "--workload", "sweep-dask")["workloads"]["sweep-dask"]
+    result = run_json(capsys, "sweep-dask")["workloads"]["sweep-dask"]
     check(result, {"local", "dask"}, {"dask_over_local"})
     assert result["ratios"]["results_identical"] == 1.0
 
 
 def test_sweep_dask_skipped_without_distributed(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
-    result = run_json(capsys, "--workload", "sweep-dask")["workloads"]["sweep-dask"]
+    result = run_json(capsys, "sweep-dask")["workloads"]["sweep-dask"]
     assert "dask" in result["skipped"] and result["implementations"] == {}
     assert result["targets"][0]["status"] == "SKIP"
 

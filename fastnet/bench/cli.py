@@ -1,13 +1,28 @@
 """The command line of ``fastnet bench`` (also ``python -m fastnet.bench``)."""
 import argparse
 import math
-import os
 import sys
 
+from .. import _files
 from .book import DATASETS, SCRIPTS
 from .harness import FULL, QUICK, default_threads
 from .report import format_report, write_json
 from .runner import DEFAULT_WORKLOADS, WORKLOAD_GROUPS, WORKLOADS, run
+
+_BOOK = ["book-scripts"]
+_SWEEPS = ["sweep-hpo", "sweep-dask"]
+# The options that only some workloads take, and those workloads (as --help says):
+# given without any of them, an option would do nothing, which is refused.
+OPTION_WORKLOADS = {
+    "--leak-steps": ["leak"],
+    "--book-scripts": _BOOK, "--book-scale": _BOOK, "--book-runs": _BOOK,
+    "--book-data": _BOOK, "--book-out": _BOOK,
+    "--sweep-trials": _SWEEPS, "--sweep-epochs": _SWEEPS,
+    "--sweep-no-reference": ["sweep-hpo"],
+    "--overhead-trials": ["sweep-overhead"],
+    "--halving-trials": ["sweep-halving"], "--halving-train-size": ["sweep-halving"],
+    "--optuna-procs": ["sweep-hpo", "sweep-halving"],
+}
 
 
 def _number(low, low_open, kind=float):
@@ -52,7 +67,8 @@ def build_parser():
                         help="pause in seconds before each timed sample, for idle thread "
                              "pools to go to sleep (default 0.15, 0.12 with --quick)")
     parser.add_argument("--leak-steps", type=_number(1, low_open=False, kind=int), default=None,
-                        help="train steps of the leak check (default 10000, 2000 with --quick)")
+                        help="leak: train steps of the check (default 10000, 2000 with "
+                             "--quick)")
     parser.add_argument("--book-scripts", metavar="NAMES",
                         help=f"book-scripts: run only these scripts (comma-separated): "
                              f"{', '.join(SCRIPTS)}")
@@ -84,7 +100,7 @@ def build_parser():
                         help="sweep-halving: Fashion-MNIST training images (default all "
                              "50,000 left after the 10,000 validation images; 2,000 with --quick)")
     parser.add_argument("--optuna-procs", type=positive, default=None,
-                        help="sweep workloads: Optuna's processes of one torch thread "
+                        help="sweep-hpo, sweep-halving: Optuna's processes of one torch thread "
                              "each (default: --threads)")
     parser.add_argument("--no-torch", action="store_true",
                         help="leave torch (and Optuna + torch) out")
@@ -103,24 +119,62 @@ def _selected(parser, requested):
         return list(DEFAULT_WORKLOADS)
     names = [n.strip() for item in requested for n in item.split(",") if n.strip()]
     unknown = [n for n in names if n not in WORKLOADS and n not in WORKLOAD_GROUPS]
-    if unknown:
-        parser.error(f"unknown workload {', '.join(unknown)}; choose from "
-                     f"{', '.join([*WORKLOADS, *WORKLOAD_GROUPS])}")
+    if unknown or not names:
+        parser.error((f"unknown workload {', '.join(unknown)}" if unknown
+                      else "--workload names no workload")
+                     + f"; choose from {', '.join([*WORKLOADS, *WORKLOAD_GROUPS])}")
     names = [m for n in names for m in WORKLOAD_GROUPS.get(n, [n])]
     return [n for n in WORKLOADS if n in names]
+
+
+def _check_options_apply(parser, args, workloads):
+    """A parser error naming the options given for workloads none of which is selected."""
+    unused = {}  # the workloads an option is for -> the unused options given for them
+    for flag, targets in OPTION_WORKLOADS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value not in (None, False) and not set(targets) & set(workloads):
+            unused.setdefault(tuple(targets), []).append(flag)
+    if unused:
+        parser.error("; ".join(
+            f"{', '.join(flags)}: only for the workload {targets[0]}, which is not selected"
+            if len(targets) == 1 else f"{', '.join(flags)}: only for the workloads "
+            f"{', '.join(targets)}, none of which is selected"
+            for targets, flags in unused.items()) + " (--workload)")
+
+
+def _check_writable(parser, args):
+    """A parser error unless --save and --book-out can be written: checked before the
+    run, whose results would otherwise be lost at its end."""
+    for problem in (args.save is not None and _files.unwritable(args.save, "--save"),
+                    args.book_out is not None
+                    and _files.unwritable(args.book_out, "--book-out", folder=True)):
+        if problem:
+            parser.error(problem)
+
+
+def _save(report, path):
+    """Write ``report``'s JSON to ``path`` whole, or leave what was there; 0, or 1 with
+    a line on stderr naming the file."""
+    try:
+        with _files.atomic_file(path, "w") as handle:
+            write_json(report, handle)
+    except OSError as err:
+        print(f"fastnet bench: error: --save: the results are printed above but not "
+              f"saved: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     workloads = _selected(parser, args.workload)
+    _check_options_apply(parser, args, workloads)
     n_threads = args.threads if args.threads is not None else default_threads()
     import numba
     if not 1 <= n_threads <= numba.config.NUMBA_NUM_THREADS:
         parser.error(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
                      f"(NUMBA_NUM_THREADS), got {n_threads}")
-    if args.save and not os.access(os.path.dirname(os.path.abspath(args.save)), os.W_OK):
-        parser.error(f"--save: cannot write into the folder of {args.save}")
     settings = {**(QUICK if args.quick else FULL), "quick": args.quick}
     if args.seconds is not None:
         settings["seconds"] = args.seconds
@@ -144,20 +198,20 @@ def main(argv=None):
         settings["sweep_reference"] = False
     if not 0 < settings["book_scale"] <= 1 or settings["book_runs"] < 1:
         parser.error("--book-scale must be in (0, 1] and --book-runs at least 1")
+    _check_writable(parser, args)
 
     def progress(text):
         print(text, file=sys.stderr, flush=True)
 
     report = run(workloads, n_threads, settings, use_torch=not args.no_torch,
                  torch_policy=args.torch_omp_wait_policy, progress=progress)
-    if args.save:
-        with open(args.save, "w") as handle:
-            write_json(report, handle)
     if args.json:
         write_json(report, sys.stdout)
         print()
     else:
         print(format_report(report))
+    sys.stdout.flush()  # printed before the save, which may fail
+    saved = _save(report, args.save) if args.save is not None else 0
     missed = any(t["status"] == "MISS" for r in report["workloads"].values()
                  for t in r["targets"])
-    return 1 if args.fail_on_miss and missed else 0
+    return 1 if saved or args.fail_on_miss and missed else 0
