@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from fastnet import bench
+from fastnet.bench import book_workload, harness
 from fastnet.bench import cli as bench_cli
 from fastnet.bench.runner import DEFAULT_WORKLOADS
 
@@ -227,6 +228,23 @@ def test_a_failed_save_keeps_the_previous_file_after_printing_the_report(
     link.symlink_to(saved)
     assert bench.main(["--workload", "leak", "--save", str(link)]) == 0
     assert link.is_symlink() and json.loads(saved.read_text()) == report  # written through
+
+
+def test_a_failed_book_script_is_reported_by_its_exception(capsys, monkeypatch):
+    def fail(name, way, out_dir, scale, env):
+        raise RuntimeError(f"{name} ({way}) failed with status 1:\nTraceback (most recent "
+                           f"call last):\n  File \"{name}.py\", line 3, in <module>\n"
+                           f"ValueError: the script's own words\n\n")
+    monkeypatch.setattr(harness, "run_child", lambda *args: None)  # the warm-up
+    monkeypatch.setattr(book_workload, "run_script_process", fail)
+    assert bench.main(["--quick", "--no-torch", "--workload", "book-scripts", "--book-scripts",
+                       "optimizer_compare_naive", "--book-data", "synthetic"]) == 0
+    out, err = capsys.readouterr()
+    why = ("optimizer_compare_naive (reference) failed with status 1: ValueError: the "
+           "script's own words")
+    assert f"  optimizer_compare_naive: failed: {why}" in out.splitlines()
+    assert f"(failed: {why})" in out  # the skipped line
+    assert f"  optimizer_compare_naive (reference) FAILED: {why}" in err.splitlines()
 
 
 def test_gemm_recorder_counts_outermost_calls():

@@ -102,6 +102,7 @@ from pathlib import Path
 
 from . import harness
 from .book import CHILD, SCRIPTS, WAYS, load_dataset
+from .report import failure_line
 
 LAST_BLOCKS = 5
 LOSS_TOLERANCE = 0.15
@@ -366,7 +367,7 @@ def book_scripts_workload(n_threads, settings, progress):
                         wall, stdout = run_script_process(name, way, out_dir, scale, env)
                     except (RuntimeError, subprocess.TimeoutExpired) as err:
                         failed[name] = str(err)
-                        progress(f"  {name} ({way}) FAILED: {str(err).splitlines()[0]}")
+                        progress(f"  {name} ({way}) FAILED: {failure_line(str(err))}")
                         break
                     walls[name][way].append(wall)
                     results[name][way].append(parse_output(name, stdout))
@@ -407,7 +408,7 @@ def _result(names, data, settings, walls, results, figures, failed):
     else:  # results at a smaller scale are not judged; a script that failed still is
         disagreeing = float(len(failed)) if failed else None
     ratios["scripts_disagreeing"] = disagreeing
-    skipped = {f"{name} both": f"failed: {failed[name].splitlines()[0]}" for name in failed}
+    skipped = {f"{name} both": f"failed: {failure_line(failed[name])}" for name in failed}
     if scale != 1:
         skipped["agreement"] = f"not judged at scale {scale:g} (runs too short for the bounds)"
     description = (f"the book's chapter-6 scripts ({len(ran)} of {len(SCRIPTS)}), each a "

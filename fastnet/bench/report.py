@@ -124,6 +124,17 @@ def _workload_lines(name, result):
     return lines + _script_lines(result.get("scripts", {}))
 
 
+def failure_line(error):
+    """A failed book script's ``error`` (``"<script> (<way>) failed with status N:"``,
+    then the end of its stderr) in one line: the first, which says which, and the last
+    that is not blank, which says why (the exception)."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if not lines:
+        return "failed"
+    head, cause = lines[0].rstrip(":"), lines[-1]
+    return head if len(lines) == 1 else f"{head}: {cause}"
+
+
 def _script_lines(scripts):
     """The book-scripts workload's checks: what each way printed, and whether it agrees;
     with repeated runs, the means, standard deviations, Welch's p and each run's values."""
@@ -133,7 +144,7 @@ def _script_lines(scripts):
     lines = []
     for name, entry in scripts.items():
         if "error" in entry:
-            lines.append(f"  {name}: failed: {entry['error'].splitlines()[0]}")
+            lines.append(f"  {name}: failed: {failure_line(entry['error'])}")
         for check in entry["checks"]:
             verdict = "agree" if check["agree"] else "DIFFER"
             if check.get("test") != "Welch":
