@@ -295,6 +295,10 @@ def train(args):
         raise CommandError(f"--momentum applies to momentum and nesterov, not {args.optimizer}")
     if args.decoupled_weight_decay is not None and args.optimizer != "adamw":
         raise CommandError(f"--decoupled-weight-decay applies to adamw, not {args.optimizer}")
+    if args.optimizer == "adamw" and args.weight_decay:
+        print("fastnet train: warning: --weight-decay with adamw adds the book's L2 term to "
+              "the gradients, through Adam's moments, besides adamw's own decay "
+              "(--decoupled-weight-decay, default 0.01): both apply", file=sys.stderr)
     _check_normalization(args)
     (x_train, t_train), (x_test, t_test), description = load_dataset(args.dataset,
                                                                     args.data_dir)

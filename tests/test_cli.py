@@ -444,6 +444,8 @@ def test_adamw_takes_its_decoupled_weight_decay(mnist_dir, capsys):
     assert status == 0 and "adamw {'weight_decay': 0.05}" in stdout
     status, _, stderr = train(capsys, mnist_dir, "--decoupled-weight-decay", "0.05")
     assert status == 1 and "--decoupled-weight-decay applies to adamw, not sgd" in stderr
+    status, _, stderr = train(capsys, mnist_dir, "--optimizer", "adamw", "--weight-decay", "0.1")
+    assert status == 0 and "warning: --weight-decay with adamw adds the book's L2 term" in stderr
 
 
 def test_an_integer_past_64_bits_is_an_integer(mnist_dir, capsys):
