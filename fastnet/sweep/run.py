@@ -397,6 +397,7 @@ class _Coordinator:
         self.trials, self.bracket_size, self.chunk_size = trials, bracket_size, chunk_size
         self.progress = progress
         self.known = {r.index: r for r in store.results() if r.index < trials}
+        self.best = None  # the best score recorded, for the progress bar
 
     def unfinished(self):
         return len(self.known) < self.trials
@@ -408,7 +409,7 @@ class _Coordinator:
         self.bar = tqdm(total=self.trials, initial=len(self.known), unit="trial",
                         disable=None if self.progress is None else not self.progress,
                         dynamic_ncols=True)
-        self._show_best()
+        self._show_best(self.known.values())
         self.unsaved, self.saved_at = [], time.monotonic()
         self.in_flight = {}  # future -> (chunk, submissions)
         try:
@@ -562,7 +563,7 @@ class _Coordinator:
             self._flush()
         if results:
             self.bar.update(len(results))
-            self._show_best()
+            self._show_best(results)
 
     def _flush(self):
         """Record the ended trials in one transaction (group commit: one fsync for many
@@ -571,10 +572,13 @@ class _Coordinator:
             self.store.record(self.unsaved)
         self.unsaved, self.saved_at = [], time.monotonic()
 
-    def _show_best(self):
-        scores = [r.score for r in self.known.values() if r.score is not None]
-        if scores:
-            self.bar.set_postfix_str(f"best val acc {max(scores):.4f}", refresh=False)
+    def _show_best(self, results):
+        """Show the best score so far, ``results`` taken in (not every trial recorded:
+        a sweep of a million trials would read them all at each chunk)."""
+        scores = [r.score for r in results if r.score is not None and not math.isnan(r.score)]
+        if scores and (self.best is None or max(scores) > self.best):
+            self.best = max(scores)
+            self.bar.set_postfix_str(f"best val acc {self.best:.4f}", refresh=False)
 
 
 def _eval_epochs(stops):
