@@ -177,9 +177,10 @@ def batch_statistics(name, values, shape):
 def physical_memory():
     """This machine's physical memory in bytes, or None where the system does not say."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):  # not POSIX, or the name unknown
         return None
+    return pages * size if pages > 0 and size > 0 else None  # -1: indeterminate
 
 
 def fits_in_memory(nbytes, what):

@@ -30,12 +30,13 @@ def _flat_kernel(kernel, *arrays):
                                    for a in arrays])
 
 
-def _before_forward(also=""):
-    """The error of a backward with no forward pass of its own layer to go back through."""
+def _before_forward(forward="forward", also=""):
+    """The error of a backward with no ``forward`` pass of its own layer to go back
+    through."""
     return RuntimeError(
-        f"backward called before forward{also} (inside a fastnet net: its predict, loss "
-        f"and gradient run compiled passes that leave its layers' saved inputs unset, so "
-        f"code walking net.layers backward must first run each layer's forward)")
+        f"backward called before {forward}{also}; a fastnet net's predict, loss and "
+        f"gradient run compiled passes that leave its layers' saved inputs unset, so code "
+        f"that walks its layers backward must first run each one's forward")
 
 
 def _like(dout, ref, name="dout"):
@@ -354,7 +355,7 @@ class BatchNormalization:
         that shape flattened to (N, D) (ValueError otherwise; RuntimeError before one);
         sets ``dgamma`` and ``dbeta`` (D,)."""
         if self.xn is None:
-            raise RuntimeError("backward called before a training forward")
+            raise _before_forward("a training forward")
         dout = _validate.float_array(dout, "dout", self.xn.dtype)
         if dout.shape not in (self._train_shape, self.xn.shape):
             flat = "" if self.xn.shape == self._train_shape else f" or {self.xn.shape}"
@@ -374,7 +375,7 @@ def _dout_like_input(layer, dout, shape):
     """``dout`` checked against ``shape``, the input of the layer's last training
     forward, and shaped like its ``xn``."""
     if layer.xn is None:
-        raise RuntimeError("backward called before a training forward")
+        raise _before_forward("a training forward")
     dout = _validate.float_array(dout, "dout", layer.xn.dtype)
     return _validate.same_shape(dout, shape, "dout").reshape(layer.xn.shape)
 
@@ -684,7 +685,7 @@ class WeightNormalization(Affine):
     def _backward_params(self):
         """The weight of the forward pass (the gradient is taken where the loss was)."""
         if self._pass is None:
-            raise _before_forward(" (or after a forward that raised)")
+            raise _before_forward(also=" (or after a forward that raised)")
         return self._pass
 
     def backward(self, dout):

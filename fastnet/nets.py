@@ -71,6 +71,13 @@ class _FixedLayers(OrderedDict):
     def __reduce__(self):  # copies and pickles without the refused __setitem__
         return type(self), (list(self.items()),)
 
+    def copy(self):
+        """A plain ``OrderedDict`` of the layers, which may be changed (the net's may not)."""
+        return OrderedDict(self)
+
+    def __or__(self, other):
+        return OrderedDict(self) | other
+
 
 class _FusedNet:
     """The arena layout, the fused passes and ``train_step`` shared by both nets."""

@@ -191,7 +191,11 @@ BAD_INPUTS = [
     # the book's gradient() body after a fused loss: its layers hold no forward pass
     ("net-layers-backward-after-loss",
      lambda: (lambda n: (n.loss(X, T), n.last_layer.backward(1)))(net()), RuntimeError,
-     "inside a fastnet net: its predict, loss and gradient run compiled passes"),
+     "; a fastnet net's predict, loss and gradient run compiled passes"),
+    ("net-batchnorm-backward-after-loss",
+     lambda: (lambda n: (n.loss(X, T), n.layers["BatchNorm1"].backward(np.ones((2, 4)))))(
+         net(use_batchnorm=True)), RuntimeError,
+     "backward called before a training forward; a fastnet net's predict, loss and "),
     ("batchnorm-backward-first", lambda: batchnorm().backward(X), RuntimeError,
      "backward called before a training forward"),
     ("batchnorm-backward-after-inference",
@@ -648,6 +652,19 @@ def test_a_net_larger_than_the_machines_memory_is_a_memory_error(module, hidden,
     with pytest.raises(MemoryError, match=re.escape(
             f"{what}, more than this machine's 1.0 GiB of memory")):
         module.MultiLayerNet(784, hidden, 10)
+
+
+@pytest.mark.parametrize("pages", [-1, 0], ids=["indeterminate", "zero"])
+def test_no_memory_check_where_the_system_does_not_say(pages, monkeypatch):
+    """sysconf answers -1 for a value it cannot determine: every net was refused, as
+    needing more than '-0.0 GiB'."""
+    from fastnet import _validate
+
+    real = _validate.os.sysconf
+    monkeypatch.setattr(_validate.os, "sysconf", lambda name: pages if name == "SC_PHYS_PAGES"
+                        else real(name))
+    assert _validate.physical_memory() is None
+    N.MultiLayerNet(784, [100], 10)
 
 
 def test_a_population_larger_than_the_machines_memory_is_a_memory_error(monkeypatch):

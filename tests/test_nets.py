@@ -6,6 +6,7 @@ import copy
 import inspect
 import multiprocessing
 import pickle
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -532,6 +533,9 @@ def test_a_nets_layers_cannot_be_replaced_added_or_removed():
             change(net.layers)
     assert list(net.layers) == ["Affine1", "Activation_function1", "Affine2",
                                 "Activation_function2", "Affine3"]
+    for plain in (net.layers.copy(), net.layers | {"Extra": None}):  # plain dicts, free
+        assert type(plain) is OrderedDict and list(plain)[:5] == list(net.layers)
+        plain["Extra"] = fast_layers.Sigmoid()
     x = batch(0)[0]
     for other in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
         assert list(other.layers) == list(net.layers)
