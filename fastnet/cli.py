@@ -161,8 +161,9 @@ def _add_train_parser(commands):
                             description="Train one fully connected net and report the "
                             "train/test accuracy per epoch: the line 'epoch k' is measured "
                             "after the last step of epoch k (an epoch is train-size / "
-                            "batch-size steps, at least 1), and 'final' after the last "
-                            "step.")
+                            "batch-size steps, at least 1; the run is int(epochs x that) "
+                            "steps, as the book's Trainer counts them, so the last epoch "
+                            "may be cut short), and 'final' after the last step.")
     p.set_defaults(run=train)
     net = p.add_argument_group("network (with --load: taken from the file)")
     net.add_argument("--hidden", type=_sizes, action="append", metavar="N[,N...]",
@@ -304,13 +305,14 @@ def train(args):
                                                                     args.data_dir)
     x_train, t_train = _first(x_train, t_train, args.train_size, "--train-size", "training")
     x_test, t_test = _first(x_test, t_test, args.test_size, "--test-size", "test")
-    if args.normalization in ("batch", "switchable") and min(args.batch_size, len(x_train)) < 2:
-        raise CommandError(f"{args.normalization} norm needs mini-batches of at least 2 "
-                           f"images (one image normalizes every unit to 0): raise "
-                           f"{'--batch-size' if args.batch_size < 2 else '--train-size'}")
     backend = get_backend(args.backend)
     network = (load_network(args.load, backend, args) if args.load
                else new_network(backend, args))
+    norm = getattr(network, "normalization", None)  # the file's, with --load
+    if norm in ("batch", "switchable") and min(args.batch_size, len(x_train)) < 2:
+        raise CommandError(f"{norm} norm needs mini-batches of at least 2 images (one "
+                           f"image normalizes every unit to 0): raise "
+                           f"{'--batch-size' if args.batch_size < 2 else '--train-size'}")
     if network.input_size != x_train.shape[1] or network.output_size != 10:
         raise CommandError(f"the net maps {network.input_size} inputs to "
                            f"{network.output_size} classes; {args.dataset} has "
@@ -330,6 +332,9 @@ def train(args):
 
     start = time.perf_counter()
     _fit(trainer, say)
+    if not all(np.isfinite(p).all() for p in network.params.values()):  # the last update's
+        raise CommandError("training diverged: the parameters are not finite after the "
+                           "last step; try a smaller --lr or --init (nothing was saved)")
     say(f"final: train acc {network.accuracy(x_train, t_train):.4f}, test acc "
         f"{network.accuracy(x_test, t_test):.4f} ({time.perf_counter() - start:.1f} s)")
     if args.save is not None:
@@ -425,11 +430,13 @@ def _epoch_end_trainer(trainer_class):
     ``train_size / mini_batch_size`` steps (at least 1), so that ``current_epoch`` is
     the epochs trained; the book's Trainer records them where the step count is a
     multiple of that, which a fractional count of steps an epoch seldom is (a batch of
-    128 of 1,000 images: once in 16 epochs)."""
+    128 of 1,000 images: once in 16 epochs).  The last epoch, which the book's step
+    count ``int(epochs * train_size / mini_batch_size)`` may cut short, is recorded
+    after the last step."""
     class EpochEndTrainer(trainer_class):
         def _records_accuracy(self):
             done = self.current_iter + 1
-            if self.batch_size >= self.train_size:
+            if self.batch_size >= self.train_size or done == self.max_iter:
                 return True
             return done * self.batch_size // self.train_size > \
                 (done - 1) * self.batch_size // self.train_size

@@ -87,14 +87,16 @@ def test_save_then_load_round_trips(options, described, version, normalization, 
 
 
 @pytest.mark.parametrize("batch, epochs, lines", [
-    ("100", "3", [1, 2, 3]), ("128", "3", [1, 2]), ("110", "3", [1, 2]),
-    ("1000", "2", [1, 2])], ids=["divides", "128 of 300", "110 of 300", "all"])
+    ("100", "3", [1, 2, 3]), ("128", "3", [1, 2, 3]), ("110", "3", [1, 2, 3]),
+    ("128", "1", [1]), ("1000", "2", [1, 2])],
+    ids=["divides", "128 of 300", "110 of 300", "one cut short", "all"])
 def test_each_epoch_is_reported_after_its_last_step_once(batch, epochs, lines, mnist_dir,
                                                          capsys):
     """An epoch is 300 / batch steps: with a fractional count the book's Trainer records
     seldom (128 of 300: at
     step 0, then once in 32 epochs), and 'epoch k' counted those records.  Here
-    'epoch k' is after the k-th epoch's last step; a last epoch cut short is 'final'."""
+    'epoch k' is after the k-th epoch's last step, the last epoch (cut short by the
+    book's int(epochs * 300 / batch) steps) after the last step."""
     status, stdout, _ = train(capsys, mnist_dir, "--batch-size", batch, "--epochs", epochs)
     assert status == 0
     assert [int(n) for n in re.findall(r"^epoch +(\d+):", stdout, re.MULTILINE)] == lines
@@ -125,14 +127,31 @@ def test_a_diverged_run_fails_and_saves_nothing(mnist_dir, tmp_path, capsys):
     assert stderr.splitlines()[-1] == (
         "fastnet train: error: training diverged: the loss was nan at step 1 of 6; try a "
         "smaller --lr or --init (nothing was saved)")
+    # the last step's update, after the last loss: one step to inf weights
+    status, stdout, stderr = train(capsys, mnist_dir, "--epochs", "1", "--batch-size", "300",
+                                   "--lr", "3e38", "--init", "1000", "--save", str(path))
+    assert status == 1 and "final" not in stdout and not path.exists()
+    assert stderr.splitlines()[-1] == (
+        "fastnet train: error: training diverged: the parameters are not finite after the "
+        "last step; try a smaller --lr or --init (nothing was saved)")
 
 
 @pytest.mark.parametrize("options, flag", [
     (["--batchnorm", "--batch-size", "1"], "--batch-size"),
     (["--normalization", "switchable", "--train-size", "1"], "--train-size")])
-def test_batch_statistics_of_one_image_are_refused(options, flag, mnist_dir, capsys):
+def test_batch_statistics_of_one_image_are_refused(options, flag, mnist_dir, tmp_path,
+                                                   capsys):
     """Batch norm trained on batches of 1 outputs beta whatever the input (loss 2.3026,
-    accuracy 0, status 0); switchable norm failed in the kernel."""
+    accuracy 0, status 0); switchable norm failed in the kernel.  A net loaded with
+    --load is refused by its own normalization."""
+    path = tmp_path / "net.npz"
+    norm = options[:1] if options[0] == "--batchnorm" else options[:2]
+    assert train(capsys, mnist_dir, *norm, "--epochs", "0", "--save", str(path))[0] == 0
+    status, stdout, stderr = train(capsys, mnist_dir, "--load", str(path), *options[len(norm):])
+    assert status == 1 and stdout == ""
+    assert stderr.splitlines()[-1].endswith(
+        "norm needs mini-batches of at least 2 images (one image normalizes every unit "
+        f"to 0): raise {flag}")
     status, stdout, stderr = train(capsys, mnist_dir, *options)
     assert status == 1 and stdout == ""
     assert stderr.splitlines()[-1].endswith(
