@@ -299,9 +299,9 @@ def _search_folders(spec, data_dir):
         if not folder.is_dir():  # a typo must not be searched past to another folder
             state = "a file, not a folder" if folder.exists() else "no such folder"
             raise DatasetNotFoundError(
-                f"data_dir {folder}: {state}.  Pass an existing folder (a writable one "
-                f"that lacks files gets them downloaded into it), or leave data_dir out "
-                f"to search $FASTNET_DATA, the user cache and {SYSTEM_DATA_DIR}.")
+                f"data_dir {folder}: {state}.  Pass an existing folder, or leave "
+                f"data_dir out to search $FASTNET_DATA, the user cache and "
+                f"{SYSTEM_DATA_DIR}.")
         folders.append((folder, "data_dir"))
     env = os.environ.get("FASTNET_DATA")
     if env:

@@ -144,6 +144,24 @@ def _older_coarse_to_fine(db, sampler, space):
         f"top_k={older.get('top_k')})")
 
 
+def _older_train_eval(db, described, n_train):
+    """``described`` (``sweep_data.describe``'s) with the ``train_eval`` of the sweep in
+    ``db`` where both mean every training image: an older fastnet stored a count of
+    ``n_train`` or more as given, this one stores None, and the same command (with or
+    without that count) resumes it."""
+    if (db is None or not Path(db).is_file() or "train_eval" not in described
+            or described["train_eval"] is not None):
+        return described
+    try:
+        with SweepStore.open(db, readonly=True) as stored:
+            older = (stored.spec.get("data") or {}).get("train_eval")
+    except (SweepStoreError, OSError):  # refused later, by name
+        return described
+    if isinstance(older, int) and not isinstance(older, bool) and older >= n_train:
+        return {**described, "train_eval": older}
+    return described
+
+
 def _values_at_most(distribution):
     """How many distinct values a grid of ``distribution`` can hold (inf for a
     continuous range)."""
@@ -264,7 +282,8 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
                             code=checked).close()
     loaded = sweep_data.load(data, dtype)  # checked here, before any file is written
     _check_steps(space, pruner, len(loaded.x_train))
-    spec["data"] = sweep_data.describe(data, loaded)
+    spec["data"] = _older_train_eval(db, sweep_data.describe(data, loaded),
+                                     len(loaded.x_train))
     with contextlib.ExitStack() as stack:
         if db is None:
             db = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "sweep.db"
