@@ -33,7 +33,7 @@ from .. import _validate
 from . import data as sweep_data
 from . import executors, pruners, samplers, trial
 from .executors import SweepInterrupted
-from .space import Choice, Space
+from .space import Choice, Space, without_defaults
 from .store import SpecMismatchError, SweepStore, SweepStoreError, TrialResult
 from .trial import BACKENDS, Unit
 
@@ -144,22 +144,30 @@ def _older_coarse_to_fine(db, sampler, space):
         f"top_k={older.get('top_k')})")
 
 
-def _older_train_eval(db, described, n_train):
-    """``described`` (``sweep_data.describe``'s) with the ``train_eval`` of the sweep in
-    ``db`` where both mean every training image: an older fastnet stored a count of
-    ``n_train`` or more as given, this one stores None, and the same command (with or
-    without that count) resumes it."""
-    if (db is None or not Path(db).is_file() or "train_eval" not in described
-            or described["train_eval"] is not None):
-        return described
+def _stored_spelling(db, spec, n_train=None):
+    """``spec`` with the spelling of the sweep in ``db`` wherever the two spell the same
+    sweep, so that the same command resumes it however either spelled it: a space that
+    differs only in constants given at their defaults (``--param batch_size=100`` or
+    not), and with ``n_train`` (the training images) a ``train_eval`` of every one of
+    them (an older fastnet stored a count of them or more as given, this one None)."""
+    if db is None or not Path(db).is_file():
+        return spec
     try:
         with SweepStore.open(db, readonly=True) as stored:
-            older = (stored.spec.get("data") or {}).get("train_eval")
+            older = stored.spec
     except (SweepStoreError, OSError):  # refused later, by name
-        return described
-    if isinstance(older, int) and not isinstance(older, bool) and older >= n_train:
-        return {**described, "train_eval": older}
-    return described
+        return spec
+    spec = dict(spec)
+    if isinstance(older.get("space"), dict) and (
+            without_defaults(older["space"]) == without_defaults(spec["space"])):
+        spec["space"] = older["space"]
+    data, older_data = spec.get("data"), older.get("data")
+    if (n_train is not None and isinstance(data, dict) and isinstance(older_data, dict)
+            and "train_eval" in data and data["train_eval"] is None):
+        count = older_data.get("train_eval")
+        if isinstance(count, int) and not isinstance(count, bool) and count >= n_train:
+            spec["data"] = {**data, "train_eval": count}
+    return spec
 
 
 def _values_at_most(distribution):
@@ -274,6 +282,7 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
             "trials": int(trials), "seed": int(seed),
             "pruner": pruner.to_json() if pruner else None, "bracket_size": int(bracket_size),
             "data": None, "dtype": dtype.name, "backend": backend}
+    spec = _stored_spelling(db, spec)
     code = code_identity()
     checked = None if allow_code_change else code
     if db is not None and Path(db).exists():  # another sweep's file: refused before loading
@@ -282,8 +291,8 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
                             code=checked).close()
     loaded = sweep_data.load(data, dtype)  # checked here, before any file is written
     _check_steps(space, pruner, len(loaded.x_train))
-    spec["data"] = _older_train_eval(db, sweep_data.describe(data, loaded),
-                                     len(loaded.x_train))
+    spec["data"] = sweep_data.describe(data, loaded)
+    spec = _stored_spelling(db, spec, len(loaded.x_train))
     with contextlib.ExitStack() as stack:
         if db is None:
             db = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "sweep.db"

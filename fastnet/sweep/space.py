@@ -759,6 +759,15 @@ class Space:
                     for name, spec in d.items()})
 
 
+def without_defaults(space_json):
+    """``space_json`` (``Space.to_json``'s) without the constants given at their
+    parameter's default (``mini_batch_size: 100``), which make the same configurations
+    as leaving them out: ``Space.complete`` fills in that default."""
+    return {name: value for name, value in space_json.items()
+            if isinstance(value, dict) or name not in PARAMETERS
+            or value != PARAMETERS[name].default}
+
+
 # The scales of ``name=low:high:scale`` and how each reads its ends.
 _RANGE_SCALES = {"linear": (uniform, float), "log": (log_uniform, float),
                  "one-minus-log": (one_minus_log_uniform, float),

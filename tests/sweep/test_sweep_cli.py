@@ -299,6 +299,26 @@ def test_a_train_eval_of_every_training_image_resumes_a_sweep_begun_without(
     assert unchanged(small_db)[0] == before[0]
 
 
+@pytest.mark.parametrize("default", ["activation=relu", "weight_decay=0", "dropout=false"])
+def test_a_parameter_given_at_its_default_or_left_out_is_the_same_sweep(
+        default, small_db, mnist_dir, tmp_path, capsys):
+    """Either spelling resumes the other's sweep (a resume was refused as 'stored absent,
+    given "relu"'); another value is still refused."""
+    before = unchanged(small_db)[0]
+    args = run_args(small_db, mnist_dir, 6, "--prune", "halving")
+    status, out, err = sweep(capsys, *args, "--param", default)
+    assert status == 0 and out.startswith("6 trials in "), err
+    assert unchanged(small_db)[0] == before
+    db = tmp_path / "spelled.db"
+    assert sweep(capsys, *run_args(db, mnist_dir, 2, "--param", default))[0] == 0
+    before = unchanged(db)[0]
+    status, out, err = sweep(capsys, *run_args(db, mnist_dir, 2))
+    assert status == 0 and out.startswith("2 trials in "), err
+    assert unchanged(db)[0] == before
+    status, _, err = sweep(capsys, *args, "--param", "activation=tanh")
+    assert status == 1 and "at key 'space.activation': stored absent, given \"tanh\"" in err
+
+
 def test_a_sweep_an_older_fastnet_began_with_train_eval_of_every_image_resumes(
         mnist_dir, tmp_path, capsys, monkeypatch):
     """An older fastnet stored --train-eval 200 (every training image) as given; the
