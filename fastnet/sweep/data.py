@@ -110,16 +110,12 @@ def load(source, dtype=np.float32, data_dir=None):
 
 
 def describe(source, loaded):
-    """What the store records of ``source``: the spec (for a named dataset; a
-    ``train_eval`` of every training image or more as None, its default, so that either
-    spelling resumes the other's sweep) and the SHA-256 of the ``loaded`` arrays, so
-    that a resume on other data (other files in another folder, the MNIST fallback then
-    the real files) is refused."""
+    """What the store records of ``source``: the spec (for a named dataset) and the
+    SHA-256 of the ``loaded`` arrays, so that a resume on other data (other files in
+    another folder, the MNIST fallback then the real files) is refused."""
     digest = hashlib.sha256()
     for a in (loaded.x_train, loaded.t_train, loaded.x_val, loaded.t_val):
         digest.update(f"{a.dtype.str}{a.shape}".encode())
         digest.update(np.ascontiguousarray(a).tobytes())
     named = _named(source) if isinstance(source, dict) else {}
-    if named and named["train_eval"] is not None and named["train_eval"] >= len(loaded.x_train):
-        named["train_eval"] = None  # every training image, as when left out
     return {**named, "arrays_sha256": digest.hexdigest()}

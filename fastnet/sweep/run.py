@@ -148,8 +148,8 @@ def _stored_spelling(db, spec, n_train=None):
     """``spec`` with the spelling of the sweep in ``db`` wherever the two spell the same
     sweep, so that the same command resumes it however either spelled it: a space that
     differs only in constants given at their defaults (``--param batch_size=100`` or
-    not), and with ``n_train`` (the training images) a ``train_eval`` of every one of
-    them (an older fastnet stored a count of them or more as given, this one None)."""
+    not), and with ``n_train`` (the training images) a ``train_eval`` that evaluates
+    every one of them (None, or a count of them or more)."""
     if db is None or not Path(db).is_file():
         return spec
     try:
@@ -163,11 +163,16 @@ def _stored_spelling(db, spec, n_train=None):
         spec["space"] = older["space"]
     data, older_data = spec.get("data"), older.get("data")
     if (n_train is not None and isinstance(data, dict) and isinstance(older_data, dict)
-            and "train_eval" in data and data["train_eval"] is None):
-        count = older_data.get("train_eval")
-        if isinstance(count, int) and not isinstance(count, bool) and count >= n_train:
-            spec["data"] = {**data, "train_eval": count}
+            and all("train_eval" in d and _every_image(d["train_eval"], n_train)
+                    for d in (data, older_data))):
+        spec["data"] = {**data, "train_eval": older_data["train_eval"]}
     return spec
+
+
+def _every_image(train_eval, n_train):
+    """Whether a data spec's ``train_eval`` evaluates all ``n_train`` training images."""
+    return train_eval is None or (isinstance(train_eval, int) and not isinstance(
+        train_eval, bool) and train_eval >= n_train)
 
 
 def _values_at_most(distribution):
