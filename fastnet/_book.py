@@ -738,7 +738,8 @@ class TrainerLoop:
     it is applied per epoch, not per step.  Before each step the optimizer's ``lr`` is
     set to ``lr0 * lr_schedule(epoch)``, ``lr0`` being the optimizer's learning rate
     when made and ``epoch = floor(step / iter_per_epoch)`` (0 during the first epoch).
-    A multiplier that is not a finite real number >= 0 is a ValueError naming the epoch.
+    A multiplier that is not a real number is a TypeError naming the epoch, one that is
+    not finite or below 0 a ValueError.
 
     ``population_statistics=True`` (not in the book) replaces batch norm's running
     averages, after the last step and before the final test accuracy, by the paper's

@@ -137,8 +137,13 @@ def _finite(value):
 
 
 def real_scalar(value, name, low=None, high=None, low_open=False, high_open=True):
-    """A finite float within [low, high) (bounds optional; openness configurable)."""
-    if not is_real_number(value) or not _finite(value):
+    """A finite float within [low, high) (bounds optional; openness configurable).
+
+    TypeError for a value that is not a real number (``is_real_number``), ValueError for
+    one that is not finite or out of range."""
+    if not is_real_number(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    if not _finite(value):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     value = float(value)
     if low is not None and (value < low or (low_open and value == low)):

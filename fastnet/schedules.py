@@ -34,7 +34,9 @@ from . import _validate
 
 
 def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if value > sys.float_info.max:  # the multipliers divide by it as a float
         raise ValueError(f"{name} must fit a float (at most {sys.float_info.max:.4g}), "

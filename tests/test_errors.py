@@ -296,7 +296,7 @@ BAD_INPUTS = [
      lambda: renamed(batchnorm(), momentum=5).forward(np.ones((2, 3))), ValueError,
      "momentum must be <= 1, got 5.0"),
     ("layernorm-eps-set-later",
-     lambda: renamed(L.LayerNormalization(ONES, ZEROS), eps="a").forward(X), ValueError,
+     lambda: renamed(L.LayerNormalization(ONES, ZEROS), eps="a").forward(X), TypeError,
      "eps must be a finite real number, got 'a'"),
     ("groupnorm-groups-set-later",
      lambda: renamed(L.GroupNormalization(ONES, ZEROS, 3), groups=0).forward(X), ValueError,

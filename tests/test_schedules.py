@@ -65,7 +65,7 @@ BAD_SCHEDULES = [
       "inverse_time_decay, cosine_decay")),
     ("step-size-0", lambda: schedules.StepDecay(0), ValueError,
      "step_size must be a positive integer, got 0"),
-    ("step-size-float", lambda: schedules.StepDecay(2.5), ValueError,
+    ("step-size-float", lambda: schedules.StepDecay(2.5), TypeError,
      "step_size must be a positive integer, got 2.5"),
     ("step-size-past-float", lambda: schedules.StepDecay(10**400), ValueError,
      "step_size must fit a float (at most 1.798e+308), got an integer of 1329 bits"),
@@ -180,15 +180,18 @@ def test_trainer_without_a_schedule_keeps_the_lr(monkeypatch):
 
 @pytest.mark.parametrize("trainer_module", [fast_trainer, reference_trainer],
                          ids=["fastnet", "reference"])
-@pytest.mark.parametrize("schedule, message", [
-    (lambda epoch: None,
+@pytest.mark.parametrize("schedule, error, message", [
+    (lambda epoch: None, TypeError,
      "the multiplier lr_schedule(0) returned must be a finite real number, got None"),
-    (lambda epoch: 1.0 - epoch,
+    (lambda epoch: 1.0 - epoch, ValueError,
      "the multiplier lr_schedule(2) returned must be >= 0, got -1.0"),
-    (lambda epoch: "0.5",
+    (lambda epoch: "0.5", TypeError,
      "the multiplier lr_schedule(0) returned must be a finite real number, got '0.5'"),
-], ids=["none", "negative", "a-string"])
-def test_trainer_names_the_epoch_of_a_bad_multiplier(trainer_module, schedule, message):
+    (lambda epoch: float("inf"), ValueError,
+     "the multiplier lr_schedule(0) returned must be a finite real number, got inf"),
+], ids=["none", "negative", "a-string", "infinite"])
+def test_trainer_names_the_epoch_of_a_bad_multiplier(trainer_module, schedule, error,
+                                                      message):
     """A callable's result is checked before it becomes the lr (None raised NumPy's
     "unsupported operand type(s) for *: 'float' and 'NoneType'")."""
     rng = np.random.default_rng(0)
@@ -196,7 +199,7 @@ def test_trainer_names_the_epoch_of_a_bad_multiplier(trainer_module, schedule, m
     net = fast_nets.MultiLayerNet(4, [5], 3, seed=0)
     trainer = trainer_module.Trainer(net, x, t, x, t, epochs=3, mini_batch_size=20,
                                      verbose=False, seed=1, lr_schedule=schedule)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(error) as info:
         trainer.train()
     assert str(info.value) == message
 
