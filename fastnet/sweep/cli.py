@@ -15,6 +15,7 @@ import errno
 import functools
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -259,18 +260,26 @@ def run_command(args):
     return 0
 
 
-# The Python names that start the library's messages about run's options, as flags.
+# The Python names of run's options that the library's messages start with or spell as
+# keywords (``trials=2``), as flags.
 FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "train_size", "train_eval", "validation", "min_epochs", "reduction_factor",
-    "bracket_size", "rounds", "seed", "trials", "workers", "threads_per_worker")}
+    "bracket_size", "rounds", "seed", "trials", "workers", "threads_per_worker",
+    "executor", "scheduler")}
+_KEYWORD = re.compile(r"\b([a-z_]+)=('[^']*'|[^\s,;:)]+)")
 
 
 def _flag_names(err):
-    """``err``'s message with the Python name it starts with (``train_size must be
-    ...``) spelled as the command's flag (``--train-size must be ...``)."""
+    """``err``'s message with the Python names of ``FLAGS`` spelled as the command's
+    flags: the name it starts with (``train_size must be ...``: ``--train-size must be
+    ...``) and keywords (``trials=2 cannot fill rounds=3``: ``--trials 2 cannot fill
+    --rounds 3``)."""
     message = str(err)
     name = message.split(" ", 1)[0]
-    return FLAGS[name] + message[len(name):] if name in FLAGS else message
+    if name in FLAGS:
+        message = FLAGS[name] + message[len(name):]
+    return _KEYWORD.sub(lambda keyword: f"{FLAGS[keyword[1]]} {keyword[2].strip(chr(39))}"
+                        if keyword[1] in FLAGS else keyword[0], message)
 
 
 # The flags that set each entry of a sweep's spec, for a resume's spec mismatch; keys

@@ -266,9 +266,9 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     if executor not in ("local", "dask"):
         raise ValueError(f"unknown executor {executor!r}; choose 'local' or 'dask'")
     if executor == "local" and (client is not None or scheduler is not None):
-        raise ValueError(f"executor 'local' runs on this machine: "
-                         f"{'client' if client is not None else 'scheduler'} is for "
-                         f"executor 'dask'")
+        given = "a client" if client is not None else f"scheduler={scheduler!r}"
+        raise ValueError(f"{given} needs executor='dask' (executor='local' runs on this "
+                         f"machine)")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):

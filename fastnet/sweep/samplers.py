@@ -183,7 +183,7 @@ class CoarseToFineSampler(Sampler):
         else:
             size = {"trials": _whole(trials, "trials", 1)}
             if trials < rounds:
-                raise ValueError(f"{trials} trials cannot fill {rounds} rounds: give at "
+                raise ValueError(f"trials={trials} cannot fill rounds={rounds}: give at "
                                  f"least one trial a round")
             fewer, more = divmod(trials, rounds)
             sizes = [fewer + (r >= rounds - more) for r in range(rounds)]

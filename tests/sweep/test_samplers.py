@@ -268,7 +268,7 @@ BAD_INPUTS = [
     ("round-size-and-trials", lambda: CoarseToFineSampler(SPACE, 0, 2, 10, 2, trials=20),
      "give round_size or trials (split over the rounds), not both"),
     ("fewer-trials-than-rounds", lambda: CoarseToFineSampler(SPACE, 0, 5, trials=2),
-     "2 trials cannot fill 5 rounds: give at least one trial a round"),
+     "trials=2 cannot fill rounds=5: give at least one trial a round"),
     ("round-start", lambda: CoarseToFineSampler(SPACE, 0, 2, 10, 2).round_start(2),
      "r must be < 2 (the number of rounds), got 2"),
     ("trial-seed", lambda: trial_seed(-1, 0), "sweep_seed must be an int >= 0, got -1"),

@@ -431,6 +431,12 @@ def test_a_db_that_is_a_directory_is_refused_in_one_line(verb, mnist_dir, tmp_pa
      "--validation 0.0001 of 200 images is no image: hold out a larger fraction, or a count"),
     (["--workers", "1", "--threads-per-worker", "1000"],
      "--threads-per-worker must be at most"),
+    # the library's keywords (trials=2, executor='local') spelled as flags
+    (["--sampler", "coarse-to-fine", "--rounds", "3"],
+     "--trials 2 cannot fill --rounds 3: give at least one trial a round"),
+    (["--executor", "local", "--scheduler", "tcp://127.0.0.1:1"],
+     ("--scheduler tcp://127.0.0.1:1 needs --executor dask (--executor local runs on "
+      "this machine)")),
 ])
 def test_errors_about_options_name_their_flags(extra, message, mnist_dir, tmp_path, capsys):
     args = run_args(tmp_path / "none.db", mnist_dir, 2)
