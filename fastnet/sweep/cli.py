@@ -188,6 +188,24 @@ def _space(args):
     return Space(params)
 
 
+def _reading(command):
+    """``command`` (run, show, plot, export) with a stored configuration or curve that
+    is not JSON said in one line naming the file."""
+    @functools.wraps(command)
+    def read(args):
+        try:
+            return command(args)
+        except json.JSONDecodeError as err:
+            raise _damaged(args.db, err) from None
+    return read
+
+
+def _damaged(db, err):
+    return SweepCommandError(f"{db}: a damaged sweep file (a stored value is not JSON: "
+                             f"{err})")
+
+
+@_reading
 def run_command(args):
     from ..datasets import DatasetNotFoundError
     from .data import data_spec
@@ -219,14 +237,13 @@ def run_command(args):
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            results = run(space, args.trials, spec, sampler=sampler, pruner=pruner,
-                          db=args.db, seed=args.seed, executor=args.executor,
-                          scheduler=args.scheduler, workers=args.workers,
-                          threads_per_worker=args.threads_per_worker,
-                          bracket_size=args.bracket_size, dtype=args.dtype, progress=None,
-                          allow_code_change=args.allow_code_change)
-    except json.JSONDecodeError as err:  # a trial's stored configuration or curve
-        raise _damaged(args.db, err) from None
+            run(space, args.trials, spec, sampler=sampler, pruner=pruner, db=args.db,
+                seed=args.seed, executor=args.executor, scheduler=args.scheduler,
+                workers=args.workers, threads_per_worker=args.threads_per_worker,
+                bracket_size=args.bracket_size, dtype=args.dtype, progress=None,
+                allow_code_change=args.allow_code_change, return_results=False)
+    except json.JSONDecodeError:  # a trial's stored configuration or curve: _reading's
+        raise
     except (ValueError, SweepStoreError, SweepInterrupted) as err:
         flag = _flag_of_key(getattr(err, "key", None))
         raise SweepCommandError(_flag_names(err) + (f"; set by {flag}" if flag else "")) \
@@ -247,15 +264,17 @@ def run_command(args):
     finally:
         if main:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-    counts = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    print(f"{len(results)} trials in {args.db} ("
-          + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-          + f"); this run {time.perf_counter() - start:.1f} s")
-    _print_table(results, 10, _columns(space))
-    _say_why_failed(results)
-    if all(r.status == "failed" for r in results):
+    store = _open(args.db)  # the summary is read from the file, not held in memory
+    try:
+        counts = {status: n for status, n in sorted(store.count(end=args.trials).items())
+                  if n and status != "running"}
+        print(f"{sum(counts.values())} trials in {args.db} ("
+              + ", ".join(f"{n} {status}" for status, n in counts.items())
+              + f"); this run {time.perf_counter() - start:.1f} s")
+        _print_summary(store, 10, _columns(space), end=args.trials)
+    finally:
+        store.close()
+    if counts.keys() == {"failed"}:
         raise SweepCommandError(f"every trial of the sweep in {args.db} failed")
     return 0
 
@@ -351,21 +370,6 @@ def _open(path):
     return store
 
 
-def _reading(command):
-    """``command`` (show, plot, export) with a stored configuration or curve that is not
-    JSON said in one line naming the file."""
-    @functools.wraps(command)
-    def read(args):
-        try:
-            return command(args)
-        except json.JSONDecodeError as err:
-            raise _damaged(args.db, err) from None
-    return read
-
-
-def _damaged(db, err):
-    return SweepCommandError(f"{db}: a damaged sweep file (a stored value is not JSON: "
-                             f"{err})")
 
 
 @_reading
@@ -374,23 +378,22 @@ def show_command(args):
 
     store = _open(args.db)
     try:
-        results = store.results()
-        counts, total = store.count(), store.spec["trials"]
-        columns = _columns(Space.from_json(store.spec["space"]))
+        print(_progress(store.count(), store.spec["trials"]))
+        _print_summary(store, args.top, _columns(Space.from_json(store.spec["space"])))
     finally:
         store.close()
-    print(_progress(counts, total))
-    _print_table(results, args.top, columns)
-    _say_why_failed(results)
     return 0
 
 
-def _say_why_failed(results):
-    """The first failed trial's error, where any failed: they have no score, so they
-    are not in the table."""
-    failed = [r for r in results if r.status == "failed"]
+def _print_summary(store, top, columns, end=None):
+    """The table of the ``top`` best trials of ``store`` below ``end`` (None: every
+    one), and the first failed trial's error where any failed (they have no score, so
+    they are not in the table)."""
+    _print_table(store.top(top, end=end, done_first=True), columns)
+    failed = store.count(end=end)["failed"]
     if failed:
-        print(f"{len(failed)} failed; the first, trial {failed[0].index}: {failed[0].error} "
+        first = store.results("failed", end=end, limit=1)[0]
+        print(f"{failed} failed; the first, trial {first.index}: {first.error} "
               f"(every error: fastnet sweep export --format json)")
 
 
@@ -421,10 +424,9 @@ def _columns(space):
     return columns
 
 
-def _print_table(results, top, columns):
-    # finished trials first: a pruned trial's accuracy is from an earlier epoch
-    ranked = sorted((r for r in results if r.score is not None),
-                    key=lambda r: (r.status != "done", -r.score, r.index))[:top]
+def _print_table(ranked, columns):
+    """``ranked`` trials (``SweepStore.top``) in a table: rank, trial, status, scores,
+    epochs and the configuration's ``columns``."""
     # "epochs" is a parameter where the space samples it: the epochs reached are "trained"
     header = ["rank", "trial", "status", "val_acc", "val_loss",
               "trained" if "epochs" in columns else "epochs", *columns]

@@ -203,9 +203,10 @@ def _executor(kind, source, options, workers, threads, client, scheduler, trials
 def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
         executor=None, workers=None, threads_per_worker=None, client=None,
         scheduler=None, chunk_size=None, bracket_size=100, dtype=np.float32,
-        backend="fastnet", progress=True, allow_code_change=False):
+        backend="fastnet", progress=True, allow_code_change=False, return_results=True):
     """Run (or resume) a sweep of ``trials`` trials; return its ``TrialResult`` list,
-    ordered by index.
+    ordered by index (``return_results=False``: None, the results only in ``db``,
+    where ``SweepStore`` reads them a part at a time; for sweeps of millions of trials).
 
     ``space``: a ``Space`` or a dict of parameter -> distribution or constant.
     ``data``: a data spec (``fastnet.sweep.data.data_spec``) or ``((x_train, t_train),
@@ -222,7 +223,10 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     comparisons).  ``progress``: a tqdm bar on stderr (None: only on a terminal).
     ``allow_code_change``: resume a sweep that other code began (``code_identity``
     differs from the one the store records), though its new trials may not give the
-    bits an uninterrupted run gives.
+    bits an uninterrupted run gives.  The coordinator holds the trials in flight, not
+    the recorded ones: its memory does not grow with ``trials`` (but for a
+    coarse-to-fine round's history: the configurations and scores of the rounds
+    before it).
 
     The data is loaded and checked, and the executor started, before the store is
     opened; then the store is locked (``<db>.lock``) for the run.  Raises ``ValueError``
@@ -245,6 +249,8 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
     trials = _validate.positive_int(trials, "trials", none=False)
     bracket_size = _validate.positive_int(bracket_size, "bracket_size", none=False)
     chunk_size = _validate.positive_int(chunk_size, "chunk_size")
+    if not return_results and db is None:
+        raise ValueError("return_results=False keeps the results only in db: give db")
     sampler = sampler if hasattr(sampler, "sample") else make_sampler(sampler, space, seed, trials)
     sampler = _older_coarse_to_fine(db, sampler, space)
     if hasattr(sampler, "__len__") and len(sampler) < trials:
@@ -315,7 +321,7 @@ def run(space, trials, data, *, sampler="random", pruner=None, db=None, seed=0,
                                    chunk_size, progress)
         if coordinator.unfinished():
             coordinator.run(pool)
-        return [r for r in store.results() if r.index < trials]
+        return store.results(end=trials) if return_results else None
 
 
 def _longest(space):
@@ -414,10 +420,11 @@ class _Live:
 class _Bracket:
     """Up to ``bracket_size`` consecutive trials of a round, pruned together at
     ``rungs``: ``waiting`` are the live trials training to rung number ``stage``,
-    ``scores`` those of them that reached it."""
+    ``scores`` those of them that reached it, ``known`` the recorded results of its
+    members (index -> ``TrialResult``: before this run, and as they end)."""
 
-    def __init__(self, members, rungs, waiting):
-        self.members, self.rungs, self.waiting = members, rungs, waiting
+    def __init__(self, members, rungs, waiting, known):
+        self.members, self.rungs, self.waiting, self.known = members, rungs, waiting, known
         self.stage, self.scores = 0, {}
 
     def complete(self):
@@ -429,20 +436,23 @@ class _Coordinator:
         self.store, self.sampler, self.pruner = store, sampler, pruner
         self.trials, self.bracket_size, self.chunk_size = trials, bracket_size, chunk_size
         self.progress = progress
-        self.known = {r.index: r for r in store.results() if r.index < trials}
+        # Only counts are kept of the recorded trials: each bracket reads its own as it
+        # is sampled, so that a sweep of millions of trials is not held in memory
+        self.recorded = sum(n for status, n in store.count(end=trials).items()
+                            if status != "running")
         self.best = None  # the best score recorded, for the progress bar
 
     def unfinished(self):
-        return len(self.known) < self.trials
+        return self.recorded < self.trials
 
     def run(self, pool):
         from tqdm import tqdm
 
         self.pool = pool
-        self.bar = tqdm(total=self.trials, initial=len(self.known), unit="trial",
+        self.bar = tqdm(total=self.trials, initial=self.recorded, unit="trial",
                         disable=None if self.progress is None else not self.progress,
                         dynamic_ncols=True)
-        self._show_best(self.known.values())
+        self._show_best(self.store.top(1, end=self.trials))
         self.unsaved, self.saved_at = [], time.monotonic()
         self.in_flight = {}  # future -> (chunk, submissions)
         try:
@@ -477,8 +487,7 @@ class _Coordinator:
     def _run_round(self, round_, start, end):
         # Trials are sampled a bracket at a time, as the queue needs them: a round of
         # millions of trials begins at once and holds only the trials near the front
-        self.history = [(r.index, r.config, r.score) for r in self.known.values()
-                        if r.index < start]
+        self.history = self.store.history(end=start) if start else []
         self.round, self.round_end = round_, end
         self.next_bracket = iter(range(start, end, self.bracket_size))
         self.queue = collections.deque()
@@ -516,18 +525,19 @@ class _Coordinator:
             self.chunk_size or self.pool.max_chunk))
         while len(self.queue) < ahead and (first := next(self.next_bracket, None)) is not None:
             members = range(first, min(first + self.bracket_size, self.round_end))
+            known = {r.index: r for r in self.store.results(start=first, end=members.stop)}
             mine = []
             for i in members:
-                if i not in self.known:
+                if i not in known:
                     config = self.sampler.sample(i, self.history)
                     rungs = self.pruner.rungs(config["epochs"]) if self.pruner else []
                     mine.append(_Live(i, self.round, config,
                                       samplers.trial_seed(self.spec_seed, i),
                                       [*rungs, config["epochs"]]))
             epochs = [t.config["epochs"] for t in mine]
-            epochs += [self.known[i].config["epochs"] for i in members if i in self.known]
+            epochs += [r.config["epochs"] for r in known.values()]
             bracket = _Bracket(members, self.pruner.rungs(max(epochs)) if self.pruner else [],
-                               {t.index for t in mine if len(t.stops) > 1})
+                               {t.index for t in mine if len(t.stops) > 1}, known)
             self.queue.extend(mine)
             self.by_index.update({t.index: t for t in mine})
             self.brackets.update({t.index: bracket for t in mine})
@@ -568,9 +578,9 @@ class _Coordinator:
         entries = [(i, bracket.scores[i]) for i in bracket.waiting]
         # Recorded trials that train past this rung count with their score there (a
         # resumed sweep's trials; the pruned and diverged of this one have none)
-        entries += [(i, s) for i in bracket.members if i in self.known
-                    if rung < self.known[i].config["epochs"] - 1e-9
-                    if (s := _score_at(self.known[i], rung)) is not None]
+        entries += [(i, s) for i in bracket.members if (r := bracket.known.get(i))
+                    if rung < r.config["epochs"] - 1e-9
+                    if (s := _score_at(r, rung)) is not None]
         keep = self.pruner.survivors(entries)
         pruned, going_on = [], []
         for i in sorted(bracket.waiting):
@@ -588,9 +598,8 @@ class _Coordinator:
 
     def _record(self, results):
         for r in results:
-            self.known[r.index] = r
+            self.brackets.pop(r.index).known[r.index] = r
             self.by_index.pop(r.index, None)
-            self.brackets.pop(r.index, None)
         self.unsaved += results
         if len(self.unsaved) >= FLUSH_RESULTS or time.monotonic() - self.saved_at > FLUSH_SECONDS:
             self._flush()

@@ -45,6 +45,7 @@ import csv
 import errno
 import json
 import math
+import numbers
 import os
 import secrets
 import sqlite3
@@ -56,6 +57,7 @@ FORMAT = "fastnet-sweep"
 VERSION = 1
 TERMINAL = ("done", "pruned", "diverged", "failed")
 STATUSES = ("running",) + TERMINAL
+SCORED = ("done", "pruned")  # the states whose trials have a score (TrialResult.score)
 BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA = (
@@ -122,7 +124,7 @@ class TrialResult:
     @property
     def score(self):
         """The final validation accuracy; None for a diverged or failed trial."""
-        return None if self.status in ("diverged", "failed") else self.val_acc_final
+        return self.val_acc_final if self.status in SCORED else None
 
 
 _FIELDS = tuple(f.name for f in fields(TrialResult))
@@ -163,6 +165,24 @@ def _row(result):
 
 def _result(row):
     return TrialResult(*(_from_sql(name, value) for name, value in zip(_FIELDS, row)))
+
+
+def _index(value, name):
+    """An int >= 0 for a query (a trial index, a bound or a count)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def _where(condition, start, end, args=()):
+    """``condition`` and the index bounds ``[start, end)`` (end None: none), as a
+    WHERE clause and its arguments."""
+    where, args = f'({condition}) AND "index" >= ?', (*args, _index(start, "start"))
+    if end is not None:
+        where, args = where + ' AND "index" < ?', (*args, _index(end, "end"))
+    return where, args
 
 
 def _canonical(spec, what="spec"):
@@ -439,28 +459,44 @@ class SweepStore:
         with self._writing():
             return self._conn.executemany(_RECORD, rows).rowcount
 
-    def results(self, status=None) -> list[TrialResult]:
-        """Every terminal trial, ordered by index; with ``status`` (a name of
-        ``STATUSES``, 'running' included) only the trials in that state."""
-        if status is None:
-            where, args = "status != 'running'", ()
-        elif status in STATUSES:
-            where, args = "status = ?", (status,)
-        else:
-            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    def results(self, status=None, start=0, end=None, limit=None) -> list[TrialResult]:
+        """Every terminal trial with an index in ``[start, end)`` (``end`` None: no
+        bound), ordered by index; with ``status`` (a name of ``STATUSES``, 'running'
+        included) only the trials in that state; with ``limit``, the first ``limit``.
+        ``ValueError`` for an unknown status, ``TypeError`` for a bound or limit that is
+        not an int."""
+        return list(self._results(status, start, end, limit))
+
+    def history(self, end) -> list[tuple]:
+        """``(index, config, score)`` of each terminal trial below ``end``, ordered by
+        index: what a sampler reads (``fastnet.sweep.samplers``), without the curves."""
         rows = self._conn.execute(
-            f'SELECT {_COLUMNS} FROM trials WHERE {where} ORDER BY "index"', args)
+            'SELECT "index", config, status, val_acc_final FROM trials '
+            "WHERE status != 'running' AND \"index\" < ? ORDER BY \"index\"",
+            (_index(end, "end"),))
+        return [(index, json.loads(config), _from_sql("val_acc_final", score)
+                 if status in SCORED else None) for index, config, status, score in rows]
+
+    def top(self, n, end=None, done_first=False) -> list[TrialResult]:
+        """The ``n`` trials below ``end`` (None: every one) with the highest scores
+        (``TrialResult.score``; NaN left out), ties the lower index first; with
+        ``done_first``, every done trial before the pruned ones (a pruned trial's score
+        is from an earlier epoch)."""
+        where, args = _where(f"status IN {SCORED} AND typeof(val_acc_final) != 'text' "
+                             "AND val_acc_final IS NOT NULL", 0, end)
+        order = "status != 'done', " if done_first else ""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM trials WHERE {where} "
+            f'ORDER BY {order}val_acc_final DESC, "index" LIMIT ?', (*args, _index(n, "n")))
         return [_result(row) for row in rows]
 
-    def terminal_indices(self) -> set[int]:
-        """The indices of every trial in a terminal state."""
-        return {index for (index,) in self._conn.execute(
-            "SELECT \"index\" FROM trials WHERE status != 'running'")}
-
-    def count(self) -> dict[str, int]:
-        """How many trials are in each state: every name of ``STATUSES``, 0 included."""
+    def count(self, end=None) -> dict[str, int]:
+        """How many trials (below ``end``, None: every one) are in each state: every
+        name of ``STATUSES``, 0 included."""
         counts = dict.fromkeys(STATUSES, 0)
-        counts.update(self._conn.execute("SELECT status, count(*) FROM trials GROUP BY status"))
+        where, args = _where("1", 0, end)
+        counts.update(self._conn.execute(
+            f"SELECT status, count(*) FROM trials WHERE {where} GROUP BY status", args))
         return counts
 
     def export(self, fmt: str, out: TextIO, columns: list[str] | None = None) -> None:
@@ -474,18 +510,22 @@ class SweepStore:
         ``fmt='json'``: a list of objects with every ``TrialResult`` field (curves
         included); ``columns`` must then be None.  Raises ``ValueError`` otherwise.
         """
-        results = self.results()
         if fmt == "json":
             if columns is not None:
                 raise ValueError("export: columns are for fmt='csv' only")
-            json.dump([asdict(result) for result in results], out)
-            out.write("\n")
+            # a trial at a time: a sweep of millions of trials is not held in memory
+            out.write("[")
+            out.writelines((", " if k else "") + json.dumps(asdict(result))
+                           for k, result in enumerate(self._results()))
+            out.write("]\n")
         elif fmt == "csv":
             if columns is None:
-                columns = sorted({key for result in results for key in result.config})
+                columns = sorted({key for (config,) in self._conn.execute(
+                    "SELECT config FROM trials WHERE status != 'running'")
+                    for key in json.loads(config)})
             writer = csv.writer(out, lineterminator="\n")
             writer.writerow(["index", "round", "status", *columns, "val_acc", "val_loss"])
-            for r in results:
+            for r in self._results():
                 values = [r.config.get(key) for key in columns]
                 writer.writerow([r.index, r.round, r.status, *map(_cell, values),
                                  _cell(r.val_acc_final), _cell(r.val_loss_final)])
@@ -501,6 +541,21 @@ class SweepStore:
 
     def __exit__(self, *exc_info):
         self.close()
+
+    def _results(self, status=None, start=0, end=None, limit=None):
+        """``results``, read a trial at a time."""
+        if status is None:
+            where, args = "status != 'running'", ()
+        elif status in STATUSES:
+            where, args = "status = ?", (status,)
+        else:
+            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        where, args = _where(where, start, end, args)
+        limit = -1 if limit is None else _index(limit, "limit")  # SQLite's "no limit"
+        rows = self._conn.execute(
+            f'SELECT {_COLUMNS} FROM trials WHERE {where} ORDER BY "index" LIMIT ?',
+            (*args, limit))
+        return map(_result, rows)
 
     def _writing(self):
         """The write transaction (``with conn:``); refused for a readonly store."""

@@ -89,6 +89,21 @@ def test_a_diverging_trial_is_recorded_with_its_configuration_and_the_sweep_goes
     assert all(r.config["lr"] == 0.1 and len(r.epochs) == 3 for r in done)
 
 
+def crash_after(submissions, monkeypatch):
+    """Make the in-process executor raise "crash inside the sweep" after ``submissions``
+    chunks; return its real ``submit``."""
+    real_submit, calls = executors.InProcessExecutor.submit, []
+
+    def crashing_submit(self, units):
+        calls.append(units)
+        if len(calls) > submissions:
+            raise RuntimeError("crash inside the sweep")
+        return real_submit(self, units)
+
+    monkeypatch.setattr(executors.InProcessExecutor, "submit", crashing_submit)
+    return real_submit
+
+
 def test_an_exception_inside_then_running_again_gives_the_uninterrupted_table(
         data, tmp_path, monkeypatch):
     kwargs = dict(sampler="random", pruner="halving", seed=2, workers=1, chunk_size=2,
@@ -99,15 +114,7 @@ def test_an_exception_inside_then_running_again_gives_the_uninterrupted_table(
     real_train = trial.train_unit
     monkeypatch.setattr(trial, "train_unit", lambda unit, *a: trained.append(unit.index)
                         or real_train(unit, *a))
-    real_submit, calls = executors.InProcessExecutor.submit, []
-
-    def crashing_submit(self, units):
-        calls.append(units)
-        if len(calls) > 4:
-            raise RuntimeError("crash inside the sweep")
-        return real_submit(self, units)
-
-    monkeypatch.setattr(executors.InProcessExecutor, "submit", crashing_submit)
+    real_submit = crash_after(4, monkeypatch)
     db = tmp_path / "s.db"
     with pytest.raises(RuntimeError, match="crash inside"):
         sweep.run(SPACE, 10, data, db=db, **kwargs)
@@ -577,3 +584,30 @@ def test_a_sampler_written_to_the_documented_protocol_runs_and_resumes(data, tmp
     assert [r.config["lr"] for r in results] == [0.5, 0.05, 0.005]
     assert table(sweep.run(space, 3, data, sampler=sampler, db=db, progress=False)) == table(
         results)
+
+
+def test_a_resumed_sweep_reads_its_recorded_trials_a_bracket_at_a_time(
+        data, tmp_path, monkeypatch):
+    """The coordinator keeps counts of the recorded trials, and reads each bracket's
+    own as it samples it: it read every recorded trial, curves included, when it began
+    and held each new one to the end (a sweep of millions of trials held them all)."""
+    kwargs = {"sampler": "coarse-to-fine", "pruner": "halving", "seed": 2, "workers": 1,
+              "chunk_size": 2, "bracket_size": 3, "progress": False}
+    db = tmp_path / "s.db"
+    real_submit = crash_after(6, monkeypatch)
+    with pytest.raises(RuntimeError, match="crash inside"):
+        sweep.run(SPACE, 12, data, db=db, **kwargs)
+    monkeypatch.setattr(executors.InProcessExecutor, "submit", real_submit)
+    read = []
+    real_results = sweep.SweepStore.results
+    monkeypatch.setattr(sweep.SweepStore, "results", lambda self, *a, **k: (
+        read.append(got := real_results(self, *a, **k)), got)[1])
+    assert sweep.run(SPACE, 12, data, db=db, return_results=False, **kwargs) is None
+    assert read and max(len(got) for got in read) <= 3  # a bracket's, never all of them
+    assert sum(len(got) for got in read) >= 3  # what the crashed run recorded was read
+    whole = table(sweep.run(SPACE, 12, data, **kwargs))
+    with sweep.SweepStore.open(db) as store:
+        assert table(real_results(store)) == whole
+    with pytest.raises(ValueError, match="return_results=False keeps the results only in "
+                                         "db: give db"):
+        sweep.run(SPACE, 12, data, return_results=False, **kwargs)

@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fastnet.sweep.store import (
@@ -63,7 +64,7 @@ def test_create_makes_an_empty_sweep_and_leaves_no_temporary_file(tmp_path):
     with SweepStore.create(path, {"seed": 3, "hidden": (100, 100)}) as store:
         assert store.spec == {"hidden": [100, 100], "seed": 3}
         assert store.count() == COUNTS
-        assert store.results() == [] and store.terminal_indices() == set()
+        assert store.results() == []
     assert os.listdir(tmp_path) == ["sweep.db"]
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -101,7 +102,7 @@ def test_create_or_open_resumes_with_the_same_spec(tmp_path):
         assert store.results() == [result(0), result(1)]
         store.record([result(2)])
     with SweepStore.open(path) as store:
-        assert store.terminal_indices() == {0, 1, 2} and store.spec == SPEC
+        assert {r.index for r in store.results()} == {0, 1, 2} and store.spec == SPEC
 
 
 def test_a_spec_equal_in_value_resumes(tmp_path):
@@ -173,7 +174,7 @@ def test_the_code_that_began_a_sweep_is_recorded_and_checked_on_resume(tmp_path)
     assert snapshot(path) == before
     with SweepStore.create_or_open(path, SPEC, other, allow_code_change=True) as store:
         assert store.code == CODE  # what began it, still
-        assert store.terminal_indices() == {0, 1}
+        assert {r.index for r in store.results()} == {0, 1}
     with SweepStore.open(path, SPEC) as store:  # no code given: nothing to check
         assert store.code == CODE
 
@@ -289,7 +290,7 @@ def test_mark_running_counts_attempts_and_leaves_terminal_trials_alone(store):
     assert [(r.index, r.host, r.attempts) for r in running] == [
         (0, "node-1", 1), (1, "node-2", 2), (2, "node-3", 3)]
     assert running[0] == TrialResult(0, None, {}, None, "running", host="node-1")
-    assert store.terminal_indices() == set() and store.count()["running"] == 3
+    assert {r.index for r in store.results()} == set() and store.count()["running"] == 3
 
     # The store's count wins over a result's smaller one, a larger one over the store's.
     store.record([result(1), result(2, attempts=7), result(3)])
@@ -319,6 +320,65 @@ def test_results_are_ordered_by_index_and_read_back_exactly(store):
     assert got[2].score is None and got[3].score is None  # diverged, failed
     with pytest.raises(ValueError, match="^status 'finished' is not one of running, done, "):
         store.results("finished")
+
+
+def recorded_mix(store):
+    """Trials 0..11 of every state, with a NaN score, ties and a running trial; as
+    ``results()`` reads them back."""
+    statuses = ["done", "pruned", "diverged", "failed", "done", "pruned"] * 2
+    scores = [0.5, 0.9, None, None, 0.7, 0.5, math.nan, 0.9, None, None, 0.5, 0.95]
+    store.record([result(i, status, val_acc_final=score)
+                  for i, (status, score) in enumerate(zip(statuses, scores)) if i != 8])
+    store.mark_running([8, 12], "node-1")
+    return store.results()
+
+
+def as_json(results):
+    """``results`` as JSON text: a NaN score equals NaN."""
+    return json.dumps([dataclasses.asdict(r) for r in results])
+
+
+def test_results_read_a_range_of_indices_and_a_limit(store):
+    everything = recorded_mix(store)
+    assert [r.index for r in everything] == [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11]
+    assert as_json(store.results(start=3, end=7)) == as_json(everything[3:7])
+    assert store.results(start=7, end=10) == [everything[7], everything[8]]  # 8 running
+    assert store.results(end=0) == [] and store.results(start=100) == []
+    assert as_json(store.results("done", start=1, limit=2)) == as_json(everything[4:7:2])
+    assert [(r.index, r.status) for r in store.results("running", end=np.int64(9))] == [
+        (8, "running")]
+    for bad, error, message in [({"start": -1}, ValueError, "start must be >= 0, got -1"),
+                                ({"end": 1.5}, TypeError, "end must be an int, got 1.5"),
+                                ({"limit": True}, TypeError, "limit must be an int, got True")]:
+        with pytest.raises(error, match=f"^{re.escape(message)}$"):
+            store.results(**bad)
+
+
+def test_history_is_what_samplers_read_of_the_trials_below_end(store):
+    everything = recorded_mix(store)
+    for end in (0, 5, 9, 13):
+        expected = [(r.index, r.config, r.score) for r in everything if r.index < end]
+        assert json.dumps(store.history(end)) == json.dumps(expected)  # NaN equals NaN
+
+
+def test_top_ranks_the_trials_with_a_score(store):
+    everything = recorded_mix(store)
+    for end in (None, 6, 12):
+        for done_first in (False, True):
+            scored = [r for r in everything if r.score is not None and not math.isnan(r.score)
+                      if end is None or r.index < end]
+            scored.sort(key=lambda r: (done_first and r.status != "done", -r.score, r.index))
+            for n in (0, 1, 3, 20):
+                assert store.top(n, end=end, done_first=done_first) == scored[:n]
+    assert [r.index for r in store.top(4)] == [11, 1, 7, 4]  # the tie 0.9: 1 before 7
+    assert [r.index for r in store.top(4, done_first=True)] == [4, 0, 10, 11]
+
+
+def test_count_counts_the_trials_below_end(store):
+    recorded_mix(store)
+    assert store.count() == {"running": 2, "done": 4, "pruned": 4, "diverged": 1, "failed": 2}
+    assert store.count(end=8) == {"running": 0, "done": 3, "pruned": 3, "diverged": 1,
+                                  "failed": 1}
 
 
 def test_export_csv_writes_one_row_per_terminal_trial(store):
@@ -376,7 +436,7 @@ def test_a_readonly_store_reads_and_refuses_writes(tmp_path):
         writer.record([result(0)])
         with SweepStore.open(path, SPEC, readonly=True) as reader:
             writer.record([result(1)])  # seen by the reader's next query
-            assert reader.terminal_indices() == {0, 1}
+            assert {r.index for r in reader.results()} == {0, 1}
             for write in (lambda: reader.record([result(2)]),
                           lambda: reader.mark_running([2], "node-1")):
                 with pytest.raises(SweepStoreError, match=f"^{re.escape(str(path))}: "
@@ -422,7 +482,7 @@ import sys
 from fastnet.sweep.store import SweepStore, TrialResult
 spec = {"seed": 1}
 with SweepStore.create_or_open(sys.argv[1], spec) as store:
-    i = max(store.terminal_indices(), default=-1) + 1
+    i = max({r.index for r in store.results()}, default=-1) + 1
     while True:
         batch = range(i, i + 1 + i % 3)
         store.mark_running(batch, "child")
