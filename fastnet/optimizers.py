@@ -150,10 +150,15 @@ class _FusedUpdate:
     def update_flat(self, params, grads, views, weight_decay=0.0, n_decayed=0):
         """One step over a flat parameter arena and its gradient arena.
 
-        ``views`` maps each key to ``(offset, shape)`` in the arena, to expose the
-        state per key; ``weight_decay * p`` is added to the gradient of the first
-        ``n_decayed`` elements (the weight matrices) inside the same pass.
+        ``params`` and ``grads`` are 1-D C-contiguous arrays of one float dtype
+        (float32/float64) and size, ``params`` writeable.  ``views`` maps each key to
+        ``(offset, shape)`` in the arena (within it), to expose the state per key;
+        ``weight_decay * p`` is added to the gradient of the first ``n_decayed``
+        elements (the weight matrices) inside the same pass.  TypeError for arrays of
+        another type or dtype, ValueError for other shapes, sizes or views; nothing is
+        changed then.
         """
+        _check_arenas(params, grads, views, n_decayed)
         states = self._state_arenas(params, views)
         scalars = self._begin_flat_step(params.dtype, weight_decay)
         self._step_flat(params, grads, states, scalars, n_decayed if weight_decay else 0)
@@ -284,11 +289,44 @@ def _given_names(cls):
 
 
 def _one_arena(params, grads):
-    """Whether ``params`` and ``grads`` are intact arena dicts of one layout and dtype."""
-    return (isinstance(params, ArenaDict) and isinstance(grads, ArenaDict)
-            and params.layout is grads.layout and params.arena.dtype == grads.arena.dtype
-            and params.arena.dtype in _validate.FLOAT_DTYPES
-            and params.intact() and grads.intact())
+    """Whether ``params`` and ``grads`` are intact arena dicts of one layout over
+    arenas that ``update_flat`` takes (``_check_arenas``)."""
+    if not (isinstance(params, ArenaDict) and isinstance(grads, ArenaDict)
+            and params.layout is grads.layout and params.intact() and grads.intact()):
+        return False
+    try:
+        _check_arenas(params.arena, grads.arena, params.layout, 0)
+    except (TypeError, ValueError):  # the per-key update takes them
+        return False
+    return True
+
+
+def _check_arenas(params, grads, views, n_decayed):
+    """``update_flat``'s arguments, checked: a kernel reads and writes the arenas by
+    index up to their size (see its docstring)."""
+    for name, arena in (("params", params), ("grads", grads)):
+        if not isinstance(arena, np.ndarray):
+            raise TypeError(f"update_flat: {name} must be a NumPy array, got "
+                            f"{type(arena).__name__}")
+        if arena.dtype not in _validate.FLOAT_DTYPES:
+            raise TypeError(f"update_flat: {name} must be float32 or float64, got dtype "
+                            f"{arena.dtype}")
+        if arena.ndim != 1 or not arena.flags.c_contiguous:
+            raise ValueError(f"update_flat: {name} must be a 1-D C-contiguous arena, got "
+                             f"shape {arena.shape}"
+                             + ("" if arena.flags.c_contiguous else " (not contiguous)"))
+    if grads.dtype != params.dtype or grads.size != params.size:
+        raise ValueError(f"update_flat: grads ({grads.size} {grads.dtype}) must be the size "
+                         f"and dtype of params ({params.size} {params.dtype})")
+    if not params.flags.writeable:
+        raise ValueError("update_flat: params is read-only")
+    for key, (offset, shape) in views.items():
+        if not 0 <= offset <= offset + math.prod(shape) <= params.size:
+            raise ValueError(f"update_flat: view {key!r} at offset {offset}, shape "
+                             f"{tuple(shape)}, is outside the arena of {params.size}")
+    if not 0 <= n_decayed <= params.size:
+        raise ValueError(f"update_flat: n_decayed must be in [0, {params.size}], got "
+                         f"{n_decayed}")
 
 
 def _broadcasts_to(shape, target):

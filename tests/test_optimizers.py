@@ -212,7 +212,7 @@ def test_update_of_arena_dicts_is_one_flat_pass(case, dtype, monkeypatch):
 
 
 @pytest.mark.parametrize("change", ["rebound-param", "rebound-grad", "added-grad", "pickled",
-                                    "other-layout"])
+                                    "other-layout", "longer-param-arena"])
 def test_changed_arena_dicts_are_updated_per_key(change, monkeypatch):
     """Anything but two intact arena dicts of one layout goes key by key, so the arrays
     the dicts hold now are the ones updated."""
@@ -229,9 +229,12 @@ def test_changed_arena_dicts_are_updated_per_key(change, monkeypatch):
         grads["extra"] = np.zeros(3)
     elif change == "pickled":
         params = pickle.loads(pickle.dumps(params))
+    elif change == "longer-param-arena":  # intact views, but the flat pass read past grads
+        params = ArenaDict(np.concatenate([params.arena, np.full(1000, 7.0)]), params.layout)
     else:
         grads = ArenaDict(grads.arena, dict(grads.layout))
-    assert not (params.intact() and grads.intact()) or params.layout is not grads.layout
+    assert (not (params.intact() and grads.intact()) or params.layout is not grads.layout
+            or params.arena.size != grads.arena.size)
     ref_params = {k: v.copy() for k, v in params.items()}
     arena_before = params.arena.copy()
     calls = counting_update_flat(fast, monkeypatch)
@@ -243,6 +246,63 @@ def test_changed_arena_dicts_are_updated_per_key(change, monkeypatch):
     if change == "rebound-param":  # the arena's own W1 was not the one updated
         w1 = params.views["W1"]
         np.testing.assert_array_equal(w1, arena_before[:w1.size].reshape(w1.shape))
+    if change == "longer-param-arena":
+        np.testing.assert_array_equal(params.arena[-1000:], 7.0)
+
+
+def test_arena_dicts_over_a_2d_arena_are_updated_per_key_within_it():
+    """A 2-D arena's views can be intact, but a kernel indexes its arena as 1-D: the
+    flat pass wrote past the arena into the buffer it was cut from."""
+    buffer = np.full(200, 7.0)
+    layout = {"W": (0, (2, 9))}
+    params = ArenaDict(buffer[:18].reshape(2, 9), layout)
+    grads = ArenaDict(np.ones((2, 9)), layout)
+    assert params.intact() and grads.intact()
+    fast_optimizers.SGD(lr=1.0).update(params, grads)
+    np.testing.assert_array_equal(buffer[:18], 6.0)
+    np.testing.assert_array_equal(buffer[18:], 7.0)
+
+
+def read_only(n):
+    arena = np.ones(n)
+    arena.flags.writeable = False
+    return arena
+
+
+@pytest.mark.parametrize("args, error, message", [
+    ((np.ones((2, 9)), np.ones((2, 9)), {"W": (0, (2, 9))}), ValueError,
+     "update_flat: params must be a 1-D C-contiguous arena, got shape (2, 9)"),
+    ((np.ones(18)[::2], np.ones(9), {}), ValueError,
+     "update_flat: params must be a 1-D C-contiguous arena, got shape (9,) (not contiguous)"),
+    ((np.ones(9), np.ones(3), {}), ValueError,
+     "update_flat: grads (3 float64) must be the size and dtype of params (9 float64)"),
+    ((np.ones(9), np.ones(9, np.float32), {}), ValueError,
+     "update_flat: grads (9 float32) must be the size and dtype of params (9 float64)"),
+    ((np.ones(9), np.ones(9), {"W": (3, (3, 3))}), ValueError,
+     "update_flat: view 'W' at offset 3, shape (3, 3), is outside the arena of 9"),
+    ((np.ones(9), np.ones(9), {"W": (-1, (3,))}), ValueError,
+     "update_flat: view 'W' at offset -1, shape (3,), is outside the arena of 9"),
+    ((np.ones(9), np.ones(9), {}, 0.1, 10), ValueError,
+     "update_flat: n_decayed must be in [0, 9], got 10"),
+    ((read_only(9), np.ones(9), {}), ValueError, "update_flat: params is read-only"),
+    ((np.ones(9), [1.0] * 9, {}), TypeError,
+     "update_flat: grads must be a NumPy array, got list"),
+    ((np.ones(9, np.float16), np.ones(9, np.float16), {}), TypeError,
+     "update_flat: params must be float32 or float64, got dtype float16"),
+    ((np.ones(9), np.ones(9, object), {}), TypeError,
+     "update_flat: grads must be float32 or float64, got dtype object"),
+], ids=["2-d", "strided", "shorter-grads", "other-dtype", "view-past-the-end",
+        "negative-offset", "decayed-past-the-end", "read-only", "list", "float16", "object"])
+@pytest.mark.parametrize("case", OPTIMIZERS)
+def test_update_flat_refuses_what_its_kernel_would_index_past(case, args, error, message):
+    """A kernel reads and writes its arenas by index up to the parameters' size: these
+    read or wrote out of bounds, or leaked Numba's typing errors."""
+    fast = case.make(fast_optimizers)
+    before = [np.array(a, copy=True) for a in args[:2]]
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        fast.update_flat(*args)
+    for a, b in zip(args[:2], before):
+        np.testing.assert_array_equal(a, b)
 
 
 # ------------------------------------------------------------------ in place
