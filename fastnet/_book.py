@@ -432,6 +432,17 @@ class LayerNet:
 
     layers_module = None  # the module of layer classes the net is built from
 
+    @property
+    def weight_decay_lambda(self):
+        """The L2 penalty's lambda, a float; set to a finite real >= 0 (TypeError for
+        a value that is not a real number, ValueError for one that is not finite or
+        below 0), at construction as after it."""
+        return self._weight_decay_lambda
+
+    @weight_decay_lambda.setter
+    def weight_decay_lambda(self, value):
+        self._weight_decay_lambda = _validate.real_scalar(value, "weight_decay_lambda", 0)
+
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                  weight_init_std="relu", weight_decay_lambda=0, *, dtype=np.float32,
                  seed=None, rng=None):
@@ -443,11 +454,7 @@ class LayerNet:
         if self.activation not in ACTIVATION_LAYERS:
             raise ValueError(f"activation must be one of {tuple(ACTIVATION_LAYERS)}, "
                              f"got {activation!r}")
-        if (not _validate.is_real_number(weight_decay_lambda)
-                or not 0 <= weight_decay_lambda < np.inf):
-            raise ValueError(f"weight_decay_lambda must be a finite number >= 0, "
-                             f"got {weight_decay_lambda!r}")
-        self.weight_decay_lambda = float(weight_decay_lambda)
+        self.weight_decay_lambda = weight_decay_lambda
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
@@ -737,7 +744,8 @@ class TrainerLoop:
     (``{"name": "step_decay", "step_size": 5}``) or any callable ``epoch -> multiplier``:
     it is applied per epoch, not per step.  Before each step the optimizer's ``lr`` is
     set to ``lr0 * lr_schedule(epoch)``, ``lr0`` being the optimizer's learning rate
-    when made and ``epoch = floor(step / iter_per_epoch)`` (0 during the first epoch).
+    when made and ``epoch = floor(step / iter_per_epoch)`` (0 during the first epoch;
+    in exact arithmetic, not floats).
     A multiplier that is not a real number is a TypeError naming the epoch, one that is
     not finite or below 0 a ValueError.
 
@@ -828,6 +836,12 @@ class TrainerLoop:
         self.optimizer.update(self.network.params, grads)
         return self.network.loss(x_batch, t_batch)
 
+    def _epoch(self):
+        """The epoch of step ``current_iter``: ``floor(step / iter_per_epoch)``, computed
+        in integers (the float quotient put step 250 of 1000 images in batches of 60,
+        exactly the start of epoch 15, in epoch 14)."""
+        return self.current_iter * min(self.batch_size, self.train_size) // self.train_size
+
     def _records_accuracy(self):
         """Whether this step (number ``current_iter``, just taken) records the
         accuracies: the book's test, a step count that is a multiple of
@@ -842,7 +856,7 @@ class TrainerLoop:
 
     def train_step(self):
         if self.lr_schedule is not None:
-            epoch = math.floor(self.current_iter / self.iter_per_epoch)
+            epoch = self._epoch()
             multiplier = _validate.real_scalar(
                 self.lr_schedule(epoch), f"the multiplier lr_schedule({epoch}) returned", 0)
             self.optimizer.lr = self.initial_lr * multiplier

@@ -3,6 +3,7 @@ the error table with exact messages, schedules driving every optimizer of
 ``cases.OPTIMIZER_CASES`` and the Trainer's per-epoch ``lr_schedule``."""
 import json
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -147,20 +148,26 @@ def recorded_lrs(trainer, monkeypatch):
                                                   (reference_nets, reference_trainer)],
                          ids=["fastnet", "reference"])
 @pytest.mark.parametrize("optimizer", ["SGD", "AdamW"])
-@pytest.mark.parametrize("train_size", [40, 50], ids=["whole-epochs", "fractional-epochs"])
+@pytest.mark.parametrize("train_size, batch_size, epochs", [
+    (40, 20, 6), (50, 20, 6),
+    # step 500 begins epoch 15 exactly, which 500 / (1000 / 30) in floats put in epoch 14
+    (1000, 30, 16)], ids=["whole-epochs", "fractional-epochs", "exact-in-fractions"])
 def test_trainer_applies_the_schedule_once_per_epoch(nets, trainer_module, optimizer,
-                                                      train_size, monkeypatch):
+                                                      train_size, batch_size, epochs,
+                                                      monkeypatch):
     rng = np.random.default_rng(0)
     x, t = rng.standard_normal((train_size, 4)), rng.integers(0, 3, train_size)
     net = nets.MultiLayerNet(4, [5], 3, dtype=np.float64, seed=0)
-    spec = {"name": "step_decay", "step_size": 2, "gamma": 0.5}
-    trainer = trainer_module.Trainer(net, x, t, x, t, epochs=6, mini_batch_size=20,
-                                     optimizer=optimizer, optimizer_param={"lr": 0.1},
-                                     verbose=False, seed=1, lr_schedule=spec)
+    spec = {"name": "step_decay", "step_size": 1, "gamma": 0.5}
+    trainer = trainer_module.Trainer(net, x, t, x, t, epochs=epochs,
+                                     mini_batch_size=batch_size, optimizer=optimizer,
+                                     optimizer_param={"lr": 0.1}, verbose=False, seed=1,
+                                     lr_schedule=spec)
     lrs = recorded_lrs(trainer, monkeypatch)
-    epochs = [math.floor(i / trainer.iter_per_epoch) for i in range(trainer.max_iter)]
-    assert lrs == [0.1 * 0.5 ** (epoch // 2) for epoch in epochs]
-    assert epochs[-1] == 5 and len(lrs) == trainer.max_iter
+    per_epoch = Fraction(train_size, batch_size)  # steps, exactly
+    of_step = [math.floor(i / per_epoch) for i in range(trainer.max_iter)]
+    assert lrs == [0.1 * 0.5 ** epoch for epoch in of_step]
+    assert of_step[-1] == epochs - 1 and len(lrs) == trainer.max_iter
 
 
 def test_trainer_without_a_schedule_keeps_the_lr(monkeypatch):
