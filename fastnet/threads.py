@@ -45,6 +45,7 @@ import contextlib
 import ctypes
 import functools
 import importlib.metadata
+import numbers
 import os
 import sys
 import threading
@@ -67,7 +68,11 @@ def set_num_threads(n):
     a ``Population`` with ``num_threads=None`` uses, is the calling thread's (Numba's
     rule: each thread starts with ``NUMBA_NUM_THREADS``).  So a worker thread that
     calls this sets BLAS for everyone and Numba for itself.  Inside a
-    ``blas_single_threaded`` block, BLAS's ``n`` applies when the block ends."""
+    ``blas_single_threaded`` block, BLAS's ``n`` applies when the block ends.
+    TypeError for an ``n`` that is not an integer (2.9 was taken as 2), ValueError for
+    one out of range."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n must be an integer, got {n!r}")
     n = int(n)
     if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"n must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
@@ -315,4 +320,8 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_unlock_in_child)
 
 if os.environ.get("FASTNET_NUM_THREADS"):
-    set_num_threads(os.environ["FASTNET_NUM_THREADS"])
+    try:
+        set_num_threads(int(os.environ["FASTNET_NUM_THREADS"]))
+    except ValueError as err:  # said at import: name the variable
+        raise ValueError(f"FASTNET_NUM_THREADS={os.environ['FASTNET_NUM_THREADS']!r}: "
+                         f"{'not an integer' if 'int()' in str(err) else str(err).removeprefix('n ')}") from None

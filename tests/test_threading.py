@@ -10,6 +10,7 @@ a forked child that reaches a parallel kernel) fails the case after a timeout.
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,6 +151,33 @@ def test_set_num_threads_is_heard_from_any_thread():
         assert set(blas_threads()) == {1}
     finally:
         threads.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n, error, message", [
+    (2.9, TypeError, "n must be an integer, got 2.9"),  # was taken as 2
+    (0.5, TypeError, "n must be an integer, got 0.5"),  # was "got 0"
+    (True, TypeError, "n must be an integer, got True"),
+    ("2", TypeError, "n must be an integer, got '2'"),
+    (0, ValueError, "n must be between 1 and "),
+])
+def test_set_num_threads_refuses_what_is_not_a_thread_count(n, error, message):
+    from fastnet import threads
+    before = threads.get_num_threads()
+    with pytest.raises(error, match=f"^{re.escape(message)}"):
+        threads.set_num_threads(n)
+    assert threads.get_num_threads() == before
+
+
+@pytest.mark.parametrize("value, message", [
+    ("2.9", "FASTNET_NUM_THREADS='2.9': not an integer"),
+    ("0", "FASTNET_NUM_THREADS='0': must be between 1 and 2 (NUMBA_NUM_THREADS), got 0"),
+])
+def test_a_bad_fastnet_num_threads_is_named_at_import(value, message):
+    env = {**os.environ, "FASTNET_NUM_THREADS": value, "NUMBA_NUM_THREADS": "2",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", "import fastnet.nets"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1 and done.stderr.splitlines()[-1] == f"ValueError: {message}"
 
 
 @pytest.mark.parametrize("n, shares", [(5, 2), (5, 3), (2, 4), (1, 1), (7, 7)])
