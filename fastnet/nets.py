@@ -50,6 +50,12 @@ INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x wid
 NUMERICAL_H = 1e-4  # the book's step of central differences
 
 
+FIXED_LAYERS = ("a fastnet net's layers are fixed when it is built: its compiled passes "
+                "would not run a replaced, added or removed layer.  Build the net with "
+                "other arguments (activation=, use_batchnorm=...), or subclass it and "
+                "override predict, loss and gradient")
+
+
 class _FixedLayers(OrderedDict):
     """A fused net's ``layers``: the book's ordered dict of its layers, whose entries
     cannot be replaced, added or removed, since the compiled passes run the net as
@@ -60,10 +66,7 @@ class _FixedLayers(OrderedDict):
             OrderedDict.__setitem__(self, key, layer)
 
     def _refuse(self, *args, **kwargs):
-        raise TypeError("a fastnet net's layers are fixed when it is built: its compiled "
-                        "passes would not run a replaced, added or removed layer.  Build "
-                        "the net with other arguments (activation=, use_batchnorm=...), or "
-                        "subclass it and override predict, loss and gradient")
+        raise TypeError(FIXED_LAYERS)
 
     __setitem__ = __delitem__ = __ior__ = pop = popitem = clear = update = _refuse
     setdefault = move_to_end = _refuse
@@ -85,6 +88,19 @@ class _FusedNet:
     layers_module = layers
     use_batchnorm = use_dropout = False  # MultiLayerNetExtend's instances say otherwise
     normalization = groups = None
+
+    @property
+    def layers(self):
+        """The book's ordered dict of the net's layers, fixed once built (``TypeError``
+        for a change to it, or for another dict in its place: the compiled passes run
+        the net as built)."""
+        return self.__dict__["_layers"]
+
+    @layers.setter
+    def layers(self, value):
+        if "_layers" in self.__dict__:  # built: a saved net would not be what ran
+            raise TypeError(FIXED_LAYERS)
+        self.__dict__["_layers"] = value  # the book's constructor, filling it
 
     @property
     def _norm_args(self):
@@ -125,7 +141,7 @@ class _FusedNet:
         self._running = aligned_zeros(layout.running_size, self.dtype)
         if self.normalization == "weight":
             self._build_weight_norm(layout.kernel)
-        self.layers = _FixedLayers(self.layers)
+        self.__dict__["_layers"] = _FixedLayers(self.layers)
         self._dropouts = [layer for key, layer in self.layers.items() if key.startswith("Dropout")]
         self._running_layers = [layer for key, layer in self.layers.items()
                                 if key.startswith(RUNNING_LAYERS)]

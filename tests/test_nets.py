@@ -531,6 +531,11 @@ def test_a_nets_layers_cannot_be_replaced_added_or_removed():
                    lambda d: d.setdefault("New", None), lambda d: d.move_to_end("Affine1")):
         with pytest.raises(TypeError, match="layers are fixed when it is built"):
             change(net.layers)
+    layers = net.layers
+    for replacement in ({}, OrderedDict(layers), layers):  # save_net then wrote another net
+        with pytest.raises(TypeError, match="layers are fixed when it is built"):
+            net.layers = replacement
+    assert net.layers is layers
     assert list(net.layers) == ["Affine1", "Activation_function1", "Affine2",
                                 "Activation_function2", "Affine3"]
     for plain in (net.layers.copy(), net.layers | {"Extra": None}):  # plain dicts, free
@@ -540,6 +545,8 @@ def test_a_nets_layers_cannot_be_replaced_added_or_removed():
     for other in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
         assert list(other.layers) == list(net.layers)
         assert_array_equal(other.predict(x), net.predict(x))
+        with pytest.raises(TypeError, match="layers are fixed when it is built"):
+            other.layers = {}
 
 
 @pytest.mark.parametrize("n", [8, 1 << 15], ids=["serial-layer", "parallel-layer"])
