@@ -178,6 +178,10 @@ def test_a_bad_fastnet_num_threads_is_named_at_import(value, message):
     done = subprocess.run([sys.executable, "-c", "import fastnet.nets"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 1 and done.stderr.splitlines()[-1] == f"ValueError: {message}"
+    # the command: one line, not a traceback through its imports (--help included)
+    done = subprocess.run([sys.executable, "-m", "fastnet", "--help"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", f"fastnet: error: {message}\n")
 
 
 @pytest.mark.parametrize("n, shares", [(5, 2), (5, 3), (2, 4), (1, 1), (7, 7)])
