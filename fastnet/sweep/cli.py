@@ -196,7 +196,7 @@ def _reading(command):
         try:
             return command(args)
         except json.JSONDecodeError as err:
-            raise _damaged(args.db, err) from None
+            raise _damaged(args.db, err) from err
     return read
 
 
@@ -227,7 +227,7 @@ def run_command(args):
                   "median": MedianPruner()}[args.prune]
         sampler = make_sampler(args.sampler, space, args.seed, args.trials, args.rounds)
     except ValueError as err:
-        raise SweepCommandError(_flag_names(err)) from None
+        raise SweepCommandError(_flag_names(err)) from err
     spec["data_dir"] = args.data_dir
     start = time.perf_counter()
     # kill: stop as Ctrl-C does, pool closed; the caller's handler back afterwards (only
@@ -247,13 +247,13 @@ def run_command(args):
     except (ValueError, SweepStoreError, SweepInterrupted) as err:
         flag = _flag_of_key(getattr(err, "key", None))
         raise SweepCommandError(_flag_names(err) + (f"; set by {flag}" if flag else "")) \
-            from None
+            from err
     except ConnectionError as err:  # the Dask scheduler's, not the file's
-        raise SweepCommandError(str(err)) from None
+        raise SweepCommandError(str(err)) from err
     except DatasetNotFoundError:  # the data's, not the file's: the command says it
         raise
     except (OSError, sqlite3.Error) as err:
-        raise SweepCommandError(f"{args.db}: {err}") from None
+        raise SweepCommandError(f"{args.db}: {err}") from err
     except KeyboardInterrupt as stop:
         status = 128 + getattr(stop, "signum", signal.SIGINT)  # as a shell reports it
         if not Path(args.db).exists():
@@ -359,9 +359,9 @@ def _open(path):
     try:
         store = SweepStore.open(path, readonly=True)
     except (SweepStoreError, FileNotFoundError) as err:
-        raise SweepCommandError(str(err)) from None
+        raise SweepCommandError(str(err)) from err
     except (OSError, sqlite3.Error) as err:
-        raise SweepCommandError(f"{path}: {err}") from None
+        raise SweepCommandError(f"{path}: {err}") from err
     missing = {"space", "trials"} - store.spec.keys()
     if missing:
         store.close()
@@ -459,7 +459,7 @@ def plot_command(args):
     except json.JSONDecodeError:
         raise  # a damaged file: _reading
     except (OSError, ValueError) as err:  # an --out that is a file, an empty sweep, a bad --top
-        raise SweepCommandError(str(err)) from None
+        raise SweepCommandError(str(err)) from err
     finally:
         store.close()
     print("wrote " + ", ".join(map(str, paths)))
@@ -520,7 +520,7 @@ def export_command(args):
             try:
                 _export_to(store, args.format, columns, args.out)
             except OSError as err:
-                raise SweepCommandError(f"cannot write {args.out}: {err.strerror or err}") from None
+                raise SweepCommandError(f"cannot write {args.out}: {err.strerror or err}") from err
     finally:
         store.close()
     return 0

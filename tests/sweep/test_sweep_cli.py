@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import test_experiments  # noqa: E402  (the fake-MNIST writer and the offline fixture)
 
 from fastnet.cli import main  # noqa: E402
+from fastnet.sweep.cli import SweepCommandError  # noqa: E402
 
 offline = test_experiments.offline  # autouse: no downloads, a private cache
 
@@ -789,3 +790,18 @@ def test_a_run_offline_with_only_the_parsed_cache_of_mnist(tmp_path, capsys):
                              "--data-dir", folder, "--trials", 1, *SWEEP)
     assert status == 0, err
     assert "1 trials" in out and "FALLBACK" not in err
+
+
+def test_fastnet_debug_shows_the_library_frames_of_a_sweep_error(tmp_path, monkeypatch,
+                                                                  capsys):
+    """The command's one line keeps the library's error as its cause, which
+    FASTNET_DEBUG=1 shows (the traceback ended in the command)."""
+    args = ["sweep", "run", "--db", str(tmp_path / "s.db"), "--param", "lr=1e-2:1e-4:log"]
+    assert main(args) == 1
+    monkeypatch.setenv("FASTNET_DEBUG", "1")
+    with pytest.raises(SweepCommandError) as info:
+        main(args)
+    assert isinstance(info.value.__cause__, ValueError)
+    assert str(info.value) == str(info.value.__cause__) == (
+        "lr: log_uniform: low must be < high, got low=0.01, high=0.0001")
+    assert list(tmp_path.iterdir()) == []
