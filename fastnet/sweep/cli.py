@@ -140,8 +140,9 @@ def _add_run(verbs):
                       "evaluated each epoch (default all)")
     search = p.add_argument_group("search")
     search.add_argument("--sampler", choices=SAMPLERS, default="random", help="default random")
-    search.add_argument("--rounds", type=_positive_int, default=3,
-                        help="coarse-to-fine rounds (default 3; other samplers: not used)")
+    search.add_argument("--rounds", type=_positive_int,
+                        help="coarse-to-fine rounds (default 3; only with --sampler "
+                             "coarse-to-fine)")
     search.add_argument("--prune", choices=("none", "halving", "median"), default="none",
                         help="successive halving (--min-epochs, --reduction-factor) or the "
                         "median rule (a rung each epoch, after 5 trials; Python: "
@@ -225,7 +226,11 @@ def run_command(args):
                              f"{'them' if len(halving) > 1 else 'it'} out")
         pruner = {"none": None, "halving": SuccessiveHalving(**halving),
                   "median": MedianPruner()}[args.prune]
-        sampler = make_sampler(args.sampler, space, args.seed, args.trials, args.rounds)
+        if args.rounds is not None and args.sampler != "coarse-to-fine":
+            raise ValueError("--rounds sets coarse to fine's rounds: give --sampler "
+                             "coarse-to-fine, or leave it out")
+        rounds = {} if args.rounds is None else {"rounds": args.rounds}
+        sampler = make_sampler(args.sampler, space, args.seed, args.trials, **rounds)
     except ValueError as err:
         raise SweepCommandError(_flag_names(err)) from err
     spec["data_dir"] = args.data_dir
@@ -389,7 +394,11 @@ def _print_summary(store, top, columns, end=None):
     """The table of the ``top`` best trials of ``store`` below ``end`` (None: every
     one), and the first failed trial's error where any failed (they have no score, so
     they are not in the table)."""
-    _print_table(store.top(top, end=end, done_first=True), columns)
+    ranked = store.top(top, end=end, done_first=True)
+    if ranked:
+        _print_table(ranked, columns)
+    else:  # not a header over nothing
+        print("no trial has a score to rank (only done and pruned trials have one)")
     failed = store.count(end=end)["failed"]
     if failed:
         first = store.results("failed", end=end, limit=1)[0]

@@ -437,9 +437,9 @@ class Parameter:
     the values it takes (``expected``, in words).  A parameter whose default is None
     also takes None (meaning: not set; ``none`` on the command line)."""
 
-    def __init__(self, name, domain, default, aliases=()):
+    def __init__(self, name, domain, default, aliases=(), hint=""):
         self.name, self.default, self.aliases = name, default, tuple(aliases)
-        self._domain = domain
+        self._domain, self._hint = domain, hint  # hint: said of a value refused
         self.integer = domain.integer
         self.expected = domain.expected + (" (or None)" if default is None else "")
 
@@ -456,7 +456,7 @@ class Parameter:
             return None  # 'none', the command line's spelling, from Python too
         if not self._domain.accepts(value):
             raise ValueError(f"{spelled or self.name} must be {self.expected}, "
-                             f"got {value!r}{where}")
+                             f"got {value!r}{where}{self._hint}")
         return self._domain.canonical(value)
 
     def check(self, spec, spelled=None):
@@ -533,7 +533,8 @@ PARAMETERS = {parameter.name: parameter for parameter in [
     Parameter("use_batchnorm", _Bool(), False, aliases=["batchnorm"]),
     Parameter("normalization", _Names(*_NORMALIZATIONS), None),
     Parameter("groups", _Numbers("int", 1), 2),
-    Parameter("use_dropout", _Bool(), False, aliases=["dropout"]),
+    Parameter("use_dropout", _Bool(), False, aliases=["dropout"],
+              hint=" (the ratio is dropout_ratio)"),
     Parameter("dropout_ratio", _BETA, 0.5),
     Parameter("weight_decay_lambda", _Numbers("float", 0), 0.0, aliases=["weight_decay"]),
     Parameter("optimizer", _Names(*_OPTIMIZER_NAMES), "SGD"),
@@ -559,6 +560,9 @@ PARAMETERS = {parameter.name: parameter for parameter in [
 
 _NAMES = {alias: parameter.name for parameter in PARAMETERS.values()
           for alias in (parameter.name, *parameter.aliases)}
+# The parameters as an unknown name's error lists them: their aliases in parentheses
+_KNOWN = [f"{p.name} ({', '.join(p.aliases)})" if p.aliases else p.name
+          for p in PARAMETERS.values()]
 
 # Parameters that only some values of another one read: name -> (that one, its values
 # that read it).  ``Space.ignored`` warns of a given parameter no trial reads.
@@ -611,7 +615,7 @@ def _canonical_items(mapping, what):
     given, spelled = {}, {}
     for key, value in mapping.items():
         if key not in _NAMES:
-            raise _unknown("parameter", key, PARAMETERS, _NAMES)
+            raise _unknown("parameter", key, _KNOWN, _NAMES)
         name = _NAMES[key]
         if name in given:
             raise ValueError(f"{name} is given twice, as {spelled[name]!r} and {key!r}")
@@ -790,7 +794,7 @@ def parse_param(text):
     if not equals:
         raise ValueError(f"--param must be {_SYNTAX}, got {text!r}")
     if key not in _NAMES:
-        raise _unknown("parameter", key, PARAMETERS, _NAMES)
+        raise _unknown("parameter", key, _KNOWN, _NAMES)
     parameter = PARAMETERS[_NAMES[key]]
     parts = spec.split(":")
     if len(parts) == 1:

@@ -308,7 +308,12 @@ def test_none_as_the_command_line_spells_it_is_taken_from_python_too(name, spec,
 OPTIMIZERS = "'SGD', 'Momentum', 'Nesterov', 'AdaGrad', 'RMSprop', 'Adam', 'AdamW'"
 SCHEDULES = ("'step_decay', 'exponential_decay', 'inverse_time_decay', 'cosine_decay' "
              "(or step, exponential, inverse_time, cosine)")
-KNOWN = ", ".join(PARAMETERS)
+# every parameter, with the aliases the README advertises
+KNOWN = ("hidden_size_list (hidden), hidden_size, hidden_layers, activation, weight_init_std, "
+         "use_batchnorm (batchnorm), normalization, groups, use_dropout (dropout), "
+         "dropout_ratio, weight_decay_lambda (weight_decay), optimizer, lr, momentum, beta1, "
+         "beta2, decay_rate, decoupled_weight_decay, lr_schedule, step_size, gamma, "
+         "lr_decay_rate, decay_steps, alpha, mini_batch_size (batch_size), epochs")
 DISTRIBUTION_TYPES = "uniform, log_uniform, one_minus_log_uniform, int_uniform, log_int, choice"
 SYNTAX = ("--param must be name=value, name=low:high[:linear|log|one-minus-log|int|log-int] "
           "or name=a,b,c:choice")
@@ -385,6 +390,8 @@ BAD_INPUTS = [
     ("epochs-past-a-million", lambda: Space({"epochs": 1e200}),
      "epochs must be a number in (0, 1000000], got 1e+200"),
     ("bool", lambda: Space({"use_batchnorm": 1}), "use_batchnorm must be true or false, got 1"),
+    ("dropout-as-a-ratio", lambda: Space({"dropout": 0.2}),
+     "dropout must be true or false, got 0.2 (the ratio is dropout_ratio)"),
     ("hidden-repeat-left-out", lambda: parse_param("hidden=100x"),
      "hidden must be a non-empty list of ints >= 1 (on the command line 100x4 or "
      "100-50), got '100x'"),

@@ -427,6 +427,8 @@ def test_a_db_that_is_a_directory_is_refused_in_one_line(verb, mnist_dir, tmp_pa
                              "halving, or leave it out")),
     (["--prune", "median", "--min-epochs", "2", "--reduction-factor", "9"],
      "--min-epochs and --reduction-factor set successive halving's rungs"),
+    (["--rounds", "2"], ("--rounds sets coarse to fine's rounds: give --sampler "
+                         "coarse-to-fine, or leave it out")),
     (["--epochs", "1e308"], "epochs must be a number in (0, 1000000], got 1e+308"),
     (["--validation", "0.0001", "--train-size", "200"],
      "--validation 0.0001 of 200 images is no image: hold out a larger fraction, or a count"),
@@ -699,6 +701,20 @@ def test_show_prints_the_best_trials(small_db, capsys):
     for rank, (line, r) in enumerate(zip(lines[2:], best), 1):
         cells = line.split()
         assert cells[:4] == [str(rank), str(r.index), r.status, f"{r.score:.4f}"]
+
+
+def test_show_of_a_sweep_without_a_score_says_so(small_db, tmp_path, capsys):
+    """Every trial diverged: a line, not a table header over nothing."""
+    db = tmp_path / "diverged.db"
+    db.write_bytes(small_db.read_bytes())
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE trials SET status = 'diverged', val_acc_final = NULL")
+    conn.close()
+    status, out, _ = sweep(capsys, "show", "--db", db)
+    assert status == 0 and out.splitlines() == [
+        "6 of 6 trials recorded (6 diverged), 0 running or interrupted, 0 pending",
+        "no trial has a score to rank (only done and pruned trials have one)"]
 
 
 @pytest.mark.parametrize("counts, total, line", [
