@@ -234,6 +234,16 @@ def small_db(mnist_dir, tmp_path_factory):
     return db
 
 
+def changed_copy(db, path, sql):
+    """A copy of the sweep file ``db`` at ``path``, changed by the statement ``sql``."""
+    path.write_bytes(db.read_bytes())
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(sql)
+    conn.close()
+    return path
+
+
 def unchanged(path):
     return path.read_bytes(), path.stat().st_mtime_ns
 
@@ -550,12 +560,8 @@ def test_output_into_a_closed_pipe_ends_quietly(verb, small_db):
 def test_a_run_resuming_a_damaged_sweep_names_the_file(small_db, mnist_dir, tmp_path,
                                                        capsys):
     """It printed JSON's bare "Expecting property name enclosed in double quotes"."""
-    db = tmp_path / "damaged.db"
-    db.write_bytes(small_db.read_bytes())
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("UPDATE trials SET config = '{x' WHERE \"index\" = 0")
-    conn.close()
+    db = changed_copy(small_db, tmp_path / "damaged.db",
+                      "UPDATE trials SET config = '{x' WHERE \"index\" = 0")
     status, _, err = sweep(capsys, *run_args(db, mnist_dir, 6, "--prune", "halving"))
     assert status == 1 and err.startswith(f"fastnet sweep: error: {db}: a damaged sweep "
                                           f"file (a stored value is not JSON: "), err
@@ -572,12 +578,7 @@ def test_a_run_resuming_a_damaged_sweep_names_the_file(small_db, mnist_dir, tmp_
 ], ids=["no-spec", "spec-not-json", "spec-empty", "config-not-json"])
 def test_a_damaged_sweep_file_is_one_line_naming_it(verb, damage, message, small_db,
                                                      tmp_path, capsys):
-    db = tmp_path / "damaged.db"
-    db.write_bytes(small_db.read_bytes())
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute(damage)
-    conn.close()
+    db = changed_copy(small_db, tmp_path / "damaged.db", damage)
     extra = ["--out", str(tmp_path / "plots")] if verb == "plot" else []
     status, _, err = sweep(capsys, verb, "--db", db, *extra)
     assert status == 1 and err.startswith(f"fastnet sweep: error: {db}: {message}"), err
@@ -705,12 +706,8 @@ def test_show_prints_the_best_trials(small_db, capsys):
 
 def test_show_of_a_sweep_without_a_score_says_so(small_db, tmp_path, capsys):
     """Every trial diverged: a line, not a table header over nothing."""
-    db = tmp_path / "diverged.db"
-    db.write_bytes(small_db.read_bytes())
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("UPDATE trials SET status = 'diverged', val_acc_final = NULL")
-    conn.close()
+    db = changed_copy(small_db, tmp_path / "diverged.db",
+                      "UPDATE trials SET status = 'diverged', val_acc_final = NULL")
     status, out, _ = sweep(capsys, "show", "--db", db)
     assert status == 0 and out.splitlines() == [
         "6 of 6 trials recorded (6 diverged), 0 running or interrupted, 0 pending",
@@ -734,10 +731,7 @@ def test_show_counts_the_recorded_running_and_pending_trials(counts, total, line
 def test_show_of_a_sweep_in_progress(small_db, tmp_path, capsys):
     from fastnet.sweep import SweepStore
 
-    db = tmp_path / "partial.db"
-    db.write_bytes(small_db.read_bytes())
-    with sqlite3.connect(db) as conn:
-        conn.execute('DELETE FROM trials WHERE "index" >= 3')
+    db = changed_copy(small_db, tmp_path / "partial.db", 'DELETE FROM trials WHERE "index" >= 3')
     with SweepStore.open(db) as store:
         store.mark_running([3], "somewhere")
     status, out, _ = sweep(capsys, "show", "--db", db)
