@@ -301,13 +301,15 @@ def train(args):
               "the gradients, through Adam's moments, besides adamw's own decay "
               "(--decoupled-weight-decay, default 0.01): both apply", file=sys.stderr)
     _check_normalization(args)
+    backend = get_backend(args.backend)
+    # the net (a file to --load, sizes and --groups checked) before the data, which may
+    # take a download
+    network = (load_network(args.load, backend, args) if args.load
+               else new_network(backend, args))
     (x_train, t_train), (x_test, t_test), description = load_dataset(args.dataset,
                                                                     args.data_dir)
     x_train, t_train = _first(x_train, t_train, args.train_size, "--train-size", "training")
     x_test, t_test = _first(x_test, t_test, args.test_size, "--test-size", "test")
-    backend = get_backend(args.backend)
-    network = (load_network(args.load, backend, args) if args.load
-               else new_network(backend, args))
     norm = getattr(network, "normalization", None)  # the file's, with --load
     if norm in ("batch", "switchable") and min(args.batch_size, len(x_train)) < 2:
         raise CommandError(f"{norm} norm needs mini-batches of at least 2 images (one "

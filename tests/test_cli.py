@@ -215,6 +215,11 @@ def test_load_refuses_an_incompatible_net(mnist_dir, tmp_path, capsys):
     assert status == 1 and "is not a fastnet net: expected format 'fastnet-mlp/1'" in stderr
     status, _, stderr = train(capsys, mnist_dir, "--load", str(tmp_path / "missing.npz"))
     assert status == 1 and "cannot read" in stderr
+    # the file is read before the data: no dataset here, and the file's fault is said
+    no_data = tmp_path / "no-data"
+    no_data.mkdir()
+    status, _, stderr = train(capsys, no_data, "--load", str(other))
+    assert status == 1 and "is not a fastnet net: expected format 'fastnet-mlp/1'" in stderr
 
     with np.load(path) as saved:
         arrays = dict(saved)
