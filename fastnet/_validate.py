@@ -81,6 +81,22 @@ def fit_in(values, dtype, what):
     return arr
 
 
+def real_array(values, like, name):
+    """``values`` as an array of ``like``'s shape and dtype (a float dtype): TypeError
+    where they are not real numbers (complex, strings, objects), ValueError for another
+    shape or a value past the dtype's range (1e300 is inf in float32)."""
+    arr = real_values(values, name)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    same_shape(arr, like.shape, name)
+    try:
+        with np.errstate(over="raise"):
+            return np.asarray(arr, like.dtype)
+    except FloatingPointError:
+        raise ValueError(f"{name} has values beyond the range of {like.dtype} (largest "
+                         f"{np.finfo(like.dtype).max:.3g})") from None
+
+
 def same_shape(arr, shape, name):
     if arr.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")

@@ -37,6 +37,7 @@ from .arena import (
     RUNNING_NORMALIZATIONS,
     ArenaDict,
     NetLayout,
+    aligned_copy,
     aligned_empty,
     aligned_zeros,
 )
@@ -221,25 +222,39 @@ class _FusedNet:
         """Copy into the arenas whatever the user re-bound (an entry of ``params``, else
         the layer attribute it is bound to, such as ``layers['Affine1'].W``; a batch- or
         switchable-norm layer's running statistics), then bind everything to them
-        again."""
-        rebound = []
+        again.  The values are checked first (real numbers of the entry's shape that fit
+        the net's dtype: ValueError or TypeError naming the entry, nothing changed), and
+        copied into new arenas: an array the user kept (``saved = net.params['W1']``
+        before ``net.params['W1'] = ...``) keeps its values, as in the book's net."""
+        rebound = {}  # params key -> the array given, checked
         for key, layer, attr, view in self._owners:
-            if self.params[key] is not view:
-                rebound.append((self.params[key], view, f"params[{key!r}]"))
-            elif getattr(layer, attr) is not view:
-                rebound.append((getattr(layer, attr), view, f"the layer's {attr} ({key})"))
+            name = (f"params[{key!r}]" if self.params[key] is not view else
+                    f"the layer's {attr} ({key})" if getattr(layer, attr) is not view else None)
+            if name:
+                given = self.params[key] if self.params[key] is not view else getattr(layer, attr)
+                rebound[key] = _validate.real_array(given, view, name)
+        running = {}  # (layer, 0 mean or 1 var) -> the array given, checked (None: zeros)
         for bn, views in self._running_views.items():
             if bn.running_mean is None:  # the book's layer then starts both again from 0
                 bn.running_var = None
-            rebound += [(getattr(bn, name), view, name) for name, view
-                        in zip(("running_mean", "running_var"), views)
-                        if getattr(bn, name) is not view]
-        for given, view, name in rebound:
-            if given is None and name.startswith("running"):  # from zeros, as the book's
-                view[...] = 0
-                continue
-            view[...] = _validate.same_shape(np.asarray(given), view.shape, name)
+            for i, (name, view) in enumerate(zip(("running_mean", "running_var"), views)):
+                given = getattr(bn, name)
+                if given is not view:
+                    running[bn, i] = (None if given is None
+                                      else _validate.real_array(given, view, name))
         if rebound:
+            self._arena = aligned_copy(self._arena)
+            self.params = self._net_layout.params(self._arena)
+            self._bound = self.params.views
+            for key, value in rebound.items():
+                self._bound[key][...] = value
+        if running:
+            self._running = aligned_copy(self._running)
+            self._running_views = dict(zip(self._running_layers,
+                                           self._net_layout.running(self._running)))
+            for (bn, i), value in running.items():
+                self._running_views[bn][i][...] = 0 if value is None else value
+        if rebound or running:
             self._bind_params()
 
     def _forward(self, x, train_flg):

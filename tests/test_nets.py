@@ -708,11 +708,46 @@ def test_train_step_takes_the_rows_gradient_takes():
         assert_array_equal(as_bytes.params[key], as_floats.params[key], err_msg=key)
 
 
-def test_rebound_param_of_the_wrong_shape_is_refused():
-    net = make_net(fast_nets, NET_CASES[0])
-    net.params["W1"] = np.zeros((2, 2))
-    with pytest.raises(ValueError, match=r"params\['W1'\] must have shape \(6, 5\)"):
-        net.train_step(*batch(0), fast_optimizers.SGD())
+@pytest.mark.parametrize("given, error, message", [
+    (np.zeros((2, 2)), ValueError, r"params\['W1'\] must have shape \(6, 5\), got \(2, 2\)"),
+    # taken with only a warning, as inf, as the real part, as parsed text
+    (np.full((6, 5), 1e300), ValueError,
+     r"params\['W1'\] has values beyond the range of float32 \(largest 3.4e\+38\)"),
+    (np.ones((6, 5)) * 1j, TypeError, r"params\['W1'\] must hold real numbers, got dtype complex128"),
+    (np.full((6, 5), "0.5"), TypeError, r"params\['W1'\] must hold real numbers, got dtype <U3"),
+], ids=["shape", "overflow", "complex", "text"])
+def test_a_rebound_param_that_the_net_cannot_hold_is_refused(given, error, message):
+    net = make_net(fast_nets, NET_CASES[0], np.float32)
+    before = {key: value.copy() for key, value in net.params.items()}
+    net.params["W1"] = given
+    with pytest.raises(error, match=f"^{message}$"):
+        net.train_step(*batch(0, dtype=np.float32), fast_optimizers.SGD())
+    net.params["W1"] = before["W1"]
+    for key, value in net.params.items():  # nothing written
+        assert_array_equal(value, before[key], err_msg=key)
+
+
+def test_rebinding_a_param_leaves_the_arrays_a_user_kept_as_they_were():
+    """As in the book's net: ``saved = net.params['W1']`` keeps its values after
+    ``net.params['W1'] = other`` (the new values were copied into the memory ``saved``
+    shared, so putting it back restored ``other``); so do kept running statistics."""
+    case = next(c for c in NET_CASES if c.kwargs.get("use_batchnorm"))
+    net = make_net(fast_nets, case, seed=3)
+    x, t = batch(0)
+    net.train_step(x, t, fast_optimizers.SGD(0.1))
+    bn = next(layer for key, layer in net.layers.items() if key.startswith("BatchNorm"))
+    saved, saved_mean = net.params["W1"], bn.running_mean
+    kept, kept_mean = saved.copy(), saved_mean.copy()
+    net.params["W1"], bn.running_mean = np.zeros_like(saved), np.ones_like(saved_mean)
+    net.predict(x)
+    assert_array_equal(saved, kept)
+    assert_array_equal(saved_mean, kept_mean)
+    assert not net.params["W1"].any() and (bn.running_mean == 1).all()
+    assert not net.layers["Affine1"].W.any()
+    net.params["W1"], bn.running_mean = saved, saved_mean  # put back: the values kept
+    net.predict(x)
+    assert_array_equal(net.params["W1"], kept)
+    assert_array_equal(bn.running_mean, kept_mean)
 
 
 # ------------------------------------------------------------------ trainer and seeds
