@@ -282,7 +282,13 @@ def _sizes(text):
 
 
 def _init(text):
-    return text.lower() if text.lower() in INIT_NAMES else _positive(text)
+    if text.lower() in INIT_NAMES:
+        return text.lower()
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be {', '.join(INIT_NAMES)} or a std > 0, "
+                                         f"got {text!r}") from None
 
 
 # --- fastnet train
