@@ -763,10 +763,24 @@ class Space:
                     for name, spec in d.items()})
 
 
+# Constants spelled two ways that train the same nets: parameter -> {value: the other}
+_SAME_AS = {"weight_init_std": {"he": "relu", "xavier": "sigmoid"}}
+
+
 def without_defaults(space_json):
-    """``space_json`` (``Space.to_json``'s) without the constants given at their
-    parameter's default (``mini_batch_size: 100``), which make the same configurations
-    as leaving them out: ``Space.complete`` fills in that default."""
+    """``space_json`` (``Space.to_json``'s) in one spelling of the trials it trains:
+    ``use_batchnorm: true`` as ``normalization: 'batch'`` (the book's spelling of it),
+    ``weight_init_std`` 'he' and 'xavier' as 'relu' and 'sigmoid' (the same std), and
+    without the constants given at their parameter's default (``mini_batch_size:
+    100``), which make the same configurations as leaving them out:
+    ``Space.complete`` fills in that default."""
+    space_json = dict(space_json)
+    if space_json.get("use_batchnorm") is True and "normalization" not in space_json:
+        del space_json["use_batchnorm"]
+        space_json["normalization"] = "batch"
+    for name, same in _SAME_AS.items():
+        if isinstance(space_json.get(name), str):
+            space_json[name] = same.get(space_json[name], space_json[name])
     return {name: value for name, value in space_json.items()
             if isinstance(value, dict) or name not in PARAMETERS
             or value != PARAMETERS[name].default}

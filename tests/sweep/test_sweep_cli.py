@@ -310,7 +310,8 @@ def test_a_train_eval_of_every_training_image_resumes_a_sweep_begun_without(
     assert unchanged(small_db)[0] == before[0]
 
 
-@pytest.mark.parametrize("default", ["activation=relu", "weight_decay=0", "dropout=false"])
+@pytest.mark.parametrize("default", ["activation=relu", "weight_decay=0", "dropout=false",
+                                     "weight_init_std=he"])
 def test_a_parameter_given_at_its_default_or_left_out_is_the_same_sweep(
         default, small_db, mnist_dir, tmp_path, capsys):
     """Either spelling resumes the other's sweep (a resume was refused as 'stored absent,
@@ -328,6 +329,26 @@ def test_a_parameter_given_at_its_default_or_left_out_is_the_same_sweep(
     assert unchanged(db)[0] == before
     status, _, err = sweep(capsys, *args, "--param", "activation=tanh")
     assert status == 1 and "at key 'space.activation': stored absent, given \"tanh\"" in err
+
+
+@pytest.mark.parametrize("first, second, other", [
+    ("batchnorm=true", "normalization=batch", "normalization=layer"),
+    ("weight_init_std=xavier", "weight_init_std=sigmoid", "weight_init_std=0.01"),
+])
+def test_two_spellings_of_one_constant_are_the_same_sweep(first, second, other, mnist_dir,
+                                                          tmp_path, capsys):
+    """Either spelling resumes the other's sweep, unchanged (the book's use_batchnorm
+    and normalization='batch', 'xavier' and 'sigmoid' train the same nets; a resume was
+    refused as 'stored absent, given "batch"'); another value is still refused."""
+    for begun, resumed in ((first, second), (second, first)):
+        db = tmp_path / f"{begun}.db"
+        assert sweep(capsys, *run_args(db, mnist_dir, 2, "--param", begun))[0] == 0
+        before = unchanged(db)[0]
+        status, out, err = sweep(capsys, *run_args(db, mnist_dir, 2, "--param", resumed))
+        assert status == 0 and out.startswith("2 trials in "), err
+        assert unchanged(db)[0] == before
+        status, _, err = sweep(capsys, *run_args(db, mnist_dir, 2, "--param", other))
+        assert status == 1 and "the spec differs from the sweep's at key 'space." in err
 
 
 def test_a_sweep_begun_with_train_eval_of_every_image_resumes_with_or_without_it(
