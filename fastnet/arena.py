@@ -18,7 +18,7 @@ import operator
 
 import numpy as np
 
-from . import config
+from . import _validate, config
 from ._book import NORMALIZATIONS
 from .kernels import network
 
@@ -161,7 +161,8 @@ class NetLayout:
 
     One layout serves one net (arenas of shape ``(size,)``) or a population of K nets of
     the architecture (``(K, size)``: member k's arena is row k); ``params(arena)`` and
-    ``running(arena)`` name the views of either.  ``normalization`` is one of
+    ``running(arena)`` name the views of one net's arena (a population's row).  Sizes
+    are positive integers (ValueError otherwise).  ``normalization`` is one of
     ``fastnet._book.NORMALIZATIONS`` or None (``use_batchnorm=True`` is
     ``'batch'``); ``groups`` is instance norm's number of channels per hidden layer.
     """
@@ -175,7 +176,10 @@ class NetLayout:
         if normalization is not None and normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be None or one of {NORMALIZATIONS}, "
                              f"got {normalization!r}")
-        widths = list(hidden_size_list)
+        input_size = _validate.positive_int(input_size, "input_size", none=False)
+        output_size = _validate.positive_int(output_size, "output_size", none=False)
+        widths = [_validate.positive_int(width, "hidden size", none=False)
+                  for width in hidden_size_list]
         self.hidden_size_list = widths
         self.normalization, self.groups = normalization, groups
         self.use_batchnorm, self.use_dropout = normalization == "batch", bool(use_dropout)

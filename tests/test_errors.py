@@ -10,6 +10,7 @@ from cases import LAYERS, assert_traces_close, layer_trace, make_inputs
 from fastnet import layers as L
 from fastnet import nets as N
 from fastnet import optimizers as O
+from fastnet.arena import NetLayout
 from fastnet.io import save_net
 from fastnet.reference import layers as reference_layers
 from fastnet.schedules import StepDecay
@@ -385,6 +386,13 @@ BAD_INPUTS = [
      "hidden size must be a positive integer, got 0"),
     ("net-input-size", lambda: N.MultiLayerNet(2.5, [4], 3), ValueError,
      "input_size must be a positive integer, got 2.5"),
+    # the arena's layout on its own: a size of -1 with negative offsets, 4.5 taken as 4
+    ("layout-input-size", lambda: NetLayout(-4, [3], 2), ValueError,
+     "input_size must be a positive integer, got -4"),
+    ("layout-fractional-size", lambda: NetLayout(4.5, [3], 2), ValueError,
+     "input_size must be a positive integer, got 4.5"),
+    ("layout-hidden-size", lambda: NetLayout(4, [3, 0], 2), ValueError,
+     "hidden size must be a positive integer, got 0"),
     ("net-weight-decay", lambda: N.MultiLayerNet(3, [4], 3, weight_decay_lambda=-1), ValueError,
      "weight_decay_lambda must be >= 0, got -1.0"),
     ("net-weight-decay-set-later",
