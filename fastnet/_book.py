@@ -443,6 +443,14 @@ class LayerNet:
     def weight_decay_lambda(self, value):
         self._weight_decay_lambda = _validate.real_scalar(value, "weight_decay_lambda", 0)
 
+    def __setstate__(self, state):
+        """A pickle's state; one written before ``weight_decay_lambda`` was a property
+        holds it under that name."""
+        state = dict(state)
+        if "weight_decay_lambda" in state:
+            state["_weight_decay_lambda"] = state.pop("weight_decay_lambda")
+        self.__dict__.update(state)
+
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                  weight_init_std="relu", weight_decay_lambda=0, *, dtype=np.float32,
                  seed=None, rng=None):

@@ -25,8 +25,11 @@ two kernel calls:
   formed before, its gradients of v and g after; its ``numerical_gradient()`` runs the
   layers, in the net's dtype);
 * an array the user re-binds (``net.params['W1'] = loaded``, or a batch- or
-  switchable-norm layer's ``running_mean``) is copied into the arenas before the next
-  forward pass or step, where the book's layers would keep using the old one.
+  switchable-norm layer's ``running_mean``) is checked and copied into the arenas
+  before the next forward pass or step, where the book's layers would keep using the
+  old one; ``net.params`` and its arrays stay the net's, so an array taken from it
+  before (``saved = net.params['W1']``, a view of the arena) shows the values copied
+  in, where the book's would keep the old ones: keep a ``.copy()``.
 """
 from collections import OrderedDict
 
@@ -37,7 +40,6 @@ from .arena import (
     RUNNING_NORMALIZATIONS,
     ArenaDict,
     NetLayout,
-    aligned_copy,
     aligned_empty,
     aligned_zeros,
 )
@@ -95,7 +97,10 @@ class _FusedNet:
         """The book's ordered dict of the net's layers, fixed once built (``TypeError``
         for a change to it, or for another dict in its place: the compiled passes run
         the net as built)."""
-        return self.__dict__["_layers"]
+        try:
+            return self.__dict__["_layers"]
+        except KeyError:
+            raise AttributeError("layers") from None
 
     @layers.setter
     def layers(self, value):
@@ -191,7 +196,10 @@ class _FusedNet:
         construction from the copied parameters and running statistics: the copied
         ``params`` arrays and layers no longer share the copied arenas' memory, and
         binding them again would train one set of arrays and report another."""
-        self.__dict__.update(state)
+        state = dict(state)
+        if "layers" in state:  # pickled by a fastnet before layers was a property
+            state["_layers"] = state.pop("layers")
+        super().__setstate__(state)
         running = [(bn, bn.running_mean, bn.running_var) for bn in self._running_layers]
         self._build_arenas()
         for bn, mean, var in running:
@@ -223,38 +231,30 @@ class _FusedNet:
         the layer attribute it is bound to, such as ``layers['Affine1'].W``; a batch- or
         switchable-norm layer's running statistics), then bind everything to them
         again.  The values are checked first (real numbers of the entry's shape that fit
-        the net's dtype: ValueError or TypeError naming the entry, nothing changed), and
-        copied into new arenas: an array the user kept (``saved = net.params['W1']``
-        before ``net.params['W1'] = ...``) keeps its values, as in the book's net."""
-        rebound = {}  # params key -> the array given, checked
+        the net's dtype: ValueError or TypeError naming the entry, nothing changed).
+        They are copied into the arenas in place, so that every other array and dict a
+        user holds (``params = net.params``) stays the net's; unlike the book's net, an
+        array taken from ``params`` before (``saved = net.params['W1']``) is a view of
+        the arena and shows the values copied in: keep a ``.copy()``."""
+        rebound = []  # (the view, the array given, checked; None: zeros)
         for key, layer, attr, view in self._owners:
-            name = (f"params[{key!r}]" if self.params[key] is not view else
-                    f"the layer's {attr} ({key})" if getattr(layer, attr) is not view else None)
-            if name:
-                given = self.params[key] if self.params[key] is not view else getattr(layer, attr)
-                rebound[key] = _validate.real_array(given, view, name)
-        running = {}  # (layer, 0 mean or 1 var) -> the array given, checked (None: zeros)
+            if self.params[key] is not view:
+                rebound.append((view, _validate.real_array(self.params[key], view,
+                                                           f"params[{key!r}]")))
+            elif getattr(layer, attr) is not view:
+                rebound.append((view, _validate.real_array(
+                    getattr(layer, attr), view, f"the layer's {attr} ({key})")))
         for bn, views in self._running_views.items():
             if bn.running_mean is None:  # the book's layer then starts both again from 0
                 bn.running_var = None
-            for i, (name, view) in enumerate(zip(("running_mean", "running_var"), views)):
+            for name, view in zip(("running_mean", "running_var"), views):
                 given = getattr(bn, name)
                 if given is not view:
-                    running[bn, i] = (None if given is None
-                                      else _validate.real_array(given, view, name))
+                    rebound.append((view, None if given is None
+                                    else _validate.real_array(given, view, name)))
+        for view, value in rebound:
+            view[...] = 0 if value is None else value
         if rebound:
-            self._arena = aligned_copy(self._arena)
-            self.params = self._net_layout.params(self._arena)
-            self._bound = self.params.views
-            for key, value in rebound.items():
-                self._bound[key][...] = value
-        if running:
-            self._running = aligned_copy(self._running)
-            self._running_views = dict(zip(self._running_layers,
-                                           self._net_layout.running(self._running)))
-            for (bn, i), value in running.items():
-                self._running_views[bn][i][...] = 0 if value is None else value
-        if rebound or running:
             self._bind_params()
 
     def _forward(self, x, train_flg):

@@ -290,12 +290,13 @@ def _given_names(cls):
 
 def _one_arena(params, grads):
     """Whether ``params`` and ``grads`` are intact arena dicts of one layout over
-    arenas that ``update_flat`` takes (``_check_arenas``)."""
+    arenas that ``update_flat`` takes (``_check_arenas``; an ``ArenaDict``'s views lie
+    within its arena, or it could not have been made)."""
     if not (isinstance(params, ArenaDict) and isinstance(grads, ArenaDict)
             and params.layout is grads.layout and params.intact() and grads.intact()):
         return False
     try:
-        _check_arenas(params.arena, grads.arena, params.layout, 0)
+        _check_arenas(params.arena, grads.arena, {}, 0)
     except (TypeError, ValueError):  # the per-key update takes them
         return False
     return True

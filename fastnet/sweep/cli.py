@@ -290,7 +290,8 @@ FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "train_size", "train_eval", "validation", "min_epochs", "reduction_factor",
     "bracket_size", "rounds", "seed", "trials", "workers", "threads_per_worker",
     "executor", "scheduler")}
-_KEYWORD = re.compile(r"\b([a-z_]+)=('[^']*'|[^\s,;:)]+)")
+# a keyword starts the message or follows a space or "(" (not a path's "/trials=5/")
+_KEYWORD = re.compile(r"(?<![^\s(])([a-z_]+)=('[^']*'|[^\s,;:)]+)")
 
 
 def _flag_names(err):

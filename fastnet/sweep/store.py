@@ -167,13 +167,16 @@ def _result(row):
     return TrialResult(*(_from_sql(name, value) for name, value in zip(_FIELDS, row)))
 
 
+_SQLITE_MAX = 2**63 - 1  # SQLite's largest integer
+
+
 def _index(value, name):
     """An int >= 0 for a query (a trial index, a bound or a count)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r}")
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
+    return min(int(value), _SQLITE_MAX)  # as far as SQLite counts: no trial lies past it
 
 
 def _where(condition, start, end, args=()):

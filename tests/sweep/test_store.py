@@ -344,6 +344,10 @@ def test_results_read_a_range_of_indices_and_a_limit(store):
     assert as_json(store.results(start=3, end=7)) == as_json(everything[3:7])
     assert store.results(start=7, end=10) == [everything[7], everything[8]]  # 8 running
     assert store.results(end=0) == [] and store.results(start=100) == []
+    # past SQLite's integers (OverflowError): no trial lies there
+    assert as_json(store.results(end=2**70, limit=2**64)) == as_json(everything)
+    assert store.results(start=2**64) == [] and len(store.top(2**70)) == 7  # NaN left out
+    assert store.count(end=2**80) == store.count()
     assert as_json(store.results("done", start=1, limit=2)) == as_json(everything[4:7:2])
     assert [(r.index, r.status) for r in store.results("running", end=np.int64(9))] == [
         (8, "running")]

@@ -823,6 +823,16 @@ def test_a_run_offline_with_only_the_parsed_cache_of_mnist(tmp_path, capsys):
     assert "1 trials" in out and "FALLBACK" not in err
 
 
+def test_a_path_that_spells_a_keyword_is_left_as_it_is(tmp_path, capsys):
+    """Only the library's keywords become flags ('/trials=5/s.db' read
+    '/--trials 5/s.db')."""
+    folder = tmp_path / "trials=5"
+    folder.mkdir()
+    (folder / "s.db").write_text("x")
+    status, _, err = sweep(capsys, "run", "--db", folder / "s.db", "--param", "lr=0.1")
+    assert status == 1 and err.startswith(f"fastnet sweep: error: {folder / 's.db'}: "), err
+
+
 def test_fastnet_debug_shows_the_library_frames_of_a_sweep_error(tmp_path, monkeypatch,
                                                                   capsys):
     """The command's one line keeps the library's error as its cause, which
