@@ -53,7 +53,7 @@ INFERENCE_CHUNK = 2048  # rows per inference pass: a workspace of 2 x 2048 x wid
 NUMERICAL_H = 1e-4  # the book's step of central differences
 
 
-FIXED_LAYERS = ("a fastnet net's layers are fixed when it is built: its compiled passes "
+_FIXED_LAYERS = ("a fastnet net's layers are fixed when it is built: its compiled passes "
                 "would not run a replaced, added or removed layer.  Build the net with "
                 "other arguments (activation=, use_batchnorm=...), or subclass it and "
                 "override predict, loss and gradient")
@@ -69,7 +69,7 @@ class _FixedLayers(OrderedDict):
             OrderedDict.__setitem__(self, key, layer)
 
     def _refuse(self, *args, **kwargs):
-        raise TypeError(FIXED_LAYERS)
+        raise TypeError(_FIXED_LAYERS)
 
     __setitem__ = __delitem__ = __ior__ = pop = popitem = clear = update = _refuse
     setdefault = move_to_end = _refuse
@@ -105,7 +105,7 @@ class _FusedNet:
     @layers.setter
     def layers(self, value):
         if "_layers" in self.__dict__:  # built: a saved net would not be what ran
-            raise TypeError(FIXED_LAYERS)
+            raise TypeError(_FIXED_LAYERS)
         self.__dict__["_layers"] = value  # the book's constructor, filling it
 
     @property
