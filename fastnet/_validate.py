@@ -41,13 +41,20 @@ def float_array(x, name, dtype=None, min_ndim=1):
     # Not ``np.ascontiguousarray``: it turns a 0-d array into shape (1,).
     if dtype is None or arr.dtype == dtype:  # no conversion: nothing can overflow
         return np.asarray(arr, order="C")
-    try:  # (np.errstate costs a microsecond: only where a conversion runs)
+    # (np.errstate costs a microsecond: only where a conversion runs)
+    return _converted(arr, dtype, name, "; scale it, or use a float64 net")
+
+
+def _converted(arr, dtype, name, advice=""):
+    """``arr`` as a C-contiguous array of ``dtype``; ValueError naming ``name`` where a
+    finite value does not fit it (float64 values past float32's range: not silently
+    inf)."""
+    try:
         with np.errstate(over="raise"):
             return np.asarray(arr, dtype=dtype, order="C")
-    except FloatingPointError:  # float64 values past float32's range: not silently inf
+    except FloatingPointError:
         raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype)} (largest "
-                         f"{np.finfo(dtype).max:.3g}); scale it, or use a float64 "
-                         f"net") from None
+                         f"{np.finfo(dtype).max:.3g}){advice}") from None
 
 
 def real_values(x, name):
@@ -89,12 +96,7 @@ def real_array(values, like, name):
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     same_shape(arr, like.shape, name)
-    try:
-        with np.errstate(over="raise"):
-            return np.asarray(arr, like.dtype)
-    except FloatingPointError:
-        raise ValueError(f"{name} has values beyond the range of {like.dtype} (largest "
-                         f"{np.finfo(like.dtype).max:.3g})") from None
+    return _converted(arr, like.dtype, name)
 
 
 def same_shape(arr, shape, name):

@@ -319,9 +319,13 @@ _pool, _pool_size = None, 0
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_unlock_in_child)
 
-if os.environ.get("FASTNET_NUM_THREADS"):
+if _setting := os.environ.get("FASTNET_NUM_THREADS"):  # said at import: name the variable
     try:
-        set_num_threads(int(os.environ["FASTNET_NUM_THREADS"]))
-    except ValueError as err:  # said at import: name the variable
-        raise ValueError(f"FASTNET_NUM_THREADS={os.environ['FASTNET_NUM_THREADS']!r}: "
-                         f"{'not an integer' if 'int()' in str(err) else str(err).removeprefix('n ')}") from None
+        _count = int(_setting)
+    except ValueError:
+        raise ValueError(f"FASTNET_NUM_THREADS={_setting!r}: not an integer") from None
+    try:
+        set_num_threads(_count)
+    except ValueError as err:
+        raise ValueError(f"FASTNET_NUM_THREADS={_setting!r}: "
+                         f"{str(err).removeprefix('n ')}") from None

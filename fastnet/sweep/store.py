@@ -473,10 +473,9 @@ class SweepStore:
     def history(self, end) -> list[tuple]:
         """``(index, config, score)`` of each terminal trial below ``end``, ordered by
         index: what a sampler reads (``fastnet.sweep.samplers``), without the curves."""
-        rows = self._conn.execute(
-            'SELECT "index", config, status, val_acc_final FROM trials '
-            "WHERE status != 'running' AND \"index\" < ? ORDER BY \"index\"",
-            (_index(end, "end"),))
+        where, args = _where("status != 'running'", 0, end)
+        rows = self._conn.execute('SELECT "index", config, status, val_acc_final FROM '
+                                  f'trials WHERE {where} ORDER BY "index"', args)
         return [(index, json.loads(config), _from_sql("val_acc_final", score)
                  if status in SCORED else None) for index, config, status, score in rows]
 
